@@ -1,0 +1,500 @@
+"""A collection: incremental ingest, access lists, and access-filtered hybrid search."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from keizoku.errors import KeizokuWarning, NotFoundError, UserInputError
+from keizoku.rag.access import Identity, normalize_acl
+from keizoku.rag.chunk import ChunkConfig, chunk_document
+from keizoku.rag.embed import Embedder, get_embedder, resolve_model_name
+from keizoku.rag.index import DenseIndex, FusionConfig, LexicalIndex, fuse, top_k
+from keizoku.rag.parse import SUFFIXES, ParsedDoc, parse_file
+from keizoku.rag.store import collection_dir, connect, prune_generations
+from keizoku.rag.text import tokenize
+
+__all__ = [
+    "DocInput",
+    "Hit",
+    "IngestReport",
+    "DEFAULT_FUSION",
+    "file_inputs",
+    "ingest",
+    "search",
+    "set_acl",
+    "list_docs",
+]
+
+# Default retrieval, chosen on a held-out split (see docs/rag.md, "How the defaults were chosen").
+DEFAULT_FUSION = FusionConfig(alpha=0.5, neighbour=0.0, mode="hybrid")
+
+
+@dataclass
+class DocInput:
+    """One document to ingest: its key, content hash, a lazy parser, and non-content ACL."""
+
+    source: str
+    sha256: str
+    parse: Callable[[], ParsedDoc]
+    extra_acl: tuple[str, ...] = ()
+
+
+@dataclass
+class IngestReport:
+    collection: str
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    acl_changed: list[str] = field(default_factory=list)
+    chunks_embedded: int = 0
+    chunks_total: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class Hit:
+    rank: int
+    score: float
+    chunk_id: int
+    source: str
+    title: str
+    heading_path: tuple[str, ...]
+    position: int
+    text: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "rank": self.rank, "score": round(self.score, 6), "chunk_id": self.chunk_id,
+            "source": self.source, "title": self.title, "heading_path": list(self.heading_path),
+            "position": self.position, "text": self.text,
+        }  # fmt: skip
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _walk(root: Path) -> Iterable[Path]:
+    if root.is_file():
+        yield root
+        return
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).parts
+        if path.is_file() and path.suffix.lower() in SUFFIXES and not any(
+            p.startswith(".") for p in rel
+        ):
+            yield path
+
+
+def file_inputs(paths: Sequence[str | Path], allow: Sequence[str] = ()) -> tuple[
+    list[DocInput], list[str]
+]:  # fmt: skip
+    """DocInputs for files under ``paths`` and the scopes (folders/files) they cover."""
+    extra = normalize_acl(allow)
+    inputs: list[DocInput] = []
+    scopes: list[str] = []
+    from keizoku.rag.parse import read_sidecar_acl
+
+    for raw in paths:
+        root = Path(raw).expanduser().resolve()
+        if not root.exists():
+            raise UserInputError(
+                f"Path {raw} does not exist. Pass files or folders of .md, .txt, .html, .pdf, "
+                ".docx documents."
+            )
+        if root.is_file() and root.suffix.lower() not in SUFFIXES:
+            raise UserInputError(
+                f"File {raw} has suffix {root.suffix!r}, which keizoku cannot read. "
+                f"Supported: {', '.join(sorted(SUFFIXES))}."
+            )
+        scopes.append(str(root))
+        for path in _walk(root):
+            acl = normalize_acl((*extra, *read_sidecar_acl(path)))
+            inputs.append(DocInput(str(path), _sha256(path), lambda p=path: parse_file(p), acl))
+    return inputs, scopes
+
+
+def _in_scope(source: str, scopes: Sequence[str] | None) -> bool:
+    if scopes is None:
+        return False
+    return any(source == s or source.startswith(s.rstrip("/") + "/") for s in scopes)
+
+
+def _effective_acl(content: str, ingest_: str, override: str | None) -> tuple[str, ...]:
+    if override is not None:
+        return tuple(json.loads(override))
+    return normalize_acl((*json.loads(content), *json.loads(ingest_)))
+
+
+def _write_acl(conn: sqlite3.Connection, doc_id: int, acl: Iterable[str]) -> bool:
+    old = {r[0] for r in conn.execute("SELECT principal FROM acl WHERE doc_id=?", (doc_id,))}
+    new = set(acl)
+    if old == new:
+        return False
+    conn.execute("DELETE FROM acl WHERE doc_id=?", (doc_id,))
+    conn.executemany("INSERT INTO acl VALUES (?, ?)", [(doc_id, p) for p in sorted(new)])
+    return True
+
+
+def _embed_text(title: str, headings: Sequence[str], text: str) -> str:
+    head = " > ".join(h for h in (title, *headings) if h)
+    return f"{head}: {text}" if head else text
+
+
+@dataclass
+class _Generation:
+    gen: int
+    rows: np.ndarray  # chunk id per row
+    row_docs: np.ndarray  # doc id per row
+    prev_row: np.ndarray  # row of the previous chunk of the same doc, -1 if none
+    next_row: np.ndarray
+    lexical: LexicalIndex
+    dense: DenseIndex
+
+
+_GEN_CACHE: dict[tuple[str, int], _Generation] = {}
+_GEN_LOCK = threading.Lock()
+
+
+def _load_generation(name: str, gen: int) -> _Generation:
+    key = (str(collection_dir(name)), gen)
+    with _GEN_LOCK:
+        if key in _GEN_CACHE:
+            return _GEN_CACHE[key]
+    folder = collection_dir(name) / f"gen-{gen}"
+    with np.load(folder / "rows.npz") as z:
+        arrays = {k: z[k] for k in ("rows", "row_docs", "prev_row", "next_row")}
+    loaded = _Generation(gen, lexical=LexicalIndex.load(folder), dense=DenseIndex.load(folder),
+                         **arrays)  # fmt: skip
+    with _GEN_LOCK:
+        for old in [k for k in _GEN_CACHE if k[0] == key[0]]:
+            del _GEN_CACHE[old]
+        _GEN_CACHE[key] = loaded
+    return loaded
+
+
+def _meta(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+
+def _build_generation(
+    conn: sqlite3.Connection, name: str, embedder: Embedder, new_gen: int, new_vecs: dict[int, np.ndarray]
+) -> int:  # fmt: skip
+    from keizoku.rag.index import _save_npz
+
+    rows = conn.execute(
+        "SELECT c.id, c.doc_id, c.tokens FROM chunks c ORDER BY c.doc_id, c.position"
+    ).fetchall()
+    ids = np.asarray([r[0] for r in rows], dtype=np.int64)
+    docs = np.asarray([r[1] for r in rows], dtype=np.int64)
+    same_prev = np.r_[False, docs[1:] == docs[:-1]] if len(docs) else np.zeros(0, bool)
+    same_next = np.r_[docs[:-1] == docs[1:], False] if len(docs) else np.zeros(0, bool)
+    arange = np.arange(len(ids))
+    prev_row = np.where(same_prev, arange - 1, -1).astype(np.int64)
+    next_row = np.where(same_next, arange + 1, -1).astype(np.int64)
+
+    vectors = np.zeros((len(ids), embedder.dim), dtype=np.float32)
+    old_gen = _meta(conn, "generation")
+    old_pos: dict[int, int] = {}
+    old: _Generation | None = None
+    if old_gen is not None:
+        old = _load_generation(name, int(old_gen))
+        old_pos = {int(c): i for i, c in enumerate(old.rows)}
+    for i, cid in enumerate(ids.tolist()):
+        if cid in new_vecs:
+            vectors[i] = new_vecs[cid]
+        elif old is not None and cid in old_pos:
+            vectors[i] = old.dense.vectors[old_pos[cid]]
+        else:
+            raise UserInputError(
+                f"Chunk {cid} of collection {name!r} has no embedding. Rebuild the collection "
+                f"with 'keizoku rag ingest PATH --collection {name} --rebuild'."
+            )
+    folder = collection_dir(name) / f"gen-{new_gen}"
+    folder.mkdir(parents=True, exist_ok=True)
+    _save_npz(folder / "rows.npz", rows=ids, row_docs=docs, prev_row=prev_row, next_row=next_row)
+    LexicalIndex.build([r[2].split() for r in rows]).save(folder)
+    DenseIndex.build(vectors).save(folder)
+    return len(ids)
+
+
+def ingest(
+    name: str,
+    inputs: Sequence[DocInput],
+    scopes: Sequence[str] | None = None,
+    chunking: ChunkConfig | None = None,
+    model: str | None = None,
+    rebuild: bool = False,
+) -> IngestReport:
+    """Add, update and remove documents; unchanged content (same sha256) is not re-embedded.
+
+    Documents already in the collection whose source lies under one of ``scopes`` but
+    is not among ``inputs`` are removed (from the database and from every index).
+    """
+    start = time.perf_counter()
+    report = IngestReport(name)
+    conn = connect(name, create=True)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        stored_model = _meta(conn, "model")
+        model_name = stored_model or resolve_model_name(model)
+        if model and stored_model and resolve_model_name(model) != stored_model:
+            raise UserInputError(
+                f"Collection {name!r} was embedded with {stored_model!r}, not {model!r}. "
+                "Ingest into a new collection to change the embedding model."
+            )
+        embedder = get_embedder(model_name)
+        existing = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                "SELECT source, id, sha256, content_acl, acl_override FROM docs"
+            )
+        }
+        seen: set[str] = set()
+        pending: list[tuple[int, str]] = []
+        for inp in inputs:
+            if inp.source in seen:
+                continue
+            seen.add(inp.source)
+            row = existing.get(inp.source)
+            ingest_acl = json.dumps(list(inp.extra_acl))
+            if row is not None and row[1] == inp.sha256 and not rebuild:
+                doc_id, content_acl, override = row[0], row[2], row[3]
+                conn.execute("UPDATE docs SET ingest_acl=? WHERE id=?", (ingest_acl, doc_id))
+                if _write_acl(conn, doc_id, _effective_acl(content_acl, ingest_acl, override)):
+                    report.acl_changed.append(inp.source)
+                report.unchanged.append(inp.source)
+                continue
+            parsed = inp.parse()
+            content_acl = json.dumps(list(parsed.acl))
+            if row is None:
+                cur = conn.execute(
+                    "INSERT INTO docs (source, title, kind, sha256, content_acl, ingest_acl, "
+                    "ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (inp.source, parsed.title, parsed.kind, inp.sha256, content_acl, ingest_acl,
+                     _now()),
+                )  # fmt: skip
+                doc_id, override = int(cur.lastrowid or 0), None
+                report.added.append(inp.source)
+            else:
+                doc_id, override = row[0], row[3]
+                conn.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
+                conn.execute(
+                    "UPDATE docs SET title=?, kind=?, sha256=?, content_acl=?, ingest_acl=?, "
+                    "ingested_at=? WHERE id=?",
+                    (parsed.title, parsed.kind, inp.sha256, content_acl, ingest_acl, _now(),
+                     doc_id),
+                )  # fmt: skip
+                report.updated.append(inp.source)
+            acl = _effective_acl(content_acl, ingest_acl, override)
+            if not acl:
+                warnings.warn(
+                    f"Document {inp.source} has no access list, so nobody can see it. Add "
+                    "--allow group:NAME, a sidecar .acl file or 'allow:' front matter.",
+                    KeizokuWarning,
+                    stacklevel=2,
+                )
+            _write_acl(conn, doc_id, acl)
+            for ch in chunk_document(parsed, chunking):
+                tokens = tokenize(" ".join((parsed.title, *ch.heading_path, ch.text)))
+                cur = conn.execute(
+                    "INSERT INTO chunks (doc_id, position, heading_path, text, tokens) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (doc_id, ch.position, json.dumps(list(ch.heading_path)), ch.text,
+                     " ".join(tokens)),
+                )  # fmt: skip
+                pending.append(
+                    (int(cur.lastrowid or 0), _embed_text(parsed.title, ch.heading_path, ch.text))
+                )
+        for source, row in existing.items():
+            if source not in seen and _in_scope(source, scopes):
+                conn.execute("DELETE FROM docs WHERE id=?", (row[0],))
+                report.removed.append(source)
+        changed = report.added or report.updated or report.removed
+        gen = _meta(conn, "generation")
+        if changed or gen is None:
+            vecs = embedder.encode([t for _, t in pending])
+            new_vecs = {cid: vecs[i] for i, (cid, _) in enumerate(pending)}
+            new_gen = 0 if gen is None else int(gen) + 1
+            report.chunks_total = _build_generation(conn, name, embedder, new_gen, new_vecs)
+            report.chunks_embedded = len(pending)
+            _set_meta(conn, "generation", str(new_gen))
+            _set_meta(conn, "model", model_name)
+        else:
+            report.chunks_total = int(conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.close()
+    if changed:
+        prune_generations(name, int(gen or 0) + 1)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _resolve_source(conn: sqlite3.Connection, source: str) -> tuple[int, str]:
+    candidates = [source]
+    path = Path(source).expanduser()
+    if path.exists():
+        candidates.insert(0, str(path.resolve()))
+    for cand in candidates:
+        row = conn.execute("SELECT id, source FROM docs WHERE source=?", (cand,)).fetchone()
+        if row:
+            return int(row[0]), str(row[1])
+    raise NotFoundError(
+        f"Document {source!r} is not in this collection. List documents with "
+        "'keizoku rag docs --collection NAME'."
+    )
+
+
+def set_acl(name: str, source: str, allow: Sequence[str] | None) -> tuple[str, ...]:
+    """Override a document's access list (``None`` clears the override); effective now."""
+    conn = connect(name)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        doc_id, _ = _resolve_source(conn, source)
+        override = None if allow is None else json.dumps(list(normalize_acl(allow)))
+        conn.execute("UPDATE docs SET acl_override=? WHERE id=?", (override, doc_id))
+        content, ingest_ = conn.execute(
+            "SELECT content_acl, ingest_acl FROM docs WHERE id=?", (doc_id,)
+        ).fetchone()
+        acl = _effective_acl(content, ingest_, override)
+        _write_acl(conn, doc_id, acl)
+        conn.execute("COMMIT")
+        return acl
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.close()
+
+
+def list_docs(name: str, identity: Identity | None = None) -> list[dict[str, object]]:
+    """Documents with their access lists; with ``identity``, only the ones it may see."""
+    conn = connect(name)
+    try:
+        docs = conn.execute(
+            "SELECT d.id, d.source, d.title, d.kind, d.ingested_at, COUNT(c.id) FROM docs d "
+            "LEFT JOIN chunks c ON c.doc_id = d.id GROUP BY d.id ORDER BY d.source"
+        ).fetchall()
+        acl: dict[int, list[str]] = {}
+        for doc_id, principal in conn.execute("SELECT doc_id, principal FROM acl"):
+            acl.setdefault(doc_id, []).append(principal)
+    finally:
+        conn.close()
+    allowed = None if identity is None else set(identity.principals())
+    return [
+        {"source": s, "title": t, "kind": k, "ingested_at": at, "chunks": n,
+         "allow": sorted(acl.get(i, []))}
+        for i, s, t, k, at, n in docs
+        if allowed is None or allowed.intersection(acl.get(i, []))
+    ]  # fmt: skip
+
+
+def search(
+    name: str,
+    query: str,
+    identity: Identity,
+    k: int = 10,
+    fusion: FusionConfig | None = None,
+) -> list[Hit]:
+    """The ``k`` best chunks of ``name`` that ``identity`` may see (nothing without identity)."""
+    if not query.strip():
+        raise UserInputError("The query is empty. Pass a question or keywords to search for.")
+    if k < 1 or k > 1000:
+        raise UserInputError(f"k={k} is out of range. Use 1 <= k <= 1000.")
+    cfg = fusion or DEFAULT_FUSION
+    conn = connect(name)
+    try:
+        principals = identity.principals()
+        if not principals:
+            return []
+        conn.execute("BEGIN")  # one snapshot for the generation, the ACL and the chunk rows
+        gen = _meta(conn, "generation")
+        model_name = _meta(conn, "model")
+        if gen is None:
+            return []
+        marks = ",".join("?" * len(principals))
+        allowed_docs = np.asarray(
+            [r[0] for r in conn.execute(
+                f"SELECT DISTINCT doc_id FROM acl WHERE principal IN ({marks})", principals
+            )], dtype=np.int64,
+        )  # fmt: skip
+        if len(allowed_docs) == 0:
+            return []
+        g = _load_generation(name, int(gen))
+        allowed = np.flatnonzero(np.isin(g.row_docs, allowed_docs))
+        if len(allowed) == 0:
+            return []
+        lexical = None
+        if cfg.mode != "dense":
+            lexical = g.lexical.scores(tokenize(query), allowed)
+        dense_rows = dense = None
+        if cfg.mode != "lexical":
+            qvec = get_embedder(model_name).encode([query])[0]
+            dense_rows, dense = g.dense.scores(qvec, allowed)
+        fused = fuse(allowed, lexical, dense_rows, dense, g.prev_row, g.next_row, cfg)
+        order = top_k(fused, k)
+        if cfg.mode == "lexical":
+            order = order[fused[order] > 0]
+        picked = [(int(g.rows[allowed[i]]), float(fused[i])) for i in order]
+        return _hits(conn, picked, principals)
+    finally:
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+        conn.close()
+
+
+def _hits(
+    conn: sqlite3.Connection, picked: list[tuple[int, float]], principals: Sequence[str]
+) -> list[Hit]:
+    if not picked:
+        return []
+    ids = [cid for cid, _ in picked]
+    marks = ",".join("?" * len(ids))
+    pmarks = ",".join("?" * len(principals))
+    # the access list is checked again here, in SQL, as a second guard
+    rows = conn.execute(
+        f"SELECT c.id, d.source, d.title, c.heading_path, c.position, c.text FROM chunks c "
+        f"JOIN docs d ON d.id = c.doc_id WHERE c.id IN ({marks}) AND EXISTS ("
+        f"SELECT 1 FROM acl a WHERE a.doc_id = d.id AND a.principal IN ({pmarks}))",
+        (*ids, *principals),
+    ).fetchall()
+    by_id = {r[0]: r for r in rows}
+    hits: list[Hit] = []
+    for cid, score in picked:
+        r = by_id.get(cid)
+        if r is not None:
+            hits.append(
+                Hit(len(hits) + 1, score, cid, r[1], r[2], tuple(json.loads(r[3])), r[4], r[5])
+            )
+    return hits

@@ -1,0 +1,250 @@
+"""Embedded lexical + dense indices that score only the chunks an identity may see.
+
+Every search takes ``allowed``: the sorted row numbers the asking identity may see,
+computed from the access lists before any scoring. Both paths touch only those rows:
+
+* lexical: BM25 (Lucene variant, the bm25s default) over the postings of the query
+  terms, keeping only postings of allowed rows. Its statistics (document count,
+  document frequency, average length) are also computed over the allowed rows, so a
+  forbidden chunk cannot even shift a score.
+* dense: cosine similarity of normalised embeddings, on the allowed rows only
+  (exact), or on the allowed rows of the probed IVF lists beyond ``IVF_MIN_ROWS``.
+
+The fused score is a convex combination of the two, each min-max normalised over the
+allowed candidates, then smoothed with the best neighbouring chunk of the same document.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from keizoku.home import atomic_write_bytes
+
+__all__ = [
+    "FusionConfig",
+    "LexicalIndex",
+    "DenseIndex",
+    "fuse",
+    "top_k",
+    "IVF_MIN_ROWS",
+]
+
+IVF_MIN_ROWS = 200_000  # exact search below this many rows (measured: see docs/rag.md)
+
+
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)  # type: ignore[arg-type]
+    atomic_write_bytes(path, buf.getvalue())
+
+
+@dataclass
+class LexicalIndex:
+    """Postings of term frequencies, one column per term (CSC): rows and tfs per term."""
+
+    vocab: dict[str, int]
+    indptr: np.ndarray
+    rows: np.ndarray
+    tfs: np.ndarray
+    doclen: np.ndarray
+    k1: float = 1.5
+    b: float = 0.75
+
+    @classmethod
+    def build(cls, docs_tokens: list[list[str]]) -> LexicalIndex:
+        vocab: dict[str, int] = {}
+        term_ids: list[int] = []
+        row_ids: list[int] = []
+        counts: list[int] = []
+        doclen = np.zeros(len(docs_tokens), dtype=np.float32)
+        for row, tokens in enumerate(docs_tokens):
+            doclen[row] = len(tokens)
+            for tok, n in Counter(tokens).items():
+                term_ids.append(vocab.setdefault(tok, len(vocab)))
+                row_ids.append(row)
+                counts.append(n)
+        terms = np.asarray(term_ids, dtype=np.int64)
+        order = np.argsort(terms, kind="stable")
+        indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(terms, minlength=len(vocab)), out=indptr[1:])
+        return cls(
+            vocab,
+            indptr,
+            np.asarray(row_ids, dtype=np.int32)[order],
+            np.asarray(counts, dtype=np.float32)[order],
+            doclen,
+        )
+
+    def save(self, folder: Path) -> None:
+        _save_npz(folder / "bm25.npz", indptr=self.indptr, rows=self.rows, tfs=self.tfs,
+                  doclen=self.doclen)  # fmt: skip
+        terms = sorted(self.vocab, key=self.vocab.__getitem__)
+        atomic_write_bytes(folder / "vocab.json", json.dumps(terms).encode("utf-8"))
+
+    @classmethod
+    def load(cls, folder: Path) -> LexicalIndex:
+        with np.load(folder / "bm25.npz") as z:
+            arrays = {k: z[k] for k in ("indptr", "rows", "tfs", "doclen")}
+        terms = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+        return cls({t: i for i, t in enumerate(terms)}, **arrays)
+
+    def scores(self, query_tokens: list[str], allowed: np.ndarray) -> np.ndarray:
+        """BM25 scores aligned with ``allowed`` (statistics over the allowed rows only)."""
+        out = np.zeros(len(allowed), dtype=np.float32)
+        n_allowed = len(allowed)
+        if n_allowed == 0:
+            return out
+        mask = np.zeros(len(self.doclen), dtype=bool)
+        mask[allowed] = True
+        # position of each allowed row inside ``allowed`` (rows are sorted)
+        avgdl = float(self.doclen[allowed].mean()) or 1.0
+        for term, qtf in Counter(query_tokens).items():
+            tid = self.vocab.get(term)
+            if tid is None:
+                continue
+            lo, hi = self.indptr[tid], self.indptr[tid + 1]
+            rows = self.rows[lo:hi]
+            keep = mask[rows]
+            rows = rows[keep]
+            if len(rows) == 0:
+                continue
+            tf = self.tfs[lo:hi][keep]
+            df = len(rows)
+            idf = np.log(1.0 + (n_allowed - df + 0.5) / (df + 0.5))
+            norm = tf + self.k1 * (1.0 - self.b + self.b * self.doclen[rows] / avgdl)
+            pos = np.searchsorted(allowed, rows)
+            np.add.at(out, pos, qtf * idf * tf * (self.k1 + 1.0) / norm)
+        return out
+
+
+@dataclass
+class DenseIndex:
+    """Normalised embeddings, one row per chunk; an IVF partition when large."""
+
+    vectors: np.ndarray
+    centroids: np.ndarray | None = None
+    assign: np.ndarray | None = None
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, ivf_min_rows: int = IVF_MIN_ROWS) -> DenseIndex:
+        index = cls(np.ascontiguousarray(vectors, dtype=np.float32))
+        if len(vectors) >= ivf_min_rows:
+            index.centroids, index.assign = _kmeans(index.vectors, int(np.sqrt(len(vectors))))
+        return index
+
+    def save(self, folder: Path) -> None:
+        import io
+
+        buf = io.BytesIO()
+        np.save(buf, self.vectors)
+        atomic_write_bytes(folder / "embeddings.npy", buf.getvalue())
+        if self.centroids is not None and self.assign is not None:
+            _save_npz(folder / "ivf.npz", centroids=self.centroids, assign=self.assign)
+
+    @classmethod
+    def load(cls, folder: Path) -> DenseIndex:
+        vectors = np.load(folder / "embeddings.npy")
+        ivf = folder / "ivf.npz"
+        if ivf.is_file():
+            with np.load(ivf) as z:
+                return cls(vectors, z["centroids"], z["assign"])
+        return cls(vectors)
+
+    def scores(
+        self, query: np.ndarray, allowed: np.ndarray, nprobe: int = 16, min_candidates: int = 200
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(candidate rows, cosine scores); candidates are allowed rows (all, or probed lists)."""
+        cand = allowed
+        if self.centroids is not None and self.assign is not None and len(allowed):
+            order = np.argsort(-(self.centroids @ query))
+            lists = self.assign[allowed]
+            for n in (nprobe, nprobe * 4, len(order)):
+                cand = allowed[np.isin(lists, order[:n])]
+                if len(cand) >= min(min_candidates, len(allowed)):
+                    break
+        if len(cand) == 0:
+            return cand, np.zeros(0, dtype=np.float32)
+        return cand, self.vectors[cand] @ query
+
+
+def _kmeans(x: np.ndarray, k: int, iters: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    sample = x[rng.choice(len(x), size=min(len(x), k * 40), replace=False)]
+    cent = sample[rng.choice(len(sample), size=k, replace=False)].copy()
+    for _ in range(iters):
+        lab = np.argmax(sample @ cent.T, axis=1)
+        for j in range(k):
+            members = sample[lab == j]
+            if len(members):
+                c = members.mean(axis=0)
+                cent[j] = c / (np.linalg.norm(c) or 1.0)
+    assign = np.empty(len(x), dtype=np.int32)
+    for lo in range(0, len(x), 20_000):
+        assign[lo : lo + 20_000] = np.argmax(x[lo : lo + 20_000] @ cent.T, axis=1)
+    return cent.astype(np.float32), assign
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """How lexical and dense scores are combined (see docs/rag.md for how these were chosen).
+
+    ``alpha``: weight of the dense score in the convex combination (1 - alpha for BM25).
+    ``neighbour``: weight of the best adjacent chunk's fused score of the same document.
+    ``mode``: ``hybrid`` (default), ``lexical`` or ``dense``.
+    """
+
+    alpha: float = 0.5
+    neighbour: float = 0.0
+    mode: str = "hybrid"
+
+
+def _minmax(x: np.ndarray) -> np.ndarray:
+    if len(x) == 0:
+        return x
+    lo, hi = float(x.min()), float(x.max())
+    if hi > lo:
+        return (x - lo) / (hi - lo)
+    return np.ones_like(x) if hi > 0 else np.zeros_like(x)
+
+
+def fuse(
+    allowed: np.ndarray,
+    lexical: np.ndarray | None,
+    dense_rows: np.ndarray | None,
+    dense: np.ndarray | None,
+    prev_row: np.ndarray,
+    next_row: np.ndarray,
+    cfg: FusionConfig,
+) -> np.ndarray:
+    """Fused scores aligned with ``allowed``; rows never scored by a path count 0 there."""
+    total = np.zeros(len(allowed), dtype=np.float32)
+    if lexical is not None and cfg.mode != "dense":
+        w = 1.0 if cfg.mode == "lexical" else 1.0 - cfg.alpha
+        total += w * _minmax(lexical)
+    if dense is not None and dense_rows is not None and cfg.mode != "lexical" and len(dense):
+        w = 1.0 if cfg.mode == "dense" else cfg.alpha
+        part = np.zeros(len(allowed), dtype=np.float32)
+        part[np.searchsorted(allowed, dense_rows)] = _minmax(dense)
+        total += w * part
+    if cfg.neighbour > 0 and len(allowed):
+        full = np.zeros(len(prev_row) + 1, dtype=np.float32)  # last slot: "no neighbour"
+        full[allowed] = total
+        nb = np.maximum(full[prev_row[allowed]], full[next_row[allowed]])
+        total = total + cfg.neighbour * nb
+    return total
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` best scores, best first (ties by position)."""
+    if len(scores) == 0 or k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    k = min(k, len(scores))
+    part = np.argpartition(-scores, k - 1)[:k]
+    return part[np.lexsort((part, -scores[part]))]

@@ -1,0 +1,101 @@
+"""Where a collection lives: ``home()/rag/<name>/`` with ``rag.db`` (SQLite) and index files.
+
+SQLite holds documents, their access lists and chunks, plus ``meta.generation``. Index
+files are written into ``gen-<n>/`` folders (each file atomically) *before* the SQLite
+transaction that switches ``generation`` to ``n`` commits, so a reader always finds the
+files of the generation it reads. Access lists are never cached: every query reads them.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sqlite3
+from pathlib import Path
+
+from keizoku.errors import NotFoundError, UserInputError
+from keizoku.home import home
+
+__all__ = ["collection_dir", "connect", "list_collections", "valid_name", "prune_generations"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS docs (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    content_acl TEXT NOT NULL DEFAULT '[]',
+    ingest_acl TEXT NOT NULL DEFAULT '[]',
+    acl_override TEXT,
+    ingested_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS acl (
+    doc_id INTEGER NOT NULL REFERENCES docs(id) ON DELETE CASCADE,
+    principal TEXT NOT NULL,
+    PRIMARY KEY (doc_id, principal)
+);
+CREATE INDEX IF NOT EXISTS acl_principal ON acl(principal);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY,
+    doc_id INTEGER NOT NULL REFERENCES docs(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    heading_path TEXT NOT NULL,
+    text TEXT NOT NULL,
+    tokens TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, position);
+"""
+
+
+def valid_name(name: str) -> str:
+    if not _NAME.match(name or ""):
+        raise UserInputError(
+            f"Collection name {name!r} is not valid. Use 1-64 letters, digits, '_', '.', '-', "
+            "starting with a letter or digit, e.g. --collection handbook."
+        )
+    return name
+
+
+def rag_root() -> Path:
+    return home() / "rag"
+
+
+def collection_dir(name: str) -> Path:
+    return rag_root() / valid_name(name)
+
+
+def list_collections() -> list[str]:
+    root = rag_root()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "rag.db").is_file())
+
+
+def connect(name: str, create: bool = False) -> sqlite3.Connection:
+    """Open the collection's database; NotFoundError when it does not exist and not ``create``."""
+    folder = collection_dir(name)
+    db = folder / "rag.db"
+    if not db.is_file() and not create:
+        raise NotFoundError(
+            f"Collection {name!r} does not exist. Create it with "
+            f"'keizoku rag ingest PATH --collection {name}'."
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(db, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA journal_mode = WAL")
+    if create:
+        conn.executescript(_SCHEMA)
+    return conn
+
+
+def prune_generations(name: str, keep: int) -> None:
+    """Delete index folders older than generation ``keep - 1`` (the previous one stays)."""
+    for path in collection_dir(name).glob("gen-*"):
+        suffix = path.name[4:]
+        if suffix.isdigit() and int(suffix) < keep - 1:
+            shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,163 @@
+"""Text helpers: sentence splitting, BM25 tokens (lowercase, stopwords, Porter stemming)."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+__all__ = ["split_sentences", "stem", "tokenize", "STOPWORDS"]
+
+# Lucene/bm25s English stopword list (short on purpose: questions keep their content words).
+STOPWORDS = frozenset(
+    "a an and are as at be but by for if in into is it no not of on or such that the their "
+    "then there these they this to was will with".split()
+)
+
+_WORD = re.compile(r"\w\w+|\d", re.UNICODE)
+_ABBREV = {"e.g", "i.e", "etc", "mr", "mrs", "ms", "dr", "prof", "vs", "st", "no", "fig", "inc"}
+_SENT_END = re.compile(r"[.!?][\"')\]]*\s+")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split ``text`` into sentences on ``.!?`` + space, keeping abbreviations and decimals whole."""
+    out: list[str] = []
+    start = 0
+    for match in _SENT_END.finditer(text):
+        end = match.end()
+        head = text[start : match.start()].rstrip()
+        last = head.rsplit(None, 1)[-1].lower() if head.split() else ""
+        nxt = text[end : end + 1]
+        if last.rstrip(".") in _ABBREV or (len(last) == 1 and last.isalpha()):
+            continue
+        if nxt and not (nxt.isupper() or nxt.isdigit() or nxt in "\"'(["):
+            continue
+        piece = text[start:end].strip()
+        if piece:
+            out.append(piece)
+        start = end
+    tail = text[start:].strip()
+    if tail:
+        out.append(tail)
+    return out
+
+
+def tokenize(text: str) -> list[str]:
+    """Lowercase word tokens without stopwords, Porter-stemmed (the BM25 vocabulary)."""
+    return [stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+
+
+# --- Porter (1980) stemmer -------------------------------------------------------------------
+
+_VOWELS = frozenset("aeiou")
+
+
+def _is_cons(word: str, i: int) -> bool:
+    ch = word[i]
+    if ch in _VOWELS:
+        return False
+    if ch == "y":
+        return i == 0 or not _is_cons(word, i - 1)
+    return True
+
+
+def _measure(stem_: str) -> int:
+    forms = "".join("c" if _is_cons(stem_, i) else "v" for i in range(len(stem_)))
+    return len(re.findall("vc", re.sub(r"(.)\1+", r"\1", forms)))
+
+
+def _has_vowel(stem_: str) -> bool:
+    return any(not _is_cons(stem_, i) for i in range(len(stem_)))
+
+
+def _double_cons(word: str) -> bool:
+    return len(word) >= 2 and word[-1] == word[-2] and _is_cons(word, len(word) - 1)
+
+
+def _cvc(word: str) -> bool:
+    if len(word) < 3:
+        return False
+    return (
+        _is_cons(word, len(word) - 3)
+        and not _is_cons(word, len(word) - 2)
+        and _is_cons(word, len(word) - 1)
+        and word[-1] not in "wxy"
+    )
+
+
+def _replace(word: str, rules: tuple[tuple[str, str], ...], min_m: int) -> str:
+    for suffix, repl in rules:
+        if word.endswith(suffix):
+            base = word[: len(word) - len(suffix)]
+            return base + repl if _measure(base) > min_m else word
+    return word
+
+
+_STEP2 = (
+    ("ational", "ate"), ("tional", "tion"), ("enci", "ence"), ("anci", "ance"),
+    ("izer", "ize"), ("bli", "ble"), ("alli", "al"), ("entli", "ent"), ("eli", "e"),
+    ("ousli", "ous"), ("ization", "ize"), ("ation", "ate"), ("ator", "ate"), ("alism", "al"),
+    ("iveness", "ive"), ("fulness", "ful"), ("ousness", "ous"), ("aliti", "al"),
+    ("iviti", "ive"), ("biliti", "ble"), ("logi", "log"),
+)  # fmt: skip
+_STEP3 = (
+    ("icate", "ic"), ("ative", ""), ("alize", "al"), ("iciti", "ic"), ("ical", "ic"),
+    ("ful", ""), ("ness", ""),
+)  # fmt: skip
+_STEP4 = (
+    "al", "ance", "ence", "er", "ic", "able", "ible", "ant", "ement", "ment", "ent", "ion",
+    "ou", "ism", "ate", "iti", "ous", "ive", "ize",
+)  # fmt: skip
+
+
+def _step1(word: str) -> str:
+    if word.endswith("sses") or word.endswith("ies"):
+        word = word[:-2]
+    elif word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
+    if word.endswith("eed"):
+        return word[:-1] if _measure(word[:-3]) > 0 else word
+    for suffix in ("ed", "ing"):
+        if word.endswith(suffix) and _has_vowel(word[: -len(suffix)]):
+            word = word[: -len(suffix)]
+            if word.endswith(("at", "bl", "iz")):
+                return word + "e"
+            if _double_cons(word) and word[-1] not in "lsz":
+                return word[:-1]
+            if _measure(word) == 1 and _cvc(word):
+                return word + "e"
+            return word
+    if word.endswith("y") and _has_vowel(word[:-1]):
+        word = word[:-1] + "i"
+    return word
+
+
+def _step4(word: str) -> str:
+    for suffix in sorted(_STEP4, key=len, reverse=True):
+        if word.endswith(suffix):
+            base = word[: -len(suffix)]
+            if suffix == "ion" and not base.endswith(("s", "t")):
+                return word
+            return base if _measure(base) > 1 else word
+    return word
+
+
+def _step5(word: str) -> str:
+    if word.endswith("e"):
+        base = word[:-1]
+        m = _measure(base)
+        if m > 1 or (m == 1 and not _cvc(base)):
+            word = base
+    if _measure(word) > 1 and _double_cons(word) and word.endswith("l"):
+        word = word[:-1]
+    return word
+
+
+@lru_cache(maxsize=200_000)
+def stem(word: str) -> str:
+    """Porter-stem one lowercase word (words of 2 letters or fewer, and numbers, are kept)."""
+    if len(word) <= 2 or not word.isalpha():
+        return word
+    word = _step1(word)
+    word = _replace(word, _STEP2, 0)
+    word = _replace(word, _STEP3, 0)
+    return _step5(_step4(word))
