@@ -29,6 +29,6 @@ $pip install -q -r "$req"
 if [ "$peer" = "mlflow" ] || [ "$peer" = "bentoml" ]; then
   $pip install -q -e "$root"   # the logged keizoku model unpickles only with keizoku importable
 fi
-$venv/bin/python -m pip freeze > "$here/peers/$peer.lock.txt"
+$venv/bin/python -m pip freeze --exclude-editable > "$here/peers/$peer.lock.txt"
 touch "$stamp"
 echo "$peer: installed into $venv"

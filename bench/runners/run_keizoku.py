@@ -1,0 +1,96 @@
+"""keizoku, driven through its CLI exactly as a user would, in a temp working dir with its own
+KEIZOKU_HOME:
+
+    keizoku init train.parquet --target T --task K
+    keizoku train --budget 60s
+    keizoku predict --model train test.parquet -o preds.parquet
+
+Single-row latency goes through the library, as an application embedding keizoku would:
+``keizoku.registry.load_model("train@champion").predict_records([record])``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+from _runner import dir_size, main, single_row_latency, versions
+
+PROJECT = "train"  # keizoku names the project after the data file's stem
+
+
+def keizoku_cmd(*args: str, cwd: Path, env: dict, log: Path) -> float:
+    exe = Path(sys.executable).with_name("keizoku")
+    cmd = [str(exe) if exe.exists() else "keizoku", *args]
+    t0 = time.perf_counter()
+    with open(log, "a") as fh:
+        fh.write("$ " + " ".join(cmd) + "\n")
+        fh.flush()
+        res = subprocess.run(cmd, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    seconds = time.perf_counter() - t0
+    if res.returncode != 0:
+        tail = log.read_text(errors="replace").splitlines()[-15:]
+        raise RuntimeError(f"`keizoku {' '.join(args)}` exited {res.returncode}: " + "\n".join(tail))
+    return seconds
+
+
+def model_bytes(home: Path) -> tuple[int, str]:
+    """Size of the champion's artifacts; falls back to the home folder without the DB."""
+    try:
+        from keizoku.registry import model_path  # type: ignore[attr-defined]
+
+        p = Path(model_path(f"{PROJECT}@champion"))
+        return dir_size(p), "champion artifacts"
+    except Exception:  # noqa: BLE001
+        pass
+    total = sum(
+        p.stat().st_size for p in home.rglob("*")
+        if p.is_file() and not p.name.endswith((".db", ".db-journal", ".db-wal", ".log"))
+    )
+    return total, "KEIZOKU_HOME without the DB (upper bound)"
+
+
+def run(args, task, train, test):
+    work = args.out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    home = work / ".keizoku"
+    env = dict(os.environ, KEIZOKU_HOME=str(home))
+    log = args.out / "keizoku.log"
+    target = task["target"]
+    train.to_parquet(work / "train.parquet", index=False)
+    test.drop(columns=[target]).to_parquet(work / "test.parquet", index=False)
+
+    init_s = keizoku_cmd("init", "train.parquet", "--target", target, "--task", task["task"],
+                         cwd=work, env=env, log=log)
+    fit_s = keizoku_cmd("train", "--budget", f"{int(args.budget)}s", cwd=work, env=env, log=log)
+    predict_s = keizoku_cmd("predict", "--model", PROJECT, "test.parquet", "-o", "preds.parquet",
+                            cwd=work, env=env, log=log)
+    preds = pd.read_parquet(work / "preds.parquet")
+    keep = ["prediction"] + [c for c in preds.columns if str(c).startswith("proba_")]
+    preds[keep].to_parquet(args.out / "preds.parquet", index=False)
+
+    # single-row latency through the library, in this process
+    os.environ["KEIZOKU_HOME"] = str(home)
+    os.chdir(work)
+    from keizoku.registry import load_model
+
+    t0 = time.perf_counter()
+    model = load_model(f"{PROJECT}@champion")
+    load_s = time.perf_counter() - t0
+    records = json.loads(test.drop(columns=[target]).head(200).to_json(orient="records"))
+    res = {"fit_s": fit_s, "init_s": init_s, "predict_s": predict_s, "load_s": load_s}
+    res.update(single_row_latency(lambda r: model.predict_records([r]), records))
+    res["model_bytes"], size_note = model_bytes(home)
+    res["versions"] = versions("keizoku", "lightgbm", "xgboost-cpu", "scikit-learn", "optuna")
+    res["notes"] = (f"fit_s = wall time of `keizoku train` (CLI start included); "
+                    f"predict_s = `keizoku predict` on the test file; size: {size_note}")
+    return res
+
+
+if __name__ == "__main__":
+    main(run)
