@@ -1,0 +1,28 @@
+# Benchmark targets; the main Makefile does `include bench/bench.mk`.
+# Assumes .venv/bin/python exists with keizoku installed (`pip install -e .`).
+# Each peer gets its own virtual environment, bench/.venv-<peer>, created on demand from
+# bench/peers/<peer>.txt by bench/setup_peer.sh (first time: several minutes).
+
+BENCH_PY    ?= .venv/bin/python
+BENCH_PEERS ?= lightgbm flaml autogluon evidently mlflow bentoml
+BENCH_ARGS  ?=
+
+.PHONY: bench bench-quick bench-peers bench-render
+
+bench-peers:
+	@for p in $(BENCH_PEERS); do bash bench/setup_peer.sh $$p || echo "bench: peer $$p failed to install (reported as 'not installed')"; done
+
+# Full run: AutoML at 60 s and 300 s on every shared data set (many hours on 2 cores),
+# serving, drift, RAG retrieval. Renders docs/benchmarks.md and bench/results/<timestamp>.json.
+bench: bench-peers
+	$(BENCH_PY) bench/run.py $(BENCH_ARGS)
+
+# Quick run (a few minutes): 3 small data sets, 20 s budget, the installed tools, small
+# serving/drift runs. Renders bench/work/benchmarks-quick.md.
+bench-quick:
+	@$(MAKE) --no-print-directory bench-peers BENCH_PEERS="lightgbm flaml autogluon"
+	$(BENCH_PY) bench/run.py --quick $(BENCH_ARGS)
+
+# Re-render docs/benchmarks.md from recorded runs: make bench-render RUNS="bench/results/a.json ..."
+bench-render:
+	$(BENCH_PY) bench/run.py --render $(RUNS)

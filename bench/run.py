@@ -1,0 +1,345 @@
+"""Run the benchmark sections and render docs/benchmarks.md from their JSON.
+
+    python bench/run.py                      # full: automl (60 s and 300 s), serving, drift, rag
+    python bench/run.py --quick              # bench-quick: 3 small sets, 20 s, installed tools
+    python bench/run.py --sections automl --budgets 60 --tools keizoku,flaml,lightgbm \
+        --only titanic,blood,credit_g
+    python bench/run.py --render bench/results/A.json [B.json ...]   # re-render the page only
+
+Each section runs in its own subprocess (a crash in one does not lose the others) and writes
+its JSON; the run's JSON (bench/results/<timestamp>.json) holds them all. Full runs render
+docs/benchmarks.md; quick runs render bench/work/benchmarks-quick.md unless --docs is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import BENCH, RESULTS, ROOT, WORK, machine_info, write_json  # noqa: E402
+
+DOCS = ROOT / "docs" / "benchmarks.md"
+SECTIONS = ["automl", "serving", "drift", "rag"]
+PY = sys.executable
+
+
+def sh(cmd: list[str], timeout: float, log: Path) -> tuple[int | None, str]:
+    """Run a section; stream its output to the console and to ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    print("$ " + " ".join(cmd), flush=True)
+    out_lines: list[str] = []
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        t_end = time.time() + timeout
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            fh.write(line)
+            out_lines.append(line)
+            if time.time() > t_end:
+                proc.kill()
+                break
+        proc.wait()
+    return proc.returncode, "".join(out_lines)
+
+
+def run_sections(args: argparse.Namespace, stamp: str) -> dict[str, Any]:
+    run: dict[str, Any] = {
+        "stamp": stamp,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "mode": "quick" if args.quick else "full",
+        "machine": machine_info(),
+        "commands": [" ".join(["python", *sys.argv])],
+        "sections": {},
+    }
+    sec_dir = WORK / "sections" / stamp
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    for sec in sections:
+        out = sec_dir / f"{sec}.json"
+        log = sec_dir / f"{sec}.log"
+        if sec == "automl":
+            budgets = args.budgets or ("20" if args.quick else "60,300")
+            tools = args.tools or ("keizoku,flaml,autogluon,lightgbm" if args.quick
+                                   else "keizoku,flaml,autogluon,autogluon_best,lightgbm")
+            cmd = [PY, str(BENCH / "automl.py"), "--datasets", str(args.datasets),
+                   "--budget", budgets, "--tools", tools, "--out", str(out)]
+            if args.quick:
+                cmd.append("--quick")
+            if args.only:
+                cmd += ["--only", args.only]
+            timeout = 24 * 3600
+        elif sec == "serving":
+            cmd = [PY, str(BENCH / "serving.py"), "--out", str(out)]
+            if args.quick:
+                cmd.append("--quick")
+            timeout = 3600
+        elif sec == "drift":
+            cmd = [PY, str(BENCH / "drift.py"), "--out", str(out)]
+            if args.quick:
+                cmd.append("--quick")
+            timeout = 3600
+        elif sec == "rag":
+            script = BENCH / "rag_retrieval.py"
+            if not script.exists():
+                run["sections"]["rag"] = {"status": "not available",
+                                          "note": "bench/rag_retrieval.py does not exist yet"}
+                continue
+            cmd = [PY, str(script), "--quick", "--out", str(out)]
+            timeout = 3600
+        else:
+            print(f"unknown section {sec!r}; choose from {SECTIONS}", file=sys.stderr)
+            continue
+        run["commands"].append(" ".join(Path(c).name if c == PY else c for c in cmd))
+        t0 = time.perf_counter()
+        rc, text = sh(cmd, timeout, log)
+        data: dict[str, Any] = {}
+        if out.exists():
+            try:
+                data = json.loads(out.read_text())
+            except json.JSONDecodeError as exc:
+                data = {"status": "failed", "error": f"bad JSON: {exc}"}
+        if sec == "rag":
+            data = {"result": data, "table": "\n".join(
+                ln for ln in text.splitlines() if ln.lstrip().startswith("|"))}
+        data.setdefault("status", "ok" if rc == 0 else f"failed (exit {rc})")
+        if rc != 0:
+            data["log_tail"] = text[-3000:]
+        data["seconds"] = round(time.perf_counter() - t0, 1)
+        run["sections"][sec] = data
+        write_json(RESULTS / f"{stamp}.json", run)
+    return run
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def fmt(v: Any, nd: int = 4) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return "–"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def render_automl(sec: dict[str, Any]) -> list[str]:
+    L: list[str] = []
+    tools: list[str] = sec.get("tools", [])
+    recs: list[dict] = sec.get("records", [])
+    if not recs:
+        return ["No AutoML results (" + str(sec.get("status")) + ").", ""]
+    L += ["Command: `" + sec.get("command", "") + "`", ""]
+    L += ["Versions (each tool in its own virtual environment):", ""]
+    for t in tools:
+        v = sec.get("versions", {}).get(t) or {}
+        shown = ", ".join(f"{k} {val}" for k, val in v.items()) or "not installed"
+        L.append(f"- **{t}**: {shown}")
+    L.append("")
+    datasets = sec.get("datasets", {})
+    for budget in sec.get("budgets", []):
+        b = str(int(budget))
+        summ = sec.get("summary", {}).get(b, {})
+        brecs = [r for r in recs if int(r["budget_s"]) == int(budget)]
+        if not brecs:
+            continue
+        L += [f"### Budget {b} s per data set", ""]
+        L += ["| tool | mean rank (1 = best) | normalised score | wins | data sets scored vs baseline |",
+              "|---|---|---|---|---|"]
+        for t in tools:
+            s = summ.get(t, {})
+            L.append(f"| {t} | {fmt(s.get('mean_rank'), 2)} | {fmt(s.get('norm_score'), 4)} | "
+                     f"{s.get('wins', 0)} | {s.get('n_scored', 0)} |")
+        L.append("")
+        by = {(r["dataset"], r["tool"]): r for r in brecs}
+        names = [d for d in datasets if any((d, t) in by for t in tools)]
+        # quality table
+        L += ["Test-set quality (binary: ROC AUC; multiclass: macro one-vs-rest ROC AUC; "
+              "regression: RMSE). Best per row in bold.", ""]
+        L += ["| data set | task | rows (train) | metric | " + " | ".join(tools) + " |",
+              "|---|---|---|---|" + "---|" * len(tools)]
+        for d in names:
+            info = datasets.get(d, {})
+            kind = info.get("task", "")
+            key = "rmse" if kind == "regression" else "roc_auc"
+            vals = {}
+            for t in tools:
+                r = by.get((d, t))
+                if r and r.get("status") == "ok":
+                    vals[t] = r["metrics"].get(key)
+            best = (min(vals.values()) if kind == "regression" else max(vals.values())) if vals else None
+            cells = []
+            for t in tools:
+                r = by.get((d, t))
+                if r is None:
+                    cells.append("–")
+                elif r.get("status") != "ok":
+                    cells.append(str(r.get("status")))
+                else:
+                    v = vals.get(t)
+                    nd = 2 if kind == "regression" and v is not None and abs(v) >= 100 else 4
+                    c = fmt(v, nd)
+                    cells.append(f"**{c}**" if v == best else c)
+            L.append(f"| {d} | {kind} | {info.get('n_train', '')} | {key} | " + " | ".join(cells) + " |")
+        L.append("")
+        # log loss for classification
+        cls = [d for d in names if datasets.get(d, {}).get("task") != "regression"]
+        if cls:
+            L += ["Test-set log loss (classification):", ""]
+            L += ["| data set | " + " | ".join(tools) + " |", "|---|" + "---|" * len(tools)]
+            for d in cls:
+                cells = []
+                for t in tools:
+                    r = by.get((d, t))
+                    cells.append(fmt(r["metrics"].get("log_loss"), 4)
+                                 if r and r.get("status") == "ok" else
+                                 ("–" if r is None else str(r.get("status"))))
+                L.append(f"| {d} | " + " | ".join(cells) + " |")
+            L.append("")
+        # cost table
+        L += ["Fit time (s) / single-row predict latency, median of 200 one-row calls (ms) / "
+              "model size on disk:", ""]
+        L += ["| data set | " + " | ".join(tools) + " |", "|---|" + "---|" * len(tools)]
+        for d in names:
+            cells = []
+            for t in tools:
+                r = by.get((d, t))
+                if r is None:
+                    cells.append("–")
+                elif r.get("status") != "ok":
+                    cells.append(str(r.get("status")))
+                else:
+                    cells.append(f"{fmt(r.get('fit_s'), 1)} s / {fmt(r.get('latency_ms_p50'), 2)} ms"
+                                 f" / {human_bytes(r.get('model_bytes'))}")
+            L.append(f"| {d} | " + " | ".join(cells) + " |")
+        L.append("")
+        fails = [r for r in brecs if r.get("status") not in ("ok", "not installed")]
+        if fails:
+            L += ["Failures (first line of the error):", ""]
+            for r in fails:
+                err = str(r.get("error") or r.get("status")).strip().splitlines()
+                L.append(f"- {r['dataset']} / {r['tool']}: {r['status']}"
+                         + (f" — `{err[-1][:200]}`" if err else ""))
+            L.append("")
+    return L
+
+
+def render_serving(sec: dict[str, Any]) -> list[str]:
+    rows = sec.get("results", [])
+    L = []
+    if sec.get("note"):
+        L += [sec["note"], ""]
+    if not rows:
+        return L + [f"No serving results ({sec.get('status')}).", ""]
+    L += ["| server | connections | requests/s | p50 ms | p99 ms | errors | status |",
+          "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        L.append(f"| {r.get('server')} | {r.get('connections', '–')} | {fmt(r.get('rps'), 0)} | "
+                 f"{fmt(r.get('p50_ms'), 2)} | {fmt(r.get('p99_ms'), 2)} | {r.get('errors', '–')} | "
+                 f"{r.get('status', 'ok')} |")
+    return L + [""]
+
+
+def render_drift(sec: dict[str, Any]) -> list[str]:
+    rows = sec.get("results", [])
+    L = []
+    if sec.get("note"):
+        L += [sec["note"], ""]
+    if not rows:
+        return L + [f"No drift results ({sec.get('status')}).", ""]
+    L += ["| tool | rows | features | seconds | peak memory (MB) | drifted features found "
+          "(planted) | status |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        L.append(f"| {r.get('tool')} | {r.get('rows')} | {r.get('features')} | "
+                 f"{fmt(r.get('seconds'), 1)} | {fmt(r.get('peak_rss_mb'), 0)} | "
+                 f"{r.get('drifted_found', '–')} ({r.get('drifted_planted', '–')}) | "
+                 f"{r.get('status')} |")
+    return L + [""]
+
+
+def render(runs: list[dict[str, Any]], out: Path) -> None:
+    L = ["# Benchmarks", "",
+         "Side-by-side runs of keizoku against its peers, produced by `make bench` / "
+         "`make bench-quick` (`bench/run.py`; the harness is described in `bench/README.md`). "
+         "Every number below was measured by the run named above it; the raw JSON is in "
+         "`bench/results/`. Nothing here is hand-edited.", "",
+         "**Normalised score** = mean over data sets of (err_base − err_tool) / err_base, "
+         "with err = 1 − ROC AUC (binary; macro one-vs-rest for multiclass) or RMSE "
+         "(regression), base = LightGBM with default parameters. 0 = as good as the baseline, "
+         "positive = better (1 would be a perfect model). **Mean rank**: per data set, tools are "
+         "ranked by that error (ties share the mean rank; a tool that failed or timed out ranks "
+         "last); then averaged.", ""]
+    for run in runs:
+        m = run.get("machine", {})
+        L += [f"## Run {run.get('stamp')} ({run.get('mode')})", "",
+              f"- Date: {run.get('date')}",
+              f"- Machine: {m.get('nproc')} CPU cores ({m.get('cpu')}), {m.get('memory_gib')} GiB "
+              f"memory, {m.get('os')}, Python {m.get('python')}; other jobs may have shared the "
+              "cores (timings are indicative, quality numbers are not affected by load except "
+              "through the time budget).",
+              "- Commands:", ""]
+        L += ["```"] + run.get("commands", []) + ["```", ""]
+        if run.get("notes"):
+            L += [run["notes"], ""]
+        secs = run.get("sections", {})
+        if "automl" in secs:
+            L += ["### AutoML quality at equal budget", ""] + render_automl(secs["automl"])
+        if "serving" in secs:
+            L += ["### Serving", ""] + render_serving(secs["serving"])
+        if "drift" in secs:
+            L += ["### Drift detection", ""] + render_drift(secs["drift"])
+        if "rag" in secs:
+            r = secs["rag"]
+            L += ["### RAG retrieval", ""]
+            L += [r.get("table") or f"No RAG results ({r.get('status')}: {r.get('note', '')}).", ""]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(L).rstrip() + "\n")
+    print(f"[run] rendered {out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--sections", default=",".join(SECTIONS))
+    p.add_argument("--datasets", type=Path, default=BENCH / "datasets.shared.yaml")
+    p.add_argument("--budgets", default="", help="AutoML budgets in s (default 60,300; quick 20)")
+    p.add_argument("--tools", default="", help="AutoML tools (comma list)")
+    p.add_argument("--only", default="", help="AutoML data sets (comma list)")
+    p.add_argument("--notes", default="", help="a paragraph shown under the run's heading")
+    p.add_argument("--docs", action="store_true", help="render docs/benchmarks.md even in quick mode")
+    p.add_argument("--render", nargs="+", type=Path, help="only render these run JSON files")
+    p.add_argument("--doc-out", type=Path, default=None)
+    args = p.parse_args(argv)
+    if args.render:
+        runs = [json.loads(f.read_text()) for f in args.render]
+        render(runs, args.doc_out or DOCS)
+        return 0
+    stamp = time.strftime("%Y%m%dT%H%M%S") + ("-quick" if args.quick else "")
+    run = run_sections(args, stamp)
+    if args.notes:
+        run["notes"] = args.notes
+    run["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %z")
+    write_json(RESULTS / f"{stamp}.json", run)
+    print(f"[run] wrote {RESULTS / f'{stamp}.json'}")
+    out = args.doc_out or (DOCS if (not args.quick or args.docs) else WORK / "benchmarks-quick.md")
+    render([run], out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
