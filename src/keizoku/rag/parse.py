@@ -249,7 +249,7 @@ def parse_text(text: str, kind: str, source: str) -> ParsedDoc:
 
 
 def parse_file(path: Path) -> ParsedDoc:
-    """Parse one file by its suffix; the sidecar access list is merged in."""
+    """Parse one file by its suffix (``acl`` holds only the front matter's entries)."""
     kind = SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise UserInputError(
@@ -263,5 +263,4 @@ def parse_file(path: Path) -> ParsedDoc:
         doc = ParsedDoc(title or path.stem, kind, sections)
     else:
         doc = parse_text(path.read_text(encoding="utf-8", errors="replace"), kind, str(path))
-    doc.acl = normalize_acl((*doc.acl, *read_sidecar_acl(path)))
     return doc
