@@ -1,0 +1,385 @@
+"""The ``keizoku`` command: a thin shell that parses, calls the library and prints."""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from keizoku.errors import KeizokuError, KeizokuWarning
+
+_STARTED = time.monotonic()
+
+app = typer.Typer(
+    name="keizoku",
+    help="From a raw table to a monitored model that keeps improving itself.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+NoHeader = Annotated[
+    bool, typer.Option("--no-header", help="The file has no header row; columns become col0..colN.")
+]
+Sep = Annotated[str | None, typer.Option("--sep", help="Field separator (default: by extension).")]
+NaValues = Annotated[
+    list[str] | None,
+    typer.Option("--na-values", help="Extra token(s) that mean missing, e.g. '?'. Repeatable."),
+]
+Drop = Annotated[list[str] | None, typer.Option("--drop", help="Column(s) to drop. Repeatable.")]
+Encoding = Annotated[str, typer.Option("--encoding", help="Text encoding of the file.")]
+Sql = Annotated[str | None, typer.Option("--sql", help="SQL query to read instead of a file.")]
+Db = Annotated[
+    str | None, typer.Option("--db", help="SQLite/DuckDB file or SQLAlchemy URL for --sql.")
+]
+
+
+def _read_spec(
+    no_header: bool,
+    sep: str | None,
+    na_values: list[str] | None,
+    drop: list[str] | None,
+    encoding: str,
+    sql: str | None,
+    db: str | None,
+    id_cols: list[str] | None = None,
+) -> Any:
+    from keizoku.spec import DataSpec
+
+    return DataSpec(
+        header=not no_header,
+        sep=sep,
+        na_values=na_values or [],
+        drop=drop or [],
+        encoding=encoding,
+        sql=sql,
+        db=db,
+        id_columns=id_cols or [],
+    )
+
+
+def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
+    for w in caught:
+        if issubclass(w.category, KeizokuWarning):
+            err.print(f"[yellow]warning:[/] {w.message}")
+
+
+def _schema_table(schema: Any) -> Table:
+    table = Table(title=f"Schema (target: {schema.target}, task: {schema.task})")
+    for col in ("column", "kind", "role", "type", "nullable", "values", "note"):
+        table.add_column(col)
+    for c in schema.columns:
+        if c.categories is not None:
+            shown = ", ".join(map(str, c.categories[:6])) + (" …" if len(c.categories) > 6 else "")
+        elif c.min is not None:
+            shown = f"{c.min:g} … {c.max:g}"
+        else:
+            shown = ""
+        style = "dim" if c.role in ("ignored", "id") else ""
+        table.add_row(
+            c.name,
+            c.kind,
+            c.role,
+            c.dtype,
+            "yes" if c.nullable else "no",
+            shown,
+            c.note or "",
+            style=style,
+        )
+    return table
+
+
+@app.command()
+def init(
+    data: Annotated[str | None, typer.Argument(help="CSV/TSV(.gz)/Parquet/JSONL file.")] = None,
+    target: Annotated[str, typer.Option("--target", "-t", help="Column to predict.")] = ...,  # type: ignore[assignment]
+    task: Annotated[
+        str | None, typer.Option(help="binary, multiclass or regression (default: detected).")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Project (registered model) name.")] = None,
+    id_col: Annotated[list[str] | None, typer.Option("--id", help="Identifier column(s).")] = None,
+    sensitive: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sensitive", help="Sensitive column(s): excluded from features, used for fairness."
+        ),
+    ] = None,
+    config: Annotated[Path, typer.Option("--config", "-c", help="Spec file to write.")] = Path(
+        "keizoku.yaml"
+    ),
+    force: Annotated[bool, typer.Option(help="Overwrite an existing spec.")] = False,
+    no_header: NoHeader = False,
+    sep: Sep = None,
+    na_values: NaValues = None,
+    drop: Drop = None,
+    encoding: Encoding = "utf-8-sig",
+    sql: Sql = None,
+    db: Db = None,
+) -> None:
+    """Infer the schema of DATA and write keizoku.yaml + schema.yaml."""
+    from keizoku.project import init_project
+
+    read = _read_spec(no_header, sep, na_values, drop, encoding, sql, db, id_col)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", KeizokuWarning)
+        spec, schema = init_project(
+            data,
+            target,
+            read=read,
+            task=task,
+            name=name,  # type: ignore[arg-type]
+            sensitive=sensitive,
+            spec_path=config,
+            force=force,
+        )
+    _show_warnings(caught)
+    console.print(_schema_table(schema))
+    console.print(
+        f"Wrote [bold]{config}[/] (project '{spec.project}') and "
+        f"[bold]{spec.schema_file}[/]. Edit them, then run: keizoku train"
+    )
+
+
+@app.command()
+def profile(
+    data: Annotated[str | None, typer.Argument(help="Data file.")] = None,
+    target: Annotated[str | None, typer.Option("--target", "-t")] = None,
+    html: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+    id_col: Annotated[list[str] | None, typer.Option("--id", help="Identifier column(s).")] = None,
+    no_header: NoHeader = False,
+    sep: Sep = None,
+    na_values: NaValues = None,
+    drop: Drop = None,
+    encoding: Encoding = "utf-8-sig",
+    sql: Sql = None,
+    db: Db = None,
+) -> None:
+    """Profile DATA: schema, missing values, cardinality, target balance, leakage."""
+    from keizoku.data.ingest import read_table
+    from keizoku.data.profile import profile_frame, write_profile_html
+    from keizoku.data.schema import infer_schema
+
+    read = _read_spec(no_header, sep, na_values, drop, encoding, sql, db, id_col)
+    frame = read_table(data, read.read_options())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", KeizokuWarning)
+        schema = infer_schema(frame, target, id_columns=id_col)
+    _show_warnings(caught)
+    console.print(_schema_table(schema))
+    prof = profile_frame(frame, schema)
+    for table in prof.rich_tables():
+        console.print(table)
+    for w in prof.warnings:
+        console.print(f"[yellow]•[/] {w}")
+    if html is not None:
+        write_profile_html(prof, frame, schema, html)
+        console.print(f"Wrote [bold]{html}[/]")
+
+
+def _leaderboard_table(board: Any, metric: str, limit: int = 15) -> Table:
+    table = Table(title=f"Leaderboard (CV {metric})")
+    for col in ("#", "model", metric, "± std", "fit s", "latency ms/row", "size MB", "status"):
+        table.add_column(col, justify="right" if col not in ("model", "status") else "left")
+    for i, row in board.head(limit).iterrows():
+        chosen = f" ★×{int(row['chosen'])}" if row["chosen"] else ""
+        status = str(row["status"]) + chosen
+        table.add_row(
+            str(i + 1),
+            row["model"],
+            _fmt(row["score"]),
+            _fmt(row["std"]),
+            _fmt(row["fit_time_s"], 2),
+            _fmt(row["latency_ms"], 3),
+            _fmt(row["size_mb"], 2),
+            status,
+            style="bold green" if row["chosen"] else "",
+        )
+    return table
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return "—" if v != v else f"{v:.{digits}f}"
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Spec file.")] = Path(
+        "keizoku.yaml"
+    ),
+    budget: Annotated[str | None, typer.Option(help="Time budget, e.g. 60s, 5m.")] = None,
+    search: Annotated[str | None, typer.Option(help="bayes, random or grid.")] = None,
+    preset: Annotated[str | None, typer.Option(help="fast, balanced or best.")] = None,
+    metric: Annotated[str | None, typer.Option(help="Metric to optimise.")] = None,
+    models: Annotated[
+        list[str] | None, typer.Option("--model", help="Restrict to model family (repeatable).")
+    ] = None,
+    max_latency_ms: Annotated[
+        float | None, typer.Option(help="Only choose models that score one row within this time.")
+    ] = None,
+    max_size_mb: Annotated[
+        float | None, typer.Option(help="Only choose models at most this big.")
+    ] = None,
+    folds: Annotated[int | None, typer.Option(help="Cross-validation folds.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+) -> None:
+    """Search models under a time budget, ensemble, register the result."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from keizoku.project import train_project
+    from keizoku.spec import load_spec, parse_duration
+
+    spec, _ = load_spec(config)
+    total = parse_duration(budget or spec.train.budget)
+    overrides = {
+        "budget": budget,
+        "search": search,
+        "preset": preset,
+        "metric": metric,
+        "models": models,
+        "max_latency_ms": max_latency_ms,
+        "max_size_mb": max_size_mb,
+        "folds": folds,
+        "seed": seed,
+    }
+    best: dict[str, Any] = {"score": None, "model": ""}
+    with Progress(
+        TextColumn("[bold]searching"),
+        BarColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        bar = progress.add_task("", total=total)
+
+        def on_trial(t: Any, elapsed: float) -> None:
+            if t.status == "ok" and (best["score"] is None or t.mean > best["score"]):
+                best.update(score=t.mean, model=t.family)
+            shown = f"best {abs(best['score']):.4f} ({best['model']})" if best["score"] else ""
+            progress.update(
+                bar, completed=min(elapsed, total), description=f"trial {t.number + 1} · {shown}"
+            )
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", KeizokuWarning)
+            outcome = train_project(
+                config, overrides=overrides, on_trial=on_trial, started=_STARTED
+            )
+    _show_warnings(caught)
+    res = outcome.result
+    console.print(_leaderboard_table(res.leaderboard, res.metric.name))
+    members = ", ".join(f"{m.family}×{m.weight:g}" for m in res.model.members)
+    console.print(
+        f"Best: [bold]{members}[/] · CV {res.metric.name} {res.cv_score:.4f} ± {res.cv_std:.4f} · "
+        f"{len(res.trials)} trials in {res.elapsed_s:.1f}s"
+    )
+    console.print(
+        f"Registered [bold]{outcome.name}:{outcome.version}[/] as "
+        f"[bold]{outcome.alias}[/]. Score a file: keizoku predict --model "
+        f"{outcome.name}@{outcome.alias} DATA -o predictions.csv"
+    )
+
+
+@app.command()
+def models(
+    name: Annotated[str | None, typer.Argument(help="Model name (default: all).")] = None,
+) -> None:
+    """List registered models, their versions, aliases and metrics."""
+    from keizoku.registry.store import list_models, list_versions
+
+    names = [name] if name else list_models()
+    if not names:
+        console.print(
+            "No registered models yet. Run: keizoku init DATA --target COL; keizoku train"
+        )
+        return
+    table = Table(title="Registered models")
+    for col in ("model", "version", "aliases", "metric", "CV score", "members", "created"):
+        table.add_column(col)
+    import time as _time
+
+    for n in names:
+        for v in list_versions(n):
+            table.add_row(
+                n,
+                str(v.version),
+                ", ".join(v.aliases),
+                v.tags.get("keizoku.metric", ""),
+                v.tags.get("keizoku.cv_score", ""),
+                v.tags.get("keizoku.members", ""),
+                _time.strftime("%Y-%m-%d %H:%M", _time.localtime(v.created)),
+            )
+    console.print(table)
+
+
+@app.command()
+def predict(
+    data: Annotated[str, typer.Argument(help="File to score.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="NAME[@alias|:version].")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="out.csv or out.parquet")],
+    batch_size: Annotated[int, typer.Option(help="Rows per batch.")] = 10_000,
+    no_header: NoHeader = False,
+    sep: Sep = None,
+    na_values: NaValues = None,
+    drop: Drop = None,
+    encoding: Encoding = "utf-8-sig",
+) -> None:
+    """Score a file with a registered model, in batches."""
+    from rich.progress import Progress
+
+    from keizoku.project import predict_file
+
+    read = _read_spec(no_header, sep, na_values, drop, encoding, None, None).read_options()
+    with Progress(console=err, transient=True) as progress:
+        bar = progress.add_task("scoring", total=None)
+
+        def on_batch(done: int, total: int) -> None:
+            progress.update(bar, completed=done, total=total)
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", KeizokuWarning)
+            n = predict_file(
+                model, data, str(output), read=read, batch_size=batch_size, on_batch=on_batch
+            )
+    _show_warnings(caught)
+    console.print(f"Wrote {n} predictions to [bold]{output}[/]")
+
+
+# sub-apps
+
+
+def main() -> None:
+    """Entry point: run the app, turning keizoku errors into a message and an exit code."""
+    try:
+        app(standalone_mode=False)
+    except KeizokuError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("aborted")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

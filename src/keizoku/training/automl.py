@@ -1,0 +1,358 @@
+"""``fit_automl``: search model families under a time budget, ensemble, refit.
+
+The search is an Optuna study whose first trials are each family's defaults,
+then TPE (``bayes``), random sampling (``random``) or a fixed grid (``grid``).
+Every trial is cross-validated on the same folds; trials that fall behind the
+median after a fold are pruned. Candidates that are too slow or too big to
+serve (``max_latency_ms``, ``max_size_mb``) stay on the leaderboard but cannot
+be chosen. The budget covers search, ensembling and the final refit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from keizoku.data.schema import Schema
+from keizoku.errors import KeizokuWarning, UserInputError
+from keizoku.features.encoder import TabularEncoder
+from keizoku.training.cv import DeadlineReached, Folds, TrialResult, evaluate_config, make_folds
+from keizoku.training.ensemble import greedy_ensemble
+from keizoku.training.metrics import Metric, get_metric
+from keizoku.training.model import KeizokuModel, Member, serving_mode
+from keizoku.training.presets import PRESETS
+from keizoku.training.zoo import FAMILIES, Family, as_native, families_for, sample_params
+
+__all__ = ["AutoMLConfig", "AutoMLResult", "fit_automl", "encode_target"]
+
+SEARCHES = ("bayes", "random", "grid")
+
+
+@dataclass
+class AutoMLConfig:
+    """What to search and within which limits."""
+
+    budget_s: float = 60.0
+    search: str = "bayes"
+    preset: str = "balanced"
+    metric: str | None = None
+    folds: int | None = None
+    models: list[str] | None = None
+    max_latency_ms: float | None = None  # None: the preset's default
+    max_size_mb: float | None = None
+    ensemble: bool = True
+    seed: int = 0
+    warm_start: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class AutoMLResult:
+    model: KeizokuModel
+    trials: list[TrialResult]
+    leaderboard: pd.DataFrame
+    metric: Metric
+    cv_score: float
+    cv_std: float
+    elapsed_s: float
+    oof: np.ndarray
+
+
+Callback = Callable[[TrialResult, float], None]
+
+
+def encode_target(y: pd.Series, schema: Schema) -> tuple[np.ndarray, list[Any] | None]:
+    if schema.task == "regression":
+        return pd.to_numeric(y).to_numpy(dtype=float), None
+    classes = list(schema.classes or sorted(y.dropna().unique().tolist(), key=str))
+    lookup = {str(c): i for i, c in enumerate(classes)}
+    return np.array([lookup[str(v)] for v in y], dtype=int), classes
+
+
+def _check_config(cfg: AutoMLConfig) -> dict[str, Any]:
+    if cfg.search not in SEARCHES:
+        raise UserInputError(f"--search '{cfg.search}' is unknown: use one of {SEARCHES}.")
+    if cfg.preset not in PRESETS:
+        raise UserInputError(f"--preset '{cfg.preset}' is unknown: use one of {list(PRESETS)}.")
+    if cfg.budget_s < 5:
+        raise UserInputError(f"--budget {cfg.budget_s:g}s is too short: give at least 5s.")
+    return PRESETS[cfg.preset]
+
+
+class _Search:
+    """State of one search: folds, budget, trials so far."""
+
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        y: np.ndarray,
+        schema: Schema,
+        cfg: AutoMLConfig,
+        on_trial: Callback | None,
+    ) -> None:
+        preset = _check_config(cfg)
+        if cfg.max_latency_ms is None and preset.get("max_latency_ms") is not None:
+            cfg = dataclasses.replace(cfg, max_latency_ms=preset["max_latency_ms"])
+        self.cfg = cfg
+        self.task = str(schema.task)
+        self.metric = get_metric(cfg.metric, schema.task)  # type: ignore[arg-type]
+        self.n_classes = len(schema.classes or []) if self.task != "regression" else 1
+        n = len(frame)
+        k = cfg.folds or preset["folds"]
+        if n > 20_000:
+            k = min(k, 3)
+        self.k = k
+        self.families = families_for(cfg.models or preset["families"], n)
+        self.pool = preset["ensemble_candidates"]
+        self.folds = Folds(
+            make_folds(y, self.task, k, cfg.seed, schema.classes), frame, y, schema.features
+        )
+        self.start = time.monotonic()
+        self.end = self.start + cfg.budget_s
+        self.trials: list[TrialResult] = []
+        self.on_trial = on_trial
+
+    def refit_reserve(self) -> float:
+        ok = [t for t in self.trials if t.status == "ok"]
+        if not ok:
+            return 0.05 * self.cfg.budget_s
+        best = sorted(ok, key=lambda t: t.mean, reverse=True)[: min(3, len(ok))]
+        per_fit = sum(t.fit_time_s / self.k for t in best) * (self.k / max(self.k - 1, 1))
+        return max(0.05 * self.cfg.budget_s, 1.3 * per_fit + 1.0)
+
+    def time_left(self) -> float:
+        return self.end - self.refit_reserve() - time.monotonic()
+
+    def run_trial(self, family: Family, params: dict[str, Any], report: Any = None) -> TrialResult:
+        number = len(self.trials)
+        deadline = self.end - self.refit_reserve()
+        try:
+            res = evaluate_config(
+                number,
+                family,
+                params,
+                self.folds,
+                self.task,
+                self.metric,
+                self.n_classes,
+                self.cfg.seed,
+                deadline,
+                report,
+            )
+            self._apply_limits(res)
+        except DeadlineReached:
+            res = TrialResult(number, family.name, params, status="out of time")
+        except Exception as exc:  # noqa: BLE001 - a failing candidate must not end the search
+            import optuna
+
+            if isinstance(exc, optuna.TrialPruned):
+                res = TrialResult(number, family.name, params, status="pruned")
+                self._record(res)
+                raise
+            res = TrialResult(number, family.name, params, status="failed", error=str(exc)[:200])
+        self._record(res)
+        return res
+
+    def _record(self, res: TrialResult) -> None:
+        self.trials.append(res)
+        if self.on_trial is not None:
+            self.on_trial(res, time.monotonic() - self.start)
+
+    def _apply_limits(self, res: TrialResult) -> None:
+        if self.cfg.max_latency_ms is not None and res.latency_ms > self.cfg.max_latency_ms:
+            res.status = "too slow"
+        elif self.cfg.max_size_mb is not None and res.size_mb > self.cfg.max_size_mb:
+            res.status = "too big"
+
+
+def _initial_configs(search: _Search) -> list[tuple[Family, dict[str, Any]]]:
+    configs = []
+    for ws in search.cfg.warm_start:
+        fam = FAMILIES.get(ws.get("family", ""))
+        if fam is not None and fam in search.families:
+            configs.append((fam, {**fam.defaults, **ws.get("params", {})}))
+    configs += [(fam, dict(fam.defaults)) for fam in search.families]
+    return configs
+
+
+def _run_grid(search: _Search) -> None:
+    grids = [[(fam, p) for p in fam.grid_configs()] for fam in search.families]
+    order = _initial_configs(search)
+    for i in range(max(len(g) for g in grids)):
+        order += [g[i] for g in grids if i < len(g)]
+    for fam, params in order:
+        if search.time_left() <= 0:
+            break
+        search.run_trial(fam, params)
+
+
+def _run_optuna(search: _Search) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    seed = search.cfg.seed
+    if search.cfg.search == "random":
+        sampler: Any = optuna.samplers.RandomSampler(seed=seed)
+    else:
+        sampler = optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, n_startup_trials=len(search.families) + 4
+        )
+    pruner = optuna.pruners.MedianPruner(
+        n_startup_trials=len(search.families) + 2, n_warmup_steps=0
+    )
+    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+    names = [f.name for f in search.families]
+    for fam, params in _initial_configs(search):
+        study.enqueue_trial(
+            {
+                "model": fam.name,
+                **{f"{fam.name}.{k}": v for k, v in params.items() if k in fam.space},
+            }
+        )
+
+    def objective(trial: optuna.Trial) -> float:
+        fam = FAMILIES[trial.suggest_categorical("model", names)]
+        params = {**fam.defaults, **sample_params(fam, trial)}
+
+        def report(step: int, value: float) -> None:
+            trial.report(value, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        res = search.run_trial(fam, params, report)
+        if res.status not in ("ok", "too slow", "too big"):
+            raise optuna.TrialPruned()
+        return res.mean
+
+    def stop(study: optuna.Study, _trial: Any) -> None:
+        if search.time_left() <= 0:
+            study.stop()
+
+    study.optimize(objective, timeout=max(search.time_left(), 0.1), callbacks=[stop], catch=())
+
+
+def _refit(
+    search: _Search, frame: pd.DataFrame, y: np.ndarray, trial: TrialResult, weight: float
+) -> Member:
+    fam = FAMILIES[trial.family]
+    params = dict(trial.params)
+    if trial.best_iterations:
+        params["n_estimators"] = max(10, int(math.ceil(np.mean(trial.best_iterations) * 1.1)))
+    enc = TabularEncoder(search.folds.columns, mode=fam.mode).fit(frame)
+    est = fam.build(search.task, params, search.cfg.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(enc.transform(frame), y)
+    return Member(fam.name, as_native(params), enc, serving_mode(est), weight)
+
+
+def _choose(search: _Search) -> tuple[dict[int, int], float, np.ndarray]:
+    ok = sorted((t for t in search.trials if t.status == "ok"), key=lambda t: t.mean, reverse=True)
+    if not ok:
+        reasons = sorted({f"{t.family}: {t.status} {t.error}".strip() for t in search.trials})
+        raise UserInputError(
+            "No candidate finished within the budget and limits "
+            f"({'; '.join(reasons) or 'no trial ran'}). Raise --budget, or relax "
+            "--max-latency-ms / --max-size-mb."
+        )
+    best = ok[0]
+    y = search.folds.y
+    single = search.metric.oriented(y, best.oof)  # type: ignore[arg-type]
+    chosen = {best.number: 1}
+    score, oof = single, best.oof
+    if search.cfg.ensemble and len(ok) > 1:
+        pool = _distinct(ok)[: search.pool]
+        weights, ens_score = greedy_ensemble(pool, y, search.metric)
+        members = [t for t in pool if t.number in weights]
+        latency = sum(t.latency_ms for t in members)
+        size = sum(t.size_mb for t in members)
+        within = (search.cfg.max_latency_ms is None or latency <= search.cfg.max_latency_ms) and (
+            search.cfg.max_size_mb is None or size <= search.cfg.max_size_mb
+        )
+        if len(weights) > 1 and ens_score > single + 1e-6 * max(1.0, abs(single)) and within:
+            chosen, score = weights, ens_score
+            total = sum(weights.values())
+            oof = sum(t.oof * (weights[t.number] / total) for t in members)  # type: ignore[operator]
+    return chosen, score, oof  # type: ignore[return-value]
+
+
+def _distinct(trials: list[TrialResult]) -> list[TrialResult]:
+    seen: set[str] = set()
+    out = []
+    for t in trials:
+        key = f"{t.family}{sorted(t.params.items())}"
+        if key not in seen:
+            seen.add(key)
+            out.append(t)
+    return out
+
+
+def leaderboard(search: _Search, chosen: dict[int, int]) -> pd.DataFrame:
+    sign = 1 if search.metric.greater_is_better else -1
+    rows = []
+    for t in search.trials:
+        rows.append(
+            {
+                "trial": t.number,
+                "model": t.family,
+                "score": sign * t.mean if t.fold_scores else float("nan"),
+                "std": t.std if t.fold_scores else float("nan"),
+                "fit_time_s": t.fit_time_s,
+                "latency_ms": t.latency_ms,
+                "size_mb": t.size_mb,
+                "status": t.status,
+                "chosen": chosen.get(t.number, 0),
+                "params": str(as_native(t.params)),
+            }
+        )
+    board = pd.DataFrame(rows)
+    if not board.empty:
+        board = board.sort_values(
+            "score", ascending=not search.metric.greater_is_better, na_position="last"
+        ).reset_index(drop=True)
+    return board
+
+
+def fit_automl(
+    frame: pd.DataFrame, schema: Schema, cfg: AutoMLConfig, on_trial: Callback | None = None
+) -> AutoMLResult:
+    """Search, ensemble and refit a model for ``schema.target`` on ``frame``."""
+    if schema.target is None or schema.task is None:
+        raise UserInputError("The schema has no target: run `keizoku init DATA --target COL`.")
+    frame = frame[frame[schema.target].notna()].reset_index(drop=True)
+    y, classes = encode_target(frame[schema.target], schema)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", KeizokuWarning)
+        search = _Search(frame, y, schema, cfg, on_trial)
+    if cfg.search == "grid":
+        _run_grid(search)
+    else:
+        _run_optuna(search)
+    chosen, score, oof = _choose(search)
+    by_number = {t.number: t for t in search.trials}
+    members = [_refit(search, frame, y, by_number[n], float(w)) for n, w in chosen.items()]
+    model = KeizokuModel(
+        schema=schema, task=search.task, members=members, classes=classes, metric=search.metric.name
+    )
+    sign = 1 if search.metric.greater_is_better else -1
+    stds = [by_number[n].std for n in chosen]
+    board = leaderboard(search, chosen)
+    model.info = {"cv_score": sign * score, "folds": search.k, "n_trials": len(search.trials)}
+    return AutoMLResult(
+        model,
+        search.trials,
+        board,
+        search.metric,
+        sign * score,
+        float(np.mean(stds)),
+        time.monotonic() - search.start,
+        oof,
+    )

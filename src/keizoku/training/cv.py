@@ -1,0 +1,212 @@
+"""Cross-validation folds and the evaluation of one configuration on them."""
+
+from __future__ import annotations
+
+import pickle
+import statistics
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import KFold, StratifiedKFold
+
+from keizoku.data.schema import Column
+from keizoku.errors import KeizokuWarning
+from keizoku.features.encoder import TabularEncoder
+from keizoku.training.metrics import Metric
+from keizoku.training.model import raw_predict, serving_mode
+from keizoku.training.zoo import Family
+
+__all__ = ["Folds", "TrialResult", "make_folds", "evaluate_config", "DeadlineReached"]
+
+
+class DeadlineReached(Exception):
+    """The time budget ran out in the middle of a trial."""
+
+
+@dataclass
+class TrialResult:
+    """What one configuration scored on the folds, and what it costs to serve."""
+
+    number: int
+    family: str
+    params: dict[str, Any]
+    fold_scores: list[float] = field(default_factory=list)
+    oof: np.ndarray | None = None
+    fit_time_s: float = 0.0
+    latency_ms: float = float("nan")
+    size_mb: float = float("nan")
+    best_iterations: list[int] = field(default_factory=list)
+    status: str = "ok"
+    error: str = ""
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.fold_scores)) if self.fold_scores else float("-inf")
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.fold_scores)) if len(self.fold_scores) > 1 else 0.0
+
+
+@dataclass
+class Folds:
+    """Fold indices plus a cache of the encoded matrices per encoder mode."""
+
+    splits: list[tuple[np.ndarray, np.ndarray]]
+    frame: pd.DataFrame
+    y: np.ndarray
+    columns: list[Column]
+    cache: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def encoded(self, mode: str, i: int) -> tuple[np.ndarray, np.ndarray]:
+        key = (mode, i)
+        if key not in self.cache:
+            tr, va = self.splits[i]
+            enc = TabularEncoder(self.columns, mode=mode).fit(self.frame.iloc[tr])
+            self.cache[key] = (
+                enc.transform(self.frame.iloc[tr]),
+                enc.transform(self.frame.iloc[va]),
+            )
+        return self.cache[key]
+
+
+def make_folds(
+    y: np.ndarray, task: str, k: int, seed: int, labels: list[Any] | None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """K folds, stratified for classification; tiny classes are stratified as one group."""
+    n = len(y)
+    if task == "regression":
+        return list(KFold(k, shuffle=True, random_state=seed).split(np.zeros(n)))
+    strat = y.copy()
+    codes, counts = np.unique(y, return_counts=True)
+    rare = codes[counts < k]
+    if len(rare):
+        names = [labels[c] if labels else c for c in rare]
+        shown = ", ".join(
+            f"'{nm}' ({counts[codes == c][0]} rows)" for nm, c in zip(names, rare, strict=True)
+        )
+        warnings.warn(
+            f"Class(es) {shown} have fewer rows than the {k} folds, so plain stratified "
+            "CV cannot hold them in every fold; they are stratified together as one group and "
+            "their CV estimates are noisy.",
+            KeizokuWarning,
+            stacklevel=2,
+        )
+        strat = np.where(np.isin(y, rare), -1, y)
+        if (strat == -1).sum() < k:
+            strat = np.where(strat == -1, codes[counts.argmax()], strat)
+    return list(StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(n), strat))
+
+
+def _expand_proba(est: Any, proba: np.ndarray, n_classes: int) -> np.ndarray:
+    """A fold may miss a class: put each column of ``proba`` under its class code."""
+    classes = getattr(est, "classes_", None)
+    if classes is None or proba.shape[1] == n_classes:
+        return proba
+    full = np.zeros((proba.shape[0], n_classes))
+    full[:, np.asarray(classes, dtype=int)] = proba
+    return full
+
+
+def _fit(
+    family: Family,
+    est: Any,
+    Xt: np.ndarray,
+    yt: np.ndarray,
+    Xv: np.ndarray,
+    yv: np.ndarray,
+    deadline: float,
+) -> int | None:
+    """Fit ``est``; boosting models stop early on the validation fold and at the deadline."""
+    if family.name == "lightgbm":
+        import lightgbm as lgb
+
+        def stop_at_deadline(env: Any) -> None:
+            if time.monotonic() > deadline:
+                raise DeadlineReached()
+
+        est.fit(
+            Xt,
+            yt,
+            eval_set=[(Xv, yv)],
+            callbacks=[lgb.early_stopping(50, verbose=False), stop_at_deadline],
+        )
+        return int(est.best_iteration_ or est.n_estimators)
+    if family.name == "xgboost":
+        import xgboost as xgb
+
+        class Deadline(xgb.callback.TrainingCallback):
+            def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+                if time.monotonic() > deadline:
+                    raise DeadlineReached()
+                return False
+
+        est.set_params(early_stopping_rounds=50, callbacks=[Deadline()])
+        est.fit(Xt, yt, eval_set=[(Xv, yv)], verbose=False)
+        est.set_params(callbacks=None)
+        return int(est.best_iteration + 1)
+    est.fit(Xt, yt)
+    return None
+
+
+def evaluate_config(
+    number: int,
+    family: Family,
+    params: dict[str, Any],
+    folds: Folds,
+    task: str,
+    metric: Metric,
+    n_classes: int,
+    seed: int,
+    deadline: float,
+    report: Any = None,
+) -> TrialResult:
+    """Cross-validate one configuration; ``report(step, score)`` may prune it."""
+    result = TrialResult(number, family.name, dict(params))
+    y = folds.y
+    oof = np.zeros((len(y), n_classes)) if task != "regression" else np.zeros(len(y))
+    start = time.perf_counter()
+    est: Any = None
+    for i, (tr, va) in enumerate(folds.splits):
+        if time.monotonic() > deadline:
+            raise DeadlineReached()
+        Xt, Xv = folds.encoded(family.mode, i)
+        est = family.build(task, params, seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            best = _fit(family, est, Xt, y[tr], Xv, y[va], deadline)
+        if best is not None:
+            result.best_iterations.append(best)
+        pred = raw_predict(est, Xv, task)
+        if task != "regression":
+            pred = _expand_proba(est, pred, n_classes)
+        oof[va] = pred
+        result.fold_scores.append(metric.oriented(y[va], pred))
+        if report is not None:
+            report(i, float(np.mean(result.fold_scores)))
+    result.fit_time_s = time.perf_counter() - start
+    result.oof = oof
+    _measure_serving_cost(result, family, folds, est, task)
+    return result
+
+
+def _measure_serving_cost(
+    result: TrialResult, family: Family, folds: Folds, est: Any, task: str
+) -> None:
+    """Single-row latency (encode + predict, median of repeats) and pickled size."""
+    tr, _ = folds.splits[-1]
+    enc = TabularEncoder(folds.columns, mode=family.mode).fit(folds.frame.iloc[tr[:2000]])
+    records = folds.frame.iloc[:15].to_dict("records")
+    serving_mode(est)
+    raw_predict(est, enc.transform_records(records[:1]), task)  # warm-up
+    timings = []
+    for rec in records:
+        t0 = time.perf_counter()
+        raw_predict(est, enc.transform_records([rec]), task)
+        timings.append(time.perf_counter() - t0)
+    result.latency_ms = statistics.median(timings) * 1000
+    result.size_mb = len(pickle.dumps((enc, est), protocol=5)) / 1e6

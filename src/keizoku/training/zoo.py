@@ -1,0 +1,320 @@
+"""The model zoo: each family's estimator, encoder mode, defaults and search space."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Family", "FAMILIES", "families_for"]
+
+Params = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Family:
+    """One kind of model: how to build it and which hyper-parameters to search.
+
+    ``space`` maps a parameter to ``("float"|"int", low, high, log)`` or
+    ``("cat", choices)``; ``grid`` lists the values tried by grid search;
+    ``max_rows`` marks models that only suit small data (k-NN, SVM).
+    """
+
+    name: str
+    mode: str  # encoder mode: "ordinal" (trees) or "onehot"
+    build: Callable[[str, Params, int], Any]
+    defaults: Params
+    space: dict[str, tuple[Any, ...]]
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    max_rows: int | None = None
+    boosting: bool = False
+
+    def grid_configs(self) -> list[Params]:
+        keys = list(self.grid)
+        return [
+            dict(zip(keys, vals, strict=True)) for vals in itertools.product(*self.grid.values())
+        ]
+
+
+def _linear(task: str, p: Params, seed: int) -> Any:
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    if task == "regression":
+        return Ridge(alpha=p["alpha"], random_state=seed)
+    return LogisticRegression(C=p["C"], max_iter=2000, random_state=seed)
+
+
+def _rf(task: str, p: Params, seed: int) -> Any:
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+    cls = RandomForestRegressor if task == "regression" else RandomForestClassifier
+    return cls(
+        n_estimators=p["n_estimators"],
+        max_features=p["max_features"],
+        min_samples_leaf=p["min_samples_leaf"],
+        n_jobs=2,
+        random_state=seed,
+    )
+
+
+def _et(task: str, p: Params, seed: int) -> Any:
+    from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
+
+    cls = ExtraTreesRegressor if task == "regression" else ExtraTreesClassifier
+    return cls(
+        n_estimators=p["n_estimators"],
+        max_features=p["max_features"],
+        min_samples_leaf=p["min_samples_leaf"],
+        n_jobs=2,
+        random_state=seed,
+    )
+
+
+def _hgb(task: str, p: Params, seed: int) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    cls = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
+    return cls(
+        learning_rate=p["learning_rate"],
+        max_leaf_nodes=p["max_leaf_nodes"],
+        min_samples_leaf=p["min_samples_leaf"],
+        l2_regularization=p["l2_regularization"],
+        max_iter=p.get("n_estimators", 500),
+        early_stopping=True,
+        random_state=seed,
+    )
+
+
+def _lgbm(task: str, p: Params, seed: int) -> Any:
+    import lightgbm as lgb
+
+    cls = lgb.LGBMRegressor if task == "regression" else lgb.LGBMClassifier
+    return cls(
+        n_estimators=p.get("n_estimators", 2000),
+        learning_rate=p["learning_rate"],
+        num_leaves=p["num_leaves"],
+        min_child_samples=p["min_child_samples"],
+        subsample=p["subsample"],
+        subsample_freq=1,
+        colsample_bytree=p["colsample_bytree"],
+        reg_lambda=p["reg_lambda"],
+        n_jobs=2,
+        random_state=seed,
+        verbose=-1,
+    )
+
+
+def _xgb(task: str, p: Params, seed: int) -> Any:
+    import xgboost as xgb
+
+    cls = xgb.XGBRegressor if task == "regression" else xgb.XGBClassifier
+    return cls(
+        n_estimators=p.get("n_estimators", 2000),
+        learning_rate=p["learning_rate"],
+        max_depth=p["max_depth"],
+        min_child_weight=p["min_child_weight"],
+        subsample=p["subsample"],
+        colsample_bytree=p["colsample_bytree"],
+        reg_lambda=p["reg_lambda"],
+        tree_method="hist",
+        n_jobs=2,
+        random_state=seed,
+        verbosity=0,
+    )
+
+
+def _knn(task: str, p: Params, seed: int) -> Any:
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
+    cls = KNeighborsRegressor if task == "regression" else KNeighborsClassifier
+    return cls(n_neighbors=p["n_neighbors"], weights=p["weights"])
+
+
+def _svm(task: str, p: Params, seed: int) -> Any:
+    from sklearn.svm import SVC, SVR
+
+    if task == "regression":
+        return SVR(C=p["C"], gamma=p["gamma"])
+    return SVC(C=p["C"], gamma=p["gamma"], probability=True, random_state=seed)
+
+
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in [
+        Family(
+            "lightgbm",
+            "ordinal",
+            _lgbm,
+            defaults={
+                "learning_rate": 0.05,
+                "num_leaves": 31,
+                "min_child_samples": 20,
+                "subsample": 1.0,
+                "colsample_bytree": 1.0,
+                "reg_lambda": 1e-3,
+            },
+            space={
+                "learning_rate": ("float", 0.01, 0.2, True),
+                "num_leaves": ("int", 4, 128, True),
+                "min_child_samples": ("int", 2, 100, True),
+                "subsample": ("float", 0.5, 1.0, False),
+                "colsample_bytree": ("float", 0.3, 1.0, False),
+                "reg_lambda": ("float", 1e-3, 10.0, True),
+            },
+            grid={
+                "learning_rate": [0.03, 0.1],
+                "num_leaves": [8, 31, 64],
+                "min_child_samples": [5, 20],
+                "subsample": [0.8],
+                "colsample_bytree": [0.5, 1.0],
+                "reg_lambda": [0.1],
+            },
+            boosting=True,
+        ),
+        Family(
+            "xgboost",
+            "ordinal",
+            _xgb,
+            defaults={
+                "learning_rate": 0.05,
+                "max_depth": 6,
+                "min_child_weight": 1.0,
+                "subsample": 0.8,
+                "colsample_bytree": 0.8,
+                "reg_lambda": 1.0,
+            },
+            space={
+                "learning_rate": ("float", 0.01, 0.2, True),
+                "max_depth": ("int", 2, 10, False),
+                "min_child_weight": ("float", 0.5, 20.0, True),
+                "subsample": ("float", 0.5, 1.0, False),
+                "colsample_bytree": ("float", 0.3, 1.0, False),
+                "reg_lambda": ("float", 1e-3, 10.0, True),
+            },
+            grid={
+                "learning_rate": [0.03, 0.1],
+                "max_depth": [3, 6, 9],
+                "min_child_weight": [1.0],
+                "subsample": [0.8],
+                "colsample_bytree": [0.5, 1.0],
+                "reg_lambda": [1.0],
+            },
+            boosting=True,
+        ),
+        Family(
+            "hist_gradient_boosting",
+            "ordinal",
+            _hgb,
+            defaults={
+                "learning_rate": 0.1,
+                "max_leaf_nodes": 31,
+                "min_samples_leaf": 20,
+                "l2_regularization": 1e-4,
+            },
+            space={
+                "learning_rate": ("float", 0.02, 0.3, True),
+                "max_leaf_nodes": ("int", 8, 128, True),
+                "min_samples_leaf": ("int", 2, 100, True),
+                "l2_regularization": ("float", 1e-4, 10.0, True),
+            },
+            grid={
+                "learning_rate": [0.05, 0.1],
+                "max_leaf_nodes": [15, 31, 63],
+                "min_samples_leaf": [10, 30],
+                "l2_regularization": [0.0],
+            },
+        ),
+        Family(
+            "linear",
+            "onehot",
+            _linear,
+            defaults={"C": 1.0, "alpha": 1.0},
+            space={"C": ("float", 1e-3, 100.0, True), "alpha": ("float", 1e-3, 100.0, True)},
+            grid={"C": [0.01, 0.1, 1.0, 10.0], "alpha": [0.1, 1.0, 10.0]},
+        ),
+        Family(
+            "extra_trees",
+            "ordinal",
+            _et,
+            defaults={"n_estimators": 200, "max_features": 0.5, "min_samples_leaf": 2},
+            space={
+                "n_estimators": ("int", 100, 300, False),
+                "max_features": ("cat", ["sqrt", 0.3, 0.5, 0.8, 1.0]),
+                "min_samples_leaf": ("int", 1, 10, False),
+            },
+            grid={
+                "n_estimators": [200],
+                "max_features": ["sqrt", 0.5, 1.0],
+                "min_samples_leaf": [1, 3],
+            },
+        ),
+        Family(
+            "random_forest",
+            "ordinal",
+            _rf,
+            defaults={"n_estimators": 200, "max_features": "sqrt", "min_samples_leaf": 2},
+            space={
+                "n_estimators": ("int", 100, 300, False),
+                "max_features": ("cat", ["sqrt", 0.3, 0.5, 0.8]),
+                "min_samples_leaf": ("int", 1, 10, False),
+            },
+            grid={"n_estimators": [200], "max_features": ["sqrt", 0.5], "min_samples_leaf": [1, 3]},
+        ),
+        Family(
+            "knn",
+            "onehot",
+            _knn,
+            defaults={"n_neighbors": 15, "weights": "distance"},
+            space={
+                "n_neighbors": ("int", 3, 60, True),
+                "weights": ("cat", ["uniform", "distance"]),
+            },
+            grid={"n_neighbors": [5, 15, 40], "weights": ["uniform", "distance"]},
+            max_rows=20_000,
+        ),
+        Family(
+            "svm",
+            "onehot",
+            _svm,
+            defaults={"C": 1.0, "gamma": "scale"},
+            space={"C": ("float", 1e-2, 100.0, True), "gamma": ("cat", ["scale", 0.01, 0.1])},
+            grid={"C": [0.1, 1.0, 10.0], "gamma": ["scale"]},
+            max_rows=3_000,
+        ),
+    ]
+}
+
+
+def families_for(names: list[str] | None, n_rows: int) -> list[Family]:
+    """The families to search: ``names`` if given, else every family that suits ``n_rows``."""
+    from keizoku.errors import UserInputError
+
+    if names:
+        unknown = [n for n in names if n not in FAMILIES]
+        if unknown:
+            raise UserInputError(
+                f"Unknown model(s) {unknown} in train.models. Choose from: {sorted(FAMILIES)}."
+            )
+        return [FAMILIES[n] for n in names]
+    return [f for f in FAMILIES.values() if f.max_rows is None or n_rows <= f.max_rows]
+
+
+def sample_params(family: Family, trial: Any) -> Params:
+    """Draw ``family``'s parameters from an Optuna trial (names prefixed by the family)."""
+    params: Params = {}
+    for key, spec in family.space.items():
+        name = f"{family.name}.{key}"
+        if spec[0] == "float":
+            params[key] = trial.suggest_float(name, spec[1], spec[2], log=spec[3])
+        elif spec[0] == "int":
+            params[key] = trial.suggest_int(name, spec[1], spec[2], log=spec[3])
+        else:
+            params[key] = trial.suggest_categorical(name, spec[1])
+    return params
+
+
+def as_native(params: Params) -> Params:
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in params.items()}
