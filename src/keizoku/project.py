@@ -7,6 +7,7 @@ notebook or a script gets exactly the same behaviour.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
 import re
@@ -28,6 +29,11 @@ from keizoku.home import atomic_write_bytes
 from keizoku.spec import DataSpec, Spec, TrainSpec, load_spec, parse_duration
 from keizoku.training.automl import AutoMLConfig, AutoMLResult, fit_automl
 from keizoku.training.cv import TrialResult
+
+# Builders of extra artifacts saved with every trained version, as "module:function".
+# Each is called as fn(result: AutoMLResult, frame: DataFrame, schema: Schema, folder: Path)
+# and returns {name: path} of files it wrote into ``folder``.
+ARTIFACT_HOOKS: tuple[str, ...] = ()
 
 REGISTER_RESERVE_S = 2.5  # logging + registering the model, measured ~1-2 s on 2 cores
 
@@ -195,6 +201,10 @@ def train_project(
         )
         with tempfile.TemporaryDirectory(prefix="keizoku-art-") as tmp:
             files = _artifacts(Path(tmp), result, schema, data_sha, schema_sha, spec)
+            for hook in ARTIFACT_HOOKS:
+                module, func = hook.split(":")
+                builder = getattr(importlib.import_module(module), func)
+                files.update(builder(result, frame, schema, Path(tmp)))
             if extra_artifacts is not None:
                 files.update(extra_artifacts(result, frame, Path(tmp)))
             tags = {
