@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import time
 import warnings
@@ -358,6 +359,14 @@ def predict(
 
 
 # sub-apps
+from keizoku.auth import keys_app, users_app  # noqa: E402
+from keizoku.rag.cli import rag_app  # noqa: E402
+
+app.add_typer(rag_app, name="rag")
+app.add_typer(keys_app, name="keys")
+app.add_typer(users_app, name="users")
+for _module in ("serving", "lifecycle", "monitoring", "evaluation"):
+    importlib.import_module(f"keizoku.{_module}.cli").register(app)
 
 
 def main() -> None:
