@@ -72,7 +72,8 @@ pipe = Pipeline([("pre", pre), ("model", lgb.LGBMClassifier(verbose=-1))]).fit(x
 mlflow.set_tracking_uri(sys.argv[3]); mlflow.set_registry_uri(sys.argv[3])
 with mlflow.start_run():
     info = mlflow.sklearn.log_model(pipe, name="model", registered_model_name=sys.argv[4],
-        pip_requirements=["scikit-learn", "lightgbm", "pandas"], input_example=x.head(2))
+        pip_requirements=["scikit-learn", "lightgbm", "pandas"], input_example=x.head(2),
+        serialization_format="cloudpickle")
 c = MlflowClient()
 v = max(int(m.version) for m in c.search_model_versions(f"name='{sys.argv[4]}'"))
 c.set_registered_model_alias(sys.argv[4], "champion", str(v))
@@ -80,8 +81,11 @@ print("standin registered", v)
 """
 
 BENTO_SERVICE = r'''
+import json
 import os
+
 import bentoml
+import numpy as np
 import pandas as pd
 
 
@@ -95,7 +99,9 @@ class KeizokuModel:
     @bentoml.api
     def predict(self, records: list[dict]) -> list:
         out = self.model.predict(pd.DataFrame(records))
-        return pd.DataFrame(out).to_dict(orient="records") if hasattr(out, "columns") else list(out)
+        if hasattr(out, "to_json"):
+            return json.loads(out.to_json(orient="records" if hasattr(out, "columns") else "values"))
+        return np.asarray(out).tolist()
 '''
 
 INPROC = r"""
@@ -132,10 +138,16 @@ class Server:
     def __enter__(self) -> Server:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.log, "w")
-        self.proc = subprocess.Popen(self.cmd, cwd=self.cwd, env={**os.environ, **self.env},
+        env = {**os.environ, **self.env}
+        # the server's own venv first on PATH: `mlflow models serve` execs `uvicorn` by name
+        env["PATH"] = str(Path(self._exe()).parent) + os.pathsep + env["PATH"]
+        self.proc = subprocess.Popen(self.cmd, cwd=self.cwd, env=env,
                                      stdout=self._fh, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         return self
+
+    def _exe(self) -> str:
+        return next(c for c in self.cmd if c.startswith("/") and "/bin/" in c)
 
     def wait_ready(self, timeout: float = 180) -> None:
         import httpx
