@@ -42,11 +42,11 @@ def keizoku_cmd(*args: str, cwd: Path, env: dict, log: Path) -> float:
 def model_bytes(home: Path) -> tuple[int, str]:
     """Size of the champion's artifacts; falls back to the home folder without the DB."""
     try:
-        from keizoku.registry import model_path  # type: ignore[attr-defined]
+        from keizoku.registry import version_artifact
 
-        p = Path(model_path(f"{PROJECT}@champion"))
-        return dir_size(p), "champion artifacts"
-    except Exception:  # noqa: BLE001
+        p = version_artifact(f"{PROJECT}@champion", "keizoku_model.pkl")
+        return dir_size(p), "champion's keizoku_model.pkl"
+    except Exception:  # noqa: BLE001 - fall back to an upper bound
         pass
     total = sum(
         p.stat().st_size for p in home.rglob("*")
@@ -85,7 +85,7 @@ def run(args, task, train, test):
     records = json.loads(test.drop(columns=[target]).head(200).to_json(orient="records"))
     res = {"fit_s": fit_s, "init_s": init_s, "predict_s": predict_s, "load_s": load_s}
     res.update(single_row_latency(lambda r: model.predict_records([r]), records))
-    res["model_bytes"], size_note = model_bytes(home)
+    res["model_bytes"], size_note = model_bytes(home)  # after load_model: KEIZOKU_HOME is set
     res["versions"] = versions("keizoku", "lightgbm", "xgboost-cpu", "scikit-learn", "optuna")
     res["notes"] = (f"fit_s = wall time of `keizoku train` (CLI start included); "
                     f"predict_s = `keizoku predict` on the test file; size: {size_note}")

@@ -1,0 +1,259 @@
+"""Retrieval quality, latency and ingest throughput of keizoku's knowledge assistant.
+
+Quality: XQuAD English (240 paragraphs, 1190 questions) split into sentences; a
+question's relevant sentence is the one holding its answer span; every sentence of
+every paragraph is in the corpus. Each paragraph is ingested as a document (title =
+article) chunked one sentence per chunk. Fusion weights are tuned on the questions of
+even-numbered articles (dev) and reported on the odd-numbered ones (test) and on all.
+
+Latency: p50/p95 of ``search()`` (hybrid, ACL filter on, ~25 % of rows visible) on 10k
+and 100k synthetic chunks with random embeddings. Throughput: real ingest (parse,
+chunk, embed, index) of the XQuAD paragraphs with the default chunking.
+
+    .venv/bin/python bench/rag_retrieval.py [--quick] [--out results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "qa" / "xquad"
+
+
+def load_xquad(path: Path) -> tuple[list[dict], list[dict]]:
+    """Paragraph docs (title, sentences) and questions (text, doc index, sentence, dev flag)."""
+    from keizoku.rag.text import split_sentences
+
+    data = json.loads(path.read_text())["data"]
+    paragraphs, questions = [], []
+    for a_i, art in enumerate(data):
+        for para in art["paragraphs"]:
+            ctx = para["context"]
+            sents = split_sentences(" ".join(ctx.split()) if False else ctx)
+            spans, pos = [], 0
+            for s in sents:
+                start = ctx.find(s, pos)
+                spans.append((start, start + len(s)))
+                pos = start + len(s)
+            p_i = len(paragraphs)
+            paragraphs.append({"title": art["title"].replace("_", " "), "sentences": sents})
+            for qa in para["qas"]:
+                start = qa["answers"][0]["answer_start"]
+                s_i = next((i for i, (lo, hi) in enumerate(spans) if lo <= start < hi), None)
+                if s_i is None:
+                    s_i = max(i for i, (lo, _) in enumerate(spans) if lo <= start)
+                questions.append({"q": qa["question"], "doc": p_i, "sent": s_i,
+                                  "dev": a_i % 2 == 0})  # fmt: skip
+    return paragraphs, questions
+
+
+def ndcg_recall(ranked: list[int], rel: int, k: int = 10) -> tuple[float, float]:
+    for i, r in enumerate(ranked[:k]):
+        if r == rel:
+            return 1.0 / np.log2(i + 2), 1.0
+    return 0.0, 0.0
+
+
+def quality(quick: bool) -> dict:
+    from keizoku.rag import collection as col
+    from keizoku.rag.chunk import ChunkConfig
+    from keizoku.rag.collection import DocInput
+    from keizoku.rag.embed import get_embedder
+    from keizoku.rag.index import FusionConfig, fuse, top_k
+    from keizoku.rag.parse import ParsedDoc, Section
+    from keizoku.rag.text import tokenize
+
+    paragraphs, questions = load_xquad(DATA / "xquad.en.json")
+    if quick:
+        questions = questions[::4]
+    inputs = [
+        DocInput(f"xq:{i}", str(i), lambda p=p: ParsedDoc(p["title"], "text",
+                 [Section((), " ".join(p["sentences"]))]), ("group:everyone",))
+        for i, p in enumerate(paragraphs)
+    ]  # fmt: skip
+    report = col.ingest("xquad-sent", inputs, chunking=ChunkConfig(max_words=1, overlap_words=0))
+    conn = col.connect("xquad-sent")
+    gen = int(col._meta(conn, "generation") or 0)
+    row_key = {}
+    for cid, src, pos in conn.execute(
+        "SELECT c.id, d.source, c.position FROM chunks c JOIN docs d ON d.id = c.doc_id"
+    ):
+        row_key[cid] = (int(src[3:]), pos)
+    conn.close()
+    g = col._load_generation("xquad-sent", gen)
+    keys = [row_key[int(c)] for c in g.rows]
+    key_to_row = {k: i for i, k in enumerate(keys)}
+    n_expected = sum(len(p["sentences"]) for p in paragraphs)
+    allowed = np.arange(len(g.rows))
+    emb = get_embedder()
+    qv = emb.encode([q["q"] for q in questions])
+    lex = [g.lexical.scores(tokenize(q["q"]), allowed) for q in questions]
+    den = [g.dense.scores(qv[i], allowed)[1] for i in range(len(questions))]
+    rel = [key_to_row[(q["doc"], q["sent"])] for q in questions]
+
+    def run(cfg: FusionConfig, subset: str) -> dict:
+        nd, rc = [], []
+        for i, q in enumerate(questions):
+            if (subset == "dev" and not q["dev"]) or (subset == "test" and q["dev"]):
+                continue
+            s = fuse(allowed, lex[i], allowed, den[i], g.prev_row, g.next_row, cfg)
+            a, b = ndcg_recall(top_k(s, 10).tolist(), rel[i])
+            nd.append(a)
+            rc.append(b)
+        return {"ndcg@10": float(np.mean(nd)), "recall@10": float(np.mean(rc)), "n": len(nd)}
+
+    grid = [(a, b) for a in np.round(np.arange(0.2, 0.81, 0.05), 2) for b in (0.0, 0.1, 0.2, 0.3)]
+    dev = {(a, b): run(FusionConfig(alpha=a, neighbour=b), "dev")["ndcg@10"] for a, b in grid}
+    best_a, best_b = max(dev, key=dev.__getitem__)
+    rows = {}
+    for label, cfg in [
+        ("BM25 (stemmed, stopwords)", FusionConfig(mode="lexical")),
+        ("dense all-MiniLM-L6-v2", FusionConfig(mode="dense")),
+        ("hybrid alpha=0.5, no neighbours", FusionConfig(alpha=0.5)),
+        (f"hybrid alpha={best_a}, neighbour={best_b} (dev-tuned)",
+         FusionConfig(alpha=best_a, neighbour=best_b)),
+        ("keizoku default", col.DEFAULT_FUSION),
+    ]:  # fmt: skip
+        rows[label] = {"all": run(cfg, "all"), "test": run(cfg, "test")}
+    # the default through the public search() path (ACL filter, SQLite, embedding per query)
+    from keizoku.rag.access import Identity
+
+    who = Identity("bench", ())
+    t0 = time.perf_counter()
+    nd = []
+    for i, q in enumerate(questions[:200]):
+        hits = col.search("xquad-sent", q["q"], who, k=10)
+        ranked = [key_to_row[(int(h.source[3:]), h.position)] for h in hits]
+        nd.append(ndcg_recall(ranked, rel[i])[0])
+    per_q = (time.perf_counter() - t0) / min(200, len(questions))
+    return {
+        "corpus_sentences": n_expected, "chunks": report.chunks_total,
+        "questions": len(questions), "dev_best": {"alpha": best_a, "neighbour": best_b,
+                                                  "ndcg@10": dev[(best_a, best_b)]},
+        "dev_grid": {f"{a},{b}": v for (a, b), v in dev.items()},
+        "rows": rows, "search_path_ndcg@10_first200": float(np.mean(nd)),
+        "search_path_seconds_per_query": per_q,
+    }  # fmt: skip
+
+
+def synthetic(name: str, n_chunks: int, seed: int = 0) -> None:
+    """A collection of ``n_chunks`` random chunks (10 a document) with random embeddings."""
+    from keizoku.rag import collection as col
+    from keizoku.rag.embed import get_embedder
+
+    rng = np.random.default_rng(seed)
+    vocab = [f"w{i}" for i in range(20_000)]
+    zipf = 1.0 / np.arange(1, len(vocab) + 1)
+    zipf /= zipf.sum()
+    conn = col.connect(name, create=True)
+    conn.execute("BEGIN")
+    n_docs = n_chunks // 10
+    conn.executemany("INSERT INTO docs (id, source, title, kind, sha256, ingested_at) "
+                     "VALUES (?, ?, ?, 'text', 'x', 'now')",
+                     [(d, f"syn:{d}", f"doc {d}") for d in range(1, n_docs + 1)])  # fmt: skip
+    acl = []
+    for d in range(1, n_docs + 1):
+        for g in rng.choice(20, size=rng.integers(1, 3), replace=False):
+            acl.append((d, f"group:g{g}"))
+    conn.executemany("INSERT OR IGNORE INTO acl VALUES (?, ?)", acl)
+    words = rng.choice(len(vocab), size=(n_chunks, 60), p=zipf)
+    conn.executemany(
+        "INSERT INTO chunks (id, doc_id, position, heading_path, text, tokens) "
+        "VALUES (?, ?, ?, '[]', ?, ?)",
+        [(c + 1, c // 10 + 1, c % 10, t, t) for c in range(n_chunks)
+         for t in [" ".join(vocab[w] for w in words[c])]],
+    )  # fmt: skip
+    vecs = rng.standard_normal((n_chunks, 384)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    emb = get_embedder()
+    col._build_generation(conn, name, emb, 0, {c + 1: vecs[c] for c in range(n_chunks)})
+    col._set_meta(conn, "generation", "0")
+    col._set_meta(conn, "model", emb.name)
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def latency(sizes: list[int], n_queries: int) -> dict:
+    from keizoku.rag import collection as col
+    from keizoku.rag.access import Identity
+
+    out = {}
+    who = Identity("u", ("g1", "g2", "g3", "g4", "g5"))
+    rng = np.random.default_rng(1)
+    for n in sizes:
+        t0 = time.perf_counter()
+        synthetic(f"syn{n}", n)
+        build = time.perf_counter() - t0
+        col.search(f"syn{n}", "w1 w2", who)  # load the generation once
+        times = []
+        for _ in range(n_queries):
+            q = " ".join(f"w{i}" for i in rng.integers(0, 2000, size=6))
+            t = time.perf_counter()
+            col.search(f"syn{n}", q, who, k=10)
+            times.append((time.perf_counter() - t) * 1000)
+        out[str(n)] = {"p50_ms": float(np.percentile(times, 50)),
+                       "p95_ms": float(np.percentile(times, 95)), "build_s": build}  # fmt: skip
+    return out
+
+
+def throughput() -> dict:
+    from keizoku.rag import collection as col
+    from keizoku.rag.collection import DocInput
+    from keizoku.rag.parse import ParsedDoc, Section
+
+    data = json.loads((DATA / "xquad.en.json").read_text())["data"]
+    inputs = [
+        DocInput(f"tp:{a}:{i}", f"{a}:{i}", lambda t=art["title"], c=p["context"]: ParsedDoc(
+            t, "text", [Section((), c)]), ("group:everyone",))
+        for a, art in enumerate(data) for i, p in enumerate(art["paragraphs"])
+    ]  # fmt: skip
+    report = col.ingest("throughput", inputs)
+    return {"docs": len(inputs), "chunks": report.chunks_total, "seconds": report.seconds,
+            "chunks_per_s": report.chunks_total / report.seconds}  # fmt: skip
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="quarter of the questions, 10k only")
+    ap.add_argument("--out", default=None, help="write results as JSON here")
+    args = ap.parse_args()
+    if not (DATA / "xquad.en.json").is_file():
+        print(f"missing {DATA / 'xquad.en.json'}", file=sys.stderr)
+        return 2
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ["KEIZOKU_HOME"] = tempfile.mkdtemp(prefix="keizoku-bench-")
+    results = {"quality": quality(args.quick)}
+    results["latency"] = latency([10_000] if args.quick else [10_000, 100_000],
+                                 50 if args.quick else 200)  # fmt: skip
+    results["ingest"] = throughput()
+    q = results["quality"]
+    print(f"\nXQuAD-en sentence retrieval: {q['chunks']} sentences, {q['questions']} questions "
+          f"(test = odd articles; weights tuned on even articles: {q['dev_best']})\n")
+    print("| retriever | nDCG@10 all | recall@10 all | nDCG@10 test | recall@10 test |")
+    print("|---|---|---|---|---|")
+    for label, r in q["rows"].items():
+        print(f"| {label} | {r['all']['ndcg@10']:.3f} | {r['all']['recall@10']:.3f} | "
+              f"{r['test']['ndcg@10']:.3f} | {r['test']['recall@10']:.3f} |")  # fmt: skip
+    print(f"\nsearch() path, first 200 questions: nDCG@10 {q['search_path_ndcg@10_first200']:.3f},"
+          f" {q['search_path_seconds_per_query'] * 1000:.1f} ms/query\n")
+    print("| chunks | p50 ms | p95 ms |\n|---|---|---|")
+    for n, r in results["latency"].items():
+        print(f"| {n} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} |")
+    i = results["ingest"]
+    print(f"\ningest: {i['docs']} docs, {i['chunks']} chunks in {i['seconds']:.1f} s = "
+          f"{i['chunks_per_s']:.1f} chunks/s")
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
