@@ -33,7 +33,9 @@ from keizoku.training.cv import TrialResult
 # Builders of extra artifacts saved with every trained version, as "module:function".
 # Each is called as fn(result: AutoMLResult, frame: DataFrame, schema: Schema, folder: Path)
 # and returns {name: path} of files it wrote into ``folder``.
-ARTIFACT_HOOKS: tuple[str, ...] = ()
+ARTIFACT_HOOKS: tuple[str, ...] = (
+    "keizoku.monitoring.reference:reference_artifact",
+)
 
 REGISTER_RESERVE_S = 2.5  # logging + registering the model, measured ~1-2 s on 2 cores
 

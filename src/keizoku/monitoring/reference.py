@@ -1,0 +1,218 @@
+"""Reference statistics: per-feature sketches computed once, at training.
+
+Saved with every model version as ``reference.json`` (an ``ARTIFACT_HOOKS``
+builder). Drift compares new data with these sketches and never re-reads the
+training data:
+
+* numbers: ``edges`` (the 1/B … (B-1)/B quantiles, de-duplicated) and the
+  training CDF at each edge (``cdf``), the null rate, mean, std, min, max;
+* categories (and booleans): the relative frequency of the ``MAX_LEVELS`` most
+  frequent levels, the share of all other levels (``other``), the null rate;
+* the prediction distribution, from the out-of-fold predictions of the search
+  (the probability of the positive class for a binary model, the predicted class
+  for a multiclass model, the value for a regression);
+* the metric and its cross-validated score, the task and the class labels.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, Field
+
+from keizoku.errors import NotFoundError
+
+__all__ = [
+    "FeatureRef",
+    "Reference",
+    "build_reference",
+    "reference_artifact",
+    "load_reference",
+    "numeric_ref",
+    "categorical_ref",
+    "label_text",
+    "BINS",
+    "MAX_LEVELS",
+    "OTHER",
+]
+
+BINS = 20
+MAX_LEVELS = 50
+OTHER = "__other__"
+REFERENCE_FILE = "reference.json"
+
+
+class FeatureRef(BaseModel):
+    """One column's sketch."""
+
+    kind: str  # "numeric" | "categorical"
+    n: int
+    null_rate: float
+    edges: list[float] = Field(default_factory=list)
+    cdf: list[float] = Field(default_factory=list)
+    mean: float | None = None
+    std: float | None = None
+    min: float | None = None
+    max: float | None = None
+    frequencies: dict[str, float] = Field(default_factory=dict)
+    other: float = 0.0
+
+    def bin_probs(self) -> np.ndarray:
+        """Numbers: share of non-null values per bin (B bins for B-1 edges)."""
+        cdf = np.asarray(self.cdf, dtype=float)
+        return np.diff(np.concatenate([[0.0], cdf, [1.0]]))
+
+
+class Reference(BaseModel):
+    """Everything drift and performance monitoring need from training."""
+
+    version: int = 1
+    created: float
+    n_rows: int
+    task: str
+    target: str
+    classes: list[str] | None = None
+    metric: str
+    greater_is_better: bool
+    cv_score: float
+    features: dict[str, FeatureRef]
+    prediction: FeatureRef | None = None
+
+
+def label_text(value: Any) -> str:
+    """A label as text, the way the log and the feedback store write it."""
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value)).lower()
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, np.integer):
+        return str(int(value))
+    return str(value)
+
+
+def numeric_ref(values: pd.Series | np.ndarray, bins: int = BINS) -> FeatureRef:
+    """Quantile-bin sketch of a numeric column."""
+    arr = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
+    n = len(arr)
+    ok = arr[~np.isnan(arr)]
+    null_rate = float(1 - len(ok) / n) if n else 0.0
+    if len(ok) == 0:
+        return FeatureRef(kind="numeric", n=n, null_rate=null_rate)
+    qs = np.quantile(ok, np.linspace(0, 1, bins + 1)[1:-1])
+    edges = np.unique(qs)
+    cdf = np.searchsorted(np.sort(ok), edges, side="right") / len(ok)
+    return FeatureRef(
+        kind="numeric",
+        n=n,
+        null_rate=null_rate,
+        edges=[float(e) for e in edges],
+        cdf=[float(c) for c in cdf],
+        mean=float(ok.mean()),
+        std=float(ok.std()),
+        min=float(ok.min()),
+        max=float(ok.max()),
+    )
+
+
+def categorical_ref(values: pd.Series | np.ndarray, max_levels: int = MAX_LEVELS) -> FeatureRef:
+    """Level-frequency sketch of a categorical column (levels as text)."""
+    series = pd.Series(values)
+    n = len(series)
+    ok = series.dropna().map(label_text)
+    null_rate = float(1 - len(ok) / n) if n else 0.0
+    counts = ok.value_counts()
+    total = max(len(ok), 1)
+    top = counts.head(max_levels)
+    return FeatureRef(
+        kind="categorical",
+        n=n,
+        null_rate=null_rate,
+        frequencies={str(k): float(v / total) for k, v in top.items()},
+        other=float(counts.iloc[max_levels:].sum() / total) if len(counts) > max_levels else 0.0,
+    )
+
+
+def _prediction_ref(oof: np.ndarray | None, task: str, classes: list[str] | None) -> FeatureRef:
+    if oof is None:
+        return FeatureRef(kind="numeric", n=0, null_rate=0.0)
+    arr = np.asarray(oof, dtype=float)
+    if task == "regression":
+        return numeric_ref(arr.ravel())
+    if arr.ndim == 1:
+        return numeric_ref(arr)
+    if arr.shape[1] == 2:
+        return numeric_ref(arr[:, 1])
+    labels = classes or [str(i) for i in range(arr.shape[1])]
+    return categorical_ref(np.asarray(labels, dtype=object)[arr.argmax(axis=1)])
+
+
+def build_reference(
+    frame: pd.DataFrame,
+    schema: Any,
+    *,
+    oof: np.ndarray | None,
+    metric: str,
+    greater_is_better: bool,
+    cv_score: float,
+) -> Reference:
+    """Sketch every feature of ``frame`` and the out-of-fold prediction distribution."""
+    features: dict[str, FeatureRef] = {}
+    for col in schema.features:
+        if col.name not in frame.columns:
+            continue
+        if col.kind == "numeric":
+            features[col.name] = numeric_ref(frame[col.name])
+        elif col.kind in ("categorical", "boolean"):
+            features[col.name] = categorical_ref(frame[col.name])
+    classes = [label_text(c) for c in schema.classes] if schema.classes else None
+    return Reference(
+        created=time.time(),
+        n_rows=len(frame),
+        task=str(schema.task),
+        target=str(schema.target),
+        classes=classes,
+        metric=metric,
+        greater_is_better=greater_is_better,
+        cv_score=float(cv_score),
+        features=features,
+        prediction=_prediction_ref(oof, str(schema.task), classes),
+    )
+
+
+def reference_artifact(result: Any, frame: pd.DataFrame, schema: Any, folder: Path) -> dict:
+    """``ARTIFACT_HOOKS`` builder: write ``reference.json`` into ``folder``."""
+    if schema.target in frame.columns:
+        frame = frame[frame[schema.target].notna()].reset_index(drop=True)
+    oof = getattr(result, "oof", None)
+    if oof is not None and len(oof) != len(frame):
+        oof = None
+    ref = build_reference(
+        frame,
+        schema,
+        oof=oof,
+        metric=result.metric.name,
+        greater_is_better=bool(result.metric.greater_is_better),
+        cv_score=float(result.cv_score),
+    )
+    path = Path(folder) / REFERENCE_FILE
+    path.write_text(ref.model_dump_json(indent=1))
+    return {"reference": path}
+
+
+def load_reference(ref: str) -> Reference:
+    """The reference statistics saved with model version ``ref`` (``NAME[@alias|:v]``)."""
+    from keizoku.registry.store import version_artifact
+
+    try:
+        path = version_artifact(ref, REFERENCE_FILE)
+    except NotFoundError as exc:
+        raise NotFoundError(
+            f"Version '{ref}' has no reference statistics ({REFERENCE_FILE}): it was trained "
+            "before monitoring existed. Retrain it with `keizoku train` to monitor it."
+        ) from exc
+    return Reference.model_validate(json.loads(path.read_text()))
