@@ -35,6 +35,7 @@ from keizoku.training.cv import TrialResult
 # and returns {name: path} of files it wrote into ``folder``.
 ARTIFACT_HOOKS: tuple[str, ...] = (
     "keizoku.monitoring.reference:reference_artifact",
+    "keizoku.evaluation.evidence:build_evidence",
 )
 
 REGISTER_RESERVE_S = 2.5  # logging + registering the model, measured ~1-2 s on 2 cores

@@ -1,0 +1,131 @@
+"""The training-time artifact hook: evaluation evidence saved with every version.
+
+``build_evidence`` is listed in ``keizoku.project.ARTIFACT_HOOKS`` and runs inside
+``keizoku train`` after the search. From the out-of-fold predictions (no refit) it
+writes ``evaluation.json`` (metrics, curves, worst slices, learning curve, data
+period), ``importance.json``, ``fairness.json``, ``background.json`` (a small sample
+used to explain single rows) and ``model_card.md``. It is bounded: SHAP on at most
+2000 rows, permutation importance and the learning curve within a few seconds each.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from keizoku.data.schema import Schema
+from keizoku.evaluation.card import intended_use, lineage, render_card
+from keizoku.evaluation.explain import global_importance
+from keizoku.evaluation.fairness import fairness_report
+from keizoku.evaluation.learning import learning_curve
+from keizoku.evaluation.metrics import evaluate_predictions
+
+__all__ = ["build_evidence", "data_period", "write_json", "EVIDENCE_FILES"]
+
+EVIDENCE_FILES = {
+    "evaluation": "evaluation.json",
+    "importance": "importance.json",
+    "fairness": "fairness.json",
+    "background": "background.json",
+    "model_card": "model_card.md",
+}
+BACKGROUND_ROWS = 30
+STEP_BUDGET_S = 3.0
+CV_SOURCE = "cross-validation (out-of-fold predictions)"
+
+
+def _clean(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """Strict JSON (NaN/inf become null) so browsers and other tools can read it."""
+    path.write_text(json.dumps(_clean(data), indent=1, default=str, allow_nan=False))
+    return path
+
+
+def data_period(frame: pd.DataFrame, schema: Schema) -> dict[str, dict[str, str]]:
+    """Min and max of every datetime column."""
+    out = {}
+    for col in schema.columns:
+        if col.kind != "datetime" or col.name not in frame:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            stamps = pd.to_datetime(frame[col.name], errors="coerce", format="mixed")
+        if stamps.notna().any():
+            out[col.name] = {"min": str(stamps.min()), "max": str(stamps.max())}
+    return out
+
+
+def _training_info(folder: Path, result: Any, schema: Schema) -> dict[str, Any]:
+    path = folder / "training.json"
+    if path.is_file():
+        return dict(json.loads(path.read_text()))
+    return {
+        "task": schema.task,
+        "target": schema.target,
+        "metric": result.metric.name,
+        "cv_score": result.cv_score,
+        "cv_std": result.cv_std,
+        "members": [{"family": m.family, "weight": m.weight} for m in result.model.members],
+    }
+
+
+def build_evidence(result: Any, frame: pd.DataFrame, schema: Schema, folder: Path) -> dict[str, Path]:
+    """ARTIFACT_HOOKS builder: write the evidence files into ``folder``; return {name: path}."""
+    from keizoku.training.automl import encode_target
+
+    started = time.monotonic()
+    model = result.model
+    frame = frame[frame[schema.target].notna()].reset_index(drop=True)
+    y, _ = encode_target(frame[schema.target], schema)
+    oof = np.asarray(result.oof)
+    if len(oof) != len(frame):
+        raise ValueError(
+            f"Out-of-fold predictions have {len(oof)} rows but the data has {len(frame)} "
+            "rows with a target; they must align (AutoMLResult.oof)."
+        )
+    task = str(model.task)
+    evaluation = evaluate_predictions(task, y, oof, model.classes, frame, schema, CV_SOURCE)
+    evaluation["learning_curve"] = learning_curve(model, frame, y, result.metric, STEP_BUDGET_S)
+    evaluation["data_period"] = data_period(frame, schema)
+    importance = global_importance(model, frame, y, result.metric, STEP_BUDGET_S)
+    fairness = fairness_report(task, y, oof, frame, schema, CV_SOURCE)
+    columns = [c.name for c in schema.features + schema.sensitive]
+    sample = frame[columns].sample(min(len(frame), BACKGROUND_ROWS), random_state=0)
+    training = _training_info(folder, result, schema)
+    versions = lineage(training["project"]) if training.get("project") else []
+    upcoming = max((v["version"] for v in versions), default=0) + 1
+    card = render_card(
+        training, evaluation, importance, fairness, versions, upcoming, intended_use()
+    )
+    evaluation["evidence_seconds"] = round(time.monotonic() - started, 3)
+    paths = {
+        "evaluation": write_json(folder / EVIDENCE_FILES["evaluation"], evaluation),
+        "importance": write_json(folder / EVIDENCE_FILES["importance"], importance),
+        "fairness": write_json(folder / EVIDENCE_FILES["fairness"], fairness),
+        "background": write_json(
+            folder / EVIDENCE_FILES["background"],
+            json.loads(sample.to_json(orient="records", date_format="iso")),
+        ),
+    }
+    card_path = folder / EVIDENCE_FILES["model_card"]
+    card_path.write_text(card)
+    paths["model_card"] = card_path
+    return paths

@@ -1,0 +1,329 @@
+"""Global importance and per-row explanations, always per original feature.
+
+Global importance, per member of the model:
+
+- tree members (LightGBM, XGBoost, random forest, extra trees, histogram GBM):
+  mean |SHAP| from ``shap.TreeExplainer`` on the member's encoded matrix (at most
+  ``MAX_SHAP_ROWS`` rows); encoded columns are summed back to their original feature
+  (one-hot parts, date parts, text terms) per row before taking the absolute value;
+- other members (linear, kNN, SVM), or a tree model shap cannot read: permutation
+  importance, the drop of the project's metric when one original column is shuffled.
+
+The model-level ranking weights each member's importances, normalised to shares that
+sum to 1, by the member's ensemble weight.
+
+Per-row explanations (``explain_row``) add up exactly:
+
+- a single tree member: tree SHAP in the model's **raw output** space, i.e. the
+  log-odds of the positive class (binary LightGBM/XGBoost/histogram GBM), the raw
+  score of the predicted class (multiclass), the predicted value (regression), or
+  the probability (random forest / extra trees); ``expected_value + sum(contributions)``
+  equals that raw output;
+- anything else (ensembles, linear, kNN, SVM): Shapley values estimated by sampling
+  feature orderings against a background sample saved at training, in **probability**
+  space (classifiers: the predicted class) or value space (regression). Each sampled
+  ordering telescopes, so ``expected_value + sum(contributions)`` equals the model's
+  output exactly, where ``expected_value`` is the mean output over the background.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from keizoku.data.schema import Schema, closest
+from keizoku.errors import DataError, UserInputError
+from keizoku.training.model import KeizokuModel, Member, raw_predict
+
+__all__ = [
+    "TREE_FAMILIES",
+    "encoded_to_feature",
+    "global_importance",
+    "explain_row",
+    "tree_shap",
+    "check_record",
+]
+
+TREE_FAMILIES = ("lightgbm", "xgboost", "hist_gradient_boosting", "random_forest", "extra_trees")
+PROBABILITY_TREES = ("random_forest", "extra_trees")
+MAX_SHAP_ROWS = 2000
+MAX_PERMUTATION_ROWS = 1000
+MAX_BACKGROUND = 30
+PERMUTATIONS = 12
+
+
+def encoded_to_feature(encoded: list[str], features: list[str]) -> list[str]:
+    """The original feature of each encoded column (``Sex=male`` → ``Sex``)."""
+    by_length = sorted(features, key=len, reverse=True)
+    out = []
+    for name in encoded:
+        owner = next(
+            (f for f in by_length if name == f or name.startswith((f + "__", f + "="))), name
+        )
+        out.append(owner)
+    return out
+
+
+def _aggregate(values: np.ndarray, owners: list[str], features: list[str]) -> np.ndarray:
+    """Sum encoded columns (last axis of ``values`` is the encoded axis) per original feature."""
+    index = {f: i for i, f in enumerate(features)}
+    out = np.zeros(values.shape[:-1] + (len(features),))
+    for j, owner in enumerate(owners):
+        out[..., index[owner]] += values[..., j]
+    return out
+
+
+def tree_shap(member: Member, X: np.ndarray, task: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """SHAP values (n × encoded × outputs), expected values (outputs) and their space."""
+    import shap
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        explainer = shap.TreeExplainer(member.estimator)
+        values = np.asarray(explainer.shap_values(X, check_additivity=False), dtype=float)
+    expected = np.atleast_1d(np.asarray(explainer.expected_value, dtype=float))
+    if values.ndim == 2:
+        values = values[:, :, None]
+    if task == "binary" and values.shape[2] == 2:  # probability trees: keep the positive class
+        values, expected = values[:, :, 1:], expected[1:]
+    if member.family in PROBABILITY_TREES and task != "regression":
+        space = "probability"
+    elif task == "binary":
+        space = "log-odds"
+    elif task == "multiclass":
+        space = "raw score (softmax input)"
+    else:
+        space = "predicted value"
+    return values, expected, space
+
+
+def _shap_supported(member: Member) -> bool:
+    return member.family in TREE_FAMILIES
+
+
+def _tree_importance(member: Member, frame: pd.DataFrame, task: str, features: list[str]) -> Any:
+    X = member.encoder.transform(frame)
+    values, _, space = tree_shap(member, X, task)
+    owners = encoded_to_feature(list(member.encoder.feature_names_out_), features)
+    per_feature = _aggregate(np.moveaxis(values, 1, 2), owners, features)  # n × outputs × d
+    return np.abs(per_feature).mean(axis=(0, 1)), f"mean |SHAP| ({space})"
+
+
+def _permutation_importance(
+    member: Member,
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    task: str,
+    metric: Any,
+    features: list[str],
+    deadline: float,
+) -> tuple[np.ndarray, str]:
+    rng = np.random.default_rng(0)
+
+    def score(f: pd.DataFrame) -> float:
+        return float(metric.oriented(y, raw_predict(member.estimator, member.encoder.transform(f), task)))
+
+    base = score(frame)
+    out = np.zeros(len(features))
+    for i, name in enumerate(features):
+        if time.monotonic() > deadline:
+            break
+        shuffled = frame.copy()
+        shuffled[name] = rng.permutation(shuffled[name].to_numpy())
+        out[i] = max(base - score(shuffled), 0.0)
+    return out, f"permutation importance (drop in {metric.name})"
+
+
+def global_importance(
+    model: KeizokuModel,
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    metric: Any,
+    budget_s: float = 4.0,
+) -> dict[str, Any]:
+    """Per-feature importance of every member and of the whole model (weighted shares)."""
+    features = model.feature_names
+    deadline = time.monotonic() + budget_s
+    rng = np.random.default_rng(0)
+    members, combined = [], np.zeros(len(features))
+    total = sum(m.weight for m in model.members) or 1.0
+    for m in model.members:
+        values = None
+        if _shap_supported(m):
+            rows = rng.choice(len(frame), min(len(frame), MAX_SHAP_ROWS), replace=False)
+            try:
+                values, method = _tree_importance(m, frame.iloc[np.sort(rows)], model.task, features)
+            except (ValueError, TypeError, NotImplementedError, AttributeError) as exc:
+                # shap cannot read every tree model (e.g. some multiclass sklearn ones)
+                method = f"tree SHAP unavailable ({type(exc).__name__}); "
+        if values is None:
+            rows = rng.choice(len(frame), min(len(frame), MAX_PERMUTATION_ROWS), replace=False)
+            part = frame.iloc[np.sort(rows)]
+            values, method = _permutation_importance(
+                m, part, y[np.sort(rows)], model.task, metric, features, deadline
+            )
+        share = values / values.sum() if values.sum() > 0 else values
+        combined += share * (m.weight / total)
+        members.append(
+            {
+                "family": m.family,
+                "weight": m.weight,
+                "method": method,
+                "importance": {f: float(v) for f, v in zip(features, values, strict=True)},
+            }
+        )
+    order = np.argsort(-combined)
+    return {
+        "features": [{"feature": features[i], "share": float(combined[i])} for i in order],
+        "members": members,
+        "rows": int(min(len(frame), MAX_SHAP_ROWS)),
+        "note": "share: each member's importances normalised to sum to 1, weighted by the "
+        "member's ensemble weight",
+    }
+
+
+# ------------------------------------------------------------------ one row
+
+
+def check_record(schema: Schema, record: dict[str, Any]) -> list[str]:
+    """Raise on unknown columns or non-numeric numbers; return the features left missing."""
+    if not isinstance(record, dict) or not record:
+        raise UserInputError(
+            'The row must be a non-empty JSON object of column → value, e.g. {"Age": 22}.'
+        )
+    known = schema.names
+    unknown = [k for k in record if k not in known]
+    if unknown:
+        hint = closest(unknown[0], known)
+        did = f" Did you mean '{hint}'?" if hint else f" Columns are: {known}."
+        raise DataError(
+            f"The row has column(s) {unknown} that the model does not know.{did}",
+            details={"unknown": unknown},
+        )
+    for col in schema.features:
+        value = record.get(col.name)
+        if col.kind == "numeric" and value is not None and not isinstance(value, int | float):
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                raise DataError(
+                    f"Column '{col.name}' must be numeric, but the row holds {value!r}. "
+                    "Send a number, or null for missing.",
+                    details={"column": col.name, "value": str(value)},
+                ) from None
+    return [c.name for c in schema.features if record.get(c.name) is None]
+
+
+def _output_index(model: KeizokuModel, proba: np.ndarray) -> int | None:
+    if model.task == "regression":
+        return None
+    return 1 if model.task == "binary" else int(np.argmax(proba))
+
+
+def _explain_tree(model: KeizokuModel, record: dict[str, Any]) -> dict[str, Any]:
+    member = model.members[0]
+    X = member.encoder.transform_records([record])
+    values, expected, space = tree_shap(member, X, model.task)
+    proba = model.predict_raw_records([record])[0]
+    k = _output_index(model, np.atleast_1d(proba))
+    j = 0 if values.shape[2] == 1 else int(k or 0)
+    owners = encoded_to_feature(list(member.encoder.feature_names_out_), model.feature_names)
+    contrib = _aggregate(values[0, :, j], owners, model.feature_names)
+    return {"method": "tree_shap", "space": space, "expected": float(expected[j]), "phi": contrib}
+
+
+def _model_output(model: KeizokuModel, frame: pd.DataFrame, k: int | None) -> np.ndarray:
+    raw = model.predict_raw(frame)
+    return raw if k is None else raw[:, k]
+
+
+def _explain_sampling(
+    model: KeizokuModel, record: dict[str, Any], background: pd.DataFrame, k: int | None
+) -> dict[str, Any]:
+    features = model.feature_names
+    d = len(features)
+    bg = background[features].head(MAX_BACKGROUND).astype(object).to_numpy()
+    x = np.array([record.get(f) for f in features], dtype=object)
+    rng = np.random.default_rng(0)
+    perms = [rng.permutation(d) for _ in range(PERMUTATIONS)]
+    blocks = []
+    for perm in perms:
+        switched = np.zeros((d + 1, d), dtype=bool)  # row j: the first j features of perm are x's
+        for j in range(1, d + 1):
+            switched[j:, perm[j - 1]] = True
+        for b in bg:
+            blocks.append(np.where(switched, x[None, :], b[None, :]))
+    rows = pd.DataFrame(np.concatenate(blocks), columns=features)
+    for col in model.schema.sensitive:
+        rows[col.name] = None
+    out = _model_output(model, rows, k).reshape(len(perms), len(bg), d + 1)
+    steps = np.diff(out, axis=2)  # perms × background × d: gain of adding perm[j]
+    phi = np.zeros(d)
+    for p, perm in enumerate(perms):
+        phi[perm] += steps[p].mean(axis=0)
+    phi /= len(perms)
+    space = "predicted value" if k is None else "probability"
+    expected = float(out[:, :, 0].mean())
+    return {"method": "sampling_shapley", "space": space, "expected": expected, "phi": phi}
+
+
+def explain_row(
+    model: KeizokuModel,
+    record: dict[str, Any],
+    background: pd.DataFrame | None = None,
+    top: int = 10,
+) -> dict[str, Any]:
+    """Contributions of each feature to one prediction; they add up to the reported output."""
+    missing = check_record(model.schema, record)
+    proba = np.atleast_1d(model.predict_raw_records([record])[0])
+    k = _output_index(model, proba)
+    single_tree = len(model.members) == 1 and _shap_supported(model.members[0])
+    result = None
+    if single_tree:
+        try:
+            result = _explain_tree(model, record)
+        except (ValueError, TypeError, NotImplementedError, AttributeError):
+            result = None  # shap cannot read this tree model: fall back to sampling
+    if result is None:
+        if background is None or background.empty:
+            raise UserInputError(
+                "Explaining this model needs the background sample saved at training "
+                "(artifact background.json); retrain it with `keizoku train` to create one."
+            )
+        result = _explain_sampling(model, record, background, k)
+    phi = np.asarray(result["phi"], dtype=float)
+    order = np.argsort(-np.abs(phi))
+    shown = order[: max(top, 0)]
+    labels = model.labels(proba[None, :] if model.task != "regression" else proba)
+    contributions = [
+        {
+            "feature": model.feature_names[i],
+            "value": _jsonable(record.get(model.feature_names[i])),
+            "contribution": float(phi[i]),
+        }
+        for i in shown
+    ]
+    return {
+        "prediction": _jsonable(labels[0]),
+        "output_class": None if k is None else str((model.classes or [])[k]),
+        "space": result["space"],
+        "method": result["method"],
+        "expected_value": result["expected"],
+        "output": result["expected"] + float(phi.sum()),
+        "contributions": contributions,
+        "rest": float(phi[order[len(shown) :]].sum()),
+        "missing_features": missing,
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
