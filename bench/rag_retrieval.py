@@ -37,7 +37,7 @@ def load_xquad(path: Path) -> tuple[list[dict], list[dict]]:
     for a_i, art in enumerate(data):
         for para in art["paragraphs"]:
             ctx = para["context"]
-            sents = split_sentences(" ".join(ctx.split()) if False else ctx)
+            sents = split_sentences(ctx)
             spans, pos = [], 0
             for s in sents:
                 start = ctx.find(s, pos)
@@ -184,7 +184,10 @@ def synthetic(name: str, n_chunks: int, seed: int = 0) -> None:
 def latency(sizes: list[int], n_queries: int) -> dict:
     from keizoku.rag import collection as col
     from keizoku.rag.access import Identity
+    from keizoku.rag.embed import get_embedder
+    from keizoku.rag.index import FusionConfig
 
+    emb = get_embedder()
     out = {}
     who = Identity("u", ("g1", "g2", "g3", "g4", "g5"))
     rng = np.random.default_rng(1)
@@ -193,14 +196,24 @@ def latency(sizes: list[int], n_queries: int) -> dict:
         synthetic(f"syn{n}", n)
         build = time.perf_counter() - t0
         col.search(f"syn{n}", "w1 w2", who)  # load the generation once
-        times = []
+        times, lex_times, emb_times = [], [], []
         for _ in range(n_queries):
             q = " ".join(f"w{i}" for i in rng.integers(0, 2000, size=6))
             t = time.perf_counter()
             col.search(f"syn{n}", q, who, k=10)
             times.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            col.search(f"syn{n}", q, who, k=10, fusion=FusionConfig(mode="lexical"))
+            lex_times.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            emb.encode([q])
+            emb_times.append((time.perf_counter() - t) * 1000)
         out[str(n)] = {"p50_ms": float(np.percentile(times, 50)),
-                       "p95_ms": float(np.percentile(times, 95)), "build_s": build}  # fmt: skip
+                       "p95_ms": float(np.percentile(times, 95)),
+                       "lexical_only_p50_ms": float(np.percentile(lex_times, 50)),
+                       "lexical_only_p95_ms": float(np.percentile(lex_times, 95)),
+                       "query_embedding_p50_ms": float(np.percentile(emb_times, 50)),
+                       "build_s": build}  # fmt: skip
     return out
 
 
@@ -232,7 +245,7 @@ def main() -> int:
     os.environ["KEIZOKU_HOME"] = tempfile.mkdtemp(prefix="keizoku-bench-")
     results = {"quality": quality(args.quick)}
     results["latency"] = latency([10_000] if args.quick else [10_000, 100_000],
-                                 50 if args.quick else 200)  # fmt: skip
+                                 30 if args.quick else 100)  # fmt: skip
     results["ingest"] = throughput()
     q = results["quality"]
     print(f"\nXQuAD-en sentence retrieval: {q['chunks']} sentences, {q['questions']} questions "
@@ -244,9 +257,11 @@ def main() -> int:
               f"{r['test']['ndcg@10']:.3f} | {r['test']['recall@10']:.3f} |")  # fmt: skip
     print(f"\nsearch() path, first 200 questions: nDCG@10 {q['search_path_ndcg@10_first200']:.3f},"
           f" {q['search_path_seconds_per_query'] * 1000:.1f} ms/query\n")
-    print("| chunks | p50 ms | p95 ms |\n|---|---|---|")
+    print("| chunks | hybrid p50 ms | hybrid p95 ms | lexical-only p50 / p95 ms |"
+          " query embedding p50 ms |\n|---|---|---|---|---|")
     for n, r in results["latency"].items():
-        print(f"| {n} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} |")
+        print(f"| {n} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['lexical_only_p50_ms']:.1f} / "
+              f"{r['lexical_only_p95_ms']:.1f} | {r['query_embedding_p50_ms']:.1f} |")
     i = results["ingest"]
     print(f"\ningest: {i['docs']} docs, {i['chunks']} chunks in {i['seconds']:.1f} s = "
           f"{i['chunks_per_s']:.1f} chunks/s")

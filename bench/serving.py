@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"section": "serving", "results": [], "duration_s": duration,
                               "generator": "wrk -t1" if shutil.which("wrk") else "python"}
     try:
-        source, record, uri = prepare_model(work, a.source, 20 if a.quick else 60)
+        source, record, uri = prepare_model(work, a.source, 30 if a.quick else 60)
     except Exception as exc:  # noqa: BLE001
         result.update(status="failed", error=str(exc))
         write_json(a.out, result)
