@@ -1,0 +1,139 @@
+"""The FastAPI application behind ``keizoku serve``.
+
+``create_app(options)`` builds it; the lifespan loads the models (``/readyz`` answers 503
+until they are), opens the prediction log, starts the registry poller (hot swap), and on
+shutdown (SIGTERM: uvicorn lets in-flight requests finish first) stops the poller and
+closes the prediction log so every accepted record reaches the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+from keizoku.errors import KeizokuError
+from keizoku.serving.metrics import Metrics
+from keizoku.serving.openapi import install_openapi
+from keizoku.serving.routes import ServerState, error_response, router
+from keizoku.serving.security import Guard, is_loopback
+from keizoku.serving.state import ModelSet
+
+__all__ = ["ServeOptions", "create_app", "app_from_env", "OPTIONS_ENV"]
+
+OPTIONS_ENV = "KEIZOKU_SERVE_OPTIONS"
+_log = logging.getLogger("keizoku.serving")
+
+
+@dataclass
+class ServeOptions:
+    """What ``keizoku serve`` was asked for."""
+
+    models: list[str] = field(default_factory=list)
+    host: str = "127.0.0.1"
+    poll_interval_s: float = 5.0
+    prediction_log: bool = True
+    log_flush_s: float = 1.0
+
+    def to_env(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls) -> ServeOptions:
+        return cls(**json.loads(os.environ.get(OPTIONS_ENV, "{}")))
+
+
+def _open_log(options: ServeOptions) -> Any:
+    if not options.prediction_log:
+        return None
+    from keizoku.monitoring.log import PredictionLog
+
+    return PredictionLog(flush_interval_s=options.log_flush_s)
+
+
+async def _poll(state: ServerState, interval: float) -> None:
+    """Every ``interval`` seconds, pick up moved aliases and changed deployments."""
+    while True:
+        await asyncio.sleep(interval)
+        if not state.models.ready:
+            continue
+        try:
+            await asyncio.to_thread(state.models.refresh_all)
+        except Exception as exc:  # noqa: BLE001 - a poll error must never stop the poller
+            _log.error("Registry poll failed: %s", exc)
+
+
+async def _load(state: ServerState) -> None:
+    try:
+        await asyncio.to_thread(state.models.load_all)
+    except KeizokuError as exc:
+        _log.error("Could not load the models: %s", exc.message)
+    else:
+        versions = {n: m.versions() for n, m in state.models.models.items()}
+        _log.info("Serving %s", versions)
+
+
+def _lifespan(options: ServeOptions) -> Any:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state: ServerState = app.state.keizoku
+        state.log = _open_log(options)
+        tasks = [asyncio.create_task(_load(state))]
+        if options.poll_interval_s > 0:
+            tasks.append(asyncio.create_task(_poll(state, options.poll_interval_s)))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if state.log is not None:
+                await asyncio.to_thread(state.log.close)
+                state.log = None
+
+    return lifespan
+
+
+def create_app(options: ServeOptions | None = None) -> FastAPI:
+    """The serving app for ``options`` (models load in the lifespan, i.e. at startup)."""
+    from keizoku import __version__
+
+    options = options or ServeOptions()
+    metrics = Metrics()
+    models = ModelSet(names=options.models or None, metrics=metrics)
+    app = FastAPI(
+        title="keizoku model server",
+        version=str(__version__),
+        description="Predictions from registered keizoku models. See docs/serving.md.",
+        lifespan=_lifespan(options),
+    )
+    app.state.keizoku = ServerState(models, Guard(loopback=is_loopback(options.host)), metrics)
+    app.include_router(router)
+    _include_routers(app)
+
+    @app.exception_handler(KeizokuError)
+    async def _keizoku_error(request: Request, exc: KeizokuError) -> Response:
+        return error_response(exc)
+
+    install_openapi(app, models.models)
+    return app
+
+
+def _include_routers(app: FastAPI) -> None:
+    """Routers of other keizoku packages served by the same process."""
+    from keizoku.rag.api import router as rag_router
+
+    app.include_router(rag_router)
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` (used by ``keizoku serve --workers N``)."""
+    return create_app(ServeOptions.from_env())

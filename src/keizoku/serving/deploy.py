@@ -1,0 +1,142 @@
+"""Deployments: which aliases of a model answer requests, in what split, and which shadows.
+
+One JSON file per model at ``home()/deployments/<name>.json``, written atomically::
+
+    {"split": {"champion": 90, "challenger": 10}, "sticky_key": "customer_id",
+     "entity_key": "customer_id", "shadow": null}
+
+No file means "champion answers everything". The server re-reads the file when it
+changes, so ``keizoku deploy`` takes effect without a restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from keizoku.errors import UserInputError
+from keizoku.home import atomic_write_text, home
+
+__all__ = [
+    "Deployment",
+    "choose_variant",
+    "deployment_path",
+    "load_deployment",
+    "parse_split",
+    "reset_deployment",
+    "save_deployment",
+]
+
+_ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+
+
+class Deployment(BaseModel):
+    """How one model's traffic is routed."""
+
+    split: dict[str, float] = Field(default_factory=lambda: {"champion": 100.0})
+    sticky_key: str | None = None
+    entity_key: str | None = None
+    shadow: str | None = None
+
+    @field_validator("split")
+    @classmethod
+    def _check_split(cls, split: dict[str, float]) -> dict[str, float]:
+        if not split:
+            raise ValueError("the split names no alias; use e.g. --split champion=100")
+        for alias, weight in split.items():
+            if not _ALIAS.match(alias):
+                raise ValueError(f"alias {alias!r} is not a valid alias name")
+            if not weight >= 0:
+                raise ValueError(f"weight of {alias!r} is {weight}; weights must be >= 0")
+        if sum(split.values()) <= 0:
+            raise ValueError("the split weights add up to 0; give at least one a positive weight")
+        return split
+
+    @model_validator(mode="after")
+    def _entity(self) -> Deployment:
+        if self.sticky_key and not self.entity_key:
+            self.entity_key = self.sticky_key
+        return self
+
+    @property
+    def aliases(self) -> list[str]:
+        """Every alias this deployment needs loaded (split members and the shadow)."""
+        names = [a for a, w in self.split.items() if w > 0]
+        if self.shadow and self.shadow not in names:
+            names.append(self.shadow)
+        return names
+
+
+def deployment_path(name: str) -> Path:
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+    return home() / "deployments" / f"{safe}.json"
+
+
+def load_deployment(name: str) -> Deployment:
+    """The model's deployment, or the default (champion only) when none is saved."""
+    path = deployment_path(name)
+    if not path.is_file():
+        return Deployment()
+    try:
+        return Deployment.model_validate(json.loads(path.read_text()))
+    except (ValueError, OSError) as exc:
+        raise UserInputError(
+            f"Deployment file '{path}' is not valid: {exc}. Fix it or run "
+            f"`keizoku deploy {name} --reset`."
+        ) from exc
+
+
+def save_deployment(name: str, deployment: Deployment) -> Path:
+    path = deployment_path(name)
+    atomic_write_text(path, json.dumps(deployment.model_dump(), indent=2) + "\n")
+    return path
+
+
+def reset_deployment(name: str) -> None:
+    deployment_path(name).unlink(missing_ok=True)
+
+
+def parse_split(text: str) -> dict[str, float]:
+    """``"champion=90,challenger=10"`` → ``{"champion": 90.0, "challenger": 10.0}``."""
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        alias, sep, weight = part.strip().partition("=")
+        try:
+            value = float(weight)
+        except ValueError:
+            value = -1.0
+        if not sep or not alias.strip() or value < 0:
+            raise UserInputError(
+                f"--split part {part.strip()!r} is not ALIAS=WEIGHT with a weight >= 0; "
+                "write e.g. --split champion=90,challenger=10."
+            )
+        out[alias.strip()] = value
+    return out
+
+
+def choose_variant(
+    split: dict[str, float], entity: Any = None, rng: random.Random | None = None
+) -> str:
+    """Pick an alias by weight: by a hash of ``entity`` when given (sticky), else at random."""
+    total = sum(split.values())
+    if entity is not None:
+        digest = hashlib.blake2b(str(entity).encode(), digest_size=8).digest()
+        point = int.from_bytes(digest, "big") / 2**64 * total
+    else:
+        point = (rng or random).random() * total
+    acc = 0.0
+    last = ""
+    for alias, weight in split.items():
+        if weight <= 0:
+            continue
+        acc += weight
+        last = alias
+        if point < acc:
+            return alias
+    return last

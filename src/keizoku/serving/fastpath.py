@@ -1,0 +1,153 @@
+"""JSON bytes → validated records → model → JSON bytes, without pandas or pydantic.
+
+The canonical request body is one record (a JSON object) or a list of records; an
+object ``{"records": [...]}`` or ``{"record": {...}}`` is accepted too. Records are
+checked by the served model's ``RecordValidator``, routed to a variant, and scored in
+one vectorised call per variant (``KeizokuModel.predict_raw_records``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from typing import Any
+
+import numpy as np
+
+from keizoku.errors import UserInputError, ValidationError
+
+__all__ = [
+    "MAX_RECORDS",
+    "PayloadTooLarge",
+    "dumps",
+    "new_id",
+    "parse_body",
+    "records_of",
+    "score",
+    "validate",
+]
+
+MAX_RECORDS = 10_000
+
+try:  # orjson is optional: faster parsing and serialisation when installed
+    import orjson as _orjson
+except ModuleNotFoundError:  # pragma: no cover - depends on the environment
+    _orjson = None
+
+
+class PayloadTooLarge(UserInputError):
+    code = "payload_too_large"
+    http_status = 413
+
+
+def _reject_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not valid JSON; send null for a missing value")
+
+
+def _loads(body: bytes) -> Any:
+    if _orjson is not None:
+        return _orjson.loads(body)
+    return json.loads(body, parse_constant=_reject_constant)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def dumps(data: Any) -> bytes:
+    """JSON bytes (orjson when installed); numpy scalars become numbers."""
+    if _orjson is not None:
+        return _orjson.dumps(data, default=_default, option=_orjson.OPT_SERIALIZE_NUMPY)
+    return json.dumps(data, default=_default, separators=(",", ":"), allow_nan=False).encode()
+
+
+def parse_body(body: bytes) -> Any:
+    """The request's JSON, or a 422 that says what is wrong with it."""
+    if not body.strip():
+        raise ValidationError(
+            "The request body is empty. Send one record as a JSON object, or a list of records.",
+            details=[{"loc": ["body"], "msg": "empty body"}],
+        )
+    try:
+        return _loads(body)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and orjson's are ValueErrors
+        raise ValidationError(
+            f"The request body is not valid JSON: {str(exc)[:200]}",
+            details=[{"loc": ["body"], "msg": "malformed JSON"}],
+        ) from exc
+
+
+def records_of(payload: Any, reserved: set[str]) -> tuple[list[Any], bool]:
+    """(records, single?) from the canonical shapes; 422 for anything else."""
+    if isinstance(payload, dict):
+        if len(payload) == 1 and not (set(payload) & reserved):
+            if "records" in payload:
+                return records_of(payload["records"] if isinstance(payload["records"], list)
+                                  else [payload["records"]], reserved)  # fmt: skip
+            if "record" in payload:
+                return [payload["record"]], True
+        return [payload], True
+    if isinstance(payload, list):
+        if not payload:
+            raise ValidationError(
+                "The list of records is empty. Send at least one record.",
+                details=[{"loc": ["body"], "msg": "empty list"}],
+            )
+        if len(payload) > MAX_RECORDS:
+            raise PayloadTooLarge(
+                f"{len(payload)} records in one request; the limit is {MAX_RECORDS}. Split the "
+                "batch, or score files with `keizoku predict`."
+            )
+        return payload, False
+    kind = "null" if payload is None else type(payload).__name__
+    raise ValidationError(
+        f"The request body is a JSON {kind}; send one record (a JSON object) or a list of them.",
+        details=[{"loc": ["body"], "msg": f"expected an object or a list, got {kind}"}],
+    )
+
+
+def validate(validator: Any, records: list[Any], single: bool) -> None:
+    """Raise one 422 listing every field problem of every record."""
+    problems: list[dict[str, Any]] = []
+    for i, record in enumerate(records):
+        errs = validator.errors(record, None if single else i)
+        if errs:
+            problems.extend(errs)
+            if len(problems) >= 100:
+                break
+    if problems:
+        first = problems[0]
+        where = f"field '{first['field']}'" if first.get("field") is not None else "the record"
+        value = f" (value {first['value']!r})" if "value" in first else ""
+        more = f" and {len(problems) - 1} more problem(s)" if len(problems) > 1 else ""
+        raise ValidationError(
+            f"Invalid request: {where}: {first['msg']}{value}{more}. See 'details'; the "
+            "schema is at /openapi.json.",
+            details=problems[:100],
+        )
+
+
+def score(model: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``[{"prediction": ..., "probabilities": {...}}]`` for each record (one model call)."""
+    raw = model.predict_raw_records(records)
+    labels = model.labels(raw)
+    if model.task == "regression":
+        return [{"prediction": _finite(v)} for v in labels]
+    classes = [str(c) for c in (model.classes or range(raw.shape[1]))]
+    rows = raw.tolist()
+    return [
+        {"prediction": label, "probabilities": dict(zip(classes, row, strict=True))}
+        for label, row in zip(labels, rows, strict=True)
+    ]
+
+
+def _finite(value: Any) -> Any:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex

@@ -1,0 +1,103 @@
+"""Who may call what: API keys (``keizoku.auth``), secure by default.
+
+* Keys configured: predictions and reads need a ``predict`` (or ``admin``) key; admin
+  routes need an ``admin`` key.
+* No keys: the server only binds to loopback; predictions and reads are open to local
+  callers, and admin routes are off.
+* Bound to a non-loopback address: keys are always required, even if every key is
+  revoked later (then nothing is allowed).
+
+A valid token is remembered for ``ttl_s`` seconds (by its sha256, never in clear), so a
+revoked key stops working within that time. Keys are never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import time
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+
+from keizoku.auth import Principal, authenticate, keys_configured, require_role
+from keizoku.errors import ForbiddenError, UserInputError
+
+__all__ = ["Guard", "check_bind", "is_loopback"]
+
+NO_ADMIN = (
+    "Admin routes are off because no API keys are configured. Create an admin key with "
+    "`keizoku keys create --role admin --name NAME` and send it as 'Authorization: Bearer <key>'."
+)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str) -> None:
+    """Refuse to serve beyond this machine without API keys."""
+    if not is_loopback(host) and not keys_configured():
+        raise UserInputError(
+            f"Refusing to bind to {host!r} without API keys: anyone who can reach it could use "
+            "the models. Create a key first (`keizoku keys create --role admin --name NAME`), or "
+            "bind to 127.0.0.1."
+        )
+
+
+def _token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.headers.get("x-api-key") or None
+
+
+@dataclass
+class Guard:
+    """Checks a request's key against the role a route needs."""
+
+    loopback: bool = True
+    ttl_s: float = 5.0
+    _configured: tuple[float, bool] = (0.0, False)
+    _cache: dict[str, tuple[float, Principal]] = field(default_factory=dict)
+
+    def keys_required(self) -> bool:
+        if not self.loopback:
+            return True
+        checked, value = self._configured
+        now = time.monotonic()
+        if now - checked > self.ttl_s:
+            value = keys_configured()
+            self._configured = (now, value)
+        return value
+
+    def principal(self, request: Request, role: str) -> Principal | None:
+        """The caller (``None`` when keys are off); raises AuthError/ForbiddenError."""
+        if not self.keys_required():
+            if role == "admin":
+                raise ForbiddenError(NO_ADMIN)
+            return None
+        token = _token(request)
+        principal = self._lookup(token) if token else None
+        if principal is None:
+            principal = authenticate(token)
+            self._remember(token or "", principal)
+        return require_role(principal, role)
+
+    def _lookup(self, token: str) -> Principal | None:
+        hit = self._cache.get(hashlib.sha256(token.encode()).hexdigest())
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1]
+
+    def _remember(self, token: str, principal: Principal) -> None:
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        self._cache[digest] = (time.monotonic() + self.ttl_s, principal)

@@ -1,0 +1,198 @@
+"""The models a server holds, and how a new version replaces the old one (hot swap).
+
+A ``ServedModel`` is an immutable snapshot: the deployment plus one loaded version per
+alias it routes to. A request takes the snapshot once and uses it to the end, so a swap
+(building a new snapshot beside the old one, then one dict assignment) can never show a
+request a half-loaded model. Loading happens off the event loop; a version whose
+artifact fails its sha256 check is refused and the old snapshot keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from keizoku.errors import KeizokuError, NotFoundError, UserInputError
+from keizoku.serving.deploy import Deployment, deployment_path, load_deployment
+from keizoku.serving.metrics import Metrics
+from keizoku.serving.schemas import RecordValidator
+
+__all__ = ["LoadedVersion", "ModelSet", "ServedModel", "SwapReport"]
+
+_log = logging.getLogger("keizoku.serving")
+
+
+@dataclass(frozen=True)
+class LoadedVersion:
+    """One registered version, loaded and hash-verified."""
+
+    name: str
+    version: int
+    model: Any  # keizoku.training.model.KeizokuModel
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """What answers ``/v1/models/{name}/predict`` right now."""
+
+    name: str
+    deployment: Deployment
+    deployment_stamp: float
+    variants: dict[str, LoadedVersion]
+    validator: RecordValidator
+
+    @property
+    def champion(self) -> LoadedVersion:
+        return self.variants["champion"]
+
+    def versions(self) -> dict[str, int]:
+        return {alias: lv.version for alias, lv in self.variants.items()}
+
+
+@dataclass
+class SwapReport:
+    """What a refresh did to one model."""
+
+    name: str
+    before: dict[str, int]
+    after: dict[str, int]
+    changed: bool
+    error: str | None = None
+    status: int = 200
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.name,
+            "before": self.before,
+            "after": self.after,
+            "changed": self.changed,
+            "error": self.error,
+        }
+
+
+def _stamp(name: str) -> float:
+    try:
+        return deployment_path(name).stat().st_mtime_ns / 1e9
+    except FileNotFoundError:
+        return 0.0
+
+
+@dataclass
+class ModelSet:
+    """The served models, their loading, and atomic swaps."""
+
+    names: list[str] | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    models: dict[str, ServedModel] = field(default_factory=dict)
+    ready: bool = False
+    load_error: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _reported: set[tuple[str, str]] = field(default_factory=set)
+
+    def model_names(self) -> list[str]:
+        from keizoku.registry.store import list_models
+
+        if self.names:
+            return list(self.names)
+        names = list_models()
+        if not names:
+            raise NotFoundError(
+                "No registered models to serve. Train one first: keizoku init DATA --target "
+                "COL; keizoku train"
+            )
+        return names
+
+    def load_all(self) -> None:
+        """Load every served model (startup). Raises on the first model that cannot load."""
+        try:
+            for name in self.model_names():
+                self.refresh(name, force=True, strict=True)
+        except KeizokuError as exc:
+            self.load_error = exc.message
+            raise
+        self.ready = True
+
+    def refresh_all(self) -> list[SwapReport]:
+        """Poll: pick up moved aliases and changed deployments; never raises."""
+        reports = []
+        for name in list(self.models):
+            reports.append(self.refresh(name))
+        return reports
+
+    def refresh(self, name: str, *, force: bool = False, strict: bool = False) -> SwapReport:
+        """Load what ``name``'s aliases point at now and swap it in if anything changed.
+
+        ``strict`` raises on failure (startup); otherwise the error is reported and the
+        old snapshot keeps serving.
+        """
+        with self._lock:
+            old = self.models.get(name)
+            before = old.versions() if old else {}
+            try:
+                new = self._build(name, old, force)
+            except KeizokuError as exc:
+                if strict:
+                    raise
+                return self._failed(name, before, exc)
+            if new is None:
+                return SwapReport(name, before, before, changed=False)
+            self.models[name] = new  # the swap: one assignment
+            self.metrics.set_loaded(name, new.versions())
+            if old is not None:
+                self.metrics.swapped(name, "ok")
+                _log.info("Model '%s' now serves %s (was %s)", name, new.versions(), before)
+            self._reported = {k for k in self._reported if k[0] != name}
+            return SwapReport(name, before, new.versions(), changed=True)
+
+    def _failed(self, name: str, before: dict[str, int], exc: KeizokuError) -> SwapReport:
+        self.metrics.swapped(name, "failed")
+        key = (name, exc.message)
+        if key not in self._reported:
+            self._reported.add(key)
+            _log.error("Model '%s' keeps serving %s: %s", name, before, exc.message)
+        return SwapReport(
+            name, before, before, changed=False, error=exc.message, status=exc.http_status
+        )
+
+    def _build(self, name: str, old: ServedModel | None, force: bool) -> ServedModel | None:
+        from keizoku.registry.store import load_model, resolve
+
+        stamp = _stamp(name)
+        deployment = load_deployment(name)
+        aliases = deployment.aliases
+        if "champion" not in aliases:
+            aliases = ["champion", *aliases]
+        wanted: dict[str, int] = {}
+        for alias in aliases:
+            wanted[alias] = resolve(f"{name}@{alias}")[1]
+        unchanged = (
+            old is not None
+            and old.versions() == wanted
+            and old.deployment_stamp == stamp
+            and not force
+        )
+        if unchanged:
+            return None
+        variants: dict[str, LoadedVersion] = {}
+        for alias, version in wanted.items():
+            reuse = old.variants.get(alias) if old else None
+            if reuse is not None and reuse.version == version:
+                variants[alias] = reuse
+                continue
+            model = load_model(f"{name}:{version}")
+            _check_model(name, version, model)
+            variants[alias] = LoadedVersion(name, version, model)
+        validator = RecordValidator(variants["champion"].model.schema, deployment.entity_key)
+        return ServedModel(name, deployment, stamp, variants, validator)
+
+
+def _check_model(name: str, version: int, model: Any) -> None:
+    needed = ("schema", "task", "predict_raw_records", "labels")
+    missing = [attr for attr in needed if not hasattr(model, attr)]
+    if missing:
+        raise UserInputError(
+            f"Version {name}:{version} is not a keizoku model (lacks {missing}); only models "
+            "registered by `keizoku train` can be served."
+        )
