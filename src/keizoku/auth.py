@@ -288,7 +288,9 @@ def _keys_revoke(name: str) -> None:
 @users_app.command("set")
 def _users_set(
     user: str,
-    group: Annotated[list[str] | None, typer.Option("--group", help="Repeat for each group.")] = None,
+    group: Annotated[
+        list[str] | None, typer.Option("--group", help="Repeat for each group.")
+    ] = None,
 ) -> None:
     """Set a user's groups (replaces the previous list)."""
     try:

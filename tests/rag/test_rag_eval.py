@@ -12,7 +12,13 @@ from keizoku.rag.access import Identity
 from keizoku.rag.cli import rag_app
 from keizoku.rag.collection import ingest
 from keizoku.rag.evaluate import (
-    eval_squad, mrr_at_k, ndcg_at_k, recall_at_k, squad_em, squad_f1, squad_inputs,
+    eval_squad,
+    mrr_at_k,
+    ndcg_at_k,
+    recall_at_k,
+    squad_em,
+    squad_f1,
+    squad_inputs,
 )  # fmt: skip
 
 XQUAD = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "qa" / "xquad"

@@ -76,7 +76,7 @@ def test_chunks_respect_headings_and_sentences_with_overlap() -> None:
     assert chunks[-1].heading_path == ("Guide", "Pay") and chunks[-1].text == "Paid monthly."
     leave = [c for c in chunks if c.heading_path == ("Guide", "Leave")]
     assert len(leave) > 3
-    for prev, nxt in zip(leave, leave[1:]):
+    for prev, nxt in zip(leave, leave[1:], strict=False):
         assert nxt.text.split(". ")[0] in prev.text  # overlap: the next chunk starts inside prev
         assert nxt.text.endswith(".") and nxt.text.startswith("Rule")  # whole sentences
         assert len(nxt.text.split()) <= 50
@@ -92,8 +92,8 @@ def test_pdf_html_docx_and_text_are_ingested(tmp_path: Path, write) -> None:  # 
     write(docs / "page.html", "<html><head><title>Wiki page</title><style>p{}</style></head>"
           "<body><h1>Wiki</h1><h2>Parking</h2><p>Parking spot P7 belongs to the night "
           "shift.</p><script>var secretjs = 1;</script></body></html>")  # fmt: skip
-    (docs / "memo.docx").write_bytes(minimal_docx([("Heading1", "Memo"), ("Heading2", "Badges"),
-                                                   (None, "Lost badges cost 15 euros.")]))  # fmt: skip
+    memo = [("Heading1", "Memo"), ("Heading2", "Badges"), (None, "Lost badges cost 15 euros.")]
+    (docs / "memo.docx").write_bytes(minimal_docx(memo))
     write(docs / "notes.txt", "The wifi password rotates every Monday.")
     assert "Taxis are refunded" in parse_file(docs / "policy.pdf").sections[0].text
     report = ingest("formats", *file_inputs([docs], allow=["group:hr"]))

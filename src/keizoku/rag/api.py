@@ -76,8 +76,8 @@ def search_route(collection: str, body: SearchRequest, caller: Caller) -> JSONRe
         hits = search(collection, body.query, identity, k=body.k, fusion=fusion)
     except KeizokuError as exc:
         return _error(exc)
-    audit.record("search", collection, identity.user, body.query,
-                 list(dict.fromkeys(h.source for h in hits)), caller.key_name, body.mode)  # fmt: skip
+    cited = list(dict.fromkeys(h.source for h in hits))
+    audit.record("search", collection, identity.user, body.query, cited, caller.key_name, body.mode)
     return JSONResponse(
         {"collection": collection, "query": body.query, "count": len(hits),
          "results": [h.to_dict() for h in hits]}

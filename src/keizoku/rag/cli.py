@@ -75,7 +75,7 @@ def _print_report(report: Any, as_json: bool) -> None:
 
 @rag_app.command("ingest")
 def ingest_cmd(
-    paths: Annotated[list[str], typer.Argument(help="Files or folders (.md .txt .html .pdf .docx).")],
+    paths: Annotated[list[str], typer.Argument(help="Files or folders (.md .txt .html .pdf).")],
     collection: Collection,
     allow: Allow = None,
     max_words: Annotated[int, typer.Option(help="Target chunk size in words.")] = 120,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sqlite3
@@ -130,7 +131,8 @@ def file_inputs(paths: Sequence[str | Path], allow: Sequence[str] = ()) -> tuple
         scopes.append(str(root))
         for path in _walk(root):
             acl = normalize_acl((*extra, *read_sidecar_acl(path)))
-            inputs.append(DocInput(str(path), _sha256(path), lambda p=path: parse_file(p), acl))
+            inputs.append(DocInput(str(path), _sha256(path), functools.partial(parse_file, path),
+                                   acl))  # fmt: skip
     return inputs, scopes
 
 
@@ -203,8 +205,12 @@ def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
 
 
 def _build_generation(
-    conn: sqlite3.Connection, name: str, embedder: Embedder, new_gen: int, new_vecs: dict[int, np.ndarray]
-) -> int:  # fmt: skip
+    conn: sqlite3.Connection,
+    name: str,
+    embedder: Embedder,
+    new_gen: int,
+    new_vecs: dict[int, np.ndarray],
+) -> int:
     from keizoku.rag.index import _save_npz
 
     rows = conn.execute(

@@ -37,7 +37,9 @@ class Embedder:
 
     @property
     def dim(self) -> int:
-        getter = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        getter = getattr(self.model, "get_embedding_dimension", None)
+        if getter is None:
+            getter = self.model.get_sentence_embedding_dimension
         return int(getter())
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:

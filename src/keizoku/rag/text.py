@@ -19,7 +19,7 @@ _SENT_END = re.compile(r"[.!?][\"')\]]*\s+")
 
 
 def split_sentences(text: str) -> list[str]:
-    """Split ``text`` into sentences on ``.!?`` + space, keeping abbreviations and decimals whole."""
+    """Split ``text`` on ``.!?`` + space + capital, keeping abbreviations and decimals whole."""
     out: list[str] = []
     start = 0
     for match in _SENT_END.finditer(text):
