@@ -1,0 +1,356 @@
+"""Drift: compare a window of data with the reference statistics of a model version.
+
+Tests, per feature type (defaults in ``DriftConfig``, overridable in the spec's
+``monitoring:`` section):
+
+* numbers: two-sample Kolmogorov-Smirnov on the reference quantile bins (the
+  statistic is the largest CDF gap at a bin edge, so it is a slight
+  under-estimate and the test is conservative), the Wasserstein-1 distance
+  between the binned CDFs divided by the reference standard deviation, and PSI;
+* categories: chi-squared test of homogeneity (reference counts vs current
+  counts, levels outside the reference's top levels pooled as ``__other__``),
+  the Jensen-Shannon distance (base 2, 0…1), and PSI;
+* PSI (population stability index, with a separate bin for nulls) is the summary
+  shown for every feature.
+
+A feature is *drifted* when the test's p-value is below ``alpha`` (0.01) **and**
+PSI is at least ``psi_threshold`` (0.2): with a million rows any difference is
+"significant", so the effect size decides; with a few rows the test guards
+against noise. PSI < 0.1: stable; 0.1-0.2: moderate; ≥ 0.2: shift.
+
+All counting happens in DuckDB: one scan computes, per time bucket, the count of
+values at or below each reference bin edge (numbers) and per level (categories),
+so drift over a million logged rows never builds a DataFrame of them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+from scipy import special, stats
+
+from keizoku.monitoring.reference import OTHER, FeatureRef, Reference
+
+__all__ = [
+    "DriftConfig",
+    "FeatureDrift",
+    "psi",
+    "js_distance",
+    "ks_from_cdf",
+    "wasserstein_from_cdf",
+    "compare_numeric",
+    "compare_categorical",
+    "NumericCounts",
+    "drift_sql",
+    "collect_counts",
+]
+
+EPS = 1e-4
+
+
+class DriftConfig(BaseModel):
+    """Thresholds (spec ``monitoring:`` keys of the same names)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    alpha: float = 0.01
+    psi_threshold: float = 0.2
+    min_rows: int = 30
+    window: str = "24h"
+
+
+@dataclass
+class FeatureDrift:
+    """One column's drift verdict and the numbers behind it."""
+
+    feature: str
+    kind: str
+    test: str
+    statistic: float
+    p_value: float
+    psi: float
+    distance: float  # numbers: Wasserstein / ref std; categories: Jensen-Shannon
+    distance_name: str
+    null_rate_ref: float
+    null_rate_cur: float
+    n: int
+    drifted: bool
+    labels: list[str] = field(default_factory=list)
+    ref_probs: list[float] = field(default_factory=list)
+    cur_probs: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+def _norm(p: np.ndarray) -> np.ndarray:
+    p = np.asarray(p, dtype=float)
+    total = p.sum()
+    return p / total if total > 0 else np.full(len(p), 1.0 / max(len(p), 1))
+
+
+def psi(ref: np.ndarray, cur: np.ndarray, eps: float = EPS) -> float:
+    """Population stability index Σ (c - r)·ln(c / r) over bins (shares floored at ``eps``)."""
+    r = np.clip(_norm(ref), eps, None)
+    c = np.clip(_norm(cur), eps, None)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+def js_distance(ref: np.ndarray, cur: np.ndarray) -> float:
+    """Jensen-Shannon distance, base 2 (0 = same, 1 = disjoint)."""
+    p, q = _norm(ref), _norm(cur)
+    m = (p + q) / 2
+
+    def kl(a: np.ndarray, b: np.ndarray) -> float:
+        mask = a > 0
+        return float(np.sum(a[mask] * np.log2(a[mask] / b[mask])))
+
+    return float(math.sqrt(max(0.5 * kl(p, m) + 0.5 * kl(q, m), 0.0)))
+
+
+def ks_from_cdf(
+    cdf_ref: np.ndarray, cdf_cur: np.ndarray, n_ref: int, n_cur: int
+) -> tuple[float, float]:
+    """KS statistic (largest CDF gap at the bin edges) and its asymptotic p-value."""
+    if len(cdf_ref) == 0 or n_ref == 0 or n_cur == 0:
+        return 0.0, 1.0
+    d = float(np.max(np.abs(np.asarray(cdf_ref) - np.asarray(cdf_cur))))
+    en = math.sqrt(n_ref * n_cur / (n_ref + n_cur))
+    p = float(special.kolmogorov((en + 0.12 + 0.11 / en) * d)) if d > 0 else 1.0
+    return d, min(max(p, 0.0), 1.0)
+
+
+def wasserstein_from_cdf(
+    edges: np.ndarray, cdf_ref: np.ndarray, cdf_cur: np.ndarray, scale: float | None
+) -> float:
+    """∫|F_ref − F_cur| dx between the first and last edge, divided by ``scale``."""
+    e = np.asarray(edges, dtype=float)
+    if len(e) < 2:
+        return 0.0
+    gaps = np.abs(np.asarray(cdf_ref) - np.asarray(cdf_cur))
+    mids = (gaps[:-1] + gaps[1:]) / 2
+    w = float(np.sum(mids * np.diff(e)))
+    return w / scale if scale and scale > 0 else w
+
+
+@dataclass
+class NumericCounts:
+    """Current counts for one numeric column: total rows, nulls, and count ≤ each edge."""
+
+    n: int
+    nulls: int
+    le: np.ndarray
+
+
+def compare_numeric(
+    name: str, ref: FeatureRef, cur: NumericCounts, cfg: DriftConfig
+) -> FeatureDrift:
+    nonnull = cur.n - cur.nulls
+    cdf_ref = np.asarray(ref.cdf, dtype=float)
+    cdf_cur = cur.le / nonnull if nonnull else np.zeros(len(cdf_ref))
+    d, p = ks_from_cdf(cdf_ref, cdf_cur, int(ref.n * (1 - ref.null_rate)), nonnull)
+    ref_bins = ref.bin_probs() * (1 - ref.null_rate)
+    cur_bins = np.diff(np.concatenate([[0.0], cdf_cur, [1.0]])) if nonnull else ref_bins * 0
+    cur_bins = cur_bins * (nonnull / cur.n if cur.n else 0)
+    ref_all = np.concatenate([ref_bins, [ref.null_rate]])
+    cur_all = np.concatenate([cur_bins, [cur.nulls / cur.n if cur.n else 0.0]])
+    value = psi(ref_all, cur_all) if cur.n else 0.0
+    w = wasserstein_from_cdf(np.asarray(ref.edges), cdf_ref, cdf_cur, ref.std)
+    labels = _bin_labels(ref.edges) + ["null"]
+    fd = FeatureDrift(
+        feature=name,
+        kind="numeric",
+        test="ks",
+        statistic=d,
+        p_value=p,
+        psi=value,
+        distance=w,
+        distance_name="wasserstein/std",
+        null_rate_ref=ref.null_rate,
+        null_rate_cur=cur.nulls / cur.n if cur.n else 0.0,
+        n=cur.n,
+        drifted=False,
+        labels=labels,
+        ref_probs=[float(x) for x in ref_all],
+        cur_probs=[float(x) for x in cur_all],
+    )
+    return _decide(fd, cfg)
+
+
+def _bin_labels(edges: list[float]) -> list[str]:
+    if not edges:
+        return ["all"]
+    out = [f"≤{edges[0]:.3g}"]
+    out += [f"{a:.3g}…{b:.3g}" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    out.append(f">{edges[-1]:.3g}")
+    return out
+
+
+def compare_categorical(
+    name: str, ref: FeatureRef, counts: dict[str | None, int], cfg: DriftConfig
+) -> FeatureDrift:
+    """``counts``: level → count over the window (None = null, ``OTHER`` = unseen levels)."""
+    levels = list(ref.frequencies) + [OTHER]
+    n = int(sum(counts.values()))
+    nulls = int(counts.get(None, 0))
+    ref_share = np.array([ref.frequencies[k] for k in ref.frequencies] + [ref.other])
+    ref_all = np.concatenate([ref_share * (1 - ref.null_rate), [ref.null_rate]])
+    cur_counts = np.array([counts.get(k, 0) for k in levels] + [nulls], dtype=float)
+    cur_all = cur_counts / n if n else cur_counts
+    stat, p = _chi2(ref_all * ref.n, cur_counts)
+    fd = FeatureDrift(
+        feature=name,
+        kind="categorical",
+        test="chi2",
+        statistic=stat,
+        p_value=p,
+        psi=psi(ref_all, cur_all) if n else 0.0,
+        distance=js_distance(ref_all, cur_all) if n else 0.0,
+        distance_name="jensen-shannon",
+        null_rate_ref=ref.null_rate,
+        null_rate_cur=nulls / n if n else 0.0,
+        n=n,
+        drifted=False,
+        labels=levels + ["null"],
+        ref_probs=[float(x) for x in ref_all],
+        cur_probs=[float(x) for x in cur_all],
+    )
+    return _decide(fd, cfg)
+
+
+def _decide(fd: FeatureDrift, cfg: DriftConfig) -> FeatureDrift:
+    fd.drifted = bool(
+        fd.n >= cfg.min_rows and fd.p_value < cfg.alpha and fd.psi >= cfg.psi_threshold
+    )
+    return fd
+
+
+def _chi2(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float]:
+    keep = (ref_counts + cur_counts) > 0
+    table = np.vstack([ref_counts[keep], cur_counts[keep]])
+    if table.shape[1] < 2 or cur_counts.sum() == 0:
+        return 0.0, 1.0
+    stat, p, _, _ = stats.chi2_contingency(table, correction=False)
+    return float(stat), float(p)
+
+
+# --- SQL ---------------------------------------------------------------------------------
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def drift_sql(
+    source: str, reference: Reference, columns: dict[str, str], prediction: str | None
+) -> tuple[str, str | None]:
+    """(numeric query, categorical query) over ``source`` (a SELECT with a ``bucket`` column).
+
+    ``columns`` maps feature → column expression in ``source`` (absent: all null);
+    ``prediction`` is the column holding the prediction to compare with the reference.
+    """
+    num_aggs = ["count(*) AS n"]
+    cat_parts: list[str] = []
+    feats = dict(reference.features)
+    exprs = dict(columns)
+    if reference.prediction is not None and prediction is not None:
+        feats["__prediction__"] = reference.prediction
+        exprs["__prediction__"] = prediction
+    for i, (name, ref) in enumerate(feats.items()):
+        expr = exprs.get(name)
+        if ref.kind == "numeric":
+            col = f"TRY_CAST({expr} AS DOUBLE)" if expr else "CAST(NULL AS DOUBLE)"
+            num_aggs.append(f"count({col}) AS nn{i}")
+            num_aggs += [
+                f"count(*) FILTER (WHERE {col} <= {e!r}) AS le{i}_{j}"
+                for j, e in enumerate(ref.edges)
+            ]
+        else:
+            col = f"CAST({expr} AS VARCHAR)" if expr else "CAST(NULL AS VARCHAR)"
+            known = ", ".join(_lit(k) for k in ref.frequencies) or "NULL"
+            level = (
+                f"CASE WHEN {col} IS NULL THEN NULL WHEN {col} IN ({known}) THEN {col} "
+                f"ELSE {_lit(OTHER)} END"
+            )
+            cat_parts.append(
+                f"SELECT {i} AS fi, bucket, {level} AS level, count(*) AS c FROM src GROUP BY ALL"
+            )
+    numeric = (
+        f"WITH src AS ({source}) SELECT bucket, {', '.join(num_aggs)} "
+        "FROM src GROUP BY bucket ORDER BY bucket"
+    )
+    categorical = f"WITH src AS ({source}) " + " UNION ALL ".join(cat_parts) if cat_parts else None
+    return numeric, categorical
+
+
+@dataclass
+class BucketCounts:
+    """Counts per time bucket, per feature, as drift needs them."""
+
+    buckets: list[float]
+    rows: dict[float, int]
+    numeric: dict[str, dict[float, NumericCounts]]
+    categorical: dict[str, dict[float, dict[str | None, int]]]
+
+
+def collect_counts(
+    con: Any, source: str, reference: Reference, columns: dict[str, str], prediction: str | None
+) -> BucketCounts:
+    """Run the drift queries on DuckDB connection ``con``."""
+    num_sql, cat_sql = drift_sql(source, reference, columns, prediction)
+    feats = dict(reference.features)
+    if reference.prediction is not None and prediction is not None:
+        feats["__prediction__"] = reference.prediction
+    names = list(feats)
+    cur = con.execute(num_sql)
+    header = [d[0] for d in cur.description]
+    rows = cur.fetchall()
+    buckets = [float(r[0]) for r in rows]
+    totals = {float(r[0]): int(r[1]) for r in rows}
+    index = {h: k for k, h in enumerate(header)}
+    numeric: dict[str, dict[float, NumericCounts]] = {}
+    for i, name in enumerate(names):
+        ref = feats[name]
+        if ref.kind != "numeric":
+            continue
+        per: dict[float, NumericCounts] = {}
+        for r in rows:
+            n = int(r[1])
+            nn = int(r[index[f"nn{i}"]])
+            le = np.array([r[index[f"le{i}_{j}"]] for j in range(len(ref.edges))], dtype=float)
+            per[float(r[0])] = NumericCounts(n=n, nulls=n - nn, le=le)
+        numeric[name] = per
+    categorical: dict[str, dict[float, dict[str | None, int]]] = {
+        n: {} for n in names if feats[n].kind != "numeric"
+    }
+    if cat_sql:
+        for fi, bucket, level, c in con.execute(cat_sql).fetchall():
+            per_b = categorical[names[int(fi)]].setdefault(float(bucket), {})
+            per_b[level] = per_b.get(level, 0) + int(c)
+    return BucketCounts(buckets, totals, numeric, categorical)
+
+
+def merge_numeric(parts: list[NumericCounts], n_edges: int) -> NumericCounts:
+    if not parts:
+        return NumericCounts(0, 0, np.zeros(n_edges))
+    return NumericCounts(
+        sum(p.n for p in parts),
+        sum(p.nulls for p in parts),
+        sum(p.le for p in parts),  # type: ignore[arg-type]
+    )
+
+
+def merge_levels(parts: list[dict[str | None, int]]) -> dict[str | None, int]:
+    out: dict[str | None, int] = {}
+    for part in parts:
+        for k, v in part.items():
+            out[k] = out.get(k, 0) + v
+    return out
