@@ -132,7 +132,11 @@ def _limits(
     curve = (evaluation.get("learning_curve") or {}).get("points") or []
     if len(curve) >= 2 and curve[-1]["valid"] is not None and curve[-2]["valid"] is not None:
         gain = curve[-1]["valid"] - curve[-2]["valid"]
-        better = gain > 0 if (evaluation.get("learning_curve") or {}).get("greater_is_better") else gain < 0
+        better = (
+            gain > 0
+            if (evaluation.get("learning_curve") or {}).get("greater_is_better")
+            else gain < 0
+        )
         if better and abs(gain) > 0.01 * max(abs(curve[-1]["valid"]), 1e-9):
             out.append("The learning curve still rises: more data is likely to help.")
     out.append(

@@ -1,9 +1,137 @@
-"""CLI commands of keizoku.evaluation (registered on the main app by keizoku.cli)."""
+"""CLI commands of keizoku.evaluation (registered on the main app by keizoku.cli).
+
+``keizoku report REF [--data FILE] -o report.html``, ``keizoku explain REF --row JSON``
+and ``keizoku evidence REF`` (the promotion gate's verdict, without promoting).
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+__all__ = ["register"]
+
+Ref = Annotated[str, typer.Argument(help="Model: NAME, NAME@alias or NAME:version.")]
+SpecOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="Spec (for fairness limits); default ./keizoku.yaml if any."
+    ),
+]
+
+
+def _spec(path: Path | None) -> Any:
+    from keizoku.errors import UserInputError
+    from keizoku.spec import load_spec
+
+    if path is None:
+        path = Path("keizoku.yaml")
+        if not path.exists():
+            return None
+    if not path.exists():
+        raise UserInputError(
+            f"No spec at '{path}'. Pass --config PATH to an existing keizoku.yaml."
+        )
+    return load_spec(path)[0]
+
+
+def _row(row: str | None, row_file: Path | None) -> dict[str, Any]:
+    from keizoku.errors import UserInputError
+
+    if (row is None) == (row_file is None):
+        raise UserInputError(
+            "Give exactly one of --row '{\"col\": value, ...}' or --row-file FILE.json."
+        )
+    text = row if row is not None else Path(str(row_file)).read_text()
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserInputError(
+            f"The row is not valid JSON ({exc.msg} at character {exc.pos}). "
+            "Quote it in the shell: --row '{\"Age\": 22}'."
+        ) from exc
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if not isinstance(value, dict):
+        raise UserInputError('The row must be one JSON object, e.g. {"Age": 22, "Sex": "male"}.')
+    return value
+
+
+def report(
+    ref: Ref,
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = Path(
+        "report.html"
+    ),
+    data: Annotated[
+        str | None, typer.Option("--data", help="Labelled file to evaluate the model on.")
+    ] = None,
+    config: SpecOpt = None,
+) -> None:
+    """Write a self-contained HTML report: metrics, curves, slices, importance, fairness, card."""
+    from rich.console import Console
+
+    from keizoku.evaluation.report import write_report
+
+    path = write_report(ref, output, data=data, spec=_spec(config))
+    Console().print(f"Wrote report of [bold]{ref}[/] to [bold]{path}[/]")
+
+
+def explain(
+    ref: Ref,
+    row: Annotated[str | None, typer.Option("--row", help="One record as JSON.")] = None,
+    row_file: Annotated[
+        Path | None, typer.Option("--row-file", help="File holding one JSON record.")
+    ] = None,
+    top: Annotated[int, typer.Option(help="How many contributions to show.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Explain one prediction: each feature's contribution (they add up to the output)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from keizoku.evaluation.api import explain_ref
+
+    result = explain_ref(ref, _row(row, row_file), top)
+    console = Console()
+    if as_json:
+        console.print_json(json.dumps(result))
+        return
+    cls = f" (class {result['output_class']})" if result["output_class"] is not None else ""
+    table = Table(
+        title=f"{result['model']}:{result['version']} predicts {result['prediction']!r}; "
+        f"{result['space']}{cls} = {result['output']:.4g}"
+    )
+    for col in ("feature", "value", "contribution"):
+        table.add_column(col)
+    table.add_row("(expected value)", "", f"{result['expected_value']:+.4g}", style="dim")
+    for c in result["contributions"]:
+        table.add_row(c["feature"], json.dumps(c["value"]), f"{c['contribution']:+.4g}")
+    if result["rest"]:
+        table.add_row("(other features)", "", f"{result['rest']:+.4g}", style="dim")
+    console.print(table)
+    console.print(f"method: {result['method']}")
+
+
+def evidence(ref: Ref, config: SpecOpt = None) -> None:
+    """Check a version's evidence as `keizoku promote` does; exit 6 when it would refuse."""
+    from rich.console import Console
+
+    from keizoku.errors import GateError
+    from keizoku.evaluation.gate import check_evidence
+    from keizoku.registry.store import resolve
+
+    name, version = resolve(ref)
+    reasons = check_evidence(name, version, _spec(config))
+    if reasons:
+        raise GateError("Promotion would be refused:\n- " + "\n- ".join(reasons))
+    Console().print(f"{name}:{version}: evidence is sufficient for promotion.")
 
 
 def register(app: typer.Typer) -> None:
     """Add this package's commands to app. Keep imports inside the commands."""
+    app.command("report")(report)
+    app.command("explain")(explain)
+    app.command("evidence")(evidence)

@@ -87,7 +87,9 @@ def _training_info(folder: Path, result: Any, schema: Schema) -> dict[str, Any]:
     }
 
 
-def build_evidence(result: Any, frame: pd.DataFrame, schema: Schema, folder: Path) -> dict[str, Path]:
+def build_evidence(
+    result: Any, frame: pd.DataFrame, schema: Schema, folder: Path
+) -> dict[str, Path]:
     """ARTIFACT_HOOKS builder: write the evidence files into ``folder``; return {name: path}."""
     from keizoku.training.automl import encode_target
 

@@ -126,7 +126,9 @@ def _permutation_importance(
     rng = np.random.default_rng(0)
 
     def score(f: pd.DataFrame) -> float:
-        return float(metric.oriented(y, raw_predict(member.estimator, member.encoder.transform(f), task)))
+        return float(
+            metric.oriented(y, raw_predict(member.estimator, member.encoder.transform(f), task))
+        )
 
     base = score(frame)
     out = np.zeros(len(features))
@@ -157,7 +159,9 @@ def global_importance(
         if _shap_supported(m):
             rows = rng.choice(len(frame), min(len(frame), MAX_SHAP_ROWS), replace=False)
             try:
-                values, method = _tree_importance(m, frame.iloc[np.sort(rows)], model.task, features)
+                values, method = _tree_importance(
+                    m, frame.iloc[np.sort(rows)], model.task, features
+                )
             except (ValueError, TypeError, NotImplementedError, AttributeError) as exc:
                 # shap cannot read every tree model (e.g. some multiclass sklearn ones)
                 method = f"tree SHAP unavailable ({type(exc).__name__}); "

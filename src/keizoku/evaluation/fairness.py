@@ -25,6 +25,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from keizoku.data.schema import Schema
 from keizoku.errors import UserInputError
+from keizoku.evaluation.metrics import quantile_segments
 
 __all__ = ["FairnessSpec", "fairness_report", "parse_fairness", "GAP_NAMES"]
 
@@ -82,8 +83,7 @@ def parse_fairness(section: dict[str, Any] | None) -> FairnessSpec:
 def _groups(series: pd.Series, kind: str) -> pd.Series:
     if kind == "numeric" and pd.to_numeric(series, errors="coerce").nunique() > MAX_GROUPS:
         values = pd.to_numeric(series, errors="coerce")
-        bins = pd.qcut(values, NUMERIC_BINS, duplicates="drop")
-        return bins.map(lambda b: f"{b.left:.4g} – {b.right:.4g}").astype(object).fillna("missing")
+        return quantile_segments(values, NUMERIC_BINS)
     return series.astype(object).where(series.notna(), "missing").astype(str)
 
 

@@ -75,6 +75,8 @@ def learning_curve(
         part = frame.iloc[rows]
         enc = TabularEncoder(member.encoder.columns, mode=family.mode).fit(part)
         est = family.build(model.task, dict(member.params), seed)
+        if "n_jobs" in est.get_params():  # one thread: OpenMP spinning costs 10-50x when busy
+            est.set_params(n_jobs=1)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             est.fit(enc.transform(part), y[rows])

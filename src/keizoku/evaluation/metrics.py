@@ -18,7 +18,13 @@ from sklearn.calibration import calibration_curve
 from keizoku.data.schema import Schema
 from keizoku.training.metrics import evaluate_all
 
-__all__ = ["evaluate_predictions", "row_errors", "worst_slices", "MAX_CURVE_POINTS"]
+__all__ = [
+    "evaluate_predictions",
+    "row_errors",
+    "worst_slices",
+    "quantile_segments",
+    "MAX_CURVE_POINTS",
+]
 
 MAX_CURVE_POINTS = 200
 MAX_RESIDUAL_POINTS = 1000
@@ -132,14 +138,20 @@ def row_errors(task: str, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
     return (pred.argmax(axis=1) != y).astype(float)
 
 
+def quantile_segments(values: pd.Series, bins: int) -> pd.Series:
+    """Row → "low – high" label of its quantile bin ("missing" for NaN)."""
+    cut = pd.qcut(values, bins, duplicates="drop")
+    names = {iv: f"{iv.left:.4g} – {iv.right:.4g}" for iv in cut.cat.categories}
+    return pd.Series([names.get(b, "missing") for b in cut.astype(object)], index=values.index)
+
+
 def _segments(series: pd.Series, kind: str) -> pd.Series:
     """Row → segment label: the level (categorical) or the quantile bin (numeric)."""
     if kind == "numeric":
         values = pd.to_numeric(series, errors="coerce")
         if values.nunique() <= QUANTILE_BINS:
             return values.map(lambda v: "missing" if pd.isna(v) else f"{v:g}")
-        bins = pd.qcut(values, QUANTILE_BINS, duplicates="drop")
-        return bins.map(lambda b: f"{b.left:.4g} – {b.right:.4g}").astype(object).fillna("missing")
+        return quantile_segments(values, QUANTILE_BINS)
     text = series.astype(object).where(series.notna(), "missing").astype(str)
     top = text.value_counts().index[:MAX_LEVELS]
     return text.where(text.isin(top), "other")

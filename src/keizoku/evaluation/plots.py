@@ -288,7 +288,8 @@ def histogram(
     for c, lo, hi in zip(counts, edges[:-1], edges[1:], strict=True):
         x0, x1 = frame.x(lo), frame.x(hi)
         body.append(
-            f'<rect class="bar" x="{x0:.1f}" y="{frame.y(c):.1f}" width="{max(x1 - x0 - 1, 0.5):.1f}" '
+            f'<rect class="bar" x="{x0:.1f}" y="{frame.y(c):.1f}" '
+            f'width="{max(x1 - x0 - 1, 0.5):.1f}" '
             f'height="{frame.y(0) - frame.y(c):.1f}"/>'
         )
     return _svg(chart_id, title, body)
