@@ -1,0 +1,153 @@
+"""Fixtures for the serving tests: one trained home per session, real servers on loopback.
+
+The session trains one small mixed-type data set twice (version 1 = champion, version 2 =
+challenger) into a temporary ``KEIZOKU_HOME``. Tests that move aliases, write deployment
+files, create keys or tamper with artifacts put things back when they finish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+MODEL = "clinic"
+KEIZOKU = str(Path(sys.executable).with_name("keizoku"))
+WORDS = "patient reports mild severe pain fatigue cough fever stable improving follow up".split()
+
+
+def _dataset(path: Path) -> pd.DataFrame:
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer(as_frame=True)
+    raw = data.frame
+    rng = np.random.default_rng(0)
+    n = len(raw)
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"c{i:05d}" for i in range(n)],
+            "radius": raw["mean radius"].round(3),
+            "texture": raw["mean texture"].round(3),
+            "smoothness": raw["mean smoothness"].round(5),
+            "grade": pd.cut(raw["mean area"], [0, 450, 800, 1e9], labels=["low", "mid", "high"])
+            .astype(str)
+            .where(rng.random(n) > 0.1, "mid"),
+            "site": rng.integers(1, 5, n),
+            "note": [" ".join(rng.choice(WORDS, size=rng.integers(3, 7))) for _ in range(n)],
+            "malignant": 1 - data.target,
+        }
+    )
+    frame.loc[rng.random(n) < 0.05, "texture"] = np.nan
+    frame.to_csv(path, index=False)
+    return frame
+
+
+def _run(args: list[str], cwd: Path, env: dict[str, str]) -> None:
+    out = subprocess.run([KEIZOKU, *args], cwd=cwd, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"keizoku {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    """A home with model ``clinic`` v1 (champion) and v2 (challenger); env set for the session."""
+    root = tmp_path_factory.mktemp("serving")
+    home = root / ".keizoku"
+    frame = _dataset(root / "clinic.csv")
+    env = {**os.environ, "KEIZOKU_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    _run(["init", "clinic.csv", "--target", "malignant", "--name", MODEL], root, env)
+    for _ in range(2):
+        _run(["train", "--budget", "8s", "--preset", "fast"], root, env)
+    old = os.environ.get("KEIZOKU_HOME")
+    os.environ["KEIZOKU_HOME"] = str(home)
+    try:
+        yield {"root": root, "home": home, "env": env, "frame": frame, "csv": root / "clinic.csv"}
+    finally:
+        if old is None:
+            os.environ.pop("KEIZOKU_HOME", None)
+        else:
+            os.environ["KEIZOKU_HOME"] = old
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """``keizoku serve`` in a subprocess on a free loopback port."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = cwd / f"serve-{self.port}.log"
+        cmd = [KEIZOKU, "serve", "--port", str(self.port), "--log-level", "warning", *args]
+        self._fh = open(self.log, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=self._fh, stderr=subprocess.STDOUT
+        )
+        self.client = httpx.Client(base_url=self.url, timeout=30)
+
+    def wait_ready(self, timeout: float = 90) -> Server:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited {self.proc.returncode}:\n{self.output()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if self.client.get("/readyz").status_code == 200:
+                    return self
+            time.sleep(0.2)
+        raise RuntimeError(f"server not ready in {timeout}s:\n{self.output()}")
+
+    def output(self) -> str:
+        self._fh.flush()
+        return self.log.read_text()
+
+    def stop(self) -> int:
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._fh.close()
+        return int(self.proc.returncode)
+
+
+@pytest.fixture(scope="session")
+def server(trained: dict[str, object]) -> Iterator[Server]:
+    """The default server: no keys, loopback, fast registry polling."""
+    srv = Server(trained["env"], trained["root"], "--poll-interval", "0.3")  # type: ignore[arg-type]
+    try:
+        yield srv.wait_ready()
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def make_server(trained: dict[str, object]) -> Iterator[Callable[..., Server]]:
+    """Start extra servers (``make_server(*serve_args)``); each is stopped after the test."""
+    started: list[Server] = []
+
+    def make(*args: str) -> Server:
+        srv = Server(trained["env"], trained["root"], *args)  # type: ignore[arg-type]
+        started.append(srv)
+        return srv
+
+    yield make
+    for srv in started:
+        srv.stop()
