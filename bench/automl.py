@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -60,6 +61,7 @@ def run_one(tool: str, split: Path, task: dict[str, Any], budget: float, out_roo
     if py is None:
         rec["status"] = "not installed"
         return rec
+    rec["loadavg_1m_before"] = round(os.getloadavg()[0], 2)  # other jobs on the machine
     script, extra = RUNNERS[tool]
     out = out_root / f"{task['name']}-{tool}-{int(budget)}"
     if out.exists():
@@ -162,9 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     specs = load_datasets(args.datasets)
     if args.quick:
         specs = [s for s in specs if s.quick]
-    if args.only:
-        wanted = {s.strip() for s in args.only.split(",")}
-        specs = [s for s in specs if s.name in wanted]
+    if args.only:  # run in the order given
+        by_name = {s.name: s for s in specs}
+        wanted = [n.strip() for n in args.only.split(",") if n.strip()]
+        missing = [n for n in wanted if n not in by_name]
+        if missing:
+            p.error(f"--only: unknown data set(s) {missing}; known: {sorted(by_name)}")
+        specs = [by_name[n] for n in wanted]
     stamp = time.strftime("%Y%m%dT%H%M%S")
     out_file = args.out or (WORK / f"automl-{stamp}.json")
     tag = f"{args.datasets.resolve().parent.name}-{args.datasets.stem}"

@@ -61,9 +61,17 @@ def run_sections(args: argparse.Namespace, stamp: str) -> dict[str, Any]:
     }
     sec_dir = WORK / "sections" / stamp
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    adopted = dict(a.split("=", 1) for a in args.adopt)
     for sec in sections:
         out = sec_dir / f"{sec}.json"
         log = sec_dir / f"{sec}.log"
+        if sec in adopted:  # a section JSON produced earlier (e.g. a long automl run)
+            data = json.loads(Path(adopted[sec]).read_text())
+            data.setdefault("status", "ok")
+            if data.get("command"):
+                run["commands"].append(data["command"])
+            run["sections"][sec] = data
+            continue
         if sec == "automl":
             budgets = args.budgets or ("20" if args.quick else "60,300")
             tools = args.tools or ("keizoku,flaml,autogluon,lightgbm" if args.quick
@@ -136,6 +144,15 @@ def human_bytes(n: float | None) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return str(n)
+
+
+def short_error(err: Any, n: int = 220) -> str:
+    """The most telling part of an error text: from its last 'error:'/'Error' on, one line."""
+    text = " ".join(str(err or "").split())
+    low = text.lower()
+    i = max(low.rfind("error:"), low.rfind("error "), low.rfind("exception:"))
+    text = text[i:] if i >= 0 else text[-n:]
+    return text[:n].replace("`", "'")
 
 
 def render_automl(sec: dict[str, Any]) -> list[str]:
@@ -232,9 +249,8 @@ def render_automl(sec: dict[str, Any]) -> list[str]:
         if fails:
             L += ["Failures (first line of the error):", ""]
             for r in fails:
-                err = str(r.get("error") or r.get("status")).strip().splitlines()
                 L.append(f"- {r['dataset']} / {r['tool']}: {r['status']}"
-                         + (f" — `{err[-1][:200]}`" if err else ""))
+                         + (f" — `{short_error(r.get('error'))}`" if r.get("error") else ""))
             L.append("")
     return L
 
@@ -322,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default="", help="AutoML data sets (comma list)")
     p.add_argument("--notes", default="", help="a paragraph shown under the run's heading")
     p.add_argument("--docs", action="store_true", help="render docs/benchmarks.md even in quick mode")
+    p.add_argument("--adopt", action="append", default=[], metavar="SECTION=FILE",
+                   help="use an existing section JSON instead of running it (repeatable)")
     p.add_argument("--render", nargs="+", type=Path, help="only render these run JSON files")
     p.add_argument("--doc-out", type=Path, default=None)
     args = p.parse_args(argv)
