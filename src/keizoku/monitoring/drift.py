@@ -249,46 +249,49 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def drift_sql(
-    source: str, reference: Reference, columns: dict[str, str], prediction: str | None
-) -> tuple[str, str | None]:
-    """(numeric query, categorical query) over ``source`` (a SELECT with a ``bucket`` column).
-
-    ``columns`` maps feature → column expression in ``source`` (absent: all null);
-    ``prediction`` is the column holding the prediction to compare with the reference.
-    """
-    num_aggs = ["count(*) AS n"]
-    cat_parts: list[str] = []
+def _features(
+    reference: Reference, columns: dict[str, str], prediction: str | None
+) -> tuple[dict[str, FeatureRef], dict[str, str]]:
     feats = dict(reference.features)
     exprs = dict(columns)
     if reference.prediction is not None and prediction is not None:
         feats["__prediction__"] = reference.prediction
         exprs["__prediction__"] = prediction
+    return feats, exprs
+
+
+def drift_sql(
+    source: str, reference: Reference, columns: dict[str, str], prediction: str | None
+) -> str:
+    """One aggregate query over ``source`` (a SELECT with a ``bucket`` column).
+
+    Per bucket and feature it counts non-null values and, with DuckDB's
+    ``histogram(x, boundaries)`` (a binary search per value), the values in each
+    reference bin — or, for categories, per reference level (others pooled).
+    ``columns`` maps feature → column expression (absent: all null); ``prediction``
+    is the column to compare with the reference prediction distribution.
+    """
+    feats, exprs = _features(reference, columns, prediction)
+    aggs = ["count(*) AS n"]
     for i, (name, ref) in enumerate(feats.items()):
         expr = exprs.get(name)
         if ref.kind == "numeric":
             col = f"TRY_CAST({expr} AS DOUBLE)" if expr else "CAST(NULL AS DOUBLE)"
-            num_aggs.append(f"count({col}) AS nn{i}")
-            num_aggs += [
-                f"count(*) FILTER (WHERE {col} <= {e!r}) AS le{i}_{j}"
-                for j, e in enumerate(ref.edges)
-            ]
+            bounds = "[" + ", ".join(repr(float(e)) for e in ref.edges) + "]::DOUBLE[]"
+            hist = f"histogram({col}, {bounds})" if ref.edges else f"count({col})"
+            aggs += [f"count({col}) AS nn{i}", f"{hist} AS h{i}"]
         else:
             col = f"CAST({expr} AS VARCHAR)" if expr else "CAST(NULL AS VARCHAR)"
             known = ", ".join(_lit(k) for k in ref.frequencies) or "NULL"
-            level = (
-                f"CASE WHEN {col} IS NULL THEN NULL WHEN {col} IN ({known}) THEN {col} "
-                f"ELSE {_lit(OTHER)} END"
-            )
-            cat_parts.append(
-                f"SELECT {i} AS fi, bucket, {level} AS level, count(*) AS c FROM src GROUP BY ALL"
-            )
-    numeric = (
-        f"WITH src AS ({source}) SELECT bucket, {', '.join(num_aggs)} "
+            level = f"CASE WHEN {col} IN ({known}) THEN {col} ELSE {_lit(OTHER)} END"
+            aggs += [
+                f"count({col}) AS nn{i}",
+                f"histogram({level}) FILTER (WHERE {col} IS NOT NULL) AS h{i}",
+            ]
+    return (
+        f"WITH src AS ({source}) SELECT bucket, {', '.join(aggs)} "
         "FROM src GROUP BY bucket ORDER BY bucket"
     )
-    categorical = f"WITH src AS ({source}) " + " UNION ALL ".join(cat_parts) if cat_parts else None
-    return numeric, categorical
 
 
 @dataclass
@@ -301,41 +304,40 @@ class BucketCounts:
     categorical: dict[str, dict[float, dict[str | None, int]]]
 
 
+def _cumulative(hist: Any, edges: list[float]) -> np.ndarray:
+    """Counts ≤ each edge from a ``histogram`` map {upper bound: count}."""
+    if not isinstance(hist, dict):
+        return np.zeros(len(edges))
+    per = np.array([hist.get(float(e), 0) for e in edges], dtype=float)
+    return np.cumsum(per)
+
+
 def collect_counts(
     con: Any, source: str, reference: Reference, columns: dict[str, str], prediction: str | None
 ) -> BucketCounts:
-    """Run the drift queries on DuckDB connection ``con``."""
-    num_sql, cat_sql = drift_sql(source, reference, columns, prediction)
-    feats = dict(reference.features)
-    if reference.prediction is not None and prediction is not None:
-        feats["__prediction__"] = reference.prediction
-    names = list(feats)
-    cur = con.execute(num_sql)
-    header = [d[0] for d in cur.description]
+    """Run the drift query on DuckDB connection ``con`` (one scan of ``source``)."""
+    feats, _ = _features(reference, columns, prediction)
+    cur = con.execute(drift_sql(source, reference, columns, prediction))
+    header = {d[0]: k for k, d in enumerate(cur.description)}
     rows = cur.fetchall()
-    buckets = [float(r[0]) for r in rows]
     totals = {float(r[0]): int(r[1]) for r in rows}
-    index = {h: k for k, h in enumerate(header)}
     numeric: dict[str, dict[float, NumericCounts]] = {}
-    for i, name in enumerate(names):
-        ref = feats[name]
-        if ref.kind != "numeric":
-            continue
-        per: dict[float, NumericCounts] = {}
+    categorical: dict[str, dict[float, dict[str | None, int]]] = {}
+    for i, (name, ref) in enumerate(feats.items()):
         for r in rows:
-            n = int(r[1])
-            nn = int(r[index[f"nn{i}"]])
-            le = np.array([r[index[f"le{i}_{j}"]] for j in range(len(ref.edges))], dtype=float)
-            per[float(r[0])] = NumericCounts(n=n, nulls=n - nn, le=le)
-        numeric[name] = per
-    categorical: dict[str, dict[float, dict[str | None, int]]] = {
-        n: {} for n in names if feats[n].kind != "numeric"
-    }
-    if cat_sql:
-        for fi, bucket, level, c in con.execute(cat_sql).fetchall():
-            per_b = categorical[names[int(fi)]].setdefault(float(bucket), {})
-            per_b[level] = per_b.get(level, 0) + int(c)
-    return BucketCounts(buckets, totals, numeric, categorical)
+            b, n, nn, hist = float(r[0]), int(r[1]), int(r[header[f"nn{i}"]]), r[header[f"h{i}"]]
+            if ref.kind == "numeric":
+                le = _cumulative(hist, ref.edges)
+                numeric.setdefault(name, {})[b] = NumericCounts(n=n, nulls=n - nn, le=le)
+            else:
+                levels: dict[str | None, int] = dict(hist) if isinstance(hist, dict) else {}
+                levels[None] = n - nn
+                categorical.setdefault(name, {})[b] = levels
+        if ref.kind == "numeric":
+            numeric.setdefault(name, {})
+        else:
+            categorical.setdefault(name, {})
+    return BucketCounts(sorted(totals), totals, numeric, categorical)
 
 
 def merge_numeric(parts: list[NumericCounts], n_edges: int) -> NumericCounts:
