@@ -58,7 +58,7 @@ class Schema(BaseModel):
         for col in self.columns:
             if col.name == name:
                 return col
-        raise UserInputError(f"Column '{name}' is not in the schema{_suggest(name, self.names)}.")
+        raise UserInputError(_not_found(name, self.names, "the schema"))
 
     @property
     def names(self) -> list[str]:
@@ -113,9 +113,11 @@ def closest(name: str, options: list[str]) -> str | None:
     return lowered[match[0]] if match else None
 
 
-def _suggest(name: str, options: list[str]) -> str:
+def _not_found(name: str, options: list[str], where: str = "the data") -> str:
     best = closest(name, options)
-    return f"; did you mean '{best}'?" if best else f". Columns are: {options}"
+    if best:
+        return f"Column '{name}' is not in {where}; did you mean '{best}'?"
+    return f"Column '{name}' is not in {where}. Columns are: {options}"
 
 
 def _bool_tokens(values: pd.Series) -> bool:
@@ -227,7 +229,7 @@ def infer_schema(
     names = list(frame.columns)
     for name in ([target] if target else []) + id_columns + sensitive:
         if name not in names:
-            raise UserInputError(f"Column '{name}' is not in the data{_suggest(name, names)}.")
+            raise UserInputError(_not_found(name, names))
     if target is not None:
         task = task or detect_task(frame[target])
         _check_target(frame, target, task)

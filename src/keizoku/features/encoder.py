@@ -23,7 +23,7 @@ from keizoku.data.schema import Column
 __all__ = ["TabularEncoder"]
 
 Mode = Literal["ordinal", "onehot"]
-DATE_PARTS = ("year", "month", "day", "dayofweek", "hour")
+DATE_PARTS = ("year", "month", "day", "day_of_week", "hour")
 TRUE_TOKENS = {"true", "t", "yes", "y", "1", "1.0"}
 FALSE_TOKENS = {"false", "f", "no", "n", "0", "0.0"}
 

@@ -91,7 +91,15 @@ class ModelVersionInfo:
         return f"{self.name}:{self.version}"
 
 
-def _info(c: Any, mv: Any) -> ModelVersionInfo:
+def _aliases(c: Any, name: str) -> dict[str, list[str]]:
+    """version → aliases (search results do not carry aliases; the registered model does)."""
+    out: dict[str, list[str]] = {}
+    for alias, version in (c.get_registered_model(name).aliases or {}).items():
+        out.setdefault(str(version), []).append(alias)
+    return out
+
+
+def _info(c: Any, mv: Any, aliases: dict[str, list[str]] | None = None) -> ModelVersionInfo:
     metrics: dict[str, float] = {}
     if mv.run_id:
         try:
@@ -101,7 +109,9 @@ def _info(c: Any, mv: Any) -> ModelVersionInfo:
     return ModelVersionInfo(
         name=mv.name,
         version=int(mv.version),
-        aliases=list(mv.aliases or []),
+        aliases=sorted(
+            (aliases or {}).get(str(mv.version), []) if aliases is not None else mv.aliases or []
+        ),
         metrics=metrics,
         tags=dict(mv.tags or {}),
         created=mv.creation_timestamp / 1000,
@@ -122,7 +132,8 @@ def list_versions(name: str) -> list[ModelVersionInfo]:
         raise NotFoundError(
             f"No registered model named '{name}'{_hint(c, name)}. Train one with `keizoku train`."
         )
-    return sorted((_info(c, v) for v in versions), key=lambda v: v.version)
+    aliases = _aliases(c, name)
+    return sorted((_info(c, v, aliases) for v in versions), key=lambda v: v.version)
 
 
 def _hint(c: Any, name: str) -> str:
@@ -157,7 +168,7 @@ def resolve(ref: str | ModelRef) -> tuple[str, int]:
 def get_version(ref: str | ModelRef) -> ModelVersionInfo:
     name, version = resolve(ref)
     c = client()
-    return _info(c, c.get_model_version(name, str(version)))
+    return _info(c, c.get_model_version(name, str(version)), _aliases(c, name))
 
 
 def set_alias(name: str, alias: str, version: int) -> None:

@@ -128,11 +128,17 @@ class _Search:
         return max(0.05 * self.cfg.budget_s, 1.3 * per_fit + 1.0)
 
     def time_left(self) -> float:
+        if not any(t.status == "ok" for t in self.trials):
+            return self.start + 3 * self.cfg.budget_s - time.monotonic()
         return self.end - self.refit_reserve() - time.monotonic()
 
     def run_trial(self, family: Family, params: dict[str, Any], report: Any = None) -> TrialResult:
         number = len(self.trials)
         deadline = self.end - self.refit_reserve()
+        if not any(t.status == "ok" for t in self.trials):
+            # Until one candidate has finished, a slow machine must not leave us with
+            # nothing: the first trial may overrun the budget to finish.
+            deadline = math.inf
         try:
             res = evaluate_config(
                 number,

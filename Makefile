@@ -1,0 +1,36 @@
+# keizoku: `make demo` runs the quick start, `make test` the whole suite.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PYTHON ?= python3
+EXTRAS ?= eval,rag,onnx,dev
+
+.PHONY: install demo test test-fast check format clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	./examples/quickstart.sh
+
+# Fails on any failed test, and when no test ran at all (pytest exits 5).
+test: install
+	$(PY) -m pytest tests -q -p no:cacheprovider --timeout=900
+
+check: install
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/mypy src/keizoku
+
+format: install
+	$(VENV)/bin/ruff format src tests
+	$(VENV)/bin/ruff check --fix src tests
+
+clean:
+	rm -rf demo .pytest_cache .mypy_cache .ruff_cache
+
+include bench/bench.mk
