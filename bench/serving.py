@@ -294,10 +294,11 @@ def run_server(name: str, source: str, record: dict, work: Path, env: dict, dura
             return [row("skipped (model is the stand-in)")]
         if not keizoku_cli_ok("serve"):
             return [row("not available (`keizoku serve` does not exist yet)")]
-        # TODO(bench): confirm flags and route against `keizoku serve --help` once it lands.
-        cmd = [*pin(0), str(KEIZOKU_BIN), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        # defaults as a user gets them (one worker, prediction log on)
+        cmd = [*pin(0), str(KEIZOKU_BIN), "serve", "--model", MODEL_NAME, "--host", "127.0.0.1",
+               "--port", str(port), "--log-level", "warning"]
         url = f"http://127.0.0.1:{port}" + KEIZOKU_ROUTE.format(name=MODEL_NAME)
-        body = json.dumps({"records": [record]})
+        body = json.dumps(record)  # one record as a JSON object
     elif name == "mlflow":
         py = tool_python("mlflow")
         if py is None:
