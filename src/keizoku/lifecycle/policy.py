@@ -1,0 +1,83 @@
+"""The retraining policy: the ``retraining:`` section of ``keizoku.yaml``.
+
+Every key has a default::
+
+    retraining:
+      triggers:              # any one fires a retrain (``keizoku retrain`` checks them)
+        drift_features: 1    # at least this many features drifted in the monitor window
+        metric_drop: 0.05    # live metric worse than the training CV score by this much
+        new_labels: 1000     # labels received since the last retrain
+        every: 7d            # time since the last retrain (also `keizoku loop`'s tick)
+      window:
+        since: 30d           # labelled traffic in this window joins the training data
+        include_original: true   # keep the spec's original data in the training frame
+        holdout: 0.3         # most recent share of labelled traffic, kept out for the gates
+        min_labels: 100      # fewer labelled rows than this: no retrain (not enough evidence)
+      train:                 # overrides of the spec's train: section for retraining
+        budget: 60s
+        preset: fast
+      gates:                 # see keizoku.lifecycle.gates.GateConfig
+        min_gain: 0.0
+        confidence: 0.95
+        max_latency_increase: 0.5
+      monitor_window: 24h    # traffic window the drift trigger looks at
+      check_every: 1h        # how often `keizoku loop` checks the triggers
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from keizoku.errors import UserInputError
+from keizoku.lifecycle.gates import GateConfig
+
+__all__ = ["RetrainingPolicy", "Triggers", "Window", "parse_policy", "seconds"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Triggers(_Strict):
+    drift_features: int | None = 1
+    metric_drop: float | None = 0.05
+    new_labels: int | None = 1000
+    every: str | None = "7d"
+
+
+class Window(_Strict):
+    since: str = "30d"
+    include_original: bool = True
+    holdout: float = Field(default=0.3, gt=0, lt=1)
+    min_labels: int = 100
+
+
+class RetrainingPolicy(_Strict):
+    triggers: Triggers = Field(default_factory=Triggers)
+    window: Window = Field(default_factory=Window)
+    train: dict[str, Any] = Field(default_factory=lambda: {"budget": "60s", "preset": "fast"})
+    gates: GateConfig = Field(default_factory=GateConfig)
+    monitor_window: str = "24h"
+    check_every: str = "1h"
+
+
+def seconds(text: str | float | int) -> float:
+    from keizoku.monitoring.cli import parse_window
+
+    return parse_window(str(text))
+
+
+def parse_policy(section: dict[str, Any] | None) -> RetrainingPolicy:
+    """Validate the spec's ``retraining:`` section; errors name the key and the fix."""
+    try:
+        return RetrainingPolicy.model_validate(section or {})
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise UserInputError(
+            f"Spec key 'retraining.{where}': {first['msg'].lower()} "
+            f"(got {first.get('input')!r}). Fix it in keizoku.yaml."
+        ) from exc
