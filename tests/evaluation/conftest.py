@@ -1,0 +1,134 @@
+"""Models trained once per session (short budgets) and shared by the evaluation tests.
+
+- ``binary``: breast cancer + a random, independent sensitive column ``site`` (fair);
+- ``multiclass``: wine;
+- ``regression``: diabetes;
+- ``biased``: generated data where group B's positive labels were flipped to negative;
+  the model never sees ``group`` but learns it through the proxy ``region``. It is a
+  single LightGBM model (no ensemble) so its row explanations are tree SHAP.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
+
+from keizoku.project import init_project, train_project
+from keizoku.spec import DataSpec
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@dataclass
+class Trained:
+    name: str
+    version: int
+    folder: Path
+    csv: Path
+    frame: pd.DataFrame
+    target: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    @property
+    def spec(self) -> Path:
+        return self.folder / "keizoku.yaml"
+
+
+@pytest.fixture(scope="session")
+def eval_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("evaluation-home")
+    old = os.environ.get("KEIZOKU_HOME")
+    os.environ["KEIZOKU_HOME"] = str(home)
+    yield home
+    if old is None:
+        os.environ.pop("KEIZOKU_HOME", None)
+    else:
+        os.environ["KEIZOKU_HOME"] = old
+
+
+@pytest.fixture(autouse=True)
+def _use_eval_home(eval_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEIZOKU_HOME", str(eval_home))
+
+
+def train_frame(
+    folder: Path,
+    frame: pd.DataFrame,
+    target: str,
+    name: str,
+    *,
+    sensitive: list[str] | None = None,
+    overrides: dict[str, object] | None = None,
+) -> Trained:
+    folder.mkdir(parents=True, exist_ok=True)
+    csv = folder / f"{name}.csv"
+    frame.to_csv(csv, index=False)
+    spec = folder / "keizoku.yaml"
+    init_project(str(csv), target, read=DataSpec(), name=name, sensitive=sensitive, spec_path=spec)
+    settings = {"budget": "8s", "preset": "fast", **(overrides or {})}
+    outcome = train_project(spec, overrides=settings)
+    return Trained(name, outcome.version, folder, csv, frame, target)
+
+
+def biased_frame(n: int = 1500, seed: int = 0) -> pd.DataFrame:
+    """Group B's positive labels are flipped to negative; ``region`` is a 95 % proxy of group."""
+    rng = np.random.default_rng(seed)
+    group = rng.choice(["A", "B"], n)
+    region = np.where(rng.random(n) < 0.95, np.where(group == "A", "north", "south"), "other")
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    label = (x1 + 0.5 * x2 + rng.normal(scale=0.3, size=n) > 0).astype(int)
+    label = np.where(group == "B", 0, label)
+    return pd.DataFrame({"x1": x1, "x2": x2, "region": region, "group": group, "label": label})
+
+
+@pytest.fixture(scope="session")
+def binary(eval_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    frame = load_breast_cancer(as_frame=True).frame
+    frame["site"] = np.random.default_rng(1).choice(["east", "west"], len(frame))
+    return train_frame(
+        tmp_path_factory.mktemp("binary"), frame, "target", "ev-cancer", sensitive=["site"]
+    )
+
+
+@pytest.fixture(scope="session")
+def multiclass(eval_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    frame = load_wine(as_frame=True).frame
+    frame["target"] = frame["target"].map({0: "barolo", 1: "grignolino", 2: "barbera"})
+    return train_frame(tmp_path_factory.mktemp("multiclass"), frame, "target", "ev-wine")
+
+
+@pytest.fixture(scope="session")
+def regression(eval_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    frame = load_diabetes(as_frame=True, scaled=False).frame
+    return train_frame(tmp_path_factory.mktemp("regression"), frame, "target", "ev-diabetes")
+
+
+@pytest.fixture(scope="session")
+def biased(eval_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    return train_frame(
+        tmp_path_factory.mktemp("biased"),
+        biased_frame(),
+        "label",
+        "ev-biased",
+        sensitive=["group"],
+        overrides={"models": ["lightgbm"], "ensemble": False},
+    )
