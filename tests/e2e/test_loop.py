@@ -80,7 +80,10 @@ def predict(client: httpx.Client, rows: pd.DataFrame) -> list[dict]:
 
 
 def send_labels(client: httpx.Client, kz: Keizoku, items: list[dict], labels: list[int]) -> None:
-    body = [{"request_id": it["request_id"], "label": int(y)} for it, y in zip(items, labels)]
+    body = [
+        {"request_id": it["request_id"], "label": int(y)}
+        for it, y in zip(items, labels, strict=True)
+    ]
     r = client.post("/v1/models/loop/feedback", json=body)
     if r.status_code == 404:  # the server does not mount the feedback route: use the CLI
         path = kz.cwd / f"labels-{time.time_ns()}.csv"
@@ -93,10 +96,8 @@ def send_labels(client: httpx.Client, kz: Keizoku, items: list[dict], labels: li
 def traffic(client: httpx.Client, kz: Keizoku, frame: pd.DataFrame) -> list[dict]:
     items: list[dict] = []
     for start in range(0, len(frame), 100):
-        part = frame.iloc[start : start + 100]
-        out = predict(client, part)
-        items += out
-        send_labels(client, kz, out, part["y"].tolist())
+        items += predict(client, frame.iloc[start : start + 100])
+    send_labels(client, kz, items, frame["y"].tolist())
     return items
 
 

@@ -119,7 +119,8 @@ def test_kill_9_loses_at_most_the_last_interval_and_leaves_no_corrupt_segment(
     ids = (
         duckdb.connect()
         .execute(
-            f"select count(distinct request_id) from read_parquet('{log_dir('m', tmp_path)}/*.parquet')"
+            "select count(distinct request_id) from "
+            f"read_parquet('{log_dir('m', tmp_path)}/*.parquet')"
         )
         .fetchone()
     )
