@@ -92,7 +92,7 @@ def _prediction_fields(output: Any) -> tuple[str | None, float | None]:
         if isinstance(probs, dict) and probs:
             values = [float(v) for v in probs.values()]
             score = values[-1] if len(values) == 2 else max(values)
-        elif _is_number(pred):
+        elif isinstance(pred, int | float) and not isinstance(pred, bool):
             score = float(pred)
         return (None if pred is None else _text(pred)), score
     if isinstance(output, list | tuple) and len(output) == 1:
