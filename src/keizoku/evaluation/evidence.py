@@ -37,7 +37,7 @@ EVIDENCE_FILES = {
     "model_card": "model_card.md",
 }
 BACKGROUND_ROWS = 30
-STEP_BUDGET_S = 3.0
+STEP_BUDGET_S = 2.5
 CV_SOURCE = "cross-validation (out-of-fold predictions)"
 
 

@@ -106,12 +106,24 @@ def _shap_supported(member: Member) -> bool:
     return member.family in TREE_FAMILIES
 
 
-def _tree_importance(member: Member, frame: pd.DataFrame, task: str, features: list[str]) -> Any:
-    X = member.encoder.transform(frame)
-    values, _, space = tree_shap(member, X, task)
+SHAP_CHUNK = 200
+
+
+def _tree_importance(
+    member: Member, frame: pd.DataFrame, task: str, features: list[str], deadline: float
+) -> tuple[np.ndarray, str, int]:
+    """Mean |SHAP| per original feature, over chunks of rows until the deadline (≥ 1 chunk)."""
     owners = encoded_to_feature(list(member.encoder.feature_names_out_), features)
-    per_feature = _aggregate(np.moveaxis(values, 1, 2), owners, features)  # n × outputs × d
-    return np.abs(per_feature).mean(axis=(0, 1)), f"mean |SHAP| ({space})"
+    total, rows, space = np.zeros(len(features)), 0, ""
+    for start in range(0, min(len(frame), MAX_SHAP_ROWS), SHAP_CHUNK):
+        if rows and time.monotonic() > deadline:
+            break
+        X = member.encoder.transform(frame.iloc[start : start + SHAP_CHUNK])
+        values, _, space = tree_shap(member, X, task)
+        per_feature = _aggregate(np.moveaxis(values, 1, 2), owners, features)  # n × out × d
+        total += np.abs(per_feature).mean(axis=1).sum(axis=0)
+        rows += len(X)
+    return total / max(rows, 1), f"mean |SHAP| ({space})", rows
 
 
 def _permutation_importance(
@@ -122,23 +134,51 @@ def _permutation_importance(
     metric: Any,
     features: list[str],
     deadline: float,
-) -> tuple[np.ndarray, str]:
+) -> tuple[np.ndarray, list[str]]:
+    """Drop of the oriented metric when each column is shuffled; features past the deadline
+    are returned as skipped (importance 0)."""
     rng = np.random.default_rng(0)
 
     def score(f: pd.DataFrame) -> float:
-        return float(
-            metric.oriented(y, raw_predict(member.estimator, member.encoder.transform(f), task))
-        )
+        pred = raw_predict(member.estimator, member.encoder.transform(f), task)
+        return float(metric.oriented(y, pred))
 
     base = score(frame)
     out = np.zeros(len(features))
+    skipped = []
     for i, name in enumerate(features):
         if time.monotonic() > deadline:
-            break
+            skipped.append(name)
+            continue
         shuffled = frame.copy()
         shuffled[name] = rng.permutation(shuffled[name].to_numpy())
         out[i] = max(base - score(shuffled), 0.0)
-    return out, f"permutation importance (drop in {metric.name})"
+    return out, skipped
+
+
+def _member_importance(
+    m: Member,
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    task: str,
+    metric: Any,
+    features: list[str],
+    deadline: float,
+) -> dict[str, Any]:
+    note = ""
+    if _shap_supported(m):
+        try:
+            values, method, rows = _tree_importance(m, frame, task, features, deadline)
+            return {"method": method, "rows": rows, "values": values, "skipped": []}
+        except (ValueError, TypeError, NotImplementedError, AttributeError) as exc:
+            # shap cannot read every tree model (e.g. some multiclass sklearn ones)
+            note = f" (tree SHAP unavailable: {type(exc).__name__})"
+    n = min(len(frame), MAX_PERMUTATION_ROWS)
+    values, skipped = _permutation_importance(
+        m, frame.iloc[:n], y[:n], task, metric, features, deadline
+    )
+    method = f"permutation importance (drop in {metric.name}){note}"
+    return {"method": method, "rows": n, "values": values, "skipped": skipped}
 
 
 def global_importance(
@@ -148,44 +188,29 @@ def global_importance(
     metric: Any,
     budget_s: float = 4.0,
 ) -> dict[str, Any]:
-    """Per-feature importance of every member and of the whole model (weighted shares)."""
+    """Per-feature importance of every member and of the whole model (weighted shares).
+
+    Rows are shuffled once (seeded) so that any prefix is a random sample; each member
+    gets an equal part of ``budget_s``, and always at least one chunk / the base score.
+    """
     features = model.feature_names
-    deadline = time.monotonic() + budget_s
-    rng = np.random.default_rng(0)
+    order = np.random.default_rng(0).permutation(len(frame))
+    frame, y = frame.iloc[order].reset_index(drop=True), y[order]
     members, combined = [], np.zeros(len(features))
     total = sum(m.weight for m in model.members) or 1.0
+    share_s = budget_s / max(len(model.members), 1)
     for m in model.members:
-        values = None
-        if _shap_supported(m):
-            rows = rng.choice(len(frame), min(len(frame), MAX_SHAP_ROWS), replace=False)
-            try:
-                values, method = _tree_importance(
-                    m, frame.iloc[np.sort(rows)], model.task, features
-                )
-            except (ValueError, TypeError, NotImplementedError, AttributeError) as exc:
-                # shap cannot read every tree model (e.g. some multiclass sklearn ones)
-                method = f"tree SHAP unavailable ({type(exc).__name__}); "
-        if values is None:
-            rows = rng.choice(len(frame), min(len(frame), MAX_PERMUTATION_ROWS), replace=False)
-            part = frame.iloc[np.sort(rows)]
-            values, method = _permutation_importance(
-                m, part, y[np.sort(rows)], model.task, metric, features, deadline
-            )
+        deadline = time.monotonic() + share_s
+        found = _member_importance(m, frame, y, model.task, metric, features, deadline)
+        values = found.pop("values")
         share = values / values.sum() if values.sum() > 0 else values
         combined += share * (m.weight / total)
-        members.append(
-            {
-                "family": m.family,
-                "weight": m.weight,
-                "method": method,
-                "importance": {f: float(v) for f, v in zip(features, values, strict=True)},
-            }
-        )
-    order = np.argsort(-combined)
+        importance = {f: float(v) for f, v in zip(features, values, strict=True)}
+        members.append({"family": m.family, "weight": m.weight, **found, "importance": importance})
+    ranking = np.argsort(-combined, kind="stable")
     return {
-        "features": [{"feature": features[i], "share": float(combined[i])} for i in order],
+        "features": [{"feature": features[i], "share": float(combined[i])} for i in ranking],
         "members": members,
-        "rows": int(min(len(frame), MAX_SHAP_ROWS)),
         "note": "share: each member's importances normalised to sum to 1, weighted by the "
         "member's ensemble weight",
     }

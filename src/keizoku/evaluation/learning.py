@@ -22,7 +22,7 @@ from keizoku.training.model import KeizokuModel, raw_predict
 __all__ = ["learning_curve", "FRACTIONS"]
 
 FRACTIONS = (0.2, 0.4, 0.6, 0.8, 1.0)
-MAX_ROWS = 5000
+MAX_ROWS = 4000
 
 
 def _split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +73,7 @@ def learning_curve(
         if k and len(np.unique(y[rows])) < 2:
             continue
         part = frame.iloc[rows]
-        enc = TabularEncoder(member.encoder.columns, mode=family.mode).fit(part)
+        enc = TabularEncoder(member.encoder.columns, mode=member.encoder.mode).fit(part)
         est = family.build(model.task, dict(member.params), seed)
         if "n_jobs" in est.get_params():  # one thread: OpenMP spinning costs 10-50x when busy
             est.set_params(n_jobs=1)

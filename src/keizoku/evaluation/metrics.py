@@ -32,12 +32,15 @@ THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 QUANTILE_BINS = 5
 MAX_LEVELS = 20
 MAX_SLICES = 15
+MAX_SLICE_ROWS = 50_000
 
 
 def _thin(*arrays: np.ndarray, limit: int = MAX_CURVE_POINTS) -> list[list[float]]:
     """Keep at most ``limit`` evenly spaced points (first and last kept) of aligned arrays."""
     n = len(arrays[0])
-    idx = np.unique(np.linspace(0, n - 1, min(n, limit)).round().astype(int)) if n else []
+    if not n:
+        return [[] for _ in arrays]
+    idx = np.unique(np.linspace(0, n - 1, min(n, limit)).round().astype(int))
     return [[round(float(a[i]), 6) for i in idx] for a in arrays]
 
 
@@ -141,8 +144,9 @@ def row_errors(task: str, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
 def quantile_segments(values: pd.Series, bins: int) -> pd.Series:
     """Row → "low – high" label of its quantile bin ("missing" for NaN)."""
     cut = pd.qcut(values, bins, duplicates="drop")
-    names = {iv: f"{iv.left:.4g} – {iv.right:.4g}" for iv in cut.cat.categories}
-    return pd.Series([names.get(b, "missing") for b in cut.astype(object)], index=values.index)
+    names = [f"{iv.left:.4g} – {iv.right:.4g}" for iv in cut.cat.categories] + ["missing"]
+    codes = cut.cat.codes.to_numpy()  # -1 (missing) picks the last name
+    return pd.Series(np.asarray(names, dtype=object)[codes], index=values.index)
 
 
 def _segments(series: pd.Series, kind: str) -> pd.Series:
@@ -165,9 +169,12 @@ def worst_slices(
     min_support: int | None = None,
 ) -> dict[str, Any]:
     """The segments (per categorical level / numeric quantile bin) with the highest error."""
+    if len(frame) > MAX_SLICE_ROWS:  # a seeded sample keeps this step within a second
+        keep = np.sort(np.random.default_rng(0).choice(len(frame), MAX_SLICE_ROWS, replace=False))
+        frame, errors = frame.iloc[keep], errors[keep]
     n = len(frame)
     support = min_support if min_support is not None else max(10, int(0.02 * n))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for col in schema.features + schema.sensitive:
         if col.kind not in ("numeric", "categorical", "boolean") or col.name not in frame:
             continue
@@ -183,11 +190,12 @@ def worst_slices(
                         "error": float(err),
                     }
                 )
-    rows.sort(key=lambda r: (-r["error"], -r["count"]))
+    rows.sort(key=lambda r: (-float(r["error"]), -int(r["count"])))
     return {
         "error_name": "mean absolute error" if task == "regression" else "error rate",
         "overall_error": float(errors.mean()) if n else float("nan"),
         "min_support": support,
+        "rows": n,
         "slices": rows[:MAX_SLICES],
     }
 
