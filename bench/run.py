@@ -50,6 +50,17 @@ def sh(cmd: list[str], timeout: float, log: Path) -> tuple[int | None, str]:
     return proc.returncode, "".join(out_lines)
 
 
+def rag_text(text: str) -> str:
+    """What bench/rag_retrieval.py printed, less progress bars and warnings."""
+    keep = []
+    for ln in text.splitlines():
+        ln = ln.split("\r")[-1].rstrip()
+        if "it/s]" in ln or ln.startswith(("Loading", "WARNING", "Warning", "$ ")) or "Warn" in ln[:40]:
+            continue
+        keep.append(ln)
+    return "\n".join(keep).strip()
+
+
 def run_sections(args: argparse.Namespace, stamp: str) -> dict[str, Any]:
     run: dict[str, Any] = {
         "stamp": stamp,
@@ -114,8 +125,7 @@ def run_sections(args: argparse.Namespace, stamp: str) -> dict[str, Any]:
             except json.JSONDecodeError as exc:
                 data = {"status": "failed", "error": f"bad JSON: {exc}"}
         if sec == "rag":
-            data = {"result": data, "table": "\n".join(
-                ln for ln in text.splitlines() if ln.lstrip().startswith("|"))}
+            data = {"result": data, "table": rag_text(text)}
         data.setdefault("status", "ok" if rc == 0 else f"failed (exit {rc})")
         if rc != 0:
             data["log_tail"] = text[-3000:]
