@@ -38,6 +38,7 @@ def _serve(
     from keizoku.serving.state import ModelSet
 
     check_bind(host)
+    _exit_cleanly_on_sigterm()
     options = ServeOptions(models=list(model or []), host=host, poll_interval_s=poll_interval,
                            prediction_log=prediction_log)  # fmt: skip
     ModelSet(names=options.models or None).load_all()  # fail fast, with the registry's message
@@ -49,6 +50,16 @@ def _serve(
 
     os.environ[OPTIONS_ENV] = options.to_env()
     uvicorn.run("keizoku.serving.app:app_from_env", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+
+
+def _exit_cleanly_on_sigterm() -> None:
+    """SIGTERM means "stop": exit 0 (uvicorn re-raises it after its graceful shutdown)."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _deploy(

@@ -1,0 +1,48 @@
+"""A bounded schemathesis fuzz of the served OpenAPI document: no request gets a 5xx.
+
+Each operation gets 25 schema-conforming and 25 schema-violating requests (hypothesis
+drives schemathesis' strategies directly; its pytest plugin is not used).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+
+
+@pytest.fixture
+def operations(server: Any) -> list[Any]:
+    schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
+    ops = [result.ok() for result in schema.exclude(path_regex="^/v1/rag/").get_all_operations()]
+    assert any(op.path == "/v1/models/clinic/predict" for op in ops)
+    return ops
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_no_server_errors(operations: list[Any], mode: GenerationMode) -> None:
+    failures: list[str] = []
+    for op in operations:
+
+        @given(case=op.as_strategy(generation_mode=mode))
+        @settings(
+            max_examples=25,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def run(case: Any) -> None:
+            response = case.call(timeout=30)
+            if response.status_code >= 500:
+                failures.append(f"{case.method} {case.path} {case.body!r:.300} -> {response.text}")
+
+        try:
+            run()
+        except Unsatisfiable:  # nothing to break in e.g. GET /healthz
+            if mode is GenerationMode.POSITIVE:
+                raise
+    assert not failures, failures[:5]

@@ -1,0 +1,143 @@
+"""Servers started for one test: API keys, SIGTERM, integrity at startup, unsafe binds."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+
+from keizoku.auth import create_key, revoke_key
+
+MODEL = "clinic"
+KEIZOKU = str(Path(sys.executable).with_name("keizoku"))
+PREDICT = f"/v1/models/{MODEL}/predict"
+
+
+def records(frame: pd.DataFrame, n: int, start: int = 0) -> list[dict[str, Any]]:
+    rows = frame.drop(columns=["malignant"]).iloc[start : start + n]
+    return [{k: _py(v) for k, v in row.items()} for row in rows.to_dict("records")]
+
+
+def _py(value: Any) -> Any:
+    if isinstance(value, float) and value != value:
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def test_keys_are_enforced(make_server: Any, trained: dict[str, Any]) -> None:
+    predict_key = create_key("serving-predict", "predict")
+    admin_key = create_key("serving-admin", "admin")
+    try:
+        srv = make_server("--poll-interval", "0").wait_ready()
+        rec = records(trained["frame"], 1)[0]
+
+        none = srv.client.post(PREDICT, json=rec)
+        assert none.status_code == 401
+        assert none.headers["www-authenticate"] == "Bearer"
+        assert "No API key given" in none.json()["message"]
+        wrong = srv.client.post(PREDICT, json=rec, headers={"Authorization": "Bearer kz_nope"})
+        assert wrong.status_code == 401
+        assert "kz_nope" not in wrong.text
+
+        as_predict = {"Authorization": f"Bearer {predict_key}"}
+        assert srv.client.post(PREDICT, json=rec, headers=as_predict).status_code == 200
+        assert (
+            srv.client.post(PREDICT, json=rec, headers={"X-API-Key": predict_key}).json()["version"]
+            == 1
+        )
+        assert srv.client.get("/v1/models").status_code == 401
+        assert srv.client.get("/v1/models", headers=as_predict).status_code == 200
+        assert srv.client.get("/healthz").status_code == 200
+
+        reload = f"/v1/admin/models/{MODEL}/reload"
+        denied = srv.client.post(reload, headers=as_predict)
+        assert denied.status_code == 403
+        assert "this needs 'admin'" in denied.json()["message"]
+        as_admin = {"Authorization": f"Bearer {admin_key}"}
+        ok = srv.client.post(reload, headers=as_admin)
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["after"] == {"champion": 1}
+        assert srv.client.post(PREDICT, json=rec, headers=as_admin).status_code == 200
+
+        srv.stop()
+        log = srv.output()
+        assert predict_key not in log and admin_key not in log
+    finally:
+        revoke_key("serving-predict")
+        revoke_key("serving-admin")
+
+
+def test_sigterm_finishes_in_flight_requests(make_server: Any, trained: dict[str, Any]) -> None:
+    import duckdb
+
+    srv = make_server("--poll-interval", "0").wait_ready()
+    batch = records(trained["frame"], 500) * 20  # 10,000 records per request
+    results: list[tuple[float, httpx.Response]] = []
+
+    def send() -> None:
+        with httpx.Client(base_url=srv.url, timeout=120) as c:
+            c.get("/healthz")  # connect first: the request below is then surely accepted
+            resp = c.post(PREDICT, json=batch)
+            results.append((time.monotonic(), resp))
+
+    threads = [threading.Thread(target=send) for _ in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    signalled = time.monotonic()
+    srv.proc.send_signal(signal.SIGTERM)
+    for t in threads:
+        t.join()
+    assert srv.proc.wait(60) == 0, srv.output()
+    assert len(results) == 3
+    assert all(r.status_code == 200 for _, r in results)
+    assert max(done for done, _ in results) > signalled  # at least one was in flight
+    ids = {p["request_id"] for _, r in results for p in r.json()["predictions"]}
+    assert len(ids) == 30_000
+    glob = str(Path(trained["home"]) / "predictions" / MODEL / "*.parquet")
+    logged = {row[0] for row in duckdb.sql(f"select request_id from '{glob}'").fetchall()}
+    assert ids <= logged  # closing the log on shutdown flushed every record
+
+
+def _artifact(version: int) -> Path:
+    from keizoku.registry.store import MODEL_FILE, _local_dir, client
+
+    return _local_dir(client(), MODEL, version) / "artifacts" / MODEL_FILE
+
+
+def _keizoku(trained: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [KEIZOKU, *args], env=trained["env"], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_tampered_artifact_refused_at_startup(trained: dict[str, Any]) -> None:
+    path = _artifact(1)
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        out = _keizoku(trained, "serve", "--port", "1", "--model", MODEL)
+    finally:
+        path.write_bytes(original)
+    assert out.returncode == 5, out.stderr
+    assert "was modified after registration" in out.stderr
+    assert "Refusing to load it" in out.stderr
+
+
+def test_non_loopback_bind_without_keys_refused(trained: dict[str, Any]) -> None:
+    out = _keizoku(trained, "serve", "--host", "0.0.0.0", "--port", "1")
+    assert out.returncode == 2
+    assert "Refusing to bind to '0.0.0.0' without API keys" in out.stderr
+
+
+def test_serve_unknown_model_fails_clearly(trained: dict[str, Any]) -> None:
+    out = _keizoku(trained, "serve", "--model", "clinik", "--port", "1")
+    assert out.returncode == 3
+    assert "did you mean 'clinic'?" in out.stderr
