@@ -259,9 +259,14 @@ def _signature(frame: pd.DataFrame, schema: Schema, result: AutoMLResult) -> Any
     from mlflow.models import infer_signature
 
     cols = [c.name for c in schema.features + schema.sensitive]
-    sample = frame[cols].head(50)
+    sample = frame[cols].head(50).copy()
+    for col in schema.features + schema.sensitive:
+        if col.kind == "numeric":  # integers may arrive missing at serving time
+            sample[col.name] = pd.to_numeric(sample[col.name], errors="coerce").astype(float)
     try:
-        return infer_signature(sample, result.model.score_frame(sample).drop(columns=cols))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return infer_signature(sample, result.model.score_frame(sample).drop(columns=cols))
     except Exception:  # noqa: BLE001 - a signature is documentation; never fail training on it
         return None
 

@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -331,7 +332,8 @@ class TrainingRun:
             artifacts = {"keizoku_model": str(model_path)}
             artifacts.update({Path(p).name: str(p) for p in files.values()})
             entry = Path(__file__).with_name("_pyfunc_entry.py")
-            with mlflow.start_run(run_id=self.run_id):
+            with mlflow.start_run(run_id=self.run_id), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
                 info = mlflow.pyfunc.log_model(
                     name="model",
                     python_model=str(entry),

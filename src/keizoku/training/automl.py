@@ -98,7 +98,9 @@ class _Search:
         on_trial: Callback | None,
     ) -> None:
         preset = _check_config(cfg)
-        if cfg.max_latency_ms is None and preset.get("max_latency_ms") is not None:
+        # A preset's latency limit is a preference; a user's --max-latency-ms is a rule.
+        self.soft_latency = cfg.max_latency_ms is None and preset.get("max_latency_ms") is not None
+        if self.soft_latency:
             cfg = dataclasses.replace(cfg, max_latency_ms=preset["max_latency_ms"])
         self.cfg = cfg
         self.task = str(schema.task)
@@ -262,6 +264,19 @@ def _refit(
 
 def _choose(search: _Search) -> tuple[dict[int, int], float, np.ndarray]:
     ok = sorted((t for t in search.trials if t.status == "ok"), key=lambda t: t.mean, reverse=True)
+    if not ok and search.soft_latency:
+        slow = [t for t in search.trials if t.status == "too slow"]
+        if slow:
+            fastest = min(slow, key=lambda t: t.latency_ms)
+            warnings.warn(
+                f"No candidate met the preset's {search.cfg.max_latency_ms:g} ms/row latency "
+                f"target on this machine; keeping the fastest ({fastest.family}, "
+                f"{fastest.latency_ms:.2f} ms/row). Set --max-latency-ms to make it a rule.",
+                KeizokuWarning,
+                stacklevel=2,
+            )
+            fastest.status = "ok"
+            ok = [fastest]
     if not ok:
         reasons = sorted({f"{t.family}: {t.status} {t.error}".strip() for t in search.trials})
         raise UserInputError(

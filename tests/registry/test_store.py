@@ -1,0 +1,109 @@
+"""The registry on a real MLflow SQLite store: versions, aliases, verified loading."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+from keizoku.data.schema import infer_schema
+from keizoku.errors import IntegrityError, NotFoundError, UserInputError
+from keizoku.project import init_project, train_project
+from keizoku.registry import store
+from keizoku.registry.refs import ModelRef, parse_ref
+from keizoku.spec import DataSpec
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    root = tmp_path_factory.mktemp("cancer")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("KEIZOKU_HOME", str(root / ".keizoku"))
+    frame = load_breast_cancer(as_frame=True).frame
+    frame.to_csv(root / "cancer.csv", index=False)
+    init_project(
+        str(root / "cancer.csv"), "target", read=DataSpec(), spec_path=root / "keizoku.yaml"
+    )
+    train_project(root / "keizoku.yaml", overrides={"budget": "8s", "preset": "fast"})
+    yield root, frame
+    mp.undo()
+
+
+def test_refs_parse_and_reject_bad_text() -> None:
+    assert parse_ref("churn") == ModelRef("churn", "champion", None)
+    assert parse_ref("churn@challenger") == ModelRef("churn", "challenger", None)
+    assert parse_ref("churn:3") == ModelRef("churn", None, 3)
+    with pytest.raises(UserInputError, match="Use NAME, NAME@alias or NAME:version"):
+        parse_ref("churn@@x")
+
+
+def test_version_carries_hash_fingerprints_and_artifacts(project) -> None:  # type: ignore[no-untyped-def]
+    info = store.get_version("cancer@champion")
+    assert info.version == 1 and info.aliases == ["champion"]
+    assert len(info.tags["keizoku.sha256"]) == 64
+    assert len(info.tags["keizoku.data_sha256"]) == 64
+    assert len(info.tags["keizoku.schema_sha256"]) == 64
+    assert info.metrics["cv_roc_auc"] > 0.95
+    board = pd.read_csv(store.version_artifact("cancer:1", "leaderboard.csv"))
+    assert {"model", "score", "latency_ms", "size_mb"} <= set(board.columns)
+    assert store.version_artifact("cancer:1", "schema.yaml").read_text().startswith("# keizoku")
+
+
+def test_trials_are_child_runs_of_one_parent(project) -> None:  # type: ignore[no-untyped-def]
+    c = store.client()
+    exp = c.get_experiment_by_name("cancer")
+    runs = c.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("keizoku.kind") == "train"]
+    trials = [r for r in runs if r.data.tags.get("keizoku.kind") == "trial"]
+    assert len(parents) == 1 and len(trials) >= 2
+    assert {t.data.tags["mlflow.parentRunId"] for t in trials} == {parents[0].info.run_id}
+    ok = [t for t in trials if t.data.tags["keizoku.status"] == "ok"]
+    assert all("cv_score" in t.data.metrics and "model" in t.data.params for t in ok)
+
+
+def test_mlflow_pyfunc_scores_like_keizoku(project) -> None:  # type: ignore[no-untyped-def]
+    import mlflow
+
+    _, frame = project
+    store.client()
+    pyfunc = mlflow.pyfunc.load_model("models:/cancer@champion")
+    sample = frame.drop(columns=["target"]).head(25)
+    ours = store.load_model("cancer").score_frame(sample)
+    theirs = pyfunc.predict(sample)
+    np.testing.assert_allclose(theirs["proba_1"], ours["proba_1"])
+
+
+def test_tampered_model_file_is_refused(project, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        path = store.version_artifact("cancer:1", store.MODEL_FILE)
+    original = path.read_bytes()
+    store._cache.clear()
+    try:
+        path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        with pytest.raises(IntegrityError) as exc:
+            store.load_model("cancer:1")
+        assert "was modified after registration" in str(exc.value)
+        assert "Refusing to load it." in str(exc.value)
+    finally:
+        path.write_bytes(original)
+    assert store.load_model("cancer:1").task == "binary"
+
+
+def test_missing_alias_and_version_are_not_found(project) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(NotFoundError, match="has no version with alias 'staging'"):
+        store.resolve("cancer@staging")
+    with pytest.raises(NotFoundError, match="Model 'cancer' has no version 42"):
+        store.resolve("cancer:42")
+
+
+def test_schema_of_registered_model_matches_inference(project) -> None:  # type: ignore[no-untyped-def]
+    _, frame = project
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = infer_schema(frame, "target")
+    assert store.load_model("cancer").schema.names == expected.names

@@ -1,0 +1,48 @@
+"""The shared data sets' quirks, trained as a user would (skipped outside the workplace)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from conftest import need_shared
+
+pytestmark = pytest.mark.shared
+
+
+def test_titanic_end_to_end(cli, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    data = need_shared("tabular/titanic-train.csv")
+    assert cli("init", str(data), "--target", "Survived").code == 0
+    train = cli("train", "--budget", "15s")
+    assert train.code == 0, train.text
+    assert "Registered titanic-train:1 as champion" in train.text
+    out = cli("predict", "--model", "titanic-train@champion", str(data), "-o", "p.csv")
+    assert out.code == 0, out.text
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 891
+
+
+def test_headerless_abalone_regression(cli) -> None:  # type: ignore[no-untyped-def]
+    data = need_shared("tabular/abalone.csv")
+    init = cli("init", str(data), "--no-header", "--target", "col8", "--task", "regression")
+    assert init.code == 0, init.text
+    train = cli("train", "--budget", "10s", "--preset", "fast")
+    assert train.code == 0, train.text
+    assert "Leaderboard (CV rmse)" in train.text
+
+
+def test_hypothyroid_tiny_class_and_empty_column(cli) -> None:  # type: ignore[no-untyped-def]
+    data = need_shared("tabular/hypothyroid.csv")
+    init = cli("init", str(data), "--target", "Class")
+    assert init.code == 0, init.text
+    assert "Column 'TBG' is missing in every row; it is ignored." in init.text
+    train = cli("train", "--budget", "12s", "--preset", "fast")
+    assert train.code == 0, train.text
+    assert "'secondary_hypothyroid' (2 rows) have fewer rows than the 3 folds" in train.text
+
+
+def test_bank_45k_rows(cli) -> None:  # type: ignore[no-untyped-def]
+    data = need_shared("tabular/bank.csv")
+    assert cli("init", str(data), "--target", "deposit").code == 0
+    train = cli("train", "--budget", "20s", "--preset", "fast")
+    assert train.code == 0, train.text
+    assert "Registered bank:1 as champion" in train.text
