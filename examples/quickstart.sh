@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# The README's quick start, end to end, in ./demo (run by `make demo`).
+# Runs the README's quick start block (between the quickstart markers) in ./demo.
+# KEIZOKU_DEMO_BUDGET overrides the training budget (tests use a short one).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 export PATH="$here/.venv/bin:$PATH"
-BUDGET="${KEIZOKU_DEMO_BUDGET:-30s}"
-rm -rf "$here/demo" && mkdir -p "$here/demo" && cd "$here/demo"
+demo="${KEIZOKU_DEMO_DIR:-$here/demo}"
+rm -rf "$demo" && mkdir -p "$demo" && cd "$demo"
 export KEIZOKU_HOME="$PWD/.keizoku"
 cp "$here/examples/data/penguins.csv" .
 
-set -x
-keizoku profile penguins.csv --target species --html profile.html
-keizoku init penguins.csv --target species
-keizoku train --budget "$BUDGET"
-keizoku models
-keizoku predict --model penguins@champion penguins.csv -o predictions.csv
-set +x
-head -3 predictions.csv
-echo "Demo done: see demo/profile.html, demo/predictions.csv; keizoku --help for the rest."
+script="$(sed -n '/<!-- quickstart:begin -->/,/<!-- quickstart:end -->/p' "$here/README.md" \
+  | sed '/^<!--/d; /^```/d')"
+if [ -n "${KEIZOKU_DEMO_BUDGET:-}" ]; then
+  script="${script//--budget 30s/--budget $KEIZOKU_DEMO_BUDGET}"
+fi
+trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
+printf '%s\n' "$script" > quickstart.sh
+bash -euxo pipefail quickstart.sh
+echo
+echo "Demo done in $demo: profile.html, report.html, predictions.csv. Next: keizoku --help"

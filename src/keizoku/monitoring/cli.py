@@ -102,9 +102,16 @@ def monitor(
             f"{f.psi:.3f}",
             f"{f.distance:.3f}",
             f"{f.null_rate_ref:.0%}→{f.null_rate_cur:.0%}",
-            "[bold red]DRIFT[/]" if f.drifted else "[green]ok[/]",
+            "[bold red]DRIFT[/]"
+            if f.drifted
+            else ("[yellow]too few rows[/]" if f.n < cfg.min_rows else "[green]ok[/]"),
         )
     console.print(table)
+    if report.n_rows < cfg.min_rows:
+        console.print(
+            f"[yellow]Only {report.n_rows:,} rows in the window: drift is judged from "
+            f"{cfg.min_rows} rows on (monitoring.min_rows). Widen --since or send more traffic.[/]"
+        )
     if report.performance is not None:
         p = report.performance
         console.print(
