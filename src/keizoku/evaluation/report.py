@@ -203,7 +203,7 @@ def _summary(ev: Evidence) -> str:
         ["data sha256", f"<code>{escape(str(t.get('data_sha256', '')))}</code>"],
         ["schema sha256", f"<code>{escape(str(t.get('schema_sha256', '')))}</code>"],
     ]
-    return _section("summary", "Summary", _table(["", ""], rows))
+    return _section("summary", "Summary", _table(["field", "value"], rows))
 
 
 def _metrics(evals: list[dict[str, Any]], training: dict[str, Any]) -> str:
@@ -430,7 +430,7 @@ def _fairness_one(fair: dict[str, Any], limits: dict[str, float], tag: str) -> s
         key = "selection_rate" if "selection_rate" in metric_cols else metric_cols[-1]
         chart = plots.bar_chart(
             f"fairness-{tag}-{col}",
-            f"{key.replace('_', ' ')} by {col}",
+            f"{key.replace('_', ' ').capitalize()} by {col}",
             [g["group"] for g in groups],
             [g[key] or 0.0 for g in groups],
             f"{key.replace('_', ' ')} ({'fraction of rows' if 'rate' in key else 'target units'})",
