@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from keizoku.errors import KeizokuError, KeizokuWarning
+from keizoku.errors import KeizokuError, KeizokuWarning, UserInputError
 
 _STARTED = time.monotonic()
 
@@ -65,6 +65,15 @@ def _read_spec(
         db=db,
         id_columns=id_cols or [],
     )
+
+
+def _task(task: str | None) -> Any:
+    if task not in (None, "binary", "multiclass", "regression"):
+        raise UserInputError(
+            f"--task '{task}' is unknown: use binary, multiclass or regression "
+            "(or leave it out to detect it from the target)."
+        )
+    return task
 
 
 def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
@@ -135,8 +144,8 @@ def init(
             data,
             target,
             read=read,
-            task=task,
-            name=name,  # type: ignore[arg-type]
+            task=_task(task),
+            name=name,
             sensitive=sensitive,
             spec_path=config,
             force=force,

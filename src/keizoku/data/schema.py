@@ -271,7 +271,7 @@ def _sort_key(v: Any) -> tuple[int, Any]:
 
 
 def _target_column(series: pd.Series, name: str, task: Task | None) -> Column:
-    dtype = "str"
+    dtype: Literal["float", "int", "str", "bool"] = "str"
     if pd.api.types.is_bool_dtype(series):
         dtype = "bool"
     elif pd.api.types.is_numeric_dtype(series):

@@ -108,11 +108,11 @@ class TabularEncoder(BaseEstimator, TransformerMixin):
             mean = float(np.nanmean(values)) if values.notna().any() else 0.0
             std = float(np.nanstd(values)) if values.notna().any() else 1.0
             has_na = bool(values.isna().any())
-            state = {"median": median, "mean": mean, "scale": std or 1.0, "indicator": has_na}
+            stats = {"median": median, "mean": mean, "scale": std or 1.0, "indicator": has_na}
             out = [col.name] + (
                 [f"{col.name}__missing"] if has_na and self.mode == "onehot" else []
             )
-            return "numeric", state, out
+            return "numeric", stats, out
         if col.kind == "datetime":
             return "datetime", {}, [f"{col.name}__{p}" for p in DATE_PARTS]
         if col.kind == "text":
@@ -137,7 +137,7 @@ class TabularEncoder(BaseEstimator, TransformerMixin):
         if numeric_codes:
             levels = sorted(levels, key=lambda k: int(k))
         index = {k: i for i, k in enumerate(levels)}
-        state = {"index": index, "other": other, "numeric_codes": numeric_codes}
+        state: dict[str, Any] = {"index": index, "other": other, "numeric_codes": numeric_codes}
         if self.mode == "ordinal":
             return "category", state, [col.name]
         out = [f"{col.name}={k}" for k in levels] + ([f"{col.name}=<other>"] if other else [])

@@ -21,7 +21,7 @@ def sha256_file(path: str) -> str:
     return h.hexdigest()
 
 
-class KeizokuPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class KeizokuPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
     """Scores a DataFrame; returns ``prediction`` and ``proba_<class>`` columns."""
 
     def load_context(self, context: Any) -> None:

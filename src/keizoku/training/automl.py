@@ -301,7 +301,9 @@ def _choose(search: _Search) -> tuple[dict[int, int], float, np.ndarray]:
         if len(weights) > 1 and ens_score > single + 1e-6 * max(1.0, abs(single)) and within:
             chosen, score = weights, ens_score
             total = sum(weights.values())
-            oof = sum(t.oof * (weights[t.number] / total) for t in members)  # type: ignore[operator]
+            oof = np.zeros_like(best.oof)
+            for t in members:
+                oof = oof + np.asarray(t.oof) * (weights[t.number] / total)
     return chosen, score, oof  # type: ignore[return-value]
 
 

@@ -7,7 +7,7 @@ import statistics
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -62,7 +62,7 @@ class Folds:
     columns: list[Column]
     cache: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
-    def encoded(self, mode: str, i: int) -> tuple[np.ndarray, np.ndarray]:
+    def encoded(self, mode: Literal["ordinal", "onehot"], i: int) -> tuple[np.ndarray, np.ndarray]:
         key = (mode, i)
         if key not in self.cache:
             tr, va = self.splits[i]

@@ -70,7 +70,10 @@ class KeizokuModel:
 
     def _combine(self, outs: list[np.ndarray]) -> np.ndarray:
         total = sum(m.weight for m in self.members)
-        return sum(m.weight * o for m, o in zip(self.members, outs, strict=True)) / total
+        mixed = np.zeros_like(outs[0])
+        for member, out in zip(self.members, outs, strict=True):
+            mixed = mixed + member.weight * out
+        return np.asarray(mixed / total)
 
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
         """Probabilities (n×k) for classifiers, values (n) for regression."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -24,7 +24,7 @@ class Family:
     """
 
     name: str
-    mode: str  # encoder mode: "ordinal" (trees) or "onehot"
+    mode: Literal["ordinal", "onehot"]  # encoder mode: trees or linear/distance models
     build: Callable[[str, Params, int], Any]
     defaults: Params
     space: dict[str, tuple[Any, ...]]
