@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO, CliResult
+from kzsupport import REPO, CliResult
 
 PENGUINS = REPO / "examples" / "data" / "penguins.csv"
 

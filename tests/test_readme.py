@@ -7,7 +7,7 @@ import subprocess
 
 import pandas as pd
 
-from conftest import REPO
+from kzsupport import REPO
 
 
 def test_readme_quick_start_runs_end_to_end(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from conftest import need_shared
+from kzsupport import need_shared
 
 pytestmark = pytest.mark.shared
 

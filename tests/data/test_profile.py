@@ -16,8 +16,9 @@ from sklearn.datasets import load_breast_cancer, load_diabetes
 from keizoku.data.profile import Profile, profile_frame, write_profile_html
 from keizoku.data.schema import infer_schema
 from keizoku.errors import DataError, KeizokuWarning, SchemaMismatchError
+from kzsupport import shared_datasets
 
-SHARED = Path("../shared/datasets/tabular")
+SHARED = shared_datasets() / "tabular"
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,9 @@ from keizoku.rag.evaluate import (
     squad_f1,
     squad_inputs,
 )  # fmt: skip
+from kzsupport import shared_datasets
 
-XQUAD = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "qa" / "xquad"
+XQUAD = shared_datasets() / "qa" / "xquad"
 
 
 def test_metrics_known_answers() -> None:
