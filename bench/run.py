@@ -255,6 +255,13 @@ def render_automl(sec: dict[str, Any]) -> list[str]:
                                  f" / {human_bytes(r.get('model_bytes'))}")
             L.append(f"| {d} | " + " | ".join(cells) + " |")
         L.append("")
+        if "keizoku" in tools:
+            L += ["keizoku's fit time is the wall time of the `keizoku train` command (CLI start, "
+                  "search, ensemble, registration in MLflow); the peers' is their in-process fit "
+                  "call. keizoku's latency is `load_model(...).predict_records([record])` on a "
+                  "JSON record; the peers' is their predict/predict_proba on a one-row DataFrame. "
+                  "keizoku's size is the registered `keizoku_model.pkl`; AutoGluon's its whole "
+                  "predictor folder; FLAML's/LightGBM's the pickled fitted object.", ""]
         loads = sorted(r["loadavg_1m_before"] for r in brecs if "loadavg_1m_before" in r)
         if loads:
             L += [f"Machine load while this ran (1-min load average before each tool run, "
