@@ -66,10 +66,23 @@ def test_keys_are_enforced(make_server: Any, trained: dict[str, Any]) -> None:
         assert ok.json()["after"] == {"champion": 1}
         assert srv.client.post(PREDICT, json=rec, headers=as_admin).status_code == 200
 
+        promote = f"/v1/admin/models/{MODEL}/promote"
+        body = {"version": 2, "force": True, "reason": "serving test"}
+        assert srv.client.post(promote, json=body, headers=as_predict).status_code == 403
+        done = srv.client.post(promote, json=body, headers=as_admin)
+        assert done.status_code == 200, done.text
+        assert done.json()["swap"]["after"]["champion"] == 2
+        assert done.json()["promotion"]["actor"] == "key:serving-admin"
+        assert srv.client.post(PREDICT, json=rec, headers=as_admin).json()["version"] == 2
+
         srv.stop()
         log = srv.output()
         assert predict_key not in log and admin_key not in log
     finally:
+        from keizoku.registry.store import set_alias
+
+        set_alias(MODEL, "champion", 1)
+        set_alias(MODEL, "challenger", 2)
         revoke_key("serving-predict")
         revoke_key("serving-admin")
 
@@ -106,10 +119,39 @@ def test_sigterm_finishes_in_flight_requests(make_server: Any, trained: dict[str
     assert ids <= logged  # closing the log on shutdown flushed every record
 
 
+def _wait(cond: Any, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
 def _artifact(version: int) -> Path:
     from keizoku.registry.store import MODEL_FILE, _local_dir, client
 
     return _local_dir(client(), MODEL, version) / "artifacts" / MODEL_FILE
+
+
+def test_tampered_version_is_refused_on_swap(make_server: Any, trained: dict[str, Any]) -> None:
+    from keizoku.registry.store import set_alias
+
+    server = make_server("--poll-interval", "0.3").wait_ready()  # has never loaded version 2
+    path = _artifact(2)
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original + b"tampered")
+        set_alias(MODEL, "champion", 2)
+        resp = server.client.post(f"/v1/admin/models/{MODEL}/reload")
+        assert resp.status_code == 403  # admin routes are off without keys: the poller acts
+        _wait(lambda: "modified after registration" in server.output())
+        one = server.client.post(PREDICT, json=records(trained["frame"], 1)[0]).json()
+        assert one["version"] == 1
+    finally:
+        set_alias(MODEL, "champion", 1)
+        path.write_bytes(original)
+    _wait(lambda: server.client.get("/readyz").json()["models"][MODEL] == {"champion": 1})
 
 
 def _keizoku(trained: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:

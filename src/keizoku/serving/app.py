@@ -129,8 +129,12 @@ def create_app(options: ServeOptions | None = None) -> FastAPI:
 
 def _include_routers(app: FastAPI) -> None:
     """Routers of other keizoku packages served by the same process."""
+    from keizoku.evaluation.api import router as explain_router
+    from keizoku.monitoring.api import router as feedback_router
     from keizoku.rag.api import router as rag_router
 
+    app.include_router(feedback_router)
+    app.include_router(explain_router)
     app.include_router(rag_router)
 
 

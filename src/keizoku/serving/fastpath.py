@@ -132,7 +132,13 @@ def validate(validator: Any, records: list[Any], single: bool) -> None:
 
 def score(model: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``[{"prediction": ..., "probabilities": {...}}]`` for each record (one model call)."""
-    raw = model.predict_raw_records(records)
+    try:
+        raw = model.predict_raw_records(records)
+    except (ValueError, OverflowError, FloatingPointError) as exc:  # input values it cannot take
+        raise ValidationError(
+            f"The model could not score the request: {str(exc)[:300]}",
+            details=[{"loc": ["body"], "msg": "values the model cannot score"}],
+        ) from exc
     labels = model.labels(raw)
     if model.task == "regression":
         return [{"prediction": _finite(v)} for v in labels]

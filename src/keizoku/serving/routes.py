@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 from starlette.responses import Response
 
@@ -38,6 +39,12 @@ router = APIRouter()
 _log = logging.getLogger("keizoku.serving")
 MAX_BODY = 32 * 1024 * 1024
 THREAD_AT = 256  # batches this large are scored off the event loop
+
+
+class PromoteRequest(BaseModel):
+    version: int = Field(ge=1, le=2**31, description="the version to make champion")
+    reason: str = Field("", max_length=2000, description="why (kept in the audit log)")
+    force: bool = Field(False, description="promote even if a gate refuses (audited)")
 
 
 class NotReadyError(KeizokuError):
@@ -217,7 +224,7 @@ async def _shadow(
     started = time.perf_counter()
     try:
         outs = await _score(lv.model, part)
-    except (ValueError, TypeError, KeyError, IndexError) as exc:  # never affects the caller
+    except (KeizokuError, ValueError, TypeError, KeyError, IndexError) as exc:  # never the caller
         st.metrics.error(served.name, "shadow")
         _log.error("Shadow variant '%s' of '%s' failed: %s", alias, served.name, exc)
         return
@@ -316,6 +323,26 @@ async def reload_model(name: str, request: Request) -> Response:
         body = {"error": "reload_failed", "message": report.error, "details": report.to_dict()}
         return json_response(body, report.status)
     return json_response(report.to_dict())
+
+
+@router.post("/v1/admin/models/{name}/promote", tags=["admin"])
+async def promote_model(name: str, body: PromoteRequest, request: Request) -> Response:
+    """Make a version the champion (gates apply; audited), then swap it in now (admin key)."""
+    from keizoku.lifecycle.rollout import promote
+
+    st = _state(request)
+    try:
+        caller = st.guard.principal(request, "admin")
+        _served(st, name)
+        actor = f"key:{caller.key_name}" if caller is not None else None
+        entry = await asyncio.to_thread(
+            promote, name, body.version, actor=actor, reason=body.reason, force=body.force
+        )
+    except KeizokuError as exc:
+        return error_response(exc)
+    report = await asyncio.to_thread(st.models.refresh, name, force=True)
+    status = 200 if report.error is None else report.status
+    return json_response({"promotion": entry, "swap": report.to_dict()}, status)
 
 
 # ------------------------------------------------------------------------------ health

@@ -29,7 +29,7 @@ __all__ = ["FieldError", "RecordValidator", "example_record", "record_model"]
 MAX_TEXT = 100_000
 FieldError = dict[str, Any]
 Check = Callable[[Any], str | None]
-_FLOAT_MAX = 1.7976931348623157e308
+MAX_ABS = 1e15  # beyond this a number is garbage, and scaling it can overflow to inf
 
 
 def _show(value: Any) -> Any:
@@ -63,10 +63,10 @@ def _number(col: Column) -> Check:
     def check(value: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return f"expected a number, got {_json_type(value)}"
-        if isinstance(value, int):
-            return None if abs(value) <= _FLOAT_MAX else "number is too large"
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             return "expected a finite number"
+        if abs(value) > MAX_ABS:
+            return f"number is too large (the limit is ±{MAX_ABS:g})"
         return None
 
     return check
@@ -135,8 +135,8 @@ def _any_scalar(col: Column) -> Check:
             return f"expected a single value, got {_json_type(value)}"
         if isinstance(value, float) and not math.isfinite(value):
             return "expected a finite number"
-        if isinstance(value, int) and abs(value) > _FLOAT_MAX:
-            return "number is too large"
+        if isinstance(value, int | float) and abs(value) > MAX_ABS:
+            return f"number is too large (the limit is ±{MAX_ABS:g})"
         if isinstance(value, str) and len(value) > MAX_TEXT:
             return f"text longer than {MAX_TEXT} characters"
         return None
