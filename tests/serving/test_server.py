@@ -55,7 +55,7 @@ def test_predictions_equal_keizoku_predict(server: Any, trained: dict[str, Any])
 
     frame: pd.DataFrame = trained["frame"]
     root: Path = trained["root"]
-    rows = frame.drop(columns=["malignant"]).iloc[:40]
+    rows = frame.drop(columns=["malignant"]).iloc[:300]
     rows.to_csv(root / "rows.csv", index=False)
     out = root / "rows-scored.csv"
     result = CliRunner().invoke(
@@ -64,14 +64,16 @@ def test_predictions_equal_keizoku_predict(server: Any, trained: dict[str, Any])
     assert result.exit_code == 0, result.output
     batch = pd.read_csv(out)
 
-    resp = _post(server, records(frame, 40))
-    assert resp.status_code == 200, resp.text
-    body = resp.json()
-    assert body["model"] == MODEL
-    preds = body["predictions"]
-    assert len(preds) == 40
-    assert len({p["request_id"] for p in preds}) == 40
-    for i, p in enumerate(preds):
+    small = _post(server, records(frame, 40))  # scored record by record, without pandas
+    large = _post(server, records(frame, 300))  # scored as one DataFrame
+    assert small.status_code == 200, small.text
+    assert large.status_code == 200, large.text
+    assert small.json()["model"] == MODEL
+    preds = small.json()["predictions"] + large.json()["predictions"]
+    assert len(preds) == 340
+    assert len({p["request_id"] for p in preds}) == 340
+    for j, p in enumerate(preds):
+        i = j if j < 40 else j - 40
         assert p["version"] == 1 and p["variant"] == "champion"
         assert p["prediction"] == batch["prediction"].iloc[i]
         for cls in ("0", "1"):

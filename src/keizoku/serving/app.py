@@ -23,7 +23,7 @@ from starlette.responses import Response
 from keizoku.errors import KeizokuError
 from keizoku.serving.metrics import Metrics
 from keizoku.serving.openapi import install_openapi
-from keizoku.serving.routes import ServerState, error_response, router
+from keizoku.serving.routes import ServerState, add_predict_route, error_response, router
 from keizoku.serving.security import Guard, is_loopback
 from keizoku.serving.state import ModelSet
 
@@ -116,6 +116,7 @@ def create_app(options: ServeOptions | None = None) -> FastAPI:
         lifespan=_lifespan(options),
     )
     app.state.keizoku = ServerState(models, Guard(loopback=is_loopback(options.host)), metrics)
+    add_predict_route(app)
     app.include_router(router)
     _include_routers(app)
 

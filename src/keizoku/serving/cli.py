@@ -6,9 +6,12 @@ split between aliases (A/B) or mirrored to a shadow.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from keizoku.serving.deploy import Deployment
 
 
 def _serve(
@@ -85,7 +88,6 @@ def _deploy(
 
     from keizoku.registry.store import resolve
     from keizoku.serving.deploy import (
-        Deployment,
         load_deployment,
         parse_split,
         reset_deployment,
@@ -106,7 +108,7 @@ def _deploy(
         data["entity_key"] = entity_key or None
     if shadow is not None:
         data["shadow"] = shadow or None
-    deployment = _validated(Deployment, data)
+    deployment = _validated(data)
     for alias in deployment.aliases:
         resolve(f"{name}@{alias}")  # NotFoundError names the missing alias
     path = save_deployment(name, deployment)
@@ -114,13 +116,14 @@ def _deploy(
     typer.echo(f"Saved {path}; running servers pick it up at their next poll.", err=True)
 
 
-def _validated(cls: type, data: dict) -> object:
+def _validated(data: dict[str, Any]) -> Deployment:
     from pydantic import ValidationError as PydanticError
 
     from keizoku.errors import UserInputError
+    from keizoku.serving.deploy import Deployment
 
     try:
-        return cls.model_validate(data)  # type: ignore[attr-defined]
+        return Deployment.model_validate(data)
     except PydanticError as exc:
         msgs = "; ".join(e["msg"] for e in exc.errors())
         raise UserInputError(f"Deployment is not valid: {msgs}.") from exc

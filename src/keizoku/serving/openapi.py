@@ -54,7 +54,7 @@ def _response_model(served: ServedModel) -> tuple[type[BaseModel], type[BaseMode
         )
     if served.deployment.entity_key:
         fields["entity_id"] = (Any, Field(None, description="echo of the entity id field"))
-    item = create_model(f"{prefix}Prediction", **fields)
+    item: Any = create_model(f"{prefix}Prediction", **fields)
     single = create_model(f"{prefix}Response", __base__=item, model=(str, ...))
     batch = create_model(f"{prefix}BatchResponse", model=(str, ...), predictions=(list[item], ...))
     return single, batch
