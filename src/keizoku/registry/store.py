@@ -42,6 +42,7 @@ MODEL_FILE = "keizoku_model.pkl"
 TAG_SHA = "keizoku.sha256"
 _lock = threading.Lock()
 _cache: dict[tuple[str, int], Any] = {}
+CACHE_SIZE = 8  # loaded models kept in memory per process
 
 
 def _quiet() -> None:
@@ -233,6 +234,8 @@ def load_model(ref: str | ModelRef) -> Any:
     model = joblib.load(path)
     with _lock:
         _cache[(name, version)] = model
+        while len(_cache) > CACHE_SIZE:  # oldest first: a hot swap keeps the new and the old
+            _cache.pop(next(iter(_cache)))
     return model
 
 

@@ -24,7 +24,15 @@ import pandas as pd
 from keizoku.data.schema import Schema
 from keizoku.errors import KeizokuWarning, UserInputError
 from keizoku.features.encoder import TabularEncoder
-from keizoku.training.cv import DeadlineReached, Folds, TrialResult, evaluate_config, make_folds
+from keizoku.training.cv import (
+    DeadlineReached,
+    Folds,
+    TrialResult,
+    evaluate_config,
+    make_folds,
+    thread_limit,
+    with_threads,
+)
 from keizoku.training.ensemble import greedy_ensemble
 from keizoku.training.metrics import Metric, get_metric
 from keizoku.training.model import KeizokuModel, Member, serving_mode
@@ -255,8 +263,8 @@ def _refit(
     if trial.best_iterations:
         params["n_estimators"] = max(10, int(math.ceil(np.mean(trial.best_iterations) * 1.1)))
     enc = TabularEncoder(search.folds.columns, mode=fam.mode).fit(frame)
-    est = fam.build(search.task, params, search.cfg.seed)
-    with warnings.catch_warnings():
+    est = with_threads(fam.build(search.task, params, search.cfg.seed), len(frame))
+    with warnings.catch_warnings(), thread_limit(len(frame)):
         warnings.simplefilter("ignore")
         est.fit(enc.transform(frame), y)
     return Member(fam.name, as_native(params), enc, serving_mode(est), weight)
