@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+from pathlib import Path
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -114,7 +115,9 @@ def create_app(options: ServeOptions | None = None) -> FastAPI:
         version=str(__version__),
         description="Predictions from registered keizoku models. See docs/serving.md.",
         lifespan=_lifespan(options),
+        docs_url=None,
     )
+    _offline_docs(app)
     app.state.keizoku = ServerState(models, Guard(loopback=is_loopback(options.host)), metrics)
     add_predict_route(app)
     app.include_router(router)
@@ -126,6 +129,27 @@ def create_app(options: ServeOptions | None = None) -> FastAPI:
 
     install_openapi(app, models.models)
     return app
+
+
+STATIC = Path(__file__).with_name("static")
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs from files shipped in the package: works without internet."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount("/static/keizoku", StaticFiles(directory=STATIC), name="keizoku-static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="keizoku model server",
+            swagger_js_url="/static/keizoku/swagger-ui-bundle.js",
+            swagger_css_url="/static/keizoku/swagger-ui.css",
+            swagger_favicon_url="data:,",
+        )
 
 
 def _include_routers(app: FastAPI) -> None:
