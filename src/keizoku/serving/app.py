@@ -13,9 +13,9 @@ import contextlib
 import json
 import logging
 import os
-from pathlib import Path
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
