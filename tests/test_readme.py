@@ -14,8 +14,13 @@ def test_readme_quick_start_runs_end_to_end(tmp_path) -> None:  # type: ignore[n
     demo = tmp_path / "demo"
     env = {**os.environ, "KEIZOKU_DEMO_BUDGET": "12s", "KEIZOKU_DEMO_DIR": str(demo)}
     env["PATH"] = f"{os.path.dirname(os.sys.executable)}:{env['PATH']}"
-    proc = subprocess.run([str(REPO / "examples" / "quickstart.sh")], env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [str(REPO / "examples" / "quickstart.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (demo / "profile.html").stat().st_size > 1000
     assert (demo / "report.html").stat().st_size > 1000

@@ -20,8 +20,12 @@ def fresh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedder: Embedd
     home = tmp_path / "home"
     monkeypatch.setenv("KEIZOKU_HOME", str(home))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for var in ("KEIZOKU_LLM_BASE_URL", "KEIZOKU_LLM_MODEL", "KEIZOKU_LLM_API_KEY",
-                "KEIZOKU_EMBED_MODEL"):
+    for var in (
+        "KEIZOKU_LLM_BASE_URL",
+        "KEIZOKU_LLM_MODEL",
+        "KEIZOKU_LLM_API_KEY",
+        "KEIZOKU_EMBED_MODEL",
+    ):
         monkeypatch.delenv(var, raising=False)
     return home
 

@@ -44,8 +44,11 @@ def server(fresh_home: Path) -> Iterator[str]:
 @pytest.fixture
 def corpus(tmp_path: Path, write) -> None:  # type: ignore[no-untyped-def]
     docs = tmp_path / "docs"
-    write(docs / "hr.md", "---\nallow: [group:hr]\n---\n# HR\n\n## Salaries\n\n"
-          "The CEO salary code is marmoset77. Salaries are paid monthly.\n")
+    write(
+        docs / "hr.md",
+        "---\nallow: [group:hr]\n---\n# HR\n\n## Salaries\n\n"
+        "The CEO salary code is marmoset77. Salaries are paid monthly.\n",
+    )
     write(docs / "eng.md", "---\nallow: [group:eng, user:alice]\n---\n# Eng\n\n## Deploys\n\n"
           "Deploys happen on Tuesdays with the pelican pipeline.\n")  # fmt: skip
     ingest("kb", *file_inputs([docs]))

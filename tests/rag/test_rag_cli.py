@@ -33,7 +33,7 @@ def test_ingest_search_ask_acl_audit(tmp_path: Path, write) -> None:  # type: ig
     assert code == 0 and out.strip() == "No results."
     code, out = run("ask", "How many days of leave?", "-c", "kb", "--user", "alice")
     assert code == 0 and out.startswith("(extractive) Staff get 30 days of leave. [1]")
-    assert '[1] HR — HR > Leave' in out
+    assert "[1] HR — HR > Leave" in out
     code, out = run("acl", "set", str(docs / "hr.md"), "-c", "kb", "--allow", "user:bob")
     assert code == 0 and out.strip().endswith("user:bob")
     code, out = run("search", "leave", "-c", "kb", "--user", "alice", "--json")

@@ -137,9 +137,7 @@ def generate(question: str, hits: list[Hit], cfg: LLMConfig) -> Answer:
     numbers = list(dict.fromkeys(n for n in refs if 1 <= n <= len(hits))) or list(
         range(1, min(3, len(hits)) + 1)
     )
-    citations = [
-        _citation(n, hits[n - 1], _best_sentence(hits[n - 1].text, text)) for n in numbers
-    ]
+    citations = [_citation(n, hits[n - 1], _best_sentence(hits[n - 1].text, text)) for n in numbers]
     return Answer(question, text, "llm", citations, hits)
 
 

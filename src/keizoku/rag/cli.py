@@ -169,7 +169,7 @@ def ask_cmd(
         return
     typer.echo(f"({result.mode}) {result.answer}")
     for c in result.citations:
-        typer.echo(f"[{c.n}] {c.title} — {c.heading} ({c.source})\n    \"{c.quote}\"")
+        typer.echo(f'[{c.n}] {c.title} — {c.heading} ({c.source})\n    "{c.quote}"')
 
 
 @rag_app.command("docs")

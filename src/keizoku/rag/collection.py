@@ -103,8 +103,10 @@ def _walk(root: Path) -> Iterable[Path]:
         return
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).parts
-        if path.is_file() and path.suffix.lower() in SUFFIXES and not any(
-            p.startswith(".") for p in rel
+        if (
+            path.is_file()
+            and path.suffix.lower() in SUFFIXES
+            and not any(p.startswith(".") for p in rel)
         ):
             yield path
 
@@ -279,9 +281,7 @@ def ingest(
         embedder = get_embedder(model_name)
         existing = {
             r[0]: r[1:]
-            for r in conn.execute(
-                "SELECT source, id, sha256, content_acl, acl_override FROM docs"
-            )
+            for r in conn.execute("SELECT source, id, sha256, content_acl, acl_override FROM docs")
         }
         seen: set[str] = set()
         pending: list[tuple[int, str]] = []

@@ -145,7 +145,7 @@ def retrieval_metrics(
 
 
 def _doc_ranking(sources: Sequence[str], prefix: str) -> list[str]:
-    return list(dict.fromkeys(s[len(prefix):] if s.startswith(prefix) else s for s in sources))
+    return list(dict.fromkeys(s[len(prefix) :] if s.startswith(prefix) else s for s in sources))
 
 
 def eval_beir(
