@@ -72,6 +72,7 @@ def run_one(tool: str, split: Path, task: dict[str, Any], budget: float, out_roo
     proc = run_bounded(cmd, timeout=timeout_for(budget), cwd=out, log=out / "log.txt",
                        env={"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "2"})
     rec["wall_s"] = round(proc.seconds, 2)
+    rec["out_dir"] = str(out)
     res_file = out / "result.json"
     res = json.loads(res_file.read_text()) if res_file.exists() else {}
     if proc.timed_out:
@@ -95,12 +96,33 @@ def run_one(tool: str, split: Path, task: dict[str, Any], budget: float, out_roo
     return rec
 
 
+def rescore(path: Path) -> None:
+    """Recompute every metric and the summary of a result file from the saved predictions."""
+    result = json.loads(path.read_text())
+    split_root = WORK / "splits" / result.get("split_tag", "bench-datasets.shared")
+    for rec in result["records"]:
+        out = Path(rec.get("out_dir") or "")
+        if rec.get("status") != "ok" or not (out / "preds.parquet").exists():
+            continue
+        split = split_root / rec["dataset"]
+        task = json.loads((split / "task.json").read_text())
+        test = pd.read_parquet(split / "test.parquet")
+        rec["metrics"] = score(task, test[task["target"]], pd.read_parquet(out / "preds.parquet"))
+    result["summary"] = summarise(result["records"], result["tools"])
+    result["rescored"] = time.strftime("%Y-%m-%d %H:%M:%S %z")
+    write_json(path, result)
+    print(f"[automl] rescored {path}")
+
+
 def summarise(records: list[dict], tools: list[str], baseline: str = "lightgbm") -> dict:
     """Mean rank (1 = best; failed tools rank last) and normalised score per tool and budget.
 
-    normalised score = mean over data sets of (err_base - err_tool) / err_base, where
-    err = 1 - ROC AUC (binary; macro OvR for multiclass) or RMSE (regression) and base is the
-    default-parameter LightGBM. Only data sets where both the tool and the baseline finished.
+    normalised score = mean over data sets of (err_base - err_tool) / max(err_base, err_tool),
+    where err = 1 - ROC AUC (binary; macro OvR for multiclass) or RMSE (regression) and base is
+    the default-parameter LightGBM: in [-1, 1], 0 = same error as the baseline, +0.2 = 20 % less
+    error, -0.2 = 20 % more (relative to the worse of the two, so that a data set where the
+    baseline is already near-perfect cannot dominate the mean). Only data sets where both the
+    tool and the baseline finished.
     """
     out: dict[str, Any] = {}
     df = pd.DataFrame(records)
@@ -126,12 +148,15 @@ def summarise(records: list[dict], tools: list[str], baseline: str = "lightgbm")
                     ranks[t].append(1 + better + ties / 2)
                 else:
                     ranks[t].append(len(present))  # failed / missing: last
-            if ordered:
-                wins[ordered[0]] += 1
+            if ordered:  # ties: every tool with the lowest error wins
+                for t in ordered:
+                    if errs[t] == errs[ordered[0]]:
+                        wins[t] += 1
             base = errs.get(baseline)
-            if base:
+            if base is not None:
                 for t, e in errs.items():
-                    gains[t].append((base - e) / base)
+                    worst = max(base, e)
+                    gains[t].append((base - e) / worst if worst > 0 else 0.0)
         out[str(int(budget))] = {
             t: {
                 "mean_rank": round(sum(ranks[t]) / len(ranks[t]), 2) if ranks[t] else None,
@@ -154,7 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default="", help="comma list of data-set names to run")
     p.add_argument("--quick", action="store_true", help="only data sets marked quick: true")
     p.add_argument("--out", type=Path, default=None, help="JSON result file")
+    p.add_argument("--rescore", type=Path, default=None,
+                   help="recompute the metrics of this result file from its saved predictions")
     args = p.parse_args(argv)
+    if args.rescore:
+        rescore(args.rescore)
+        return 0
 
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     unknown = [t for t in tools if t not in RUNNERS]
@@ -182,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "datasets_file": str(args.datasets),
+        "split_tag": tag,
         "machine": machine_info(),
         "tools": tools,
         "budgets": budgets,

@@ -322,12 +322,16 @@ def render(runs: list[dict[str, Any]], out: Path) -> None:
          "`make bench-quick` (`bench/run.py`; the harness is described in `bench/README.md`). "
          "Every number below was measured by the run named above it; the raw JSON is in "
          "`bench/results/`. Nothing here is hand-edited.", "",
-         "**Normalised score** = mean over data sets of (err_base − err_tool) / err_base, "
-         "with err = 1 − ROC AUC (binary; macro one-vs-rest for multiclass) or RMSE "
-         "(regression), base = LightGBM with default parameters. 0 = as good as the baseline, "
-         "positive = better (1 would be a perfect model). **Mean rank**: per data set, tools are "
-         "ranked by that error (ties share the mean rank; a tool that failed or timed out ranks "
-         "last); then averaged.", ""]
+         "**Normalised score** = mean over data sets of (err_base − err_tool) / "
+         "max(err_base, err_tool), with err = 1 − ROC AUC (binary; macro one-vs-rest over the "
+         "classes present in the test split for multiclass) or RMSE (regression), base = "
+         "LightGBM with default parameters. It lies in [−1, 1]: 0 = the baseline's error, +0.2 = "
+         "20 % less error than the baseline, −0.2 = the baseline has 20 % less error than the "
+         "tool. Dividing by the worse of the two (not by err_base alone) keeps a data set where "
+         "the baseline is already near-perfect (AUC 0.99998) from dominating the mean. "
+         "**Mean rank**: per data set, tools are ranked by that error (ties share the mean rank; "
+         "a tool that failed or timed out ranks last); then averaged. **Wins**: data sets where "
+         "the tool has the lowest error (a tie counts for each tied tool).", ""]
     for run in runs:
         m = run.get("machine", {})
         L += [f"## Run {run.get('stamp')} ({run.get('mode')})", "",
