@@ -42,6 +42,7 @@ from keizoku.training.zoo import FAMILIES, Family, as_native, families_for, samp
 __all__ = ["AutoMLConfig", "AutoMLResult", "fit_automl", "encode_target"]
 
 SEARCHES = ("bayes", "random", "grid")
+FINISHED = ("ok", "too slow", "too big")  # statuses of trials that ran to the end
 
 
 @dataclass
@@ -138,14 +139,14 @@ class _Search:
         return max(0.05 * self.cfg.budget_s, 1.3 * per_fit + 1.0)
 
     def time_left(self) -> float:
-        if not any(t.status == "ok" for t in self.trials):
+        if not any(t.status in FINISHED for t in self.trials):
             return self.start + 3 * self.cfg.budget_s - time.monotonic()
         return self.end - self.refit_reserve() - time.monotonic()
 
     def run_trial(self, family: Family, params: dict[str, Any], report: Any = None) -> TrialResult:
         number = len(self.trials)
         deadline = self.end - self.refit_reserve()
-        if not any(t.status == "ok" for t in self.trials):
+        if not any(t.status in FINISHED for t in self.trials):
             # Until one candidate has finished, a slow machine must not leave us with
             # nothing: the first trial may overrun the budget to finish.
             deadline = math.inf
