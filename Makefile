@@ -25,6 +25,7 @@ check: install
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests
 	$(VENV)/bin/mypy src/keizoku
+	$(VENV)/bin/mypy tests
 
 format: install
 	$(VENV)/bin/ruff format src tests

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 
 import pandas as pd
 
@@ -13,7 +14,7 @@ from kzsupport import REPO
 def test_readme_quick_start_runs_end_to_end(tmp_path) -> None:  # type: ignore[no-untyped-def]
     demo = tmp_path / "demo"
     env = {**os.environ, "KEIZOKU_DEMO_BUDGET": "12s", "KEIZOKU_DEMO_DIR": str(demo)}
-    env["PATH"] = f"{os.path.dirname(os.sys.executable)}:{env['PATH']}"
+    env["PATH"] = f"{os.path.dirname(sys.executable)}:{env['PATH']}"
     proc = subprocess.run(
         [str(REPO / "examples" / "quickstart.sh")],
         env=env,

@@ -109,7 +109,7 @@ def wait_logged(home: Path, n: int, timeout: float = 20) -> None:
     count = 0
     while time.monotonic() < deadline:
         with contextlib.suppress(duckdb.Error):
-            count = duckdb.connect().execute(f"select count(*) from '{glob}'").fetchone()[0]
+            count = duckdb.connect().execute(f"select count(*) from '{glob}'").fetchone()[0]  # type: ignore[index]
             if count >= n:
                 return
         time.sleep(0.3)

@@ -34,7 +34,8 @@ def _charts() -> list[str]:
 def test_every_chart_is_valid_svg_with_title_and_labels(index: int) -> None:
     svg = ET.fromstring(_charts()[index])
     assert svg.tag == f"{SVG}svg" and svg.get("class") == "chart"
-    assert svg.find(f"{SVG}title") is not None and svg.find(f"{SVG}title").text
+    title = svg.find(f"{SVG}title")
+    assert title is not None and title.text
     texts = [t for t in svg.iter(f"{SVG}text")]
     assert any(t.get("class") == "chart-title" and t.text for t in texts)
     assert sum(t.get("class") == "axis-label" for t in texts) >= 1

@@ -63,7 +63,7 @@ def _check_rendered(info: dict[str, object], expected_charts: tuple[str, ...]) -
         width, height, marks = charts[chart]
         assert width > 100 and height > 100, chart
         assert marks > 0, f"chart {chart} draws nothing"
-    assert all(t.strip() for t in info["titles"])  # type: ignore[union-attr]
+    assert all(t.strip() for t in info["titles"])  # type: ignore[union-attr,attr-defined]
     assert int(info["axisLabels"]) >= len(expected_charts)  # type: ignore[call-overload]
 
 

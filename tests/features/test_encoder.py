@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import warnings
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ def mixed(n: int = 300, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     amount = rng.normal(50, 5, n)
     amount[::7] = np.nan
-    city = rng.choice(["Osaka", "Kyoto", "Nara", None], n)
+    city = rng.choice(np.array(["Osaka", "Kyoto", "Nara", None], dtype=object), n)
     return pd.DataFrame(
         {
             "amount": amount,
@@ -34,7 +35,7 @@ def mixed(n: int = 300, seed: int = 0) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("mode", ["ordinal", "onehot"])
-def test_records_path_equals_frame_path_including_unseen_and_missing(mode: str) -> None:
+def test_records_path_equals_frame_path_including_unseen_and_missing(mode: Any) -> None:
     train = mixed()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -128,11 +128,13 @@ def test_kill_9_loses_at_most_the_last_interval_and_leaves_no_corrupt_segment(
     assert ids == (total,)
     # What is on disk is a prefix of what was appended: only the tail is missing ...
     glob = f"{log_dir('m', tmp_path)}/*.parquet"
-    ids, newest = (
+    row = (
         duckdb.connect()
         .execute(f"select list(request_id), max(ts) from read_parquet('{glob}')")
         .fetchone()
-    )  # type: ignore[misc]
+    )
+    assert row is not None
+    ids, newest = row
     assert set(ids) == {f"r{i}" for i in range(total)}
     assert 0 < total <= acknowledged + 200
     # ... and that tail is at most the last flush interval (0.1 s) plus the time the last

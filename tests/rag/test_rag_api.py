@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -56,7 +56,7 @@ def corpus(tmp_path: Path, write) -> None:  # type: ignore[no-untyped-def]
     auth.set_user_groups("bob", ["eng"])
 
 
-def post(base: str, path: str, key: str | None, body: dict[str, object]) -> httpx.Response:
+def post(base: str, path: str, key: str | None, body: Mapping[str, object]) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     return httpx.post(base + path, json=body, headers=headers, timeout=30)
 

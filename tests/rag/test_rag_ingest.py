@@ -135,7 +135,7 @@ def test_reingest_is_incremental(tmp_path: Path, write) -> None:  # type: ignore
         assert all(Path(h.source).name != "d2.md" for h in hits)
         assert all("quokka1" not in h.text for h in hits)
     assert search("inc", "wombat1", ALICE, k=1)[0].text.endswith("wombat1.")
-    assert sorted(Path(d["source"]).name for d in list_docs("inc")) == [
+    assert sorted(Path(str(d["source"])).name for d in list_docs("inc")) == [
         "d0.md", "d1.md", "d3.md", "d4.md"]  # fmt: skip
     # old index generations are pruned: at most the current and the previous one remain
     assert len(list(collection_dir("inc").glob("gen-*"))) <= 2

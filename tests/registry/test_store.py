@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from keizoku.spec import DataSpec
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, pd.DataFrame]]:
     root = tmp_path_factory.mktemp("cancer")
     mp = pytest.MonkeyPatch()
     mp.setenv("KEIZOKU_HOME", str(root / ".keizoku"))

@@ -341,7 +341,7 @@ def test_shadow_logs_both_variants(server: Any, trained: dict[str, Any]) -> None
 
         def rows() -> list[tuple[Any, ...]]:
             try:
-                return duckdb.sql(
+                return duckdb.sql(  # type: ignore[union-attr]
                     f"select request_id, shadow, variant, version from read_parquet('{glob}')"
                 ).fetchall()
             except duckdb.IOException:
