@@ -95,10 +95,19 @@ class KeizokuModel:
         import mlflow
         mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
         self.model = mlflow.pyfunc.load_model(os.environ["BENCH_MODEL_URI"])
+        # JSON numbers arrive as int64 where the signature says double: cast them as
+        # `mlflow models serve` does when it parses a request (pyfunc refuses int64 -> float64)
+        schema = self.model.metadata.get_input_schema()
+        self.floats = [c.name for c in (schema.inputs if schema else [])
+                       if str(getattr(c, "type", "")).lower().endswith(("double", "float"))]
 
     @bentoml.api
     def predict(self, records: list[dict]) -> list:
-        out = self.model.predict(pd.DataFrame(records))
+        df = pd.DataFrame(records)
+        for c in self.floats:
+            if c in df.columns:
+                df[c] = df[c].astype("float64")
+        out = self.model.predict(df)
         if hasattr(out, "to_json"):
             return json.loads(out.to_json(orient="records" if hasattr(out, "columns") else "values"))
         return np.asarray(out).tolist()
