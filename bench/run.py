@@ -197,7 +197,8 @@ def render_automl(sec: dict[str, Any]) -> list[str]:
         names = [d for d in datasets if any((d, t) in by for t in tools)]
         # quality table
         L += ["Test-set quality (binary: ROC AUC; multiclass: macro one-vs-rest ROC AUC; "
-              "regression: RMSE). Best per row in bold.", ""]
+              "regression: RMSE). Best per row in bold (every value equal to it at the precision shown; "
+              "ranks and wins use the unrounded values).", ""]
         L += ["| data set | task | rows (train) | metric | " + " | ".join(tools) + " |",
               "|---|---|---|---|" + "---|" * len(tools)]
         for d in names:
@@ -221,7 +222,7 @@ def render_automl(sec: dict[str, Any]) -> list[str]:
                     v = vals.get(t)
                     nd = 2 if kind == "regression" and v is not None and abs(v) >= 100 else 4
                     c = fmt(v, nd)
-                    cells.append(f"**{c}**" if v == best else c)
+                    cells.append(f"**{c}**" if c == fmt(best, nd) else c)
             L.append(f"| {d} | {kind} | {info.get('n_train', '')} | {key} | " + " | ".join(cells) + " |")
         L.append("")
         # log loss for classification
@@ -279,6 +280,13 @@ def render_automl(sec: dict[str, Any]) -> list[str]:
     return L
 
 
+def status_cell(r: dict[str, Any]) -> str:
+    st = str(r.get("status", "ok"))
+    if st != "ok" and r.get("error"):
+        st += ": " + short_error(r["error"], 160).replace("|", "/")
+    return st
+
+
 def render_serving(sec: dict[str, Any]) -> list[str]:
     rows = sec.get("results", [])
     L = []
@@ -293,7 +301,7 @@ def render_serving(sec: dict[str, Any]) -> list[str]:
     for r in rows:
         L.append(f"| {names.get(r.get('server'), r.get('server'))} | {r.get('connections', '–')} | {fmt(r.get('rps'), 0)} | "
                  f"{fmt(r.get('p50_ms'), 2)} | {fmt(r.get('p99_ms'), 2)} | {r.get('errors', '–')} | "
-                 f"{r.get('status', 'ok')} |")
+                 f"{status_cell(r)} |")
     return L + [""]
 
 
@@ -312,7 +320,7 @@ def render_drift(sec: dict[str, Any]) -> list[str]:
         L.append(f"| {r.get('tool')} | {r.get('rows')} | {r.get('features')} | "
                  f"{fmt(r.get('seconds'), 1)} | {fmt(inner, 1)} | {fmt(r.get('peak_rss_mb'), 0)} | "
                  f"{r.get('drifted_found', '–')} | "
-                 f"{r.get('status')} |")
+                 f"{status_cell(r)} |")
     return L + [""]
 
 
