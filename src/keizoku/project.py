@@ -39,6 +39,7 @@ ARTIFACT_HOOKS: tuple[str, ...] = (
 )
 
 REGISTER_RESERVE_S = 2.5  # logging + registering the model, measured ~1-2 s on 2 cores
+EVIDENCE_SHARE = 0.08  # of the budget, for the artifact hooks (evidence steps are time-capped)
 
 __all__ = ["init_project", "train_project", "predict_file", "TrainOutcome", "load_training_data"]
 
@@ -189,7 +190,8 @@ def train_project(
                 on_trial(t, elapsed)
 
         spent = time.monotonic() - clock
-        search_budget = max(cfg.budget_s - spent - REGISTER_RESERVE_S, min(5.0, cfg.budget_s))
+        reserve = REGISTER_RESERVE_S + EVIDENCE_SHARE * cfg.budget_s
+        search_budget = max(cfg.budget_s - spent - reserve, min(5.0, cfg.budget_s))
         result = fit_automl(
             frame, schema, dataclasses.replace(cfg, budget_s=search_budget), on_trial=trial_done
         )

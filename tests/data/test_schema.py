@@ -83,6 +83,8 @@ def test_regression_target_that_is_not_numeric_is_refused() -> None:
     [
         ([0, 1] * 50, "binary"),
         ([1, 2, 3] * 40, "multiclass"),
+        (list(range(26)) * 40, "multiclass"),
+        (list(range(1, 30)) * 40, "regression"),
         (list(np.linspace(0, 1, 90)), "regression"),
         (["a", "b", "c"] * 5, "multiclass"),
     ],

@@ -179,8 +179,12 @@ def detect_task(target: pd.Series) -> Task:
         return "binary"
     if pd.api.types.is_numeric_dtype(values):
         is_int = bool(np.all(np.mod(values.to_numpy(dtype=float), 1) == 0))
-        if is_int and nunique <= 20 and nunique / max(len(values), 1) < 0.05:
+        few = nunique / max(len(values), 1) < 0.05
+        if is_int and nunique <= 20 and few:
             return "multiclass"
+        codes = set(values.astype(int).unique().tolist()) if is_int else set()
+        if is_int and few and nunique <= 100 and codes == set(range(nunique)):
+            return "multiclass"  # label-encoded classes 0..K-1 (e.g. 26 letters)
         return "regression"
     return "multiclass"
 

@@ -96,6 +96,9 @@ def build_evidence(
     started = time.monotonic()
     model = result.model
     frame = frame[frame[schema.target].notna()].reset_index(drop=True)
+    rows = getattr(result, "oof_rows", None)
+    if rows is not None:  # a partial search validated only some rows
+        frame = frame.iloc[rows].reset_index(drop=True)
     y, _ = encode_target(frame[schema.target], schema)
     oof = np.asarray(result.oof)
     if len(oof) != len(frame):

@@ -115,11 +115,16 @@ def _tree_importance(
     """Mean |SHAP| per original feature, over chunks of rows until the deadline (≥ 1 chunk)."""
     owners = encoded_to_feature(list(member.encoder.feature_names_out_), features)
     total, rows, space = np.zeros(len(features)), 0, ""
-    for start in range(0, min(len(frame), MAX_SHAP_ROWS), SHAP_CHUNK):
+    start, chunk = 0, 20  # a first small chunk measures the cost (big multiclass ensembles)
+    while start < min(len(frame), MAX_SHAP_ROWS):
         if rows and time.monotonic() > deadline:
             break
-        X = member.encoder.transform(frame.iloc[start : start + SHAP_CHUNK])
+        began = time.monotonic()
+        X = member.encoder.transform(frame.iloc[start : start + chunk])
+        start += chunk
         values, _, space = tree_shap(member, X, task)
+        per_row = (time.monotonic() - began) / max(len(X), 1)
+        chunk = int(min(SHAP_CHUNK, max(10, (deadline - time.monotonic()) / max(per_row, 1e-6))))
         per_feature = _aggregate(np.moveaxis(values, 1, 2), owners, features)  # n × out × d
         total += np.abs(per_feature).mean(axis=1).sum(axis=0)
         rows += len(X)

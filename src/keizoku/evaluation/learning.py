@@ -49,6 +49,10 @@ def _score(metric: Any, y: np.ndarray, pred: np.ndarray) -> float | None:
     return value if np.isfinite(value) else None
 
 
+LC_MAX_ROUNDS = 200
+LC_SCORE_ROWS = 1000  # rows scored per point (train and validation)
+
+
 def learning_curve(
     model: KeizokuModel,
     frame: pd.DataFrame,
@@ -74,7 +78,10 @@ def learning_curve(
             continue  # some learners (XGBoost) refuse a subsample that lacks a class
         part = frame.iloc[rows]
         enc = TabularEncoder(member.encoder.columns, mode=member.encoder.mode).fit(part)
-        est = family.build(model.task, dict(member.params), seed)
+        params = dict(member.params)
+        if "n_estimators" in params:  # the curve's shape needs no more than a few hundred rounds
+            params["n_estimators"] = min(int(params["n_estimators"]), LC_MAX_ROUNDS)
+        est = family.build(model.task, params, seed)
         if "n_jobs" in est.get_params():  # one thread: OpenMP spinning costs 10-50x when busy
             est.set_params(n_jobs=1)
         with warnings.catch_warnings():
@@ -82,7 +89,7 @@ def learning_curve(
             est.fit(enc.transform(part), y[rows])
         seen = np.unique(y[rows])
         scores = []
-        for idx in (rows, valid_idx):
+        for idx in (rows[:LC_SCORE_ROWS], valid_idx[:LC_SCORE_ROWS]):
             pred = raw_predict(est, enc.transform(frame.iloc[idx]), model.task)
             scores.append(_score(metric, y[idx], _expand(pred, seen, k) if k else pred))
         points.append(
@@ -92,7 +99,7 @@ def learning_curve(
         "family": member.family,
         "metric": metric.name,
         "greater_is_better": metric.greater_is_better,
-        "validation_rows": int(len(valid_idx)),
+        "validation_rows": int(min(len(valid_idx), LC_SCORE_ROWS)),
         "points": points,
         "complete": len(points) == len(FRACTIONS),
         "seconds": round(time.monotonic() - start, 3),

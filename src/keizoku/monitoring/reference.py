@@ -189,8 +189,8 @@ def reference_artifact(result: Any, frame: pd.DataFrame, schema: Any, folder: Pa
     if schema.target in frame.columns:
         frame = frame[frame[schema.target].notna()].reset_index(drop=True)
     oof = getattr(result, "oof", None)
-    if oof is not None and len(oof) != len(frame):
-        oof = None
+    if oof is not None and len(oof) != len(frame) and getattr(result, "oof_rows", None) is None:
+        oof = None  # misaligned; a partial search's OOF is still a fair prediction sample
     ref = build_reference(
         frame,
         schema,

@@ -30,6 +30,7 @@ from keizoku.training.cv import (
     TrialResult,
     evaluate_config,
     make_folds,
+    refit_seconds,
     thread_limit,
     with_threads,
 )
@@ -72,6 +73,7 @@ class AutoMLResult:
     cv_std: float
     elapsed_s: float
     oof: np.ndarray
+    oof_rows: np.ndarray | None = None  # when set, ``oof`` covers only these training rows
 
 
 Callback = Callable[[TrialResult, float], None]
@@ -135,21 +137,20 @@ class _Search:
         if not ok:
             return 0.05 * self.cfg.budget_s
         best = sorted(ok, key=lambda t: t.mean, reverse=True)[: min(3, len(ok))]
-        per_fit = sum(t.fit_time_s / self.k for t in best) * (self.k / max(self.k - 1, 1))
-        return max(0.05 * self.cfg.budget_s, 1.3 * per_fit + 1.0)
+        per_fit = sum(refit_seconds(t, self.k) for t in best)
+        return max(0.05 * self.cfg.budget_s, per_fit + 1.0)
 
     def time_left(self) -> float:
         if not any(t.status in FINISHED for t in self.trials):
-            return self.start + 3 * self.cfg.budget_s - time.monotonic()
+            return max(self.end - time.monotonic(), 0.1)  # the first trial always runs
         return self.end - self.refit_reserve() - time.monotonic()
 
     def run_trial(self, family: Family, params: dict[str, Any], report: Any = None) -> TrialResult:
         number = len(self.trials)
         deadline = self.end - self.refit_reserve()
-        if not any(t.status in FINISHED for t in self.trials):
-            # Until one candidate has finished, a slow machine must not leave us with
-            # nothing: the first trial may overrun the budget to finish.
-            deadline = math.inf
+        # Until one candidate has finished, a trial stops gracefully at the deadline
+        # (fewer folds, fewer boosting rounds) so a slow machine still gets a model.
+        graceful = not any(t.status in FINISHED for t in self.trials)
         try:
             res = evaluate_config(
                 number,
@@ -162,6 +163,7 @@ class _Search:
                 self.cfg.seed,
                 deadline,
                 report,
+                graceful,
             )
             self._apply_limits(res)
         except DeadlineReached:
@@ -179,6 +181,12 @@ class _Search:
 
     def _record(self, res: TrialResult) -> None:
         self.trials.append(res)
+        # Keep fold models (a fallback when there is no time to refit) for the top trials only.
+        ranked = sorted(
+            (t for t in self.trials if t.fold_model is not None), key=lambda t: t.mean, reverse=True
+        )
+        for t in ranked[self.pool :]:
+            t.fold_model = None
         if self.on_trial is not None:
             self.on_trial(res, time.monotonic() - self.start)
 
@@ -271,6 +279,11 @@ def _refit(
     return Member(fam.name, as_native(params), enc, serving_mode(est), weight)
 
 
+def _fold_member(trial: TrialResult, weight: float) -> Member:
+    enc, est = trial.fold_model  # type: ignore[misc]
+    return Member(trial.family, as_native(trial.params), enc, serving_mode(est), weight)
+
+
 def _choose(search: _Search) -> tuple[dict[int, int], float, np.ndarray]:
     ok = sorted((t for t in search.trials if t.status == "ok"), key=lambda t: t.mean, reverse=True)
     if not ok and search.soft_latency:
@@ -295,11 +308,13 @@ def _choose(search: _Search) -> tuple[dict[int, int], float, np.ndarray]:
         )
     best = ok[0]
     y = search.folds.y
-    single = search.metric.oriented(y, best.oof)  # type: ignore[arg-type]
     chosen = {best.number: 1}
+    if best.partial:  # only part of the rows were validated: no ensemble on partial OOF
+        return chosen, best.mean, best.oof  # type: ignore[return-value]
+    single = search.metric.oriented(y, best.oof)  # type: ignore[arg-type]
     score, oof = single, best.oof
     if search.cfg.ensemble and len(ok) > 1:
-        pool = _distinct(ok)[: search.pool]
+        pool = _distinct([t for t in ok if not t.partial])[: search.pool]
         weights, ens_score = greedy_ensemble(pool, y, search.metric)
         members = [t for t in pool if t.number in weights]
         latency = sum(t.latency_ms for t in members)
@@ -370,14 +385,28 @@ def fit_automl(
         _run_optuna(search)
     chosen, score, oof = _choose(search)
     by_number = {t.number: t for t in search.trials}
-    members = [_refit(search, frame, y, by_number[n], float(w)) for n, w in chosen.items()]
+    picked = [(by_number[n], float(w)) for n, w in chosen.items()]
+    have_fold_models = all(t.fold_model is not None for t, _ in picked)
+    refit_time = sum(refit_seconds(t, search.k) for t, _ in picked)
+    refit = not have_fold_models or time.monotonic() + refit_time <= search.end
+    if refit:
+        members = [_refit(search, frame, y, t, w) for t, w in picked]
+    else:  # no time left to refit on all rows: serve the models fitted on the last fold
+        members = [_fold_member(t, w) for t, w in picked]
     model = KeizokuModel(
         schema=schema, task=search.task, members=members, classes=classes, metric=search.metric.name
     )
     sign = 1 if search.metric.greater_is_better else -1
     stds = [by_number[n].std for n in chosen]
     board = leaderboard(search, chosen)
-    model.info = {"cv_score": sign * score, "folds": search.k, "n_trials": len(search.trials)}
+    model.info = {
+        "cv_score": sign * score,
+        "folds": search.k,
+        "n_trials": len(search.trials),
+        "refit_on_all_rows": refit,
+        "partial_cv": any(t.partial for t, _ in picked),
+    }
+    oof_rows = next((t.oof_rows for t, _ in picked if t.partial), None)
     return AutoMLResult(
         model,
         search.trials,
@@ -387,4 +416,5 @@ def fit_automl(
         float(np.mean(stds)),
         time.monotonic() - search.start,
         oof,
+        oof_rows,
     )

@@ -41,6 +41,9 @@ class TrialResult:
     best_iterations: list[int] = field(default_factory=list)
     status: str = "ok"
     error: str = ""
+    fold_model: tuple[TabularEncoder, Any] | None = None  # last fold's fit, kept for top trials
+    partial: bool = False  # stopped after fewer folds than planned (first trial only)
+    oof_rows: np.ndarray | None = None  # for a partial trial: the rows ``oof`` covers
 
     @property
     def mean(self) -> float:
@@ -59,14 +62,24 @@ class Folds:
     frame: pd.DataFrame
     y: np.ndarray
     columns: list[Column]
-    cache: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    cache: dict[tuple[str, int], tuple[TabularEncoder, np.ndarray, np.ndarray]] = field(
+        default_factory=dict
+    )
 
     def encoded(self, mode: Literal["ordinal", "onehot"], i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Fold ``i``'s training and validation matrices, encoded once per mode."""
+        _, Xt, Xv = self.fitted(mode, i)
+        return Xt, Xv
+
+    def fitted(
+        self, mode: Literal["ordinal", "onehot"], i: int
+    ) -> tuple[TabularEncoder, np.ndarray, np.ndarray]:
         key = (mode, i)
         if key not in self.cache:
             tr, va = self.splits[i]
             enc = TabularEncoder(self.columns, mode=mode).fit(self.frame.iloc[tr])
             self.cache[key] = (
+                enc,
                 enc.transform(self.frame.iloc[tr]),
                 enc.transform(self.frame.iloc[va]),
             )
@@ -121,6 +134,12 @@ def thread_limit(n_rows: int) -> Any:
     return threadpool_limits(limits=1) if n_rows < SMALL_DATA_ROWS else nullcontext()
 
 
+def refit_seconds(trial: TrialResult, k: int) -> float:
+    """Estimated time to refit ``trial`` on all rows (one fold's fit x k/(k-1), plus margin)."""
+    per_fold = trial.fit_time_s / max(len(trial.fold_scores), 1)
+    return 1.3 * per_fold * k / max(k - 1, 1)
+
+
 def _expand_proba(est: Any, proba: np.ndarray, n_classes: int) -> np.ndarray:
     """A fold may miss a class: put each column of ``proba`` under its class code."""
     classes = getattr(est, "classes_", None)
@@ -139,14 +158,18 @@ def _fit(
     Xv: np.ndarray,
     yv: np.ndarray,
     deadline: float,
+    graceful: bool = False,
 ) -> int | None:
-    """Fit ``est``; boosting models stop early on the validation fold and at the deadline."""
+    """Fit ``est``; boosting models stop early on the validation fold and at the deadline
+    (``graceful``: keep the trees built so far instead of abandoning the fit)."""
     if family.name == "lightgbm":
         import lightgbm as lgb
 
         def stop_at_deadline(env: Any) -> None:
             if time.monotonic() > deadline:
-                raise DeadlineReached()
+                if not graceful:
+                    raise DeadlineReached()
+                raise lgb.callback.EarlyStopException(env.iteration, env.evaluation_result_list)
 
         est.fit(
             Xt,
@@ -161,7 +184,9 @@ def _fit(
         class Deadline(xgb.callback.TrainingCallback):
             def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
                 if time.monotonic() > deadline:
-                    raise DeadlineReached()
+                    if not graceful:
+                        raise DeadlineReached()
+                    return True  # stop boosting, keep the trees so far
                 return False
 
         est.set_params(early_stopping_rounds=50, callbacks=[Deadline()])
@@ -183,21 +208,30 @@ def evaluate_config(
     seed: int,
     deadline: float,
     report: Any = None,
+    graceful: bool = False,
 ) -> TrialResult:
-    """Cross-validate one configuration; ``report(step, score)`` may prune it."""
+    """Cross-validate one configuration; ``report(step, score)`` may prune it.
+
+    ``graceful`` (the search's first trial): at the deadline, boosting keeps the trees built
+    so far and cross-validation stops after the folds done, so there is always a model.
+    """
     result = TrialResult(number, family.name, dict(params))
     y = folds.y
     oof = np.zeros((len(y), n_classes)) if task != "regression" else np.zeros(len(y))
     start = time.perf_counter()
     est: Any = None
+    enc: TabularEncoder | None = None
     for i, (tr, va) in enumerate(folds.splits):
         if time.monotonic() > deadline:
+            if graceful and result.fold_scores:
+                result.partial = True
+                break
             raise DeadlineReached()
-        Xt, Xv = folds.encoded(family.mode, i)
+        enc, Xt, Xv = folds.fitted(family.mode, i)
         est = with_threads(family.build(task, params, seed), len(tr))
         with warnings.catch_warnings(), thread_limit(len(tr)):
             warnings.simplefilter("ignore")
-            best = _fit(family, est, Xt, y[tr], Xv, y[va], deadline)
+            best = _fit(family, est, Xt, y[tr], Xv, y[va], deadline, graceful)
         if best is not None:
             result.best_iterations.append(best)
         pred = raw_predict(est, Xv, task)
@@ -208,7 +242,12 @@ def evaluate_config(
         if report is not None:
             report(i, float(np.mean(result.fold_scores)))
     result.fit_time_s = time.perf_counter() - start
-    result.oof = oof
+    if result.partial:
+        rows = np.sort(np.concatenate([va for _, va in folds.splits[: len(result.fold_scores)]]))
+        result.oof, result.oof_rows = oof[rows], rows
+    else:
+        result.oof = oof
+    result.fold_model = (enc, est) if enc is not None else None
     with thread_limit(0):  # a request is scored on one thread
         _measure_serving_cost(result, family, folds, est, task)
     return result
