@@ -50,6 +50,18 @@ def sh(cmd: list[str], timeout: float, log: Path) -> tuple[int | None, str]:
     return proc.returncode, "".join(out_lines)
 
 
+def git_commit() -> str:
+    """The checkout's commit (keizoku changes fast: a result belongs to one commit)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "src"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        return out + ("+uncommitted changes in src/" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
 def rag_text(text: str) -> str:
     """What bench/rag_retrieval.py printed, less progress bars and warnings."""
     keep = []
@@ -67,6 +79,7 @@ def run_sections(args: argparse.Namespace, stamp: str) -> dict[str, Any]:
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "mode": "quick" if args.quick else "full",
         "machine": machine_info(),
+        "git_commit": git_commit(),
         "commands": [" ".join(["python", *sys.argv])],
         "sections": {},
     }
@@ -343,7 +356,8 @@ def render(runs: list[dict[str, Any]], out: Path) -> None:
     for run in runs:
         m = run.get("machine", {})
         L += [f"## Run {run.get('stamp')} ({run.get('mode')})", "",
-              f"- Date: {run.get('date')}",
+              f"- Date: {run.get('date')}"
+              + (f"; keizoku at commit {run['git_commit']}" if run.get("git_commit") else ""),
               f"- Machine: {m.get('nproc')} CPU cores ({m.get('cpu')}), {m.get('memory_gib')} GiB "
               f"memory, {m.get('os')}, Python {m.get('python')}; other jobs may have shared the "
               "cores (timings are indicative, quality numbers are not affected by load except "
