@@ -261,10 +261,9 @@ def _signature(frame: pd.DataFrame, schema: Schema, result: AutoMLResult) -> Any
     from mlflow.models import infer_signature
 
     cols = [c.name for c in schema.features + schema.sensitive]
-    sample = frame[cols].head(50).copy()
-    for col in schema.features + schema.sensitive:
-        if col.kind == "numeric":  # integers may arrive missing at serving time
-            sample[col.name] = pd.to_numeric(sample[col.name], errors="coerce").astype(float)
+    # Column types as in the training data: MLflow refuses to cast int64 input to a double
+    # column ("Can not safely convert"), which breaks `pyfunc.predict` on a plain CSV frame.
+    sample = frame[cols].head(50)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
