@@ -172,6 +172,17 @@ def _infer_kind(series: pd.Series, n_rows: int) -> tuple[Kind, str | None]:
     return "categorical", None
 
 
+def _label_encoded(values: pd.Series) -> bool:
+    """Codes 0..K-1 or 1..K, every class well represented: classes, not a count to regress.
+
+    (Abalone's rings 1..29 have gaps and one-row values; letter's 1..26 are near-uniform.)
+    """
+    counts = values.value_counts()
+    k = len(counts)
+    contiguous = set(counts.index) in (set(range(k)), set(range(1, k + 1)))
+    return contiguous and int(counts.min()) >= max(5, 0.2 * len(values) / k)
+
+
 def detect_task(target: pd.Series) -> Task:
     values = target.dropna()
     nunique = values.nunique()
@@ -182,9 +193,8 @@ def detect_task(target: pd.Series) -> Task:
         few = nunique / max(len(values), 1) < 0.05
         if is_int and nunique <= 20 and few:
             return "multiclass"
-        codes = set(values.astype(int).unique().tolist()) if is_int else set()
-        if is_int and few and nunique <= 100 and codes == set(range(nunique)):
-            return "multiclass"  # label-encoded classes 0..K-1 (e.g. 26 letters)
+        if is_int and few and nunique <= 100 and _label_encoded(values.astype(int)):
+            return "multiclass"  # label-encoded classes such as 1..26 for letters
         return "regression"
     return "multiclass"
 
