@@ -40,6 +40,7 @@ __all__ = [
     "require_role",
     "revoke_key",
     "set_user_groups",
+    "token_from_headers",
     "users_app",
 ]
 
@@ -198,6 +199,15 @@ def list_users() -> list[dict[str, Any]]:
     finally:
         conn.close()
     return [{"user": u, "groups": json.loads(g), "updated_at": t} for u, g, t in rows]
+
+
+def token_from_headers(headers: Any) -> str | None:
+    """The API key of a request: ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``."""
+    header = headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return str(value.strip())
+    return headers.get("x-api-key") or None
 
 
 def authenticate(token: str | None) -> Principal:

@@ -21,11 +21,9 @@ router = APIRouter(tags=["monitoring"])
 
 
 def _token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.headers.get("x-api-key") or None
+    from keizoku.auth import token_from_headers
+
+    return token_from_headers(request.headers)
 
 
 def _check_caller(request: Request) -> None:

@@ -51,11 +51,9 @@ def check_bind(host: str) -> None:
 
 
 def _token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.headers.get("x-api-key") or None
+    from keizoku.auth import token_from_headers
+
+    return token_from_headers(request.headers)
 
 
 @dataclass
