@@ -295,6 +295,11 @@ def train(
         f"Best: [bold]{members}[/] · CV {res.metric.name} {res.cv_score:.4f} ± {res.cv_std:.4f} · "
         f"{len(res.trials)} trials in {res.elapsed_s:.1f}s"
     )
+    if not res.model.info.get("refit_on_all_rows", True):
+        err.print(
+            "[yellow]warning:[/] the budget left no time to refit on all rows: the model "
+            "fitted on the last cross-validation fold is registered. Raise --budget for more."
+        )
     console.print(
         f"Registered [bold]{outcome.name}:{outcome.version}[/] as "
         f"[bold]{outcome.alias}[/]. Score a file: keizoku predict --model "

@@ -248,6 +248,8 @@ def _artifacts(
             for m in result.model.members
         ],
         "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "refit_on_all_rows": result.model.info.get("refit_on_all_rows", True),
+        "partial_cv": result.model.info.get("partial_cv", False),
     }
     (tmp / "training.json").write_text(json.dumps(info, indent=2, default=str))
     return {
