@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,17 @@ def need_shared(relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent: the shared data sets exist only in the keizoku workplace")
     return path
+
+
+def json_records(frame: Any) -> list[dict[str, Any]]:
+    """Rows as a JSON client sends them: Python scalars, ``None`` for missing values."""
+    return [{k: _json_value(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and value != value:
+        return None
+    return value.item() if hasattr(value, "item") else value
 
 
 class CliResult:

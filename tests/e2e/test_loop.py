@@ -25,14 +25,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
 KEIZOKU = str(Path(sys.executable).with_name("keizoku"))
-APP = REPO / "src" / "keizoku" / "serving" / "app.py"
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not APP.exists(), reason="keizoku serve (serving/app.py) is not there yet"),
-]
+pytestmark = pytest.mark.slow
 
 
 def make(n: int, seed: int, shift: bool) -> pd.DataFrame:

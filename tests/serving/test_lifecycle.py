@@ -14,6 +14,7 @@ import httpx
 import pandas as pd
 
 from keizoku.auth import create_key, revoke_key
+from kzsupport import json_records
 
 MODEL = "clinic"
 KEIZOKU = str(Path(sys.executable).with_name("keizoku"))
@@ -21,14 +22,7 @@ PREDICT = f"/v1/models/{MODEL}/predict"
 
 
 def records(frame: pd.DataFrame, n: int, start: int = 0) -> list[dict[str, Any]]:
-    rows = frame.drop(columns=["malignant"]).iloc[start : start + n]
-    return [{k: _py(v) for k, v in row.items()} for row in rows.to_dict("records")]
-
-
-def _py(value: Any) -> Any:
-    if isinstance(value, float) and value != value:
-        return None
-    return value.item() if hasattr(value, "item") else value
+    return json_records(frame.drop(columns=["malignant"]).iloc[start : start + n])
 
 
 def test_keys_are_enforced(make_server: Any, trained: dict[str, Any]) -> None:

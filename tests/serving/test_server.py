@@ -14,19 +14,14 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from kzsupport import json_records
+
 MODEL = "clinic"
 PREDICT = f"/v1/models/{MODEL}/predict"
 
 
 def records(frame: pd.DataFrame, n: int, start: int = 0) -> list[dict[str, Any]]:
-    rows = frame.drop(columns=["malignant"]).iloc[start : start + n]
-    return [{k: _py(v) for k, v in row.items()} for row in rows.to_dict("records")]
-
-
-def _py(value: Any) -> Any:
-    if isinstance(value, float) and value != value:
-        return None
-    return value.item() if hasattr(value, "item") else value
+    return json_records(frame.drop(columns=["malignant"]).iloc[start : start + n])
 
 
 def _post(srv: Any, body: Any, **kw: Any) -> httpx.Response:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from keizoku.features.encoder import TabularEncoder
+from keizoku.training.cv import with_threads
 from keizoku.training.model import KeizokuModel, raw_predict
 
 __all__ = ["learning_curve", "FRACTIONS"]
@@ -82,8 +83,7 @@ def learning_curve(
         if "n_estimators" in params:  # the curve's shape needs no more than a few hundred rounds
             params["n_estimators"] = min(int(params["n_estimators"]), LC_MAX_ROUNDS)
         est = family.build(model.task, params, seed)
-        if "n_jobs" in est.get_params():  # one thread: OpenMP spinning costs 10-50x when busy
-            est.set_params(n_jobs=1)
+        with_threads(est, len(rows))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             est.fit(enc.transform(part), y[rows])

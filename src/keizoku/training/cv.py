@@ -66,11 +66,6 @@ class Folds:
         default_factory=dict
     )
 
-    def encoded(self, mode: Literal["ordinal", "onehot"], i: int) -> tuple[np.ndarray, np.ndarray]:
-        """Fold ``i``'s training and validation matrices, encoded once per mode."""
-        _, Xt, Xv = self.fitted(mode, i)
-        return Xt, Xv
-
     def fitted(
         self, mode: Literal["ordinal", "onehot"], i: int
     ) -> tuple[TabularEncoder, np.ndarray, np.ndarray]:
@@ -249,16 +244,12 @@ def evaluate_config(
         result.oof = oof
     result.fold_model = (enc, est) if enc is not None else None
     with thread_limit(0):  # a request is scored on one thread
-        _measure_serving_cost(result, family, folds, est, task)
+        _measure_serving_cost(result, folds, enc, est, task)
     return result
 
 
-def _measure_serving_cost(
-    result: TrialResult, family: Family, folds: Folds, est: Any, task: str
-) -> None:
-    """Single-row latency (encode + predict, median of repeats) and pickled size."""
-    tr, _ = folds.splits[-1]
-    enc = TabularEncoder(folds.columns, mode=family.mode).fit(folds.frame.iloc[tr[:2000]])
+def _measure_serving_cost(result: TrialResult, folds: Folds, enc: Any, est: Any, task: str) -> None:
+    """Single-row latency (encode + predict, lower quartile of repeats) and pickled size."""
     records = folds.frame.iloc[:15].to_dict("records")
     serving_mode(est)
     raw_predict(est, enc.transform_records(records[:1]), task)  # warm-up
