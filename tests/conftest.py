@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from kzsupport import CliResult
+from kzsupport import KEIZOKU_EXE, CliResult
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -33,7 +32,7 @@ def cli(tmp_path: Path, keizoku_home: Path):  # type: ignore[no-untyped-def]
     def run(*args: str, cwd: Path | None = None, timeout: float = 300) -> CliResult:
         env = {**os.environ, "COLUMNS": "200", "KEIZOKU_HOME": str(keizoku_home)}
         proc = subprocess.run(
-            [sys.executable, "-m", "keizoku.cli", *args],
+            [KEIZOKU_EXE, *args],
             cwd=cwd or tmp_path,
             env=env,
             capture_output=True,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# The real console script, as a user runs it (exit codes are an API: test them here).
+KEIZOKU_EXE = str(Path(sys.executable).with_name("keizoku"))
 
 
 def shared_datasets() -> Path:

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from keizoku import auth
+from keizoku.cli import keys as keys_cli
 from keizoku.errors import AuthError, ForbiddenError, UserInputError
 
 
@@ -67,18 +68,18 @@ def test_bad_input_names_the_fix(home: Path) -> None:
 
 def test_keys_and_users_cli(home: Path) -> None:
     runner = CliRunner()
-    res = runner.invoke(auth.keys_app, ["create", "--name", "web", "--role", "admin",
+    res = runner.invoke(keys_cli.keys_app, ["create", "--name", "web", "--role", "admin",
                                         "--user", "alice"])  # fmt: skip
     assert res.exit_code == 0, res.output
     token = res.stdout.strip().splitlines()[0]
     assert auth.authenticate(token).role == "admin"
-    res = runner.invoke(auth.keys_app, ["list"])
+    res = runner.invoke(keys_cli.keys_app, ["list"])
     assert res.exit_code == 0 and "web\tadmin\talice" in res.stdout and token not in res.stdout
-    res = runner.invoke(auth.keys_app, ["create", "--name", "web"])
+    res = runner.invoke(keys_cli.keys_app, ["create", "--name", "web"])
     assert res.exit_code == 2 and "already exists" in res.output
-    assert runner.invoke(auth.keys_app, ["revoke", "web"]).exit_code == 0
-    assert runner.invoke(auth.keys_app, ["revoke", "web2"]).exit_code == 3
-    res = runner.invoke(auth.users_app, ["set", "alice", "--group", "hr", "--group", "eng"])
+    assert runner.invoke(keys_cli.keys_app, ["revoke", "web"]).exit_code == 0
+    assert runner.invoke(keys_cli.keys_app, ["revoke", "web2"]).exit_code == 3
+    res = runner.invoke(keys_cli.users_app, ["set", "alice", "--group", "hr", "--group", "eng"])
     assert res.exit_code == 0 and res.stdout.strip() == "alice: eng, hr"
-    res = runner.invoke(auth.users_app, ["list"])
+    res = runner.invoke(keys_cli.users_app, ["list"])
     assert res.stdout.strip() == "alice\teng, hr"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kzsupport import REPO, CliResult
+from kzsupport import KEIZOKU_EXE, REPO, CliResult
 
 PENGUINS = REPO / "examples" / "data" / "penguins.csv"
 
@@ -23,7 +23,7 @@ class Project:
     def run(self, *args: str) -> CliResult:
         env = {**os.environ, "COLUMNS": "200", "KEIZOKU_HOME": str(self.home)}
         proc = subprocess.run(
-            [sys.executable, "-m", "keizoku.cli", *args],
+            [KEIZOKU_EXE, *args],
             cwd=self.root,
             env=env,
             capture_output=True,

@@ -6,7 +6,7 @@ role (``predict`` or ``admin``; admin implies predict), an optional user, a crea
 time and a revoked flag. The users directory maps a user to groups; it is read on
 every ``authenticate`` so a change of groups takes effect on the next request.
 
-CLI: ``keizoku keys create|list|revoke`` and ``keizoku users set|list``.
+CLI: ``keizoku keys create|list|revoke`` and ``keizoku users set|list`` (``keizoku.cli.keys``).
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 from keizoku.errors import AuthError, ForbiddenError, NotFoundError, UserInputError
 from keizoku.home import home
@@ -33,7 +31,6 @@ __all__ = [
     "authenticate",
     "create_key",
     "get_user_groups",
-    "keys_app",
     "keys_configured",
     "list_keys",
     "list_users",
@@ -41,7 +38,6 @@ __all__ = [
     "revoke_key",
     "set_user_groups",
     "token_from_headers",
-    "users_app",
 ]
 
 ROLES = ("predict", "admin")
@@ -240,82 +236,3 @@ def require_role(principal: Principal, role: str) -> Principal:
             f"Use a key created with --role {role}."
         )
     return principal
-
-
-# --- CLI ------------------------------------------------------------------------------------
-
-keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
-users_app = typer.Typer(help="The users directory: which groups each user belongs to.",
-                        no_args_is_help=True)  # fmt: skip
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    from keizoku.errors import KeizokuError
-
-    code = exc.exit_code if isinstance(exc, KeizokuError) else 1
-    typer.echo(f"Error: {exc}", err=True)
-    return typer.Exit(code)
-
-
-@keys_app.command("create")
-def _keys_create(
-    name: Annotated[str, typer.Option("--name", help="A unique name for the key.")],
-    role: Annotated[str, typer.Option("--role", help="predict or admin.")] = "predict",
-    user: Annotated[str | None, typer.Option("--user", help="The user the key acts as.")] = None,
-) -> None:
-    """Create a key and print its token (shown once)."""
-    try:
-        token = create_key(name, role, user)
-    except (UserInputError, NotFoundError) as exc:
-        raise _fail(exc) from exc
-    typer.echo(token)
-    typer.echo(f"Key {name!r} ({role}) created. Store the token now: it is not shown again.",
-               err=True)  # fmt: skip
-
-
-@keys_app.command("list")
-def _keys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """List keys (never their tokens)."""
-    keys = list_keys()
-    if as_json:
-        typer.echo(json.dumps(keys, indent=2))
-        return
-    for k in keys:
-        state = "revoked" if k["revoked"] else "active"
-        typer.echo(f"{k['name']}\t{k['role']}\t{k['user'] or '-'}\t{k['created_at']}\t{state}")
-
-
-@keys_app.command("revoke")
-def _keys_revoke(name: str) -> None:
-    """Revoke a key by name."""
-    try:
-        revoke_key(name)
-    except NotFoundError as exc:
-        raise _fail(exc) from exc
-    typer.echo(f"Key {name!r} revoked.")
-
-
-@users_app.command("set")
-def _users_set(
-    user: str,
-    group: Annotated[
-        list[str] | None, typer.Option("--group", help="Repeat for each group.")
-    ] = None,
-) -> None:
-    """Set a user's groups (replaces the previous list)."""
-    try:
-        groups = set_user_groups(user, group or [])
-    except UserInputError as exc:
-        raise _fail(exc) from exc
-    typer.echo(f"{user}: {', '.join(groups) or '(no groups)'}")
-
-
-@users_app.command("list")
-def _users_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """List users and their groups."""
-    users = list_users()
-    if as_json:
-        typer.echo(json.dumps(users, indent=2))
-        return
-    for u in users:
-        typer.echo(f"{u['user']}\t{', '.join(u['groups']) or '-'}")

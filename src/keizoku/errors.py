@@ -13,17 +13,26 @@ so the CLI and the REST API report the same failure the same way::
     │   └── ForbiddenError       exit 4, HTTP 403
     ├── IntegrityError           exit 5, HTTP 409   (artifact hash does not match)
     ├── GateError                exit 6, HTTP 409   (a promotion gate refused)
-    └── MissingExtraError        exit 7, HTTP 501   (an optional dependency is absent)
+    ├── MissingExtraError        exit 7, HTTP 501   (an optional dependency is absent)
+    └── ConflictError            exit 8, HTTP 409   (the current state forbids it: an active
+                                                     deployment, a busy lock, a store to repair)
+
+Exit codes that are not errors (``ExitCode``): 10 drift found and 11 metric drop
+(``keizoku monitor``, ``keizoku loop --once``), 130 interrupted (SIGINT), 143
+terminated (SIGTERM). ``docs/lifecycle.md`` has the whole table.
 
 Messages name the thing, the value and the fix.
 """
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Any
 
 __all__ = [
     "AuthError",
+    "ConflictError",
+    "ExitCode",
     "DataError",
     "ForbiddenError",
     "GateError",
@@ -37,6 +46,24 @@ __all__ = [
     "ValidationError",
     "require_extra",
 ]
+
+
+class ExitCode(IntEnum):
+    """Every exit code of the ``keizoku`` command (cron and CI act on these)."""
+
+    OK = 0
+    INTERNAL = 1
+    USAGE = 2
+    NOT_FOUND = 3
+    AUTH = 4
+    INTEGRITY = 5
+    GATE = 6
+    MISSING_EXTRA = 7
+    CONFLICT = 8
+    DRIFT = 10
+    METRIC_DROP = 11
+    INTERRUPTED = 130
+    TERMINATED = 143
 
 
 class KeizokuWarning(UserWarning):
@@ -114,6 +141,12 @@ class MissingExtraError(KeizokuError):
     code = "missing_extra"
     exit_code = 7
     http_status = 501
+
+
+class ConflictError(KeizokuError):
+    code = "conflict"
+    exit_code = 8
+    http_status = 409
 
 
 def require_extra(module: str, extra: str) -> Any:

@@ -14,13 +14,13 @@ from typer.testing import CliRunner
 
 from keizoku.cli import app
 from keizoku.errors import DataError
-from keizoku.evaluation.api import explain_ref, router
 from keizoku.evaluation.explain import (
     _explain_sampling,
     encoded_to_feature,
     global_importance,
 )
 from keizoku.registry.store import load_model, version_artifact
+from keizoku.serving.explain_routes import explain_ref, router
 from keizoku.training.model import KeizokuModel
 
 from .conftest import Trained

@@ -10,8 +10,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from keizoku.errors import DataError
-from keizoku.monitoring.api import router
 from keizoku.monitoring.feedback import feedback_glob, record_feedback
+from keizoku.serving.feedback_routes import router
 
 
 def _count(model: str) -> list[tuple]:

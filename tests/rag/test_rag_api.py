@@ -14,8 +14,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from keizoku import auth
-from keizoku.rag.api import router
 from keizoku.rag.collection import file_inputs, ingest
+from keizoku.serving.rag_routes import router
 
 
 def free_port() -> int:

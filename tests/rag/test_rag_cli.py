@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from keizoku import auth
-from keizoku.rag.cli import rag_app
+from keizoku.cli.rag import rag_app
 
 runner = CliRunner()
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from keizoku.cli.rag import rag_app
 from keizoku.rag.access import Identity
-from keizoku.rag.cli import rag_app
 from keizoku.rag.collection import ingest
 from keizoku.rag.evaluate import (
     eval_squad,

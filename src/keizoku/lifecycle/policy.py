@@ -65,7 +65,7 @@ class RetrainingPolicy(_Strict):
 
 
 def seconds(text: str | float | int) -> float:
-    from keizoku.monitoring.cli import parse_window
+    from keizoku.cli.monitoring import parse_window
 
     return parse_window(str(text))
 

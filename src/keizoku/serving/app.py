@@ -154,9 +154,9 @@ def _offline_docs(app: FastAPI) -> None:
 
 def _include_routers(app: FastAPI) -> None:
     """Routers of other keizoku packages served by the same process."""
-    from keizoku.evaluation.api import router as explain_router
-    from keizoku.monitoring.api import router as feedback_router
-    from keizoku.rag.api import router as rag_router
+    from keizoku.serving.explain_routes import router as explain_router
+    from keizoku.serving.feedback_routes import router as feedback_router
+    from keizoku.serving.rag_routes import router as rag_router
 
     app.include_router(feedback_router)
     app.include_router(explain_router)

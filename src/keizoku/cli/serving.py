@@ -1,4 +1,4 @@
-"""CLI commands of keizoku.serving (registered on the main app by keizoku.cli).
+"""CLI commands of keizoku.serving (registered on the main app by keizoku.cli.register).
 
 ``keizoku serve`` runs the REST server; ``keizoku deploy`` sets how a model's traffic is
 split between aliases (A/B) or mirrored to a shadow.

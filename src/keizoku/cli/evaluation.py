@@ -1,4 +1,4 @@
-"""CLI commands of keizoku.evaluation (registered on the main app by keizoku.cli).
+"""CLI commands of keizoku.evaluation (registered on the main app by keizoku.cli.register).
 
 ``keizoku report REF [--data FILE] -o report.html``, ``keizoku explain REF --row JSON``
 and ``keizoku evidence REF`` (the promotion gate's verdict, without promoting).
@@ -92,7 +92,7 @@ def explain(
     from rich.console import Console
     from rich.table import Table
 
-    from keizoku.evaluation.api import explain_ref
+    from keizoku.serving.explain_routes import explain_ref
 
     result = explain_ref(ref, _row(row, row_file), top)
     console = Console()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 import time
 import warnings
@@ -372,15 +371,11 @@ def predict(
     console.print(f"Wrote {n} predictions to [bold]{output}[/]")
 
 
-# sub-apps
-from keizoku.auth import keys_app, users_app  # noqa: E402
-from keizoku.rag.cli import rag_app  # noqa: E402
+# Every command group registers itself the same way: ``module.register(app)``.
+from keizoku.cli import evaluation, keys, lifecycle, monitoring, rag, serving  # noqa: E402
 
-app.add_typer(rag_app, name="rag")
-app.add_typer(keys_app, name="keys")
-app.add_typer(users_app, name="users")
-for _module in ("serving", "lifecycle", "monitoring", "evaluation"):
-    importlib.import_module(f"keizoku.{_module}.cli").register(app)
+for _group in (serving, lifecycle, monitoring, evaluation, keys, rag):
+    _group.register(app)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""CLI commands of keizoku.lifecycle (registered on the main app by keizoku.cli)."""
+"""CLI commands of keizoku.lifecycle (registered on the main app by keizoku.cli.register)."""
 
 from __future__ import annotations
 

@@ -262,3 +262,8 @@ def eval_cmd(
 
 def _raise(exc: Exception) -> None:
     raise exc
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``rag`` to the main app."""
+    app.add_typer(rag_app, name="rag")

@@ -1,0 +1,127 @@
+"""One canonical form for category values and class labels: ``canonical`` and ``LabelCodec``.
+
+A value can reach keizoku as JSON (``3``, ``3.0``, ``"3"``, ``true``), from pandas
+(``np.int64(3)``, ``np.True_``) or from a CSV (``"True"``). Every place that compares
+such values — the feature encoder, the request validator, the prediction log, feedback,
+reference statistics, reports and retraining — meets on ``canonical(value)``:
+
+* booleans → ``"true"`` / ``"false"`` (also the strings ``"True"``/``"FALSE"``);
+* integral numbers → ``"3"`` (3, 3.0, np.int64(3) and "3" meet);
+* other floats → ``str(float)``;
+* strings → stripped.
+
+``LabelCodec`` maps the classes of a schema to their index (the encoded target) and back,
+and refuses a label outside the classes with an error that names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from keizoku.errors import DataError
+
+__all__ = ["LabelCodec", "canonical"]
+
+_BOOL_TEXT = {"true": "true", "false": "false"}
+
+
+def canonical(value: Any) -> str:
+    """The canonical text of a category value or class label (see the module docstring)."""
+    if isinstance(value, bool | np.bool_):
+        return "true" if bool(value) else "false"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        f = float(value)
+        return str(int(f)) if f.is_integer() else str(f)
+    text = str(value).strip()
+    return _BOOL_TEXT.get(text.lower(), text)
+
+
+class LabelCodec:
+    """Classes ↔ indices for a classification target; numbers for regression.
+
+    ``LabelCodec(classes)`` for classification (``classes`` in the schema's order) or
+    ``LabelCodec(None)`` for regression.
+    """
+
+    def __init__(self, classes: Sequence[Any] | None) -> None:
+        self.classes = list(classes) if classes is not None else None
+        self._index = {canonical(c): i for i, c in enumerate(self.classes or [])}
+
+    @classmethod
+    def from_schema(cls, schema: Any) -> LabelCodec:
+        return cls(None if schema.task == "regression" else list(schema.classes or []))
+
+    @property
+    def is_regression(self) -> bool:
+        return self.classes is None
+
+    def known(self, value: Any) -> bool:
+        """Whether ``value`` is a valid label (a class, or a finite number for regression)."""
+        if self.classes is None:
+            return _number(value) is not None
+        return canonical(value) in self._index
+
+    def text(self, value: Any) -> str:
+        """The canonical text of a label (for logs and feedback files)."""
+        return canonical(value)
+
+    def check(self, value: Any, where: str = "label") -> Any:
+        """``value`` when valid; DataError naming the value and the known classes otherwise."""
+        if self.known(value):
+            return value
+        if self.classes is None:
+            raise DataError(
+                f"{where} {value!r} is not a number: this model does regression. "
+                "Send the numeric outcome."
+            )
+        shown = ", ".join(repr(c) for c in self.classes[:20])
+        raise DataError(
+            f"{where} {value!r} is not one of the model's classes ({shown}). "
+            "Send one of these labels."
+        )
+
+    def encode(self, values: Sequence[Any], where: str = "label") -> np.ndarray:
+        """Labels → class indices (classification) or floats (regression)."""
+        if self.classes is None:
+            out = [_number(v) for v in values]
+            bad = next((v for v, n in zip(values, out, strict=False) if n is None), None)
+            if any(n is None for n in out):
+                self.check(bad, where)
+            return np.asarray(out, dtype=float)
+        codes = []
+        for v in values:
+            code = self._index.get(canonical(v))
+            if code is None:
+                self.check(v, where)
+            codes.append(code)
+        return np.asarray(codes, dtype=int)
+
+    def decode(self, codes: Iterable[int]) -> list[Any]:
+        """Class indices → the original class values."""
+        if self.classes is None:
+            return [float(c) for c in codes]
+        return [self.classes[int(c)] for c in codes]
+
+    def original(self, value: Any) -> Any:
+        """The class as the schema stores it, for a label in any spelling ('1' → 1)."""
+        if self.classes is None:
+            return _number(value)
+        code = self._index.get(canonical(value))
+        if code is None:
+            self.check(value)
+        return self.classes[code]  # type: ignore[index]
+
+
+def _number(value: Any) -> float | None:
+    if value is None or isinstance(value, str) and not value.strip():
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if np.isfinite(f) else None
