@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from keizoku.evaluation import plots
 from keizoku.evaluation.card import DEFAULT_INTENDED_USE, intended_use, render_card
+from keizoku.reporting import charts as plots
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -13,7 +13,8 @@ larger of R2 and |Spearman|; a score of at least ``LEAK_THRESHOLD`` is suspect.
 
 The profile prints as rich tables (``Profile.rich_tables``), serialises to JSON
 (``Profile.to_dict``) and renders as one self-contained HTML file
-(``write_profile_html``).
+(``write_profile_html``: ``profile_context`` feeds the ``profile`` page of
+:mod:`keizoku.reporting`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from keizoku.data.schema import Schema
 from keizoku.errors import DataError, SchemaMismatchError
-from keizoku.home import atomic_write_text
 
 __all__ = [
     "ClassShare",
@@ -42,6 +42,7 @@ __all__ = [
     "Profile",
     "TargetBalance",
     "ValueCount",
+    "profile_context",
     "profile_frame",
     "write_profile_html",
 ]
@@ -57,6 +58,9 @@ ID_LIKE_SHARE = 0.95  # distinct / non-missing share above which a string column
 HIGH_MISSING_SHARE = 0.5
 IMBALANCE_SHARE = 0.05  # a class below this share of rows makes the target "imbalanced"
 TOP_VALUES = 5
+MAX_BINS = 30  # bins of a numeric column's histogram in the HTML page
+MAX_BARS = 10  # values of a categorical column's bar chart in the HTML page
+BAR_KINDS = ("categorical", "boolean")  # kinds charted as top-value bars
 DROP_HINT = "spec key data.drop"
 
 FLAG_CONSTANT = "constant"
@@ -202,11 +206,90 @@ def write_profile_html(
     profile: Profile, frame: pd.DataFrame, schema: Schema, path: str | Path
 ) -> Path:
     """Write the profile as one self-contained HTML file (inline CSS and SVG) to ``path``."""
-    from keizoku.data._profile_html import render_html
+    from keizoku.reporting import write
 
-    target = Path(path)
-    atomic_write_text(target, render_html(profile, frame, schema))
-    return target
+    return write("profile", profile_context(profile, frame), path)
+
+
+def profile_context(profile: Profile, frame: pd.DataFrame) -> dict[str, Any]:
+    """What the profile page shows, as plain values (see ``keizoku.reporting``).
+
+    A chart per column with values: a histogram for numeric columns, the top values as
+    bars for categorical and boolean ones; each carries ``column`` (its ``data-column``).
+    """
+    title = "keizoku data profile"
+    if profile.target:
+        title += f" (target '{profile.target}')"
+    return {
+        "title": title,
+        "summary": _summary_rows(profile),
+        "warnings": list(profile.warnings),
+        "balance": _balance_context(profile.balance),
+        "leaks": [asdict(s) for s in profile.leaks],
+        "leak_rows": profile.leak_rows,
+        "columns": [
+            {
+                "name": c.name,
+                "kind": c.kind,
+                "role": c.role,
+                "missing_share": c.missing_share,
+                "distinct": c.distinct,
+                "summary": c.summary,
+                "flags": list(c.flags),
+                "leak": FLAG_LEAK in c.flags,
+            }
+            for c in profile.columns
+        ],
+        "charts": [_column_chart(c, frame[c.name]) for c in _plotted_columns(profile)],
+    }
+
+
+def _balance_context(balance: TargetBalance | None) -> dict[str, Any] | None:
+    if balance is None:
+        return None
+    return {
+        "target": balance.target,
+        "task": balance.task,
+        "labelled": balance.labelled,
+        "missing": balance.missing,
+        "summary": dict(balance.summary) if balance.summary is not None else None,
+        "classes": [asdict(c) for c in balance.classes],
+    }
+
+
+def _plotted_columns(profile: Profile) -> list[ColumnProfile]:
+    """The columns that get a chart: numeric (histogram) and categorical/boolean (bars)."""
+    return [c for c in profile.columns if c.distinct > 0 and (c.stats or c.kind in BAR_KINDS)]
+
+
+def _column_chart(col: ColumnProfile, series: pd.Series) -> dict[str, Any]:
+    """A chart spec (``keizoku.reporting.charts``) of one column's distribution."""
+    if col.stats:
+        values = series.dropna().to_numpy(dtype=float)
+        values = values[np.isfinite(values)]
+        return {
+            "kind": "histogram",
+            "chart_id": f"histogram-{col.name}",
+            "column": col.name,
+            "title": f"{col.name}: histogram ({len(values):,} values)",
+            "values": values,
+            "xlabel": col.name,
+            "ylabel": "rows",
+            "bins": max(1, min(MAX_BINS, col.distinct)),
+        }
+    counts = series.dropna().astype(str).value_counts()
+    shown = counts.head(MAX_BARS)
+    return {
+        "kind": "bar",
+        "chart_id": f"values-{col.name}",
+        "column": col.name,
+        "title": f"{col.name}: top {len(shown)} of {len(counts)} values",
+        "labels": [str(v) for v in shown.index],
+        "values": [int(n) for n in shown],
+        "xlabel": "rows",
+        "ylabel": col.name,
+        "tips": [f"{v}: {int(n):,} rows ({int(n) / len(series):.1%})" for v, n in shown.items()],
+    }
 
 
 def _check_inputs(frame: pd.DataFrame, schema: Schema) -> None:
