@@ -1,4 +1,8 @@
-"""``keizoku keys`` and ``keizoku users``: API keys and the users directory (``keizoku.auth``)."""
+"""``keizoku keys`` and ``keizoku users``: API keys and the users directory (``keizoku.auth``).
+
+Errors are not caught here: ``keizoku.cli.main`` prints a ``KeizokuError`` as one
+line and exits with its code (an unknown key: 3, a bad role: 2).
+"""
 
 from __future__ import annotations
 
@@ -14,21 +18,12 @@ from keizoku.auth import (
     revoke_key,
     set_user_groups,
 )
-from keizoku.errors import NotFoundError, UserInputError
 
 __all__ = ["keys_app", "users_app", "register"]
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 users_app = typer.Typer(help="The users directory: which groups each user belongs to.",
                         no_args_is_help=True)  # fmt: skip
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    from keizoku.errors import KeizokuError
-
-    code = exc.exit_code if isinstance(exc, KeizokuError) else 1
-    typer.echo(f"Error: {exc}", err=True)
-    return typer.Exit(code)
 
 
 @keys_app.command("create")
@@ -38,10 +33,7 @@ def _keys_create(
     user: Annotated[str | None, typer.Option("--user", help="The user the key acts as.")] = None,
 ) -> None:
     """Create a key and print its token (shown once)."""
-    try:
-        token = create_key(name, role, user)
-    except (UserInputError, NotFoundError) as exc:
-        raise _fail(exc) from exc
+    token = create_key(name, role, user)
     typer.echo(token)
     typer.echo(f"Key {name!r} ({role}) created. Store the token now: it is not shown again.",
                err=True)  # fmt: skip
@@ -61,11 +53,8 @@ def _keys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
 
 @keys_app.command("revoke")
 def _keys_revoke(name: str) -> None:
-    """Revoke a key by name."""
-    try:
-        revoke_key(name)
-    except NotFoundError as exc:
-        raise _fail(exc) from exc
+    """Revoke a key by name (exit 3 when no key has that name)."""
+    revoke_key(name)
     typer.echo(f"Key {name!r} revoked.")
 
 
@@ -77,10 +66,7 @@ def _users_set(
     ] = None,
 ) -> None:
     """Set a user's groups (replaces the previous list)."""
-    try:
-        groups = set_user_groups(user, group or [])
-    except UserInputError as exc:
-        raise _fail(exc) from exc
+    groups = set_user_groups(user, group or [])
     typer.echo(f"{user}: {', '.join(groups) or '(no groups)'}")
 
 
