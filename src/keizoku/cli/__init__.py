@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from keizoku.errors import KeizokuError, KeizokuWarning, UserInputError
+from keizoku.errors import KeizokuWarning, UserInputError
 
 _STARTED = time.monotonic()
 
@@ -372,9 +372,9 @@ def predict(
 
 
 # Every command group registers itself the same way: ``module.register(app)``.
-from keizoku.cli import evaluation, keys, lifecycle, monitoring, rag, serving  # noqa: E402
+from keizoku.cli import doctor, evaluation, keys, lifecycle, monitoring, rag, serving  # noqa: E402
 
-for _group in (serving, lifecycle, monitoring, evaluation, keys, rag):
+for _group in (serving, lifecycle, monitoring, evaluation, keys, rag, doctor):
     _group.register(app)
 
 
