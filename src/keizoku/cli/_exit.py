@@ -6,9 +6,10 @@ Cron jobs and CI act on these codes, so every path out of a command goes through
 - success → 0; ``typer.Exit(n)`` raised by a command → ``n`` (kept, not dropped);
 - a :class:`~keizoku.errors.KeizokuError` → one ``error:`` line and its ``exit_code``;
 - a usage error (unknown command or option, missing or malformed argument) → one
-  ``error:`` line, a ``Try 'keizoku CMD --help'`` hint, exit 2; ``keizoku`` (or a
-  command group) without arguments prints its help on stderr and exits 2 — running
-  nothing is a mistake in a cron line (``keizoku --help`` prints it on stdout, exit 0);
+  ``error:`` line and a ``Try 'keizoku CMD --help' for help.`` hint on stderr, exit 2.
+  ``keizoku`` (or a command group) without a command prints its help on stdout,
+  ``error: Missing command.`` and the hint on stderr, and exits 2, as ``git`` does
+  (git exits 1): running nothing is a mistake in a cron line. ``--help`` exits 0;
 - SIGINT → ``aborted``, exit 130; SIGTERM → ``aborted (SIGTERM)``, exit 143. The
   signal is raised as ``KeyboardInterrupt`` inside the command, so the code that
   already cleans up on Ctrl-C (a training run marked FAILED, a half-created version
@@ -114,7 +115,8 @@ def _invoke(app: typer.Typer, err: Console, args: Sequence[str] | None, signals:
         _debug_traceback(err)
         _line(
             err,
-            f"[bold red]internal error:[/] {escape(type(exc).__name__)}: {escape(str(exc))} — "
+            f"[bold red]internal error:[/] {escape(type(exc).__name__)}: "
+            f"{escape(_one_line(exc))} — "
             f"rerun with {DEBUG_ENV}=1 for the traceback",
         )
         return int(ExitCode.INTERNAL)
@@ -130,10 +132,13 @@ def _usage(err: Console, exc: Exception) -> int:
     code = int(getattr(exc, "exit_code", ExitCode.USAGE))
     ctx = getattr(exc, "ctx", None)
     if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
-        sys.stderr.write(ctx.get_help().rstrip("\n") + "\n")
-        return int(ExitCode.USAGE)
-    format_message = getattr(exc, "format_message", None)
-    message = format_message() if callable(format_message) else str(exc)
+        shown = ctx.get_help()  # typer's rich help prints itself on stdout and returns ""
+        if shown:
+            sys.stdout.write(shown.rstrip("\n") + "\n")
+        message = "Missing command."
+    else:
+        format_message = getattr(exc, "format_message", None)
+        message = format_message() if callable(format_message) else str(exc)
     _line(err, f"[bold red]error:[/] {escape(' '.join(str(message).split()))}")
     if ctx is not None:
         _line(err, f"Try '{escape(ctx.command_path)} --help' for help.")
@@ -148,6 +153,13 @@ def _aborted(err: Console, signals: _Signals) -> int:
 
 def _line(err: Console, markup: str) -> None:
     err.print(markup, highlight=False, soft_wrap=True)
+
+
+def _one_line(exc: BaseException, limit: int = 500) -> str:
+    """The first non-empty line of the message (SQL and HTTP errors run to many lines)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    first = lines[0] if lines else repr(exc)
+    return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
 def _debug_traceback(err: Console) -> None:

@@ -228,7 +228,7 @@ def _engine(uri: str) -> Any:
     import sqlalchemy
 
     for name in ("alembic", "mlflow.store.db.utils"):  # migrations log at INFO on stderr
-        logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger(name).setLevel(logging.ERROR)
 
     db = sqlite_path(uri)
     if db is not None:
