@@ -38,7 +38,7 @@ from rich.markup import escape
 
 from keizoku.errors import ExitCode, KeizokuError
 
-__all__ = ["run", "usage_error_classes"]
+__all__ = ["exit_for", "run", "usage_error_classes"]
 
 DEBUG_ENV = "KEIZOKU_DEBUG"
 
@@ -126,6 +126,16 @@ def _invoke(app: typer.Typer, err: Console, args: Sequence[str] | None, signals:
     if code == ExitCode.INTERRUPTED:  # typer's own KeyboardInterrupt → Exit(130)
         return _aborted(err, signals)
     return code
+
+
+def exit_for(exc: KeizokuError) -> typer.Exit:
+    """Print ``exc`` as :func:`run` does and return the ``typer.Exit`` that keeps its code.
+
+    For a command group that must also work when invoked on its own (a test runner, an
+    embedding app) rather than through ``keizoku``'s entry point.
+    """
+    typer.echo(f"error: {exc.message}", err=True)
+    return typer.Exit(int(exc.exit_code))
 
 
 def _usage(err: Console, exc: Exception) -> int:

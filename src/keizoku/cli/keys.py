@@ -1,7 +1,7 @@
 """``keizoku keys`` and ``keizoku users``: API keys and the users directory (``keizoku.auth``).
 
-Errors are not caught here: ``keizoku.cli.main`` prints a ``KeizokuError`` as one
-line and exits with its code (an unknown key: 3, a bad role: 2).
+Errors end through ``keizoku.cli._exit.exit_for``: the same one line as ``keizoku``
+prints and the error's exit code, also when a group runs on its own (an unknown key: 3).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from keizoku.auth import (
     revoke_key,
     set_user_groups,
 )
+from keizoku.cli._exit import exit_for
+from keizoku.errors import NotFoundError, UserInputError
 
 __all__ = ["keys_app", "users_app", "register"]
 
@@ -33,7 +35,10 @@ def _keys_create(
     user: Annotated[str | None, typer.Option("--user", help="The user the key acts as.")] = None,
 ) -> None:
     """Create a key and print its token (shown once)."""
-    token = create_key(name, role, user)
+    try:
+        token = create_key(name, role, user)
+    except (UserInputError, NotFoundError) as exc:
+        raise exit_for(exc) from exc
     typer.echo(token)
     typer.echo(f"Key {name!r} ({role}) created. Store the token now: it is not shown again.",
                err=True)  # fmt: skip
@@ -54,7 +59,10 @@ def _keys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
 @keys_app.command("revoke")
 def _keys_revoke(name: str) -> None:
     """Revoke a key by name (exit 3 when no key has that name)."""
-    revoke_key(name)
+    try:
+        revoke_key(name)
+    except NotFoundError as exc:
+        raise exit_for(exc) from exc
     typer.echo(f"Key {name!r} revoked.")
 
 
@@ -66,7 +74,10 @@ def _users_set(
     ] = None,
 ) -> None:
     """Set a user's groups (replaces the previous list)."""
-    groups = set_user_groups(user, group or [])
+    try:
+        groups = set_user_groups(user, group or [])
+    except UserInputError as exc:
+        raise exit_for(exc) from exc
     typer.echo(f"{user}: {', '.join(groups) or '(no groups)'}")
 
 
