@@ -37,7 +37,8 @@ def lines(text: str) -> list[str]:
         (["predict"], "error: Missing argument 'data'.", "keizoku predict --help"),
         (
             ["promote", "penguins", "notanumber"],
-            "error: Invalid value for 'version': Input should be a valid integer",
+            "error: Invalid value for 'version': Input should be a valid integer, unable to "
+            "parse string as an integer (got 'notanumber')",
             "keizoku promote --help",
         ),
         (["--bogus"], "error: No such option: --bogus", "keizoku --help"),

@@ -149,10 +149,25 @@ def _usage(err: Console, exc: Exception) -> int:
     else:
         format_message = getattr(exc, "format_message", None)
         message = format_message() if callable(format_message) else str(exc)
+        message += _given_value(exc)
     _line(err, f"[bold red]error:[/] {escape(' '.join(str(message).split()))}")
     if ctx is not None:
         _line(err, f"Try '{escape(ctx.command_path)} --help' for help.")
     return code
+
+
+def _given_value(exc: Exception) -> str:
+    """`` (got 'x')`` when typer's conversion failed on a value it does not quote itself."""
+    errors = getattr(exc.__cause__, "errors", None)  # pydantic's ValidationError
+    if not callable(errors):
+        return ""
+    try:
+        found = errors()
+    except Exception:  # noqa: BLE001 - a best-effort detail, never a second failure
+        return ""
+    if not found or "input" not in found[0]:
+        return ""
+    return f" (got {str(found[0]['input'])!r})"
 
 
 def _aborted(err: Console, signals: _Signals) -> int:
