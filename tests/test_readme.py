@@ -42,3 +42,27 @@ def test_readme_block_is_what_the_demo_runs() -> None:
         "keizoku train --budget 30s",
     ]
     assert readme.index("make demo") < readme.index("make test") < readme.index("## ")
+
+
+def _exit_code_section() -> str:
+    lifecycle = (REPO / "docs" / "lifecycle.md").read_text()
+    return lifecycle.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_documented_exit_codes_are_the_codes_keizoku_uses() -> None:
+    from keizoku.errors import ExitCode
+
+    rows = [line for line in _exit_code_section().splitlines() if line.startswith("| ")]
+    documented = {int(row.split("|")[1]) for row in rows[1:]}
+    assert documented == {int(code) for code in ExitCode}
+    readme = (REPO / "README.md").read_text()
+    assert "(docs/lifecycle.md#exit-codes)" in readme
+
+
+def test_the_cron_example_is_valid_shell(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    script = _exit_code_section().split("```sh\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "nightly.sh"
+    path.write_text(script)
+    proc = subprocess.run(["sh", "-n", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "keizoku monitor" in script and "case $rc in" in script

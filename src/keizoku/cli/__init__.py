@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from keizoku.errors import KeizokuError, KeizokuWarning, UserInputError
+from keizoku.errors import KeizokuWarning, UserInputError
 
 _STARTED = time.monotonic()
 
@@ -372,31 +372,37 @@ def predict(
 
 
 # Every command group registers itself the same way: ``module.register(app)``.
-from keizoku.cli import evaluation, keys, lifecycle, monitoring, rag, serving  # noqa: E402
+from keizoku.cli import doctor, evaluation, keys, lifecycle, monitoring, rag, serving  # noqa: E402
 
-for _group in (serving, lifecycle, monitoring, evaluation, keys, rag):
+for _group in (serving, lifecycle, monitoring, evaluation, keys, rag, doctor):
     _group.register(app)
 
 
-def main() -> None:
-    """Entry point: run the app, turning keizoku errors into a message and an exit code."""
-    try:
-        app(standalone_mode=False)
-    except KeizokuError as exc:
-        err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
-        sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        err.print("aborted")
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors
-        import click
+def _version(value: bool) -> None:
+    if value:
+        from keizoku import __version__
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+        typer.echo(f"keizoku {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """From a raw table to a monitored model that keeps improving itself."""
+
+
+def main() -> None:
+    """Entry point of the ``keizoku`` script: the exit code is ``keizoku.errors.ExitCode``."""
+    from keizoku.cli._exit import run
+
+    sys.exit(run(app, err))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""``keizoku keys`` and ``keizoku users``: API keys and the users directory (``keizoku.auth``)."""
+"""``keizoku keys`` and ``keizoku users``: API keys and the users directory (``keizoku.auth``).
+
+Errors end through ``keizoku.cli._exit.exit_for``: the same one line as ``keizoku``
+prints and the error's exit code, also when a group runs on its own (an unknown key: 3).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from keizoku.auth import (
     revoke_key,
     set_user_groups,
 )
+from keizoku.cli._exit import exit_for
 from keizoku.errors import NotFoundError, UserInputError
 
 __all__ = ["keys_app", "users_app", "register"]
@@ -21,14 +26,6 @@ __all__ = ["keys_app", "users_app", "register"]
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 users_app = typer.Typer(help="The users directory: which groups each user belongs to.",
                         no_args_is_help=True)  # fmt: skip
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    from keizoku.errors import KeizokuError
-
-    code = exc.exit_code if isinstance(exc, KeizokuError) else 1
-    typer.echo(f"Error: {exc}", err=True)
-    return typer.Exit(code)
 
 
 @keys_app.command("create")
@@ -41,7 +38,7 @@ def _keys_create(
     try:
         token = create_key(name, role, user)
     except (UserInputError, NotFoundError) as exc:
-        raise _fail(exc) from exc
+        raise exit_for(exc) from exc
     typer.echo(token)
     typer.echo(f"Key {name!r} ({role}) created. Store the token now: it is not shown again.",
                err=True)  # fmt: skip
@@ -61,11 +58,11 @@ def _keys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
 
 @keys_app.command("revoke")
 def _keys_revoke(name: str) -> None:
-    """Revoke a key by name."""
+    """Revoke a key by name (exit 3 when no key has that name)."""
     try:
         revoke_key(name)
     except NotFoundError as exc:
-        raise _fail(exc) from exc
+        raise exit_for(exc) from exc
     typer.echo(f"Key {name!r} revoked.")
 
 
@@ -80,7 +77,7 @@ def _users_set(
     try:
         groups = set_user_groups(user, group or [])
     except UserInputError as exc:
-        raise _fail(exc) from exc
+        raise exit_for(exc) from exc
     typer.echo(f"{user}: {', '.join(groups) or '(no groups)'}")
 
 

@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlparse
 
 from keizoku.errors import IntegrityError, NotFoundError
 from keizoku.home import home, mlflow_uri
+from keizoku.registry import backend
 from keizoku.registry.refs import ModelRef, parse_ref
 
 __all__ = [
@@ -59,6 +60,7 @@ def client() -> Any:
     from mlflow import MlflowClient
 
     uri = mlflow_uri()
+    backend.prepare(uri)  # schema created once, under a lock; a damaged store is refused
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(uri, uri)

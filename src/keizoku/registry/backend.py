@@ -1,0 +1,363 @@
+"""The registry's database: its schema created once, under a lock; damage found and repaired.
+
+MLflow (3.17.2) creates and migrates its tables whenever a tracking or registry
+store object is built, in every process, with no lock between processes. Two
+``keizoku train`` started at once on a fresh ``KEIZOKU_HOME`` both ran the
+migration, both crashed (``table _alembic_tmp_model_versions already exists``)
+and left the store broken for good. So, before any ``MlflowClient`` touches a
+database store, :func:`prepare` (called by ``registry.store.client()``):
+
+1. takes an exclusive ``fcntl.flock`` on ``<db file>.lock`` (for the default store
+   ``KEIZOKU_HOME/mlflow.db.lock``; ``KEIZOKU_HOME/mlflow.db.lock`` for a server
+   database), waiting at most :data:`LOCK_WAIT_S`;
+2. inspects the schema (:func:`check`): a fresh database is created and migrated
+   to MLflow's head here, once; a healthy one is left alone;
+3. switches a SQLite file to WAL (persistent): readers never block the writer and
+   writers wait on MLflow's 20 s ``busy_timeout`` instead of failing;
+4. refuses a damaged store (leftover ``_alembic_tmp_*`` tables, a revision that
+   is not the head, missing tables) with :class:`~keizoku.errors.ConflictError`
+   (exit 8) naming the command that repairs it: ``keizoku doctor --repair``.
+
+:func:`repair` backs the SQLite file up, drops leftover temporary tables whose
+original table still holds the data, re-runs the migration and checks again; if
+anything fails it restores the backup, so a failed repair changes nothing.
+Each process prepares a store once. File, HTTP and Databricks stores are not
+databases and are left to MLflow.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from keizoku.errors import ConflictError
+from keizoku.home import home
+
+__all__ = ["LOCK_WAIT_S", "RepairResult", "StoreHealth", "check", "prepare", "repair"]
+
+LOCK_WAIT_S = 120.0  # a migration of a large store takes seconds; anything longer is stuck
+TMP_PREFIX = "_alembic_tmp_"
+REPAIR_COMMAND = "keizoku doctor --repair"
+_DATABASES = ("sqlite", "postgresql", "postgres", "mysql", "mssql")
+_prepared: set[str] = set()
+
+
+@dataclass(frozen=True)
+class StoreHealth:
+    """What :func:`check` found in a store's schema."""
+
+    uri: str
+    revision: str | None
+    head: str
+    known_revision: bool
+    tables: tuple[str, ...]
+    missing_tables: tuple[str, ...]
+    leftover_tables: tuple[str, ...]  # ``_alembic_tmp_X`` whose table ``X`` still exists
+    orphan_tables: tuple[str, ...]  # ``_alembic_tmp_X`` whose table ``X`` is gone
+    journal_mode: str | None = None
+
+    @property
+    def fresh(self) -> bool:
+        return all(t.startswith("alembic_") for t in self.tables)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems()
+
+    def problems(self) -> list[str]:
+        if self.fresh:
+            return []
+        out = []
+        for t in self.leftover_tables + self.orphan_tables:
+            out.append(f"a table '{t}' left by an interrupted schema migration")
+        if not self.known_revision:
+            out.append(
+                f"schema revision {self.revision} is unknown to the installed MLflow "
+                f"(head {self.head}): the store was written by another MLflow version"
+            )
+        elif self.revision != self.head:
+            out.append(f"schema revision {self.revision} is not the head {self.head}")
+        if self.missing_tables:
+            shown = ", ".join(self.missing_tables[:3])
+            extra = len(self.missing_tables) - 3
+            more = f" and {extra} more" if extra > 0 else ""
+            out.append(f"missing table(s) {shown}{more}")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "uri": self.uri,
+            "ok": self.ok,
+            "fresh": self.fresh,
+            "revision": self.revision,
+            "head": self.head,
+            "journal_mode": self.journal_mode,
+            "problems": self.problems(),
+        }
+
+
+@dataclass
+class RepairResult:
+    """What :func:`repair` did."""
+
+    before: StoreHealth
+    after: StoreHealth
+    backup: Path | None = None
+    dropped: list[str] = field(default_factory=list)
+
+
+def is_database(uri: str) -> bool:
+    """True for a SQLAlchemy URL MLflow stores in a database (``sqlite:///``, ``postgresql://``)."""
+    scheme = urlparse(uri).scheme.split("+", 1)[0]
+    return scheme in _DATABASES
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The file of a ``sqlite:///PATH`` URL (None for other stores and in-memory SQLite)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    raw = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    if raw in ("", ":memory:"):
+        return None
+    return Path(raw)
+
+
+def lock_path(uri: str) -> Path:
+    db = sqlite_path(uri)
+    return db.with_name(db.name + ".lock") if db is not None else home() / "mlflow.db.lock"
+
+
+@contextmanager
+def store_lock(uri: str, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
+    """Hold the exclusive lock that serialises schema work on ``uri`` across processes."""
+    path = lock_path(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise ConflictError(
+                        f"Another process has held the registry lock {path} for over "
+                        f"{wait_s:g} s. Wait for the other keizoku command to finish, "
+                        f"or stop it; then run the command again."
+                    ) from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def prepare(uri: str) -> None:
+    """Make sure the store at ``uri`` has MLflow's current schema before MLflow opens it."""
+    if uri in _prepared or not is_database(uri):
+        return
+    with store_lock(uri):
+        engine = _engine(uri)
+        try:
+            health = _check(engine, uri)
+            if health.fresh:
+                _initialize(engine)
+            elif not health.ok:
+                raise ConflictError(damage_message(health))
+            _use_wal(engine, uri)
+        finally:
+            engine.dispose()
+    _prepared.add(uri)
+
+
+def check(uri: str) -> StoreHealth:
+    """Inspect the store's schema (under the lock) without changing anything."""
+    if not is_database(uri):
+        raise ConflictError(
+            f"The tracking store '{uri}' is not a database: keizoku doctor checks "
+            "sqlite:///, postgresql:// and mysql:// stores. Set KEIZOKU_TRACKING_URI to one."
+        )
+    with store_lock(uri):
+        engine = _engine(uri)
+        try:
+            return _check(engine, uri)
+        finally:
+            engine.dispose()
+
+
+def repair(uri: str) -> RepairResult:
+    """Back up, drop leftover migration tables, migrate to the head; restore on failure."""
+    with store_lock(uri):
+        engine = _engine(uri)
+        try:
+            before = _check(engine, uri)
+            if before.ok:
+                return RepairResult(before=before, after=before)
+            _refuse_unrepairable(before)
+            backup = _backup(uri)
+            try:
+                dropped = _repair(engine, before)
+                _use_wal(engine, uri)
+                after = _check(engine, uri)
+                if not after.ok:
+                    raise ConflictError(f"The repair of {uri} left: {'; '.join(after.problems())}.")
+            except Exception as exc:
+                engine.dispose()
+                _restore(uri, backup)
+                where = f" The store is back as it was (backup {backup})." if backup else ""
+                raise ConflictError(
+                    f"Could not repair the registry store {uri}: {type(exc).__name__}: "
+                    f"{_first_line(exc)}.{where} Restore an older backup of the store, or "
+                    "move it aside to start a new registry."
+                ) from exc
+            return RepairResult(before=before, after=after, backup=backup, dropped=dropped)
+        finally:
+            engine.dispose()
+
+
+def _engine(uri: str) -> Any:
+    import sqlalchemy
+
+    for name in ("alembic", "mlflow.store.db.utils"):  # migrations log at INFO on stderr
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+    db = sqlite_path(uri)
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        return sqlalchemy.create_engine(uri, connect_args={"timeout": 30})
+    return sqlalchemy.create_engine(uri, pool_pre_ping=True)
+
+
+def _head() -> str:
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    return str(_get_latest_schema_revision())
+
+
+def _known(revision: str | None) -> bool:
+    if revision is None:
+        return True
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+    from mlflow.store.db.utils import _get_alembic_config
+
+    try:
+        script = ScriptDirectory.from_config(_get_alembic_config(""))
+        return script.get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+def _check(engine: Any, uri: str) -> StoreHealth:
+    import sqlalchemy
+    from mlflow.store.db.base_sql_model import Base
+    from mlflow.store.db.utils import _get_schema_version
+
+    tables = tuple(sorted(sqlalchemy.inspect(engine).get_table_names()))
+    present = set(tables)
+    tmp = [t for t in tables if t.startswith(TMP_PREFIX)]
+    revision = _get_schema_version(engine) if "alembic_version" in present else None
+    return StoreHealth(
+        uri=uri,
+        revision=revision,
+        head=_head(),
+        known_revision=_known(revision),
+        tables=tables,
+        missing_tables=tuple(sorted(set(Base.metadata.tables) - present)),
+        leftover_tables=tuple(t for t in tmp if t.removeprefix(TMP_PREFIX) in present),
+        orphan_tables=tuple(t for t in tmp if t.removeprefix(TMP_PREFIX) not in present),
+        journal_mode=_journal_mode(engine) if sqlite_path(uri) else None,
+    )
+
+
+def _initialize(engine: Any) -> None:
+    from mlflow.store.db.utils import _initialize_tables
+
+    _initialize_tables(engine)
+
+
+def _repair(engine: Any, health: StoreHealth) -> list[str]:
+    from mlflow.store.db.utils import _upgrade_db
+
+    with engine.begin() as conn:
+        for table in health.leftover_tables:
+            conn.exec_driver_sql(f'DROP TABLE "{table}"')
+    if health.revision is None:
+        _initialize(engine)
+    else:
+        _upgrade_db(engine)
+    return list(health.leftover_tables)
+
+
+def _refuse_unrepairable(health: StoreHealth) -> None:
+    if health.orphan_tables:
+        names = ", ".join(health.orphan_tables)
+        raise ConflictError(
+            f"The registry store {health.uri} has {names} but not the original table(s): an "
+            "interrupted migration moved the data there. keizoku does not guess: restore a "
+            "backup of the store, or move it aside to start a new registry."
+        )
+    if not health.known_revision:
+        raise ConflictError(
+            f"The registry store {health.uri} has schema revision {health.revision}, unknown to "
+            f"the installed MLflow (head {health.head}): it was written by another MLflow "
+            "version. keizoku needs the MLflow it pins (pip install keizoku installs it)."
+        )
+
+
+def damage_message(health: StoreHealth) -> str:
+    return (
+        f"The registry store {health.uri} is damaged: {'; '.join(health.problems())}. "
+        f"Repair it with: {REPAIR_COMMAND} (it backs the store up first)"
+    )
+
+
+def _journal_mode(engine: Any) -> str | None:
+    with engine.connect() as conn:
+        row = conn.exec_driver_sql("PRAGMA journal_mode").fetchone()
+    return str(row[0]).lower() if row else None
+
+
+def _use_wal(engine: Any, uri: str) -> None:
+    """Switch a SQLite store to WAL once (the mode is stored in the file)."""
+    if sqlite_path(uri) is None or _journal_mode(engine) == "wal":
+        return
+    import sqlalchemy
+
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+    except sqlalchemy.exc.OperationalError:  # busy: the next command switches it
+        return
+
+
+def _backup(uri: str) -> Path | None:
+    db = sqlite_path(uri)
+    if db is None or not db.exists():
+        return None
+    target = db.with_name(f"{db.name}.bak-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    with closing(sqlite3.connect(db, timeout=30)) as src, closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
+    return target
+
+
+def _restore(uri: str, backup: Path | None) -> None:
+    db = sqlite_path(uri)
+    if db is None or backup is None:
+        return
+    with closing(sqlite3.connect(backup)) as src, closing(sqlite3.connect(db, timeout=30)) as dst:
+        src.backup(dst)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else ""

@@ -1,0 +1,122 @@
+"""Exit codes and usage errors through the real ``keizoku`` executable (issue 10, item 8).
+
+Every usage error is one ``error:`` line plus a ``--help`` hint, exit 2, and never a
+Python traceback; a command's own exit code reaches the shell; a bug is one line.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from keizoku import __version__
+from keizoku.errors import ExitCode
+from kzsupport import KEIZOKU_EXE, CliResult
+
+
+def run(home: Path, *args: str, **env: str) -> CliResult:
+    full_env = {**os.environ, "COLUMNS": "200", "KEIZOKU_HOME": str(home), **env}
+    proc = subprocess.run(
+        [KEIZOKU_EXE, *args], env=full_env, capture_output=True, text=True, timeout=120,
+        cwd=home.parent,
+    )  # fmt: skip
+    return CliResult(proc)
+
+
+def lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "hint"),
+    [
+        (["trian"], "error: No such command 'trian'. Did you mean 'train'", "keizoku --help"),
+        (["predict"], "error: Missing argument 'data'.", "keizoku predict --help"),
+        (
+            ["promote", "penguins", "notanumber"],
+            "error: Invalid value for 'version': Input should be a valid integer, unable to "
+            "parse string as an integer (got 'notanumber')",
+            "keizoku promote --help",
+        ),
+        (["--bogus"], "error: No such option: --bogus", "keizoku --help"),
+        (["train", "--bugdet", "5s"], "error: No such option: --bugdet", "keizoku train --help"),
+        (["keys", "frobnicate"], "error: No such command 'frobnicate'.", "keizoku keys --help"),
+    ],
+)
+def test_a_usage_error_is_one_line_a_hint_and_exit_2(
+    keizoku_home: Path, args: list[str], error: str, hint: str
+) -> None:
+    result = run(keizoku_home, *args)
+    assert result.code == ExitCode.USAGE == 2, result.text
+    assert "Traceback" not in result.err
+    assert result.out == ""
+    first, second = lines(result.err)
+    assert first.startswith(error), first
+    assert second == f"Try '{hint}' for help."
+
+
+@pytest.mark.parametrize("args", [[], ["keys"]])
+def test_no_command_prints_the_help_and_exits_2(keizoku_home: Path, args: list[str]) -> None:
+    result = run(keizoku_home, *args)
+    assert result.code == 2, result.text
+    assert "Usage: keizoku" in result.out
+    command = " ".join(["keizoku", *args])
+    assert lines(result.err) == ["error: Missing command.", f"Try '{command} --help' for help."]
+
+
+def test_help_is_on_stdout_with_exit_0(keizoku_home: Path) -> None:
+    result = run(keizoku_home, "--help")
+    assert result.code == 0, result.text
+    assert "Usage: keizoku" in result.out
+    assert "doctor" in result.out
+
+
+def test_version(keizoku_home: Path) -> None:
+    result = run(keizoku_home, "--version")
+    assert result.code == 0, result.text
+    assert result.out == f"keizoku {__version__}\n"
+    assert result.err == ""
+
+
+def test_revoking_an_unknown_key_exits_3(keizoku_home: Path) -> None:
+    result = run(keizoku_home, "keys", "revoke", "no-such-key")
+    assert result.code == ExitCode.NOT_FOUND == 3, result.text
+    assert lines(result.err) == [
+        "error: No key named 'no-such-key'. List keys with 'keizoku keys list'."
+    ]
+
+
+def test_the_exit_code_a_command_raises_reaches_the_shell(keizoku_home: Path) -> None:
+    # `rag` ends with typer.Exit(3); main() used to drop that code and exit 0.
+    result = run(keizoku_home, "rag", "docs", "--collection", "nosuch")
+    assert result.code == 3, result.text
+    assert "Collection 'nosuch' does not exist" in result.err
+
+
+def test_an_internal_error_is_one_line_naming_the_debug_switch(keizoku_home: Path) -> None:
+    # MLflow itself rejects this setting with a ValueError: a failure keizoku did not foresee.
+    result = run(keizoku_home, "models", MLFLOW_SQLALCHEMYSTORE_POOLCLASS="NoSuchPool")
+    assert result.code == ExitCode.INTERNAL == 1, result.text
+    assert "Traceback" not in result.err
+    (line,) = lines(result.err)
+    assert line.startswith("internal error: ValueError: Invalid poolclass parameter: NoSuchPool.")
+    assert line.endswith("— rerun with KEIZOKU_DEBUG=1 for the traceback")
+
+
+def test_keizoku_debug_shows_the_traceback(keizoku_home: Path) -> None:
+    result = run(
+        keizoku_home, "models", MLFLOW_SQLALCHEMYSTORE_POOLCLASS="NoSuchPool", KEIZOKU_DEBUG="1"
+    )
+    assert result.code == 1, result.text
+    assert "Traceback (most recent call last)" in result.err
+    assert lines(result.err)[-1].startswith("internal error: ValueError:")
+
+
+def test_a_keizoku_error_keeps_its_code_and_is_one_line(keizoku_home: Path) -> None:
+    result = run(keizoku_home, "models", "nosuchmodel")
+    assert result.code == ExitCode.NOT_FOUND, result.text
+    (line,) = lines(result.err)
+    assert line.startswith("error: No registered model named 'nosuchmodel'")
