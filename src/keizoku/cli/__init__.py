@@ -372,9 +372,9 @@ def predict(
 
 
 # Every command group registers itself the same way: ``module.register(app)``.
-from keizoku.cli import evaluation, keys, lifecycle, monitoring, rag, serving  # noqa: E402
+from keizoku.cli import evaluation, keys, lifecycle, monitoring, rag, rollout, serving  # noqa: E402
 
-for _group in (serving, lifecycle, monitoring, evaluation, keys, rag):
+for _group in (serving, lifecycle, rollout, monitoring, evaluation, keys, rag):
     _group.register(app)
 
 
