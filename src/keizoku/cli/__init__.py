@@ -381,7 +381,7 @@ for _group in (serving, lifecycle, rollout, monitoring, evaluation, keys, rag):
 def main() -> None:
     """Entry point: run the app, turning keizoku errors into a message and an exit code."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns the code of a typer.Exit here
     except KeizokuError as exc:
         err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
         sys.exit(exc.exit_code)
@@ -397,6 +397,7 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -194,9 +194,9 @@ def abtest(
     actor: Actor = None,
 ) -> None:
     """A/B verdict of the experiment's two versions since it started: effect, CI, decision."""
+    from keizoku.duration import parse_duration as seconds
     from keizoku.lifecycle import audit
     from keizoku.lifecycle.abtest import abtest as run_abtest
-    from keizoku.lifecycle.policy import seconds
 
     window = time.time() - seconds(since) if since else None
     r = run_abtest(
@@ -239,8 +239,8 @@ def loop(
     as_json: Annotated[bool, typer.Option("--json", help="Print each tick as JSON.")] = False,
 ) -> None:
     """Run the retraining policy and the rollout on a schedule until SIGTERM/SIGINT."""
+    from keizoku.duration import parse_duration as seconds
     from keizoku.lifecycle.loop import Tick, run
-    from keizoku.lifecycle.policy import seconds
     from keizoku.names import check_name
 
     check_name(name)

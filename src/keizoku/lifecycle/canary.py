@@ -147,7 +147,7 @@ def step(
     name: str, rollout: Rollout, *, actor: str | None = None, now: float | None = None
 ) -> CanaryStep:
     """Judge the active canary of ``name`` once: roll back, step up, promote, or wait."""
-    from keizoku.lifecycle.policy import seconds
+    from keizoku.duration import parse_duration as seconds
 
     exp = active_experiment(name)
     if exp is None or exp.kind != "canary":

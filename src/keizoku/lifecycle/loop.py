@@ -32,10 +32,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from keizoku.duration import parse_duration as seconds
 from keizoku.errors import ExitCode, KeizokuError, NotFoundError
 from keizoku.home import atomic_write_text, home
 from keizoku.lifecycle import audit
-from keizoku.lifecycle.policy import RetrainingPolicy, parse_policy, seconds
+from keizoku.lifecycle.policy import RetrainingPolicy, parse_policy
 from keizoku.names import check_name, safe_child
 
 __all__ = ["Tick", "Watermark", "activity", "run", "tick"]
