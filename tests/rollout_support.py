@@ -88,7 +88,9 @@ class Server:
         cmd = [KEIZOKU_EXE, "serve", "--port", str(self.port), "--log-level", "warning", *args]
         self.log = root / f"serve-{self.port}.log"
         self._fh = open(self.log, "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=self._fh, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            cmd, cwd=root, env=env, stdout=self._fh, stderr=subprocess.STDOUT
+        )
         self.client = httpx.Client(base_url=self.url, timeout=30)
 
     def wait_ready(self, timeout: float = 120) -> Server:
