@@ -1,7 +1,9 @@
-"""Feedback: validation, storage, the REST route and the CLI."""
+"""Feedback is validated before anything is stored: model, request/entity ids, labels."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -9,71 +11,104 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from keizoku.errors import DataError
+from keizoku.errors import DataError, NotFoundError, UserInputError
 from keizoku.monitoring.feedback import feedback_glob, record_feedback
-from keizoku.serving.feedback_routes import router
+from rollout_support import MODEL, cli, frame, trained_copy
+
+pytestmark = pytest.mark.slow
 
 
-def _count(model: str) -> list[tuple]:
-    glob = feedback_glob(model)
-    return (
-        duckdb.connect()
-        .execute(
-            f"select request_id, entity_id, label, label_num from read_parquet('{glob}') "
-            "order by request_id nulls first"
-        )
-        .fetchall()
-    )
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    from keizoku.monitoring.log import PredictionLog
+
+    root = trained_copy(tmp_path_factory.mktemp("feedback"))
+    old = os.environ.get("KEIZOKU_HOME")
+    os.environ["KEIZOKU_HOME"] = str(root / ".keizoku")
+    inputs = frame().drop(columns="species").iloc[0].to_dict()
+    with PredictionLog() as log:
+        for i in range(5):
+            log.append(
+                request_id=f"r{i}", ts=1e9 + i, model=MODEL, version=1, variant="champion",
+                inputs=inputs, output={"prediction": "Adelie"}, latency_ms=1.0,
+                entity_id=f"e{i}",
+            )  # fmt: skip
+    try:
+        yield root
+    finally:
+        os.environ["KEIZOKU_HOME"] = old or ""
 
 
-def test_record_feedback_stores_labels(keizoku_home: Path) -> None:
-    n = record_feedback("m", [{"request_id": "r1", "label": 1}, {"entity_id": "e2", "label": "no"}])
-    assert n == 2
-    assert _count("m") == [(None, "e2", "no", None), ("r1", None, "1", 1.0)]
+def _stored() -> list[tuple]:
+    glob = feedback_glob(MODEL)
+    sql = f"select request_id, entity_id, label from read_parquet('{glob}') order by all"
+    try:
+        return duckdb.connect().execute(sql).fetchall()
+    except duckdb.IOException:
+        return []
 
 
-def test_feedback_without_id_names_the_record_and_fix(keizoku_home: Path) -> None:
+def test_unknown_ids_and_labels_are_rejected_and_nothing_is_stored(project: Path) -> None:
     with pytest.raises(DataError) as exc:
-        record_feedback("m", [{"label": 1}])
-    assert exc.value.message == (
-        "Feedback record 0 ({'label': 1}) has neither 'request_id' nor 'entity_id'. "
-        "Give the request id returned with the prediction, or the entity id sent with it."
+        record_feedback(MODEL, [{"request_id": "r1", "label": "Adelie"},
+                                {"request_id": "nope", "label": "Adelie"}])  # fmt: skip
+    assert exc.value.message.startswith(
+        "Feedback record 2 for 'peng' request_id 'nope' is not in the prediction log"
     )
+    assert exc.value.message.endswith("1 of 2 record(s) rejected; nothing was stored.")
+    with pytest.raises(DataError) as exc:
+        record_feedback(MODEL, [{"request_id": "r1", "label": "maybe"}])
+    assert "label 'maybe' is not one of the model's classes ('Adelie', 'Chinstrap', " in (
+        exc.value.message
+    )
+    with pytest.raises(DataError, match="entity_id 'e99' was never logged"):
+        record_feedback(MODEL, [{"entity_id": "e99", "label": "Adelie"}])
+    with pytest.raises(DataError, match="has neither 'request_id' nor 'entity_id'"):
+        record_feedback(MODEL, [{"label": "Adelie"}])
+    assert _stored() == []
 
 
-def test_feedback_route_accepts_one_or_many(keizoku_home: Path) -> None:
+@pytest.mark.parametrize("name", ["..", "ペンギン", "", "x" * 300, "a/b"])
+def test_bad_model_names_write_nothing(project: Path, name: str) -> None:
+    before = sorted(p for p in (project / ".keizoku").rglob("*") if "mlflow" not in p.name)
+    with pytest.raises(UserInputError, match="is not valid: use 1-64 ASCII letters"):
+        record_feedback(name, [{"request_id": "r1", "label": "Adelie"}])
+    with pytest.raises(NotFoundError, match="No registered model named 'ghost'"):
+        record_feedback("ghost", [{"request_id": "r1", "label": "Adelie"}])
+    after = sorted(p for p in (project / ".keizoku").rglob("*") if "mlflow" not in p.name)
+    assert after == before
+
+
+def test_rest_feedback_gets_422_naming_the_id(project: Path) -> None:
+    from keizoku.serving.feedback_routes import router
+
     app = FastAPI()
     app.include_router(router)
     client = TestClient(app)
-    r = client.post("/v1/models/m/feedback", json={"request_id": "a", "label": 0})
-    assert r.status_code == 200 and r.json() == {"model": "m", "stored": 1}
-    r = client.post("/v1/models/m/feedback", json={"items": [{"request_id": "b", "label": 1}]})
-    assert r.json()["stored"] == 1
-    r = client.post("/v1/models/m/feedback", json=[{"label": 1}])
+    r = client.post(f"/v1/models/{MODEL}/feedback", json={"request_id": "zzz", "label": "Adelie"})
     assert r.status_code == 422 and r.json()["error"] == "bad_data"
-    assert len(_count("m")) == 2
+    assert "request_id 'zzz' is not in the prediction log" in r.json()["message"]
+    r = client.post("/v1/models/ghost/feedback", json={"request_id": "r1", "label": "Adelie"})
+    assert r.status_code == 404
+    assert _stored() == []
 
 
-def test_feedback_route_needs_a_key_once_keys_exist(keizoku_home: Path) -> None:
-    from keizoku.auth import create_key
+def test_cli_reports_each_rejected_row_stores_the_rest_and_exits_2(project: Path) -> None:
+    from keizoku.lifecycle import audit
 
-    token = create_key("svc", "predict")
-    client = TestClient(FastAPI())
-    client.app.include_router(router)  # type: ignore[attr-defined]
-    assert (
-        client.post("/v1/models/m/feedback", json={"request_id": "a", "label": 0}).status_code
-        == 401
+    (project / "labels.csv").write_text(
+        "request_id,entity_id,label\nr2,, Gentoo \nr3,,maybe\nghost,,Adelie\n,e4,Chinstrap\n"
     )
-    r = client.post(
-        "/v1/models/m/feedback",
-        json={"request_id": "a", "label": 0},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert r.status_code == 200
-
-
-def test_feedback_cli(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    (tmp_path / "labels.csv").write_text("request_id,label\nr1,1\nr2,0\n")
-    result = cli("feedback", "m", "labels.csv")
-    assert result.code == 0, result.text
-    assert "Stored 2 labels for 'm'" in result.text
+    out = cli(project, "feedback", MODEL, "labels.csv")
+    assert out.returncode == 2, out.stdout + out.stderr
+    text = " ".join(out.stdout.split())
+    assert "Stored 2 labels for 'peng'." in text
+    assert "Rejected 2 record(s), not stored:" in text
+    assert "record 2: label 'maybe' is not one of the model's classes" in text
+    assert "record 3: request_id 'ghost' is not in the prediction log" in text
+    assert "Traceback" not in out.stderr
+    assert set(_stored()) == {(None, "e4", "Chinstrap"), ("r2", None, "Gentoo")}
+    entry = audit.read(MODEL, actions=("feedback",))[-1]
+    assert (entry["evidence"]["stored"], entry["evidence"]["rejected"]) == (2, 2)
+    out = cli(project, "feedback", "..", "labels.csv")
+    assert out.returncode == 2 and "Model name '..' is not valid" in out.stderr

@@ -292,8 +292,11 @@ def test_promote_under_load_drops_nothing(server: Any, trained: dict[str, Any]) 
 
 def _deploy(*args: str) -> None:
     from keizoku.cli import app
+    from keizoku.registry.store import client
 
-    result = CliRunner().invoke(app, ["deploy", MODEL, *args])
+    # only a version that passed its gates may get traffic (deploy refuses others)
+    client().set_model_version_tag(MODEL, "2", "keizoku.gate", "passed")
+    result = CliRunner().invoke(app, ["deploy", MODEL, *args, "--no-wait"])
     assert result.exit_code == 0, result.output
 
 

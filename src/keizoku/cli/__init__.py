@@ -372,9 +372,18 @@ def predict(
 
 
 # Every command group registers itself the same way: ``module.register(app)``.
-from keizoku.cli import doctor, evaluation, keys, lifecycle, monitoring, rag, serving  # noqa: E402
+from keizoku.cli import (  # noqa: E402
+    doctor,
+    evaluation,
+    keys,
+    lifecycle,
+    monitoring,
+    rag,
+    rollout,
+    serving,
+)
 
-for _group in (serving, lifecycle, monitoring, evaluation, keys, rag, doctor):
+for _group in (serving, lifecycle, rollout, monitoring, evaluation, keys, rag, doctor):
     _group.register(app)
 
 

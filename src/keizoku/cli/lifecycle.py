@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
-import threading
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,7 +31,8 @@ def promote(
     ] = None,
 ) -> None:
     """Make VERSION the champion (the previous one is remembered for rollback)."""
-    from keizoku.lifecycle.rollout import promote as do_promote
+    from keizoku.cli.rollout import wait_and_report
+    from keizoku.lifecycle.experiments import promote as do_promote  # keeps deployments right
 
     entry = do_promote(name, version, actor=actor, reason=reason, force=force, spec=config)
     forced = " (forced past the gate)" if entry["forced"] else ""
@@ -42,6 +40,7 @@ def promote(
         f"Promoted {name}:{version} to champion{forced}; previous champion: "
         f"{entry['previous']}. Undo with `keizoku rollback {name}`."
     )
+    wait_and_report(name)
 
 
 def rollback(
@@ -50,13 +49,15 @@ def rollback(
     actor: Actor = None,
 ) -> None:
     """Restore the champion from before the last promotion."""
-    from keizoku.lifecycle.rollout import rollback as do_rollback
+    from keizoku.cli.rollout import wait_and_report
+    from keizoku.lifecycle.experiments import rollback as do_rollback  # ends an experiment
 
     entry = do_rollback(name, actor=actor, reason=reason)
     _console().print(
         f"Rolled back {name}: champion is version {entry['version']} again "
         f"(was {entry['previous']})."
     )
+    wait_and_report(name)
 
 
 def _evidence_text(entry: dict[str, Any]) -> str:
@@ -148,90 +149,9 @@ def retrain(
         raise typer.Exit(6)
 
 
-def loop(
-    name: Annotated[str, typer.Argument(help="Registered model name.")],
-    config: Config = Path("keizoku.yaml"),
-    every: Annotated[
-        str | None, typer.Option(help="Check interval (default: retraining.check_every).")
-    ] = None,
-    actor: Actor = None,
-    once: Annotated[bool, typer.Option(help="Run one check and exit.")] = False,
-) -> None:
-    """Run the retraining policy on its schedule until SIGTERM/SIGINT (exits cleanly)."""
-    from keizoku.errors import KeizokuError
-    from keizoku.lifecycle.policy import parse_policy, seconds
-    from keizoku.lifecycle.retrain import retrain as do_retrain
-    from keizoku.spec import load_spec
-
-    spec, _ = load_spec(config)
-    interval = seconds(every or parse_policy(spec.retraining).check_every)
-    stop = threading.Event()
-
-    def _stop(signum: int, _frame: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    console = _console()
-    console.print(f"keizoku loop {name}: checking every {interval:g}s (SIGTERM to stop)")
-    while not stop.is_set():
-        try:
-            _print_outcome(do_retrain(name, config, actor=actor or "keizoku-loop"))
-        except KeizokuError as exc:
-            console.print(f"[red]retrain failed:[/] {exc.message}")
-        if once:
-            break
-        stop.wait(interval)
-    console.print("keizoku loop stopped.")
-
-
-def abtest(
-    name: Annotated[str, typer.Argument(help="Registered model name.")],
-    metric: Annotated[
-        str | None,
-        typer.Option(help="accuracy (rate), label (mean outcome), abs_error, squared_error."),
-    ] = None,
-    control: Annotated[str, typer.Option(help="Control variant (alias).")] = "champion",
-    treatment: Annotated[str, typer.Option(help="Treatment variant (alias).")] = "challenger",
-    since: Annotated[str | None, typer.Option(help="Only traffic in this window, e.g. 7d.")] = None,
-    alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
-    mde: Annotated[float | None, typer.Option(help="Minimum detectable effect.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    actor: Actor = None,
-) -> None:
-    """A/B verdict from logged outcomes per variant: effect, CI, sample size, decision."""
-    from keizoku.lifecycle import audit
-    from keizoku.lifecycle.abtest import abtest as run_abtest
-    from keizoku.lifecycle.policy import seconds
-
-    window = time.time() - seconds(since) if since else None
-    r = run_abtest(
-        name, metric=metric, control=control, treatment=treatment, since=window, alpha=alpha,
-        mde=mde,
-    )  # fmt: skip
-    audit.record(name, "abtest", actor=actor, reason=r.why, evidence=r.to_dict())
-    if as_json:
-        typer.echo(json.dumps(r.to_dict(), default=str))
-        return
-    c = _console()
-    c.print(f"A/B test of {name}: {r.treatment} vs {r.control} on {r.metric}")
-    c.print(f"  method: {r.method}; fixed-horizon {r.fixed_test} p = {r.fixed_p_value:.3g} "
-            "(for reference: not valid under repeated looks)")  # fmt: skip
-    c.print(f"  {r.control}: {r.mean_control:.4f} (n={r.n_control})   "
-            f"{r.treatment}: {r.mean_treatment:.4f} (n={r.n_treatment})")  # fmt: skip
-    c.print(f"  effect {r.effect:+.4f}, {1 - r.alpha:.0%} always-valid CI "
-            f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}], p = {r.p_value:.3g}")  # fmt: skip
-    if r.decision == "continue":
-        c.print(f"  about {r.needed_per_arm} more labelled outcomes per arm needed "
-                f"(to detect {r.mde:g} with power 0.8)")  # fmt: skip
-    c.print(f"Decision: [bold]{r.decision}[/] — {r.why}")
-
-
 def register(app: typer.Typer) -> None:
     """Add this package's commands to app. Keep imports inside the commands."""
     app.command("promote")(promote)
     app.command("rollback")(rollback)
     app.command("history")(history)
     app.command("retrain")(retrain)
-    app.command("loop")(loop)
-    app.command("abtest")(abtest)

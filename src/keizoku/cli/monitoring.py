@@ -30,14 +30,29 @@ def feedback(
             help="CSV/Parquet/JSON(L) with request_id and/or entity_id, label, optional ts."
         ),
     ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Store true labels for earlier predictions (joined to the prediction log by id)."""
+    """Store true labels for earlier predictions; report rejected rows (exit 2 if any)."""
     from rich.console import Console
 
-    from keizoku.monitoring.feedback import read_feedback_file, record_feedback
+    from keizoku.monitoring.feedback import read_feedback_file, store_feedback
+    from keizoku.names import check_name
 
-    n = record_feedback(name, read_feedback_file(file))
-    Console().print(f"Stored {n} labels for '{name}'.")
+    check_name(name)
+    report = store_feedback(name, read_feedback_file(file), partial=True)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), default=str))
+    else:
+        console = Console()
+        console.print(f"Stored {report.stored} labels for '{name}'.")
+        if report.rejected:
+            console.print(f"Rejected {len(report.rejected)} record(s), not stored:")
+        for r in report.rejected[:50]:
+            console.print(f"  record {r.record}: {r.reason}", markup=False)
+        if len(report.rejected) > 50:
+            console.print(f"  ... and {len(report.rejected) - 50} more (see --json)")
+    if report.rejected:
+        raise typer.Exit(2)
 
 
 def _spec_monitoring(config: Path | None) -> dict[str, Any]:
@@ -68,7 +83,7 @@ def monitor(
         Path | None, typer.Option("--config", "-c", help="Spec with a monitoring: section.")
     ] = None,
 ) -> None:
-    """Drift per feature and of the predictions, and the live metric where labels arrived."""
+    """Drift and live metric; exit 10 when drift is found, 11 when the live metric dropped."""
     from rich.console import Console
     from rich.table import Table
 
@@ -85,6 +100,7 @@ def monitor(
         write_html(report, html)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), default=str))
+        _exit_code(report, _metric_drop_limit(config))
         return
     table = Table(
         title=f"Drift of {name} v{report.version}: {report.n_rows:,} rows ({report.source})"
@@ -125,6 +141,29 @@ def monitor(
     )
     if html is not None:
         console.print(f"Wrote {html}")
+    _exit_code(report, _metric_drop_limit(config))
+
+
+def _metric_drop_limit(config: Path | None) -> float | None:
+    """``retraining.triggers.metric_drop`` of the spec (0.05 without one)."""
+    from keizoku.lifecycle.policy import parse_policy
+    from keizoku.spec import load_spec
+
+    path = config or Path("keizoku.yaml")
+    if not path.exists():
+        return parse_policy(None).triggers.metric_drop
+    return parse_policy(load_spec(path)[0].retraining).triggers.metric_drop
+
+
+def _exit_code(report: Any, limit: float | None) -> None:
+    """10 when a feature drifted, else 11 when the live metric dropped by the limit or more."""
+    from keizoku.errors import ExitCode
+
+    if report.drifted:
+        raise typer.Exit(int(ExitCode.DRIFT))
+    p = report.performance
+    if p is not None and limit is not None and p.drop == p.drop and p.drop >= limit:
+        raise typer.Exit(int(ExitCode.METRIC_DROP))
 
 
 def register(app: typer.Typer) -> None:

@@ -1,17 +1,13 @@
 """CLI commands of keizoku.serving (registered on the main app by keizoku.cli.register).
 
-``keizoku serve`` runs the REST server; ``keizoku deploy`` sets how a model's traffic is
-split between aliases (A/B) or mirrored to a shadow.
+``keizoku serve`` runs the REST server (``keizoku deploy`` lives in keizoku.cli.rollout).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
-
-if TYPE_CHECKING:
-    from keizoku.serving.deploy import Deployment
 
 
 def _serve(
@@ -42,8 +38,10 @@ def _serve(
 
     check_bind(host)
     _exit_cleanly_on_sigterm()
-    options = ServeOptions(models=list(model or []), host=host, poll_interval_s=poll_interval,
-                           prediction_log=prediction_log)  # fmt: skip
+    options = ServeOptions(
+        models=list(model or []), host=host, port=port, poll_interval_s=poll_interval,
+        prediction_log=prediction_log,
+    )  # fmt: skip
     ModelSet(names=options.models or None).load_all()  # fail fast, with the registry's message
     common = {"host": host, "port": port, "log_level": log_level, "timeout_graceful_shutdown": 30}
     if workers == 1:
@@ -65,71 +63,6 @@ def _exit_cleanly_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
-def _deploy(
-    name: Annotated[str, typer.Argument(help="Registered model name.")],
-    split: Annotated[
-        str | None,
-        typer.Option(help="Traffic split by alias, e.g. champion=90,challenger=10."),
-    ] = None,
-    sticky_key: Annotated[
-        str | None,
-        typer.Option(help="Record field whose value always routes to the same variant."),
-    ] = None,
-    entity_key: Annotated[
-        str | None, typer.Option(help="Record field echoed as entity_id (default: sticky key).")
-    ] = None,
-    shadow: Annotated[
-        str | None, typer.Option(help="Alias that scores every request in the background.")
-    ] = None,
-    reset: Annotated[bool, typer.Option("--reset", help="Back to champion-only.")] = False,
-) -> None:
-    """Route a model's traffic: A/B split (random or sticky) and/or a shadow variant."""
-    import json
-
-    from keizoku.registry.store import resolve
-    from keizoku.serving.deploy import (
-        load_deployment,
-        parse_split,
-        reset_deployment,
-        save_deployment,
-    )
-
-    if reset:
-        reset_deployment(name)
-        typer.echo(f"{name}: champion answers every request (deployment reset).")
-        return
-    current = load_deployment(name)
-    data = current.model_dump()
-    if split is not None:
-        data["split"] = parse_split(split)
-    if sticky_key is not None:
-        data["sticky_key"] = sticky_key or None
-    if entity_key is not None:
-        data["entity_key"] = entity_key or None
-    if shadow is not None:
-        data["shadow"] = shadow or None
-    deployment = _validated(data)
-    for alias in deployment.aliases:
-        resolve(f"{name}@{alias}")  # NotFoundError names the missing alias
-    path = save_deployment(name, deployment)
-    typer.echo(json.dumps(deployment.model_dump(), indent=2))
-    typer.echo(f"Saved {path}; running servers pick it up at their next poll.", err=True)
-
-
-def _validated(data: dict[str, Any]) -> Deployment:
-    from pydantic import ValidationError as PydanticError
-
-    from keizoku.errors import UserInputError
-    from keizoku.serving.deploy import Deployment
-
-    try:
-        return Deployment.model_validate(data)
-    except PydanticError as exc:
-        msgs = "; ".join(e["msg"] for e in exc.errors())
-        raise UserInputError(f"Deployment is not valid: {msgs}.") from exc
-
-
 def register(app: typer.Typer) -> None:
     """Add this package's commands to app. Keep imports inside the commands."""
     app.command("serve")(_serve)
-    app.command("deploy")(_deploy)

@@ -1,8 +1,15 @@
 """Online A/B statistics from logged outcomes, valid under repeated looks.
 
-Outcomes per variant come from the prediction log joined with feedback
-(non-shadow rows only): ``accuracy`` (prediction == label, a rate),
-``label`` (the mean of the label itself, e.g. conversion 0/1), or for
+An A/B test is an *experiment* (``keizoku.lifecycle.experiments``): two versions and a
+start time. Its arms are the logged, labelled predictions **of those two versions since
+the experiment started** (and until it ended) — never pooled by alias name, so a moved
+alias or traffic from before the split cannot leak in. Control rows are the champion's
+answered requests; treatment rows are the treatment version's answered requests (its
+shadow predictions for a ``shadow`` experiment). Without any experiment the aliases
+are resolved to versions now and all their labelled traffic is used (said in ``why``).
+
+Outcomes per arm come from the prediction log joined with feedback: ``accuracy``
+(prediction == label, a rate), ``label`` (the mean of the label itself, e.g. conversion 0/1), or for
 regression ``abs_error`` / ``squared_error`` (lower is better).
 
 The decision uses a **mixture sequential probability ratio test (mSPRT)**
@@ -110,6 +117,10 @@ class ABResult:
     why: str
     method: str = METHOD
     higher_is_better: bool = True
+    experiment: str | None = None
+    control_version: int | None = None
+    treatment_version: int | None = None
+    started: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -203,38 +214,69 @@ def abtest(
     since: float | None = None,
     alpha: float = 0.05,
     mde: float | None = None,
+    experiment: str | None = None,
 ) -> ABResult:
-    """The A/B verdict for ``name`` from its logged, labelled traffic (variants = aliases)."""
+    """The A/B verdict of ``name``'s experiment (the active one, or ``experiment`` by id)."""
     from keizoku.errors import NotFoundError, UserInputError
+    from keizoku.lifecycle.experiments import active_experiment, load_experiment
     from keizoku.monitoring.performance import labelled_rows
+    from keizoku.names import check_name
+    from keizoku.registry.store import resolve
 
-    rows = labelled_rows(name, since=since)
+    check_name(name)
+    exp = load_experiment(name, experiment) if experiment else active_experiment(name)
+    if exp is not None:
+        control, treatment = exp.control.alias, exp.treatment.alias
+        cv, tv = exp.control.version, exp.treatment.version
+        since = max(since or 0.0, exp.started)
+    else:
+        cv, tv = resolve(f"{name}@{control}")[1], resolve(f"{name}@{treatment}")[1]
+    if cv == tv:
+        raise UserInputError(
+            f"'{control}' and '{treatment}' of '{name}' are the same version ({cv}); an A/B "
+            f"test needs two. Start one with `keizoku deploy {name} --split champion=90,"
+            "challenger=10`."
+        )
+    rows = labelled_rows(name, since=since, until=exp.ended if exp else None)
     if rows.empty:
         raise NotFoundError(
-            f"No labelled predictions for '{name}': send labels with `keizoku feedback {name} "
-            f"FILE` or POST /v1/models/{name}/feedback."
+            f"No labelled predictions for '{name}'"
+            + (f" since experiment {exp.id} started" if exp else "")
+            + f": send labels with `keizoku feedback {name} FILE` or POST "
+            f"/v1/models/{name}/feedback."
         )
-    rows = rows[~rows["shadow"].astype(bool)]
+    shadow = rows["shadow"].astype(bool)
+    version = rows["version"].astype(int)
+    a = rows[(version == cv) & ~shadow]
+    b = rows[(version == tv) & (shadow if exp is not None and exp.kind == "shadow" else ~shadow)]
     if metric is None:
         from keizoku.monitoring.reference import load_reference
 
-        task = load_reference(f"{name}@{control}").task
+        task = load_reference(f"{name}:{cv}").task
         metric = "abs_error" if task == "regression" else "accuracy"
     if metric not in METRICS:
         raise UserInputError(f"Unknown A/B metric '{metric}'. Choose one of: {', '.join(METRICS)}.")
     rate, higher = METRICS[metric]
-    a, b = rows[rows["variant"] == control], rows[rows["variant"] == treatment]
     if a.empty or b.empty:
-        seen = sorted(rows["variant"].unique())
+        seen = sorted({int(v) for v in version.unique()})
         raise NotFoundError(
-            f"A/B test of '{name}' needs labelled traffic on both '{control}' and '{treatment}'; "
-            f"variants with labels: {seen}. Split traffic with `keizoku deploy`."
-        )
+            f"A/B test of '{name}' needs labelled traffic on both v{cv} ({control}) and v{tv} "
+            f"({treatment})" + (f" since experiment {exp.id} started" if exp else "")
+            + f"; versions with labels: {seen}. Split traffic with `keizoku deploy {name} "
+            "--split champion=90,challenger=10`."
+        )  # fmt: skip
     default_mde = (
         0.02 if rate or metric == "label" else 0.05 * float(abs(outcomes(a, metric).mean()))
     )
-    return ab_decision(
+    result = ab_decision(
         outcomes(a.sort_values("ts"), metric), outcomes(b.sort_values("ts"), metric),
         metric=metric, rate=rate, higher_is_better=higher, alpha=alpha,
         mde=mde if mde is not None else default_mde, control=control, treatment=treatment,
     )  # fmt: skip
+    result.experiment, result.control_version, result.treatment_version = (
+        exp.id if exp else None, cv, tv,
+    )  # fmt: skip
+    result.started = exp.started if exp else None
+    if exp is None:
+        result.why += " (no experiment recorded: all labelled traffic of the two versions)"
+    return result

@@ -22,11 +22,20 @@ Every key has a default::
         max_latency_increase: 0.5
       monitor_window: 24h    # traffic window the drift trigger looks at
       check_every: 1h        # how often `keizoku loop` checks the triggers
+      cooldown: 1h           # at least this long between two retrains (`keizoku loop`)
+      rollout:               # what `keizoku loop` does with a challenger that passed its gates
+        mode: none           # none | canary | split | shadow
+        canary_steps: [10, 25, 50, 100]   # % of traffic per step (`deploy --canary`)
+        step_every: 1h       # time between canary steps
+        split: 10            # treatment % of a `split` rollout
+        max_error_rate: 0.05 # canary rolls back when its 5xx share is higher
+        max_metric_drop: 0.05  # ... or its live metric is this much below the champion's
+        min_labels: 30       # labelled canary outcomes needed to judge its metric
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
@@ -34,7 +43,7 @@ from pydantic import ValidationError as PydanticValidationError
 from keizoku.errors import UserInputError
 from keizoku.lifecycle.gates import GateConfig
 
-__all__ = ["RetrainingPolicy", "Triggers", "Window", "parse_policy", "seconds"]
+__all__ = ["RetrainingPolicy", "Rollout", "Triggers", "Window", "parse_policy", "seconds"]
 
 
 class _Strict(BaseModel):
@@ -55,6 +64,16 @@ class Window(_Strict):
     min_labels: int = 100
 
 
+class Rollout(_Strict):
+    mode: Literal["none", "canary", "split", "shadow"] = "none"
+    canary_steps: list[float] = Field(default_factory=lambda: [10.0, 25.0, 50.0, 100.0])
+    step_every: str = "1h"
+    split: float = Field(default=10.0, gt=0, lt=100)
+    max_error_rate: float = Field(default=0.05, ge=0, le=1)
+    max_metric_drop: float = 0.05
+    min_labels: int = 30
+
+
 class RetrainingPolicy(_Strict):
     triggers: Triggers = Field(default_factory=Triggers)
     window: Window = Field(default_factory=Window)
@@ -62,6 +81,8 @@ class RetrainingPolicy(_Strict):
     gates: GateConfig = Field(default_factory=GateConfig)
     monitor_window: str = "24h"
     check_every: str = "1h"
+    cooldown: str = "1h"
+    rollout: Rollout = Field(default_factory=Rollout)
 
 
 def seconds(text: str | float | int) -> float:

@@ -6,6 +6,13 @@ before the feedback's time), and carries the true ``label`` and a time ``ts``.
 Records are written synchronously as Parquet segments under
 ``home()/feedback/<model>/`` (same atomic-rename scheme as the prediction log):
 when ``record_feedback`` returns, the labels are on disk.
+
+Validation comes first (``check_feedback``): a valid name of a registered model, a
+request id that is in the prediction log (or an entity id that was logged), and a label
+among the model's classes (a number for regression). Labels are stored in the canonical
+form of ``keizoku.data.labels`` — the same form the prediction log uses — so ``True``,
+``"true"`` and ``1.0``/``1`` meet. Nothing is written for a model that does not exist,
+and never outside its folder.
 """
 
 from __future__ import annotations
@@ -13,16 +20,28 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
+from keizoku.data.labels import LabelCodec
 from keizoku.errors import DataError, UserInputError
 from keizoku.monitoring.log import log_dir, segment_glob, write_segment
+from keizoku.names import check_name
 
-__all__ = ["record_feedback", "read_feedback_file", "feedback_glob", "FEEDBACK_KIND"]
+__all__ = [
+    "FEEDBACK_KIND",
+    "FeedbackReport",
+    "Rejection",
+    "check_feedback",
+    "feedback_glob",
+    "read_feedback_file",
+    "record_feedback",
+    "store_feedback",
+]
 
 FEEDBACK_KIND = "feedback"
 
@@ -31,58 +50,189 @@ def feedback_glob(model: str, root: Path | None = None) -> str:
     return segment_glob(model, root, FEEDBACK_KIND)
 
 
-def _label_text(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, bool):
-        return str(value).lower()
-    return str(value)
+@dataclass(frozen=True)
+class Rejection:
+    """One feedback record that was not stored, and why."""
+
+    record: int  # 1-based position in the batch
+    request_id: str | None
+    entity_id: str | None
+    label: Any
+    reason: str
+
+
+@dataclass
+class FeedbackReport:
+    """What a batch did: how many labels were stored, which records were rejected."""
+
+    model: str
+    stored: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "stored": self.stored,
+            "rejected": [r.__dict__ for r in self.rejected],
+        }
 
 
 def _number(value: Any) -> float | None:
     if isinstance(value, bool):
         return float(value)
     try:
-        return float(value)
+        f = float(value)
     except (TypeError, ValueError):
         return None
+    return f if f == f and abs(f) != float("inf") else None
 
 
-def _clean(record: Mapping[str, Any], i: int, now: float) -> dict[str, Any]:
-    rid, eid = record.get("request_id"), record.get("entity_id")
-    if rid in (None, "") and eid in (None, ""):
-        raise DataError(
-            f"Feedback record {i} ({dict(record)!r}) has neither 'request_id' nor 'entity_id'. "
-            "Give the request id returned with the prediction, or the entity id sent with it."
-        )
-    if "label" not in record or record["label"] is None or _is_nan(record["label"]):
-        raise DataError(
-            f"Feedback record {i} ({dict(record)!r}) has no 'label'. Add the true outcome "
-            "as 'label'."
-        )
-    ts = record.get("ts")
-    return {
-        "request_id": None if rid in (None, "") else str(rid),
-        "entity_id": None if eid in (None, "") else str(eid),
-        "label": _label_text(record["label"]),
-        "label_num": _number(record["label"]),
-        "ts": float(ts) if ts is not None else now,
-        "received_ts": now,
-    }
+def _label_num(text: str) -> float | None:
+    """A class label as a number where it is one (``"1"``, ``"true"``), for mean outcomes."""
+    return {"true": 1.0, "false": 0.0}.get(text, _number(text))
 
 
-def _is_nan(value: Any) -> bool:
-    return isinstance(value, float) and value != value
+def _is_missing(value: Any) -> bool:
+    return value is None or value == "" or (isinstance(value, float) and value != value)
 
 
-def record_feedback(
+def _codec(model: str) -> LabelCodec:
+    from keizoku.monitoring.reference import load_reference
+
+    ref = load_reference(f"{model}@champion")
+    return LabelCodec(None if ref.task == "regression" else list(ref.classes or []))
+
+
+def _known(model: str, root: Path | None, column: str, values: set[str]) -> set[str]:
+    """Which of ``values`` appear in ``column`` of the model's prediction log."""
+    import duckdb
+
+    from keizoku.monitoring.performance import has_files
+
+    pattern = segment_glob(model, root)
+    if not values or not has_files(pattern):
+        return set()
+    con = duckdb.connect()
+    sql = (
+        f"SELECT DISTINCT {column} FROM read_parquet('{pattern}', union_by_name=true) "
+        f"WHERE list_contains(?, {column})"
+    )
+    return {str(r[0]) for r in con.execute(sql, [sorted(values)]).fetchall()}
+
+
+def check_feedback(
     model: str, records: Iterable[Mapping[str, Any]], *, root: Path | None = None
-) -> int:
-    """Validate and durably store feedback records for ``model``; returns how many."""
+) -> tuple[list[dict[str, Any]], list[Rejection]]:
+    """Split ``records`` into storable rows and rejections (nothing is written here).
+
+    The model name must be valid and the model registered; a record needs a
+    ``request_id`` that is in the prediction log, or an ``entity_id`` that was logged,
+    and a ``label`` that is one of the model's classes (a number for regression), in
+    any spelling ``keizoku.data.labels.canonical`` accepts.
+    """
+    from keizoku.registry.store import list_versions
+
+    check_name(model)
+    list_versions(model)  # NotFoundError (with a "did you mean") for an unknown model
+    codec = _codec(model)
     now = time.time()
-    rows = [_clean(r, i, now) for i, r in enumerate(records)]
-    if not rows:
-        return 0
+    items = [dict(r) for r in records]
+    rids = {str(r["request_id"]) for r in items if not _is_missing(r.get("request_id"))}
+    eids = {str(r["entity_id"]) for r in items if not _is_missing(r.get("entity_id"))}
+    known_rids = _known(model, root, "request_id", rids)
+    known_eids = _known(model, root, "entity_id", eids)
+    rows, rejected = [], []
+    for i, record in enumerate(items, 1):
+        rid = None if _is_missing(record.get("request_id")) else str(record["request_id"])
+        eid = None if _is_missing(record.get("entity_id")) else str(record["entity_id"])
+        label = record.get("label")
+        reason = _problem(record, rid, eid, label, codec, known_rids, known_eids)
+        if reason:
+            rejected.append(Rejection(i, rid, eid, label, reason))
+            continue
+        ts = record.get("ts")
+        rows.append({
+            "request_id": rid, "entity_id": None if rid else eid,
+            "label": codec.text(label),
+            "label_num": _number(label) if codec.is_regression else _label_num(codec.text(label)),
+            "ts": _number(ts) or now, "received_ts": now,
+        })  # fmt: skip
+    return rows, rejected
+
+
+def _problem(
+    record: Mapping[str, Any],
+    rid: str | None,
+    eid: str | None,
+    label: Any,
+    codec: LabelCodec,
+    known_rids: set[str],
+    known_eids: set[str],
+) -> str:
+    if rid is None and eid is None:
+        return (
+            "has neither 'request_id' nor 'entity_id': give the request id returned with the "
+            "prediction, or the entity id sent with it"
+        )
+    if _is_missing(label):
+        return "has no 'label': add the true outcome as 'label'"
+    if not codec.known(label):
+        if codec.is_regression:
+            return f"label {label!r} is not a number: this model does regression"
+        shown = ", ".join(repr(c) for c in (codec.classes or [])[:20])
+        return f"label {label!r} is not one of the model's classes ({shown})"
+    if rid is not None and rid not in known_rids:
+        return (
+            f"request_id {rid!r} is not in the prediction log: send the request_id returned "
+            "with the prediction (a prediction made this second reaches the log at the "
+            "server's next flush)"
+        )
+    if rid is None and eid not in known_eids:
+        return (
+            f"entity_id {eid!r} was never logged with a prediction: send the entity id the "
+            "prediction request carried (deployment entity_key)"
+        )
+    return ""
+
+
+def store_feedback(
+    model: str,
+    records: Iterable[Mapping[str, Any]],
+    *,
+    partial: bool = False,
+    actor: str | None = None,
+    root: Path | None = None,
+) -> FeedbackReport:
+    """Validate and durably store feedback; audited as one ``feedback`` entry.
+
+    ``partial=False`` (REST): any rejected record raises DataError naming it and nothing
+    is stored. ``partial=True`` (CLI): valid records are stored, rejections reported.
+    """
+    rows, rejected = check_feedback(model, records, root=root)
+    report = FeedbackReport(model, 0, rejected)
+    if rejected and not partial:
+        first = rejected[0]
+        raise DataError(
+            f"Feedback record {first.record} for '{model}' {first.reason}. "
+            f"{len(rejected)} of {len(rows) + len(rejected)} record(s) rejected; nothing "
+            "was stored.",
+            details={"rejected": [r.__dict__ for r in rejected[:100]]},
+        )
+    if rows:
+        _write(model, rows, root)
+        report.stored = len(rows)
+        from keizoku.lifecycle import audit
+
+        audit.record(
+            model, "feedback", actor=actor,
+            reason=f"{report.stored} label(s) stored, {len(rejected)} rejected",
+            evidence={"stored": report.stored, "rejected": len(rejected),
+                      "reasons": sorted({r.reason for r in rejected})[:10]},
+        )  # fmt: skip
+    return report
+
+
+def _write(model: str, rows: list[dict[str, Any]], root: Path | None) -> None:
     table = pa.table(
         {
             "request_id": pa.array([r["request_id"] for r in rows], pa.string()),
@@ -94,7 +244,17 @@ def record_feedback(
         }
     )
     write_segment(log_dir(model, root, FEEDBACK_KIND), table, prefix="fb")
-    return len(rows)
+
+
+def record_feedback(
+    model: str,
+    records: Iterable[Mapping[str, Any]],
+    *,
+    actor: str | None = None,
+    root: Path | None = None,
+) -> int:
+    """Validate and store feedback, all or nothing (DataError names the first bad record)."""
+    return store_feedback(model, records, partial=False, actor=actor, root=root).stored
 
 
 def read_feedback_file(path: str | Path) -> list[dict[str, Any]]:

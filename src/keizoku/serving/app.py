@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ class ServeOptions:
 
     models: list[str] = field(default_factory=list)
     host: str = "127.0.0.1"
+    port: int | None = None
     poll_interval_s: float = 5.0
     prediction_log: bool = True
     log_flush_s: float = 1.0
@@ -72,6 +74,24 @@ async def _poll(state: ServerState, interval: float) -> None:
             _log.error("Registry poll failed: %s", exc)
 
 
+async def _heartbeat(state: ServerState, options: ServeOptions) -> None:
+    """Write this server's heartbeat (what it serves) every poll interval, 5 s when off."""
+    from keizoku.serving.heartbeat import write_beat
+
+    interval = options.poll_interval_s if options.poll_interval_s > 0 else 5.0
+    started = time.time()
+    while True:
+        if state.models.ready:
+            try:
+                await asyncio.to_thread(
+                    write_beat, state.models, port=options.port, bind=options.host,
+                    started=started, interval_s=interval,
+                )  # fmt: skip
+            except OSError as exc:
+                _log.error("Could not write the heartbeat: %s", exc)
+        await asyncio.sleep(interval if state.models.ready else 0.2)
+
+
 async def _load(state: ServerState) -> None:
     try:
         await asyncio.to_thread(state.models.load_all)
@@ -90,12 +110,16 @@ def _lifespan(options: ServeOptions) -> Any:
         tasks = [asyncio.create_task(_load(state))]
         if options.poll_interval_s > 0:
             tasks.append(asyncio.create_task(_poll(state, options.poll_interval_s)))
+        tasks.append(asyncio.create_task(_heartbeat(state, options)))
         try:
             yield
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            from keizoku.serving.heartbeat import remove_beat
+
+            remove_beat()
             if state.log is not None:
                 await asyncio.to_thread(state.log.close)
                 state.log = None

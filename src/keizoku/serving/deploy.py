@@ -3,10 +3,18 @@
 One JSON file per model at ``home()/deployments/<name>.json``, written atomically::
 
     {"split": {"champion": 90, "challenger": 10}, "sticky_key": "customer_id",
-     "entity_key": "customer_id", "shadow": null}
+     "entity_key": "customer_id", "shadow": null,
+     "versions": {"champion": 1, "challenger": 2}, "experiment": "ab-20261129-...",
+     "deployed_at": 1796000000.0}
 
-No file means "champion answers everything". The server re-reads the file when it
-changes, so ``keizoku deploy`` takes effect without a restart.
+``versions`` pins each variant to the version its alias named when the deployment was
+made: the server routes to those versions even if an alias moves later, so a moved or
+dropped alias can never silently change who answers. ``keizoku.lifecycle.experiments``
+writes deployments (it checks the gates and audits); this module only stores them.
+
+No file means "champion answers everything" (the version behind the ``champion`` alias).
+The server re-reads the file when it changes, so ``keizoku deploy`` takes effect without
+a restart.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from keizoku.errors import UserInputError
 from keizoku.home import atomic_write_text, home
+from keizoku.names import safe_child
 
 __all__ = [
     "Deployment",
@@ -43,6 +52,14 @@ class Deployment(BaseModel):
     sticky_key: str | None = None
     entity_key: str | None = None
     shadow: str | None = None
+    versions: dict[str, int] = Field(default_factory=dict)
+    experiment: str | None = None
+    deployed_at: float | None = None
+
+    @property
+    def is_default(self) -> bool:
+        """Champion only, no shadow, nothing pinned: the same as no deployment file."""
+        return self.aliases == ["champion"] and not self.versions
 
     @field_validator("split")
     @classmethod
@@ -74,8 +91,7 @@ class Deployment(BaseModel):
 
 
 def deployment_path(name: str) -> Path:
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
-    return home() / "deployments" / f"{safe}.json"
+    return safe_child(home() / "deployments", name, ".json")
 
 
 def load_deployment(name: str) -> Deployment:

@@ -19,7 +19,7 @@ from keizoku.serving.deploy import Deployment, deployment_path, load_deployment
 from keizoku.serving.metrics import Metrics
 from keizoku.serving.schemas import RecordValidator
 
-__all__ = ["LoadedVersion", "ModelSet", "ServedModel", "SwapReport"]
+__all__ = ["LoadedVersion", "ModelSet", "ServedModel", "SwapReport", "served_versions"]
 
 _log = logging.getLogger("keizoku.serving")
 
@@ -157,16 +157,14 @@ class ModelSet:
         )
 
     def _build(self, name: str, old: ServedModel | None, force: bool) -> ServedModel | None:
-        from keizoku.registry.store import load_model, resolve
+        from keizoku.registry.store import load_model
 
         stamp = _stamp(name)
         deployment = load_deployment(name)
         aliases = deployment.aliases
         if "champion" not in aliases:
             aliases = ["champion", *aliases]
-        wanted: dict[str, int] = {}
-        for alias in aliases:
-            wanted[alias] = resolve(f"{name}@{alias}")[1]
+        wanted = served_versions(name, deployment, aliases)
         unchanged = (
             old is not None
             and old.versions() == wanted
@@ -186,6 +184,20 @@ class ModelSet:
             variants[alias] = LoadedVersion(name, version, model)
         validator = RecordValidator(variants["champion"].model.schema, deployment.entity_key)
         return ServedModel(name, deployment, stamp, variants, validator)
+
+
+def served_versions(
+    name: str, deployment: Deployment, aliases: list[str] | None = None
+) -> dict[str, int]:
+    """variant → the version that should answer: the pinned one, else the alias's version now."""
+    from keizoku.registry.store import resolve
+
+    aliases = aliases or deployment.aliases
+    if "champion" not in aliases:
+        aliases = ["champion", *aliases]
+    return {
+        alias: deployment.versions.get(alias) or resolve(f"{name}@{alias}")[1] for alias in aliases
+    }
 
 
 def _check_model(name: str, version: int, model: Any) -> None:

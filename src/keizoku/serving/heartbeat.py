@@ -1,0 +1,223 @@
+"""Heartbeats: every running server says which versions it serves, so the registry can check.
+
+Each server process writes ``home()/servers/<host>-<pid>.json`` (atomically: a reader
+never sees half a file) once at startup and then every beat interval::
+
+    {"pid": 4242, "host": "build-1", "port": 8000, "bind": "127.0.0.1",
+     "started": 1796000000.0, "beat": 1796000042.5, "interval_s": 5.0,
+     "models": {"churn": {"variants": {"champion": 3, "challenger": 4},
+                          "deployment": {...}, "requests": {"4": {"total": 120, "errors": 0}}}}}
+
+A beat is *live* while its process exists (checked for beats of this host) and it is at
+most ``STALE_BEATS`` intervals old; older or orphaned beats are ignored (and removed by
+``live_beats(prune=True)``). ``keizoku status`` and the bounded wait after ``deploy``,
+``promote`` and ``rollback`` read them: ``disagreements`` names every live server whose
+variants differ from what the registry and the deployment say it should serve.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from keizoku.home import atomic_write_text, home
+
+__all__ = [
+    "STALE_BEATS",
+    "Beat",
+    "beat_path",
+    "disagreements",
+    "expected_variants",
+    "live_beats",
+    "remove_beat",
+    "snapshot",
+    "wait_for_servers",
+    "write_beat",
+]
+
+STALE_BEATS = 3  # a beat older than this many intervals belongs to a dead or stuck server
+
+
+@dataclass(frozen=True)
+class Beat:
+    """One server's last report."""
+
+    pid: int
+    host: str
+    port: int | None
+    bind: str
+    started: float
+    beat: float
+    interval_s: float
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        where = f"{self.bind}:{self.port}" if self.port else self.bind
+        return f"{self.host} pid {self.pid} ({where})"
+
+    def variants(self, model: str) -> dict[str, int] | None:
+        entry = self.models.get(model)
+        if entry is None:
+            return None
+        return {str(k): int(v) for k, v in (entry.get("variants") or {}).items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "label": self.label}
+
+
+def servers_dir() -> Path:
+    return home() / "servers"
+
+
+def beat_path(pid: int | None = None, host: str | None = None) -> Path:
+    host = host or socket.gethostname()
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in host) or "host"
+    return servers_dir() / f"{safe}-{pid or os.getpid()}.json"
+
+
+def snapshot(model_set: Any) -> dict[str, dict[str, Any]]:
+    """What a ``ModelSet`` serves now, per model (variants, deployment, request counts)."""
+    out: dict[str, dict[str, Any]] = {}
+    counts = _request_counts(model_set.metrics)
+    for name, served in list(model_set.models.items()):
+        out[name] = {
+            "variants": served.versions(),
+            "deployment": served.deployment.model_dump(),
+            "requests": counts.get(name, {}),
+        }
+    return out
+
+
+def _request_counts(metrics: Any) -> dict[str, dict[str, dict[str, int]]]:
+    """model → version → {"total", "errors" (5xx)} from the server's request counters."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for labels, n in list(getattr(metrics, "requests", {}).items()):
+        d = dict(labels)
+        version = d.get("version", "-")
+        if version in ("-", "mixed"):
+            continue
+        slot = out.setdefault(d.get("model", ""), {}).setdefault(version, {"total": 0, "errors": 0})
+        slot["total"] += n
+        if int(d.get("status", "200")) >= 500:
+            slot["errors"] += n
+    return out
+
+
+def write_beat(
+    model_set: Any, *, port: int | None, bind: str, started: float, interval_s: float
+) -> Path:
+    path = beat_path()
+    data = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "port": port,
+        "bind": bind,
+        "started": started,
+        "beat": time.time(),
+        "interval_s": interval_s,
+        "models": snapshot(model_set),
+    }
+    atomic_write_text(path, json.dumps(data, default=str) + "\n")
+    return path
+
+
+def remove_beat() -> None:
+    """On a clean shutdown: this server no longer serves anything."""
+    with contextlib.suppress(OSError):
+        beat_path().unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read(path: Path) -> Beat | None:
+    try:
+        data = json.loads(path.read_text())
+        return Beat(
+            pid=int(data["pid"]), host=str(data["host"]), port=data.get("port"),
+            bind=str(data.get("bind", "")), started=float(data["started"]),
+            beat=float(data["beat"]), interval_s=float(data["interval_s"]),
+            models=dict(data.get("models") or {}),
+        )  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _is_live(beat: Beat, now: float, here: str) -> bool:
+    if now - beat.beat > STALE_BEATS * max(beat.interval_s, 0.1):
+        return False
+    return beat.host != here or _alive(beat.pid)
+
+
+def live_beats(*, now: float | None = None, prune: bool = False) -> list[Beat]:
+    """Beats of servers that are running now (see the module docstring), oldest first."""
+    folder = servers_dir()
+    if not folder.is_dir():
+        return []
+    now = now or time.time()
+    here = socket.gethostname()
+    out: list[Beat] = []
+    for path in sorted(folder.glob("*.json")):
+        beat = _read(path)
+        if beat is not None and _is_live(beat, now, here):
+            out.append(beat)
+        elif prune:
+            with contextlib.suppress(OSError):
+                path.unlink()
+    return sorted(out, key=lambda b: b.started)
+
+
+def expected_variants(name: str) -> dict[str, int]:
+    """What every server serving ``name`` should serve now (deployment + registry)."""
+    from keizoku.serving.deploy import load_deployment
+    from keizoku.serving.state import served_versions
+
+    return served_versions(name, load_deployment(name))
+
+
+def disagreements(
+    name: str, beats: list[Beat], expected: dict[str, int]
+) -> list[tuple[Beat, dict[str, int]]]:
+    """The live servers that serve ``name`` but not exactly ``expected`` (with what they serve)."""
+    out = []
+    for beat in beats:
+        served = beat.variants(name)
+        if served is not None and served != expected:
+            out.append((beat, served))
+    return out
+
+
+def wait_for_servers(
+    name: str, *, timeout_s: float | None = None, poll_s: float = 0.2
+) -> tuple[dict[str, int], list[Beat], list[tuple[Beat, dict[str, int]]]]:
+    """Wait (bounded) until every live server of ``name`` serves what it should.
+
+    The bound is three beat intervals of the slowest live server (a poll, then a beat; at
+    most 60 s) unless ``timeout_s`` is given. Returns (expected, the live servers serving
+    ``name``, those that still disagree at the end).
+    """
+    expected = expected_variants(name)
+    beats = [b for b in live_beats() if b.variants(name) is not None]
+    if timeout_s is None:
+        timeout_s = min(3 * max([b.interval_s for b in beats], default=0) + 1.0, 60.0)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        beats = [b for b in live_beats() if b.variants(name) is not None]
+        late = disagreements(name, beats, expected)
+        if not late or time.monotonic() >= deadline:
+            return expected, beats, late
+        time.sleep(poll_s)

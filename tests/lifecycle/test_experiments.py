@@ -1,0 +1,171 @@
+"""Deployments pin gated versions; experiments are objects; registry and servers agree.
+
+One trained penguins home (v1 champion, v2 challenger) per module; every command runs
+through the real ``keizoku`` executable; servers are real, on loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rollout_support import MODEL, Server, cli, frame, set_gate, trained_copy
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = trained_copy(tmp_path_factory.mktemp("experiments"))
+    old = os.environ.get("KEIZOKU_HOME")
+    os.environ["KEIZOKU_HOME"] = str(root / ".keizoku")
+    try:
+        yield root
+    finally:
+        os.environ["KEIZOKU_HOME"] = old or ""
+
+
+def _audit(action: str) -> list[dict[str, Any]]:
+    from keizoku.lifecycle import audit
+
+    return audit.read(MODEL, actions=(action,))
+
+
+def _log(rows: list[tuple[str, int, str, float, str]], shadow: bool = False) -> None:
+    """Predictions as the server logs them: (request_id, version, variant, ts, predicted)."""
+    from keizoku.monitoring.log import PredictionLog
+
+    inputs = frame().drop(columns="species").iloc[0].to_dict()
+    with PredictionLog(flush_interval_s=60) as log:
+        for rid, version, variant, ts, pred in rows:
+            log.append(
+                request_id=rid, ts=ts, model=MODEL, version=version, variant=variant,
+                inputs=inputs, output={"prediction": pred}, latency_ms=1.0, shadow=shadow,
+            )  # fmt: skip
+
+
+def test_deploy_refuses_a_version_that_did_not_pass_its_gates(project: Path) -> None:
+    out = cli(project, "deploy", MODEL, "--split", "champion=90,challenger=10")
+    assert out.returncode == 8, out.stderr
+    assert (
+        "Alias 'challenger' of 'peng' points at version 2, which was never gated "
+        "(tag keizoku.gate=absent); only a version that passed its gates, or the champion, "
+        "may receive live traffic. Gate it with `keizoku retrain peng` or deploy another alias."
+    ) in " ".join(out.stderr.split())
+    assert "Traceback" not in out.stderr
+    set_gate(2, "failed")
+    out = cli(project, "deploy", MODEL, "--shadow", "challenger")
+    assert out.returncode == 8 and "which failed its gates" in " ".join(out.stderr.split())
+    assert not (project / ".keizoku" / "deployments" / f"{MODEL}.json").exists()
+    assert _audit("deploy") == []
+
+
+def test_abtest_counts_only_the_experiments_versions_since_it_started(project: Path) -> None:
+    from keizoku.monitoring.feedback import record_feedback
+
+    set_gate(2, "passed")
+    before = time.time() - 3600
+    # traffic before the split: champion rows that must not count
+    _log([(f"pre{i}", 1, "champion", before + i, "Adelie") for i in range(80)])
+    out = cli(project, "deploy", MODEL, "--split", "champion=50,challenger=50", "--no-wait")
+    assert out.returncode == 0, out.stderr
+    dep = json.loads((project / ".keizoku" / "deployments" / f"{MODEL}.json").read_text())
+    assert dep["versions"] == {"champion": 1, "challenger": 2}
+    exp_id = dep["experiment"]
+    exp = json.loads((project / ".keizoku" / "experiments" / MODEL / f"{exp_id}.json").read_text())
+    assert exp["status"] == "active"
+    assert (exp["control"]["version"], exp["treatment"]) == (
+        1, {"alias": "challenger", "version": 2})  # fmt: skip
+    now = time.time()
+    rows = [(f"c{i}", 1, "champion", now + i, "Adelie") for i in range(60)]
+    rows += [(f"t{i}", 2, "challenger", now + i, "Adelie") for i in range(60)]
+    # a version outside the experiment under the same alias name: must not count either
+    rows += [(f"x{i}", 9, "challenger", now + i, "Gentoo") for i in range(40)]
+    _log(rows)
+    labels = [{"request_id": r[0], "label": "Adelie" if i % 2 else "Gentoo"}
+              for i, r in enumerate(rows)]  # fmt: skip
+    labels += [{"request_id": f"pre{i}", "label": "Adelie"} for i in range(80)]
+    assert record_feedback(MODEL, labels) == len(labels)
+
+    out = cli(project, "abtest", MODEL, "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert (result["n_control"], result["n_treatment"]) == (60, 60)
+    assert (result["control_version"], result["treatment_version"]) == (1, 2)
+    assert result["experiment"] == exp_id
+    entry = _audit("abtest")[-1]
+    assert (entry["version"], entry["previous"]) == (2, 1)
+    assert entry["evidence"]["experiment"] == exp_id
+
+    # promoting anything but the treatment while the experiment runs is refused
+    out = cli(project, "promote", MODEL, "1")
+    assert out.returncode == 8
+    assert f"runs split experiment {exp_id}" in " ".join(out.stderr.split())
+
+    out = cli(project, "promote", MODEL, "2", "--force", "--reason", "won")
+    assert out.returncode == 0, out.stderr
+    promo = _audit("promote")[-1]
+    assert promo["evidence"]["experiment"] == exp_id
+    assert promo["evidence"]["abtest"]["experiment"] == exp_id
+    exp = json.loads((project / ".keizoku" / "experiments" / MODEL / f"{exp_id}.json").read_text())
+    assert exp["status"] == "promoted" and exp["ended"] is not None
+    dep = json.loads((project / ".keizoku" / "deployments" / f"{MODEL}.json").read_text())
+    assert (dep["versions"], dep["experiment"], dep["split"]) == ({}, None, {"champion": 100.0})
+
+    out = cli(project, "rollback", MODEL, "--reason", "drill")
+    assert out.returncode == 0, out.stderr
+    from keizoku.registry.store import resolve
+
+    assert resolve(f"{MODEL}@champion")[1] == 1
+
+
+def test_status_and_the_bounded_wait_name_the_server_that_disagrees(project: Path) -> None:
+    from keizoku.registry.store import set_alias
+
+    set_alias(MODEL, "challenger", 2)
+    set_gate(2, "passed")
+    fast = Server(project, "--poll-interval", "0.3").wait_ready()
+    slow = Server(project, "--poll-interval", "0").wait_ready()  # never polls: stays behind
+    try:
+        servers = project / ".keizoku" / "servers"
+        deadline = time.monotonic() + 30
+        while len(list(servers.glob("*.json"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        out = cli(project, "status", MODEL)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert out.stdout.count("agrees") == 2
+
+        # a beat left by a dead process is ignored
+        ghost = json.loads(next(servers.glob("*.json")).read_text())
+        ghost.update(pid=2**22 + 7, models={MODEL: {"variants": {"champion": 7}}})
+        (servers / "ghost.json").write_text(json.dumps(ghost))
+
+        out = cli(project, "deploy", MODEL, "--split", "champion=50,challenger=50")
+        assert out.returncode == 8, out.stdout + out.stderr
+        err = " ".join(out.stderr.split())
+        assert f"pid {slow.proc.pid} " in err and f"pid {fast.proc.pid} " not in err
+        assert "1 of 2 live server(s) of 'peng' still do not serve" in err
+        out = cli(project, "status", MODEL, "--json")
+        assert out.returncode == 8
+        status = json.loads(out.stdout)
+        agree = {s["pid"]: s["agrees"] for s in status["servers"]}
+        assert agree == {fast.proc.pid: True, slow.proc.pid: False}
+        assert status["expected"] == {"champion": 1, "challenger": 2}
+
+        out = cli(project, "deploy", MODEL, "--reset")
+        assert out.returncode == 0, out.stderr
+        assert "All 2 live server(s) of 'peng' serve {'champion': 1}" in out.stderr
+        out = cli(project, "status", MODEL)
+        assert out.returncode == 0, out.stdout
+    finally:
+        fast.stop()
+        slow.stop()
+    assert not (
+        project / ".keizoku" / "servers" / f"{os.uname().nodename}-{fast.proc.pid}.json"
+    ).exists()
