@@ -22,7 +22,7 @@ the same format. ``KeizokuRoute`` does the same for a router mounted in another 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
@@ -266,7 +266,7 @@ def install(app: FastAPI) -> None:
 class KeizokuRoute(APIRoute):
     """A route that answers errors in keizoku's format even outside ``keizoku serve``."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:
