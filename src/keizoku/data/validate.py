@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from keizoku.data.labels import canonical
@@ -238,7 +239,9 @@ class RecordValidator:
                     continue
                 out.append(self._unknown(loc, name, value))
                 continue
-            if value is None:
+            if isinstance(value, np.generic):  # a library caller's numpy scalar
+                value = value.item()
+            if value is None or value != value:  # NaN (pandas' missing value) is null
                 if not nullable[name]:
                     out.append(self._error(loc, name, value, "null is not allowed", kind=MISSING))
                 continue

@@ -61,7 +61,10 @@ __all__ = [
 
 MAX_BODY = 32 * 1024 * 1024
 M = TypeVar("M", bound=BaseModel)
-_FALLBACK = Guard(loopback=False)  # a router mounted outside ``keizoku serve``: keys always
+# A router mounted in another app (no ``keizoku serve`` state): keys are required as soon
+# as one exists; that app's own bind decides who can reach it.
+# Nothing is remembered there (ttl 0): every request reads the keys afresh.
+_FALLBACK = Guard(loopback=True, ttl_s=0.0)
 
 
 class NotReadyError(KeizokuError):
@@ -91,7 +94,7 @@ _DEFAULT = (400, 401, 403, 404, 413, 422)
 
 
 def errors_doc(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses=`` entries for ``codes`` (the common six by default), in keizoku's format."""
+    """OpenAPI ``responses=`` for ``codes`` (the common six by default), keizoku's format."""
     chosen = codes or _DEFAULT
     return {c: {"model": ErrorBody, "description": _DESCRIPTIONS[c]} for c in chosen}
 

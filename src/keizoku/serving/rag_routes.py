@@ -4,8 +4,8 @@ The caller comes from ``keizoku.serving.boundary`` like on every route (a ``pred
 when keys are required, checked before the body is read). The identity that decides which
 documents a caller sees:
 
-* a key: key → user → groups, read from the users directory on every request (a key with
-  no user sees nothing);
+* a key: key → user → groups, the groups read from the users directory on every request
+  (a key with no user sees nothing);
 * no key, on a loopback server without keys: no identity is claimed, so the caller sees
   only documents open to ``group:everyone``. A ``user`` in the body is never honoured:
   anyone on the machine could claim to be anyone.
@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from keizoku.auth import Principal
+from keizoku.auth import Principal, get_user_groups
 from keizoku.names import check_name
 from keizoku.rag.access import EVERYONE, Identity
 from keizoku.serving.boundary import (
@@ -65,7 +65,7 @@ def identity_of(caller: Principal | None) -> Identity:
     """Whose documents a caller sees (see the module docstring)."""
     if caller is None:
         return _Local(user=None)
-    return Identity(caller.user, caller.groups)
+    return Identity(caller.user, get_user_groups(caller.user))  # groups as of this request
 
 
 @router.post("/{collection}/search", responses=errors_doc(), openapi_extra=body_doc(SearchRequest))
