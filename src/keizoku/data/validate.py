@@ -32,7 +32,7 @@ import pandas as pd
 
 from keizoku.data.labels import canonical
 from keizoku.data.schema import Column, Schema, closest
-from keizoku.errors import DataError, KeizokuWarning, ValidationError
+from keizoku.errors import DataError, KeizokuWarning, SchemaMismatchError, ValidationError
 
 __all__ = [
     "ANY_FIX",
@@ -422,10 +422,12 @@ def validate_frame(
             out[col.name] = None
     absent = [c.name for c in schema.features if c.name not in frame.columns]
     if absent and not allow_unseen:
-        raise DataError(
-            f"The data lacks feature column(s) {absent} that the model was trained with. Add "
-            f"them, or pass --allow-unseen to score every row with them missing (with a warning).",
-            details={"missing": absent},
+        hint = f" The data has column(s) the model never saw: {extra}." if extra else ""
+        raise SchemaMismatchError(
+            f"The data lacks column(s) {absent} that the model was trained with.{hint} Rename "
+            "or add them so the columns match the training schema, or pass --allow-unseen to "
+            "score every row with them missing (with a warning).",
+            details={"missing": absent, "unexpected": extra},
         )
     counts: dict[str, int] = {}
     if absent:
