@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 import duckdb
-import pyarrow.parquet as pq
-
+import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
 
 from keizoku.monitoring.log import PredictionLog, log_dir
 from keizoku.prediction import Prediction
@@ -169,3 +170,32 @@ def test_kill_9_loses_at_most_the_last_interval_and_leaves_no_corrupt_segment(
     # ... and that tail is at most the last flush interval (0.1 s) plus the time the last
     # flush took on this (loaded) machine.
     assert killed_at - newest < 1.5
+
+
+def test_performance_readers_use_the_typed_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """labelled_rows/metric_on_rows read probabilities by class name, never by position."""
+    from keizoku.monitoring.feedback import record_feedback
+    from keizoku.monitoring.performance import labelled_rows, metric_on_rows
+
+    monkeypatch.setenv("KEIZOKU_HOME", str(tmp_path))
+    log = PredictionLog(flush_interval_s=60)
+    classes = ["a", "b", "c"]
+    for i in range(30):
+        truth = classes[i % 3]
+        probs = {c: (0.8 if c == truth else 0.1) for c in reversed(classes)}  # odd key order
+        pred = Prediction(truth, probs, None, 1, "champion", f"m{i}")
+        log.append(pred, ts=100.0 + i, model="multi", inputs={"x": i}, latency_ms=1.0)
+        p1 = 0.9 if i % 2 else 0.2
+        binary = Prediction(i % 2, {"1": p1, "0": 1 - p1}, p1, 1, "champion", f"b{i}")
+        log.append(binary, ts=100.0 + i, model="bin", inputs={"x": i}, latency_ms=1.0)
+    log.close()
+    record_feedback("multi", [{"request_id": f"m{i}", "label": classes[i % 3]} for i in range(30)])
+    record_feedback("bin", [{"request_id": f"b{i}", "label": i % 2} for i in range(30)])
+    multi = labelled_rows("multi")
+    assert len(multi) == 30 and multi["score"].isna().all()
+    assert metric_on_rows(multi, "accuracy", "multiclass", classes) == 1.0
+    assert metric_on_rows(multi, "log_loss", "multiclass", classes) == pytest.approx(-np.log(0.8))
+    binary_rows = labelled_rows("bin")
+    assert metric_on_rows(binary_rows, "roc_auc", "binary", ["0", "1"]) == 1.0
