@@ -116,8 +116,8 @@ def test_model_names_in_urls_follow_the_name_rule(server: Any, trained: dict[str
             assert resp.status_code == 400, (name[:10], path[:40], resp.text[:200])
             assert resp.json()["error"] == "bad_input"
             assert "is not valid: use 1-64 ASCII letters" in resp.json()["message"]
-    body = json.dumps({"request_id": "r1", "label": 1}).encode()
-    status, answer = _raw_post(server.port, "/v1/models/../feedback", body)
+    raw = json.dumps({"request_id": "r1", "label": 1}).encode()
+    status, answer = _raw_post(server.port, "/v1/models/../feedback", raw)
     assert status == 400, answer
     assert json.loads(answer)["message"].startswith("Model name '..' is not valid")
     assert sorted(p.name for p in home.iterdir()) == before  # no Parquet file in the home
@@ -338,7 +338,7 @@ def test_log_record_is_the_typed_prediction(server: Any, trained: dict[str, Any]
     deadline = time.monotonic() + 15
     found: list[tuple[Any, ...]] = []
     while time.monotonic() < deadline and len(found) < 3:
-        found = [r for r in duckdb.sql(sql).fetchall() if r[0] in ids]
+        found = [r for r in duckdb.sql(sql).fetchall() if r[0] in ids]  # type: ignore[union-attr]
         time.sleep(0.2)
     assert len(found) == 3
     for rid, prediction, probabilities, score, grade, radius in found:

@@ -225,9 +225,7 @@ def global_importance(
 # ------------------------------------------------------------------ one row
 
 
-def check_record(
-    schema: Schema, record: dict[str, Any], *, allow_unseen: bool = False
-) -> Checked:
+def check_record(schema: Schema, record: dict[str, Any], *, allow_unseen: bool = False) -> Checked:
     """Check one row with the record validator of every path (``keizoku.data.validate``)."""
     if not isinstance(record, dict) or not record:
         raise UserInputError(
