@@ -60,43 +60,49 @@ def _raw_post(port: int, path: str, body: bytes, headers: str = "") -> tuple[int
 
 
 @pytest.fixture(scope="module")
-def secret(trained: dict[str, Any]) -> str:
-    """A second registered model, ``secretmodel``, that the ``--model clinic`` server hides."""
-    folder = Path(trained["root"]) / "secret"
-    folder.mkdir(exist_ok=True)
-    shutil.copy(REPO / "examples" / "data" / "penguins.csv", folder / "penguins.csv")
-    env = trained["env"]
+def secret(trained: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A copy of the session's home plus a second model, ``secretmodel`` (the environment).
+
+    A copy, so the session's server (which serves every registered model) never sees it.
+    """
+    root = tmp_path_factory.mktemp("secret")
+    home = root / ".keizoku"
+    skip = shutil.ignore_patterns("predictions", "feedback", ".*.tmp", "serve-*.log")
+    shutil.copytree(Path(trained["home"]), home, ignore=skip)
+    shutil.copy(REPO / "examples" / "data" / "penguins.csv", root / "penguins.csv")
+    env = {**trained["env"], "KEIZOKU_HOME": str(home)}
     for args in (
         ["init", "penguins.csv", "--target", "species", "--name", SECRET],
         ["train", "--budget", "5s", "--model", "lightgbm"],
     ):
-        out = subprocess.run([KEIZOKU, *args], cwd=folder, env=env, capture_output=True, text=True)
+        out = subprocess.run([KEIZOKU, *args], cwd=root, env=env, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
-    return SECRET
+    return env
 
 
 # ---------------------------------------------------------------- which models are served
 
 
 def test_routes_agree_on_the_served_models(
-    make_server: Any, trained: dict[str, Any], secret: str
+    make_server: Any, trained: dict[str, Any], secret: dict[str, str]
 ) -> None:
-    srv = make_server("--model", MODEL, "--poll-interval", "0").wait_ready()
+    srv = make_server("--model", MODEL, "--poll-interval", "0", env=secret).wait_ready()
+    home = Path(secret["KEIZOKU_HOME"])
     row = {"species": "x"}
     answers = {
-        "predict": srv.client.post(f"/v1/models/{secret}/predict", json=row),
-        "explain": srv.client.post(f"/v1/models/{secret}/explain", json={"row": row}),
-        "explain@": srv.client.post(f"/v1/models/{secret}@champion/explain", json={"row": row}),
+        "predict": srv.client.post(f"/v1/models/{SECRET}/predict", json=row),
+        "explain": srv.client.post(f"/v1/models/{SECRET}/explain", json={"row": row}),
+        "explain@": srv.client.post(f"/v1/models/{SECRET}@champion/explain", json={"row": row}),
         "feedback": srv.client.post(
-            f"/v1/models/{secret}/feedback", json={"request_id": "r1", "label": "Adelie"}
+            f"/v1/models/{SECRET}/feedback", json={"request_id": "r1", "label": "Adelie"}
         ),
-        "detail": srv.client.get(f"/v1/models/{secret}"),
+        "detail": srv.client.get(f"/v1/models/{SECRET}"),
     }
     for route, resp in answers.items():
         assert resp.status_code == 404, (route, resp.text)
         assert resp.json()["error"] == "not_found", route
-        assert resp.json()["message"].startswith(f"Model '{secret}' is not served here."), route
-    assert not (Path(trained["home"]) / "feedback" / secret).exists()
+        assert resp.json()["message"].startswith(f"Model '{SECRET}' is not served here."), route
+    assert not (home / "feedback" / SECRET).exists()
     ok = srv.client.post(f"/v1/models/{MODEL}/explain", json={"row": _record(trained)})
     assert ok.status_code == 200, ok.text
 
