@@ -282,16 +282,21 @@ def predict_file(
     read: ReadOptions | None = None,
     batch_size: int = 10_000,
     on_batch: Callable[[int, int], None] | None = None,
+    allow_unseen: bool = False,
 ) -> int:
-    """Score ``data`` with model ``ref`` in batches; write ``out`` (.csv or .parquet) atomically."""
+    """Score ``data`` with model ``ref`` in batches; write ``out`` (.csv or .parquet) atomically.
+
+    Rows are checked by the server's record validator (``keizoku.data.validate``): an unseen
+    category or a missing feature is a DataError naming the column, value and first row,
+    unless ``allow_unseen`` (then a KeizokuWarning counts them and they are scored).
+    """
     from keizoku.registry.store import load_model
 
     suffix = Path(out).suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):
         raise UserInputError(f"Output '{out}' must end in .csv or .parquet.")
     model = load_model(ref)
-    frame = read_table(data, read)
-    validate_frame(model.schema, frame)
+    frame = validate_frame(model.schema, read_table(data, read), allow_unseen=allow_unseen)
     parts = []
     for start in range(0, len(frame), batch_size):
         parts.append(model.score_frame(frame.iloc[start : start + batch_size]))

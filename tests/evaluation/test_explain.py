@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -20,7 +22,7 @@ from keizoku.evaluation.explain import (
     global_importance,
 )
 from keizoku.registry.store import load_model, version_artifact
-from keizoku.serving.explain_routes import explain_ref, router
+from keizoku.serving.explain_routes import explain_ref
 from keizoku.training.model import KeizokuModel
 
 from .conftest import Trained
@@ -111,19 +113,41 @@ def test_explain_cli_row_file_and_bad_json(biased: Trained, tmp_path: Any) -> No
 def test_unknown_column_is_named_with_a_suggestion(biased: Trained) -> None:
     with pytest.raises(DataError) as info:
         explain_ref(biased.ref, {"x_1": 1.0})
-    assert info.value.message == (
-        "The row has column(s) ['x_1'] that the model does not know. Did you mean 'x1'?"
+    assert info.value.message.startswith(
+        "Invalid request: field 'x_1': unknown field; did you mean 'x1'? (value 1.0) and 3 "
+        "more problem(s). Send the value the schema allows"
     )
 
 
-def _client() -> TestClient:
-    api = FastAPI()
-    api.include_router(router)
-    return TestClient(api)
+def test_missing_feature_is_refused_unless_allowed(biased: Trained) -> None:
+    row = {"x1": 0.5, "x2": 0.1}
+    with pytest.raises(DataError) as info:
+        explain_ref(biased.ref, row)
+    assert info.value.message.startswith("Invalid request: field 'region': field required.")
+    result = explain_ref(biased.ref, row, allow_unseen=True)
+    assert result["missing_features"] == ["region"]
+    assert result["warnings"]["allowed"] == {"missing": 1}
+
+
+@contextlib.contextmanager
+def _client() -> Iterator[TestClient]:
+    """The real app (its guard, its one error handler) serving the explained model."""
+    from keizoku.serving.app import ServeOptions, create_app
+
+    options = ServeOptions(models=["ev-biased"], poll_interval_s=0, prediction_log=False)
+    with TestClient(create_app(options)) as client:
+        deadline = time.monotonic() + 60
+        while client.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield client
 
 
 def test_rest_explain_route(biased: Trained) -> None:
-    client = _client()
+    with _client() as client:
+        _rest_explain(client, biased)
+
+
+def _rest_explain(client: TestClient, biased: Trained) -> None:
     resp = client.post(
         "/v1/models/ev-biased@champion/explain",
         json={"row": {"x1": 0.5, "x2": 0.1, "region": "north"}, "top": 2},
@@ -137,7 +161,11 @@ def test_rest_explain_route(biased: Trained) -> None:
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
     bad = client.post("/v1/models/ev-biased/explain", json={"row": {"x1": "abc"}})
     assert bad.status_code == 422
-    assert bad.json()["message"].startswith("Column 'x1' must be numeric, but the row holds 'abc'")
+    assert bad.json()["message"].startswith(
+        "Invalid request: field 'x1': expected a number, got string (value 'abc')"
+    )
+    malformed = client.post("/v1/models/ev-biased/explain", content=b"{")
+    assert malformed.status_code == 422 and malformed.json()["error"] == "validation"
 
 
 def test_rest_explain_requires_a_key_once_keys_exist(biased: Trained) -> None:
@@ -145,14 +173,15 @@ def test_rest_explain_requires_a_key_once_keys_exist(biased: Trained) -> None:
 
     token = create_key("ev-explain", "predict")
     try:
-        client = _client()
         body = {"row": {"x1": 0.5, "x2": 0.1, "region": "north"}}
-        denied = client.post("/v1/models/ev-biased/explain", json=body)
-        assert denied.status_code == 401
-        allowed = client.post(
-            "/v1/models/ev-biased/explain", json=body, headers={"X-API-Key": token}
-        )
-        assert allowed.status_code == 200
+        with _client() as client:
+            denied = client.post("/v1/models/ev-biased/explain", json=body)
+            assert denied.status_code == 401
+            assert denied.json()["error"] == "unauthorized"
+            allowed = client.post(
+                "/v1/models/ev-biased/explain", json=body, headers={"X-API-Key": token}
+            )
+            assert allowed.status_code == 200
     finally:
         revoke_key("ev-explain")
 

@@ -11,22 +11,26 @@ import time
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from keizoku.monitoring.log import PredictionLog, log_dir
+from keizoku.prediction import Prediction
+
+TYPES = {"x": pa.float64(), "color": pa.string(), "flag": pa.string()}
 
 
 def _append(log: PredictionLog, i: int, model: str = "m") -> None:
+    probs = {"no": 0.25, "yes": 0.75}
     log.append(
-        request_id=f"r{i}",
+        Prediction("yes", probs, 0.75, 1, "champion", f"r{i}", f"e{i}"),
         ts=1000.0 + i,
         model=model,
-        version=1,
-        variant="champion",
-        inputs={"x": float(i), "color": "red" if i % 2 else "blue"},
-        output={"prediction": "yes", "probabilities": {"no": 0.25, "yes": 0.75}},
+        inputs={"x": float(i), "color": "red" if i % 2 else "blue", "flag": i % 2 == 0},
         latency_ms=1.5,
-        entity_id=f"e{i}",
+        types=TYPES,
     )
 
 
@@ -48,6 +52,30 @@ def test_close_writes_every_acknowledged_record(tmp_path: Path) -> None:
     assert rows == (1000, 1000, 0.0, 999.0, 0.75, "yes")
     assert log.stats() == {"pending": 0, "written": 1001, "dropped": 0, "failed_flushes": 0}
     assert len(list(log_dir("other", tmp_path).glob("*.parquet"))) == 1
+
+
+def test_columns_are_typed_from_the_schema_and_the_prediction(tmp_path: Path) -> None:
+    """One record = one Prediction: typed columns, no guessing by readers."""
+    log = PredictionLog(root=tmp_path, flush_interval_s=60)
+    _append(log, 0)
+    _append(log, 1)
+    reg = Prediction(3.0, None, 3.0, 2, "challenger", "q1")
+    log.append(reg, ts=1.0, model="reg", inputs={"x": "7"}, latency_ms=1.0, types=TYPES)
+    log.close()
+    table = pq.read_table(next(log_dir("m", tmp_path).glob("*.parquet")))
+    assert table.schema.field("version").type == pa.int64()
+    assert table.schema.field("shadow").type == pa.bool_()
+    assert table.schema.field("f__x").type == pa.float64()
+    assert table.schema.field("f__flag").type == pa.string()
+    assert "output" not in table.column_names
+    row = table.to_pylist()[0]
+    assert row["prediction"] == "yes" and row["score"] == 0.75
+    assert row["probabilities"] == '{"no": 0.25, "yes": 0.75}'
+    assert row["f__flag"] == "true" and row["f__color"] == "blue"  # canonical text
+    assert row["entity_id"] == "e0" and row["variant"] == "champion"
+    other = pq.read_table(next(log_dir("reg", tmp_path).glob("*.parquet"))).to_pylist()[0]
+    assert other["prediction"] == "3" and other["probabilities"] is None
+    assert other["score"] == 3.0 and other["f__x"] is None  # a string is no DOUBLE value
 
 
 def test_background_flush_writes_segments_without_close(tmp_path: Path) -> None:
@@ -83,11 +111,13 @@ WRITER = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from keizoku.monitoring.log import PredictionLog
+    from keizoku.prediction import Prediction
     log = PredictionLog(root=Path(sys.argv[1]), flush_interval_s=0.1)
     i = 0
     while True:
-        log.append(request_id=f"r{i}", ts=time.time(), model="m", version=1, variant="a",
-                   inputs={"x": float(i), "c": "k" * (i % 7)}, output=float(i), latency_ms=0.1)
+        pred = Prediction(float(i), None, float(i), 1, "a", f"r{i}")
+        log.append(pred, ts=time.time(), model="m", inputs={"x": float(i), "c": "k" * (i % 7)},
+                   latency_ms=0.1)
         i += 1
         if i % 200 == 0:
             print(i, flush=True)
@@ -140,3 +170,32 @@ def test_kill_9_loses_at_most_the_last_interval_and_leaves_no_corrupt_segment(
     # ... and that tail is at most the last flush interval (0.1 s) plus the time the last
     # flush took on this (loaded) machine.
     assert killed_at - newest < 1.5
+
+
+def test_performance_readers_use_the_typed_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """labelled_rows/metric_on_rows read probabilities by class name, never by position."""
+    from keizoku.monitoring.feedback import record_feedback
+    from keizoku.monitoring.performance import labelled_rows, metric_on_rows
+
+    monkeypatch.setenv("KEIZOKU_HOME", str(tmp_path))
+    log = PredictionLog(flush_interval_s=60)
+    classes = ["a", "b", "c"]
+    for i in range(30):
+        truth = classes[i % 3]
+        probs = {c: (0.8 if c == truth else 0.1) for c in reversed(classes)}  # odd key order
+        pred = Prediction(truth, probs, None, 1, "champion", f"m{i}")
+        log.append(pred, ts=100.0 + i, model="multi", inputs={"x": i}, latency_ms=1.0)
+        p1 = 0.9 if i % 2 else 0.2
+        binary = Prediction(i % 2, {"1": p1, "0": 1 - p1}, p1, 1, "champion", f"b{i}")
+        log.append(binary, ts=100.0 + i, model="bin", inputs={"x": i}, latency_ms=1.0)
+    log.close()
+    record_feedback("multi", [{"request_id": f"m{i}", "label": classes[i % 3]} for i in range(30)])
+    record_feedback("bin", [{"request_id": f"b{i}", "label": i % 2} for i in range(30)])
+    multi = labelled_rows("multi")
+    assert len(multi) == 30 and multi["score"].isna().all()
+    assert metric_on_rows(multi, "accuracy", "multiclass", classes) == 1.0
+    assert metric_on_rows(multi, "log_loss", "multiclass", classes) == pytest.approx(-np.log(0.8))
+    binary_rows = labelled_rows("bin")
+    assert metric_on_rows(binary_rows, "roc_auc", "binary", ["0", "1"]) == 1.0

@@ -147,8 +147,9 @@ def make_server(trained: dict[str, object]) -> Iterator[Callable[..., Server]]:
     """Start extra servers (``make_server(*serve_args)``); each is stopped after the test."""
     started: list[Server] = []
 
-    def make(*args: str) -> Server:
-        srv = Server(trained["env"], trained["root"], *args)  # type: ignore[arg-type]
+    def make(*args: str, env: dict[str, str] | None = None) -> Server:
+        """``env`` replaces the session's environment (e.g. another KEIZOKU_HOME)."""
+        srv = Server(env or trained["env"], trained["root"], *args)  # type: ignore[arg-type]
         started.append(srv)
         return srv
 

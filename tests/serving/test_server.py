@@ -106,8 +106,10 @@ def test_missing_field_message(server: Any, trained: dict[str, Any]) -> None:
     assert body["error"] == "validation"
     assert body["message"] == (
         "Invalid request: field 'radius': field required. See 'details'; the schema is at "
-        "/openapi.json."
+        "/openapi.json. To score unseen categories and missing fields anyway, add "
+        "?allow_unseen=true."
     )
+    assert body["details"][0]["kind"] == "missing"
     assert body["details"][0]["loc"] == ["body", "radius"]
     assert "training range" in body["details"][0]["allowed"]
 

@@ -349,8 +349,16 @@ def predict(
     na_values: NaValues = None,
     drop: Drop = None,
     encoding: Encoding = "utf-8-sig",
+    allow_unseen: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unseen",
+            help="Score rows with unseen categories or missing features anyway (warns with "
+            "a count); by default they are an error, as on the server.",
+        ),
+    ] = False,
 ) -> None:
-    """Score a file with a registered model, in batches."""
+    """Score a file with a registered model, in batches (rows checked as the server does)."""
     from rich.progress import Progress
 
     from keizoku.project import predict_file
@@ -365,7 +373,13 @@ def predict(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", KeizokuWarning)
             n = predict_file(
-                model, data, str(output), read=read, batch_size=batch_size, on_batch=on_batch
+                model,
+                data,
+                str(output),
+                read=read,
+                batch_size=batch_size,
+                on_batch=on_batch,
+                allow_unseen=allow_unseen,
             )
     _show_warnings(caught)
     console.print(f"Wrote {n} predictions to [bold]{output}[/]")

@@ -87,6 +87,13 @@ def explain(
     ] = None,
     top: Annotated[int, typer.Option(help="How many contributions to show.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    allow_unseen: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unseen",
+            help="Explain a row with unseen categories or missing features anyway (warns).",
+        ),
+    ] = False,
 ) -> None:
     """Explain one prediction: each feature's contribution (they add up to the output)."""
     from rich.console import Console
@@ -94,7 +101,11 @@ def explain(
 
     from keizoku.serving.explain_routes import explain_ref
 
-    result = explain_ref(ref, _row(row, row_file), top)
+    result = explain_ref(ref, _row(row, row_file), top, allow_unseen=allow_unseen)
+    if result.get("warnings"):
+        Console(stderr=True).print(
+            f"[yellow]warning:[/] {result['warnings']['message']}", highlight=False
+        )
     console = Console()
     if as_json:
         console.print_json(json.dumps(result))

@@ -36,8 +36,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from keizoku.data.schema import Schema, closest
-from keizoku.errors import DataError, UserInputError
+from keizoku.data.schema import Schema
+from keizoku.data.validate import ANY_FIX, Checked, RecordValidator, check_records
+from keizoku.errors import UserInputError
 from keizoku.training.model import KeizokuModel, Member, raw_predict
 
 __all__ = [
@@ -224,33 +225,15 @@ def global_importance(
 # ------------------------------------------------------------------ one row
 
 
-def check_record(schema: Schema, record: dict[str, Any]) -> list[str]:
-    """Raise on unknown columns or non-numeric numbers; return the features left missing."""
+def check_record(schema: Schema, record: dict[str, Any], *, allow_unseen: bool = False) -> Checked:
+    """Check one row with the record validator of every path (``keizoku.data.validate``)."""
     if not isinstance(record, dict) or not record:
         raise UserInputError(
             'The row must be a non-empty JSON object of column → value, e.g. {"Age": 22}.'
         )
-    known = schema.names
-    unknown = [k for k in record if k not in known]
-    if unknown:
-        hint = closest(unknown[0], known)
-        did = f" Did you mean '{hint}'?" if hint else f" Columns are: {known}."
-        raise DataError(
-            f"The row has column(s) {unknown} that the model does not know.{did}",
-            details={"unknown": unknown},
-        )
-    for col in schema.features:
-        value = record.get(col.name)
-        if col.kind == "numeric" and value is not None and not isinstance(value, int | float):
-            try:
-                float(value)
-            except (TypeError, ValueError):
-                raise DataError(
-                    f"Column '{col.name}' must be numeric, but the row holds {value!r}. "
-                    "Send a number, or null for missing.",
-                    details={"column": col.name, "value": str(value)},
-                ) from None
-    return [c.name for c in schema.features if record.get(c.name) is None]
+    return check_records(
+        RecordValidator(schema), [record], single=True, allow_unseen=allow_unseen, fix=ANY_FIX
+    )
 
 
 def _output_index(model: KeizokuModel, proba: np.ndarray) -> int | None:
@@ -311,9 +294,16 @@ def explain_row(
     record: dict[str, Any],
     background: pd.DataFrame | None = None,
     top: int = 10,
+    *,
+    allow_unseen: bool = False,
 ) -> dict[str, Any]:
-    """Contributions of each feature to one prediction; they add up to the reported output."""
-    missing = check_record(model.schema, record)
+    """Contributions of each feature to one prediction; they add up to the reported output.
+
+    The row is checked like a prediction request; with ``allow_unseen`` unseen categories
+    and missing features are explained as unknown/missing and reported under ``warnings``.
+    """
+    allowed = check_record(model.schema, record, allow_unseen=allow_unseen)
+    missing = [c.name for c in model.schema.features if record.get(c.name) is None]
     proba = np.atleast_1d(model.predict_raw_records([record])[0])
     k = _output_index(model, proba)
     single_tree = len(model.members) == 1 and _shap_supported(model.members[0])
@@ -352,6 +342,7 @@ def explain_row(
         "contributions": contributions,
         "rest": float(phi[order[len(shown) :]].sum()),
         "missing_features": missing,
+        "warnings": allowed.to_dict() if allowed else None,
     }
 
 

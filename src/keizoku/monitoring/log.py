@@ -16,12 +16,14 @@ Durability:
   drops the *new* record instead of blocking the request, and counts it in
   ``dropped`` (also in ``stats()``); the first drop is logged as a warning.
 
-Columns of a segment: ``request_id, ts, model, version, variant, entity_id,
-shadow, latency_ms, output`` (JSON), ``prediction`` (the label or value as text),
-``score`` (a number: the regression value, or for a classifier the probability of
-the positive class of a binary model / of the predicted class otherwise),
-``inputs`` (JSON) and one typed column per input feature named ``f__<feature>``
-(DOUBLE for numbers, VARCHAR otherwise) so drift aggregates run in SQL without
+Columns of a segment (one record = one ``keizoku.prediction.Prediction``):
+``request_id, ts, model, version`` (int)``, variant, entity_id, shadow`` (bool)``,
+latency_ms``, ``prediction`` (the canonical label text, or the regression value as
+text), ``probabilities`` (JSON text of class → probability, null for regression),
+``score`` (the positive-class probability of a binary model, the value of a
+regression, null otherwise), ``inputs`` (JSON text) and one column per input feature
+named ``f__<feature>``, typed from the served schema (DOUBLE for numeric features,
+VARCHAR holding the canonical text otherwise) so drift aggregates run in SQL without
 parsing JSON.
 """
 
@@ -36,15 +38,25 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from keizoku.data.labels import canonical
 from keizoku.home import home
+from keizoku.prediction import Prediction
 
-__all__ = ["PredictionLog", "FEATURE_PREFIX", "log_dir", "segment_glob", "write_segment"]
+__all__ = [
+    "FEATURE_PREFIX",
+    "PredictionLog",
+    "feature_types",
+    "log_dir",
+    "segment_glob",
+    "write_segment",
+]
 
 FEATURE_PREFIX = "f__"
 _log = logging.getLogger("keizoku.monitoring")
@@ -58,8 +70,8 @@ _META: list[tuple[str, pa.DataType]] = [
     ("entity_id", pa.string()),
     ("shadow", pa.bool_()),
     ("latency_ms", pa.float64()),
-    ("output", pa.string()),
     ("prediction", pa.string()),
+    ("probabilities", pa.string()),
     ("score", pa.float64()),
     ("inputs", pa.string()),
 ]
@@ -83,72 +95,51 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _prediction_fields(output: Any) -> tuple[str | None, float | None]:
-    """(prediction as text, numeric score) from whatever the server returned."""
-    if isinstance(output, dict):
-        pred = output.get("prediction", output.get("label"))
-        probs = output.get("probabilities", output.get("proba"))
-        score: float | None = None
-        if isinstance(probs, dict) and probs:
-            values = [float(v) for v in probs.values()]
-            score = values[-1] if len(values) == 2 else max(values)
-        elif isinstance(pred, int | float) and not isinstance(pred, bool):
-            score = float(pred)
-        return (None if pred is None else _text(pred)), score
-    if isinstance(output, list | tuple) and len(output) == 1:
-        return _prediction_fields(output[0])
-    if _is_number(output):
-        return _text(output), float(output)
-    return (None if output is None else _text(output)), None
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+def feature_types(schema: Any) -> dict[str, pa.DataType]:
+    """The ``f__`` column type of each input a served schema allows (features first)."""
+    out: dict[str, pa.DataType] = {}
+    for col in schema.columns:
+        if col.role == "target":
+            continue
+        numeric = col.kind == "numeric" and col.role == "feature"
+        out[col.name] = pa.float64() if numeric else pa.string()
+    return out
 
 
 def _json(value: Any) -> str:
     return json.dumps(value, default=str, separators=(",", ":"))
 
 
+def _as_double(value: Any) -> float | None:
+    if not _is_number(value):
+        return None
+    f = float(value)
+    return None if math.isnan(f) else f
+
+
 def _feature_columns(rows: list[dict[str, Any]]) -> dict[str, pa.Array]:
-    names: dict[str, None] = {}
+    types: dict[str, pa.DataType] = {}
     for row in rows:
-        inputs = row["inputs"]
-        if isinstance(inputs, dict):
-            names.update(dict.fromkeys(inputs))
+        for name, typ in (row["types"] or {}).items():
+            types.setdefault(name, typ)
+        if not row["types"] and isinstance(row["inputs"], dict):  # no schema: text columns
+            types.update({k: pa.string() for k in row["inputs"] if k not in types})
     out: dict[str, pa.Array] = {}
-    for name in names:
+    for name, typ in types.items():
         values = [r["inputs"].get(name) if isinstance(r["inputs"], dict) else None for r in rows]
-        present = [v for v in values if v is not None]
-        if all(_is_number(v) or isinstance(v, bool) for v in present):
-            nums = [None if v is None else float(v) for v in values]
-            nums = [None if v is not None and math.isnan(v) else v for v in nums]
-            out[FEATURE_PREFIX + str(name)] = pa.array(nums, pa.float64())
+        if pa.types.is_floating(typ):
+            out[FEATURE_PREFIX + name] = pa.array([_as_double(v) for v in values], pa.float64())
         else:
-            out[FEATURE_PREFIX + str(name)] = pa.array(
-                [None if v is None else _text(v) for v in values], pa.string()
-            )
+            texts = [None if v is None else canonical(v) for v in values]
+            out[FEATURE_PREFIX + name] = pa.array(texts, pa.string())
     return out
 
 
 def _table(rows: list[dict[str, Any]]) -> pa.Table:
     cols: dict[str, Any] = {name: [] for name, _ in _META}
     for r in rows:
-        pred, score = _prediction_fields(r["output"])
-        cols["request_id"].append(r["request_id"])
-        cols["ts"].append(float(r["ts"]))
-        cols["model"].append(r["model"])
-        cols["version"].append(int(r["version"]))
-        cols["variant"].append(r["variant"])
-        cols["entity_id"].append(None if r["entity_id"] is None else str(r["entity_id"]))
-        cols["shadow"].append(bool(r["shadow"]))
-        cols["latency_ms"].append(float(r["latency_ms"]))
-        cols["output"].append(_json(r["output"]))
-        cols["prediction"].append(pred)
-        cols["score"].append(score)
-        cols["inputs"].append(_json(r["inputs"]))
+        for name, _ in _META:
+            cols[name].append(_json(r[name]) if name == "inputs" else r[name])
     arrays = {name: pa.array(cols[name], typ) for name, typ in _META}
     arrays.update(_feature_columns(rows))
     return pa.table(arrays)
@@ -213,30 +204,33 @@ class PredictionLog:
 
     def append(
         self,
+        prediction: Prediction,
         *,
-        request_id: str,
         ts: float,
         model: str,
-        version: int,
-        variant: str,
         inputs: dict[str, Any],
-        output: Any,
         latency_ms: float,
-        entity_id: str | None = None,
         shadow: bool = False,
+        types: Mapping[str, pa.DataType] | None = None,
     ) -> None:
-        """Buffer one prediction; never waits for the disk. Full buffer: the record is dropped."""
+        """Buffer one prediction; never waits for the disk. Full buffer: the record is dropped.
+
+        ``types`` (from ``feature_types(schema)``, computed once per served version) types
+        the ``f__`` columns; without it every input is logged as text.
+        """
+        entity = prediction.entity_id
         record = {
-            "request_id": request_id,
-            "ts": ts,
+            "request_id": prediction.request_id,
+            "ts": float(ts),
             "model": model,
-            "version": version,
-            "variant": variant,
-            "inputs": inputs,
-            "output": output,
-            "latency_ms": latency_ms,
-            "entity_id": entity_id,
-            "shadow": shadow,
+            "version": int(prediction.version),
+            "variant": prediction.variant,
+            "entity_id": None if entity is None else str(entity),
+            "shadow": bool(shadow),
+            "latency_ms": float(latency_ms),
+            **prediction.log_fields(),
+            "inputs": inputs,  # serialised at flush time, off the request path
+            "types": types,
         }
         with self._lock:
             if self._closed or len(self._buffer) >= self.max_buffer:

@@ -39,7 +39,7 @@ def labelled_rows(
     since: float | None = None,
     until: float | None = None,
     columns: str = "p.request_id, p.ts, p.version, p.variant, p.shadow, p.entity_id, "
-    "p.prediction, p.score, p.output, p.latency_ms",
+    "p.prediction, p.score, p.probabilities, p.latency_ms",
     root: Path | None = None,
     con: Any = None,
 ) -> pd.DataFrame:
@@ -83,20 +83,16 @@ def labelled_rows(
     return con.execute(sql).df()
 
 
-def _proba_matrix(outputs: pd.Series, classes: list[str]) -> np.ndarray:
-    rows = []
-    for text in outputs:
-        out = json.loads(text) if isinstance(text, str) else text
-        probs = out.get("probabilities", out.get("proba")) if isinstance(out, dict) else None
+def _proba_matrix(rows: pd.DataFrame, classes: list[str]) -> np.ndarray:
+    """Class probabilities from the log's typed ``probabilities`` column (JSON text)."""
+    out = []
+    for text, pred in zip(rows["probabilities"], rows["prediction"], strict=True):
+        probs = json.loads(text) if isinstance(text, str) else None
         if isinstance(probs, dict):
-            lookup = {str(k): float(v) for k, v in probs.items()}
-            rows.append([lookup.get(c, 0.0) for c in classes])
-        elif isinstance(probs, list):
-            rows.append([float(v) for v in probs])
-        else:
-            pred = out.get("prediction") if isinstance(out, dict) else out
-            rows.append([1.0 if str(pred) == c else 0.0 for c in classes])
-    return np.asarray(rows, dtype=float)
+            out.append([float(probs.get(c, 0.0)) for c in classes])
+        else:  # a segment written before the column existed: the predicted class only
+            out.append([1.0 if str(pred) == c else 0.0 for c in classes])
+    return np.asarray(out, dtype=float)
 
 
 def metric_on_rows(
@@ -119,7 +115,7 @@ def metric_on_rows(
         if task == "binary" and rows["score"].notna().all():
             s = rows["score"].to_numpy(dtype=float)
             return metric(y, np.column_stack([1 - s, s]))
-        return metric(y, _proba_matrix(rows["output"], cls))
+        return metric(y, _proba_matrix(rows, cls))
     except ValueError:
         return float("nan")
 

@@ -19,13 +19,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from starlette.responses import Response
 
 from keizoku.errors import KeizokuError
+from keizoku.serving import boundary
 from keizoku.serving.metrics import Metrics
 from keizoku.serving.openapi import install_openapi
-from keizoku.serving.routes import ServerState, add_predict_route, error_response, router
+from keizoku.serving.routes import ServerState, add_predict_route, router
 from keizoku.serving.security import Guard, is_loopback
 from keizoku.serving.state import ModelSet
 
@@ -146,11 +147,7 @@ def create_app(options: ServeOptions | None = None) -> FastAPI:
     add_predict_route(app)
     app.include_router(router)
     _include_routers(app)
-
-    @app.exception_handler(KeizokuError)
-    async def _keizoku_error(request: Request, exc: KeizokuError) -> Response:
-        return error_response(exc)
-
+    boundary.install(app)  # the one handler: every error in keizoku's format
     install_openapi(app, models.models)
     return app
 

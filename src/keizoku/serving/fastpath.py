@@ -2,8 +2,9 @@
 
 The canonical request body is one record (a JSON object) or a list of records; an
 object ``{"records": [...]}`` or ``{"record": {...}}`` is accepted too. Records are
-checked by the served model's ``RecordValidator``, routed to a variant, and scored in
-one vectorised call per variant (``KeizokuModel.predict_raw_records``).
+checked by the served model's ``RecordValidator`` (``keizoku.data.validate``), routed to a
+variant, and scored in one vectorised call per variant (``KeizokuModel.predict_raw_records``)
+into one typed ``Prediction`` per record.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from keizoku.data.labels import canonical
 from keizoku.errors import UserInputError, ValidationError
+from keizoku.prediction import Prediction
 
 __all__ = [
     "MAX_RECORDS",
@@ -25,7 +28,6 @@ __all__ = [
     "parse_body",
     "records_of",
     "score",
-    "validate",
 ]
 
 MAX_RECORDS = 10_000
@@ -110,29 +112,16 @@ def records_of(payload: Any, reserved: set[str]) -> tuple[list[Any], bool]:
     )
 
 
-def validate(validator: Any, records: list[Any], single: bool) -> None:
-    """Raise one 422 listing every field problem of every record."""
-    problems: list[dict[str, Any]] = []
-    for i, record in enumerate(records):
-        errs = validator.errors(record, None if single else i)
-        if errs:
-            problems.extend(errs)
-            if len(problems) >= 100:
-                break
-    if problems:
-        first = problems[0]
-        where = f"field '{first['field']}'" if first.get("field") is not None else "the record"
-        value = f" (value {first['value']!r})" if "value" in first else ""
-        more = f" and {len(problems) - 1} more problem(s)" if len(problems) > 1 else ""
-        raise ValidationError(
-            f"Invalid request: {where}: {first['msg']}{value}{more}. See 'details'; the "
-            "schema is at /openapi.json.",
-            details=problems[:100],
-        )
-
-
-def score(model: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``[{"prediction": ..., "probabilities": {...}}]`` for each record (one model call)."""
+def score(
+    model: Any,
+    records: list[dict[str, Any]],
+    *,
+    version: int,
+    variant: str,
+    ids: list[str] | None = None,
+    entity_key: str | None = None,
+) -> list[Prediction]:
+    """One ``Prediction`` per record, from one vectorised model call."""
     try:
         raw = _raw(model, records)
     except (ValueError, OverflowError, FloatingPointError) as exc:  # input values it cannot take
@@ -141,14 +130,20 @@ def score(model: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             details=[{"loc": ["body"], "msg": "values the model cannot score"}],
         ) from exc
     labels = model.labels(raw)
+    ids = ids or [new_id() for _ in records]
+    entities = [r.get(entity_key) for r in records] if entity_key else [None] * len(records)
     if model.task == "regression":
-        return [{"prediction": _finite(v)} for v in labels]
-    classes = [str(c) for c in (model.classes or range(raw.shape[1]))]
-    rows = raw.tolist()
-    return [
-        {"prediction": label, "probabilities": dict(zip(classes, row, strict=True))}
-        for label, row in zip(labels, rows, strict=True)
-    ]
+        return [
+            Prediction(v, None, v, version, variant, i, e)
+            for v, i, e in zip(map(_finite, labels), ids, entities, strict=True)
+        ]
+    classes = [canonical(c) for c in (model.classes or range(raw.shape[1]))]
+    binary = len(classes) == 2
+    out = []
+    for label, row, i, e in zip(labels, raw.tolist(), ids, entities, strict=True):
+        probs = dict(zip(classes, row, strict=True))
+        out.append(Prediction(label, probs, row[1] if binary else None, version, variant, i, e))
+    return out
 
 
 def _raw(model: Any, records: list[dict[str, Any]]) -> Any:
@@ -162,7 +157,7 @@ def _raw(model: Any, records: list[dict[str, Any]]) -> Any:
     return model.predict_raw(pd.DataFrame.from_records(records, columns=names))
 
 
-def _finite(value: Any) -> Any:
+def _finite(value: Any) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None
 

@@ -1,41 +1,68 @@
 """REST route for labels: ``POST /v1/models/{name}/feedback`` (one record or many).
 
 Body: one record ``{"request_id": ..., "label": ...}``, a list of records, or
-``{"items": [...]}``. A record names the prediction by ``request_id`` or
-``entity_id`` and may carry ``ts`` (epoch seconds). Needs an API key with role
-``predict`` (or ``admin``) once any key exists, like the prediction routes.
+``{"items": [...]}``. A record names the prediction by ``request_id`` or ``entity_id``
+and may carry ``ts`` (epoch seconds) and ``inputs`` (the record that was scored: checked by
+the same record validator as ``/predict``). Auth, the model check (inside ``keizoku
+serve``: a model the server serves, 404 otherwise) and errors come from
+``keizoku.serving.boundary``, like every route: a ``predict`` key when keys are required,
+checked before the body is read.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Body, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from starlette.responses import Response
 
-from keizoku.errors import KeizokuError, ValidationError
+from keizoku.data.validate import check_records
+from keizoku.errors import ValidationError
+from keizoku.serving.boundary import (
+    KeizokuRoute,
+    PredictCaller,
+    allow_unseen,
+    errors_doc,
+    json_response,
+    read_json,
+    served_name,
+)
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["monitoring"])
+router = APIRouter(tags=["monitoring"], route_class=KeizokuRoute)
 
 
-def _token(request: Request) -> str | None:
-    from keizoku.auth import token_from_headers
+class FeedbackRecord(BaseModel):
+    """One label for an earlier prediction."""
 
-    return token_from_headers(request.headers)
-
-
-def _check_caller(request: Request) -> None:
-    from keizoku.auth import authenticate, keys_configured, require_role
-
-    if keys_configured():
-        require_role(authenticate(_token(request)), "predict")
+    request_id: str | None = Field(None, description="the request_id of the prediction")
+    entity_id: str | int | None = Field(None, description="or the entity id sent with it")
+    label: Any = Field(description="the true outcome: one of the classes, or a number")
+    ts: float | None = Field(None, description="when the outcome happened (epoch seconds)")
+    inputs: dict[str, Any] | None = Field(None, description="the scored record (validated)")
 
 
-def _error(exc: KeizokuError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
-    return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
+_ONE = FeedbackRecord.model_json_schema()
+_MANY = {"type": "array", "items": _ONE}
+_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "anyOf": [
+                        _ONE,
+                        _MANY,
+                        {"type": "object", "properties": {"items": _MANY}},
+                    ]
+                }
+            }
+        },
+    }
+}
 
 
 def _records(body: Any) -> list[dict[str, Any]]:
@@ -46,19 +73,29 @@ def _records(body: Any) -> list[dict[str, Any]]:
     if not isinstance(body, list) or not all(isinstance(r, dict) for r in body):
         raise ValidationError(
             "Feedback body must be a record {'request_id': ..., 'label': ...}, a list of "
-            "records, or {'items': [...]}."
+            "records, or {'items': [...]}.",
+            details=[{"loc": ["body"], "msg": "expected a record or a list of records"}],
         )
     return body
 
 
-@router.post("/v1/models/{name}/feedback")
-def feedback_route(name: str, request: Request, body: Any = Body(...)) -> JSONResponse:
+def _check_inputs(request: Request, name: str, records: list[dict[str, Any]]) -> None:
+    """Records that carry ``inputs`` are checked like a prediction request."""
+    given = [r["inputs"] for r in records if "inputs" in r]
+    state = getattr(request.app.state, "keizoku", None)
+    if not given or state is None:
+        return
+    validator = state.models.models[name].validator
+    check_records(validator, given, allow_unseen=allow_unseen(request))
+
+
+@router.post("/v1/models/{name}/feedback", responses=errors_doc(), openapi_extra=_DOC)
+async def feedback_route(name: str, request: Request, who: PredictCaller) -> Response:
     """Store true labels for earlier predictions; returns how many were stored."""
     from keizoku.monitoring.feedback import record_feedback
 
-    try:
-        _check_caller(request)
-        count = record_feedback(name, _records(body))
-    except KeizokuError as exc:
-        return _error(exc)
-    return JSONResponse({"model": name, "stored": count})
+    served_name(request, name)
+    records = _records(await read_json(request))
+    _check_inputs(request, name, records)
+    count = await asyncio.to_thread(record_feedback, name, records)
+    return json_response({"model": name, "stored": count})

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field, create_model
 
+from keizoku.serving.boundary import ErrorBody
 from keizoku.serving.fastpath import MAX_RECORDS
 from keizoku.serving.schemas import _model_id, example_record, record_model
 from keizoku.serving.state import ServedModel
@@ -29,12 +30,6 @@ class FieldProblem(BaseModel):
     value: Any = None
     msg: str
     allowed: Any = None
-
-
-class ErrorBody(BaseModel):
-    error: str = Field(description="error code, e.g. validation, unauthorized, not_found")
-    message: str
-    details: Any = None
 
 
 def _response_model(served: ServedModel) -> tuple[type[BaseModel], type[BaseModel]]:
@@ -73,6 +68,7 @@ def _error_responses(doc: dict[str, Any]) -> dict[str, Any]:
     _add_schema(doc, FieldProblem)
     body = {"content": {"application/json": {"schema": ref}}}
     return {
+        "400": {"description": "a model name that breaks the naming rule", **body},
         "401": {"description": "no or invalid API key", **body},
         "403": {"description": "the key's role is not enough", **body},
         "404": {"description": "model not served", **body},
@@ -136,6 +132,19 @@ def _predict_path(doc: dict[str, Any], served: ServedModel) -> dict[str, Any]:
     }
 
 
+def _errors_everywhere(doc: dict[str, Any]) -> None:
+    """Each route's 422 is keizoku's error body (FastAPI's own 422 schema never applies)."""
+    errors = _error_responses(doc)
+    for ops in doc.get("paths", {}).values():
+        for op in ops.values():
+            responses = op.get("responses", {})
+            if "422" in responses:
+                responses["422"] = {**errors["422"], "description": responses["422"]["description"]}
+    comps = doc.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        comps.pop(unused, None)
+
+
 def install_openapi(app: FastAPI, served: dict[str, ServedModel]) -> None:
     """Replace ``app.openapi`` with one that adds a predict path per served model."""
     cache: dict[Any, dict[str, Any]] = {}
@@ -156,6 +165,7 @@ def install_openapi(app: FastAPI, served: dict[str, ServedModel]) -> None:
         }
         for name, model in sorted(served.items()):
             doc["paths"][f"/v1/models/{name}/predict"] = _predict_path(doc, model)
+        _errors_everywhere(doc)
         cache.clear()
         cache[key] = doc
         return doc

@@ -1,97 +1,105 @@
 """REST routes of the knowledge assistant: ``POST /v1/rag/{collection}/ask`` and ``/search``.
 
-The caller's identity comes from the API key (``Authorization: Bearer <key>`` or
-``X-API-Key``): key -> user -> groups, read from the users directory on every request.
-Errors are JSON ``{"error": code, "message": ...}`` with the error's HTTP status.
+The caller comes from ``keizoku.serving.boundary`` like on every route (a ``predict`` key
+when keys are required, checked before the body is read). The identity that decides which
+documents a caller sees:
+
+* a key: key → user → groups, the groups read from the users directory on every request
+  (a key with no user sees nothing);
+* no key, on a loopback server without keys: no identity is claimed, so the caller sees
+  only documents open to ``group:everyone``. A ``user`` in the body is never honoured:
+  anyone on the machine could claim to be anyone.
+
+Errors are keizoku's JSON ``{"error": code, "message": ...}`` with the error's status.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import asyncio
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
 
-from keizoku.auth import Principal, authenticate, require_role
-from keizoku.errors import AuthError, KeizokuError
-from keizoku.rag.access import Identity
+from keizoku.auth import Principal, get_user_groups
+from keizoku.names import check_name
+from keizoku.rag.access import EVERYONE, Identity
+from keizoku.serving.boundary import (
+    KeizokuRoute,
+    PredictCaller,
+    body_doc,
+    errors_doc,
+    json_response,
+    parse_model,
+)
 
-__all__ = ["router", "principal_from_request", "AskRequest", "SearchRequest"]
+__all__ = ["router", "identity_of", "AskRequest", "SearchRequest"]
 
-router = APIRouter(prefix="/v1/rag", tags=["rag"])
+router = APIRouter(prefix="/v1/rag", tags=["rag"], route_class=KeizokuRoute)
 
 
 class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     question: str = Field(min_length=1, max_length=4000)
     k: int = Field(default=5, ge=1, le=50)
 
 
 class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     query: str = Field(min_length=1, max_length=4000)
     k: int = Field(default=10, ge=1, le=100)
     mode: Literal["hybrid", "lexical", "dense"] = "hybrid"
 
 
-def _token(request: Request) -> str | None:
-    from keizoku.auth import token_from_headers
+class _Local(Identity):
+    """A keyless caller on a loopback server: only what is open to everyone."""
 
-    return token_from_headers(request.headers)
-
-
-def principal_from_request(request: Request) -> Principal:
-    """FastAPI dependency: the authenticated principal (role predict or admin)."""
-    return require_role(authenticate(_token(request)), "predict")
+    def principals(self) -> tuple[str, ...]:
+        return (EVERYONE,)
 
 
-def _error(exc: KeizokuError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
-    return JSONResponse(exc.to_dict(), status_code=exc.http_status, headers=headers)
+def identity_of(caller: Principal | None) -> Identity:
+    """Whose documents a caller sees (see the module docstring)."""
+    if caller is None:
+        return _Local(user=None)
+    return Identity(caller.user, get_user_groups(caller.user))  # groups as of this request
 
 
-def _principal(request: Request) -> Principal | JSONResponse:
-    try:
-        return principal_from_request(request)
-    except AuthError as exc:
-        return _error(exc)
-
-
-Caller = Annotated[Principal | JSONResponse, Depends(_principal)]
-
-
-@router.post("/{collection}/search")
-def search_route(collection: str, body: SearchRequest, caller: Caller) -> JSONResponse:
+@router.post("/{collection}/search", responses=errors_doc(), openapi_extra=body_doc(SearchRequest))
+async def search_route(collection: str, request: Request, who: PredictCaller) -> Response:
     """Ranked chunks the caller may see."""
-    if isinstance(caller, JSONResponse):
-        return caller
     from keizoku.rag import audit
     from keizoku.rag.collection import DEFAULT_FUSION, search
     from keizoku.rag.index import FusionConfig
 
-    identity = Identity(caller.user, caller.groups)
+    check_name(collection, "Collection name")
+    body = await parse_model(request, SearchRequest)
+    identity = identity_of(who)
     fusion = FusionConfig(DEFAULT_FUSION.alpha, DEFAULT_FUSION.neighbour, body.mode)
-    try:
-        hits = search(collection, body.query, identity, k=body.k, fusion=fusion)
-    except KeizokuError as exc:
-        return _error(exc)
+    hits = await asyncio.to_thread(
+        search, collection, body.query, identity, k=body.k, fusion=fusion
+    )
     cited = list(dict.fromkeys(h.source for h in hits))
-    audit.record("search", collection, identity.user, body.query, cited, caller.key_name, body.mode)
-    return JSONResponse(
+    key = who.key_name if who is not None else None
+    audit.record("search", collection, identity.user, body.query, cited, key, body.mode)
+    return json_response(
         {"collection": collection, "query": body.query, "count": len(hits),
          "results": [h.to_dict() for h in hits]}
     )  # fmt: skip
 
 
-@router.post("/{collection}/ask")
-def ask_route(collection: str, body: AskRequest, caller: Caller) -> JSONResponse:
+@router.post("/{collection}/ask", responses=errors_doc(), openapi_extra=body_doc(AskRequest))
+async def ask_route(collection: str, request: Request, who: PredictCaller) -> Response:
     """An answer with numbered citations (LLM when configured, else extractive)."""
-    if isinstance(caller, JSONResponse):
-        return caller
     from keizoku.rag.answer import ask
 
-    identity = Identity(caller.user, caller.groups)
-    try:
-        result = ask(collection, body.question, identity, k=body.k, key_name=caller.key_name)
-    except KeizokuError as exc:
-        return _error(exc)
-    return JSONResponse({"collection": collection, **result.to_dict()})
+    check_name(collection, "Collection name")
+    body = await parse_model(request, AskRequest)
+    key = who.key_name if who is not None else None
+    result = await asyncio.to_thread(
+        ask, collection, body.question, identity_of(who), k=body.k, key_name=key
+    )
+    return json_response({"collection": collection, **result.to_dict()})

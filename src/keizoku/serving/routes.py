@@ -1,8 +1,10 @@
 """The REST routes: predict, model info, admin reload, health, readiness, metrics.
 
 Handlers are ``async def`` and read the server's state from ``request.app.state.keizoku``.
-The predict route reads the raw body itself (no FastAPI body parsing) and answers with
-bytes; its per-model OpenAPI entry is written by ``keizoku.serving.openapi``.
+Every route takes its caller from ``keizoku.serving.boundary`` before it reads a byte of
+the body, checks the model name and that it is served, and reads the body itself (bounded,
+chunked or not). The predict route answers with bytes; its per-model OpenAPI entry is
+written by ``keizoku.serving.openapi``.
 """
 
 from __future__ import annotations
@@ -14,37 +16,47 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 from starlette.responses import Response
 
-from keizoku.errors import KeizokuError, NotFoundError
-from keizoku.serving.deploy import choose_variant
-from keizoku.serving.fastpath import (
-    PayloadTooLarge,
-    dumps,
-    new_id,
-    parse_body,
-    records_of,
-    score,
-    validate,
+from keizoku.data.validate import check_records
+from keizoku.errors import KeizokuError
+from keizoku.monitoring.log import feature_types
+from keizoku.prediction import Prediction
+from keizoku.serving.boundary import (
+    AdminCaller,
+    KeizokuRoute,
+    NotReadyError,
+    PredictCaller,
+    allow_unseen,
+    body_doc,
+    caller,
+    error_response,
+    errors_doc,
+    json_response,
+    parse_model,
+    read_body,
+    served_name,
 )
+from keizoku.serving.deploy import choose_variant
+from keizoku.serving.fastpath import parse_body, records_of, score
 from keizoku.serving.metrics import CONTENT_TYPE, Metrics
 from keizoku.serving.security import Guard
 from keizoku.serving.state import ModelSet, ServedModel
 
 __all__ = [
-    "add_predict_route",
-    "router",
-    "ServerState",
     "NotReadyError",
-    "json_response",
+    "ServerState",
+    "add_predict_route",
     "error_response",
+    "json_response",
+    "router",
 ]
 
-router = APIRouter()
+router = APIRouter(route_class=KeizokuRoute)
 _log = logging.getLogger("keizoku.serving")
-MAX_BODY = 32 * 1024 * 1024
 THREAD_AT = 256  # batches this large are scored off the event loop
 
 
@@ -52,11 +64,6 @@ class PromoteRequest(BaseModel):
     version: int = Field(ge=1, le=2**31, description="the version to make champion")
     reason: str = Field("", max_length=2000, description="why (kept in the audit log)")
     force: bool = Field(False, description="promote even if a gate refuses (audited)")
-
-
-class NotReadyError(KeizokuError):
-    code = "not_ready"
-    http_status = 503
 
 
 @dataclass
@@ -70,42 +77,13 @@ class ServerState:
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
 
-def json_response(data: Any, status: int = 200, background: Any = None) -> Response:
-    return Response(dumps(data), status, media_type="application/json", background=background)
-
-
-def error_response(exc: KeizokuError) -> Response:
-    headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
-    return Response(
-        dumps(exc.to_dict()), exc.http_status, headers=headers, media_type="application/json"
-    )
-
-
 def _state(request: Request) -> ServerState:
     return request.app.state.keizoku  # type: ignore[no-any-return]
 
 
-def _served(st: ServerState, name: str) -> ServedModel:
-    served = st.models.models.get(name)
-    if served is not None:
-        return served
-    if not st.models.ready:
-        raise NotReadyError("The server is still loading its models; retry in a moment.")
-    from keizoku.data.schema import closest
-
-    best = closest(name, list(st.models.models))
-    hint = f" Did you mean '{best}'?" if best else ""
-    raise NotFoundError(
-        f"Model '{name}' is not served here.{hint} Served models: {sorted(st.models.models)} "
-        "(GET /v1/models)."
-    )
-
-
-async def _body(request: Request) -> bytes:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_BODY:
-        raise PayloadTooLarge(f"The body is {length} bytes; the limit is {MAX_BODY}.")
-    return await request.body()
+def _served(request: Request, name: str) -> ServedModel:
+    st = _state(request)
+    return st.models.models[served_name(request, name)]
 
 
 # ---------------------------------------------------------------------------- predict
@@ -122,26 +100,30 @@ async def predict(request: Request) -> Response:
     st = _state(request)
     label, version, variant = "<unknown>", "-", "-"
     try:
-        st.guard.principal(request, "predict")
-        served = _served(st, name)
+        caller(request, "predict")
+        served = _served(request, name)
         label = name
-        payload = parse_body(await _body(request))
+        payload = parse_body(await read_body(request))
         records, single = records_of(payload, set(served.validator.columns))
-        validate(served.validator, records, single)
-        items, shadow = await _predict(st, served, records, started)
+        allowed = check_records(
+            served.validator, records, single=single, allow_unseen=allow_unseen(request)
+        )
+        preds, shadow = await _predict(st, served, records, started)
     except KeizokuError as exc:
         st.metrics.request(label, version, variant, exc.http_status, time.perf_counter() - started)
         if exc.http_status >= 500:
             st.metrics.error(label, exc.code)
         return error_response(exc)
-    variants = {(i["version"], i["variant"]) for i in items}
+    variants = {(p.version, p.variant) for p in preds}
     if len(variants) == 1:
-        version, variant = str(items[0]["version"]), items[0]["variant"]
+        version, variant = str(preds[0].version), preds[0].variant
     else:
         version, variant = "mixed", "mixed"
     st.metrics.request(name, version, variant, 200, time.perf_counter() - started)
-    body: dict[str, Any] = {"model": name, **items[0]} if single else {
-        "model": name, "predictions": items}  # fmt: skip
+    body: dict[str, Any] = {"model": name, **preds[0].to_response()} if single else {
+        "model": name, "predictions": [p.to_response() for p in preds]}  # fmt: skip
+    if allowed:
+        body["warnings"] = allowed.to_dict()
     return json_response(body, background=shadow)
 
 
@@ -152,30 +134,27 @@ def add_predict_route(app: Any) -> None:
 
 async def _predict(
     st: ServerState, served: ServedModel, records: list[dict[str, Any]], started: float
-) -> tuple[list[dict[str, Any]], BackgroundTask | None]:
+) -> tuple[list[Prediction], BackgroundTask | None]:
     dep = served.deployment
     groups = _route(served, records)
-    items: list[dict[str, Any]] = [{} for _ in records]
-    ids = [new_id() for _ in records]
+    preds: list[Prediction | None] = [None] * len(records)
     for alias, idx in groups.items():
         lv = served.variants[alias]
         part = [records[i] for i in idx]
-        outs = await _score(lv.model, part)
+        outs = await _score(lv.model, part, lv.version, alias, None, dep.entity_key)
         st.metrics.predicted(served.name, lv.version, alias, len(idx), shadow=False)
         for i, out in zip(idx, outs, strict=True):
-            item = {"request_id": ids[i], **out, "version": lv.version, "variant": alias}
-            if dep.entity_key is not None:
-                item["entity_id"] = records[i].get(dep.entity_key)
-            items[i] = item
+            preds[i] = out
+    done = [p for p in preds if p is not None]
     latency_ms = (time.perf_counter() - started) * 1000
     if st.log is not None:
-        _log_items(st, served.name, records, items, latency_ms, shadow=False)
+        _log_items(st, served, records, done, latency_ms, shadow=False)
     shadow = None
     if dep.shadow and dep.shadow in served.variants:
-        todo = [i for i, it in enumerate(items) if it["variant"] != dep.shadow]
+        todo = [i for i, p in enumerate(done) if p.variant != dep.shadow]
         if todo:
-            shadow = BackgroundTask(_shadow, st, served, records, items, todo)
-    return items, shadow
+            shadow = BackgroundTask(_shadow, st, served, records, done, todo)
+    return done, shadow
 
 
 def _route(served: ServedModel, records: list[dict[str, Any]]) -> dict[str, list[int]]:
@@ -193,36 +172,56 @@ def _route(served: ServedModel, records: list[dict[str, Any]]) -> dict[str, list
     return groups
 
 
-async def _score(model: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def _score(
+    model: Any,
+    records: list[dict[str, Any]],
+    version: int,
+    variant: str,
+    ids: list[str] | None,
+    entity_key: str | None,
+) -> list[Prediction]:
+    args = (model, records)
+    kw = {"version": version, "variant": variant, "ids": ids, "entity_key": entity_key}
     if len(records) >= THREAD_AT:
-        return await asyncio.to_thread(score, model, records)
-    return score(model, records)
+        return await asyncio.to_thread(score, *args, **kw)  # type: ignore[arg-type]
+    return score(*args, **kw)  # type: ignore[arg-type]
+
+
+def _types(served: ServedModel) -> Any:
+    """The log's ``f__`` column types of the served schema (computed once per snapshot)."""
+    key = id(served)
+    hit = _TYPES.get(key)
+    if hit is None or hit[0] is not served:
+        hit = (served, feature_types(served.validator.schema))
+        if len(_TYPES) > 64:
+            _TYPES.clear()
+        _TYPES[key] = hit
+    return hit[1]
+
+
+_TYPES: dict[int, tuple[ServedModel, Any]] = {}
 
 
 def _log_items(
     st: ServerState,
-    name: str,
+    served: ServedModel,
     records: list[dict[str, Any]],
-    items: list[dict[str, Any]],
+    preds: list[Prediction],
     latency_ms: float,
     *,
     shadow: bool,
 ) -> None:
     ts = time.time()
-    for rec, item in zip(records, items, strict=True):
-        output = {k: item[k] for k in ("prediction", "probabilities") if k in item}
-        entity = item.get("entity_id")
+    types = _types(served)
+    for rec, pred in zip(records, preds, strict=True):
         st.log.append(
-            request_id=item["request_id"],
+            pred,
             ts=ts,
-            model=name,
-            version=item["version"],
-            variant=item["variant"],
+            model=served.name,
             inputs=rec,
-            output=output,
             latency_ms=latency_ms,
-            entity_id=None if entity is None else str(entity),
             shadow=shadow,
+            types=types,
         )
 
 
@@ -230,16 +229,17 @@ async def _shadow(
     st: ServerState,
     served: ServedModel,
     records: list[dict[str, Any]],
-    items: list[dict[str, Any]],
+    preds: list[Prediction],
     todo: list[int],
 ) -> None:
     """Score with the shadow variant after the response went out; log with shadow=True."""
     alias = served.deployment.shadow or ""
     lv = served.variants[alias]
     part = [records[i] for i in todo]
+    ids = [preds[i].request_id for i in todo]
     started = time.perf_counter()
     try:
-        outs = await _score(lv.model, part)
+        outs = await _score(lv.model, part, lv.version, alias, ids, served.deployment.entity_key)
     except (KeizokuError, ValueError, TypeError, KeyError, IndexError) as exc:  # never the caller
         st.metrics.error(served.name, "shadow")
         _log.error("Shadow variant '%s' of '%s' failed: %s", alias, served.name, exc)
@@ -248,14 +248,7 @@ async def _shadow(
     if st.log is None:
         return
     latency_ms = (time.perf_counter() - started) * 1000
-    shadow_items = []
-    for i, out in zip(todo, outs, strict=True):
-        item = {"request_id": items[i]["request_id"], **out, "version": lv.version}
-        item["variant"] = alias
-        if "entity_id" in items[i]:
-            item["entity_id"] = items[i]["entity_id"]
-        shadow_items.append(item)
-    _log_items(st, served.name, part, shadow_items, latency_ms, shadow=True)
+    _log_items(st, served, part, outs, latency_ms, shadow=True)
 
 
 # ------------------------------------------------------------------------- model info
@@ -281,30 +274,23 @@ def _summary(served: ServedModel) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/models", tags=["models"])
-async def list_served(request: Request) -> Response:
+@router.get("/v1/models", tags=["models"], responses=errors_doc(401, 403))
+async def list_served(request: Request, who: PredictCaller) -> Response:
     """The served models: task, the version behind each alias, the deployment."""
     st = _state(request)
-    try:
-        st.guard.principal(request, "predict")
-    except KeizokuError as exc:
-        return error_response(exc)
     models = [_summary(m) for _, m in sorted(st.models.models.items())]
     return json_response({"models": models})
 
 
-@router.get("/v1/models/{name}", tags=["models"])
-async def model_detail(name: str, request: Request) -> Response:
+@router.get(
+    "/v1/models/{name}", tags=["models"], responses=errors_doc(400, 401, 403, 404, 422, 503)
+)
+async def model_detail(name: str, request: Request, who: PredictCaller) -> Response:
     """One model: its registered versions (aliases, metrics, tags) and the served schema."""
     from keizoku.registry.store import list_versions
 
-    st = _state(request)
-    try:
-        st.guard.principal(request, "predict")
-        served = _served(st, name)
-        versions = await asyncio.to_thread(list_versions, name)
-    except KeizokuError as exc:
-        return error_response(exc)
+    served = _served(request, name)
+    versions = await asyncio.to_thread(list_versions, served.name)
     champ = served.champion.model
     out = _summary(served)
     out.update(
@@ -325,38 +311,40 @@ async def model_detail(name: str, request: Request) -> Response:
     return json_response(out)
 
 
-@router.post("/v1/admin/models/{name}/reload", tags=["admin"])
-async def reload_model(name: str, request: Request) -> Response:
+@router.post(
+    "/v1/admin/models/{name}/reload",
+    tags=["admin"],
+    responses=errors_doc(400, 401, 403, 404, 422, 503),
+)
+async def reload_model(name: str, request: Request, who: AdminCaller) -> Response:
     """Load what the model's aliases point at now and swap it in (admin key)."""
     st = _state(request)
-    try:
-        st.guard.principal(request, "admin")
-        _served(st, name)
-    except KeizokuError as exc:
-        return error_response(exc)
-    report = await asyncio.to_thread(st.models.refresh, name, force=True)
+    served = _served(request, name)
+    report = await asyncio.to_thread(st.models.refresh, served.name, force=True)
     if report.error is not None:
         body = {"error": "reload_failed", "message": report.error, "details": report.to_dict()}
         return json_response(body, report.status)
     return json_response(report.to_dict())
 
 
-@router.post("/v1/admin/models/{name}/promote", tags=["admin"])
-async def promote_model(name: str, body: PromoteRequest, request: Request) -> Response:
+@router.post(
+    "/v1/admin/models/{name}/promote",
+    tags=["admin"],
+    responses=errors_doc(400, 401, 403, 404, 409, 413, 422, 503),
+    openapi_extra=body_doc(PromoteRequest),
+)
+async def promote_model(name: str, request: Request, who: AdminCaller) -> Response:
     """Make a version the champion (gates apply; audited), then swap it in now (admin key)."""
     from keizoku.lifecycle.rollout import promote
 
     st = _state(request)
-    try:
-        caller = st.guard.principal(request, "admin")
-        _served(st, name)
-        actor = f"key:{caller.key_name}" if caller is not None else None
-        entry = await asyncio.to_thread(
-            promote, name, body.version, actor=actor, reason=body.reason, force=body.force
-        )
-    except KeizokuError as exc:
-        return error_response(exc)
-    report = await asyncio.to_thread(st.models.refresh, name, force=True)
+    served = _served(request, name)
+    body = await parse_model(request, PromoteRequest)
+    actor = f"key:{who.key_name}" if who is not None else None
+    entry = await asyncio.to_thread(
+        promote, served.name, body.version, actor=actor, reason=body.reason, force=body.force
+    )
+    report = await asyncio.to_thread(st.models.refresh, served.name, force=True)
     status = 200 if report.error is None else report.status
     return json_response({"promotion": entry, "swap": report.to_dict()}, status)
 
@@ -370,7 +358,7 @@ async def healthz() -> Response:
     return json_response({"status": "ok"})
 
 
-@router.get("/readyz", tags=["health"])
+@router.get("/readyz", tags=["health"], responses={503: {"description": "still loading"}})
 async def readyz(request: Request) -> Response:
     """Ready once every served model is loaded (503 before, with the reason)."""
     st = _state(request)
@@ -381,7 +369,7 @@ async def readyz(request: Request) -> Response:
     return json_response({"ready": True, "models": models})
 
 
-@router.get("/metrics", tags=["health"])
+@router.get("/metrics", tags=["health"], response_class=PlainTextResponse)
 async def metrics(request: Request) -> Response:
     """Prometheus metrics (text exposition format 0.0.4)."""
     return Response(_state(request).metrics.render(), media_type=CONTENT_TYPE)
