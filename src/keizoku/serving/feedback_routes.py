@@ -97,5 +97,6 @@ async def feedback_route(name: str, request: Request, who: PredictCaller) -> Res
     served_name(request, name)
     records = _records(await read_json(request))
     _check_inputs(request, name, records)
-    count = await asyncio.to_thread(record_feedback, name, records)
+    actor = f"key:{who.key_name}" if who is not None else None
+    count = await asyncio.to_thread(record_feedback, name, records, actor=actor)
     return json_response({"model": name, "stored": count})

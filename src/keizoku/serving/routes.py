@@ -335,7 +335,7 @@ async def reload_model(name: str, request: Request, who: AdminCaller) -> Respons
 )
 async def promote_model(name: str, request: Request, who: AdminCaller) -> Response:
     """Make a version the champion (gates apply; audited), then swap it in now (admin key)."""
-    from keizoku.lifecycle.rollout import promote
+    from keizoku.lifecycle.experiments import promote  # keeps an active deployment consistent
 
     st = _state(request)
     served = _served(request, name)
