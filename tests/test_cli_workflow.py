@@ -38,7 +38,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Project:
     project = Project(tmp_path_factory.mktemp("penguins"))
     init = project.run("init", str(PENGUINS), "--target", "species")
     assert init.code == 0, init.text
-    train = project.run("train", "--budget", "12s", "--preset", "fast")
+    train = project.run("train", "--budget", "12s", "--preset", "fast", "--max-trials", "4")
     assert train.code == 0, train.text
     project.train_output = train.text  # type: ignore[attr-defined]
     return project
@@ -88,7 +88,9 @@ def test_predict_names_the_columns_that_differ_from_training(trained: Project) -
 
 
 def test_a_second_train_registers_a_challenger(trained: Project) -> None:
-    again = trained.run("train", "--budget", "6s", "--preset", "fast", "--search", "random")
+    again = trained.run(
+        "train", "--budget", "6s", "--preset", "fast", "--search", "random", "--max-trials", "3"
+    )
     assert again.code == 0, again.text
     assert "Registered penguins:2 as challenger" in again.text
     assert "penguins 2 challenger" in trained.run("models", "penguins").text
@@ -149,7 +151,9 @@ def test_all_missing_column_is_dropped_with_a_warning_and_training_works(  # typ
     init = cli("init", "p.csv", "--target", "species")
     assert init.code == 0
     assert "warning: Column 'empty' is missing in every row; it is ignored." in init.text
-    train = cli("train", "--budget", "6s", "--preset", "fast", "--model", "linear")
+    train = cli(
+        "train", "--budget", "6s", "--preset", "fast", "--model", "linear", "--max-trials", "2"
+    )
     assert train.code == 0, train.text
     assert "Registered p:1 as champion" in train.text
 

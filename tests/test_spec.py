@@ -26,7 +26,10 @@ MISSPELT = [
         "monitoring.alpa is not a known key (did you mean 'alpha'?). "
         "Known keys: alpha, min_rows, psi_threshold, window.",
     ),
-    ({"serving": {"port": 8080}}, "serving.port is not a known key. Known keys: none yet: remove it."),
+    (
+        {"serving": {"port": 8080}},
+        "serving.port is not a known key. Known keys: none yet: remove it.",
+    ),
     (
         {"retraining": {"triggers": {"evry": "7d"}}},
         "retraining.triggers.evry is not a known key (did you mean 'every'?). "
@@ -116,8 +119,7 @@ def test_section_parsers_return_the_typed_section_and_use_the_same_helper() -> N
     with pytest.raises(UserInputError) as exc:
         parse_policy({"monitor_windw": "1h"})
     assert str(exc.value).startswith(
-        "keizoku.yaml: retraining.monitor_windw is not a known key (did you mean "
-        "'monitor_window'?)"
+        "keizoku.yaml: retraining.monitor_windw is not a known key (did you mean 'monitor_window'?)"
     )
 
 

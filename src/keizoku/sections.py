@@ -58,7 +58,8 @@ def _keys(model: type[BaseModel]) -> list[str]:
 
 def _walk(root: type[BaseModel], loc: tuple[Any, ...]) -> tuple[type[BaseModel], list[str]]:
     """The model that holds the last key of ``loc``, and the path of keys to it."""
-    owner, path = root, []
+    owner: type[BaseModel] = root
+    path: list[str] = []
     for part in loc[:-1]:
         if isinstance(part, int):
             path[-1] = f"{path[-1]}[{part}]"

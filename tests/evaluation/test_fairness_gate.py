@@ -92,7 +92,7 @@ def test_limits_without_sensitive_column_are_refused(regression: Trained) -> Non
 def test_version_without_card_is_refused(
     eval_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(keizoku.project, "ARTIFACT_HOOKS", ())  # as before this package
+    monkeypatch.setattr(keizoku.project, "ARTIFACT_BUILDERS", ())  # as before this package
     old = train_frame(
         tmp_path, biased_frame(300, seed=3), "label", "ev-nocard", overrides={"budget": "5s"}
     )

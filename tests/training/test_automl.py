@@ -17,10 +17,10 @@ from keizoku.data.schema import infer_schema
 from keizoku.errors import KeizokuWarning, UserInputError
 from keizoku.training.config import TrainSpec
 from keizoku.training.context import TrainingData
-from keizoku.training.search import SearchResult, run_search
 from keizoku.training.cv import TrialResult, make_folds
 from keizoku.training.ensemble import greedy_ensemble
 from keizoku.training.metrics import get_metric
+from keizoku.training.search import SearchResult, run_search
 
 
 def frame_of(loader, target: str = "target") -> pd.DataFrame:  # type: ignore[no-untyped-def]

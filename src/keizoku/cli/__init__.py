@@ -252,8 +252,8 @@ def train(
     """Search models under a time budget, ensemble, register the result."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from keizoku.project import train_project
     from keizoku.duration import parse_duration
+    from keizoku.project import train_project
     from keizoku.spec import load_spec
 
     spec, _ = load_spec(config)

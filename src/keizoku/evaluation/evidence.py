@@ -1,7 +1,8 @@
 """The training-time artifact hook: evaluation evidence saved with every version.
 
 ``build_evidence`` is one of ``keizoku.project.ARTIFACT_BUILDERS`` and runs inside
-``keizoku train`` after the search, on the training context. From the out-of-fold predictions (no refit) it
+``keizoku train`` after the search, on the training context. From the out-of-fold
+predictions (no refit) it
 writes ``evaluation.json`` (metrics, curves, worst slices, learning curve, data
 period), ``importance.json``, ``fairness.json``, ``background.json`` (a small sample
 used to explain single rows) and ``model_card.md``. It is bounded: SHAP on at most

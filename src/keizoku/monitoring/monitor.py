@@ -271,7 +271,7 @@ def _file_performance(
         y = pd.to_numeric(y_all[keep]).to_numpy(dtype=float)
     else:
         index = {c: i for i, c in enumerate(reference.classes or [])}
-        labels = y_all[keep].map(label_text)
+        labels = y_all[keep].map(canonical)
         known = labels.isin(index).to_numpy()
         keep[np.flatnonzero(keep)[~known]] = False
         y = labels[known].map(index).to_numpy(dtype=int)

@@ -1,7 +1,8 @@
 """Reference statistics: per-feature sketches computed once, at training.
 
 Saved with every model version as ``reference.json`` (built by
-``reference_artifact`` from the training context). Drift compares new data with these sketches and never re-reads the
+``reference_artifact`` from the training context). Drift compares new data with
+these sketches and never re-reads the
 training data:
 
 * numbers: ``edges`` (the 1/B … (B-1)/B quantiles, de-duplicated) and the
