@@ -106,7 +106,7 @@ def test_version_without_card_is_refused(
 def test_bad_fairness_key_names_key_and_valid_keys() -> None:
     with pytest.raises(UserInputError) as info:
         parse_fairness({"max_dp": 0.1})
-    assert "Spec key 'fairness.max_dp' extra inputs are not permitted" in info.value.message
+    assert "keizoku.yaml: fairness.max_dp is not a known key. Known keys:" in info.value.message
     assert "max_demographic_parity_difference" in info.value.message
 
 
