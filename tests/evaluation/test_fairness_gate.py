@@ -24,7 +24,7 @@ from .conftest import Trained, biased_frame, train_frame
 
 def _spec(trained: Trained, limits: dict[str, float]) -> Spec:
     spec, _ = load_spec(trained.spec)
-    return spec.model_copy(update={"fairness": limits})
+    return spec.model_copy(update={"fairness": parse_fairness(limits)})
 
 
 def test_planted_bias_shows_in_fairness_evidence(biased: Trained) -> None:
