@@ -172,3 +172,16 @@ def test_retraining_frame_keeps_the_id_column_out_of_the_features(
     features = [c.name for c in outcome.result.model.schema.features]
     assert features == ["x"]
     assert outcome.result.model.schema.column("rownames").role == "id"
+
+
+DOCS = Path(__file__).parent.parent / "docs"
+
+
+@pytest.mark.parametrize("page", ["training.md", "monitoring.md", "lifecycle.md", "evaluation.md"])
+def test_every_spec_example_in_the_docs_loads(page: str) -> None:
+    text = (DOCS / page).read_text()
+    blocks = [b.split("```")[0] for b in text.split("```yaml\n")[1:]]
+    sections = [yaml.safe_load(b) for b in blocks]
+    assert sections, f"no yaml example in docs/{page}"
+    for section in sections:
+        spec_from_dict({**BASE, **section})
