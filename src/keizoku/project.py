@@ -6,42 +6,51 @@ notebook or a script gets exactly the same behaviour.
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
 import json
 import os
 import re
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from keizoku.data.ingest import ReadOptions, fingerprint_frame, read_table
+from keizoku.data.ingest import ReadOptions, read_table
 from keizoku.data.schema import Schema, Task, infer_schema
 from keizoku.data.validate import validate_frame
 from keizoku.errors import DataError, UserInputError
+from keizoku.evaluation.evidence import build_evidence
 from keizoku.home import atomic_write_bytes
-from keizoku.spec import DataSpec, Spec, TrainSpec, load_spec, parse_duration
-from keizoku.training.automl import AutoMLConfig, AutoMLResult, fit_automl
+from keizoku.monitoring.reference import reference_artifact
+from keizoku.spec import DataSpec, Spec, load_spec
+from keizoku.training.config import merge_train
+from keizoku.training.context import TrainingContext, TrainingData
 from keizoku.training.cv import TrialResult
+from keizoku.training.search import SearchResult, run_search
 
-# Builders of extra artifacts saved with every trained version, as "module:function".
-# Each is called as fn(result: AutoMLResult, frame: DataFrame, schema: Schema, folder: Path)
-# and returns {name: path} of files it wrote into ``folder``.
-ARTIFACT_HOOKS: tuple[str, ...] = (
-    "keizoku.monitoring.reference:reference_artifact",
-    "keizoku.evaluation.evidence:build_evidence",
-)
+ArtifactBuilder = Callable[[TrainingContext, Path], dict[str, Path]]
+
+# Builders of the artifacts saved with every trained version, beside schema.yaml,
+# leaderboard.csv and training.json. Each writes files into the folder and returns
+# {name: path}; each takes the training context, built once.
+ARTIFACT_BUILDERS: tuple[ArtifactBuilder, ...] = (reference_artifact, build_evidence)
 
 REGISTER_RESERVE_S = 2.5  # logging + registering the model, measured ~1-2 s on 2 cores
-EVIDENCE_SHARE = 0.08  # of the budget, for the artifact hooks (evidence steps are time-capped)
+EVIDENCE_SHARE = 0.08  # of the budget, for the artifact builders (evidence steps are time-capped)
 
-__all__ = ["init_project", "train_project", "predict_file", "TrainOutcome", "load_training_data"]
+__all__ = [
+    "ARTIFACT_BUILDERS",
+    "TrainOutcome",
+    "init_project",
+    "load_training_data",
+    "predict_file",
+    "train_project",
+    "training_schema",
+]
 
 
 def _project_name(source: str | None, sql: str | None) -> str:
@@ -93,7 +102,25 @@ def load_training_data(spec: Spec, base: Path) -> tuple[pd.DataFrame, Schema]:
     if source and not Path(source).is_absolute():
         source = str(base / source)
     frame = read_table(source, spec.data.read_options())
+    return frame, training_schema(frame, spec, base)
+
+
+def training_schema(
+    frame: pd.DataFrame, spec: Spec, base: Path, *, keep_classes: bool = False
+) -> Schema:
+    """The saved ``schema.yaml`` with the spec's target, checked against ``frame``.
+
+    Column roles (id, sensitive, ignored) come from the saved schema; only when there
+    is none is the schema inferred, with the spec's id and sensitive columns. The task
+    and classes are inferred from ``frame`` unless ``keep_classes`` (retraining: the
+    saved classes are the model's, a new label is an error, not a new class).
+    """
     schema_path = base / spec.schema_file
+    saved = Schema.load(schema_path) if schema_path.exists() else None
+    if saved is not None and keep_classes and saved.target == spec.target and saved.task:
+        if saved.task == "regression" or saved.classes:
+            saved.check_frame(frame, need_target=True)
+            return saved
     with warnings.catch_warnings(record=True):
         inferred = infer_schema(
             frame,
@@ -102,12 +129,11 @@ def load_training_data(spec: Spec, base: Path) -> tuple[pd.DataFrame, Schema]:
             id_columns=spec.data.id_columns,
             sensitive=spec.sensitive,
         )
-    if not schema_path.exists():
-        return frame, inferred
-    schema = Schema.load(schema_path)
-    schema.target, schema.task, schema.classes = spec.target, inferred.task, inferred.classes
-    schema.check_frame(frame, need_target=True)
-    return frame, schema
+    if saved is None:
+        return inferred
+    saved.target, saved.task, saved.classes = spec.target, inferred.task, inferred.classes
+    saved.check_frame(frame, need_target=True)
+    return saved
 
 
 @dataclass
@@ -115,56 +141,43 @@ class TrainOutcome:
     name: str
     version: int
     alias: str
-    result: AutoMLResult
+    result: SearchResult
     data_sha256: str
     schema_sha256: str
-
-
-def _config(train: TrainSpec, overrides: dict[str, Any]) -> AutoMLConfig:
-    merged = {**train.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
-    return AutoMLConfig(
-        budget_s=parse_duration(merged["budget"]),
-        search=merged["search"],
-        preset=merged["preset"],
-        metric=merged["metric"],
-        folds=merged["folds"],
-        models=merged["models"],
-        max_latency_ms=merged["max_latency_ms"],
-        max_size_mb=merged["max_size_mb"],
-        ensemble=merged["ensemble"],
-        seed=merged["seed"],
-        warm_start=overrides.get("warm_start") or [],
-    )
 
 
 def train_project(
     spec_path: str | Path = "keizoku.yaml",
     *,
-    overrides: dict[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
     on_trial: Callable[[TrialResult, float], None] | None = None,
     frame: pd.DataFrame | None = None,
-    extra_artifacts: Callable[[Any, pd.DataFrame, Path], dict[str, Path]] | None = None,
+    extra_artifacts: ArtifactBuilder | None = None,
     started: float | None = None,
 ) -> TrainOutcome:
     """Train per the spec and register the result; nothing is registered on failure.
 
+    ``overrides``: keys of the spec's ``train:`` section (None values are ignored),
+    plus ``warm_start`` (member configurations tried first). ``frame``: train on these
+    rows instead of the spec's data (retraining); the saved schema and its roles apply.
     ``started`` (a ``time.monotonic()`` reading) is when the user's clock started; the
     budget then covers reading the data and registering the model, not only the search.
     """
     from keizoku.registry.store import TrainingRun
 
     spec, base = load_spec(spec_path)
-    overrides = dict(overrides or {})
-    cfg = _config(spec.train, overrides)
+    given = dict(overrides or {})
+    warm_start: Sequence[Mapping[str, Any]] = given.pop("warm_start", None) or []
+    cfg = merge_train(spec.train, given)
     clock = started if started is not None else time.monotonic()
     if frame is None:
         frame, schema = load_training_data(spec, base)
     else:
-        with warnings.catch_warnings(record=True):
-            schema = infer_schema(frame, spec.target, task=spec.task, sensitive=spec.sensitive)
-    data_sha, schema_sha = fingerprint_frame(frame), schema.fingerprint()
+        schema = training_schema(frame, spec, base, keep_classes=True)
+    data = TrainingData.build(frame, schema)
     params = {
-        "budget_s": cfg.budget_s,
+        "budget_s": cfg.budget,
+        "max_trials": cfg.max_trials or "none",
         "search": cfg.search,
         "preset": cfg.preset,
         "metric": cfg.metric or "default",
@@ -172,8 +185,8 @@ def train_project(
         "columns": frame.shape[1],
         "task": schema.task,
         "target": schema.target,
-        "data_sha256": data_sha,
-        "schema_sha256": schema_sha,
+        "data_sha256": data.data_sha256,
+        "schema_sha256": data.schema_sha256,
     }
     with TrainingRun(spec.project, params=params) as run:
 
@@ -190,11 +203,15 @@ def train_project(
                 on_trial(t, elapsed)
 
         spent = time.monotonic() - clock
-        reserve = REGISTER_RESERVE_S + EVIDENCE_SHARE * cfg.budget_s
-        search_budget = max(cfg.budget_s - spent - reserve, min(5.0, cfg.budget_s))
-        result = fit_automl(
-            frame, schema, dataclasses.replace(cfg, budget_s=search_budget), on_trial=trial_done
+        reserve = REGISTER_RESERVE_S + EVIDENCE_SHARE * cfg.budget
+        search_budget = max(cfg.budget - spent - reserve, min(5.0, cfg.budget))
+        result = run_search(
+            data,
+            cfg.model_copy(update={"budget": search_budget}),
+            warm_start=warm_start,
+            on_trial=trial_done,
         )
+        ctx = TrainingContext.build(spec.project, data, result)
         metric = result.metric.name
         run.log_metrics(
             {
@@ -205,16 +222,14 @@ def train_project(
             }
         )
         with tempfile.TemporaryDirectory(prefix="keizoku-art-") as tmp:
-            files = _artifacts(Path(tmp), result, schema, data_sha, schema_sha, spec)
-            for hook in ARTIFACT_HOOKS:
-                module, func = hook.split(":")
-                builder = getattr(importlib.import_module(module), func)
-                files.update(builder(result, frame, schema, Path(tmp)))
+            files = _artifacts(Path(tmp), ctx)
+            for builder in ARTIFACT_BUILDERS:
+                files.update(builder(ctx, Path(tmp)))
             if extra_artifacts is not None:
-                files.update(extra_artifacts(result, frame, Path(tmp)))
+                files.update(extra_artifacts(ctx, Path(tmp)))
             tags = {
-                "keizoku.data_sha256": data_sha,
-                "keizoku.schema_sha256": schema_sha,
+                "keizoku.data_sha256": data.data_sha256,
+                "keizoku.schema_sha256": data.schema_sha256,
                 "keizoku.metric": metric,
                 "keizoku.cv_score": f"{result.cv_score:.6g}",
                 "keizoku.task": str(schema.task),
@@ -225,33 +240,13 @@ def train_project(
 
     info = get_version(f"{spec.project}:{version}")
     alias = "champion" if "champion" in info.aliases else "challenger"
-    return TrainOutcome(spec.project, version, alias, result, data_sha, schema_sha)
+    return TrainOutcome(spec.project, version, alias, result, data.data_sha256, data.schema_sha256)
 
 
-def _artifacts(
-    tmp: Path, result: AutoMLResult, schema: Schema, data_sha: str, schema_sha: str, spec: Spec
-) -> dict[str, Path]:
-    schema.save(tmp / "schema.yaml")
-    result.leaderboard.to_csv(tmp / "leaderboard.csv", index=False)
-    info = {
-        "project": spec.project,
-        "task": schema.task,
-        "target": schema.target,
-        "metric": result.metric.name,
-        "cv_score": result.cv_score,
-        "cv_std": result.cv_std,
-        "data_sha256": data_sha,
-        "schema_sha256": schema_sha,
-        "elapsed_s": result.elapsed_s,
-        "members": [
-            {"family": m.family, "weight": m.weight, "params": m.params}
-            for m in result.model.members
-        ],
-        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "refit_on_all_rows": result.model.info.get("refit_on_all_rows", True),
-        "partial_cv": result.model.info.get("partial_cv", False),
-    }
-    (tmp / "training.json").write_text(json.dumps(info, indent=2, default=str))
+def _artifacts(tmp: Path, ctx: TrainingContext) -> dict[str, Path]:
+    ctx.schema.save(tmp / "schema.yaml")
+    ctx.result.leaderboard.to_csv(tmp / "leaderboard.csv", index=False)
+    (tmp / "training.json").write_text(json.dumps(ctx.info.to_dict(), indent=2, default=str))
     return {
         "schema": tmp / "schema.yaml",
         "leaderboard": tmp / "leaderboard.csv",
@@ -259,7 +254,7 @@ def _artifacts(
     }
 
 
-def _signature(frame: pd.DataFrame, schema: Schema, result: AutoMLResult) -> Any:
+def _signature(frame: pd.DataFrame, schema: Schema, result: SearchResult) -> Any:
     from mlflow.models import infer_signature
 
     cols = [c.name for c in schema.features + schema.sensitive]

@@ -1,29 +1,52 @@
-"""The project spec, ``keizoku.yaml``: every key has a default and is validated."""
+"""The project spec, ``keizoku.yaml``: every section is typed, every key has a default.
+
+Sections and where their type lives (each refuses unknown keys; one helper,
+:func:`keizoku.sections.section_error`, words every error)::
+
+    project, target, task, schema, sensitive    -- here
+    data:        DataSpec                        -- here
+    train:       TrainSpec                       -- keizoku.training.config (the search config)
+    serving:     ServingSpec                     -- here (no keys yet)
+    monitoring:  DriftConfig                     -- keizoku.monitoring.drift
+    retraining:  RetrainingPolicy                -- keizoku.lifecycle.policy
+    fairness:    FairnessSpec                    -- keizoku.evaluation.fairness
+
+Durations (``budget``, ``window``, ``every``, ...) are :data:`keizoku.duration.Duration`.
+"""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from pydantic import ValidationError as PydanticValidationError
 
 from keizoku.data.ingest import ReadOptions
 from keizoku.errors import UserInputError
+from keizoku.evaluation.fairness import FairnessSpec
 from keizoku.home import atomic_write_text
+from keizoku.lifecycle.policy import RetrainingPolicy
+from keizoku.monitoring.drift import DriftConfig
+from keizoku.sections import Section, section_error
+from keizoku.training.config import TrainSpec
 
-__all__ = ["Spec", "DataSpec", "TrainSpec", "load_spec", "parse_duration", "DEFAULT_SPEC"]
+__all__ = [
+    "DEFAULT_SPEC",
+    "DataSpec",
+    "ServingSpec",
+    "Spec",
+    "TrainSpec",
+    "load_spec",
+    "spec_from_dict",
+]
 
 DEFAULT_SPEC = "keizoku.yaml"
+OPTIONAL_SECTIONS = ("serving", "monitoring", "retraining", "fairness")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DataSpec(_Strict):
+class DataSpec(Section):
     """Where the training data comes from and how to read it."""
 
     path: str | None = None
@@ -48,23 +71,15 @@ class DataSpec(_Strict):
         )
 
 
-class TrainSpec(_Strict):
-    """The search: budget, strategy, preset, metric and serving limits."""
+class ServingSpec(Section):
+    """The ``serving:`` section. It has no keys yet: ``keizoku serve`` takes flags.
 
-    budget: str = "60s"
-    search: Literal["bayes", "random", "grid"] = "bayes"
-    preset: Literal["fast", "balanced", "best"] = "balanced"
-    metric: str | None = None
-    folds: int | None = Field(default=None, ge=2, le=20)
-    models: list[str] | None = None
-    max_latency_ms: float | None = None
-    max_size_mb: float | None = None
-    ensemble: bool = True
-    seed: int = 0
+    It exists so that a key written here is refused, not silently ignored.
+    """
 
 
-class Spec(_Strict):
-    """``keizoku.yaml``. Sections other issues add (serving, monitoring, ...) are free-form."""
+class Spec(Section):
+    """``keizoku.yaml``."""
 
     project: str
     target: str
@@ -73,18 +88,32 @@ class Spec(_Strict):
     data: DataSpec = Field(default_factory=DataSpec)
     sensitive: list[str] = Field(default_factory=list)
     train: TrainSpec = Field(default_factory=TrainSpec)
-    serving: dict[str, Any] = Field(default_factory=dict)
-    monitoring: dict[str, Any] = Field(default_factory=dict)
-    retraining: dict[str, Any] = Field(default_factory=dict)
-    fairness: dict[str, Any] = Field(default_factory=dict)
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    serving: ServingSpec = Field(default_factory=ServingSpec)
+    monitoring: DriftConfig = Field(default_factory=DriftConfig)
+    retraining: RetrainingPolicy = Field(default_factory=RetrainingPolicy)
+    fairness: FairnessSpec = Field(default_factory=FairnessSpec)
 
     def save(self, path: str | Path) -> None:
         body = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        for section in OPTIONAL_SECTIONS:  # written only when set: their defaults live in code
+            if section not in self.model_fields_set:
+                body.pop(section, None)
         text = "# keizoku project spec: `keizoku train` reads this file.\n"
         text += yaml.safe_dump(body, sort_keys=False)
         atomic_write_text(path, text)
+
+
+def spec_from_dict(raw: Any, source: str = DEFAULT_SPEC) -> Spec:
+    """Validate a parsed spec; any error is one line naming section, key, value and fix."""
+    if not isinstance(raw, dict):
+        raise UserInputError(
+            f"{source}: the spec must be a mapping of keys to values (project:, target:, ...), "
+            f"not {type(raw).__name__}. Create one with: keizoku init DATA --target COLUMN"
+        )
+    try:
+        return Spec.model_validate(raw)
+    except PydanticValidationError as exc:
+        raise section_error(exc, Spec, source=source) from exc
 
 
 def load_spec(path: str | Path = DEFAULT_SPEC) -> tuple[Spec, Path]:
@@ -98,28 +127,4 @@ def load_spec(path: str | Path = DEFAULT_SPEC) -> tuple[Spec, Path]:
         raw = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as exc:
         raise UserInputError(f"'{p}' is not valid YAML: {exc}") from exc
-    try:
-        return Spec.model_validate(raw), p.resolve().parent
-    except PydanticValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"])
-        raise UserInputError(
-            f"'{p}': key '{where}' {first['msg'].lower()} (got {first.get('input')!r}). "
-            "Fix the key in the spec."
-        ) from exc
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h)?\s*$")
-
-
-def parse_duration(text: str | float | int) -> float:
-    """'90s', '2m', '1.5h', '60' → seconds."""
-    if isinstance(text, int | float):
-        return float(text)
-    match = _DURATION.match(str(text))
-    if not match:
-        raise UserInputError(
-            f"Budget '{text}' is not a duration. Use a number of seconds or a suffix: 60s, 5m, 1h."
-        )
-    value, unit = float(match.group(1)), match.group(2) or "s"
-    return value * {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}[unit]
+    return spec_from_dict(raw, str(p)), p.resolve().parent

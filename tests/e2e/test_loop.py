@@ -129,11 +129,11 @@ def test_the_loop(tmp_path: Path) -> None:
     spec = (tmp_path / "keizoku.yaml").read_text()
     spec += (
         "retraining:\n  window: {since: 1d, include_original: false, holdout: 0.3, "
-        "min_labels: 200}\n  train: {budget: 15s, preset: fast}\n"
+        "min_labels: 200}\n  train: {budget: 60s, preset: fast, max_trials: 4}\n"
         "  gates: {min_gain: 0.0, bootstrap: 300}\n"
     )
     (tmp_path / "keizoku.yaml").write_text(spec)
-    kz("train", "--budget", "15s", "--preset", "fast")
+    kz("train", "--budget", "60s", "--preset", "fast", "--max-trials", "4")
 
     port = free_port()
     log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed below

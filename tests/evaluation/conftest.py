@@ -84,7 +84,13 @@ def train_frame(
     frame.to_csv(csv, index=False)
     spec = folder / "keizoku.yaml"
     init_project(str(csv), target, read=DataSpec(), name=name, sensitive=sensitive, spec_path=spec)
-    settings = {"budget": "8s", "preset": "fast", **(overrides or {})}
+    settings = {
+        "budget": "60s",  # an upper bound: max_trials ends the search
+        "preset": "fast",
+        "max_trials": 4,
+        "models": ["lightgbm", "linear"],
+        **(overrides or {}),
+    }
     outcome = train_project(spec, overrides=settings)
     return Trained(name, outcome.version, folder, csv, frame, target)
 

@@ -208,7 +208,7 @@ def test_one_hot_parts_sum_back_to_their_feature(binary: Trained) -> None:
     ]
     model = load_model(binary.ref)
     frame = binary.frame.head(200)
-    from keizoku.training.automl import encode_target
+    from keizoku.training.context import encode_target
     from keizoku.training.metrics import get_metric
 
     y, _ = encode_target(frame["target"], model.schema)

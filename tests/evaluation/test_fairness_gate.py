@@ -24,7 +24,7 @@ from .conftest import Trained, biased_frame, train_frame
 
 def _spec(trained: Trained, limits: dict[str, float]) -> Spec:
     spec, _ = load_spec(trained.spec)
-    return spec.model_copy(update={"fairness": limits})
+    return spec.model_copy(update={"fairness": parse_fairness(limits)})
 
 
 def test_planted_bias_shows_in_fairness_evidence(biased: Trained) -> None:
@@ -92,7 +92,7 @@ def test_limits_without_sensitive_column_are_refused(regression: Trained) -> Non
 def test_version_without_card_is_refused(
     eval_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(keizoku.project, "ARTIFACT_HOOKS", ())  # as before this package
+    monkeypatch.setattr(keizoku.project, "ARTIFACT_BUILDERS", ())  # as before this package
     old = train_frame(
         tmp_path, biased_frame(300, seed=3), "label", "ev-nocard", overrides={"budget": "5s"}
     )
@@ -106,7 +106,7 @@ def test_version_without_card_is_refused(
 def test_bad_fairness_key_names_key_and_valid_keys() -> None:
     with pytest.raises(UserInputError) as info:
         parse_fairness({"max_dp": 0.1})
-    assert "Spec key 'fairness.max_dp' extra inputs are not permitted" in info.value.message
+    assert "keizoku.yaml: fairness.max_dp is not a known key. Known keys:" in info.value.message
     assert "max_demographic_parity_difference" in info.value.message
 
 

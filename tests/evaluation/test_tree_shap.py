@@ -17,7 +17,7 @@ from sklearn.datasets import load_diabetes, load_wine
 from keizoku.data.schema import infer_schema
 from keizoku.evaluation.explain import explain_row
 from keizoku.features.encoder import TabularEncoder
-from keizoku.training.automl import encode_target
+from keizoku.training.context import encode_target
 from keizoku.training.model import KeizokuModel, Member
 from keizoku.training.zoo import FAMILIES
 

@@ -29,7 +29,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, pd
     init_project(
         str(root / "cancer.csv"), "target", read=DataSpec(), spec_path=root / "keizoku.yaml"
     )
-    train_project(root / "keizoku.yaml", overrides={"budget": "8s", "preset": "fast"})
+    train_project(
+        root / "keizoku.yaml", overrides={"budget": "60s", "preset": "fast", "max_trials": 3}
+    )
     yield root, frame
     mp.undo()
 

@@ -69,9 +69,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, obje
     _run(["init", "clinic.csv", "--target", "malignant", "--name", MODEL], root, env)
     for _ in range(2):
         try:
-            _run(["train", "--budget", "10s", "--preset", "fast"], root, env)
+            _run(["train", "--budget", "60s", "--preset", "fast", "--max-trials", "4"], root, env)
         except RuntimeError:  # a loaded machine can leave no trial finished: once more, longer
-            _run(["train", "--budget", "25s", "--preset", "fast"], root, env)
+            _run(["train", "--budget", "60s", "--preset", "fast", "--max-trials", "6"], root, env)
     old = os.environ.get("KEIZOKU_HOME")
     os.environ["KEIZOKU_HOME"] = str(home)
     try:

@@ -1,4 +1,8 @@
-"""The search on scikit-learn's bundled data: scores, constraints, folds and ensembles."""
+"""The search on scikit-learn's bundled data: scores, constraints, folds and ensembles.
+
+Searches are bounded by ``max_trials`` (deterministic, independent of the clock);
+the budget is only an upper bound.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,12 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 
 from keizoku.data.schema import infer_schema
 from keizoku.errors import KeizokuWarning, UserInputError
-from keizoku.training.automl import AutoMLConfig, fit_automl
+from keizoku.training.config import TrainSpec
+from keizoku.training.context import TrainingData
 from keizoku.training.cv import TrialResult, make_folds
 from keizoku.training.ensemble import greedy_ensemble
 from keizoku.training.metrics import get_metric
+from keizoku.training.search import SearchResult, run_search
 
 
 def frame_of(loader, target: str = "target") -> pd.DataFrame:  # type: ignore[no-untyped-def]
@@ -28,10 +34,17 @@ def schema_of(frame: pd.DataFrame, target: str, **kw):  # type: ignore[no-untype
         return infer_schema(frame, target, **kw)
 
 
+def search(frame: pd.DataFrame, target: str, **cfg: object) -> SearchResult:
+    settings: dict[str, object] = {"budget": "120s", "max_trials": 4, **cfg}
+    data = TrainingData.build(frame, schema_of(frame, target))
+    return run_search(data, TrainSpec.model_validate(settings))
+
+
 @pytest.fixture(scope="module")
 def cancer_result():  # type: ignore[no-untyped-def]
     frame = frame_of(load_breast_cancer)
-    return frame, fit_automl(frame, schema_of(frame, "target"), AutoMLConfig(budget_s=10))
+    cfg = {"models": ["lightgbm", "linear"], "max_latency_ms": 10.0, "preset": "fast"}
+    return frame, search(frame, "target", **cfg)
 
 
 def test_binary_search_scores_well_and_fast_path_matches(cancer_result) -> None:  # type: ignore[no-untyped-def]
@@ -62,7 +75,7 @@ def test_chosen_models_respect_the_latency_limit(cancer_result) -> None:  # type
     _, res = cancer_result
     board = res.leaderboard
     chosen = board[board["chosen"] > 0]
-    assert chosen["latency_ms"].sum() <= 10.0  # balanced preset's limit
+    assert chosen["latency_ms"].sum() <= 10.0  # the max_latency_ms rule
     assert set(board.loc[board["latency_ms"] > 10.0, "status"]) <= {"too slow"}
 
 
@@ -70,8 +83,7 @@ def test_multiclass_random_search_keeps_string_labels() -> None:
     frame = frame_of(load_iris, "species")
     names = np.array(["setosa", "versicolor", "virginica"])
     frame["species"] = names[frame["species"]]
-    cfg = AutoMLConfig(budget_s=8, search="random", preset="fast")
-    res = fit_automl(frame, schema_of(frame, "species"), cfg)
+    res = search(frame, "species", search="random", preset="fast", models=["linear", "lightgbm"])
     assert res.metric.name == "log_loss" and res.cv_score < 0.35
     assert res.model.classes == list(names)
     scored = res.model.score_frame(frame.head(5))
@@ -86,8 +98,7 @@ def test_multiclass_random_search_keeps_string_labels() -> None:
 
 def test_regression_grid_search_beats_predicting_the_mean() -> None:
     frame = frame_of(load_diabetes, "progression")
-    cfg = AutoMLConfig(budget_s=8, search="grid", preset="fast")
-    res = fit_automl(frame, schema_of(frame, "progression"), cfg)
+    res = search(frame, "progression", search="grid", preset="fast", max_trials=3)
     assert res.metric.name == "rmse"
     assert res.cv_score < 0.85 * frame["progression"].std()
 
@@ -96,7 +107,7 @@ def test_a_class_too_small_for_the_folds_warns_and_falls_back() -> None:
     frame = frame_of(load_iris)
     frame = pd.concat([frame[frame["target"] < 2], frame[frame["target"] == 2].head(2)])
     with pytest.warns(KeizokuWarning) as caught:
-        res = fit_automl(frame, schema_of(frame, "target"), AutoMLConfig(budget_s=6, preset="fast"))
+        res = search(frame, "target", preset="fast", models=["linear"], max_trials=1)
     message = str(caught[0].message)
     assert message.startswith("Class(es) '2' (2 rows) have fewer rows than the 3 folds")
     assert res.model.classes == [0, 1, 2]
@@ -104,9 +115,8 @@ def test_a_class_too_small_for_the_folds_warns_and_falls_back() -> None:
 
 def test_impossible_limits_fail_with_the_fix_named() -> None:
     frame = frame_of(load_breast_cancer)
-    cfg = AutoMLConfig(budget_s=6, preset="fast", max_latency_ms=1e-6)
     with pytest.raises(UserInputError) as exc:
-        fit_automl(frame, schema_of(frame, "target"), cfg)
+        search(frame, "target", preset="fast", max_latency_ms=1e-6, models=["linear"], max_trials=1)
     assert "No candidate finished within the budget and limits" in str(exc.value)
     assert "relax --max-latency-ms / --max-size-mb" in str(exc.value)
 
@@ -145,3 +155,30 @@ def test_greedy_ensemble_mixes_complementary_models() -> None:
     assert set(weights) == {0, 1}
     single = max(get_metric("roc_auc", "binary")(y, p) for p in (a, b))
     assert score > single
+
+
+STABLE = ["trial", "model", "score", "std", "status", "chosen", "params"]  # not timings
+
+
+def test_max_trials_gives_the_same_leaderboard_twice() -> None:
+    frame = frame_of(load_breast_cancer)
+    cfg = {"models": ["lightgbm", "linear"], "max_trials": 4, "seed": 7, "preset": "fast"}
+    first, second = search(frame, "target", **cfg), search(frame, "target", **cfg)
+    pd.testing.assert_frame_equal(first.leaderboard[STABLE], second.leaderboard[STABLE])
+    assert sum(first.leaderboard["status"] == "ok") == 4
+    assert first.cv_score == second.cv_score
+
+
+def test_max_trials_stops_long_before_the_budget() -> None:
+    frame = frame_of(load_iris)
+    res = search(frame, "target", budget="1h", max_trials=2, models=["linear"], search="random")
+    assert len(res.trials) == 2 and res.elapsed_s < 60
+    assert res.max_trials == 2
+
+
+def test_training_data_encodes_the_target_with_the_label_codec() -> None:
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0] * 5, "y": ["b", "a", None, "b"] * 5})
+    data = TrainingData.build(frame, schema_of(frame, "y"))
+    assert len(data.frame) == 15 and data.frame.index.tolist() == list(range(15))
+    assert data.codec.classes == ["a", "b"]
+    assert data.y.tolist() == [1, 0, 1] * 5

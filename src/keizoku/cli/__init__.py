@@ -242,15 +242,22 @@ def train(
     ] = None,
     folds: Annotated[int | None, typer.Option(help="Cross-validation folds.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    max_trials: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Stop after N finished trials, whatever the clock (deterministic)."
+        ),
+    ] = None,
 ) -> None:
     """Search models under a time budget, ensemble, register the result."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from keizoku.duration import parse_duration
     from keizoku.project import train_project
-    from keizoku.spec import load_spec, parse_duration
+    from keizoku.spec import load_spec
 
     spec, _ = load_spec(config)
-    total = parse_duration(budget or spec.train.budget)
+    total = parse_duration(budget, what="--budget") if budget else spec.train.budget
     overrides = {
         "budget": budget,
         "search": search,
@@ -261,6 +268,7 @@ def train(
         "max_size_mb": max_size_mb,
         "folds": folds,
         "seed": seed,
+        "max_trials": max_trials,
     }
     best: dict[str, Any] = {"score": None, "model": ""}
     with Progress(

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-_DAYS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|w)\s*$")
+from keizoku.duration import parse_duration
 
-
-def parse_window(text: str) -> float:
-    """'24h', '90m', '7d', '2w', '3600' → seconds."""
-    from keizoku.spec import parse_duration
-
-    match = _DAYS.match(text)
-    if match:
-        return float(match.group(1)) * (86400 if match.group(2) == "d" else 7 * 86400)
-    return parse_duration(text)
+# Deprecated alias: every duration is parsed by keizoku.duration.parse_duration.
+parse_window = parse_duration
 
 
 def feedback(

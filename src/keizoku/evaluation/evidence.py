@@ -1,7 +1,8 @@
 """The training-time artifact hook: evaluation evidence saved with every version.
 
-``build_evidence`` is listed in ``keizoku.project.ARTIFACT_HOOKS`` and runs inside
-``keizoku train`` after the search. From the out-of-fold predictions (no refit) it
+``build_evidence`` is one of ``keizoku.project.ARTIFACT_BUILDERS`` and runs inside
+``keizoku train`` after the search, on the training context. From the out-of-fold
+predictions (no refit) it
 writes ``evaluation.json`` (metrics, curves, worst slices, learning curve, data
 period), ``importance.json``, ``fairness.json``, ``background.json`` (a small sample
 used to explain single rows) and ``model_card.md``. It is bounded: SHAP on at most
@@ -15,7 +16,7 @@ import math
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,9 @@ from keizoku.evaluation.explain import global_importance
 from keizoku.evaluation.fairness import fairness_report
 from keizoku.evaluation.learning import learning_curve
 from keizoku.evaluation.metrics import evaluate_predictions
+
+if TYPE_CHECKING:
+    from keizoku.training.context import TrainingContext
 
 __all__ = ["build_evidence", "data_period", "write_json", "EVIDENCE_FILES"]
 
@@ -73,39 +77,12 @@ def data_period(frame: pd.DataFrame, schema: Schema) -> dict[str, dict[str, str]
     return out
 
 
-def _training_info(folder: Path, result: Any, schema: Schema) -> dict[str, Any]:
-    path = folder / "training.json"
-    if path.is_file():
-        return dict(json.loads(path.read_text()))
-    return {
-        "task": schema.task,
-        "target": schema.target,
-        "metric": result.metric.name,
-        "cv_score": result.cv_score,
-        "cv_std": result.cv_std,
-        "members": [{"family": m.family, "weight": m.weight} for m in result.model.members],
-    }
-
-
-def build_evidence(
-    result: Any, frame: pd.DataFrame, schema: Schema, folder: Path
-) -> dict[str, Path]:
-    """ARTIFACT_HOOKS builder: write the evidence files into ``folder``; return {name: path}."""
-    from keizoku.training.automl import encode_target
-
+def build_evidence(ctx: TrainingContext, folder: Path) -> dict[str, Path]:
+    """Artifact builder: write the evidence files into ``folder``; return {name: path}."""
     started = time.monotonic()
+    result, schema = ctx.result, ctx.schema
     model = result.model
-    frame = frame[frame[schema.target].notna()].reset_index(drop=True)
-    rows = getattr(result, "oof_rows", None)
-    if rows is not None:  # a partial search validated only some rows
-        frame = frame.iloc[rows].reset_index(drop=True)
-    y, _ = encode_target(frame[schema.target], schema)
-    oof = np.asarray(result.oof)
-    if len(oof) != len(frame):
-        raise ValueError(
-            f"Out-of-fold predictions have {len(oof)} rows but the data has {len(frame)} "
-            "rows with a target; they must align (AutoMLResult.oof)."
-        )
+    frame, y, oof = ctx.oof_frame, ctx.oof_y, ctx.oof
     task = str(model.task)
     evaluation = evaluate_predictions(task, y, oof, model.classes, frame, schema, CV_SOURCE)
     evaluation["learning_curve"] = learning_curve(model, frame, y, result.metric, STEP_BUDGET_S)
@@ -114,7 +91,7 @@ def build_evidence(
     fairness = fairness_report(task, y, oof, frame, schema, CV_SOURCE)
     columns = [c.name for c in schema.features + schema.sensitive]
     sample = frame[columns].sample(min(len(frame), BACKGROUND_ROWS), random_state=0)
-    training = _training_info(folder, result, schema)
+    training = ctx.info.to_dict()
     versions = lineage(training["project"]) if training.get("project") else []
     upcoming = max((v["version"] for v in versions), default=0) + 1
     card = render_card(

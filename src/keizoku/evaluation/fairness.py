@@ -18,16 +18,15 @@ spec's ``fairness:`` section (:class:`FairnessSpec`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
-from pydantic import ValidationError as PydanticValidationError
 
 from keizoku.data.schema import Schema
-from keizoku.errors import UserInputError
 from keizoku.evaluation.metrics import quantile_segments
+from keizoku.sections import Section, validate_section
 
 __all__ = ["FairnessSpec", "fairness_report", "parse_fairness", "GAP_NAMES"]
 
@@ -42,7 +41,7 @@ GAP_NAMES = (
 )
 
 
-class FairnessSpec(BaseModel):
+class FairnessSpec(Section):
     """The spec's ``fairness:`` section: the largest gap allowed for promotion (None: no limit).
 
     Example::
@@ -51,8 +50,6 @@ class FairnessSpec(BaseModel):
           max_demographic_parity_difference: 0.1
           max_equalized_odds_difference: 0.1
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     max_demographic_parity_difference: float | None = None
     max_equalized_odds_difference: float | None = None
@@ -69,18 +66,9 @@ class FairnessSpec(BaseModel):
         return out
 
 
-def parse_fairness(section: dict[str, Any] | None) -> FairnessSpec:
-    """Validate the spec's ``fairness:`` section, naming the bad key and the fix."""
-    try:
-        return FairnessSpec.model_validate(section or {})
-    except PydanticValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"])
-        keys = ", ".join(f"max_{g}" for g in GAP_NAMES)
-        raise UserInputError(
-            f"Spec key 'fairness.{where}' {first['msg'].lower()} (got {first.get('input')!r}). "
-            f"Valid keys are: {keys}; each a number between 0 and 1."
-        ) from exc
+def parse_fairness(section: FairnessSpec | Mapping[str, Any] | None) -> FairnessSpec:
+    """The typed ``fairness:`` section (validated when given as a mapping)."""
+    return validate_section(FairnessSpec, section, "fairness")
 
 
 def _groups(series: pd.Series, kind: str) -> pd.Series:

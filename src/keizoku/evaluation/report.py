@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from keizoku.data.labels import LabelCodec, canonical
 from keizoku.errors import DataError, NotFoundError
 from keizoku.evaluation.evidence import EVIDENCE_FILES
 from keizoku.evaluation.fairness import fairness_report, parse_fairness
@@ -124,16 +125,17 @@ def evaluate_file(ref: str, data: str, read: Any = None) -> tuple[dict[str, Any]
 
 
 def _encode(values: pd.Series, schema: Any) -> np.ndarray:
-    if schema.task == "regression":
+    codec = LabelCodec.from_schema(schema)
+    if codec.is_regression:
         return pd.to_numeric(values).to_numpy(dtype=float)
-    lookup = {str(c): i for i, c in enumerate(schema.classes or [])}
-    unknown = sorted({str(v) for v in values if str(v) not in lookup})
+    unknown = sorted({canonical(v) for v in values if not codec.known(v)})
     if unknown:
         raise DataError(
             f"Target '{schema.target}' holds class(es) {unknown[:5]} the model was not trained "
-            f"on (classes: {list(lookup)}). Remove those rows or retrain with them."
+            f"on (classes: {[canonical(c) for c in codec.classes or []]}). Remove those rows "
+            "or retrain with them."
         )
-    return np.array([lookup[str(v)] for v in values], dtype=int)
+    return codec.encode(list(values))
 
 
 # ------------------------------------------------------------------ page context

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from keizoku.data.labels import canonical
 from keizoku.data.schema import Column
 
 __all__ = ["TabularEncoder"]
@@ -34,17 +35,6 @@ def _is_missing(value: Any) -> bool:
     if isinstance(value, float) and math.isnan(value):
         return True
     return value is pd.NA or value is pd.NaT
-
-
-def _cat_key(value: Any) -> Any:
-    """Normalise a category so 3, 3.0 and '3' from JSON all meet the same code."""
-    if isinstance(value, bool | np.bool_):
-        return str(bool(value)).lower()
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        return str(int(value)) if float(value).is_integer() else str(float(value))
-    return str(value).strip()
 
 
 def _to_float(value: Any) -> float:
@@ -129,7 +119,7 @@ class TabularEncoder(BaseEstimator, TransformerMixin):
             vocab = vec.get_feature_names_out().tolist()
             return "text", {"vectorizer": vec}, [f"{col.name}__{w}" for w in vocab]
         # categorical / boolean
-        keys = s.dropna().map(_cat_key)
+        keys = s.dropna().map(canonical)
         counts = keys.value_counts()
         levels = counts.index[: self.max_categories].tolist()
         other = len(counts) > len(levels)
@@ -177,7 +167,7 @@ class TabularEncoder(BaseEstimator, TransformerMixin):
     def _code(self, state: dict[str, Any], value: Any) -> float:
         if _is_missing(value):
             return math.nan
-        idx = state["index"].get(_cat_key(value))
+        idx = state["index"].get(canonical(value))
         if idx is None:
             return float(len(state["index"])) if state["other"] else -1.0
         return float(idx)

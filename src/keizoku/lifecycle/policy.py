@@ -13,7 +13,7 @@ Every key has a default::
         include_original: true   # keep the spec's original data in the training frame
         holdout: 0.3         # most recent share of labelled traffic, kept out for the gates
         min_labels: 100      # fewer labelled rows than this: no retrain (not enough evidence)
-      train:                 # overrides of the spec's train: section for retraining
+      train:                 # overrides of the spec's train: section (same keys) for retraining
         budget: 60s
         preset: fast
       gates:                 # see keizoku.lifecycle.gates.GateConfig
@@ -31,74 +31,74 @@ Every key has a default::
         max_error_rate: 0.05 # canary rolls back when its 5xx share is higher
         max_metric_drop: 0.05  # ... or its live metric is this much below the champion's
         min_labels: 30       # labelled canary outcomes needed to judge its metric
+
+Durations are :data:`keizoku.duration.Duration` (stored as seconds).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic import ValidationError as PydanticValidationError
+from pydantic import Field, model_validator
 
-from keizoku.errors import UserInputError
+from keizoku.duration import Duration, parse_duration
 from keizoku.lifecycle.gates import GateConfig
+from keizoku.sections import Section, validate_section
+from keizoku.training.config import TrainSpec, merge_train
 
 __all__ = ["RetrainingPolicy", "Rollout", "Triggers", "Window", "parse_policy", "seconds"]
 
+seconds = parse_duration
+"""Deprecated alias of :func:`keizoku.duration.parse_duration` (policy durations are seconds)."""
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
-
-class Triggers(_Strict):
+class Triggers(Section):
     drift_features: int | None = 1
     metric_drop: float | None = 0.05
     new_labels: int | None = 1000
-    every: str | None = "7d"
+    every: Duration | None = 7 * 86400.0
 
 
-class Window(_Strict):
-    since: str = "30d"
+class Window(Section):
+    since: Duration = 30 * 86400.0
     include_original: bool = True
     holdout: float = Field(default=0.3, gt=0, lt=1)
     min_labels: int = 100
 
 
-class Rollout(_Strict):
+class Rollout(Section):
     mode: Literal["none", "canary", "split", "shadow"] = "none"
     canary_steps: list[float] = Field(default_factory=lambda: [10.0, 25.0, 50.0, 100.0])
-    step_every: str = "1h"
+    step_every: Duration = 3600.0
     split: float = Field(default=10.0, gt=0, lt=100)
     max_error_rate: float = Field(default=0.05, ge=0, le=1)
     max_metric_drop: float = 0.05
     min_labels: int = 30
 
 
-class RetrainingPolicy(_Strict):
+class RetrainingPolicy(Section):
     triggers: Triggers = Field(default_factory=Triggers)
     window: Window = Field(default_factory=Window)
-    train: dict[str, Any] = Field(default_factory=lambda: {"budget": "60s", "preset": "fast"})
+    train: dict[str, Any] = Field(default_factory=lambda: {"budget": 60.0, "preset": "fast"})
     gates: GateConfig = Field(default_factory=GateConfig)
-    monitor_window: str = "24h"
-    check_every: str = "1h"
-    cooldown: str = "1h"
+    monitor_window: Duration = 86400.0
+    check_every: Duration = 3600.0
+    cooldown: Duration = 3600.0
     rollout: Rollout = Field(default_factory=Rollout)
 
+    @model_validator(mode="after")
+    def _train_keys(self) -> RetrainingPolicy:
+        # The overrides are keys of train:, checked as such (UserInputError passes through
+        # pydantic unchanged, already worded with its section).
+        merge_train(TrainSpec(), self.train, section="retraining.train")
+        return self
 
-def seconds(text: str | float | int) -> float:
-    from keizoku.cli.monitoring import parse_window
+    def train_spec(self, base: TrainSpec) -> TrainSpec:
+        """``base`` (the spec's ``train:``) with this policy's overrides applied."""
+        return merge_train(base, self.train, section="retraining.train")
 
-    return parse_window(str(text))
 
-
-def parse_policy(section: dict[str, Any] | None) -> RetrainingPolicy:
-    """Validate the spec's ``retraining:`` section; errors name the key and the fix."""
-    try:
-        return RetrainingPolicy.model_validate(section or {})
-    except PydanticValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"])
-        raise UserInputError(
-            f"Spec key 'retraining.{where}': {first['msg'].lower()} "
-            f"(got {first.get('input')!r}). Fix it in keizoku.yaml."
-        ) from exc
+def parse_policy(section: RetrainingPolicy | Mapping[str, Any] | None) -> RetrainingPolicy:
+    """The typed ``retraining:`` section (validated when given as a mapping)."""
+    return validate_section(RetrainingPolicy, section, "retraining")

@@ -33,6 +33,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 from scipy import special, stats
 
+from keizoku.duration import Duration
 from keizoku.monitoring.reference import OTHER, FeatureRef, Reference
 
 __all__ = [
@@ -55,12 +56,12 @@ EPS = 1e-4
 class DriftConfig(BaseModel):
     """Thresholds (spec ``monitoring:`` keys of the same names)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
     alpha: float = 0.01
     psi_threshold: float = 0.2
     min_rows: int = 30
-    window: str = "24h"
+    window: Duration = 86400.0  # the default --since
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from keizoku.data.labels import canonical
 from keizoku.errors import KeizokuError, NotFoundError
 from keizoku.monitoring.drift import (
     DriftConfig,
@@ -22,7 +24,8 @@ from keizoku.monitoring.drift import (
 )
 from keizoku.monitoring.log import FEATURE_PREFIX, segment_glob
 from keizoku.monitoring.performance import LivePerformance, has_files, live_performance
-from keizoku.monitoring.reference import Reference, label_text, load_reference
+from keizoku.monitoring.reference import Reference, load_reference
+from keizoku.sections import validate_section
 
 __all__ = ["MonitorReport", "monitor", "drift_of_source", "drift_config"]
 
@@ -71,8 +74,9 @@ class MonitorReport:
         }
 
 
-def drift_config(spec_monitoring: dict[str, Any] | None) -> DriftConfig:
-    return DriftConfig.model_validate(spec_monitoring or {})
+def drift_config(section: DriftConfig | Mapping[str, Any] | None) -> DriftConfig:
+    """The typed ``monitoring:`` section (validated when given as a mapping)."""
+    return validate_section(DriftConfig, section, "monitoring")
 
 
 def _bucket_width(since: float | None, until: float) -> float:
@@ -241,7 +245,7 @@ def _register_file(
             table["score"] = np.asarray(raw, dtype=float)
         else:
             table["score"] = raw[:, -1] if raw.shape[1] == 2 else raw.max(axis=1)
-            table["prediction"] = [label_text(x) for x in model.labels(raw)]
+            table["prediction"] = [canonical(x) for x in model.labels(raw)]
         pred = (
             "score"
             if reference.prediction and reference.prediction.kind == "numeric"
@@ -267,7 +271,7 @@ def _file_performance(
         y = pd.to_numeric(y_all[keep]).to_numpy(dtype=float)
     else:
         index = {c: i for i, c in enumerate(reference.classes or [])}
-        labels = y_all[keep].map(label_text)
+        labels = y_all[keep].map(canonical)
         known = labels.isin(index).to_numpy()
         keep[np.flatnonzero(keep)[~known]] = False
         y = labels[known].map(index).to_numpy(dtype=int)

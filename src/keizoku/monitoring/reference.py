@@ -1,7 +1,8 @@
 """Reference statistics: per-feature sketches computed once, at training.
 
-Saved with every model version as ``reference.json`` (an ``ARTIFACT_HOOKS``
-builder). Drift compares new data with these sketches and never re-reads the
+Saved with every model version as ``reference.json`` (built by
+``reference_artifact`` from the training context). Drift compares new data with
+these sketches and never re-reads the
 training data:
 
 * numbers: ``edges`` (the 1/B … (B-1)/B quantiles, de-duplicated) and the
@@ -19,13 +20,17 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from keizoku.data.labels import canonical
 from keizoku.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from keizoku.training.context import TrainingContext
 
 __all__ = [
     "FeatureRef",
@@ -84,15 +89,8 @@ class Reference(BaseModel):
     prediction: FeatureRef | None = None
 
 
-def label_text(value: Any) -> str:
-    """A label as text, the way the log and the feedback store write it."""
-    if isinstance(value, bool | np.bool_):
-        return str(bool(value)).lower()
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
-    if isinstance(value, np.integer):
-        return str(int(value))
-    return str(value)
+label_text = canonical
+"""Deprecated alias of :func:`keizoku.data.labels.canonical` (kept for older callers)."""
 
 
 def numeric_ref(values: pd.Series | np.ndarray, bins: int = BINS) -> FeatureRef:
@@ -123,7 +121,7 @@ def categorical_ref(values: pd.Series | np.ndarray, max_levels: int = MAX_LEVELS
     """Level-frequency sketch of a categorical column (levels as text)."""
     series = pd.Series(values)
     n = len(series)
-    ok = series.dropna().map(label_text)
+    ok = series.dropna().map(canonical)
     null_rate = float(1 - len(ok) / n) if n else 0.0
     counts = ok.value_counts()
     total = max(len(ok), 1)
@@ -169,7 +167,7 @@ def build_reference(
             features[col.name] = numeric_ref(frame[col.name])
         elif col.kind in ("categorical", "boolean"):
             features[col.name] = categorical_ref(frame[col.name])
-    classes = [label_text(c) for c in schema.classes] if schema.classes else None
+    classes = [canonical(c) for c in schema.classes] if schema.classes else None
     return Reference(
         created=time.time(),
         n_rows=len(frame),
@@ -184,17 +182,13 @@ def build_reference(
     )
 
 
-def reference_artifact(result: Any, frame: pd.DataFrame, schema: Any, folder: Path) -> dict:
-    """``ARTIFACT_HOOKS`` builder: write ``reference.json`` into ``folder``."""
-    if schema.target in frame.columns:
-        frame = frame[frame[schema.target].notna()].reset_index(drop=True)
-    oof = getattr(result, "oof", None)
-    if oof is not None and len(oof) != len(frame) and getattr(result, "oof_rows", None) is None:
-        oof = None  # misaligned; a partial search's OOF is still a fair prediction sample
+def reference_artifact(ctx: TrainingContext, folder: Path) -> dict[str, Path]:
+    """Artifact builder: write ``reference.json`` (all rows with a target) into ``folder``."""
+    result = ctx.result
     ref = build_reference(
-        frame,
-        schema,
-        oof=oof,
+        ctx.data.frame,
+        ctx.schema,
+        oof=ctx.oof,  # a partial search's OOF covers fewer rows: still a fair sample
         metric=result.metric.name,
         greater_is_better=bool(result.metric.greater_is_better),
         cv_score=float(result.cv_score),

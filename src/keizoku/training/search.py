@@ -1,4 +1,4 @@
-"""``fit_automl``: search model families under a time budget, ensemble, refit.
+"""``run_search``: search model families, ensemble, refit.
 
 The search is an Optuna study whose first trials are each family's defaults,
 then TPE (``bayes``), random sampling (``random``) or a fixed grid (``grid``).
@@ -6,24 +6,29 @@ Every trial is cross-validated on the same folds; trials that fall behind the
 median after a fold are pruned. Candidates that are too slow or too big to
 serve (``max_latency_ms``, ``max_size_mb``) stay on the leaderboard but cannot
 be chosen. The budget covers search, ensembling and the final refit.
+
+The configuration is the spec's ``train:`` section (:class:`TrainSpec`) as it is.
+With ``max_trials`` the search stops after that many finished trials whatever the
+clock says, so the same data, spec and seed give the same leaderboard; the budget
+stays an upper bound.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from keizoku.data.schema import Schema
 from keizoku.errors import KeizokuWarning, UserInputError
 from keizoku.features.encoder import TabularEncoder
+from keizoku.training.config import TrainSpec
+from keizoku.training.context import TrainingData
 from keizoku.training.cv import (
     DeadlineReached,
     Folds,
@@ -40,31 +45,13 @@ from keizoku.training.model import KeizokuModel, Member, serving_mode
 from keizoku.training.presets import PRESETS
 from keizoku.training.zoo import FAMILIES, Family, as_native, families_for, sample_params
 
-__all__ = ["AutoMLConfig", "AutoMLResult", "fit_automl", "encode_target"]
+__all__ = ["SearchResult", "TrainSpec", "run_search"]
 
-SEARCHES = ("bayes", "random", "grid")
 FINISHED = ("ok", "too slow", "too big")  # statuses of trials that ran to the end
 
 
 @dataclass
-class AutoMLConfig:
-    """What to search and within which limits."""
-
-    budget_s: float = 60.0
-    search: str = "bayes"
-    preset: str = "balanced"
-    metric: str | None = None
-    folds: int | None = None
-    models: list[str] | None = None
-    max_latency_ms: float | None = None  # None: the preset's default
-    max_size_mb: float | None = None
-    ensemble: bool = True
-    seed: int = 0
-    warm_start: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class AutoMLResult:
+class SearchResult:
     model: KeizokuModel
     trials: list[TrialResult]
     leaderboard: pd.DataFrame
@@ -74,26 +61,17 @@ class AutoMLResult:
     elapsed_s: float
     oof: np.ndarray
     oof_rows: np.ndarray | None = None  # when set, ``oof`` covers only these training rows
+    max_trials: int | None = None
 
 
 Callback = Callable[[TrialResult, float], None]
 
 
-def encode_target(y: pd.Series, schema: Schema) -> tuple[np.ndarray, list[Any] | None]:
-    if schema.task == "regression":
-        return pd.to_numeric(y).to_numpy(dtype=float), None
-    classes = list(schema.classes or sorted(y.dropna().unique().tolist(), key=str))
-    lookup = {str(c): i for i, c in enumerate(classes)}
-    return np.array([lookup[str(v)] for v in y], dtype=int), classes
-
-
-def _check_config(cfg: AutoMLConfig) -> dict[str, Any]:
-    if cfg.search not in SEARCHES:
-        raise UserInputError(f"--search '{cfg.search}' is unknown: use one of {SEARCHES}.")
-    if cfg.preset not in PRESETS:
-        raise UserInputError(f"--preset '{cfg.preset}' is unknown: use one of {list(PRESETS)}.")
-    if cfg.budget_s < 5:
-        raise UserInputError(f"--budget {cfg.budget_s:g}s is too short: give at least 5s.")
+def _check_config(cfg: TrainSpec) -> dict[str, Any]:
+    if cfg.budget < 5:
+        raise UserInputError(
+            f"train.budget {cfg.budget:g}s is too short: give at least 5s (--budget 5s)."
+        )
     return PRESETS[cfg.preset]
 
 
@@ -102,18 +80,24 @@ class _Search:
 
     def __init__(
         self,
-        frame: pd.DataFrame,
-        y: np.ndarray,
-        schema: Schema,
-        cfg: AutoMLConfig,
+        data: TrainingData,
+        cfg: TrainSpec,
+        warm_start: Sequence[Mapping[str, Any]],
         on_trial: Callback | None,
     ) -> None:
         preset = _check_config(cfg)
+        frame, y, schema = data.frame, data.y, data.schema
         # A preset's latency limit is a preference; a user's --max-latency-ms is a rule.
-        self.soft_latency = cfg.max_latency_ms is None and preset.get("max_latency_ms") is not None
+        # With max_trials the preference is dropped: latency depends on the machine's speed.
+        self.soft_latency = (
+            cfg.max_latency_ms is None
+            and preset.get("max_latency_ms") is not None
+            and cfg.max_trials is None
+        )
         if self.soft_latency:
-            cfg = dataclasses.replace(cfg, max_latency_ms=preset["max_latency_ms"])
+            cfg = cfg.model_copy(update={"max_latency_ms": preset["max_latency_ms"]})
         self.cfg = cfg
+        self.warm_start = list(warm_start)
         self.task = str(schema.task)
         self.metric = get_metric(cfg.metric, schema.task)  # type: ignore[arg-type]
         self.n_classes = len(schema.classes or []) if self.task != "regression" else 1
@@ -128,17 +112,27 @@ class _Search:
             make_folds(y, self.task, k, cfg.seed, schema.classes), frame, y, schema.features
         )
         self.start = time.monotonic()
-        self.end = self.start + cfg.budget_s
+        self.end = self.start + cfg.budget
         self.trials: list[TrialResult] = []
         self.on_trial = on_trial
 
     def refit_reserve(self) -> float:
         ok = [t for t in self.trials if t.status == "ok"]
         if not ok:
-            return 0.05 * self.cfg.budget_s
+            return 0.05 * self.cfg.budget
         best = sorted(ok, key=lambda t: t.mean, reverse=True)[: min(3, len(ok))]
         per_fit = sum(refit_seconds(t, self.k) for t in best)
-        return max(0.05 * self.cfg.budget_s, per_fit + 1.0)
+        return max(0.05 * self.cfg.budget, per_fit + 1.0)
+
+    def finished(self) -> int:
+        return sum(t.status in FINISHED for t in self.trials)
+
+    def done(self) -> bool:
+        """Out of time, or ``max_trials`` finished (or ten times as many attempted)."""
+        cap = self.cfg.max_trials
+        if cap is not None and (self.finished() >= cap or len(self.trials) >= 10 * cap):
+            return True
+        return self.time_left() <= 0
 
     def time_left(self) -> float:
         if not any(t.status in FINISHED for t in self.trials):
@@ -199,7 +193,7 @@ class _Search:
 
 def _initial_configs(search: _Search) -> list[tuple[Family, dict[str, Any]]]:
     configs = []
-    for ws in search.cfg.warm_start:
+    for ws in search.warm_start:
         fam = FAMILIES.get(ws.get("family", ""))
         if fam is not None and fam in search.families:
             configs.append((fam, {**fam.defaults, **ws.get("params", {})}))
@@ -213,7 +207,7 @@ def _run_grid(search: _Search) -> None:
     for i in range(max(len(g) for g in grids)):
         order += [g[i] for g in grids if i < len(g)]
     for fam, params in order:
-        if search.time_left() <= 0:
+        if search.done():
             break
         search.run_trial(fam, params)
 
@@ -258,7 +252,7 @@ def _run_optuna(search: _Search) -> None:
         return res.mean
 
     def stop(study: optuna.Study, _trial: Any) -> None:
-        if search.time_left() <= 0:
+        if search.done():
             study.stop()
 
     study.optimize(objective, timeout=max(search.time_left(), 0.1), callbacks=[stop], catch=())
@@ -368,17 +362,22 @@ def leaderboard(search: _Search, chosen: dict[int, int]) -> pd.DataFrame:
     return board
 
 
-def fit_automl(
-    frame: pd.DataFrame, schema: Schema, cfg: AutoMLConfig, on_trial: Callback | None = None
-) -> AutoMLResult:
-    """Search, ensemble and refit a model for ``schema.target`` on ``frame``."""
-    if schema.target is None or schema.task is None:
-        raise UserInputError("The schema has no target: run `keizoku init DATA --target COL`.")
-    frame = frame[frame[schema.target].notna()].reset_index(drop=True)
-    y, classes = encode_target(frame[schema.target], schema)
+def run_search(
+    data: TrainingData,
+    cfg: TrainSpec,
+    *,
+    warm_start: Sequence[Mapping[str, Any]] = (),
+    on_trial: Callback | None = None,
+) -> SearchResult:
+    """Search, ensemble and refit a model for the target of ``data``.
+
+    ``warm_start``: member configurations (``{"family", "params"}``) tried first, e.g.
+    the champion's when retraining.
+    """
+    frame, y = data.frame, data.y
     with warnings.catch_warnings():
         warnings.simplefilter("always", KeizokuWarning)
-        search = _Search(frame, y, schema, cfg, on_trial)
+        search = _Search(data, cfg, warm_start, on_trial)
     if cfg.search == "grid":
         _run_grid(search)
     else:
@@ -394,7 +393,11 @@ def fit_automl(
     else:  # no time left to refit on all rows: serve the models fitted on the last fold
         members = [_fold_member(t, w) for t, w in picked]
     model = KeizokuModel(
-        schema=schema, task=search.task, members=members, classes=classes, metric=search.metric.name
+        schema=data.schema,
+        task=search.task,
+        members=members,
+        classes=data.codec.classes,
+        metric=search.metric.name,
     )
     sign = 1 if search.metric.greater_is_better else -1
     stds = [by_number[n].std for n in chosen]
@@ -407,7 +410,7 @@ def fit_automl(
         "partial_cv": any(t.partial for t, _ in picked),
     }
     oof_rows = next((t.oof_rows for t, _ in picked if t.partial), None)
-    return AutoMLResult(
+    return SearchResult(
         model,
         search.trials,
         board,
@@ -417,4 +420,5 @@ def fit_automl(
         time.monotonic() - search.start,
         oof,
         oof_rows,
+        cfg.max_trials,
     )
