@@ -146,7 +146,8 @@ def train_project(
     extra_artifacts: Callable[[Any, pd.DataFrame, Path], dict[str, Path]] | None = None,
     started: float | None = None,
 ) -> TrainOutcome:
-    """Train per the spec and register the result; nothing is registered on failure.
+    """Train per the spec and register the result as a candidate (no alias, no traffic);
+    nothing is registered on failure. ``keizoku.lifecycle.retrain.train_gated`` gates it.
 
     ``started`` (a ``time.monotonic()`` reading) is when the user's clock started; the
     budget then covers reading the data and registering the model, not only the search.
@@ -221,11 +222,8 @@ def train_project(
                 "keizoku.members": ",".join(m.family for m in result.model.members),
             }
             version = run.register(result.model, files, tags, _signature(frame, schema, result))
-    from keizoku.registry.store import get_version
-
-    info = get_version(f"{spec.project}:{version}")
-    alias = "champion" if "champion" in info.aliases else "challenger"
-    return TrainOutcome(spec.project, version, alias, result, data_sha, schema_sha)
+    # A candidate: no alias until keizoku.lifecycle gates and admits it (alias set then).
+    return TrainOutcome(spec.project, version, "", result, data_sha, schema_sha)
 
 
 def _artifacts(
