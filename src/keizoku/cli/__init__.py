@@ -328,7 +328,7 @@ def _print_admission(name: str, version: int, admission: Any) -> None:
 
         raise GateError(
             f"{name}:{version} failed its gates: "
-            + "; ".join(admission.gates.reasons if admission.gates else [])
+            + "; ".join(r.rstrip(".") for r in (admission.gates.reasons if admission.gates else []))
             + ". It stays registered for inspection (tag keizoku.gate=failed) but receives "
             "no traffic; the champion and challenger are unchanged."
         )

@@ -173,7 +173,8 @@ def retrain(
         _print_outcome(outcome)
     if outcome.status == "failed":
         raise GateError(
-            f"{name}:{outcome.version} failed its gates: {'; '.join(outcome.reasons)}. It is "
+            f"{name}:{outcome.version} failed its gates: "
+            f"{'; '.join(r.rstrip('.') for r in outcome.reasons)}. It is "
             "kept for inspection (keizoku.gate=failed) and receives no traffic."
         )
 

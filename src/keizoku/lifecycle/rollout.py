@@ -105,8 +105,9 @@ def _gate_now(name: str, version: int, spec: Any, data: str | None) -> None:
     cfg = parse_policy(loaded.retraining).gates
     # The verdict lands in the tags (and the audit log); promotion_refusals reads it.
     gate_and_admit(
-        name, version, holdout, loaded.target, cfg, spec=loaded, reason="gated at promote"
-    )
+        name, version, holdout, loaded.target, cfg, spec=loaded, reason="gated at promote",
+        admit=False,
+    )  # fmt: skip
 
 
 def _relied_on(name: str, version: int) -> dict[str, Any]:
