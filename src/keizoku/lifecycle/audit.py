@@ -61,17 +61,40 @@ def _line_hash(line: bytes) -> str:
     return hashlib.sha256(line.rstrip(b"\n")).hexdigest()
 
 
+def _last_line(path: Path) -> bytes:
+    """The last line of ``path`` (b"" when empty), read from the end."""
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        pos = fh.tell()
+        chunk = b""
+        while pos > 0:
+            step = min(1 << 16, pos)
+            pos -= step
+            fh.seek(pos)
+            chunk = fh.read(step) + chunk
+            if chunk.rstrip(b"\n").count(b"\n") >= 1:
+                break
+    lines = chunk.rstrip(b"\n").split(b"\n")
+    return lines[-1] if lines and lines[-1] else b""
+
+
 def _last_hash(path: Path, model: str) -> tuple[str, int]:
-    """(sha256 of the last line, number of lines), from the head or the file itself."""
-    head = _head_path(model)
-    if head.exists():
-        try:
-            data = json.loads(head.read_text())
-            return str(data["hash"]), int(data["count"])
-        except (ValueError, KeyError, TypeError):
-            pass
-    lines = path.read_bytes().splitlines() if path.exists() else []
-    return (_line_hash(lines[-1]) if lines else GENESIS), len(lines)
+    """(sha256 of the last line, number of lines); the head gives the count when it agrees.
+
+    The file is the truth: after a crash between writing a line and its head record, the
+    chain continues from the line actually written.
+    """
+    last = _last_line(path) if path.exists() else b""
+    if not last:
+        return GENESIS, 0
+    digest = _line_hash(last)
+    try:
+        data = json.loads(_head_path(model).read_text())
+        if data["hash"] == digest:
+            return digest, int(data["count"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return digest, len(path.read_bytes().splitlines())
 
 
 def record(
