@@ -226,11 +226,11 @@ def test_history_verify_detects_an_edited_and_a_deleted_entry(kz: Home) -> None:
         path.write_text("".join(lines[:1] + [lines[1].replace('"admit"', '"promote"')] + lines[2:]))
         edited = kz("history", "penguins", "--verify")
         _one_line_error(edited, 5)
-        assert "entry 3" in edited.err and "does not follow entry 2" in edited.err
+        assert "entry 3" in edited.text and "does not follow entry 2" in edited.text
         path.write_text("".join(lines[:-1]))
         deleted = kz("history", "penguins", "--verify")
         _one_line_error(deleted, 5)
-        assert "the last entry was edited or deleted" in deleted.err
+        assert "the last entry was edited or deleted" in deleted.text
     finally:
         path.write_text(original)
     assert kz("history", "penguins", "--verify").code == 0

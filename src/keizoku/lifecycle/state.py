@@ -166,13 +166,17 @@ class _Changes:
                     set_tag(self.name, version, key, value)
 
 
-def _check(name: str, version: int, current: str, to: str, forced: bool, reason: str) -> str:
-    """The meaning of the move; ConflictError/UserInputError when it is not allowed."""
+def _had_champion(name: str) -> bool:
     from keizoku.registry.store import aliases
 
+    return "champion" in aliases(name) or "archived" in states(name).values()
+
+
+def _check(name: str, version: int, current: str, to: str, forced: bool, reason: str) -> str:
+    """The meaning of the move; ConflictError/UserInputError when it is not allowed."""
     meaning = TRANSITIONS.get((current, to))
-    if (current, to) == ("registered", "champion") and "champion" in aliases(name):
-        meaning = None
+    if (current, to) == ("registered", "champion") and (forced or _had_champion(name)):
+        meaning = None  # only the model's first champion is admitted ungated, never forced
     if meaning is not None:
         return meaning
     if forced and to == "champion":
@@ -245,7 +249,7 @@ def transition(
                 reason=reason,
                 version=version,
                 previous=previous,
-                forced=forced and meaning.startswith("forced"),
+                forced=forced,
                 evidence={
                     **(evidence or {}),
                     "transition": {"from": current, "to": to, "meaning": meaning},
