@@ -261,7 +261,8 @@ def test_lifecycle_state_machine(models: dict[str, Any], monkeypatch: pytest.Mon
     run_state_machine_as_test(
         Lifecycle,
         settings=settings(
-            max_examples=3, stateful_step_count=7, deadline=None,
+            max_examples=3, stateful_step_count=7, deadline=None, derandomize=True,
+            database=None,
             suppress_health_check=list(HealthCheck),
         ),
     )  # fmt: skip

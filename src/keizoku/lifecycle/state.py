@@ -174,17 +174,17 @@ def _had_champion(name: str) -> bool:
 
 def _check(name: str, version: int, current: str, to: str, forced: bool, reason: str) -> str:
     """The meaning of the move; ConflictError/UserInputError when it is not allowed."""
+    if forced and not reason.strip():
+        raise UserInputError(
+            f"Forcing {name}:{version} ({current}) to {to} needs a reason: pass "
+            "--reason TEXT (it is written to the audit log)."
+        )
     meaning = TRANSITIONS.get((current, to))
     if (current, to) == ("registered", "champion") and (forced or _had_champion(name)):
         meaning = None  # only the model's first champion is admitted ungated, never forced
     if meaning is not None:
         return meaning
     if forced and to == "champion":
-        if not reason.strip():
-            raise UserInputError(
-                f"Forcing {name}:{version} ({current}) to champion needs a reason: pass "
-                "--reason TEXT (it is written to the audit log)."
-            )
         return f"forced from {current}"
     allowed = sorted(t for f, t in TRANSITIONS if f == current)
     raise ConflictError(
