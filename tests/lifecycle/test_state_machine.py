@@ -24,7 +24,13 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
 
 from keizoku.errors import ConflictError, GateError, IntegrityError, NotFoundError, UserInputError
 from keizoku.lifecycle import audit, state
@@ -155,6 +161,7 @@ class Lifecycle(RuleBasedStateMachine):
     good: Any = None
     bad: Any = None
     holdout: pd.DataFrame | None = None
+    counts: dict[str, int] = {}  # across examples: proof that the rules really ran
 
     def __init__(self) -> None:
         from keizoku.registry import store
@@ -187,8 +194,17 @@ class Lifecycle(RuleBasedStateMachine):
         if after.get("champion") != before.get("champion"):
             assert after["champion"] not in self.tampered, "a tampered version became champion"
 
+    def _count(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+    @initialize(good=st.booleans())
+    def first_train(self, good: bool) -> None:
+        self.train(good)
+
     @rule(good=st.booleans())
     def train(self, good: bool) -> None:
+        self._count("train")
+
         def go() -> None:
             version = _stand_in(self.root, self.good if good else self.bad)
             self.versions.append(version)
@@ -206,11 +222,13 @@ class Lifecycle(RuleBasedStateMachine):
             return
         version = self.versions[pick % len(self.versions)]
         reason = "drill" if forced else ""
+        self._count("promote")
         self._step(lambda: promote(NAME, version, force=forced, reason=reason))
 
     @rule()
     def roll_back(self) -> None:
         if self.versions:
+            self._count("rollback")
             self._step(lambda: rollback(NAME))
 
     @rule(pick=st.integers(0, 20))
@@ -224,6 +242,7 @@ class Lifecycle(RuleBasedStateMachine):
         data = path.read_bytes()
         path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
         self.tampered.add(version)
+        self._count("tamper")
 
     @invariant()
     def champion_and_challenger_passed_their_gates(self) -> None:
@@ -261,8 +280,11 @@ def test_lifecycle_state_machine(models: dict[str, Any], monkeypatch: pytest.Mon
     run_state_machine_as_test(
         Lifecycle,
         settings=settings(
-            max_examples=3, stateful_step_count=7, deadline=None, derandomize=True,
+            max_examples=5, stateful_step_count=8, deadline=None, derandomize=True,
             database=None,
             suppress_health_check=list(HealthCheck),
         ),
     )  # fmt: skip
+    assert Lifecycle.counts["train"] >= 5 and Lifecycle.counts.get("promote", 0) >= 3, (
+        Lifecycle.counts
+    )
