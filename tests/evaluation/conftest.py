@@ -20,7 +20,8 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 
-from keizoku.project import init_project, train_project
+from keizoku.lifecycle.retrain import train_gated
+from keizoku.project import init_project
 from keizoku.spec import DataSpec
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -85,7 +86,7 @@ def train_frame(
     spec = folder / "keizoku.yaml"
     init_project(str(csv), target, read=DataSpec(), name=name, sensitive=sensitive, spec_path=spec)
     settings = {"budget": "8s", "preset": "fast", **(overrides or {})}
-    outcome = train_project(spec, overrides=settings)
+    outcome, _ = train_gated(spec, overrides=settings)
     return Trained(name, outcome.version, folder, csv, frame, target)
 
 

@@ -349,7 +349,7 @@ def models(
         )
         return
     table = Table(title="Registered models")
-    for col in ("model", "version", "state", "aliases", "metric", "CV score", "members", "created"):
+    for col in ("model", "version", "aliases", "metric", "CV score", "members", "created", "state"):
         table.add_column(col)
     import time as _time
 
@@ -359,12 +359,12 @@ def models(
             table.add_row(
                 n,
                 str(v.version),
-                state.get(v.version, ""),
                 ", ".join(v.aliases),
                 v.tags.get("keizoku.metric", ""),
                 v.tags.get("keizoku.cv_score", ""),
                 v.tags.get("keizoku.members", ""),
                 _time.strftime("%Y-%m-%d %H:%M", _time.localtime(v.created)),
+                state.get(v.version, ""),
             )
     console.print(table)
 
