@@ -219,6 +219,9 @@ def test_a_corrupted_reference_json_is_one_line_exit_5(kz: Home) -> None:
 def test_history_verify_detects_an_edited_and_a_deleted_entry(kz: Home) -> None:
     ok = kz("history", "penguins", "--verify")
     assert ok.code == 0 and "hash chain intact" in ok.text, ok.text
+    table = kz("history", "penguins", "--limit", "1000")
+    assert table.code == 0, table.text
+    assert "promote_refused" in table.text and "Traceback" not in table.text
     path = kz.home / "audit" / "penguins.jsonl"
     original = path.read_text()
     lines = original.splitlines(keepends=True)

@@ -242,7 +242,7 @@ def gate_and_admit(
         if report.passed and admit:
             state.transition(
                 name, version, "challenger", action="admit", actor=actor, reason=reason,
-                evidence={"gates": "passed", "champion": champion},
+                evidence={"gate": "passed", "champion": champion},
             )  # fmt: skip
         final = ("challenger" if admit else "gated-pass") if report.passed else "gated-fail"
         return Admission(version, final, report, stats)
