@@ -79,7 +79,7 @@ def _evidence_text(entry: dict[str, Any]) -> str:
     move = ev.get("transition")
     if isinstance(move, dict):
         bits.append(f"{move.get('from')} → {move.get('to')}")
-    gates = ev.get("gates") if isinstance(ev.get("gates"), dict) else {}
+    gates: dict[str, Any] = ev["gates"] if isinstance(ev.get("gates"), dict) else {}
     for check in gates.get("checks", []):
         bits.append(f"{check['name']}:{'ok' if check['passed'] else 'FAIL'}")
     if ev.get("refusals"):
