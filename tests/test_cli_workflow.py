@@ -89,13 +89,13 @@ def test_predict_names_the_columns_that_differ_from_training(trained: Project) -
     assert not (trained.root / "bad.csv").exists()
 
 
-def test_a_second_train_registers_a_challenger(trained: Project) -> None:
+def test_a_second_train_on_the_same_data_is_gated(trained: Project) -> None:
     again = trained.run(
         "train", "--budget", "60s", "--search", "random", "--max-trials", "2", "--model", "linear"
     )
-    assert again.code == 0, again.text
-    assert "Registered penguins:2 as challenger" in again.text
-    assert "penguins 2 challenger" in trained.run("models", "penguins").text
+    assert again.code == 6, again.text  # not better than the champion: no traffic
+    assert "penguins:2 failed its gates" in again.text
+    assert "penguins 2 log_loss" in trained.run("models", "penguins").text  # no alias
 
 
 def test_unknown_model_reference_is_a_clear_error(trained: Project) -> None:

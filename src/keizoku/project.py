@@ -155,7 +155,8 @@ def train_project(
     extra_artifacts: ArtifactBuilder | None = None,
     started: float | None = None,
 ) -> TrainOutcome:
-    """Train per the spec and register the result; nothing is registered on failure.
+    """Train per the spec and register the result as a candidate (no alias, no traffic);
+    nothing is registered on failure. ``keizoku.lifecycle.retrain.train_gated`` gates it.
 
     ``overrides``: keys of the spec's ``train:`` section (None values are ignored),
     plus ``warm_start`` (member configurations tried first). ``frame``: train on these
@@ -236,11 +237,8 @@ def train_project(
                 "keizoku.members": ",".join(m.family for m in result.model.members),
             }
             version = run.register(result.model, files, tags, _signature(frame, schema, result))
-    from keizoku.registry.store import get_version
-
-    info = get_version(f"{spec.project}:{version}")
-    alias = "champion" if "champion" in info.aliases else "challenger"
-    return TrainOutcome(spec.project, version, alias, result, data.data_sha256, data.schema_sha256)
+    # A candidate: no alias until keizoku.lifecycle gates and admits it (alias set then).
+    return TrainOutcome(spec.project, version, "", result, data.data_sha256, data.schema_sha256)
 
 
 def _artifacts(tmp: Path, ctx: TrainingContext) -> dict[str, Path]:

@@ -214,8 +214,12 @@ def test_the_loop(tmp_path: Path) -> None:
         wait_for(client, probe, lambda items: {it["version"] for it in items} == {1})
 
         history = [json.loads(line) for line in kz("history", "loop", "--json").stdout.splitlines()]
-        actions = [h["action"] for h in history]
-        assert actions == ["retrain", "abtest", "promote", "rollback"], actions
+        steps = ("register", "admit", "gate", "retrain", "abtest", "promote", "rollback")
+        actions = [h["action"] for h in history if h["action"] in steps]
+        assert actions == ["register", "admit", "register", "gate", "admit", "retrain",
+                           "abtest", "promote", "rollback"], actions  # fmt: skip
+        history = [h for h in history if h["action"] in steps[3:]]
+        assert kz("history", "loop", "--verify").returncode == 0
         assert history[2]["reason"] == "won the A/B test" and history[2]["previous"] == 1
         table = kz("history", "loop").stdout
         assert "promote" in table and "rollback" in table

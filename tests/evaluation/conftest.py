@@ -20,7 +20,8 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 
-from keizoku.project import init_project, train_project
+from keizoku.lifecycle.retrain import train_gated
+from keizoku.project import init_project
 from keizoku.spec import DataSpec
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -91,7 +92,7 @@ def train_frame(
         "models": ["lightgbm", "linear"],
         **(overrides or {}),
     }
-    outcome = train_project(spec, overrides=settings)
+    outcome, _ = train_gated(spec, overrides=settings)
     return Trained(name, outcome.version, folder, csv, frame, target)
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from keizoku.errors import GateError, NotFoundError
-from keizoku.lifecycle import audit
-from keizoku.lifecycle.rollout import GATE_TAG, champion_stack, promote, rollback
+from keizoku.lifecycle import audit, state
+from keizoku.lifecycle.rollout import champion_stack, promote, rollback
 
 
 def _register(tmp: Path, card: bool = True) -> int:
@@ -25,9 +25,25 @@ def _register(tmp: Path, card: bool = True) -> int:
         return run.register({"stand-in": True}, files, {})
 
 
+def _gated(version: int, passed: bool = True, reasons: list[str] | None = None) -> None:
+    verdict = {"passed": passed, "reasons": reasons or []}
+    state.transition("m", version, "gated-pass" if passed else "gated-fail", action="gate",
+                     gate=verdict)  # fmt: skip
+
+
 @pytest.fixture
 def versions(keizoku_home: Path, tmp_path: Path) -> list[int]:
-    return [_register(tmp_path) for _ in range(3)]
+    out = [_register(tmp_path) for _ in range(3)]
+    state.transition("m", 1, "champion", action="admit", reason=state.FIRST_VERSION)
+    _gated(2)
+    _gated(3)
+    state.transition("m", 3, "challenger", action="admit")
+    return out
+
+
+def _log(skip: int = 4) -> list[dict]:
+    """Audit entries after the fixture's admit/gate/gate/admit."""
+    return audit.read("m")[skip:]
 
 
 def _aliases() -> dict[str, int]:
@@ -50,32 +66,34 @@ def test_promote_moves_champion_and_rollback_restores(versions: list[int]) -> No
     assert _aliases()["champion"] == 1
     with pytest.raises(NotFoundError, match="no earlier champion"):
         rollback("m", actor="carol")
-    log = audit.read("m")
+    log = _log()
     assert [e["action"] for e in log] == ["promote", "promote", "rollback", "rollback"]
     assert log[0]["evidence"]["p"] == 0.01 and log[0]["time"].endswith("Z")
+    assert log[0]["evidence"]["gate"]["time"] == audit.read("m", ("gate",))[-1]["time"]
+    assert audit.verify("m") == 8
 
 
 def test_gate_refuses_a_failed_version_and_force_is_audited(versions: list[int]) -> None:
-    from keizoku.registry.store import client
-
-    client().set_model_version_tag("m", "2", GATE_TAG, "failed")
-    client().set_model_version_tag("m", "2", "keizoku.gate_reasons", "roc_auc gain -0.01")
+    state.transition("m", 2, "gated-fail", action="gate",
+                     gate={"passed": False, "reasons": ["roc_auc gain -0.01"]})  # fmt: skip
     with pytest.raises(GateError) as exc:
         promote("m", 2, actor="alice", reason="try")
-    assert "Version m:2 failed its retraining gates: roc_auc gain -0.01" in exc.value.message
-    assert "--force" in exc.value.message
+    assert "Version m:2 failed its gates: roc_auc gain -0.01" in exc.value.message
+    assert "--force --reason TEXT" in exc.value.message
     assert _aliases()["champion"] == 1
     entry = promote("m", 2, actor="alice", reason="override", force=True)
     assert entry["forced"] and _aliases()["champion"] == 2
-    actions = [(e["action"], e["forced"]) for e in audit.read("m")]
+    actions = [(e["action"], e["forced"]) for e in _log(5)]
     assert actions == [("promote_refused", False), ("promote", True)]
-    refused = audit.read("m")[0]
+    refused = _log(5)[0]
     assert refused["evidence"]["refusals"][0].startswith("Version m:2 failed")
 
 
 def test_gate_refuses_a_version_without_model_card(keizoku_home: Path, tmp_path: Path) -> None:
     _register(tmp_path)
     _register(tmp_path, card=False)
+    state.transition("m", 1, "champion", action="admit", reason=state.FIRST_VERSION)
+    _gated(2)
     with pytest.raises(GateError, match="has no model card"):
         promote("m", 2, actor="alice")
 
@@ -98,6 +116,7 @@ def test_audit_log_concurrent_appends_never_interleave(keizoku_home: Path) -> No
     lines = audit.audit_path("m").read_text().splitlines()
     assert len(lines) == 200
     assert all(json.loads(line)["action"] == "probe" for line in lines)
+    assert audit.verify("m") == 200  # the chain holds under concurrent writers
 
 
 def test_history_cli_shows_the_audit_log(cli, keizoku_home: Path) -> None:  # type: ignore[no-untyped-def]

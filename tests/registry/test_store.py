@@ -13,7 +13,8 @@ from sklearn.datasets import load_breast_cancer
 
 from keizoku.data.schema import infer_schema
 from keizoku.errors import IntegrityError, NotFoundError, UserInputError
-from keizoku.project import init_project, train_project
+from keizoku.lifecycle.retrain import train_gated
+from keizoku.project import init_project
 from keizoku.registry import store
 from keizoku.registry.refs import ModelRef, parse_ref
 from keizoku.spec import DataSpec
@@ -29,7 +30,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, pd
     init_project(
         str(root / "cancer.csv"), "target", read=DataSpec(), spec_path=root / "keizoku.yaml"
     )
-    train_project(
+    train_gated(
         root / "keizoku.yaml", overrides={"budget": "60s", "preset": "fast", "max_trials": 3}
     )
     yield root, frame
@@ -51,6 +52,11 @@ def test_version_carries_hash_fingerprints_and_artifacts(project) -> None:  # ty
     assert len(info.tags["keizoku.data_sha256"]) == 64
     assert len(info.tags["keizoku.schema_sha256"]) == 64
     assert info.metrics["cv_roc_auc"] > 0.95
+    recorded = store.recorded_artifacts(info.tags)
+    assert recorded[store.MODEL_FILE] == info.tags["keizoku.sha256"]
+    assert {"schema.yaml", "leaderboard.csv", "training.json", "reference.json",
+            "model_card.md"} <= set(recorded)  # fmt: skip
+    assert all(len(sha) == 64 for sha in recorded.values())
     board = pd.read_csv(store.version_artifact("cancer:1", "leaderboard.csv"))
     assert {"model", "score", "latency_ms", "size_mb"} <= set(board.columns)
     assert store.version_artifact("cancer:1", "schema.yaml").read_text().startswith("# keizoku")
@@ -110,3 +116,34 @@ def test_schema_of_registered_model_matches_inference(project) -> None:  # type:
         warnings.simplefilter("ignore")
         expected = infer_schema(frame, "target")
     assert store.load_model("cancer").schema.names == expected.names
+
+
+def test_every_artifact_is_hash_checked_when_read(project) -> None:  # type: ignore[no-untyped-def]
+    path = store.version_artifact("cancer:1", "reference.json")
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original[: len(original) // 2])
+        with pytest.raises(IntegrityError) as exc:
+            store.version_artifact("cancer:1", "reference.json")
+        assert exc.value.message.startswith(
+            "Artifact 'reference.json' of cancer:1 was modified after registration: sha256 "
+        )
+        assert exc.value.message.endswith(
+            "Refusing to use it; restore the file or retrain with `keizoku train`."
+        )
+        with pytest.raises(IntegrityError, match="reference.json"):
+            store.verify_version("cancer", 1)
+    finally:
+        path.write_bytes(original)
+    store.verify_version("cancer", 1)
+
+
+def test_names_are_checked_before_the_registry_is_asked(project) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(UserInputError, match="is not valid: use 1-64 ASCII letters"):
+        store.list_versions("x' OR name LIKE '%")
+    with pytest.raises(UserInputError, match="is not valid"):
+        store.require_model("a" * 300)
+    with pytest.raises(NotFoundError) as exc:
+        store.require_model("cancr")
+    assert exc.value.message.startswith("No registered model named 'cancr'; did you mean 'cancer'?")
+    assert store.require_model("cancer") == "cancer"

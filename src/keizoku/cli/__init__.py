@@ -249,11 +249,15 @@ def train(
         ),
     ] = None,
 ) -> None:
-    """Search models under a time budget, ensemble, register the result."""
+    """Search models under a time budget, ensemble, register and gate the result.
+
+    The first version becomes champion. Later ones are gated against the champion on a
+    hold-out of the data and become challenger, or exit 6 when the gates fail.
+    """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from keizoku.duration import parse_duration
-    from keizoku.project import train_project
+    from keizoku.lifecycle.retrain import train_gated
     from keizoku.spec import load_spec
 
     spec, _ = load_spec(config)
@@ -291,7 +295,7 @@ def train(
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", KeizokuWarning)
-            outcome = train_project(
+            outcome, admission = train_gated(
                 config, overrides=overrides, on_trial=on_trial, started=_STARTED
             )
     _show_warnings(caught)
@@ -307,32 +311,58 @@ def train(
             "[yellow]warning:[/] the budget left no time to refit on all rows: the model "
             "fitted on the last cross-validation fold is registered. Raise --budget for more."
         )
-    console.print(
-        f"Registered [bold]{outcome.name}:{outcome.version}[/] as "
-        f"[bold]{outcome.alias}[/]. Score a file: keizoku predict --model "
-        f"{outcome.name}@{outcome.alias} DATA -o predictions.csv"
-    )
+    _print_admission(outcome.name, outcome.version, admission)
+
+
+def _print_admission(name: str, version: int, admission: Any) -> None:
+    """Say where the candidate went; exit 6 when it failed its gates."""
+    for check in admission.gates.checks if admission.gates else []:
+        mark = "[green]pass[/]" if check.passed else "[bold red]FAIL[/]"
+        console.print(f"  {mark} {check.name}: {check.detail}")
+    if admission.state == "champion":
+        console.print(
+            f"Registered [bold]{name}:{version}[/] as [bold]champion[/] (first version, no "
+            f"champion to gate against). Score a file: keizoku predict --model "
+            f"{name}@champion DATA -o predictions.csv"
+        )
+    elif admission.state == "challenger":
+        console.print(
+            f"Registered [bold]{name}:{version}[/]: it passed its gates against the champion "
+            f"and is the [bold]challenger[/]. Promote it with `keizoku promote {name} "
+            f"{version}` or A/B test it."
+        )
+    else:
+        from keizoku.errors import GateError
+
+        raise GateError(
+            f"{name}:{version} failed its gates: "
+            + "; ".join(r.rstrip(".") for r in (admission.gates.reasons if admission.gates else []))
+            + ". It stays registered for inspection (tag keizoku.gate=failed) but receives "
+            "no traffic; the champion and challenger are unchanged."
+        )
 
 
 @app.command()
 def models(
     name: Annotated[str | None, typer.Argument(help="Model name (default: all).")] = None,
 ) -> None:
-    """List registered models, their versions, aliases and metrics."""
-    from keizoku.registry.store import list_models, list_versions
+    """List registered models, their versions, states, aliases and metrics."""
+    from keizoku.lifecycle.state import states
+    from keizoku.registry.store import list_models, list_versions, require_model
 
-    names = [name] if name else list_models()
+    names = [require_model(name)] if name else list_models()
     if not names:
         console.print(
             "No registered models yet. Run: keizoku init DATA --target COL; keizoku train"
         )
         return
     table = Table(title="Registered models")
-    for col in ("model", "version", "aliases", "metric", "CV score", "members", "created"):
+    for col in ("model", "version", "aliases", "metric", "CV score", "members", "created", "state"):
         table.add_column(col)
     import time as _time
 
     for n in names:
+        state = states(n)
         for v in list_versions(n):
             table.add_row(
                 n,
@@ -342,6 +372,7 @@ def models(
                 v.tags.get("keizoku.cv_score", ""),
                 v.tags.get("keizoku.members", ""),
                 _time.strftime("%Y-%m-%d %H:%M", _time.localtime(v.created)),
+                state.get(v.version, ""),
             )
     console.print(table)
 

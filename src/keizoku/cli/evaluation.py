@@ -127,15 +127,20 @@ def explain(
 
 
 def evidence(ref: Ref, config: SpecOpt = None) -> None:
-    """Check a version's evidence as `keizoku promote` does; exit 6 when it would refuse."""
+    """Check a version as `keizoku promote` does (hashes, gate verdict, evidence).
+
+    Exit 6 when promotion would be refused (a version never gated or failed is refused),
+    5 when its files do not match their recorded hashes.
+    """
     from rich.console import Console
 
     from keizoku.errors import GateError
-    from keizoku.evaluation.gate import check_evidence
-    from keizoku.registry.store import resolve
+    from keizoku.lifecycle.rollout import promotion_refusals
+    from keizoku.registry.store import resolve, verify_version
 
     name, version = resolve(ref)
-    reasons = check_evidence(name, version, _spec(config))
+    verify_version(name, version)
+    reasons = promotion_refusals(name, version, _spec(config))
     if reasons:
         raise GateError("Promotion would be refused:\n- " + "\n- ".join(reasons))
     Console().print(f"{name}:{version}: evidence is sufficient for promotion.")

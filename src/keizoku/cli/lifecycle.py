@@ -9,9 +9,6 @@ from typing import Annotated, Any
 import typer
 
 Config = Annotated[Path, typer.Option("--config", "-c", help="Spec with a retraining: section.")]
-Actor = Annotated[
-    str | None, typer.Option("--actor", help="Who acts (default: the OS user); audited.")
-]
 
 
 def _console() -> Any:
@@ -24,17 +21,29 @@ def promote(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
     version: Annotated[int, typer.Argument(help="Version to make the champion.")],
     reason: Annotated[str, typer.Option(help="Why (written to the audit log).")] = "",
-    force: Annotated[bool, typer.Option(help="Override a refusing gate (audited).")] = False,
-    actor: Actor = None,
+    force: Annotated[
+        bool, typer.Option(help="Override a refusing gate; needs --reason (audited).")
+    ] = False,
     config: Annotated[
-        Path | None, typer.Option("--config", "-c", help="Spec (fairness limits).")
+        Path | None, typer.Option("--config", "-c", help="Spec (gates, fairness limits, data).")
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(help="Labelled file to gate a never-gated version on (else the spec's data)."),
     ] = None,
 ) -> None:
-    """Make VERSION the champion (the previous one is remembered for rollback)."""
+    """Make VERSION the champion (the previous one is remembered for rollback).
+
+    The version must have passed its gates (a never-gated one is gated now), match its
+    recorded hashes and have its evidence. The actor is the OS user. An active experiment
+    is ended consistently (or the promotion refused), then the live servers are awaited.
+    """
     from keizoku.cli.rollout import wait_and_report
     from keizoku.lifecycle.experiments import promote as do_promote  # keeps deployments right
+    from keizoku.names import check_name
 
-    entry = do_promote(name, version, actor=actor, reason=reason, force=force, spec=config)
+    check_name(name)
+    entry = do_promote(name, version, reason=reason, force=force, spec=config, data=data)
     forced = " (forced past the gate)" if entry["forced"] else ""
     _console().print(
         f"Promoted {name}:{version} to champion{forced}; previous champion: "
@@ -46,13 +55,14 @@ def promote(
 def rollback(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
     reason: Annotated[str, typer.Option(help="Why (written to the audit log).")] = "",
-    actor: Actor = None,
 ) -> None:
-    """Restore the champion from before the last promotion."""
+    """Restore the champion from before the last promotion (refused if its files changed)."""
     from keizoku.cli.rollout import wait_and_report
     from keizoku.lifecycle.experiments import rollback as do_rollback  # ends an experiment
+    from keizoku.names import check_name
 
-    entry = do_rollback(name, actor=actor, reason=reason)
+    check_name(name)
+    entry = do_rollback(name, reason=reason)
     _console().print(
         f"Rolled back {name}: champion is version {entry['version']} again "
         f"(was {entry['previous']})."
@@ -65,7 +75,10 @@ def _evidence_text(entry: dict[str, Any]) -> str:
     bits = []
     if ev.get("status"):
         bits.append(str(ev["status"]))
-    gates = ev.get("gates") or {}
+    move = ev.get("transition")
+    if isinstance(move, dict):
+        bits.append(f"{move.get('from')} → {move.get('to')}")
+    gates: dict[str, Any] = ev["gates"] if isinstance(ev.get("gates"), dict) else {}
     for check in gates.get("checks", []):
         bits.append(f"{check['name']}:{'ok' if check['passed'] else 'FAIL'}")
     if ev.get("refusals"):
@@ -79,12 +92,22 @@ def history(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
     limit: Annotated[int, typer.Option(help="Show the last N entries.")] = 50,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Check the hash chain; exit 5 if an entry changed.")
+    ] = False,
 ) -> None:
-    """The audit log of NAME: promotions, rollbacks, retrains, gates, A/B decisions."""
+    """The audit log of NAME: registrations, gates, promotions, rollbacks, retrains, A/B."""
     from rich.table import Table
 
     from keizoku.lifecycle.audit import read
+    from keizoku.lifecycle.audit import verify as verify_log
+    from keizoku.names import check_name
 
+    check_name(name)
+    if verify:
+        n = verify_log(name)
+        _console().print(f"Audit log of {name}: {n} entries, hash chain intact.")
+        return
     entries = read(name)[-limit:]
     if as_json:
         for e in entries:
@@ -134,19 +157,28 @@ def retrain(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
     config: Config = Path("keizoku.yaml"),
     force: Annotated[bool, typer.Option(help="Retrain even if no trigger fires.")] = False,
-    actor: Actor = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
-    """Run the retraining policy once: triggers, training window, warm start, gates."""
-    from keizoku.lifecycle.retrain import retrain as do_retrain
+    """Run the retraining policy once: triggers, training window, warm start, gates.
 
-    outcome = do_retrain(name, config, force=force, actor=actor)
+    Exit 6 when the new version fails its gates (it then receives no traffic).
+    """
+    from keizoku.errors import GateError
+    from keizoku.lifecycle.retrain import retrain as do_retrain
+    from keizoku.names import check_name
+
+    check_name(name)
+    outcome = do_retrain(name, config, force=force)
     if as_json:
         typer.echo(json.dumps(outcome.to_dict(), default=str))
     else:
         _print_outcome(outcome)
     if outcome.status == "failed":
-        raise typer.Exit(6)
+        raise GateError(
+            f"{name}:{outcome.version} failed its gates: "
+            f"{'; '.join(r.rstrip('.') for r in outcome.reasons)}. It is "
+            "kept for inspection (keizoku.gate=failed) and receives no traffic."
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -17,9 +17,6 @@ from typing import Annotated, Any
 
 import typer
 
-Actor = Annotated[
-    str | None, typer.Option("--actor", help="Who acts (default: the OS user); audited.")
-]
 Config = Annotated[Path, typer.Option("--config", "-c", help="Spec with a retraining: section.")]
 
 
@@ -87,7 +84,6 @@ def deploy(
     reset: Annotated[bool, typer.Option("--reset", help="Back to champion-only.")] = False,
     wait: Annotated[bool, typer.Option(help="Wait until live servers serve it.")] = True,
     config: Config = Path("keizoku.yaml"),
-    actor: Actor = None,
     reason: Annotated[str, typer.Option(help="Why (written to the audit log).")] = "",
 ) -> None:
     """Route a model's traffic: A/B split, shadow or canary, pinned to gated versions."""
@@ -96,18 +92,18 @@ def deploy(
     from keizoku.serving.deploy import parse_split
 
     if canary_step:
-        step = canaries.step(name, _policy(config).rollout, actor=actor)
+        step = canaries.step(name, _policy(config).rollout, actor=None)
         typer.echo(json.dumps(step.to_dict(), default=str))
         wait_and_report(name, wait=wait and step.action not in ("none", "waiting"))
         return
     if canary is not None:
-        started = canaries.start(name, canary, _policy(config).rollout, actor=actor)
+        started = canaries.start(name, canary, _policy(config).rollout, actor=None)
         typer.echo(json.dumps(started.model_dump(), indent=2, default=str))
         wait_and_report(name, wait=wait)
         return
     dep, exp = do_deploy(
         name, split=parse_split(split) if split is not None else None, shadow=shadow,
-        sticky_key=sticky_key, entity_key=entity_key, reset=reset, actor=actor, reason=reason,
+        sticky_key=sticky_key, entity_key=entity_key, reset=reset, actor=None, reason=reason,
     )  # fmt: skip
     typer.echo(json.dumps(dep.model_dump(), indent=2, default=str))
     if exp is not None:
@@ -191,7 +187,6 @@ def abtest(
     alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
     mde: Annotated[float | None, typer.Option(help="Minimum detectable effect.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    actor: Actor = None,
 ) -> None:
     """A/B verdict of the experiment's two versions since it started: effect, CI, decision."""
     from keizoku.duration import parse_duration as seconds
@@ -204,7 +199,7 @@ def abtest(
         mde=mde, experiment=experiment,
     )  # fmt: skip
     audit.record(
-        name, "abtest", actor=actor, reason=r.why, version=r.treatment_version,
+        name, "abtest", actor=None, reason=r.why, version=r.treatment_version,
         previous=r.control_version, evidence=r.to_dict(),
     )  # fmt: skip
     if as_json:
@@ -232,7 +227,6 @@ def loop(
     every: Annotated[
         str | None, typer.Option(help="Check interval (default: retraining.check_every).")
     ] = None,
-    actor: Actor = None,
     once: Annotated[
         bool, typer.Option(help="One tick; exit 6 gate failed, 10 drift, 11 metric drop.")
     ] = False,
@@ -270,7 +264,7 @@ def loop(
 
     if not once:
         console.print(f"keizoku loop {name}: checking every {interval:g}s (SIGTERM to stop)")
-    last = run(name, config, interval_s=interval, stop=stop, actor=actor or "keizoku-loop",
+    last = run(name, config, interval_s=interval, stop=stop, actor=_loop_actor(),
                once=once, report=report)  # fmt: skip
     if once:
         raise typer.Exit(last.code)
@@ -285,3 +279,10 @@ def register(app: typer.Typer) -> None:
     app.command("status")(status)
     app.command("abtest")(abtest)
     app.command("loop")(loop)
+
+
+def _loop_actor() -> str:
+    """The loop acts as the OS user that runs it, marked as the loop."""
+    from keizoku.lifecycle.audit import default_actor
+
+    return f"loop:{default_actor()}"

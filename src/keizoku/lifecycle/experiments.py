@@ -361,6 +361,7 @@ def promote(
     evidence: dict[str, Any] | None = None,
     force: bool = False,
     spec: Any = None,
+    data: str | None = None,
 ) -> dict[str, Any]:
     """``rollout.promote`` that migrates or refuses an active deployment (module docstring)."""
     from keizoku.lifecycle import rollout
@@ -382,8 +383,9 @@ def promote(
             result = _last_abtest(name, exp.id)
             evidence = {**(evidence or {}), **exp.summary(), "abtest": result}
         entry = rollout.promote(
-            name, version, actor=actor, reason=reason, evidence=evidence, force=force, spec=spec
-        )
+            name, version, actor=actor, reason=reason, evidence=evidence, force=force, spec=spec,
+            data=data,
+        )  # fmt: skip
         if exp is not None:
             end_experiment(exp, "promoted", f"v{version} promoted")
             save_deployment(name, Deployment())

@@ -6,6 +6,9 @@
   gives a confidence interval; the gate passes when its lower bound exceeds
   ``min_gain`` (metric units, oriented so that positive = challenger better).
   For regression metrics the bootstrap resamples paired per-row errors.
+* **baseline**: the candidate must beat a trivial model (the hold-out's class shares for
+  classification, its mean for regression) on the same rows, by the same paired bootstrap
+  (lower bound above 0): a model fitted on shuffled labels fails it.
 * **latency**: median one-row scoring time of the challenger at most
   ``(1 + max_latency_increase)`` × the champion's (+ ``latency_slack_ms``).
 * **evidence** (model card, fairness gap within the spec's ``fairness:`` limits):
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from keizoku.training.metrics import Metric
@@ -32,7 +36,13 @@ __all__ = [
     "metric_gate",
     "latency_gate",
     "evidence_gate",
+    "baseline_gate",
+    "run_gates",
+    "split_holdout",
+    "HOLDOUT_SHARE",
 ]
+
+HOLDOUT_SHARE = 0.2  # of the data `keizoku train` keeps out to gate a candidate
 
 
 class GateConfig(BaseModel):
@@ -179,3 +189,98 @@ def evidence_gate(name: str, version: int, spec: Any) -> GateCheck | None:
     reasons = check_evidence(name, version, spec)
     detail = " ".join(reasons) if reasons else "model card present; fairness within limits"
     return GateCheck("evidence", not reasons, float(len(reasons)), 0.0, detail)
+
+
+def baseline_gate(stats: dict[str, float], metric: str) -> GateCheck:
+    passed = bool(stats["low"] > 0)
+    detail = (
+        f"{metric} gain over a trivial baseline {stats['delta']:+.4f} (on {stats['n']} "
+        f"hold-out rows; CI {stats['low']:+.4f} … {stats['high']:+.4f})"
+    )
+    if not passed:
+        detail += (
+            ": the candidate is not reliably better than predicting the class shares / the "
+            "mean. Check the target column and the data, then train again."
+        )
+    return GateCheck("baseline", passed, stats["delta"], 0.0, detail)
+
+
+def _baseline(task: str, y: np.ndarray, n_classes: int) -> np.ndarray:
+    if task == "regression":
+        return np.full(len(y), float(np.mean(y)))
+    shares = np.bincount(y, minlength=n_classes) / max(len(y), 1)
+    return np.tile(shares, (len(y), 1))
+
+
+def split_holdout(
+    frame: pd.DataFrame, target: str, task: str, share: float = HOLDOUT_SHARE, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(fit rows, hold-out rows): a seeded split, stratified on the target when it can be."""
+    from sklearn.model_selection import train_test_split
+
+    labelled = frame[frame[target].notna()]
+    counts = labelled[target].value_counts()
+    stratify = labelled[target] if task != "regression" and counts.min() >= 2 else None
+    fit, hold = train_test_split(labelled, test_size=share, random_state=seed, stratify=stratify)
+    return fit.reset_index(drop=True), hold.reset_index(drop=True)
+
+
+def _codes(model: Any, values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(encoded labels, mask of rows whose label the model knows)."""
+    from keizoku.data.labels import LabelCodec
+
+    codec = LabelCodec(None if model.task == "regression" else list(model.classes or []))
+    known = np.array([codec.known(v) for v in values], dtype=bool)
+    return codec.encode(list(values[known])), known
+
+
+def run_gates(
+    name: str,
+    candidate: int,
+    champion: int,
+    holdout: pd.DataFrame,
+    target: str,
+    cfg: GateConfig,
+    spec: Any = None,
+) -> tuple[GateReport, dict[str, Any]]:
+    """Gate ``name:candidate`` against ``name:champion`` on ``holdout``: (report, statistics)."""
+    from keizoku.data.labels import canonical
+    from keizoku.registry.store import load_model
+    from keizoku.training.metrics import get_metric
+
+    champ, cand = load_model(f"{name}:{champion}"), load_model(f"{name}:{candidate}")
+    y, known = _codes(champ, holdout[target])
+    rows = holdout[known]
+    features = [c.name for c in champ.schema.features + champ.schema.sensitive]
+    hx = rows[[c for c in features if c in rows.columns]]
+    metric = get_metric(champ.metric or None, champ.schema.task)  # type: ignore[arg-type]
+    info: dict[str, Any] = {
+        "metric": metric.name,
+        "rows": len(rows),
+        "dropped": int((~known).sum()),
+    }
+    report = GateReport()
+    same = [canonical(c) for c in champ.classes or []] == [canonical(c) for c in cand.classes or []]
+    if len(rows) < 10 or not same:
+        why = (
+            f"only {len(rows)} hold-out rows with a known label (at least 10 are needed)"
+            if len(rows) < 10
+            else f"candidate classes {cand.classes} differ from the champion's {champ.classes}"
+        )
+        report.checks.append(GateCheck("metric_gain", False, None, cfg.min_gain, why))
+        return report, info
+    p_champ, p_cand = champ.predict_raw(hx), cand.predict_raw(hx)
+    boot = {"n_boot": cfg.bootstrap, "confidence": cfg.confidence}
+    stats = paired_bootstrap(metric, y, p_champ, p_cand, **boot)  # type: ignore[arg-type]
+    base = _baseline(champ.task, y, len(champ.classes or []))
+    base_stats = paired_bootstrap(metric, y, base, p_cand, **boot)  # type: ignore[arg-type]
+    report.checks += [metric_gate(stats, metric.name, cfg), baseline_gate(base_stats, metric.name)]
+    records = hx.head(50).to_dict(orient="records")
+    lat = (latency_ms(champ, records), latency_ms(cand, records))
+    report.checks.append(latency_gate(*lat, cfg))
+    if cfg.evidence:
+        check = evidence_gate(name, candidate, spec)
+        if check is not None:
+            report.checks.append(check)
+    info.update(stats, baseline=base_stats, latency_ms=lat)
+    return report, info

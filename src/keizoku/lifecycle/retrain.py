@@ -4,12 +4,17 @@
 2. build the training frame: the spec's original data plus labelled traffic (prediction
    log joined with feedback) in the policy's window, minus the most recent share of it,
    which is held out;
+   Labels outside the champion's classes (or non-numeric ones for regression) are
+   dropped and counted, never a crash;
 3. train with a warm start from the champion's configurations (``training.json``);
-   ``train_project`` registers the new version with alias ``challenger``;
-4. score champion and challenger on the same hold-out, run the gates;
-5. passing: the version keeps ``challenger`` (tag ``keizoku.gate=passed``); failing:
-   the alias is removed, the version stays for inspection (``keizoku.gate=failed``);
-   either way the audit log says why.
+   ``train_project`` registers a *candidate* (state ``registered``, no alias, no traffic);
+4. ``gate_and_admit``: score champion and candidate on the same hold-out, run the gates;
+5. passing: ``gated-pass`` then ``challenger`` (the previous challenger goes back to
+   ``gated-pass``); failing: ``gated-fail``, no alias, nothing else touched. Every step
+   goes through ``keizoku.lifecycle.state.transition`` and is audited.
+
+When anything fails after the candidate was registered, the candidate is deleted and the
+crash is audited: a failed retrain leaves nothing registered.
 """
 
 from __future__ import annotations
@@ -23,20 +28,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from keizoku.errors import NotFoundError
-from keizoku.lifecycle import audit
-from keizoku.lifecycle.gates import (
-    GateReport,
-    evidence_gate,
-    latency_gate,
-    latency_ms,
-    metric_gate,
-    paired_bootstrap,
-)
+from keizoku.errors import ConflictError, NotFoundError
+from keizoku.lifecycle import audit, state
+from keizoku.lifecycle.gates import GateConfig, GateReport, run_gates, split_holdout
 from keizoku.lifecycle.policy import RetrainingPolicy, parse_policy, seconds
-from keizoku.lifecycle.rollout import GATE_TAG
 
-__all__ = ["RetrainOutcome", "retrain", "check_triggers", "labelled_traffic", "warm_start"]
+__all__ = [
+    "Admission",
+    "RetrainOutcome",
+    "check_triggers",
+    "gate_and_admit",
+    "labelled_traffic",
+    "retrain",
+    "train_candidate",
+    "train_gated",
+    "warm_start",
+]
 
 
 @dataclass
@@ -109,21 +116,35 @@ def check_triggers(name: str, policy: RetrainingPolicy, champion: int) -> list[s
     return fired
 
 
-def labelled_traffic(name: str, since: float | None, schema: Any) -> pd.DataFrame:
-    """Logged inputs with their labels as a frame of features + target, oldest first."""
+def labelled_traffic(
+    name: str, since: float | None, schema: Any, dropped: dict[str, int] | None = None
+) -> pd.DataFrame:
+    """Logged inputs with their labels as a frame of features + target, oldest first.
+
+    Labels the champion's schema does not know are dropped; ``dropped`` receives
+    label text → count.
+    """
+    from keizoku.data.labels import LabelCodec
     from keizoku.monitoring.performance import labelled_rows
-    from keizoku.monitoring.reference import label_text
 
     rows = labelled_rows(name, since=since, columns="p.request_id, p.ts, p.shadow, p.inputs")
     if rows.empty:
         return pd.DataFrame()
     rows = rows[~rows["shadow"].astype(bool)].drop_duplicates("request_id").sort_values("ts")
+    codec = LabelCodec.from_schema(schema)
+    labels = rows["label_num"] if schema.task == "regression" else rows["label"]
+    known = np.array([codec.known(v) for v in labels], dtype=bool)
+    if dropped is not None:
+        for value in rows.loc[~known, "label"]:
+            dropped[str(value)] = dropped.get(str(value), 0) + 1
+    rows, labels = rows[known], labels[known]
+    if rows.empty:
+        return pd.DataFrame()
     frame = pd.DataFrame.from_records([json.loads(s) for s in rows["inputs"]])
     if schema.task == "regression":
-        frame[schema.target] = rows["label_num"].to_numpy(dtype=float)
+        frame[schema.target] = labels.to_numpy(dtype=float)
     else:
-        lookup = {label_text(c): c for c in (schema.classes or [])}
-        frame[schema.target] = [lookup.get(v, v) for v in rows["label"]]
+        frame[schema.target] = [codec.original(v) for v in labels]
     frame["__ts__"] = rows["ts"].to_numpy()
     return frame.reset_index(drop=True)
 
@@ -142,6 +163,7 @@ def warm_start(name: str, version: int) -> list[dict[str, Any]]:
 
 
 def _align(frame: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the columns (and dtypes, where they cast) of ``like``."""
     out = frame.copy()
     for col in like.columns:
         if col not in out.columns:
@@ -154,13 +176,215 @@ def _align(frame: pd.DataFrame, like: pd.DataFrame) -> pd.DataFrame:
     return out[list(like.columns)]
 
 
-def _encode(y: pd.Series, model: Any) -> np.ndarray:
-    if model.task == "regression":
-        return y.to_numpy(dtype=float)
-    from keizoku.monitoring.reference import label_text
+@dataclass
+class Admission:
+    """What ``gate_and_admit`` decided for a candidate."""
 
-    index = {label_text(c): i for i, c in enumerate(model.classes or [])}
-    return np.array([index[label_text(v)] for v in y], dtype=int)
+    version: int
+    state: str  # "champion" (first version) | "challenger" | "gated-fail"
+    gates: GateReport | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.state in ("champion", "challenger", "gated-pass")
+
+
+def _champion(name: str) -> int | None:
+    from keizoku.registry.store import aliases
+
+    try:
+        return aliases(name).get("champion")
+    except Exception:  # noqa: BLE001 - no registered model yet
+        return None
+
+
+def gate_and_admit(
+    name: str,
+    version: int,
+    holdout: pd.DataFrame | None,
+    target: str,
+    cfg: GateConfig,
+    *,
+    spec: Any = None,
+    actor: str | None = None,
+    reason: str = "",
+    admit: bool = True,
+) -> Admission:
+    """Gate a registered candidate against the champion and move it, audited.
+
+    No champion: the candidate is the first version and becomes champion (audited as
+    such). Otherwise the gates run on ``holdout`` (rows neither model was fit on) and the
+    candidate becomes ``challenger`` (``gated-pass`` when ``admit`` is false) or
+    ``gated-fail``.
+    """
+    with state.model_lock(name):
+        champion = _champion(name)
+        if champion is None:
+            state.transition(
+                name, version, "champion", action="admit", actor=actor,
+                reason=reason or state.FIRST_VERSION, evidence={"gates": None},
+            )  # fmt: skip
+            return Admission(version, "champion")
+        if holdout is None:
+            raise ConflictError(
+                f"{name}:{champion} became champion while {name}:{version} was training; "
+                f"there is no hold-out to gate it against. Run `keizoku train` again."
+            )
+        report, stats = run_gates(name, version, champion, holdout, target, cfg, spec)
+        verdict = {"passed": report.passed, "reasons": report.reasons}
+        evidence = {"champion": champion, "gates": report.to_dict(), "stats": stats}
+        to: state.State = "gated-pass" if report.passed else "gated-fail"
+        state.transition(
+            name, version, to, action="gate", actor=actor, reason=reason, evidence=evidence,
+            gate=verdict,
+        )  # fmt: skip
+        if report.passed and admit:
+            state.transition(
+                name, version, "challenger", action="admit", actor=actor, reason=reason,
+                evidence={"gate": "passed", "champion": champion},
+            )  # fmt: skip
+        final = ("challenger" if admit else "gated-pass") if report.passed else "gated-fail"
+        return Admission(version, final, report, stats)
+
+
+def train_candidate(
+    spec_path: str | Path,
+    *,
+    frame: pd.DataFrame | None,
+    holdout: pd.DataFrame | None,
+    overrides: dict[str, Any] | None = None,
+    on_trial: Any = None,
+    started: float | None = None,
+    actor: str | None = None,
+    reason: str = "",
+) -> tuple[Any, Admission]:
+    """Train, register a candidate, gate and admit it; on any failure nothing stays registered.
+
+    Returns (the ``TrainOutcome``, the ``Admission``).
+    """
+    from keizoku.project import train_project
+    from keizoku.registry.store import delete_version
+    from keizoku.spec import load_spec
+
+    spec, _ = load_spec(spec_path)
+    cfg = parse_policy(spec.retraining).gates
+    trained = train_project(
+        spec_path, overrides=overrides, on_trial=on_trial, frame=frame, started=started,
+        extra_artifacts=_row_hashes,
+    )  # fmt: skip
+    name, version = trained.name, trained.version
+    try:
+        audit.record(
+            name, "register", actor=actor, reason=reason, version=version,
+            evidence={"data_sha256": trained.data_sha256, "schema_sha256": trained.schema_sha256,
+                      "cv_score": trained.result.cv_score, "metric": trained.result.metric.name},
+        )  # fmt: skip
+        admission = gate_and_admit(
+            name, version, holdout, spec.target, cfg, spec=spec, actor=actor, reason=reason
+        )
+    except BaseException as exc:
+        _undo_candidate(name, version, actor, exc, delete_version)
+        raise
+    return trained, admission
+
+
+def _undo_candidate(
+    name: str, version: int, actor: str | None, exc: BaseException, delete: Any
+) -> None:
+    """Delete a candidate whose admission did not finish, and audit it."""
+    with state.model_lock(name):
+        try:
+            if state.state_of(name, version) in state.TRAFFIC_STATES:
+                return  # admitted: the failure came after; keep it
+            delete(name, version)
+        finally:
+            audit.record(
+                name, "register_undone", actor=actor, version=version,
+                reason=f"{type(exc).__name__}: {exc}"[:500],
+                evidence={"status": "crashed"},
+            )  # fmt: skip
+
+
+ROWS_FILE = "training_rows.npy"  # uint64 hash of every training row (gating hold-outs)
+
+
+def _hash_rows(frame: pd.DataFrame) -> np.ndarray:
+    return np.asarray(pd.util.hash_pandas_object(frame, index=False).to_numpy(), dtype=np.uint64)
+
+
+def _row_hashes(result: Any, frame: pd.DataFrame, folder: Path) -> dict[str, Path]:
+    """Artifact: the hashes of the rows a version was fit on (so a later gate can avoid them)."""
+    path = folder / ROWS_FILE
+    np.save(path, np.unique(_hash_rows(frame)))
+    return {"training_rows": path}
+
+
+def _unseen(name: str, champion: int, frame: pd.DataFrame) -> pd.DataFrame | None:
+    """Rows of ``frame`` the champion was not fit on (None when it did not record its rows)."""
+    from keizoku.registry.store import version_artifact
+
+    try:
+        seen = np.load(version_artifact(f"{name}:{champion}", ROWS_FILE))
+    except NotFoundError:
+        return None
+    return frame[~np.isin(_hash_rows(frame), seen)]
+
+
+MIN_UNSEEN = 30  # fewest rows the champion never saw that make a hold-out of their own
+
+
+def _holdout(
+    name: str, champion: int, frame: pd.DataFrame, target: str, task: str, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(fit rows, hold-out rows) for gating a new version against ``champion``.
+
+    Rows the champion was never fit on make the hold-out when there are at least
+    ``MIN_UNSEEN`` (a fair comparison: neither model saw them); otherwise a seeded
+    stratified share of all rows, on which the champion may have been fit (the gate then
+    favours the champion).
+    """
+    unseen = _unseen(name, champion, frame)
+    if unseen is not None and len(unseen) >= MIN_UNSEEN:
+        fit, hold = split_holdout(unseen, target, task, share=0.5, seed=seed)
+        return pd.concat([frame.drop(index=unseen.index), fit], ignore_index=True), hold
+    return split_holdout(frame, target, task, seed=seed)
+
+
+def train_gated(
+    spec_path: str | Path = "keizoku.yaml",
+    *,
+    overrides: dict[str, Any] | None = None,
+    on_trial: Any = None,
+    started: float | None = None,
+    actor: str | None = None,
+) -> tuple[Any, Admission]:
+    """``keizoku train``: the first version becomes champion; later ones are gated.
+
+    With a champion, a seeded stratified share of the data (``HOLDOUT_SHARE``) is kept
+    out of the search and both models are scored on it.
+    """
+    from keizoku.names import check_name
+    from keizoku.project import load_training_data
+    from keizoku.spec import load_spec
+
+    spec, base = load_spec(spec_path)
+    check_name(spec.project, "Project name")
+    if _champion(spec.project) is None:
+        return train_candidate(
+            spec_path, frame=None, holdout=None, overrides=overrides, on_trial=on_trial,
+            started=started, actor=actor,
+        )  # fmt: skip
+    frame, schema = load_training_data(spec, base)
+    seed = (overrides or {}).get("seed") or spec.train.seed
+    champion = _champion(spec.project)
+    fit, holdout = _holdout(
+        spec.project, int(champion or 0), frame, spec.target, str(schema.task), int(seed or 0)
+    )
+    return train_candidate(
+        spec_path, frame=fit, holdout=holdout, overrides=overrides, on_trial=on_trial,
+        started=started, actor=actor,
+    )  # fmt: skip
 
 
 def retrain(
@@ -171,34 +395,64 @@ def retrain(
     actor: str | None = None,
     on_trial: Any = None,
 ) -> RetrainOutcome:
-    """Run the retraining policy of ``spec_path`` once for model ``name``."""
-    from keizoku.project import load_training_data, train_project
-    from keizoku.registry.store import load_model, resolve
+    """Run the retraining policy of ``spec_path`` once for model ``name``.
+
+    A crash is audited (``retrain`` with status ``crashed``) and leaves nothing registered.
+    """
+    from keizoku.registry.store import require_model, resolve
+
+    require_model(name)
+    champion = resolve(f"{name}@champion")[1]
+    try:
+        return _retrain(name, spec_path, champion, force=force, actor=actor, on_trial=on_trial)
+    except BaseException as exc:
+        audit.record(
+            name, "retrain", actor=actor, previous=champion,
+            reason=f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"[:500],
+            evidence={"status": "crashed"},
+        )  # fmt: skip
+        raise
+
+
+def _retrain(
+    name: str,
+    spec_path: str | Path,
+    champion: int,
+    *,
+    force: bool,
+    actor: str | None,
+    on_trial: Any,
+) -> RetrainOutcome:
+    from keizoku.project import load_training_data
+    from keizoku.registry.store import load_model
     from keizoku.spec import load_spec
-    from keizoku.training.metrics import get_metric
 
     spec, base = load_spec(spec_path)
     policy = parse_policy(spec.retraining)
-    champion = resolve(f"{name}@champion")[1]
-    champ_model = load_model(f"{name}:{champion}")
-    schema = champ_model.schema
+    schema = load_model(f"{name}:{champion}").schema
     outcome = RetrainOutcome(name, "skipped", champion)
     outcome.triggers = ["forced (--force)"] if force else check_triggers(name, policy, champion)
     if not outcome.triggers:
         outcome.reasons = ["no trigger fired"]
         return outcome
     since = time.time() - seconds(policy.window.since)
-    traffic = labelled_traffic(name, since, schema)
+    dropped: dict[str, int] = {}
+    traffic = labelled_traffic(name, since, schema, dropped)
+    if dropped:
+        outcome.reasons.append(
+            f"dropped {sum(dropped.values())} labelled row(s) whose label is not one of the "
+            f"champion's classes: {dict(sorted(dropped.items()))}"
+        )
     if len(traffic) < policy.window.min_labels:
-        outcome.reasons = [
+        outcome.reasons.append(
             f"only {len(traffic)} labelled predictions in the last {policy.window.since}; the "
             f"policy needs {policy.window.min_labels} (retraining.window.min_labels) to train "
             "and hold out. Send more labels with `keizoku feedback`."
-        ]
+        )
         audit.record(
             name, "retrain", actor=actor, reason="not enough labels", previous=champion,
             evidence={"status": "skipped", "triggers": outcome.triggers,
-                      "reasons": outcome.reasons},
+                      "reasons": outcome.reasons, "dropped_labels": dropped},
         )  # fmt: skip
         return outcome
     cut = int(round(len(traffic) * (1 - policy.window.holdout)))
@@ -216,50 +470,22 @@ def retrain(
         "original": len(frame) - len(fresh),
         "traffic": len(fresh),
         "holdout": len(holdout),
+        "dropped_labels": sum(dropped.values()),
     }
     overrides = {**policy.train, "warm_start": warm_start(name, champion)}
-    trained = train_project(spec_path, overrides=overrides, frame=frame, on_trial=on_trial)
-    version = outcome.version = trained.version
-    chall_model = load_model(f"{name}:{version}")
-    features = [c.name for c in schema.features + schema.sensitive]
-    hx = holdout[[c for c in features if c in holdout.columns]]
-    y = _encode(holdout[spec.target], champ_model)
-    metric = get_metric(champ_model.metric or None, schema.task)  # type: ignore[arg-type]
-    stats = paired_bootstrap(
-        metric, y, champ_model.predict_raw(hx), chall_model.predict_raw(hx),
-        n_boot=policy.gates.bootstrap, confidence=policy.gates.confidence,
+    trained, admission = train_candidate(
+        spec_path, frame=frame, holdout=holdout.drop(columns="__ts__"), overrides=overrides,
+        on_trial=on_trial, actor=actor, reason="; ".join(outcome.triggers),
     )  # fmt: skip
-    records = hx.head(50).to_dict(orient="records")
-    lat = (latency_ms(champ_model, records), latency_ms(chall_model, records))
-    report = GateReport(
-        [metric_gate(stats, metric.name, policy.gates), latency_gate(*lat, policy.gates)]
-    )
-    if policy.gates.evidence:
-        check = evidence_gate(name, version, spec)
-        if check is not None:
-            report.checks.append(check)
-    outcome.gates, outcome.stats = report, {**stats, "metric": metric.name, "latency_ms": lat}
-    _settle(name, version, report)
-    outcome.status = "passed" if report.passed else "failed"
-    outcome.reasons = report.reasons
+    outcome.version = trained.version
+    outcome.gates, outcome.stats = admission.gates, admission.stats
+    outcome.status = "passed" if admission.passed else "failed"
+    outcome.reasons += admission.gates.reasons if admission.gates else []
     audit.record(
-        name, "retrain", actor=actor, version=version, previous=champion,
+        name, "retrain", actor=actor, version=outcome.version, previous=champion,
         reason="; ".join(outcome.triggers),
         evidence={"status": outcome.status, "triggers": outcome.triggers, "rows": outcome.rows,
-                  "gates": report.to_dict(), "bootstrap": outcome.stats},
+                  "gates": admission.gates.to_dict() if admission.gates else None,
+                  "bootstrap": outcome.stats, "dropped_labels": dropped},
     )  # fmt: skip
     return outcome
-
-
-def _settle(name: str, version: int, report: GateReport) -> None:
-    from keizoku.registry.store import client, delete_alias, get_version
-
-    c = client()
-    c.set_model_version_tag(name, str(version), GATE_TAG, "passed" if report.passed else "failed")
-    if report.passed:
-        return
-    c.set_model_version_tag(
-        name, str(version), "keizoku.gate_reasons", " | ".join(report.reasons)[:4900]
-    )
-    if "challenger" in get_version(f"{name}:{version}").aliases:
-        delete_alias(name, "challenger")

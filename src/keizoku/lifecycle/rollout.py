@@ -1,55 +1,42 @@
-"""Promote and roll back: move the ``champion`` alias, audited.
+"""Promote and roll back: move the ``champion`` alias through ``state.transition``.
 
-``promote`` points ``champion`` at a version (MLflow moves an alias in one
-update, so a serving process polling the alias sees the old or the new version,
-never neither) and drops that version's ``challenger`` alias. The previous
-champion is remembered in the audit log; ``rollback`` restores it, and
-successive rollbacks walk further back. Both write who, when, why and the
-evidence to the audit log; a refused promotion is audited too.
+``promote`` makes a version champion (MLflow moves an alias in one update, so a
+serving process polling the alias sees the old or the new version, never neither);
+the previous champion becomes ``archived`` and is remembered in the audit log;
+``rollback`` restores it, and successive rollbacks walk further back.
 
-The promotion gate refuses a version whose retraining gates failed (tag
-``keizoku.gate=failed``) and, through ``keizoku.evaluation.gate.check_evidence``,
-one without a model card or whose fairness gap exceeds the spec's limit.
-``force=True`` overrides the gate; the override and the refusals are audited.
+Before traffic, the gates: a version may become champion only when
+
+* its files match the sha256 recorded at registration (model file and every artifact;
+  IntegrityError, exit 5 — ``--force`` does not override this);
+* it passed its gates (tag ``keizoku.gate=passed``). A version that was never gated is
+  gated now against the champion, on ``data`` (a labelled file) or on a seeded hold-out
+  of the spec's data; without either, GateError names the command to run. A version
+  that failed its gates is refused;
+* its evidence is sufficient (``keizoku.evaluation.gate.check_evidence``: model card,
+  fairness limits).
+
+``force=True`` (with a reason) overrides the gate verdict and the evidence, not the
+integrity check; the override is audited as forced. The promote entry's evidence holds
+the gate entry and the A/B result it relied on. A refused promotion is audited too.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from keizoku.errors import GateError, NotFoundError, UserInputError
-from keizoku.lifecycle import audit
+from keizoku.lifecycle import audit, state
+from keizoku.lifecycle.state import GATE_TAG, REASONS_TAG
 
 __all__ = ["promote", "rollback", "promotion_refusals", "champion_stack", "GATE_TAG"]
 
-GATE_TAG = "keizoku.gate"
-
-
-@contextmanager
-def _model_lock(name: str) -> Iterator[None]:
-    path = audit.audit_path(name).with_suffix(".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-
 
 def _champion(name: str) -> int | None:
-    from keizoku.registry.store import resolve
+    from keizoku.registry.store import aliases
 
-    try:
-        return resolve(f"{name}@champion")[1]
-    except NotFoundError:
-        return None
+    return aliases(name).get("champion")
 
 
 def _load_spec(spec: Any) -> Any:
@@ -68,16 +55,80 @@ def promotion_refusals(name: str, version: int, spec: Any = None) -> list[str]:
     from keizoku.registry.store import get_version
 
     info = get_version(f"{name}:{version}")
+    current = state.state_of(name, version)
     reasons = []
     if info.tags.get(GATE_TAG) == "failed":
-        why = info.tags.get("keizoku.gate_reasons", "see `keizoku history`")
-        reasons.append(f"Version {name}:{version} failed its retraining gates: {why}")
+        why = info.tags.get(REASONS_TAG, "see `keizoku history`")
+        reasons.append(f"Version {name}:{version} failed its gates: {why}")
+    elif current == "registered":
+        reasons.append(
+            f"Version {name}:{version} was never gated. Gate it against the champion with "
+            f"`keizoku promote {name} {version} --data LABELLED.csv` (or from the folder of "
+            "its keizoku.yaml, which gates on a hold-out of the spec's data)."
+        )
     try:
         from keizoku.evaluation.gate import check_evidence
     except ImportError:
         return reasons
     reasons += check_evidence(name, version, _load_spec(spec))
     return reasons
+
+
+def _gate_now(name: str, version: int, spec: Any, data: str | None) -> None:
+    """Run the gates of a never-gated version (audited); GateError when there is no data."""
+    from keizoku.lifecycle.gates import split_holdout
+    from keizoku.lifecycle.policy import parse_policy
+    from keizoku.lifecycle.retrain import gate_and_admit
+
+    loaded = _load_spec(spec)
+    if data is None and (loaded is None or not (loaded.data.path or loaded.data.sql)):
+        raise GateError(
+            f"Version {name}:{version} was never gated and there is no data to gate it on. "
+            f"Run `keizoku promote {name} {version} --data LABELLED.csv` (a file with the "
+            "target column), or run it next to the model's keizoku.yaml."
+        )
+    if data is not None:
+        from keizoku.data.ingest import read_table
+
+        if loaded is None:
+            raise GateError(
+                f"Gating {name}:{version} needs the spec (target column, gate settings): "
+                "pass --config keizoku.yaml."
+            )
+        holdout = read_table(data, loaded.data.read_options())
+    else:
+        from keizoku.project import load_training_data
+
+        base = Path(spec).resolve().parent if isinstance(spec, str | Path) else Path.cwd()
+        frame, schema = load_training_data(loaded, base)
+        _, holdout = split_holdout(frame, loaded.target, str(schema.task))
+    cfg = parse_policy(loaded.retraining).gates
+    # The verdict lands in the tags (and the audit log); promotion_refusals reads it.
+    gate_and_admit(
+        name, version, holdout, loaded.target, cfg, spec=loaded, reason="gated at promote",
+        admit=False,
+    )  # fmt: skip
+
+
+def _relied_on(name: str, version: int) -> dict[str, Any]:
+    """The gate and A/B entries a promotion relies on (for its audit entry)."""
+    gate = [e for e in audit.read(name, ("gate",)) if e.get("version") == version]
+    ab = audit.read(name, ("abtest",))
+    out: dict[str, Any] = {}
+    if gate:
+        g = gate[-1]
+        out["gate"] = {"time": g["time"], "evidence": g["evidence"].get("gates")}
+    if ab:
+        a = ab[-1]
+        ev = a.get("evidence") or {}
+        out["experiment"] = {
+            "time": a["time"],
+            "decision": ev.get("decision"),
+            "p_value": ev.get("p_value"),
+            "control": ev.get("control"),
+            "treatment": ev.get("treatment"),
+        }
+    return out
 
 
 def promote(
@@ -89,35 +140,42 @@ def promote(
     evidence: dict[str, Any] | None = None,
     force: bool = False,
     spec: Any = None,
+    data: str | None = None,
 ) -> dict[str, Any]:
     """Make ``name:version`` the champion; returns the audit entry. GateError when refused."""
-    from keizoku.registry.store import delete_alias, get_version, set_alias
+    from keizoku.registry.store import get_version, require_model, verify_version
 
-    info = get_version(f"{name}:{version}")
-    with _model_lock(name):
+    require_model(name)
+    if force and not reason.strip():
+        raise UserInputError(
+            f"--force on {name}:{version} needs --reason TEXT: a forced promotion is audited "
+            "with its reason."
+        )
+    get_version(f"{name}:{version}")
+    with state.model_lock(name):
         previous = _champion(name)
         if previous == version:
             raise UserInputError(
                 f"Version {name}:{version} is already the champion. Nothing to promote."
             )
+        verify_version(name, version)
+        if not force and previous is not None and state.state_of(name, version) == "registered":
+            _gate_now(name, version, spec, data)
         refusals = promotion_refusals(name, version, spec)
-        evidence = {**(evidence or {}), "refusals": refusals}
+        relied = {**(evidence or {}), **_relied_on(name, version), "refusals": refusals}
         if refusals and not force:
             audit.record(
                 name, "promote_refused", actor=actor, reason=reason, version=version,
-                previous=previous, evidence=evidence,
+                previous=previous, evidence=relied,
             )  # fmt: skip
             raise GateError(
                 f"Promotion of {name}:{version} refused: " + " ".join(refusals)
-                + " Pass --force (audited) to promote anyway.",
+                + " Pass --force --reason TEXT (audited) to promote anyway.",
                 details={"refusals": refusals},
             )  # fmt: skip
-        set_alias(name, "champion", version)
-        if "challenger" in info.aliases:
-            delete_alias(name, "challenger")
-        return audit.record(
-            name, "promote", actor=actor, reason=reason, version=version, previous=previous,
-            forced=bool(force and refusals), evidence=evidence,
+        return state.transition(
+            name, version, "champion", action="promote", actor=actor, reason=reason,
+            evidence=relied, forced=bool(force and refusals),
         )  # fmt: skip
 
 
@@ -133,10 +191,14 @@ def champion_stack(name: str) -> list[int]:
 
 
 def rollback(name: str, *, actor: str | None = None, reason: str = "") -> dict[str, Any]:
-    """Restore the champion before the last promotion; returns the audit entry."""
-    from keizoku.registry.store import get_version, set_alias
+    """Restore the champion before the last promotion; returns the audit entry.
 
-    with _model_lock(name):
+    IntegrityError (nothing moves) when that version's files fail their hash check.
+    """
+    from keizoku.registry.store import get_version, require_model, verify_version
+
+    require_model(name)
+    with state.model_lock(name):
         stack = champion_stack(name)
         if not stack:
             raise NotFoundError(
@@ -145,9 +207,9 @@ def rollback(name: str, *, actor: str | None = None, reason: str = "") -> dict[s
             )
         target = stack[-1]
         get_version(f"{name}:{target}")  # still registered?
+        verify_version(name, target)
         current = _champion(name)
-        set_alias(name, "champion", target)
-        return audit.record(
-            name, "rollback", actor=actor, reason=reason, version=target, previous=current,
+        return state.transition(
+            name, target, "champion", action="rollback", actor=actor, reason=reason,
             evidence={"restored": target, "replaced": current},
         )  # fmt: skip

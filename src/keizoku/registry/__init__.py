@@ -8,8 +8,10 @@ from keizoku.registry.store import (
     list_models,
     list_versions,
     load_model,
+    require_model,
     resolve,
     set_alias,
+    verify_version,
     version_artifact,
 )
 
@@ -22,7 +24,9 @@ __all__ = [
     "list_versions",
     "load_model",
     "parse_ref",
+    "require_model",
     "resolve",
     "set_alias",
+    "verify_version",
     "version_artifact",
 ]

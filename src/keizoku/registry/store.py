@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlparse
 
 from keizoku.errors import IntegrityError, NotFoundError
 from keizoku.home import home, mlflow_uri
+from keizoku.names import check_name
 from keizoku.registry import backend
 from keizoku.registry.refs import ModelRef, parse_ref
 
@@ -36,11 +37,21 @@ __all__ = [
     "resolve",
     "set_alias",
     "version_artifact",
+    "verify_version",
+    "require_model",
+    "recorded_artifacts",
+    "aliases",
+    "set_tag",
+    "delete_tag",
+    "delete_version",
+    "delete_alias",
     "client",
 ]
 
 MODEL_FILE = "keizoku_model.pkl"
 TAG_SHA = "keizoku.sha256"
+TAG_ARTIFACTS = "keizoku.artifacts"  # JSON {file name: sha256} of every artifact file
+TAG_STATE = "keizoku.state"  # lifecycle state, see keizoku.lifecycle.state
 _lock = threading.Lock()
 _cache: dict[tuple[str, int], Any] = {}
 CACHE_SIZE = 8  # loaded models kept in memory per process
@@ -129,7 +140,25 @@ def list_models() -> list[str]:
     return sorted(m.name for m in c.search_registered_models())
 
 
+def require_model(name: str) -> str:
+    """``name`` when it is a valid name of a registered model; one clear error otherwise.
+
+    Call it before writing anything for a model named on the command line or in a URL.
+    """
+    check_name(name)
+    c = client()
+    try:
+        c.get_registered_model(name)
+    except Exception as exc:  # noqa: BLE001 - MLflow raises its own RestException
+        raise NotFoundError(
+            f"No registered model named '{name}'{_hint(c, name)}. "
+            "See `keizoku models` for the registered ones, or train one with `keizoku train`."
+        ) from exc
+    return name
+
+
 def list_versions(name: str) -> list[ModelVersionInfo]:
+    check_name(name)  # the name goes into a filter string: never let it carry quotes
     c = client()
     versions = c.search_model_versions(f"name='{name}'")
     if not versions:
@@ -151,6 +180,7 @@ def _hint(c: Any, name: str) -> str:
 def resolve(ref: str | ModelRef) -> tuple[str, int]:
     """``NAME[@alias|:version]`` → (name, version)."""
     r = parse_ref(ref) if isinstance(ref, str) else ref
+    check_name(r.name)
     c = client()
     if r.version is not None:
         try:
@@ -183,6 +213,24 @@ def delete_alias(name: str, alias: str) -> None:
     client().delete_registered_model_alias(name, alias)
 
 
+def aliases(name: str) -> dict[str, int]:
+    """alias → version of a registered model."""
+    return {k: int(v) for k, v in (client().get_registered_model(name).aliases or {}).items()}
+
+
+def set_tag(name: str, version: int, key: str, value: str) -> None:
+    client().set_model_version_tag(name, str(version), key, value)
+
+
+def delete_tag(name: str, version: int, key: str) -> None:
+    client().delete_model_version_tag(name, str(version), key)
+
+
+def delete_version(name: str, version: int) -> None:
+    """Remove a version that must not stay registered (a candidate whose admission failed)."""
+    client().delete_model_version(name, str(version))
+
+
 def _local_dir(c: Any, name: str, version: int) -> Path:
     uri = c.get_model_version_download_uri(name, str(version))
     parsed = urlparse(uri)
@@ -199,13 +247,72 @@ def _local_dir(c: Any, name: str, version: int) -> Path:
     return cache
 
 
+_verified: dict[tuple[str, int, int], str] = {}  # (path, mtime_ns, size) → sha256 seen
+
+
+def _sha_cached(path: Path) -> str:
+    from keizoku.registry.pyfunc import sha256_file
+
+    st = path.stat()
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    with _lock:
+        if key in _verified:
+            return _verified[key]
+    sha = sha256_file(str(path))
+    with _lock:
+        _verified[key] = sha
+    return sha
+
+
+def recorded_artifacts(tags: dict[str, str]) -> dict[str, str]:
+    """The artifact hashes recorded at registration ({} for a version registered before)."""
+    try:
+        data = json.loads(tags.get(TAG_ARTIFACTS) or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _check_file(name: str, version: int, path: Path, expected: str | None) -> None:
+    if expected is None:
+        return
+    actual = _sha_cached(path) if path.exists() else "(missing)"
+    if actual != expected:
+        raise IntegrityError(
+            f"Artifact '{path.name}' of {name}:{version} was modified after registration: "
+            f"sha256 {actual[:12]}… does not match the recorded {expected[:12]}…. "
+            f"Refusing to use it; restore the file or retrain with `keizoku train`."
+        )
+
+
 def version_artifact(ref: str | ModelRef, filename: str) -> Path:
-    """Local path of a file logged with a version (``artifacts/<filename>``)."""
+    """Local path of a file logged with a version, after checking its recorded sha256."""
     name, version = resolve(ref)
-    path = _local_dir(client(), name, version) / "artifacts" / filename
+    c = client()
+    path = _local_dir(c, name, version) / "artifacts" / filename
     if not path.exists():
         raise NotFoundError(f"Version {name}:{version} has no artifact '{filename}'.")
+    tags = dict(c.get_model_version(name, str(version)).tags or {})
+    expected = recorded_artifacts(tags).get(filename)
+    if expected is None and filename == MODEL_FILE:
+        expected = tags.get(TAG_SHA)
+    _check_file(name, version, path, expected)
     return path
+
+
+def verify_version(name: str, version: int) -> None:
+    """IntegrityError unless the model file and every recorded artifact match their sha256."""
+    c = client()
+    tags = dict(c.get_model_version(name, str(version)).tags or {})
+    folder = _local_dir(c, name, version) / "artifacts"
+    if not tags.get(TAG_SHA):
+        raise IntegrityError(
+            f"Version {name}:{version} has no recorded sha256 ({TAG_SHA}); keizoku does not "
+            "use model files it did not register. Re-register it with `keizoku train`."
+        )
+    _check_file(name, version, folder / MODEL_FILE, tags[TAG_SHA])
+    for filename, expected in sorted(recorded_artifacts(tags).items()):
+        _check_file(name, version, folder / filename, expected)
 
 
 def load_model(ref: str | ModelRef) -> Any:
@@ -227,7 +334,7 @@ def load_model(ref: str | ModelRef) -> Any:
             f"Version {name}:{version} has no recorded sha256 ({TAG_SHA}); keizoku does not "
             "load model files it did not register. Re-register it with `keizoku train`."
         )
-    actual = sha256_file(str(path))
+    actual = sha256_file(str(path)) if path.exists() else "(missing)"
     if actual != expected:
         raise IntegrityError(
             f"Model file of {name}:{version} was modified after registration: sha256 "
@@ -322,7 +429,12 @@ class TrainingRun:
     def register(
         self, model: Any, files: dict[str, Path], tags: dict[str, str], signature: Any = None
     ) -> int:
-        """Log the model once as a pyfunc, register it, tag it; undo on any failure."""
+        """Log the model once as a pyfunc, register it as a candidate; undo on any failure.
+
+        No alias is set: the version is ``registered`` (tag ``keizoku.state``) until
+        ``keizoku.lifecycle.state`` admits it after its gates. The sha256 of the model file
+        and of every artifact file is recorded (``keizoku.sha256``, ``keizoku.artifacts``).
+        """
         import joblib
         import mlflow
 
@@ -353,11 +465,15 @@ class TrainingRun:
                 else self._create_and_version(info.model_uri)
             )
             version = int(mv.version)
-            for k, v in {**tags, TAG_SHA: sha}.items():
+            hashes = {Path(p).name: sha256_file(str(p)) for p in files.values()}
+            recorded = {
+                **tags,
+                TAG_SHA: sha,
+                TAG_ARTIFACTS: json.dumps({MODEL_FILE: sha, **hashes}, sort_keys=True),
+                TAG_STATE: "registered",
+            }
+            for k, v in recorded.items():
                 self._client.set_model_version_tag(self.project, str(version), k, v)
-            aliases = self._client.get_registered_model(self.project).aliases or {}
-            alias = "challenger" if "champion" in aliases else "champion"
-            self._client.set_registered_model_alias(self.project, alias, str(version))
             return version
         except BaseException:
             if version is not None:
