@@ -32,6 +32,7 @@ from keizoku.errors import ConflictError, NotFoundError
 from keizoku.lifecycle import audit, state
 from keizoku.lifecycle.gates import GateConfig, GateReport, run_gates, split_holdout
 from keizoku.lifecycle.policy import RetrainingPolicy, parse_policy, seconds
+from keizoku.training.context import TrainingContext
 
 __all__ = [
     "Admission",
@@ -313,10 +314,10 @@ def _hash_rows(frame: pd.DataFrame) -> np.ndarray:
     return np.asarray(pd.util.hash_pandas_object(frame, index=False).to_numpy(), dtype=np.uint64)
 
 
-def _row_hashes(result: Any, frame: pd.DataFrame, folder: Path) -> dict[str, Path]:
+def _row_hashes(ctx: TrainingContext, folder: Path) -> dict[str, Path]:
     """Artifact: the hashes of the rows a version was fit on (so a later gate can avoid them)."""
     path = folder / ROWS_FILE
-    np.save(path, np.unique(_hash_rows(frame)))
+    np.save(path, np.unique(_hash_rows(ctx.data.frame)))
     return {"training_rows": path}
 
 
