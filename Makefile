@@ -24,7 +24,7 @@ test: install
 check: install
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests
-	$(VENV)/bin/mypy src/keizoku
+	$(VENV)/bin/mypy --strict src/keizoku
 	$(VENV)/bin/mypy tests
 
 format: install

@@ -137,8 +137,8 @@ def _regression(y: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
 def row_errors(task: str, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """Per-row error: 0/1 misclassification for classifiers, absolute error for regression."""
     if task == "regression":
-        return np.abs(y - pred)
-    return (pred.argmax(axis=1) != y).astype(float)
+        return np.asarray(np.abs(y - pred), dtype=float)
+    return np.asarray(pred.argmax(axis=1) != y, dtype=float)
 
 
 def quantile_segments(values: pd.Series, bins: int) -> pd.Series:

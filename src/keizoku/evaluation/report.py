@@ -127,7 +127,7 @@ def evaluate_file(ref: str, data: str, read: Any = None) -> tuple[dict[str, Any]
 def _encode(values: pd.Series, schema: Any) -> np.ndarray:
     codec = LabelCodec.from_schema(schema)
     if codec.is_regression:
-        return pd.to_numeric(values).to_numpy(dtype=float)
+        return np.asarray(pd.to_numeric(values).to_numpy(dtype=float))
     unknown = sorted({canonical(v) for v in values if not codec.known(v)})
     if unknown:
         raise DataError(

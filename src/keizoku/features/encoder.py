@@ -46,7 +46,7 @@ def _to_float(value: Any) -> float:
         return math.nan
 
 
-class TabularEncoder(BaseEstimator, TransformerMixin):
+class TabularEncoder(BaseEstimator, TransformerMixin):  # type: ignore[misc]
     """Encode the feature columns of a schema into a float64 matrix.
 
     Parameters
@@ -146,12 +146,12 @@ class TabularEncoder(BaseEstimator, TransformerMixin):
         if step == "numeric":
             v = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
             if self.mode == "ordinal":
-                return v.reshape(n, 1)
+                return np.asarray(v, dtype=float).reshape(n, 1)
             miss = np.isnan(v)
             v = (np.where(miss, state["median"], v) - state["mean"]) / state["scale"]
             if state["indicator"]:
                 return np.column_stack([v, miss.astype(float)])
-            return v.reshape(n, 1)
+            return np.asarray(v, dtype=float).reshape(n, 1)
         if step == "datetime":
             d = pd.to_datetime(s, errors="coerce", format="mixed")
             parts = np.column_stack(

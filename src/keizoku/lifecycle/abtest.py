@@ -131,7 +131,7 @@ def _needed(sd_a: float, sd_b: float, mde: float, alpha: float, n_now: int) -> i
         return 0
     z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(0.8)
     per_arm = math.ceil(z * z * (sd_a**2 + sd_b**2) / (mde * mde))
-    return max(per_arm - n_now, 0)
+    return int(max(per_arm - n_now, 0))
 
 
 def ab_decision(
@@ -198,11 +198,12 @@ METRICS = {
 def outcomes(rows: pd.DataFrame, metric: str) -> np.ndarray:
     """Per-request outcome values for ``metric`` from labelled log rows."""
     if metric == "accuracy":
-        return (rows["prediction"].astype(str) == rows["label"].astype(str)).to_numpy(dtype=float)
+        hit = rows["prediction"].astype(str) == rows["label"].astype(str)
+        return np.asarray(hit.to_numpy(dtype=float))
     if metric == "label":
-        return rows["label_num"].to_numpy(dtype=float)
+        return np.asarray(rows["label_num"].to_numpy(dtype=float))
     err = rows["label_num"].to_numpy(dtype=float) - rows["score"].to_numpy(dtype=float)
-    return np.abs(err) if metric == "abs_error" else err * err
+    return np.asarray(np.abs(err) if metric == "abs_error" else err * err)
 
 
 def abtest(

@@ -139,7 +139,7 @@ def _paired_errors(
     ma, mb = ea[idx].mean(axis=1), eb[idx].mean(axis=1)
     if name == "rmse":
         ma, mb = np.sqrt(ma), np.sqrt(mb)
-    return ma - mb  # losses: champion − challenger = oriented gain
+    return np.asarray(ma - mb)  # losses: champion − challenger = oriented gain
 
 
 def latency_ms(model: Any, records: list[dict[str, Any]], repeats: int = 50) -> float:
@@ -253,7 +253,7 @@ def run_gates(
     rows = holdout[known]
     features = [c.name for c in champ.schema.features + champ.schema.sensitive]
     hx = rows[[c for c in features if c in rows.columns]]
-    metric = get_metric(champ.metric or None, champ.schema.task)  # type: ignore[arg-type]
+    metric = get_metric(champ.metric or None, champ.schema.task)
     info: dict[str, Any] = {
         "metric": metric.name,
         "rows": len(rows),

@@ -285,4 +285,5 @@ def read_feedback_file(path: str | Path) -> list[dict[str, Any]]:
         frame["ts"] = pd.to_datetime(frame["ts"], utc=True).astype("int64") / 1e9
     keep = [c for c in ("request_id", "entity_id", "label", "ts") if c in frame.columns]
     out = frame[keep].astype(object).where(frame[keep].notna(), None)
-    return out.to_dict(orient="records")
+    records: list[dict[str, Any]] = out.to_dict(orient="records")
+    return records

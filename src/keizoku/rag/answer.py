@@ -83,7 +83,7 @@ def _overlap(query_tokens: set[str], sentence: str) -> float:
     toks = set(tokenize(sentence))
     if not toks or not query_tokens:
         return 0.0
-    return len(query_tokens & toks) / (len(query_tokens) ** 0.5 * len(toks) ** 0.5)
+    return float(len(query_tokens & toks) / (len(query_tokens) ** 0.5 * len(toks) ** 0.5))
 
 
 def _best_sentence(text: str, reference: str) -> str:

@@ -240,7 +240,7 @@ def _engine(uri: str) -> Any:
 def _head() -> str:
     from mlflow.store.db.utils import _get_latest_schema_revision
 
-    return str(_get_latest_schema_revision())
+    return str(_get_latest_schema_revision())  # type: ignore[no-untyped-call]
 
 
 def _known(revision: str | None) -> bool:
@@ -251,7 +251,7 @@ def _known(revision: str | None) -> bool:
     from mlflow.store.db.utils import _get_alembic_config
 
     try:
-        script = ScriptDirectory.from_config(_get_alembic_config(""))
+        script = ScriptDirectory.from_config(_get_alembic_config(""))  # type: ignore[no-untyped-call]
         return script.get_revision(revision) is not None
     except CommandError:
         return False
@@ -265,7 +265,7 @@ def _check(engine: Any, uri: str) -> StoreHealth:
     tables = tuple(sorted(sqlalchemy.inspect(engine).get_table_names()))
     present = set(tables)
     tmp = [t for t in tables if t.startswith(TMP_PREFIX)]
-    revision = _get_schema_version(engine) if "alembic_version" in present else None
+    revision = _get_schema_version(engine) if "alembic_version" in present else None  # type: ignore[no-untyped-call]
     return StoreHealth(
         uri=uri,
         revision=revision,
@@ -282,7 +282,7 @@ def _check(engine: Any, uri: str) -> StoreHealth:
 def _initialize(engine: Any) -> None:
     from mlflow.store.db.utils import _initialize_tables
 
-    _initialize_tables(engine)
+    _initialize_tables(engine)  # type: ignore[no-untyped-call]
 
 
 def _repair(engine: Any, health: StoreHealth) -> list[str]:
@@ -294,7 +294,7 @@ def _repair(engine: Any, health: StoreHealth) -> list[str]:
     if health.revision is None:
         _initialize(engine)
     else:
-        _upgrade_db(engine)
+        _upgrade_db(engine)  # type: ignore[no-untyped-call]
     return list(health.leftover_tables)
 
 

@@ -63,7 +63,8 @@ def _default(value: Any) -> Any:
 def dumps(data: Any) -> bytes:
     """JSON bytes (orjson when installed); numpy scalars become numbers."""
     if _orjson is not None:
-        return _orjson.dumps(data, default=_default, option=_orjson.OPT_SERIALIZE_NUMPY)
+        out: bytes = _orjson.dumps(data, default=_default, option=_orjson.OPT_SERIALIZE_NUMPY)
+        return out
     return json.dumps(data, default=_default, separators=(",", ":"), allow_nan=False).encode()
 
 

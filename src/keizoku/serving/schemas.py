@@ -44,7 +44,7 @@ def example_record(schema: Schema) -> dict[str, Any]:
 
 def _annotation(col: Column) -> Any:
     if col.kind in ("categorical", "boolean") and col.categories:
-        ann: Any = Literal[tuple(col.categories)]  # type: ignore[valid-type]
+        ann: Any = Literal[tuple(col.categories)]
     elif col.kind == "numeric":
         ann = float  # JSON numbers; an int column accepts 3 and 3.0 alike
     elif col.kind == "boolean":

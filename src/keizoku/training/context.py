@@ -144,4 +144,4 @@ class TrainingContext:
 
     @property
     def oof_y(self) -> np.ndarray:
-        return self.data.y[self.oof_rows]
+        return np.asarray(self.data.y[self.oof_rows])

@@ -39,14 +39,16 @@ def _labels(pred: np.ndarray) -> np.ndarray:
 
 def _auc(y: np.ndarray, p: np.ndarray) -> float:
     if p.ndim == 2 and p.shape[1] > 2:
-        return skm.roc_auc_score(y, p, multi_class="ovr", average="macro", labels=range(p.shape[1]))
-    return skm.roc_auc_score(y, p[:, 1] if p.ndim == 2 else p)
+        return float(
+            skm.roc_auc_score(y, p, multi_class="ovr", average="macro", labels=range(p.shape[1]))
+        )
+    return float(skm.roc_auc_score(y, p[:, 1] if p.ndim == 2 else p))
 
 
 def _logloss(y: np.ndarray, p: np.ndarray) -> float:
     if p.ndim == 1:
         p = np.column_stack([1 - p, p])
-    return skm.log_loss(y, np.clip(p, 1e-15, 1 - 1e-15), labels=range(p.shape[1]))
+    return float(skm.log_loss(y, np.clip(p, 1e-15, 1 - 1e-15), labels=range(p.shape[1])))
 
 
 def _avg(y: np.ndarray) -> str:

@@ -93,7 +93,7 @@ class KeizokuModel:
 
     def labels(self, raw: np.ndarray) -> list[Any]:
         if self.task == "regression":
-            return raw.tolist()
+            return list(raw.tolist())
         classes = self.classes or list(range(raw.shape[1]))
         return [classes[i] for i in raw.argmax(axis=1)]
 
