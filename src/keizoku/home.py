@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["home", "mlflow_uri", "atomic_write_bytes", "atomic_write_text"]
+__all__ = [
+    "append_durably",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "file_lock",
+    "home",
+    "mlflow_uri",
+]
 
 
 def home() -> Path:
@@ -37,3 +47,29 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@contextmanager
+def file_lock(path: str | Path, mode: int = 0o644) -> Iterator[int]:
+    """Hold an exclusive ``flock`` on ``path`` (created if absent) for the block.
+
+    Yields the descriptor, opened for appending, so a journal can write under its own
+    lock. Every cross-process lock in keizoku (per-model, per-deployment, audit files)
+    is this one function.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT, mode)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def append_durably(path: str | Path, data: bytes, mode: int = 0o644) -> None:
+    """Append ``data`` under the file's lock and ``fsync`` before returning."""
+    with file_lock(path, mode) as fd:
+        os.write(fd, data)
+        os.fsync(fd)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from keizoku.errors import UserInputError
 
-__all__ = ["MAX_LEN", "check_name", "is_valid_name", "safe_child"]
+__all__ = ["MAX_LEN", "check_name", "is_valid_name", "safe_child", "slug"]
 
 MAX_LEN = 64
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
@@ -44,3 +44,9 @@ def safe_child(folder: Path, name: str, suffix: str = "", what: str = "Model nam
     if path.resolve().parent != folder.resolve():
         raise UserInputError(f"{what} {name!r} would leave {folder}.")
     return path
+
+
+def slug(text: str) -> str:
+    """A safe file-name stem for text that is not a user-chosen name (a host name, say)."""
+    stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text).strip(".")
+    return stem[:MAX_LEN] or "_"

@@ -253,18 +253,13 @@ def _artifacts(tmp: Path, ctx: TrainingContext) -> dict[str, Path]:
 
 
 def _signature(frame: pd.DataFrame, schema: Schema, result: SearchResult) -> Any:
-    from mlflow.models import infer_signature
+    from keizoku.registry.store import signature_of
 
     cols = [c.name for c in schema.features + schema.sensitive]
     # Column types as in the training data: MLflow refuses to cast int64 input to a double
     # column ("Can not safely convert"), which breaks `pyfunc.predict` on a plain CSV frame.
     sample = frame[cols].head(50)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return infer_signature(sample, result.model.score_frame(sample).drop(columns=cols))
-    except Exception:  # noqa: BLE001 - a signature is documentation; never fail training on it
-        return None
+    return signature_of(sample, lambda: result.model.score_frame(sample).drop(columns=cols))
 
 
 def predict_file(

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from keizoku import audit
 from keizoku.errors import IntegrityError, UserInputError
-from keizoku.lifecycle import audit, state
+from keizoku.lifecycle import state
 from kzsupport import REPO
 
 

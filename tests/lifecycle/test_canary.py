@@ -62,7 +62,7 @@ def _beat(root: Path, version: int, total: int, errors: int) -> Path:
 
 
 def test_canary_rolls_back_on_errors_then_steps_up_to_promotion(project: Path) -> None:
-    from keizoku.lifecycle import audit
+    from keizoku import audit
     from keizoku.registry.store import resolve
 
     out = cli(project, "deploy", MODEL, "--canary", "10", "--no-wait")

@@ -32,7 +32,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def _audit(action: str) -> list[dict[str, Any]]:
-    from keizoku.lifecycle import audit
+    from keizoku import audit
 
     return audit.read(MODEL, actions=(action,))
 

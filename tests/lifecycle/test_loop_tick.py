@@ -58,7 +58,7 @@ def _shifted_traffic(n: int, start: int = 0) -> None:
 
 
 def _retrains() -> int:
-    from keizoku.lifecycle import audit
+    from keizoku import audit
 
     return len(audit.read(MODEL, actions=("retrain",)))
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from keizoku import audit
 from keizoku.errors import GateError, NotFoundError
-from keizoku.lifecycle import audit, state
+from keizoku.lifecycle import state
 from keizoku.lifecycle.rollout import champion_stack, promote, rollback
 
 

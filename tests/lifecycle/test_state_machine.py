@@ -32,8 +32,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from keizoku import audit
 from keizoku.errors import ConflictError, GateError, IntegrityError, NotFoundError, UserInputError
-from keizoku.lifecycle import audit, state
+from keizoku.lifecycle import state
 from keizoku.lifecycle.gates import GateConfig, split_holdout
 from keizoku.lifecycle.retrain import gate_and_admit
 from keizoku.lifecycle.rollout import promote, rollback

@@ -94,7 +94,7 @@ def test_rest_feedback_gets_422_naming_the_id(project: Path) -> None:
 
 
 def test_cli_reports_each_rejected_row_stores_the_rest_and_exits_2(project: Path) -> None:
-    from keizoku.lifecycle import audit
+    from keizoku import audit
 
     (project / "labels.csv").write_text(
         "request_id,entity_id,label\nr2,, Gentoo \nr3,,maybe\nghost,,Adelie\n,e4,Chinstrap\n"

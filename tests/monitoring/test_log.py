@@ -176,8 +176,17 @@ def test_performance_readers_use_the_typed_columns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """labelled_rows/metric_on_rows read probabilities by class name, never by position."""
-    from keizoku.monitoring.feedback import record_feedback
+    from keizoku.data.labels import canonical
+    from keizoku.monitoring.feedback import _write
     from keizoku.monitoring.performance import labelled_rows, metric_on_rows
+
+    def labels(rows: list[tuple[str, object]]) -> list[dict[str, object]]:
+        # The stored form (validation needs a registered model; this test is about readers).
+        return [
+            {"request_id": rid, "entity_id": None, "label": canonical(y),
+             "label_num": None, "ts": 200.0, "received_ts": 200.0}
+            for rid, y in rows
+        ]  # fmt: skip
 
     monkeypatch.setenv("KEIZOKU_HOME", str(tmp_path))
     log = PredictionLog(flush_interval_s=60)
@@ -191,8 +200,8 @@ def test_performance_readers_use_the_typed_columns(
         binary = Prediction(i % 2, {"1": p1, "0": 1 - p1}, p1, 1, "champion", f"b{i}")
         log.append(binary, ts=100.0 + i, model="bin", inputs={"x": i}, latency_ms=1.0)
     log.close()
-    record_feedback("multi", [{"request_id": f"m{i}", "label": classes[i % 3]} for i in range(30)])
-    record_feedback("bin", [{"request_id": f"b{i}", "label": i % 2} for i in range(30)])
+    _write("multi", labels([(f"m{i}", classes[i % 3]) for i in range(30)]), None)
+    _write("bin", labels([(f"b{i}", i % 2) for i in range(30)]), None)
     multi = labelled_rows("multi")
     assert len(multi) == 30 and multi["score"].isna().all()
     assert metric_on_rows(multi, "accuracy", "multiclass", classes) == 1.0

@@ -9,7 +9,7 @@ import pytest
 
 from keizoku.data.schema import Column, Schema
 from keizoku.errors import UserInputError
-from keizoku.serving.deploy import Deployment, choose_variant, parse_split
+from keizoku.lifecycle.deployment import Deployment, choose_variant, parse_split
 from keizoku.serving.metrics import Metrics
 from keizoku.serving.schemas import RecordValidator, example_record, record_model
 from keizoku.serving.security import is_loopback

@@ -99,8 +99,8 @@ def history(
     """The audit log of NAME: registrations, gates, promotions, rollbacks, retrains, A/B."""
     from rich.table import Table
 
-    from keizoku.lifecycle.audit import read
-    from keizoku.lifecycle.audit import verify as verify_log
+    from keizoku.audit import read
+    from keizoku.audit import verify as verify_log
     from keizoku.names import check_name
 
     check_name(name)

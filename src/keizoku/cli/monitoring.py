@@ -11,7 +11,6 @@ import typer
 from keizoku.duration import parse_duration
 
 # Deprecated alias: every duration is parsed by keizoku.duration.parse_duration.
-parse_window = parse_duration
 
 
 def feedback(
@@ -83,7 +82,7 @@ def monitor(
     from keizoku.monitoring.monitor import monitor as run_monitor
 
     cfg = drift_config(_spec_monitoring(config))
-    window = parse_window(since or cfg.window)
+    window = parse_duration(since or cfg.window)
     report = run_monitor(name, version=version, since_s=window, data=data, config=cfg)
     console = Console()
     if html is not None:

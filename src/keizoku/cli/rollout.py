@@ -1,7 +1,7 @@
 """CLI commands that decide who answers traffic: ``deploy``, ``status``, ``abtest``, ``loop``.
 
 A thin shell over ``keizoku.lifecycle.experiments`` (deployments, experiments),
-``keizoku.lifecycle.canary``, ``keizoku.lifecycle.loop`` and ``keizoku.serving.heartbeat``.
+``keizoku.lifecycle.canary``, ``keizoku.lifecycle.loop`` and ``keizoku.lifecycle.servers``.
 After a change of who answers, the command waits (bounded) until every live server
 reports the new versions and names those that do not (exit 8).
 """
@@ -39,7 +39,7 @@ def _policy(config: Path) -> Any:
 def wait_and_report(name: str, *, wait: bool = True) -> None:
     """Wait until the live servers serve what the registry says; exit 8 naming any that don't."""
     from keizoku.errors import ConflictError
-    from keizoku.serving.heartbeat import wait_for_servers
+    from keizoku.lifecycle.servers import wait_for_servers
 
     if not wait:
         return
@@ -88,8 +88,8 @@ def deploy(
 ) -> None:
     """Route a model's traffic: A/B split, shadow or canary, pinned to gated versions."""
     from keizoku.lifecycle import canary as canaries
+    from keizoku.lifecycle.deployment import parse_split
     from keizoku.lifecycle.experiments import deploy as do_deploy
-    from keizoku.serving.deploy import parse_split
 
     if canary_step:
         step = canaries.step(name, _policy(config).rollout, actor=None)
@@ -121,11 +121,11 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Registry aliases and deployment vs what each live server serves (exit 8 if any differ)."""
+    from keizoku.lifecycle.deployment import load_deployment
     from keizoku.lifecycle.experiments import active_experiment
+    from keizoku.lifecycle.servers import disagreements, expected_variants, live_beats
     from keizoku.names import check_name
     from keizoku.registry.store import list_versions
-    from keizoku.serving.deploy import load_deployment
-    from keizoku.serving.heartbeat import disagreements, expected_variants, live_beats
 
     check_name(name)
     versions = list_versions(name)
@@ -189,11 +189,11 @@ def abtest(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """A/B verdict of the experiment's two versions since it started: effect, CI, decision."""
-    from keizoku.duration import parse_duration as seconds
-    from keizoku.lifecycle import audit
+    from keizoku import audit
+    from keizoku.duration import parse_duration
     from keizoku.lifecycle.abtest import abtest as run_abtest
 
-    window = time.time() - seconds(since) if since else None
+    window = time.time() - parse_duration(since) if since else None
     r = run_abtest(
         name, metric=metric, control=control, treatment=treatment, since=window, alpha=alpha,
         mde=mde, experiment=experiment,
@@ -233,12 +233,12 @@ def loop(
     as_json: Annotated[bool, typer.Option("--json", help="Print each tick as JSON.")] = False,
 ) -> None:
     """Run the retraining policy and the rollout on a schedule until SIGTERM/SIGINT."""
-    from keizoku.duration import parse_duration as seconds
+    from keizoku.duration import parse_duration
     from keizoku.lifecycle.loop import Tick, run
     from keizoku.names import check_name
 
     check_name(name)
-    interval = seconds(every or _policy(config).check_every)
+    interval = parse_duration(every or _policy(config).check_every)
     stop = threading.Event()
     got: list[int] = []
 
@@ -283,6 +283,6 @@ def register(app: typer.Typer) -> None:
 
 def _loop_actor() -> str:
     """The loop acts as the OS user that runs it, marked as the loop."""
-    from keizoku.lifecycle.audit import default_actor
+    from keizoku.audit import default_actor
 
     return f"loop:{default_actor()}"

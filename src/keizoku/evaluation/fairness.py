@@ -19,7 +19,7 @@ spec's ``fairness:`` section (:class:`FairnessSpec`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,13 @@ GAP_NAMES = (
     "error_rate_difference",
     "mae_difference",
 )
+
+
+class HasFairness(Protocol):
+    """Anything with a ``fairness`` section (the project spec): evaluation never imports it."""
+
+    @property
+    def fairness(self) -> Any: ...
 
 
 class FairnessSpec(Section):

@@ -18,8 +18,7 @@ from typing import Any
 
 from keizoku.errors import NotFoundError
 from keizoku.evaluation.evidence import EVIDENCE_FILES
-from keizoku.evaluation.fairness import parse_fairness
-from keizoku.spec import Spec
+from keizoku.evaluation.fairness import HasFairness, parse_fairness
 
 __all__ = ["check_evidence", "fairness_reasons"]
 
@@ -50,7 +49,7 @@ def fairness_reasons(ref: str, fairness: dict[str, Any], limits: dict[str, float
     return reasons
 
 
-def check_evidence(name: str, version: int, spec: Spec | None) -> list[str]:
+def check_evidence(name: str, version: int, spec: HasFairness | None) -> list[str]:
     """Reasons to refuse promoting ``name:version``; empty when the evidence is sufficient."""
     ref = f"{name}:{version}"
     reasons = []

@@ -22,9 +22,8 @@ import pandas as pd
 from keizoku.data.labels import LabelCodec, canonical
 from keizoku.errors import DataError, NotFoundError
 from keizoku.evaluation.evidence import EVIDENCE_FILES
-from keizoku.evaluation.fairness import fairness_report, parse_fairness
+from keizoku.evaluation.fairness import HasFairness, fairness_report, parse_fairness
 from keizoku.evaluation.metrics import evaluate_predictions
-from keizoku.spec import Spec
 
 __all__ = [
     "Evidence",
@@ -145,7 +144,7 @@ def report_context(
     ev: Evidence,
     data_eval: dict[str, Any] | None = None,
     data_fair: dict[str, Any] | None = None,
-    spec: Spec | None = None,
+    spec: HasFairness | None = None,
 ) -> dict[str, Any]:
     """What the report page shows, as plain values (see ``keizoku.reporting``).
 
@@ -425,7 +424,9 @@ def _fairness_column(
     }
 
 
-def _fairness(fairs: list[dict[str, Any] | None], spec: Spec | None) -> dict[str, Any] | None:
+def _fairness(
+    fairs: list[dict[str, Any] | None], spec: HasFairness | None
+) -> dict[str, Any] | None:
     limits = parse_fairness(spec.fairness if spec else None).limits()
     shown = [f for f in fairs if f and f.get("columns")]
     if not shown:
@@ -462,7 +463,7 @@ def render_report(
     ev: Evidence,
     data_eval: dict[str, Any] | None = None,
     data_fair: dict[str, Any] | None = None,
-    spec: Spec | None = None,
+    spec: HasFairness | None = None,
 ) -> str:
     """The report as one HTML string."""
     from keizoku.reporting import render
@@ -474,7 +475,7 @@ def write_report(
     ref: str,
     out: str | Path,
     data: str | None = None,
-    spec: Spec | None = None,
+    spec: HasFairness | None = None,
     read: Any = None,
 ) -> Path:
     """Write the report of ``ref`` (optionally evaluated on ``data``) to ``out``."""

@@ -22,8 +22,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from keizoku import audit
 from keizoku.errors import UserInputError
-from keizoku.lifecycle import audit
 from keizoku.lifecycle.experiments import (
     Experiment,
     active_experiment,
@@ -97,7 +97,7 @@ def start(
 
 def health(name: str, exp: Experiment, rollout: Rollout) -> CanaryHealth:
     """The canary's error rate (heartbeats) and live metric vs the champion (labels)."""
-    from keizoku.serving.heartbeat import live_beats
+    from keizoku.lifecycle.servers import live_beats
 
     h = CanaryHealth()
     for beat in live_beats():
@@ -147,7 +147,7 @@ def step(
     name: str, rollout: Rollout, *, actor: str | None = None, now: float | None = None
 ) -> CanaryStep:
     """Judge the active canary of ``name`` once: roll back, step up, promote, or wait."""
-    from keizoku.duration import parse_duration as seconds
+    from keizoku.duration import parse_duration
 
     exp = active_experiment(name)
     if exp is None or exp.kind != "canary":
@@ -164,7 +164,7 @@ def step(
             evidence={**exp.summary(), "health": asdict(h), "percent": current},
         )  # fmt: skip
         return CanaryStep(name, "rolled_back", current, exp.id, "; ".join(h.breaches), h)
-    wait = seconds(rollout.step_every) - (now - (exp.stepped_at or exp.started))
+    wait = parse_duration(rollout.step_every) - (now - (exp.stepped_at or exp.started))
     if wait > 0:
         reason = f"{current:g}% for another {wait:.0f}s (retraining.rollout.step_every)"
         return CanaryStep(name, "waiting", current, exp.id, reason, h)

@@ -1,6 +1,6 @@
 """Deployments and experiments: the one place that changes who answers a model's traffic.
 
-``deploy`` is the only function that writes a deployment (``keizoku.serving.deploy``
+``deploy`` is the only function that writes a deployment (``keizoku.lifecycle.deployment``
 stores it). It resolves every alias the deployment routes to into a *version* and pins
 it, refuses a version that did not pass its gates (MLflow tag ``keizoku.gate=passed``)
 unless it is the champion, starts an **experiment** when a second version gets traffic,
@@ -28,9 +28,7 @@ it; ``rollback`` ends an active experiment and then restores the previous champi
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import secrets
 import time
 from collections.abc import Iterator
@@ -40,9 +38,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from keizoku import audit
 from keizoku.errors import ConflictError, UserInputError
-from keizoku.home import atomic_write_text, home
-from keizoku.lifecycle import audit
+from keizoku.home import atomic_write_text, file_lock, home
 from keizoku.names import check_name, safe_child
 
 __all__ = [
@@ -150,7 +148,7 @@ def list_experiments(name: str) -> list[Experiment]:
 
 def active_experiment(name: str) -> Experiment | None:
     """The experiment the model's deployment runs now, if any."""
-    from keizoku.serving.deploy import load_deployment
+    from keizoku.lifecycle.deployment import load_deployment
 
     dep = load_deployment(name)
     if not dep.experiment:
@@ -168,15 +166,8 @@ def end_experiment(exp: Experiment, status: str, reason: str = "") -> Experiment
 @contextmanager
 def deployment_lock(name: str) -> Iterator[None]:
     """One writer of a model's deployment at a time (deploy, promote, rollback, canary)."""
-    path = safe_child(home() / "deployments", name, ".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with file_lock(safe_child(home() / "deployments", name, ".lock")):
         yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 # --- deploy ----------------------------------------------------------------------------
@@ -240,8 +231,8 @@ def _deploy_locked(
     actor: str | None,
     reason: str,
 ) -> tuple[Any, Experiment | None]:
+    from keizoku.lifecycle.deployment import Deployment, load_deployment, save_deployment
     from keizoku.registry.store import resolve
-    from keizoku.serving.deploy import Deployment, load_deployment, save_deployment
 
     current = load_deployment(name)
     previous = active_experiment(name)
@@ -333,7 +324,7 @@ def _experiment_for(
 def _validated(data: dict[str, Any]) -> Any:
     from pydantic import ValidationError as PydanticError
 
-    from keizoku.serving.deploy import Deployment
+    from keizoku.lifecycle.deployment import Deployment
 
     try:
         return Deployment.model_validate(data)
@@ -365,7 +356,7 @@ def promote(
 ) -> dict[str, Any]:
     """``rollout.promote`` that migrates or refuses an active deployment (module docstring)."""
     from keizoku.lifecycle import rollout
-    from keizoku.serving.deploy import Deployment, load_deployment, save_deployment
+    from keizoku.lifecycle.deployment import Deployment, load_deployment, save_deployment
 
     check_name(name)
     with deployment_lock(name):
@@ -403,7 +394,7 @@ def promote(
 def rollback(name: str, *, actor: str | None = None, reason: str = "") -> dict[str, Any]:
     """``rollout.rollback`` that first ends an active experiment (all traffic to champion)."""
     from keizoku.lifecycle import rollout
-    from keizoku.serving.deploy import Deployment, load_deployment, save_deployment
+    from keizoku.lifecycle.deployment import Deployment, load_deployment, save_deployment
 
     check_name(name)
     with deployment_lock(name):

@@ -32,10 +32,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from keizoku.duration import parse_duration as seconds
+from keizoku import audit
+from keizoku.duration import parse_duration
 from keizoku.errors import ExitCode, KeizokuError, NotFoundError
 from keizoku.home import atomic_write_text, home
-from keizoku.lifecycle import audit
 from keizoku.lifecycle.policy import RetrainingPolicy, parse_policy
 from keizoku.names import check_name, safe_child
 
@@ -139,7 +139,7 @@ def tick(
             "predictions): no retrain"
         ]
         return result
-    cooldown = seconds(policy.cooldown)
+    cooldown = parse_duration(policy.cooldown)
     if mark is not None and now - mark.retrain_ts < cooldown:
         left = cooldown - (now - mark.retrain_ts)
         result.reasons = [f"cooldown: next retrain in {left:.0f}s (retraining.cooldown)"]

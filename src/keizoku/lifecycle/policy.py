@@ -42,15 +42,12 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from keizoku.duration import Duration, parse_duration
+from keizoku.duration import Duration
 from keizoku.lifecycle.gates import GateConfig
 from keizoku.sections import Section, validate_section
 from keizoku.training.config import TrainSpec, merge_train
 
-__all__ = ["RetrainingPolicy", "Rollout", "Triggers", "Window", "parse_policy", "seconds"]
-
-seconds = parse_duration
-"""Deprecated alias of :func:`keizoku.duration.parse_duration` (policy durations are seconds)."""
+__all__ = ["RetrainingPolicy", "Rollout", "Triggers", "Window", "parse_policy"]
 
 
 class Triggers(Section):

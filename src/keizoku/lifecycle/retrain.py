@@ -28,10 +28,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from keizoku import audit
+from keizoku.duration import parse_duration
 from keizoku.errors import ConflictError, NotFoundError
-from keizoku.lifecycle import audit, state
+from keizoku.lifecycle import state
 from keizoku.lifecycle.gates import GateConfig, GateReport, run_gates, split_holdout
-from keizoku.lifecycle.policy import RetrainingPolicy, parse_policy, seconds
+from keizoku.lifecycle.policy import RetrainingPolicy, parse_policy
 from keizoku.training.context import TrainingContext
 
 __all__ = [
@@ -95,7 +97,7 @@ def check_triggers(name: str, policy: RetrainingPolicy, champion: int) -> list[s
     created = get_version(f"{name}:{champion}").created
     last = _last_retrain(name, created)
     try:
-        report = monitor(name, version=champion, since_s=seconds(policy.monitor_window))
+        report = monitor(name, version=champion, since_s=parse_duration(policy.monitor_window))
     except NotFoundError:
         report = None
     if report is not None and t.drift_features is not None:
@@ -112,7 +114,7 @@ def check_triggers(name: str, policy: RetrainingPolicy, champion: int) -> list[s
         n = _new_labels(name, last)
         if n >= t.new_labels:
             fired.append(f"{n} new labels since the last retrain (limit {t.new_labels})")
-    if t.every is not None and time.time() - last >= seconds(t.every):
+    if t.every is not None and time.time() - last >= parse_duration(t.every):
         fired.append(f"schedule: last retrain {(time.time() - last) / 3600:.1f} h ago")
     return fired
 
@@ -436,7 +438,7 @@ def _retrain(
     if not outcome.triggers:
         outcome.reasons = ["no trigger fired"]
         return outcome
-    since = time.time() - seconds(policy.window.since)
+    since = time.time() - parse_duration(policy.window.since)
     dropped: dict[str, int] = {}
     traffic = labelled_traffic(name, since, schema, dropped)
     if dropped:

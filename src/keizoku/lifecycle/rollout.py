@@ -26,8 +26,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from keizoku import audit
 from keizoku.errors import GateError, NotFoundError, UserInputError
-from keizoku.lifecycle import audit, state
+from keizoku.lifecycle import state
 from keizoku.lifecycle.state import GATE_TAG, REASONS_TAG
 
 __all__ = ["promote", "rollback", "promotion_refusals", "champion_stack", "GATE_TAG"]

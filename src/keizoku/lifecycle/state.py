@@ -24,15 +24,14 @@ re-raises, so the registry is left as it was.
 
 from __future__ import annotations
 
-import fcntl
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
+from keizoku import audit
 from keizoku.errors import ConflictError, UserInputError
-from keizoku.lifecycle import audit
+from keizoku.home import file_lock
 
 __all__ = [
     "State",
@@ -85,17 +84,12 @@ def model_lock(name: str) -> Iterator[None]:
         finally:
             held[name] -= 1
         return
-    path = audit.audit_path(name).with_suffix(".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with file_lock(audit.audit_path(name).with_suffix(".lock")):
         held[name] = 1
-        yield
-    finally:
-        held.pop(name, None)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        try:
+            yield
+        finally:
+            held.pop(name, None)
 
 
 def _derive(version: int, tags: dict[str, str], aliases: dict[str, int]) -> str:

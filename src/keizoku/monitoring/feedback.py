@@ -221,7 +221,7 @@ def store_feedback(
     if rows:
         _write(model, rows, root)
         report.stored = len(rows)
-        from keizoku.lifecycle import audit
+        from keizoku import audit
 
         audit.record(
             model, "feedback", actor=actor,

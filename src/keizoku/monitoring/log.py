@@ -47,6 +47,7 @@ import pyarrow.parquet as pq
 
 from keizoku.data.labels import canonical
 from keizoku.home import home
+from keizoku.names import safe_child
 from keizoku.prediction import Prediction
 
 __all__ = [
@@ -80,15 +81,11 @@ _META: list[tuple[str, pa.DataType]] = [
 def log_dir(model: str, root: Path | None = None, kind: str = "predictions") -> Path:
     """Folder of one model's segments: ``<root or home()>/<kind>/<model>``."""
     base = Path(root) if root is not None else home()
-    return base / kind / _safe(model)
+    return safe_child(base / kind, model)
 
 
 def segment_glob(model: str, root: Path | None = None, kind: str = "predictions") -> str:
     return str(log_dir(model, root, kind) / "*.parquet")
-
-
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name) or "_"
 
 
 def _is_number(value: Any) -> bool:

@@ -40,7 +40,6 @@ __all__ = [
     "load_reference",
     "numeric_ref",
     "categorical_ref",
-    "label_text",
     "BINS",
     "MAX_LEVELS",
     "OTHER",
@@ -89,7 +88,6 @@ class Reference(BaseModel):
     prediction: FeatureRef | None = None
 
 
-label_text = canonical
 """Deprecated alias of :func:`keizoku.data.labels.canonical` (kept for older callers)."""
 
 

@@ -7,17 +7,13 @@ question, the mode and the sources cited. Lines are only ever appended.
 from __future__ import annotations
 
 import json
-import os
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from keizoku.home import home
+from keizoku.home import append_durably, home
 
 __all__ = ["audit_path", "record", "read"]
-
-_LOCK = threading.Lock()
 
 
 def audit_path() -> Path:
@@ -40,15 +36,7 @@ def record(
         "query": query, "mode": mode, "cited": cited,
     }  # fmt: skip
     line = (json.dumps(event, ensure_ascii=False) + "\n").encode("utf-8")
-    path = audit_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _LOCK:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    append_durably(audit_path(), line, mode=0o600)
 
 
 def read(

@@ -497,3 +497,18 @@ class TrainingRun:
 def write_json(path: Path, data: Any) -> Path:
     path.write_text(json.dumps(data, indent=2, default=str))
     return path
+
+
+def signature_of(inputs: Any, outputs: Any) -> Any:
+    """The MLflow signature of ``inputs`` → ``outputs()`` (None when it cannot be inferred).
+
+    A signature is documentation: it never fails training.
+    """
+    from mlflow.models import infer_signature
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return infer_signature(inputs, outputs())
+    except Exception:  # noqa: BLE001 - a signature is documentation; never fail training on it
+        return None

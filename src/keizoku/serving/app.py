@@ -77,7 +77,7 @@ async def _poll(state: ServerState, interval: float) -> None:
 
 async def _heartbeat(state: ServerState, options: ServeOptions) -> None:
     """Write this server's heartbeat (what it serves) every poll interval, 5 s when off."""
-    from keizoku.serving.heartbeat import write_beat
+    from keizoku.lifecycle.servers import write_beat
 
     interval = options.poll_interval_s if options.poll_interval_s > 0 else 5.0
     started = time.time()
@@ -118,7 +118,7 @@ def _lifespan(options: ServeOptions) -> Any:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            from keizoku.serving.heartbeat import remove_beat
+            from keizoku.lifecycle.servers import remove_beat
 
             remove_beat()
             if state.log is not None:

@@ -23,6 +23,7 @@ from starlette.responses import Response
 
 from keizoku.data.validate import check_records
 from keizoku.errors import KeizokuError
+from keizoku.lifecycle.deployment import choose_variant
 from keizoku.monitoring.log import feature_types
 from keizoku.prediction import Prediction
 from keizoku.serving.boundary import (
@@ -40,7 +41,6 @@ from keizoku.serving.boundary import (
     read_body,
     served_name,
 )
-from keizoku.serving.deploy import choose_variant
 from keizoku.serving.fastpath import parse_body, records_of, score
 from keizoku.serving.metrics import CONTENT_TYPE, Metrics
 from keizoku.serving.security import Guard

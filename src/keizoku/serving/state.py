@@ -15,11 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keizoku.errors import KeizokuError, NotFoundError, UserInputError
-from keizoku.serving.deploy import Deployment, deployment_path, load_deployment
+from keizoku.lifecycle.deployment import (
+    Deployment,
+    deployment_path,
+    load_deployment,
+    served_versions,
+)
 from keizoku.serving.metrics import Metrics
 from keizoku.serving.schemas import RecordValidator
 
-__all__ = ["LoadedVersion", "ModelSet", "ServedModel", "SwapReport", "served_versions"]
+__all__ = ["LoadedVersion", "ModelSet", "ServedModel", "SwapReport"]
 
 _log = logging.getLogger("keizoku.serving")
 
@@ -184,20 +189,6 @@ class ModelSet:
             variants[alias] = LoadedVersion(name, version, model)
         validator = RecordValidator(variants["champion"].model.schema, deployment.entity_key)
         return ServedModel(name, deployment, stamp, variants, validator)
-
-
-def served_versions(
-    name: str, deployment: Deployment, aliases: list[str] | None = None
-) -> dict[str, int]:
-    """variant → the version that should answer: the pinned one, else the alias's version now."""
-    from keizoku.registry.store import resolve
-
-    aliases = aliases or deployment.aliases
-    if "champion" not in aliases:
-        aliases = ["champion", *aliases]
-    return {
-        alias: deployment.versions.get(alias) or resolve(f"{name}@{alias}")[1] for alias in aliases
-    }
 
 
 def _check_model(name: str, version: int, model: Any) -> None:

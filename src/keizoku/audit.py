@@ -22,7 +22,6 @@ the head is not detected).
 
 from __future__ import annotations
 
-import fcntl
 import getpass
 import hashlib
 import json
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from keizoku.errors import IntegrityError
-from keizoku.home import atomic_write_text, home
+from keizoku.home import atomic_write_text, file_lock, home
 from keizoku.names import safe_child
 
 __all__ = ["record", "read", "verify", "audit_path", "default_actor", "GENESIS"]
@@ -110,10 +109,7 @@ def record(
 ) -> dict[str, Any]:
     """Append one entry durably (chained to the previous one) and return it."""
     path = audit_path(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with file_lock(path) as fd:
         prev, count = _last_hash(path, model)
         now = time.time()
         entry = {
@@ -134,9 +130,6 @@ def record(
         os.fsync(fd)
         head = {"count": count + 1, "hash": _line_hash(line)}
         atomic_write_text(_head_path(model), json.dumps(head))
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
     return entry
 
 

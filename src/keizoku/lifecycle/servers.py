@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from keizoku.home import atomic_write_text, home
+from keizoku.names import slug
 
 __all__ = [
     "STALE_BEATS",
@@ -78,7 +79,7 @@ def servers_dir() -> Path:
 
 def beat_path(pid: int | None = None, host: str | None = None) -> Path:
     host = host or socket.gethostname()
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in host) or "host"
+    safe = slug(host)
     return servers_dir() / f"{safe}-{pid or os.getpid()}.json"
 
 
@@ -183,8 +184,7 @@ def live_beats(*, now: float | None = None, prune: bool = False) -> list[Beat]:
 
 def expected_variants(name: str) -> dict[str, int]:
     """What every server serving ``name`` should serve now (deployment + registry)."""
-    from keizoku.serving.deploy import load_deployment
-    from keizoku.serving.state import served_versions
+    from keizoku.lifecycle.deployment import load_deployment, served_versions
 
     return served_versions(name, load_deployment(name))
 

@@ -33,6 +33,7 @@ from keizoku.home import atomic_write_text, home
 from keizoku.names import safe_child
 
 __all__ = [
+    "served_versions",
     "Deployment",
     "choose_variant",
     "deployment_path",
@@ -156,3 +157,17 @@ def choose_variant(
         if point < acc:
             return alias
     return last
+
+
+def served_versions(
+    name: str, deployment: Deployment, aliases: list[str] | None = None
+) -> dict[str, int]:
+    """variant → the version that should answer: the pinned one, else the alias's version now."""
+    from keizoku.registry.store import resolve
+
+    aliases = aliases or deployment.aliases
+    if "champion" not in aliases:
+        aliases = ["champion", *aliases]
+    return {
+        alias: deployment.versions.get(alias) or resolve(f"{name}@{alias}")[1] for alias in aliases
+    }
