@@ -83,3 +83,23 @@ def test_keys_and_users_cli(home: Path) -> None:
     assert res.exit_code == 0 and res.stdout.strip() == "alice: eng, hr"
     res = runner.invoke(keys_cli.users_app, ["list"])
     assert res.stdout.strip() == "alice\teng, hr"
+
+
+def test_key_changes_are_audited_and_tamper_evident(home: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    """Creating and revoking keys leaves hash-chained entries; an edit is detected (exit 5)."""
+    import getpass
+
+    from keizoku import audit
+
+    assert cli("keys", "create", "--name", "ops", "--role", "admin").code == 0
+    assert cli("keys", "revoke", "ops").code == 0
+    entries = audit.read(audit.KEYS)
+    assert [e["action"] for e in entries] == ["key_create", "key_revoke"]
+    assert {e["actor"] for e in entries} == {getpass.getuser()}
+    assert all("kz_" not in str(e) for e in entries)  # the token is never written
+    assert cli("keys", "history", "--verify").code == 0
+    path = audit.audit_path(audit.KEYS)
+    path.write_text(path.read_text().replace("'ops'", "'dev'", 1))
+    tampered = cli("keys", "history", "--verify")
+    assert tampered.code == 5, tampered.text
+    assert "line 1" in tampered.text or "entry 1" in tampered.text

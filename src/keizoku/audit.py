@@ -34,13 +34,16 @@ from keizoku.errors import IntegrityError
 from keizoku.home import atomic_write_text, file_lock, home
 from keizoku.names import safe_child
 
-__all__ = ["record", "read", "verify", "audit_path", "default_actor", "GENESIS"]
+__all__ = ["record", "read", "verify", "audit_path", "default_actor", "GENESIS", "KEYS"]
 
 GENESIS = "0" * 64
+KEYS = "_keys"  # the stream of API key changes (a model name cannot start with "_")
 
 
 def audit_path(model: str) -> Path:
     folder = home() / "audit"
+    if model == KEYS:
+        return folder / f"{KEYS}.jsonl"
     return safe_child(folder, model, ".jsonl")
 
 

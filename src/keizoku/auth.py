@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from keizoku import audit
 from keizoku.errors import AuthError, ForbiddenError, NotFoundError, UserInputError
 from keizoku.home import home
 
@@ -122,6 +123,8 @@ def create_key(name: str, role: str, user: str | None = None) -> str:
         ) from exc
     finally:
         conn.close()
+    audit.record(audit.KEYS, "key_create", reason=f"key {name!r} ({role})",
+                 evidence={"key": name, "role": role, "user": user})  # fmt: skip
     return token
 
 
@@ -148,6 +151,7 @@ def revoke_key(name: str) -> None:
         conn.close()
     if cur.rowcount == 0:
         raise NotFoundError(f"No key named {name!r}. List keys with 'keizoku keys list'.")
+    audit.record(audit.KEYS, "key_revoke", reason=f"key {name!r}", evidence={"key": name})
 
 
 def keys_configured() -> bool:

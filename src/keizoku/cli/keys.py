@@ -66,6 +66,23 @@ def _keys_revoke(name: str) -> None:
     typer.echo(f"Key {name!r} revoked.")
 
 
+@keys_app.command("history")
+def _keys_history(
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Check the hash chain; exit 5 if an entry changed.")
+    ] = False,
+) -> None:
+    """Every key creation and revocation: when, by whom (hash-chained like model history)."""
+    from keizoku import audit
+
+    if verify:
+        n = audit.verify(audit.KEYS)
+        typer.echo(f"The key audit log is intact: {n} entries, hash chain verified.")
+        return
+    for e in audit.read(audit.KEYS):
+        typer.echo(f"{e['time']}\t{e['action']}\t{e['actor']}\t{e['reason']}")
+
+
 @users_app.command("set")
 def _users_set(
     user: str,
