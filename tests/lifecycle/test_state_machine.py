@@ -143,9 +143,10 @@ def test_forcing_needs_a_reason_and_is_audited(keizoku_home: Path, tmp_path: Pat
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A good and a label-shuffled penguins model, trained once, plus a hold-out."""
-    from keizoku.training.automl import AutoMLConfig, fit_automl
-
     from keizoku.data.schema import infer_schema
+    from keizoku.training.config import TrainSpec
+    from keizoku.training.context import TrainingData
+    from keizoku.training.search import run_search
 
     frame = pd.read_csv(REPO / "examples" / "data" / "penguins.csv")
     fit, holdout = split_holdout(frame, "species", "multiclass", seed=0)
@@ -154,8 +155,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     out: dict[str, Any] = {"holdout": holdout}
     for key, data in (("good", fit), ("bad", bad)):
         schema = infer_schema(data, "species")
-        cfg = AutoMLConfig(budget_s=5, models=["lightgbm"], preset="fast")
-        out[key] = fit_automl(data, schema, cfg).model
+        cfg = TrainSpec(budget=60, models=["lightgbm"], preset="fast", max_trials=2)
+        out[key] = run_search(TrainingData.build(data, schema), cfg).model
     yield out
 
 
@@ -175,6 +176,8 @@ class Lifecycle(RuleBasedStateMachine):
         store._cache.clear()
         self.versions: list[int] = []
         self.tampered: set[int] = set()
+        self.loaded_before_tamper: set[int] = set()
+        self.server: Any = None
         self.seen = 0
 
     def _step(self, action: Any) -> None:
@@ -244,7 +247,61 @@ class Lifecycle(RuleBasedStateMachine):
         data = path.read_bytes()
         path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
         self.tampered.add(version)
+        served = self.server.models.get(NAME) if self.server is not None else None
+        if served and version in {lv.version for lv in served.variants.values()}:
+            self.loaded_before_tamper.add(version)  # already in memory: hashes were checked
         self._count("tamper")
+
+    @rule(shadow=st.booleans())
+    def deploy(self, shadow: bool) -> None:
+        """Route a share of traffic (or a shadow copy) to the challenger, as `keizoku deploy`."""
+        from keizoku.lifecycle import experiments
+
+        if not self.versions:
+            return
+        self._count("deploy")
+        if shadow:
+            self._step(lambda: experiments.deploy(NAME, shadow="challenger"))
+        else:
+            self._step(lambda: experiments.deploy(NAME, split={"champion": 90, "challenger": 10}))
+
+    @rule()
+    def server_reload(self) -> None:
+        """A server (the real ModelSet) picks up what the registry and deployment say now."""
+        from keizoku.serving.state import ModelSet
+
+        if not self.versions:
+            return
+        self._count("reload")
+        if self.server is None:
+            self.server = ModelSet(names=[NAME])
+        self.server.refresh(NAME)  # a refused swap is reported, never raised
+
+    def _answers_traffic(self, version: int, log: list[dict[str, Any]]) -> bool:
+        from keizoku.registry.store import get_version
+
+        tags = get_version(f"{NAME}:{version}").tags
+        first = any(e["action"] == "admit" and e["version"] == version
+                    and e["reason"] == state.FIRST_VERSION for e in log)  # fmt: skip
+        forced = any(e["forced"] and e["version"] == version and e["reason"] for e in log)
+        return tags.get(state.GATE_TAG) == "passed" or first or forced
+
+    @invariant()
+    def every_version_that_can_answer_passed_its_gates(self) -> None:
+        from keizoku.lifecycle.deployment import load_deployment
+
+        if not self.versions:
+            return
+        log = audit.read(NAME)
+        pinned = load_deployment(NAME).versions
+        for alias, version in pinned.items():
+            assert self._answers_traffic(version, log), f"deployment routes {alias} to v{version}"
+        served = self.server.models.get(NAME) if self.server is not None else None
+        for alias, lv in served.variants.items() if served else []:
+            assert self._answers_traffic(lv.version, log), (
+                f"server answers {alias} with v{lv.version}"
+            )
+            assert lv.version not in self.tampered or lv.version in self.loaded_before_tamper
 
     @invariant()
     def champion_and_challenger_passed_their_gates(self) -> None:
@@ -282,11 +339,14 @@ def test_lifecycle_state_machine(models: dict[str, Any], monkeypatch: pytest.Mon
     run_state_machine_as_test(
         Lifecycle,
         settings=settings(
-            max_examples=5, stateful_step_count=8, deadline=None, derandomize=True,
+            max_examples=8, stateful_step_count=12, deadline=None, derandomize=True,
             database=None,
             suppress_health_check=list(HealthCheck),
         ),
     )  # fmt: skip
     assert Lifecycle.counts["train"] >= 5 and Lifecycle.counts.get("promote", 0) >= 3, (
+        Lifecycle.counts
+    )
+    assert Lifecycle.counts.get("deploy", 0) >= 1 and Lifecycle.counts.get("reload", 0) >= 1, (
         Lifecycle.counts
     )

@@ -148,6 +148,29 @@ def test_tampered_version_is_refused_on_swap(make_server: Any, trained: dict[str
     _wait(lambda: server.client.get("/readyz").json()["models"][MODEL] == {"champion": 1})
 
 
+def test_an_ungated_version_never_answers_however_the_alias_moved(
+    make_server: Any, trained: dict[str, Any]
+) -> None:
+    """An alias moved around keizoku (MLflow's own client) cannot put a version on traffic."""
+    from keizoku.registry.store import client, get_version, set_alias
+
+    server = make_server("--poll-interval", "0.3").wait_ready()
+    tags = get_version(f"{MODEL}:2").tags
+    c = client()
+    try:
+        c.set_model_version_tag(MODEL, "2", "keizoku.gate", "failed")
+        c.set_model_version_tag(MODEL, "2", "keizoku.state", "gated-fail")
+        set_alias(MODEL, "champion", 2)
+        _wait(lambda: "may not answer traffic as 'champion'" in server.output())
+        for rec in records(trained["frame"], 20):
+            assert server.client.post(PREDICT, json=rec).json()["version"] == 1
+    finally:
+        set_alias(MODEL, "champion", 1)
+        for key in ("keizoku.gate", "keizoku.state"):
+            c.set_model_version_tag(MODEL, "2", key, tags[key])
+    _wait(lambda: server.client.get("/readyz").json()["models"][MODEL] == {"champion": 1})
+
+
 def _keizoku(trained: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [KEIZOKU, *args], env=trained["env"], capture_output=True, text=True, timeout=120

@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from typing import Any, Literal
 
 from keizoku import audit
-from keizoku.errors import ConflictError, UserInputError
+from keizoku.errors import ConflictError, GateError, UserInputError
 from keizoku.home import file_lock
 
 __all__ = [
@@ -102,6 +102,30 @@ def _derive(version: int, tags: dict[str, str], aliases: dict[str, int]) -> str:
         return stored
     gate = tags.get(GATE_TAG)
     return {"passed": "gated-pass", "failed": "gated-fail"}.get(gate or "", "registered")
+
+
+def may_answer(name: str, version: int, variant: str) -> None:
+    """GateError unless ``name:version`` may answer live traffic as ``variant``.
+
+    The serving side of "gates before traffic", independent of how an alias moved (even
+    an alias set with MLflow's own client): a version answers only when it passed its
+    gates, or is the champion that ``transition`` made champion (the first version, or a
+    forced promotion, both audited). Versions registered before keizoku recorded states
+    (no ``keizoku.state`` tag) keep serving as champion.
+    """
+    from keizoku.registry.store import get_version
+
+    tags = get_version(f"{name}:{version}").tags
+    stored, gate = tags.get(STATE_TAG), tags.get(GATE_TAG)
+    if gate == "passed":
+        return
+    if variant == "champion" and (stored == "champion" or (stored is None and gate is None)):
+        return
+    raise GateError(
+        f"Version {name}:{version} may not answer traffic as '{variant}': it has not passed "
+        f"its gates (state {stored or 'unknown'}, gate {gate or 'never run'}). Gate it with "
+        f"`keizoku promote {name} {version}` (which runs the gates) or retrain."
+    )
 
 
 def states(name: str) -> dict[int, str]:

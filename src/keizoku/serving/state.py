@@ -162,6 +162,7 @@ class ModelSet:
         )
 
     def _build(self, name: str, old: ServedModel | None, force: bool) -> ServedModel | None:
+        from keizoku.lifecycle.state import may_answer
         from keizoku.registry.store import load_model
 
         stamp = _stamp(name)
@@ -184,6 +185,7 @@ class ModelSet:
             if reuse is not None and reuse.version == version:
                 variants[alias] = reuse
                 continue
+            may_answer(name, version, alias)  # never an ungated version, however aliases moved
             model = load_model(f"{name}:{version}")
             _check_model(name, version, model)
             variants[alias] = LoadedVersion(name, version, model)
