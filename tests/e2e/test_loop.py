@@ -156,7 +156,9 @@ def test_the_loop(tmp_path: Path) -> None:
         traffic(client, kz, shifted.iloc[:1200])
         wait_logged(home, 1200)
 
-        report = kz.json("monitor", "loop", "--since", "1h", "--html", "drift.html")
+        drift = kz("monitor", "loop", "--since", "1h", "--html", "drift.html", "--json", ok=False)
+        assert drift.returncode == 10, drift.stderr  # drift found: the documented exit code
+        report = json.loads(drift.stdout)
         assert set(report["drifted"]) == {"x1", "color"}, report["drifted"]
         assert report["performance"]["n_labels"] == 1200
         assert (tmp_path / "drift.html").read_text().count("<svg") >= 5

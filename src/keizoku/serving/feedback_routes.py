@@ -97,6 +97,9 @@ async def feedback_route(name: str, request: Request, who: PredictCaller) -> Res
     served_name(request, name)
     records = _records(await read_json(request))
     _check_inputs(request, name, records)
+    state = getattr(request.app.state, "keizoku", None)
+    if state is not None and state.log is not None:  # labels for predictions just answered
+        await asyncio.to_thread(state.log.flush)  # are checked against the log on disk
     actor = f"key:{who.key_name}" if who is not None else None
     count = await asyncio.to_thread(record_feedback, name, records, actor=actor)
     return json_response({"model": name, "stored": count})
