@@ -23,7 +23,7 @@ import numpy as np
 
 from keizoku.errors import DataError
 
-__all__ = ["LabelCodec", "canonical"]
+__all__ = ["LabelCodec", "as_number", "canonical"]
 
 _BOOL_TEXT = {"true": "true", "false": "false"}
 
@@ -63,7 +63,7 @@ class LabelCodec:
     def known(self, value: Any) -> bool:
         """Whether ``value`` is a valid label (a class, or a finite number for regression)."""
         if self.classes is None:
-            return _number(value) is not None
+            return as_number(value) is not None
         return canonical(value) in self._index
 
     def text(self, value: Any) -> str:
@@ -88,7 +88,7 @@ class LabelCodec:
     def encode(self, values: Sequence[Any], where: str = "label") -> np.ndarray:
         """Labels → class indices (classification) or floats (regression)."""
         if self.classes is None:
-            out = [_number(v) for v in values]
+            out = [as_number(v) for v in values]
             bad = next((v for v, n in zip(values, out, strict=False) if n is None), None)
             if any(n is None for n in out):
                 self.check(bad, where)
@@ -110,14 +110,15 @@ class LabelCodec:
     def original(self, value: Any) -> Any:
         """The class as the schema stores it, for a label in any spelling ('1' → 1)."""
         if self.classes is None:
-            return _number(value)
+            return as_number(value)
         code = self._index.get(canonical(value))
         if code is None:
             self.check(value)
         return self.classes[code]  # type: ignore[index]
 
 
-def _number(value: Any) -> float | None:
+def as_number(value: Any) -> float | None:
+    """A finite float for a number or numeric text (booleans count as 1/0), else None."""
     if value is None or isinstance(value, str) and not value.strip():
         return None
     try:

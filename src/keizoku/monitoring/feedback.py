@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from keizoku.data.labels import LabelCodec
+from keizoku.data.labels import LabelCodec, as_number
 from keizoku.errors import DataError, UserInputError
 from keizoku.monitoring.log import log_dir, segment_glob, write_segment
 from keizoku.names import check_name
@@ -77,19 +77,9 @@ class FeedbackReport:
         }
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if f == f and abs(f) != float("inf") else None
-
-
 def _label_num(text: str) -> float | None:
     """A class label as a number where it is one (``"1"``, ``"true"``), for mean outcomes."""
-    return {"true": 1.0, "false": 0.0}.get(text, _number(text))
+    return {"true": 1.0, "false": 0.0}.get(text, as_number(text))
 
 
 def _is_missing(value: Any) -> bool:
@@ -154,8 +144,8 @@ def check_feedback(
         rows.append({
             "request_id": rid, "entity_id": None if rid else eid,
             "label": codec.text(label),
-            "label_num": _number(label) if codec.is_regression else _label_num(codec.text(label)),
-            "ts": _number(ts) or now, "received_ts": now,
+            "label_num": as_number(label) if codec.is_regression else _label_num(codec.text(label)),
+            "ts": as_number(ts) or now, "received_ts": now,
         })  # fmt: skip
     return rows, rejected
 
