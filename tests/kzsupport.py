@@ -53,3 +53,25 @@ class CliResult:
 
 
 _BORDERS = str.maketrans({ch: " " for ch in "│┃┏┓┗┛━┳┻╇┡┩└┘┴┬─╭╮╰╯┼┠┨┯┷╋║═╔╗╚╝"})
+
+
+def log_prediction(
+    log: Any,
+    *,
+    request_id: str,
+    ts: float,
+    model: str,
+    version: int,
+    variant: str,
+    inputs: dict[str, Any],
+    prediction: Any,
+    latency_ms: float = 1.0,
+    shadow: bool = False,
+    entity_id: Any = None,
+) -> None:
+    """Append one prediction to a real ``PredictionLog`` as the server does (a class label)."""
+    from keizoku.prediction import Prediction
+
+    probs = {str(prediction): 1.0}  # a classifier sure of its label
+    pred = Prediction(prediction, probs, None, version, variant, request_id, entity_id)
+    log.append(pred, ts=ts, model=model, inputs=inputs, latency_ms=latency_ms, shadow=shadow)

@@ -1,8 +1,8 @@
 """A trained penguins home for the rollout tests, built once per test process and copied.
 
 ``trained_copy(dest)`` gives a fresh ``KEIZOKU_HOME`` at ``dest`` holding model ``peng``:
-version 1 (champion) and version 2 (challenger, not gated), trained by the real
-``keizoku train`` on examples/data/penguins.csv with a 5 s budget. The template is
+version 1 (champion) and version 2 (challenger: it passed lenient gates), trained by the
+real ``keizoku train`` on examples/data/penguins.csv with two trials each. The template is
 trained once; each caller gets its own copy of the registry database (the artifacts
 it points at are read-only), so tests cannot see each other's deployments or logs.
 """
@@ -38,13 +38,20 @@ def _train_template() -> Path:
     root = Path(tempfile.mkdtemp(prefix="keizoku-rollout-template-"))
     shutil.copy(REPO / "examples" / "data" / "penguins.csv", root / "penguins.csv")
     home = root / ".keizoku"
-    steps = [["init", "penguins.csv", "--target", "species", "--name", MODEL]]
-    steps += [["train", "--budget", "5s", "--model", "lightgbm"]] * 2
-    for args in steps:
-        out = _run(args, root, home)
-        if out.returncode != 0:
-            raise RuntimeError(f"keizoku {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
+    train = ["train", "--budget", "60s", "--model", "lightgbm", "--max-trials", "2"]
+    for args in (["init", "penguins.csv", "--target", "species", "--name", MODEL], train):
+        _check(_run(args, root, home), args)
+    # v2 is trained on the same rows: lenient gates let it pass and become the challenger
+    spec = root / "keizoku.yaml"
+    lenient = "retraining:\n  gates: {min_gain: -1000, max_latency_increase: 1000}\n"
+    spec.write_text(spec.read_text() + lenient)  # init writes no retraining: section
+    _check(_run(train, root, home), train)
     return root
+
+
+def _check(out: subprocess.CompletedProcess[str], args: list[str]) -> None:
+    if out.returncode != 0:
+        raise RuntimeError(f"keizoku {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
 
 
 def trained_copy(dest: Path) -> Path:

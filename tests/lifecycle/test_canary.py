@@ -65,6 +65,9 @@ def test_canary_rolls_back_on_errors_then_steps_up_to_promotion(project: Path) -
     from keizoku import audit
     from keizoku.registry.store import resolve
 
+    from keizoku.registry.store import client
+
+    client().delete_model_version_tag(MODEL, "2", "keizoku.gate")  # as if never gated
     out = cli(project, "deploy", MODEL, "--canary", "10", "--no-wait")
     assert out.returncode == 8, "an ungated challenger may not get canary traffic"
     set_gate(2, "passed")

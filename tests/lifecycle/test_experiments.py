@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from kzsupport import log_prediction
 from rollout_support import MODEL, Server, cli, frame, set_gate, trained_copy
 
 pytestmark = pytest.mark.slow
@@ -44,13 +45,16 @@ def _log(rows: list[tuple[str, int, str, float, str]], shadow: bool = False) -> 
     inputs = frame().drop(columns="species").iloc[0].to_dict()
     with PredictionLog(flush_interval_s=60) as log:
         for rid, version, variant, ts, pred in rows:
-            log.append(
-                request_id=rid, ts=ts, model=MODEL, version=version, variant=variant,
-                inputs=inputs, output={"prediction": pred}, latency_ms=1.0, shadow=shadow,
+            log_prediction(
+                log, request_id=rid, ts=ts, model=MODEL, version=version, variant=variant,
+                inputs=inputs, prediction=pred, latency_ms=1.0, shadow=shadow,
             )  # fmt: skip
 
 
 def test_deploy_refuses_a_version_that_did_not_pass_its_gates(project: Path) -> None:
+    from keizoku.registry.store import client
+
+    client().delete_model_version_tag(MODEL, "2", "keizoku.gate")  # as if never gated
     out = cli(project, "deploy", MODEL, "--split", "champion=90,challenger=10")
     assert out.returncode == 8, out.stderr
     assert (

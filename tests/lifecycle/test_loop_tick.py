@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kzsupport import KEIZOKU_EXE
+from kzsupport import KEIZOKU_EXE, log_prediction
 from rollout_support import MODEL, cli, frame, trained_copy
 
 pytestmark = pytest.mark.slow
@@ -50,10 +50,10 @@ def _shifted_traffic(n: int, start: int = 0) -> None:
     now = time.time()
     with PredictionLog() as log:
         for i, rec in enumerate(rows.to_dict("records")):
-            log.append(
-                request_id=f"s{start + i}", ts=now, model=MODEL, version=1, variant="champion",
+            log_prediction(
+                log, request_id=f"s{start + i}", ts=now, model=MODEL, version=1, variant="champion",
                 inputs={k: (None if v != v else v) for k, v in rec.items()},
-                output={"prediction": "Gentoo"}, latency_ms=1.0,
+                prediction="Gentoo", latency_ms=1.0,
             )  # fmt: skip
 
 

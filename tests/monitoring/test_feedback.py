@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from keizoku.errors import DataError, NotFoundError, UserInputError
 from keizoku.monitoring.feedback import feedback_glob, record_feedback
+from kzsupport import log_prediction
 from rollout_support import MODEL, cli, frame, trained_copy
 
 pytestmark = pytest.mark.slow
@@ -28,9 +29,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     inputs = frame().drop(columns="species").iloc[0].to_dict()
     with PredictionLog() as log:
         for i in range(5):
-            log.append(
-                request_id=f"r{i}", ts=1e9 + i, model=MODEL, version=1, variant="champion",
-                inputs=inputs, output={"prediction": "Adelie"}, latency_ms=1.0,
+            log_prediction(
+                log, request_id=f"r{i}", ts=1e9 + i, model=MODEL, version=1, variant="champion",
+                inputs=inputs, prediction="Adelie", latency_ms=1.0,
                 entity_id=f"e{i}",
             )  # fmt: skip
     try:

@@ -114,7 +114,7 @@ def _gate_now(name: str, version: int, spec: Any, data: str | None) -> None:
 def _relied_on(name: str, version: int) -> dict[str, Any]:
     """The gate and A/B entries a promotion relies on (for its audit entry)."""
     gate = [e for e in audit.read(name, ("gate",)) if e.get("version") == version]
-    ab = audit.read(name, ("abtest",))
+    ab = [e for e in audit.read(name, ("abtest",)) if e.get("version") in (version, None)]
     out: dict[str, Any] = {}
     if gate:
         g = gate[-1]
@@ -122,7 +122,7 @@ def _relied_on(name: str, version: int) -> dict[str, Any]:
     if ab:
         a = ab[-1]
         ev = a.get("evidence") or {}
-        out["experiment"] = {
+        out["ab_decision"] = {
             "time": a["time"],
             "decision": ev.get("decision"),
             "p_value": ev.get("p_value"),
@@ -163,7 +163,8 @@ def promote(
         if not force and previous is not None and state.state_of(name, version) == "registered":
             _gate_now(name, version, spec, data)
         refusals = promotion_refusals(name, version, spec)
-        relied = {**(evidence or {}), **_relied_on(name, version), "refusals": refusals}
+        # what the caller passes (the experiment and its A/B result) wins over what is found
+        relied = {**_relied_on(name, version), **(evidence or {}), "refusals": refusals}
         if refusals and not force:
             audit.record(
                 name, "promote_refused", actor=actor, reason=reason, version=version,
