@@ -109,9 +109,10 @@ def may_answer(name: str, version: int, variant: str) -> None:
 
     The serving side of "gates before traffic", independent of how an alias moved (even
     an alias set with MLflow's own client): a version answers only when it passed its
-    gates, or is the champion that ``transition`` made champion (the first version, or a
-    forced promotion, both audited). Versions registered before keizoku recorded states
-    (no ``keizoku.state`` tag) keep serving as champion.
+    gates, or answers as champion and was made champion by ``transition`` once (the first
+    version or a forced promotion, both audited; ``archived`` is a former champion, which
+    a rollback may restore). Versions registered before keizoku recorded states (no
+    ``keizoku.state`` tag) keep serving as champion.
     """
     from keizoku.registry.store import get_version
 
@@ -119,7 +120,8 @@ def may_answer(name: str, version: int, variant: str) -> None:
     stored, gate = tags.get(STATE_TAG), tags.get(GATE_TAG)
     if gate == "passed":
         return
-    if variant == "champion" and (stored == "champion" or (stored is None and gate is None)):
+    was_champion = stored in ("champion", "archived")  # admitted as champion once, audited
+    if variant == "champion" and (was_champion or (stored is None and gate is None)):
         return
     raise GateError(
         f"Version {name}:{version} may not answer traffic as '{variant}': it has not passed "
