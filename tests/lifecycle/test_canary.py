@@ -77,7 +77,7 @@ def test_canary_rolls_back_on_errors_then_steps_up_to_promotion(project: Path) -
     from keizoku.lifecycle.canary import step as canary_step
     from keizoku.lifecycle.policy import Rollout
 
-    assert canary_step(MODEL, Rollout(step_every="1h")).action == "waiting"
+    assert canary_step(MODEL, Rollout.model_validate({"step_every": "1h"})).action == "waiting"
     time.sleep(1.1)
     step = _step(project)
     assert (step["action"], step["percent"]) == ("stepped", 50.0)

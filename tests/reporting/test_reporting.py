@@ -204,7 +204,7 @@ def test_a_key_missing_from_the_context_is_an_error_naming_it(
         "drift": lambda: drift_context(_monitor_report()),
     }
     context = contexts[page]()
-    render(page, context)  # complete: renders  # type: ignore[arg-type]
+    render(page, context)  # type: ignore[arg-type]  # complete: renders
     del context[key]
     with pytest.raises(jinja2.UndefinedError, match=f"'{key}' is undefined"):
         render(page, context)  # type: ignore[arg-type]
