@@ -245,7 +245,7 @@ class Lifecycle(RuleBasedStateMachine):
         version = self.versions[pick % len(self.versions)]
         path = _local_dir(client(), NAME, version) / "artifacts" / MODEL_FILE
         data = path.read_bytes()
-        path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+        path.write_bytes(data + b"tampered")  # stays tampered however often it is done
         self.tampered.add(version)
         served = self.server.models.get(NAME) if self.server is not None else None
         if served and version in {lv.version for lv in served.variants.values()}:
@@ -264,6 +264,7 @@ class Lifecycle(RuleBasedStateMachine):
             self._step(lambda: experiments.deploy(NAME, shadow="challenger"))
         else:
             self._step(lambda: experiments.deploy(NAME, split={"champion": 90, "challenger": 10}))
+        self.server_reload()  # a live server picks the deployment up on its next poll
 
     @rule()
     def server_reload(self) -> None:
