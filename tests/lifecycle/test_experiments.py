@@ -170,6 +170,8 @@ def test_status_and_the_bounded_wait_name_the_server_that_disagrees(project: Pat
     finally:
         fast.stop()
         slow.stop()
-    assert not (
-        project / ".keizoku" / "servers" / f"{os.uname().nodename}-{fast.proc.pid}.json"
-    ).exists()
+    beat = project / ".keizoku" / "servers" / f"{os.uname().nodename}-{fast.proc.pid}.json"
+    deadline = time.monotonic() + 30  # a loaded machine can finish the shutdown late
+    while beat.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not beat.exists(), "a server that stopped cleanly removes its heartbeat"
