@@ -171,6 +171,10 @@ def _schema(frame: pd.DataFrame, target: str, task: Task) -> Schema:
     return inferred.model_copy(update={"columns": columns})
 
 
+def _scalar(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _is_number(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
@@ -192,7 +196,8 @@ class KeizokuClassifier(ClassifierMixin, _KeizokuEstimator):
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
             raise InputError(
-                f"y has only one class ({self.classes_[0]!r}): a classifier needs at least two "
+                f"y has only one class ({_scalar(self.classes_[0])!r}): a classifier needs at "
+                "least two "
                 "classes."
             )
         return "binary" if len(self.classes_) == 2 else "multiclass"
