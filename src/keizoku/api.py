@@ -40,7 +40,7 @@ __all__ = ["Explanation", "Leaderboard", "Predictor", "check_frame", "fit_frame"
 DEFAULT_NAME = "model"  # the project name in training.json until register() names it
 
 
-class Leaderboard(pd.DataFrame):
+class Leaderboard(pd.DataFrame):  # type: ignore[misc]
     """The trials of a search, best first: a DataFrame that renders itself in Jupyter."""
 
     _metadata = ["metric"]
@@ -50,7 +50,7 @@ class Leaderboard(pd.DataFrame):
     def _constructor(self) -> type[Leaderboard]:
         return Leaderboard
 
-    def _repr_html_(self) -> str:  # type: ignore[override]
+    def _repr_html_(self) -> str:
         caption = f"Leaderboard · {len(self)} trial(s) · score = {getattr(self, 'metric', '')}"
         return _html_table(pd.DataFrame(self), caption, marked=self.get("chosen"))
 
@@ -167,12 +167,12 @@ class Predictor:
                 "evaluate() needs rows with a true value."
             )
         pred = self.model.predict_raw(self._rows(rows.drop(columns=[self.target])))
-        y = self.model_codec().encode(list(rows[self.target]), where=f"target '{self.target}'")
+        y = self._codec().encode(list(rows[self.target]), where=f"target '{self.target}'")
         schema = self.model.schema
         found = evaluate_predictions(self.task, y, pred, self.classes, rows, schema, "data frame")
         return dict(found["metrics"])
 
-    def model_codec(self) -> Any:
+    def _codec(self) -> Any:
         from keizoku.data.labels import LabelCodec
 
         return LabelCodec.from_schema(self.model.schema)
@@ -367,7 +367,9 @@ def load(ref: str) -> Predictor:
     exact = f"{name}:{version}"
     board = pd.read_csv(version_artifact(exact, "leaderboard.csv"))
     try:
-        background = pd.DataFrame(json.loads(version_artifact(exact, "background.json").read_text()))
+        background = pd.DataFrame(
+            json.loads(version_artifact(exact, "background.json").read_text())
+        )
     except NotFoundError:
         background = None
     cv = float(model.info.get("cv_score", float("nan")))
@@ -423,7 +425,9 @@ def _register(
                 "keizoku.task": str(schema.task),
                 "keizoku.members": ",".join(m.family for m in result.model.members),
             }
-            version = run.register(result.model, files, tags, _signature(data.frame, schema, result))
+            version = run.register(
+                result.model, files, tags, _signature(data.frame, schema, result)
+            )
     try:
         audit.record(
             name, "register", reason=reason, version=version,

@@ -179,7 +179,7 @@ def _is_number(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
 
-class KeizokuClassifier(ClassifierMixin, _KeizokuEstimator):
+class KeizokuClassifier(ClassifierMixin, _KeizokuEstimator):  # type: ignore[misc]
     """keizoku's search as a scikit-learn classifier (binary or multiclass)."""
 
     _task_kind = "classification"
@@ -197,8 +197,7 @@ class KeizokuClassifier(ClassifierMixin, _KeizokuEstimator):
         if len(self.classes_) < 2:
             raise InputError(
                 f"y has only one class ({_scalar(self.classes_[0])!r}): a classifier needs at "
-                "least two "
-                "classes."
+                "least two classes."
             )
         return "binary" if len(self.classes_) == 2 else "multiclass"
 
@@ -211,7 +210,7 @@ class KeizokuClassifier(ClassifierMixin, _KeizokuEstimator):
         return np.asarray(self.classes_[proba.argmax(axis=1)])
 
 
-class KeizokuRegressor(RegressorMixin, _KeizokuEstimator):
+class KeizokuRegressor(RegressorMixin, _KeizokuEstimator):  # type: ignore[misc]
     """keizoku's search as a scikit-learn regressor."""
 
     _task_kind = "regression"

@@ -23,7 +23,10 @@ def _text(cell: nbformat.NotebookNode) -> str:
 def test_notebook_runs_top_to_bottom(keizoku_home: Path) -> None:
     nb = nbformat.read(NOTEBOOK, as_version=4)
     client = NotebookClient(
-        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+        nb,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
     )
     client.execute()  # raises CellExecutionError on the first failing cell
     cells = {c.source.splitlines()[-1]: c for c in nb.cells if c.cell_type == "code"}
