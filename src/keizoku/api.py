@@ -218,10 +218,15 @@ class Predictor:
         """
         from keizoku.names import check_name
 
-        if self.context is None:
+        if self.context is None and self.name is not None:
             raise UserInputError(
                 f"This model is already registered as {self.name}:{self.version}; register() "
                 "is for a model trained with keizoku.train(). Promote it with `keizoku promote`."
+            )
+        if self.context is None:
+            raise UserInputError(
+                "This model was unpickled without its training context (the training rows "
+                "and trials), which register() records. Register it before pickling."
             )
         check_name(name)
         if holdout is None and _champion(name) is not None:
@@ -235,6 +240,10 @@ class Predictor:
         admission = _register(name, self.context, holdout, reason)
         self.name, self.version = name, admission.version
         return admission
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the model, not the training context (the training rows and trials)."""
+        return {**self.__dict__, "context": None}
 
     def _repr_html_(self) -> str:
         members = ", ".join(f"{m.family}×{m.weight:g}" for m in self.model.members)

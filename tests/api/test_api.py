@@ -24,6 +24,22 @@ def test_import_keizoku_stays_cheap() -> None:
     assert keizoku.train is keizoku.api.train  # type: ignore[attr-defined]
 
 
+def test_public_names_resolve() -> None:
+    for name in keizoku.__all__:
+        assert getattr(keizoku, name) is not None, name
+
+
+def test_a_pickled_model_predicts_the_same(trained: keizoku.Predictor, penguins) -> None:  # type: ignore[no-untyped-def]
+    import pickle
+
+    _, test = penguins
+    copy = pickle.loads(pickle.dumps(trained))
+    pd.testing.assert_series_equal(copy.predict(test), trained.predict(test))
+    assert trained.context is not None and copy.context is None
+    with pytest.raises(UserInputError, match="unpickled without its training context"):
+        copy.register("penguins-pickled")
+
+
 def test_predictions_and_probabilities(trained: keizoku.Predictor, penguins) -> None:  # type: ignore[no-untyped-def]
     _, test = penguins
     pred = trained.predict(test)
