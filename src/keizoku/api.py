@@ -131,7 +131,7 @@ class Predictor:
     def _rows(self, frame: Any) -> pd.DataFrame:
         from keizoku.data.validate import validate_frame
 
-        check_frame(frame, "data")
+        check_frame(frame, "the data")
         return validate_frame(self.model.schema, frame)
 
     def predict(self, frame: pd.DataFrame) -> pd.Series:
@@ -154,7 +154,7 @@ class Predictor:
         are left out)."""
         from keizoku.evaluation.metrics import evaluate_predictions
 
-        check_frame(frame, "data")
+        check_frame(frame, "the data")
         if self.target not in frame.columns:
             raise DataError(
                 f"The data has no target column '{self.target}': evaluate() needs the true "
@@ -236,7 +236,7 @@ class Predictor:
                 "it, as `keizoku train` does."
             )
         if holdout is not None:
-            check_frame(holdout, "holdout", target=self.target)
+            check_frame(holdout, "the hold-out", target=self.target)
         admission = _register(name, self.context, holdout, reason)
         self.name, self.version = name, admission.version
         return admission
@@ -271,16 +271,18 @@ def check_frame(frame: Any, what: str, *, target: str | None = None) -> pd.DataF
     """``frame`` when it is a non-empty DataFrame (with ``target``, not all missing)."""
     if not isinstance(frame, pd.DataFrame):
         raise UserInputError(
-            f"{what} must be a pandas DataFrame, not {type(frame).__name__}: build one with "
-            "pd.DataFrame(...) or pd.read_csv(PATH)."
+            f"{what.capitalize()} must be a pandas DataFrame, not {type(frame).__name__}: "
+            "build one with pd.DataFrame(...) or pd.read_csv(PATH)."
         )
     if frame.empty:
-        raise DataError(f"{what} has no rows (shape {frame.shape}): pass a frame with rows.")
+        raise DataError(
+            f"{what.capitalize()} has no rows (shape {frame.shape}): pass a frame with rows."
+        )
     dup = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
     if dup:
         raise DataError(
-            f"{what} has duplicate column name(s) {dup}: rename them so each column has its "
-            "own name (df.columns = [...])."
+            f"{what.capitalize()} has duplicate column name(s) {dup}: rename them so each "
+            "column has its own name (df.columns = [...])."
         )
     if target is not None:
         if target not in frame.columns:
@@ -308,6 +310,7 @@ def fit_frame(
     sensitive: Sequence[str] = (),
 ) -> Predictor:
     """Search per ``cfg`` on ``frame`` (the CLI's path); ``schema`` skips inference."""
+    from keizoku.evaluation.evidence import BACKGROUND_ROWS
     from keizoku.training.search import run_search
 
     if schema is None:
@@ -318,7 +321,8 @@ def fit_frame(
     result = run_search(data, cfg)
     ctx = TrainingContext.build(DEFAULT_NAME, data, result)
     columns = [c.name for c in schema.features + schema.sensitive]
-    sample = ctx.data.frame[columns].sample(min(len(ctx.data.frame), 30), random_state=0)
+    rows = ctx.data.frame
+    sample = rows[columns].sample(min(len(rows), BACKGROUND_ROWS), random_state=0)
     return Predictor(result.model, result.leaderboard, result.cv_score, sample, context=ctx)
 
 
@@ -347,7 +351,7 @@ def train(
     ``max_trials`` makes the search deterministic. Nothing is registered until
     :meth:`Predictor.register`.
     """
-    check_frame(frame, "The DataFrame", target=target)
+    check_frame(frame, "the training frame", target=target)
     if not all(isinstance(c, str) for c in frame.columns):
         frame = frame.rename(columns=str)
     given: Mapping[str, Any] = {

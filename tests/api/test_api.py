@@ -107,12 +107,26 @@ def test_register_load_round_trip(trained: keizoku.Predictor, penguins, module_h
         "model was not trained on> so register() can gate the new version against it, as "
         "`keizoku train` does."
     )
+    with pytest.raises(DataError, match="Target column 'species' is not in the hold-out"):
+        second.register("penguins-api", holdout=test.drop(columns="species"))
     admission = second.register("penguins-api", holdout=test)
     assert admission.version == 2 and admission.state in ("challenger", "gated-fail")
     assert admission.gates is not None and admission.gates.checks
     assert state_of("penguins-api", 2) == admission.state
     assert state_of("penguins-api", 1) == "champion"
     assert [e["action"] for e in audit.read("penguins-api")][2:4] == ["register", "gate"]
+
+
+def test_load_refuses_a_tampered_model(trained: keizoku.Predictor, module_home: Path) -> None:
+    from keizoku.registry import version_artifact
+
+    trained.register("penguins-tampered")
+    path = version_artifact("penguins-tampered:1", "keizoku_model.pkl")
+    path.write_bytes(path.read_bytes() + b"\0")
+    code = "import keizoku; keizoku.load('penguins-tampered@champion')"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "IntegrityError: Model file of penguins-tampered:1 was modified" in proc.stderr
 
 
 def test_load_unknown_model_is_a_clear_error(module_home: Path) -> None:
@@ -130,33 +144,33 @@ FRAME = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": ["a", "b", "a", "b"]})
             FRAME.to_dict(),
             "y",
             UserInputError,
-            "The DataFrame must be a pandas DataFrame, not dict: build one with "
+            "The training frame must be a pandas DataFrame, not dict: build one with "
             "pd.DataFrame(...) or pd.read_csv(PATH).",
         ),
         (
             FRAME.iloc[:0],
             "y",
             DataError,
-            "The DataFrame has no rows (shape (0, 2)): pass a frame with rows.",
+            "The training frame has no rows (shape (0, 2)): pass a frame with rows.",
         ),
         (
             FRAME,
             "Y",
             DataError,
-            "Target column 'Y' is not in The DataFrame; did you mean 'y'?",
+            "Target column 'Y' is not in the training frame; did you mean 'y'?",
         ),
         (
             FRAME.assign(y=None),
             "y",
             DataError,
-            "Target column 'y' is missing in all 4 rows of The DataFrame: pass the column that "
-            "holds the labels, or fill it.",
+            "Target column 'y' is missing in all 4 rows of the training frame: pass the column "
+            "that holds the labels, or fill it.",
         ),
         (
             pd.concat([FRAME, FRAME[["x"]]], axis=1),
             "y",
             DataError,
-            "The DataFrame has duplicate column name(s) ['x']: rename them so each column has "
+            "The training frame has duplicate column name(s) ['x']: rename them so each column has "
             "its own name (df.columns = [...]).",
         ),
     ],
