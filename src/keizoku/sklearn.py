@@ -112,6 +112,11 @@ class _KeizokuEstimator(BaseEstimator):  # type: ignore[misc]
                 elif pd.isna(y).any():
                     raise InputError("Input y contains NaN: every row needs a label.")
             return frame, y
+        if not fit and getattr(self, "frame_input_", False):
+            # Fitted on a DataFrame, scored on an array (scikit-learn warns): the fitted columns.
+            X = validate_data(self, X, reset=False, dtype=None, ensure_all_finite="allow-nan")
+            names = [str(c) for c in self.feature_names_in_]
+            return pd.DataFrame(X, columns=names).infer_objects(), None
         if fit:
             X, y = validate_data(
                 self, X, y, ensure_all_finite="allow-nan", ensure_min_samples=2,

@@ -68,6 +68,9 @@ def test_dataframe_input_keeps_names_and_text_categories() -> None:
     proba = clf.predict_proba(X.head(5))
     assert proba.shape == (5, 3) and np.allclose(proba.sum(axis=1), 1)
     assert clf.score(X, y) > 0.9
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        from_array = clf.predict(X.to_numpy())  # scored with the fitted column names
+    assert list(from_array) == list(clf.predict(X))
     kinds = {c.name: c.kind for c in clf.model_.schema.features}
     assert kinds["island"] == "categorical" and kinds["year"] == "numeric"
 
