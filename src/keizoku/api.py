@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import html
 import json
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -405,7 +403,7 @@ def _register(
     from keizoku import audit
     from keizoku.lifecycle.gates import GateConfig
     from keizoku.lifecycle.retrain import _row_hashes, _undo_candidate, gate_and_admit
-    from keizoku.project import ARTIFACT_BUILDERS, _artifacts, _signature
+    from keizoku.project import log_trial, register_candidate
     from keizoku.registry import TrainingRun
     from keizoku.registry.store import delete_version
 
@@ -423,24 +421,8 @@ def _register(
     }
     with TrainingRun(name, params=params) as run:
         for t in result.trials:
-            scores = {"cv_score": t.mean, "cv_std": t.std, "fit_time_s": t.fit_time_s}
-            run.log_trial(t.number, t.family, t.params, scores if t.fold_scores else {}, t.status)
-        run.log_metrics({f"cv_{result.metric.name}": result.cv_score, "cv_std": result.cv_std})
-        with tempfile.TemporaryDirectory(prefix="keizoku-art-") as tmp:
-            files = _artifacts(Path(tmp), ctx)
-            for builder in (*ARTIFACT_BUILDERS, _row_hashes):
-                files.update(builder(ctx, Path(tmp)))
-            tags = {
-                "keizoku.data_sha256": data.data_sha256,
-                "keizoku.schema_sha256": data.schema_sha256,
-                "keizoku.metric": result.metric.name,
-                "keizoku.cv_score": f"{result.cv_score:.6g}",
-                "keizoku.task": str(schema.task),
-                "keizoku.members": ",".join(m.family for m in result.model.members),
-            }
-            version = run.register(
-                result.model, files, tags, _signature(data.frame, schema, result)
-            )
+            log_trial(run, t)
+        version = register_candidate(run, ctx, extra=(_row_hashes,))
     try:
         audit.record(
             name, "register", reason=reason, version=version,
