@@ -97,7 +97,9 @@ def monitor(
         title=f"Drift of {name} v{report.version}: {report.n_rows:,} rows ({report.source})"
     )
     for col in ("feature", "kind", "test", "p-value", "distance", "PSI", "nulls", "", "why"):
-        table.add_column(col, justify="left" if col in ("feature", "kind", "test", "why") else "right")
+        table.add_column(
+            col, justify="left" if col in ("feature", "kind", "test", "why") else "right"
+        )
     rows = report.features + ([report.prediction] if report.prediction else [])
     for f in rows:
         table.add_row(

@@ -201,9 +201,11 @@ def compare_numeric(
     ref_all = np.concatenate([ref_bins, [ref.null_rate]])
     cur_all = np.concatenate([cur_bins, [cur.nulls / cur.n if cur.n else 0.0]])
     value = psi(ref_all, cur_all) if cur.n else 0.0
-    w = wasserstein_from_cdf(np.asarray(ref.edges), cdf_ref, cdf_cur, None)
-    w += _tails(ref, cur, nonnull)
-    w = w / ref.std if ref.std else w
+    w = 0.0
+    if nonnull:
+        w = wasserstein_from_cdf(np.asarray(ref.edges), cdf_ref, cdf_cur, None)
+        w += _tails(ref, cur, nonnull)
+        w = w / ref.std if ref.std else w
     labels = _bin_labels(ref.edges) + ["null"]
     fd = FeatureDrift(
         feature=name,

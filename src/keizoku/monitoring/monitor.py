@@ -40,6 +40,8 @@ __all__ = [
     "drift_of_source",
     "drift_of_counts",
     "drift_started",
+    "per_bucket",
+    "recent_drift",
     "drift_config",
     "rule_text",
     "summary_lines",
@@ -194,9 +196,10 @@ def drift_of_counts(
     return out
 
 
-def _per_bucket(
+def per_bucket(
     counts: BucketCounts, feats: dict[str, FeatureRef], cfg: DriftConfig
 ) -> dict[str, list[tuple[float, FeatureDrift]]]:
+    """Per feature, the verdict of each time bucket on its own, oldest first."""
     out: dict[str, list[tuple[float, FeatureDrift]]] = {name: [] for name in feats}
     for name, ref in feats.items():
         if ref.kind == "numeric":
@@ -252,7 +255,7 @@ def _judge(
 ]:
     feats = _judged(reference, prediction)
     results = drift_of_counts(counts, feats, cfg)
-    per = _rename(_per_bucket(counts, feats, cfg))
+    per = _rename(per_bucket(counts, feats, cfg))
     timeline = {k: [(b, f.psi) for b, f in v] for k, v in per.items()}
     verdicts = {k: [(b, f.drifted) for b, f in v if f.n >= cfg.min_rows] for k, v in per.items()}
     pred = results.pop(PREDICTION, None)
@@ -306,7 +309,7 @@ def monitor(
             "Widen it with --since (e.g. --since 7d)."
         )
     width = _bucket_width(since, until) if data is None else 0.0
-    recent, recent_since = _recent(counts, reference, pred, cfg, until, width)
+    recent, recent_since = recent_drift(counts, reference, pred, cfg, until, width)
     started = {k: b for k, v in verdicts.items() if (b := drift_started(v)) is not None}
     multi = (
         _multivariate(con, source, columns, reference, f"{name}:{v}", cfg)
@@ -335,7 +338,7 @@ def monitor(
     )
 
 
-def _recent(
+def recent_drift(
     counts: BucketCounts,
     reference: Reference,
     prediction: str | None,
@@ -376,9 +379,7 @@ def _multivariate(
     if len(sample) > rows:
         sample = sample.sample(rows, random_state=0)
     kinds = {f: reference.features[f].kind for f in columns}
-    return domain_classifier(
-        sample, cur, kinds, auc_threshold=cfg.auc_threshold, alpha=cfg.alpha
-    )
+    return domain_classifier(sample, cur, kinds, auc_threshold=cfg.auc_threshold, alpha=cfg.alpha)
 
 
 def log_source(

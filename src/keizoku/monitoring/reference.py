@@ -212,7 +212,9 @@ def reference_artifact(ctx: TrainingContext, folder: Path) -> dict[str, Path]:
     return {"reference": path, "reference_sample": sample}
 
 
-def reference_sample(frame: pd.DataFrame, features: list[str], rows: int = SAMPLE_ROWS) -> pd.DataFrame:
+def reference_sample(
+    frame: pd.DataFrame, features: list[str], rows: int = SAMPLE_ROWS
+) -> pd.DataFrame:
     """At most ``rows`` rows of ``frame``'s ``features`` (seeded, so a retrain is reproducible)."""
     cols = [c for c in features if c in frame.columns]
     if len(frame) > rows:
