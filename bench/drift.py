@@ -105,11 +105,23 @@ def power_cases(sizes: list[int], trials: list[int], null_factor: int) -> list[d
     return cases
 
 
-def run_power_tool(tool: str, cases: list[dict[str, Any]]) -> dict[str, Any]:
-    """Run one tool's runner over the cases (one process per size, for its peak memory)."""
+def run_power_tool(tool: str, cases: list[dict[str, Any]], reuse: bool = False) -> dict[str, Any]:
+    """Run one tool's runner over the cases (one process per size, for its peak memory).
+
+    ``reuse``: read the runner outputs already in bench/work/drift_power instead (a size
+    without one is left out for this tool; the summary keeps the cases every tool ran)."""
     py = Path(sys.executable) if tool == "keizoku" else tool_python("evidently")
     if py is None:
         return {"status": "not installed"}
+    if reuse:
+        by_dir, peaks = {}, {}
+        for n in sorted({c["rows"] for c in cases}):
+            out = WORK / "drift_power" / f"out-{tool}-{n}.json"
+            if out.exists():
+                res = json.loads(out.read_text())
+                peaks[n] = res["peak_rss_mb"]
+                by_dir.update({x["dir"]: x for x in res["results"]})
+        return {"status": "ok", "by_dir": by_dir, "peak_rss_mb": peaks}
     runner = BENCH / "runners" / f"drift_{tool}_power.py"
     by_dir: dict[str, Any] = {}
     peaks: dict[int, float] = {}
@@ -134,6 +146,8 @@ def run_power_tool(tool: str, cases: list[dict[str, Any]]) -> dict[str, Any]:
 def power_summary(cases: list[dict[str, Any]], runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Detection rate per kind and size, false alarms per feature, time per case, per tool."""
     out: dict[str, Any] = {"detection": [], "false_alarms": [], "time": []}
+    ok = [r for r in runs.values() if r.get("status") == "ok"]
+    cases = [c for c in cases if all(c["dir"] in r["by_dir"] for r in ok)]  # run by every tool
     sizes = sorted({c["rows"] for c in cases})
     for tool, run in runs.items():
         if run.get("status") != "ok":
@@ -299,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--null-factor", type=int, default=0, help="power: null trials x this")
     p.add_argument("--rows", default="", help="e2e: rows (default 100k,1M; quick 20k)")
     p.add_argument("--tools", default="keizoku,evidently")
+    p.add_argument("--reuse", action="store_true",
+                   help="power: summarise the runner outputs already in bench/work/drift_power")
     a = p.parse_args(argv)
     parts = [x.strip() for x in a.parts.split(",")]
     tools = [t.strip() for t in a.tools.split(",")]
@@ -328,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     if "power" in parts:
         t = (trials * len(sizes))[: len(sizes)] if len(trials) == 1 else trials
         cases = power_cases(sizes, t, null_factor)
-        runs = {tool: run_power_tool(tool, cases) for tool in tools}
+        runs = {tool: run_power_tool(tool, cases, a.reuse) for tool in tools}
         result["power"] = power_summary(cases, runs)
         result["power_status"] = {k: v.get("status") for k, v in runs.items()}
         result["power_errors"] = {k: v["error"] for k, v in runs.items() if "error" in v}

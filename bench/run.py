@@ -348,8 +348,9 @@ def render_drift_power(sec: dict[str, Any], power: dict[str, Any]) -> list[str]:
     kinds = sec.get("power_kinds", {})
     tools = list(dict.fromkeys(d["tool"] for d in power["detection"]))
     sizes = sorted({d["rows"] for d in power["detection"]})
-    L = [f"Power: trials per kind {cfg.get('trials')} at {cfg.get('sizes')} rows per side "
-         f"(null cases: {cfg.get('null_factor')}x as many); status "
+    L = [f"Power: {', '.join(f'{n:,}' for n in sizes)} rows per side; generated trials per "
+         f"kind {cfg.get('trials')} (null cases: {cfg.get('null_factor')}x as many); each cell "
+         "counts the cases every tool ran (n/trials); status "
          f"{sec.get('power_status')}.", "",
          "Detection rate (planted feature flagged / trials):", "",
          "| planted change | " + " | ".join(f"{t} {n:,}" for n in sizes for t in tools) + " |",
