@@ -83,10 +83,15 @@ def test_a_shift_confined_to_the_last_hour_is_reported_and_exits_10(project: Pat
     assert multi["n_ref"] == len(frame()) and multi["n_cur"] == 2350
 
 
-def test_the_terminal_says_why(project: Path) -> None:
-    out = cli(project, "monitor", MODEL, "--version", "1", "--since", "24h")
+def test_the_terminal_and_the_html_report_say_why(project: Path) -> None:
+    out = cli(project, "monitor", MODEL, "--version", "1", "--since", "24h", "--html", "d.html")
     assert out.returncode == 10, out.stderr
     text = " ".join(out.stdout.split())
     assert "body_mass_g: shift confined to the recent part" in text
     assert "Multivariate:" in text and "domain classifier AUC" in text
-    assert "drift = p < 0.01 and distance ≥ 0.1" in text
+    assert "drift = p &lt; 0.01" not in text and "drift = p < 0.01 and distance ≥ 0.1" in text
+    html = (project / "d.html").read_text()
+    assert '<section id="recent">' in html and '<section id="multivariate">' in html
+    recent = html.split('<section id="recent">')[1].split("</section>")[0]
+    assert "Shift confined to the recent part" in recent and "body_mass_g" in recent
+    assert "wasserstein/std" in html.split('<section id="features">')[1]  # the why column
