@@ -53,6 +53,9 @@ __all__ = [
     "NumericCounts",
     "drift_sql",
     "collect_counts",
+    "BucketCounts",
+    "tail_sums",
+    "cohens_h",
 ]
 
 EPS = 1e-4
