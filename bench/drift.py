@@ -339,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
                  "`Report([DataDriftPreset()]).run(...)` + `.dict()` after loading; keizoku time "
                  "= the whole `keizoku monitor NAME --data current.parquet --json` command (CLI "
                  "start, loading, scoring the rows for prediction drift, feature drift, domain "
-                 "classifier). Peak memory = max resident set (MB)."),
+                 "classifier). Peak memory = max resident set (MB); in the power part keizoku's "
+                 "includes reading the reference rows to build the sketch that training saves."),
     }
     if "power" in parts:
         t = (trials * len(sizes))[: len(sizes)] if len(trials) == 1 else trials
