@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     tools = [t.strip() for t in a.tools.split(",")]
     sizes = [int(r) for r in (a.sizes or ("1000,10000" if a.quick
                                           else "1000,10000,100000,1000000")).split(",")]
-    trials = [int(t) for t in (a.trials or ("5,5" if a.quick else "20,20,10,2")).split(",")]
+    trials = [int(t) for t in (a.trials or ("3,3" if a.quick else "20,20,10,2")).split(",")]
     null_factor = a.null_factor or (2 if a.quick else 3)
     result: dict[str, Any] = {
         "section": "drift", "results": [], "planted": PLANTED,
