@@ -1,7 +1,20 @@
-"""Drift detection: keizoku monitor vs Evidently's DataDriftPreset on synthetic data,
-100k and 1M rows x 20 features (quick: 20k), with drift planted in 5 known features.
+"""Drift detection: keizoku vs Evidently's DataDriftPreset on synthetic data.
 
-    python bench/drift.py --out bench/work/drift.json [--quick] [--rows 100000,1000000]
+    python bench/drift.py --out bench/work/drift.json [--quick] [--sizes 1000,10000]
+        [--trials 20,20,10,2] [--null-factor 3] [--rows 100000,1000000] [--parts power,e2e]
+
+Two parts.
+
+**power** (detection rate and false alarms): seeded cases of 8 features (n_norm normal,
+n_logn log-normal, n_unif uniform, n_miss normal with 5 % nulls, c5 five equal levels, c3 three
+levels .5/.3/.2, pa/pb independent standard normals), reference and current of the same size
+(1k/10k/100k/1M rows; quick: 1k/10k), one planted change per case (POWER_KINDS) or none (null
+cases, ``--null-factor`` times as many trials). Detection rate = share of trials where the planted
+feature is flagged (correlation: keizoku's domain classifier, or either feature by a per-feature
+test). False-alarm rate = flagged features / features judged, over the null cases. Both tools see
+the same Parquet files; time per case and peak memory per tool process.
+
+**e2e**: the whole `keizoku monitor` command against Evidently's preset on one data set
 
 The generator (seed 0) writes reference.parquet and current.parquet (same size) under
 bench/work/drift/<rows>/; features f00..f13 are numeric, f14..f19 categorical, `y` is a binary
@@ -27,7 +40,152 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BENCH, ROOT, WORK, package_versions, tool_python, write_json  # noqa: E402
 
 PLANTED = ["f00", "f01", "f02", "f14", "f15"]
-KEIZOKU_BIN = ROOT / ".venv" / "bin" / "keizoku"
+KEIZOKU_BIN = next((p for p in (ROOT / ".venv" / "bin" / "keizoku",
+                                Path(sys.executable).parent / "keizoku") if p.exists()),
+                   ROOT / ".venv" / "bin" / "keizoku")
+
+POWER_FEATURES = {"n_norm": "numeric", "n_logn": "numeric", "n_unif": "numeric",
+                  "n_miss": "numeric", "c5": "categorical", "c3": "categorical",
+                  "pa": "numeric", "pb": "numeric"}
+# kind -> (planted features, what is planted)
+POWER_KINDS: dict[str, tuple[list[str], str]] = {
+    "null": ([], "nothing"),
+    "mean 0.1 sd": (["n_norm"], "n_norm + 0.1 sd"),
+    "mean 0.2 sd": (["n_norm"], "n_norm + 0.2 sd"),
+    "mean 0.3 sd": (["n_norm"], "n_norm + 0.3 sd"),
+    "mean 0.5 sd": (["n_norm"], "n_norm + 0.5 sd"),
+    "variance x1.25": (["n_norm"], "n_norm: sd 1 -> 1.25 (same mean)"),
+    "category share": (["c5"], "c5: share of 'a' 0.20 -> 0.35"),
+    "new category": (["c3"], "c3: 5 % of rows a level never seen"),
+    "missing rate": (["n_miss"], "n_miss: nulls 5 % -> 15 %, same values otherwise"),
+    "correlation": (["pa", "pb"], "pa, pb: correlation 0 -> 0.7, marginals unchanged"),
+}
+
+
+def power_frame(n: int, kind: str, rng: np.random.Generator) -> pd.DataFrame:
+    """One side of a case: the 8 features, with ``kind`` planted (``"null"``: none)."""
+    miss = 0.15 if kind == "missing rate" else 0.05
+    shift = float(kind.split()[1]) if kind.startswith("mean") else 0.0
+    sd = 1.25 if kind == "variance x1.25" else 1.0
+    n_miss = rng.normal(0, 1, n)
+    n_miss[rng.random(n) < miss] = np.nan
+    share = [0.35, 0.1625, 0.1625, 0.1625, 0.1625] if kind == "category share" else [0.2] * 5
+    c3 = rng.choice(["x", "y", "z"], n, p=[0.5, 0.3, 0.2]).astype(object)
+    if kind == "new category":
+        c3[rng.random(n) < 0.05] = "new"
+    pa = rng.normal(0, 1, n)
+    rho = 0.7 if kind == "correlation" else 0.0
+    pb = rho * pa + np.sqrt(1 - rho**2) * rng.normal(0, 1, n)
+    return pd.DataFrame({
+        "n_norm": rng.normal(shift, sd, n),
+        "n_logn": rng.lognormal(0, 0.5, n),
+        "n_unif": rng.uniform(-2, 2, n),
+        "n_miss": n_miss,
+        "c5": rng.choice(list("abcde"), n, p=share),
+        "c3": c3,
+        "pa": pa,
+        "pb": pb,
+    })
+
+
+def power_cases(sizes: list[int], trials: list[int], null_factor: int) -> list[dict[str, Any]]:
+    """Write every case's reference/current Parquet (reused when present); the manifest."""
+    cases = []
+    for n, t in zip(sizes, trials, strict=True):
+        for kind in POWER_KINDS:
+            for trial in range(t * (null_factor if kind == "null" else 1)):
+                d = WORK / "drift_power" / str(n) / f"{kind.replace(' ', '_')}-{trial}"
+                if not (d / "current.parquet").exists():
+                    d.mkdir(parents=True, exist_ok=True)
+                    rng = np.random.default_rng([n, trial, list(POWER_KINDS).index(kind)])
+                    power_frame(n, "null", rng).to_parquet(d / "reference.parquet", index=False)
+                    power_frame(n, kind, rng).to_parquet(d / "current.parquet", index=False)
+                cases.append({"dir": str(d), "rows": n, "kind": kind, "trial": trial,
+                              "features": POWER_FEATURES})
+    return cases
+
+
+def run_power_tool(tool: str, cases: list[dict[str, Any]], reuse: bool = False) -> dict[str, Any]:
+    """Run one tool's runner over the cases (one process per size, for its peak memory).
+
+    ``reuse``: read the runner outputs already in bench/work/drift_power instead (a size
+    without one is left out for this tool; the summary keeps the cases every tool ran)."""
+    py = Path(sys.executable) if tool == "keizoku" else tool_python("evidently")
+    if py is None:
+        return {"status": "not installed"}
+    if reuse:
+        by_dir, peaks = {}, {}
+        for n in sorted({c["rows"] for c in cases}):
+            out = WORK / "drift_power" / f"out-{tool}-{n}.json"
+            if out.exists():
+                res = json.loads(out.read_text())
+                peaks[n] = res["peak_rss_mb"]
+                by_dir.update({x["dir"]: x for x in res["results"]})
+        return {"status": "ok", "by_dir": by_dir, "peak_rss_mb": peaks}
+    runner = BENCH / "runners" / f"drift_{tool}_power.py"
+    by_dir: dict[str, Any] = {}
+    peaks: dict[int, float] = {}
+    for n in sorted({c["rows"] for c in cases}):
+        part = [c for c in cases if c["rows"] == n]
+        man = WORK / "drift_power" / f"manifest-{tool}-{n}.json"
+        out = WORK / "drift_power" / f"out-{tool}-{n}.json"
+        out.unlink(missing_ok=True)
+        man.write_text(json.dumps({"cases": part}))
+        r = subprocess.run([str(py), str(runner), str(man), str(out)], capture_output=True,
+                           text=True, timeout=6 * 3600)
+        if r.returncode != 0 or not out.exists():
+            return {"status": "failed", "error": (r.stdout + r.stderr)[-800:]}
+        res = json.loads(out.read_text())
+        peaks[n] = res["peak_rss_mb"]
+        by_dir.update({x["dir"]: x for x in res["results"]})
+        print(f"[drift] power {tool:9s} {n:>8d} rows: {len(part)} cases, peak "
+              f"{res['peak_rss_mb']:.0f} MB", flush=True)
+    return {"status": "ok", "by_dir": by_dir, "peak_rss_mb": peaks}
+
+
+def power_summary(cases: list[dict[str, Any]], runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Detection rate per kind and size, false alarms per feature, time per case, per tool."""
+    out: dict[str, Any] = {"detection": [], "false_alarms": [], "time": []}
+    ok = [r for r in runs.values() if r.get("status") == "ok"]
+    cases = [c for c in cases if all(c["dir"] in r["by_dir"] for r in ok)]  # run by every tool
+    sizes = sorted({c["rows"] for c in cases})
+    for tool, run in runs.items():
+        if run.get("status") != "ok":
+            continue
+        got = run["by_dir"]
+        for n in sizes:
+            mine = [c for c in cases if c["rows"] == n]
+            for kind, (planted, _) in POWER_KINDS.items():
+                if kind == "null":
+                    continue
+                ks = [c for c in mine if c["kind"] == kind]
+                hits = sum(_detected(tool, kind, planted, got[c["dir"]]) for c in ks)
+                out["detection"].append({"tool": tool, "rows": n, "kind": kind,
+                                         "detected": hits, "trials": len(ks)})
+            nulls = [got[c["dir"]] for c in mine if c["kind"] == "null"]
+            for f in POWER_FEATURES:
+                out["false_alarms"].append({"tool": tool, "rows": n, "feature": f,
+                                            "alarms": sum(f in r["drifted"] for r in nulls),
+                                            "trials": len(nulls)})
+            if tool == "keizoku":
+                out["false_alarms"].append({"tool": tool, "rows": n,
+                                            "feature": "(domain classifier)",
+                                            "alarms": sum(bool(r["multivariate"]) for r in nulls),
+                                            "trials": len(nulls)})
+            secs = [got[c["dir"]]["seconds"] for c in mine]
+            out["time"].append({"tool": tool, "rows": n, "cases": len(mine),
+                                "median_s": float(np.median(secs)),
+                                "features_median_s": float(np.median(
+                                    [got[c["dir"]].get("seconds_features", np.nan)
+                                     for c in mine])),
+                                "peak_rss_mb": run["peak_rss_mb"].get(n)})
+    return out
+
+
+def _detected(tool: str, kind: str, planted: list[str], res: dict[str, Any]) -> bool:
+    if kind == "correlation":
+        return bool(res.get("multivariate")) or bool(set(planted) & set(res["drifted"]))
+    return bool(set(planted) & set(res["drifted"]))
 
 
 def generate(n: int, out: Path, seed: int = 0) -> Path:
@@ -126,7 +284,7 @@ def run_keizoku(d: Path, rows: int) -> dict[str, Any]:
     r = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=3600)
     lines = r.stdout.splitlines()
     line = next((ln for ln in lines if ln.startswith("PEAK ")), None)
-    if r.returncode != 0 or line is None:
+    if r.returncode not in (0, 10, 11) or line is None:  # 10/11: drift / metric drop found
         return {**rec, "status": "failed", "error": (r.stdout + r.stderr)[-800:]}
     peak = json.loads(line[5:])
     found: list[str] = []
@@ -149,31 +307,60 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--out", type=Path, default=WORK / "drift.json")
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--rows", default="")
+    p.add_argument("--parts", default="power,e2e")
+    p.add_argument("--sizes", default="", help="power: rows per side (default 1k,10k,100k,1M)")
+    p.add_argument("--trials", default="", help="power: trials per kind, one per size")
+    p.add_argument("--null-factor", type=int, default=0, help="power: null trials x this")
+    p.add_argument("--rows", default="", help="e2e: rows (default 100k,1M; quick 20k)")
     p.add_argument("--tools", default="keizoku,evidently")
+    p.add_argument("--reuse", action="store_true",
+                   help="power: summarise the runner outputs already in bench/work/drift_power")
     a = p.parse_args(argv)
-    rows = [int(r) for r in (a.rows or ("20000" if a.quick else "100000,1000000")).split(",")]
+    parts = [x.strip() for x in a.parts.split(",")]
     tools = [t.strip() for t in a.tools.split(",")]
+    sizes = [int(r) for r in (a.sizes or ("1000,10000" if a.quick
+                                          else "1000,10000,100000,1000000")).split(",")]
+    trials = [int(t) for t in (a.trials or ("3,3" if a.quick else "20,20,10,2")).split(",")]
+    null_factor = a.null_factor or (2 if a.quick else 3)
     result: dict[str, Any] = {
         "section": "drift", "results": [], "planted": PLANTED,
         "versions": {"evidently": package_versions("evidently")},
-        "note": ("Synthetic data, 20 features (14 numeric, 6 categorical), reference and current "
-                 "of equal size, drift planted in " + ", ".join(PLANTED) + ". Evidently time = "
+        "power_kinds": {k: v[1] for k, v in POWER_KINDS.items()},
+        "power_config": {"sizes": sizes, "trials": trials, "null_factor": null_factor},
+        "note": ("**Power**: seeded synthetic cases, 8 features (4 numeric, 2 categorical, a pair "
+                 "of independent normals), reference and current of the same size, one planted "
+                 "change per case or none (null). Detection = the planted feature flagged (for "
+                 "the correlation change: keizoku's domain classifier, or either feature by any "
+                 "per-feature test); false alarms = features flagged on null cases / features "
+                 "judged. keizoku = the reference statistics training saves + the DuckDB drift "
+                 "query of `keizoku monitor` + the domain classifier; Evidently = "
+                 "`Report([DataDriftPreset()])` with its default per-column tests. **End to end** "
+                 "(20 features, drift planted in " + ", ".join(PLANTED) + "): Evidently time = "
                  "`Report([DataDriftPreset()]).run(...)` + `.dict()` after loading; keizoku time "
                  "= the whole `keizoku monitor NAME --data current.parquet --json` command (CLI "
-                 "start, loading, scoring the rows for prediction drift, feature drift against "
-                 "the reference statistics stored at training). Peak memory = max resident set "
-                 "(MB)."),
+                 "start, loading, scoring the rows for prediction drift, feature drift, domain "
+                 "classifier). Peak memory = max resident set (MB); in the power part keizoku's "
+                 "includes reading the reference rows to build the sketch that training saves."),
     }
-    for n in rows:
-        d = generate(n, WORK / "drift" / str(n))
-        for t in tools:
-            rec = run_keizoku(d, n) if t == "keizoku" else run_evidently(d, n)
-            print(f"[drift] {n:>8d} rows  {rec['tool']:28s} {rec['status']:10s} "
-                  f"{rec.get('seconds', 0):.1f}s {rec.get('peak_rss_mb', 0):.0f} MB "
-                  f"{rec.get('drifted_found', '')}", flush=True)
-            result["results"].append(rec)
-            write_json(a.out, result)
+    if "power" in parts:
+        t = (trials * len(sizes))[: len(sizes)] if len(trials) == 1 else trials
+        cases = power_cases(sizes, t, null_factor)
+        runs = {tool: run_power_tool(tool, cases, a.reuse) for tool in tools}
+        result["power"] = power_summary(cases, runs)
+        result["power_status"] = {k: v.get("status") for k, v in runs.items()}
+        result["power_errors"] = {k: v["error"] for k, v in runs.items() if "error" in v}
+        write_json(a.out, result)
+    if "e2e" in parts:
+        rows = [int(r) for r in (a.rows or ("20000" if a.quick else "100000,1000000")).split(",")]
+        for n in rows:
+            d = generate(n, WORK / "drift" / str(n))
+            for t in tools:
+                rec = run_keizoku(d, n) if t == "keizoku" else run_evidently(d, n)
+                print(f"[drift] {n:>8d} rows  {rec['tool']:28s} {rec['status']:10s} "
+                      f"{rec.get('seconds', 0):.1f}s {rec.get('peak_rss_mb', 0):.0f} MB "
+                      f"{rec.get('drifted_found', '')}", flush=True)
+                result["results"].append(rec)
+                write_json(a.out, result)
     result["status"] = "ok"
     write_json(a.out, result)
     return 0

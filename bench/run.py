@@ -323,9 +323,13 @@ def render_drift(sec: dict[str, Any]) -> list[str]:
     L = []
     if sec.get("note"):
         L += [sec["note"], ""]
+    power = sec.get("power")
+    if power:
+        L += render_drift_power(sec, power)
     if not rows:
-        return L + [f"No drift results ({sec.get('status')}).", ""]
-    L += ["| tool | rows | features | seconds | drift computation alone (s) | peak memory (MB) | "
+        return L + ([] if power else [f"No drift results ({sec.get('status')}).", ""])
+    L += ["End to end, 20 features, drift planted in 5:", "",
+          "| tool | rows | features | seconds | drift computation alone (s) | peak memory (MB) | "
           "planted features found / planted, + false alarms | status |",
           "|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -334,6 +338,52 @@ def render_drift(sec: dict[str, Any]) -> list[str]:
                  f"{fmt(r.get('seconds'), 1)} | {fmt(inner, 1)} | {fmt(r.get('peak_rss_mb'), 0)} | "
                  f"{r.get('drifted_found', '–')} | "
                  f"{status_cell(r)} |")
+    return L + [""]
+
+
+def render_drift_power(sec: dict[str, Any], power: dict[str, Any]) -> list[str]:
+    """Detection rate per planted kind and size (keizoku vs Evidently), false alarms per
+    feature on the null cases, time per case and peak memory."""
+    cfg = sec.get("power_config", {})
+    kinds = sec.get("power_kinds", {})
+    tools = list(dict.fromkeys(d["tool"] for d in power["detection"]))
+    sizes = sorted({d["rows"] for d in power["detection"]})
+    L = [f"Power: {', '.join(f'{n:,}' for n in sizes)} rows per side; generated trials per "
+         f"kind {cfg.get('trials')} (null cases: {cfg.get('null_factor')}x as many); each cell "
+         "counts the cases every tool ran (n/trials); status "
+         f"{sec.get('power_status')}.", "",
+         "Detection rate (planted feature flagged / trials):", "",
+         "| planted change | " + " | ".join(f"{t} {n:,}" for n in sizes for t in tools) + " |",
+         "|---|" + "---|" * (len(sizes) * len(tools))]
+    det = {(d["tool"], d["rows"], d["kind"]): d for d in power["detection"]}
+
+    def cells(table: dict[Any, Any], key: str, hit: str, pct: str) -> str:
+        out = []
+        for n in sizes:
+            for t in tools:
+                d = table.get((t, n, key))
+                out.append("–" if d is None or not d["trials"]
+                           else f"{d[hit] / d['trials']:{pct}} ({d[hit]}/{d['trials']})")
+        return " | ".join(out)
+
+    for kind, what in kinds.items():
+        if kind != "null":
+            L.append(f"| {kind}: {what} | {cells(det, kind, 'detected', '.0%')} |")
+    L += ["", "False alarms on the null cases (features flagged / cases):", "",
+          "| feature | " + " | ".join(f"{t} {n:,}" for n in sizes for t in tools) + " |",
+          "|---|" + "---|" * (len(sizes) * len(tools))]
+    fa = {(d["tool"], d["rows"], d["feature"]): d for d in power["false_alarms"]}
+    feats = list(dict.fromkeys(d["feature"] for d in power["false_alarms"]))
+    for f in feats:
+        L.append(f"| {f} | {cells(fa, f, 'alarms', '.1%')} |")
+    L += ["", "Time per case (median, seconds; keizoku: per-feature drift / with the domain "
+          "classifier) and peak memory of the tool's process:", "",
+          "| tool | rows | cases | seconds per case | peak memory (MB) |", "|---|---|---|---|---|"]
+    for d in power["time"]:
+        secs = (f"{fmt(d.get('features_median_s'), 2)} / {fmt(d.get('median_s'), 2)}"
+                if d["tool"] == "keizoku" else fmt(d.get("median_s"), 2))
+        L.append(f"| {d['tool']} | {d['rows']:,} | {d['cases']} | {secs} | "
+                 f"{fmt(d.get('peak_rss_mb'), 0)} |")
     return L + [""]
 
 

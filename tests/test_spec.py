@@ -24,7 +24,8 @@ MISSPELT = [
     (
         {"monitoring": {"alpa": 0.5}},
         "monitoring.alpa is not a known key (did you mean 'alpha'?). "
-        "Known keys: alpha, min_rows, psi_threshold, window.",
+        "Known keys: alpha, auc_threshold, categorical_threshold, min_rows, multivariate, "
+        "multivariate_rows, null_threshold, numeric_threshold, psi_threshold, recent, window.",
     ),
     (
         {"serving": {"port": 8080}},

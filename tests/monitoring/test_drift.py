@@ -17,6 +17,7 @@ from keizoku.monitoring.drift import (
     js_distance,
     ks_from_cdf,
     psi,
+    tail_sums,
 )
 from keizoku.monitoring.monitor import drift_of_source
 from keizoku.monitoring.reference import Reference, categorical_ref, numeric_ref
@@ -60,7 +61,8 @@ def _counts(ref_values: np.ndarray, cur: np.ndarray) -> tuple[object, NumericCou
     ref = numeric_ref(ref_values)
     ok = cur[~np.isnan(cur)]
     le = np.array([(ok <= e).sum() for e in ref.edges], dtype=float)
-    return ref, NumericCounts(len(cur), int(np.isnan(cur).sum()), le)
+    below, above = tail_sums(cur, ref.edges)
+    return ref, NumericCounts(len(cur), int(np.isnan(cur).sum()), le, below, above)
 
 
 def test_numeric_shift_is_flagged_and_noise_is_not() -> None:
@@ -80,6 +82,9 @@ def test_null_rate_change_is_drift() -> None:
         rng.uniform(size=4000) < 0.4, np.nan, rng.normal(0, 1, 4000)))  # fmt: skip
     out = compare_numeric("x", ref, cur, DriftConfig())  # type: ignore[arg-type]
     assert out.null_rate_cur == pytest.approx(0.4, abs=0.03) and out.psi > 0.2
+    # the values that are there did not move: the null rate alone makes it drift, and says so
+    assert out.drifted and out.distance < 0.1 and out.reason.startswith("null rate 0.0%→")
+    assert out.effect == pytest.approx(out.null_effect) and out.threshold == 0.1
 
 
 def test_categorical_shift_and_unseen_levels() -> None:
@@ -115,4 +120,5 @@ def test_sql_counts_equal_numpy_counts() -> None:
     _, counts = _counts(train["x"].to_numpy(), cur["f__x"].to_numpy())
     direct = compare_numeric("x", ref.features["x"], counts, DriftConfig())
     assert by["x"].psi == pytest.approx(direct.psi) and by["x"].drifted
+    assert by["x"].distance == pytest.approx(direct.distance)  # tails summed in SQL too
     assert not by["c"].drifted

@@ -96,22 +96,24 @@ def monitor(
     table = Table(
         title=f"Drift of {name} v{report.version}: {report.n_rows:,} rows ({report.source})"
     )
-    for col in ("feature", "kind", "test", "stat", "p-value", "PSI", "distance", "nulls", ""):
-        table.add_column(col, justify="left" if col in ("feature", "kind", "test") else "right")
+    for col in ("feature", "kind", "test", "p-value", "distance", "PSI", "nulls", "", "why"):
+        table.add_column(
+            col, justify="left" if col in ("feature", "kind", "test", "why") else "right"
+        )
     rows = report.features + ([report.prediction] if report.prediction else [])
     for f in rows:
         table.add_row(
             f.feature,
             f.kind,
             f.test,
-            f"{f.statistic:.3f}",
             f"{f.p_value:.2g}",
-            f"{f.psi:.3f}",
             f"{f.distance:.3f}",
+            f"{f.psi:.3f}",
             f"{f.null_rate_ref:.0%}→{f.null_rate_cur:.0%}",
             "[bold red]DRIFT[/]"
             if f.drifted
             else ("[yellow]too few rows[/]" if f.n < cfg.min_rows else "[green]ok[/]"),
+            f.reason,
         )
     console.print(table)
     if report.n_rows < cfg.min_rows:
@@ -125,11 +127,10 @@ def monitor(
             f"Live {p.metric}: {p.live:.4f} on {p.n_labels:,} labels "
             f"(training CV {p.training:.4f}, drop {p.drop:+.4f})"
         )
-    drifted = report.drifted
-    console.print(
-        f"Drifted features: {', '.join(drifted)}" if drifted else "No feature drifted.",
-        f"(p < {cfg.alpha:g} and PSI ≥ {cfg.psi_threshold:g}; {report.elapsed_s:.2f}s)",
-    )
+    from keizoku.monitoring.monitor import summary_lines
+
+    for line in summary_lines(report):
+        console.print(line, markup=False)
     if html is not None:
         console.print(f"Wrote {html}")
     _exit_code(report, _metric_drop_limit(config))
@@ -150,7 +151,7 @@ def _exit_code(report: Any, limit: float | None) -> None:
     """10 when a feature drifted, else 11 when the live metric dropped by the limit or more."""
     from keizoku.errors import ExitCode
 
-    if report.drifted:
+    if report.any_drift:
         raise typer.Exit(int(ExitCode.DRIFT))
     p = report.performance
     if p is not None and limit is not None and p.drop == p.drop and p.drop >= limit:

@@ -1,22 +1,27 @@
 """Drift: compare a window of data with the reference statistics of a model version.
 
-Tests, per feature type (defaults in ``DriftConfig``, overridable in the spec's
+Numbers per feature type (defaults in ``DriftConfig``, overridable in the spec's
 ``monitoring:`` section):
 
 * numbers: two-sample Kolmogorov-Smirnov on the reference quantile bins (the
   statistic is the largest CDF gap at a bin edge, so it is a slight
-  under-estimate and the test is conservative), the Wasserstein-1 distance
-  between the binned CDFs divided by the reference standard deviation, and PSI;
+  under-estimate and the test is conservative), and the Wasserstein-1 distance
+  divided by the reference standard deviation (the area between the CDFs on the
+  bins, plus the two tails beyond the first and last edge from their partial
+  means, so a pure shift of d standard deviations measures d);
 * categories: chi-squared test of homogeneity (reference counts vs current
-  counts, levels outside the reference's top levels pooled as ``__other__``),
-  the Jensen-Shannon distance (base 2, 0…1), and PSI;
-* PSI (population stability index, with a separate bin for nulls) is the summary
-  shown for every feature.
+  counts, levels outside the reference's top levels pooled as ``__other__``,
+  nulls a level of their own) and the Jensen-Shannon distance (base 2, 0…1);
+* every feature: the null rate, by a 2×2 chi-squared test and Cohen's h
+  (2·asin√p₁ − 2·asin√p₀) as its effect size; PSI (with a null bin) as a summary.
 
-A feature is *drifted* when the test's p-value is below ``alpha`` (0.01) **and**
-PSI is at least ``psi_threshold`` (0.2): with a million rows any difference is
-"significant", so the effect size decides; with a few rows the test guards
-against noise. PSI < 0.1: stable; 0.1-0.2: moderate; ≥ 0.2: shift.
+The rule (chosen by measurement, docs/decisions/0010-drift-defaults.md): a feature
+drifts when its shape moved both *significantly* (test p < ``alpha``, 0.01: what
+keeps small windows quiet on noise) and *enough* (an effect size that does not
+shrink with the number of rows: Wasserstein/std ≥ ``numeric_threshold``, 0.1, or
+Jensen-Shannon ≥ ``categorical_threshold``, 0.1), or when its null rate did
+(p < ``alpha`` and Cohen's h ≥ ``null_threshold``, 0.1). Every verdict carries the
+``effect`` it compared, the ``threshold`` and a one-line ``reason``.
 
 All counting happens in DuckDB: one scan computes, per time bucket, the count of
 values at or below each reference bin edge (numbers) and per level (categories),
@@ -48,6 +53,9 @@ __all__ = [
     "NumericCounts",
     "drift_sql",
     "collect_counts",
+    "BucketCounts",
+    "tail_sums",
+    "cohens_h",
 ]
 
 EPS = 1e-4
@@ -58,10 +66,17 @@ class DriftConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    alpha: float = 0.01
-    psi_threshold: float = 0.2
+    alpha: float = 0.01  # the tests' significance (guards small windows against noise)
+    numeric_threshold: float = 0.1  # Wasserstein-1 / reference std
+    categorical_threshold: float = 0.1  # Jensen-Shannon distance (base 2)
+    null_threshold: float = 0.1  # Cohen's h between the null rates
+    psi_threshold: float = 0.2  # display only: the line on the PSI charts
     min_rows: int = 30
     window: Duration = 86400.0  # the default --since
+    recent: Duration = 3600.0  # the most recent part, judged beside the whole window
+    multivariate: bool = True  # the domain classifier (needs a reference row sample)
+    multivariate_rows: int = 5000  # rows sampled from each side
+    auc_threshold: float = 0.55  # domain classifier AUC from which it is drift
 
 
 @dataclass
@@ -80,6 +95,11 @@ class FeatureDrift:
     null_rate_cur: float
     n: int
     drifted: bool
+    effect: float = 0.0  # the effect size the rule compared (distance or null-rate h)
+    threshold: float = 0.0  # ... with this threshold
+    reason: str = ""  # one line: why drifted or not
+    null_effect: float = 0.0  # Cohen's h between the null rates
+    null_p: float = 1.0
     labels: list[str] = field(default_factory=list)
     ref_probs: list[float] = field(default_factory=list)
     cur_probs: list[float] = field(default_factory=list)
@@ -140,11 +160,35 @@ def wasserstein_from_cdf(
 
 @dataclass
 class NumericCounts:
-    """Current counts for one numeric column: total rows, nulls, and count ≤ each edge."""
+    """Current counts for one numeric column: total rows, nulls, and count ≤ each edge.
+
+    ``below``/``above``: Σ max(first edge − x, 0) and Σ max(x − last edge, 0) over the
+    values (the tails of the Wasserstein distance); None when not counted.
+    """
 
     n: int
     nulls: int
     le: np.ndarray
+    below: float | None = None
+    above: float | None = None
+
+
+def tail_sums(values: np.ndarray, edges: list[float]) -> tuple[float, float]:
+    """(Σ max(e₀ − x, 0), Σ max(x − e_last, 0)) over the non-null ``values``."""
+    ok = np.asarray(values, dtype=float)
+    ok = ok[~np.isnan(ok)]
+    if not edges or len(ok) == 0:
+        return 0.0, 0.0
+    return float(np.maximum(edges[0] - ok, 0).sum()), float(np.maximum(ok - edges[-1], 0).sum())
+
+
+def _tails(ref: FeatureRef, cur: NumericCounts, nonnull: int) -> float:
+    """The Wasserstein area beyond the first and last edge (0 when either side lacks it)."""
+    if ref.below is None or ref.above is None or cur.below is None or cur.above is None:
+        return 0.0
+    if nonnull == 0:
+        return 0.0
+    return abs(ref.below - cur.below / nonnull) + abs(ref.above - cur.above / nonnull)
 
 
 def compare_numeric(
@@ -160,7 +204,11 @@ def compare_numeric(
     ref_all = np.concatenate([ref_bins, [ref.null_rate]])
     cur_all = np.concatenate([cur_bins, [cur.nulls / cur.n if cur.n else 0.0]])
     value = psi(ref_all, cur_all) if cur.n else 0.0
-    w = wasserstein_from_cdf(np.asarray(ref.edges), cdf_ref, cdf_cur, ref.std)
+    w = 0.0
+    if nonnull:
+        w = wasserstein_from_cdf(np.asarray(ref.edges), cdf_ref, cdf_cur, None)
+        w += _tails(ref, cur, nonnull)
+        w = w / ref.std if ref.std else w
     labels = _bin_labels(ref.edges) + ["null"]
     fd = FeatureDrift(
         feature=name,
@@ -179,7 +227,7 @@ def compare_numeric(
         ref_probs=[float(x) for x in ref_all],
         cur_probs=[float(x) for x in cur_all],
     )
-    return _decide(fd, cfg)
+    return _decide(fd, cfg, ref, cur.n)
 
 
 def _bin_labels(edges: list[float]) -> list[str]:
@@ -220,12 +268,52 @@ def compare_categorical(
         ref_probs=[float(x) for x in ref_all],
         cur_probs=[float(x) for x in cur_all],
     )
-    return _decide(fd, cfg)
+    return _decide(fd, cfg, ref, n)
 
 
-def _decide(fd: FeatureDrift, cfg: DriftConfig) -> FeatureDrift:
-    fd.drifted = bool(
-        fd.n >= cfg.min_rows and fd.p_value < cfg.alpha and fd.psi >= cfg.psi_threshold
+def cohens_h(p0: float, p1: float) -> float:
+    """Cohen's h between two proportions: |2·asin√p₁ − 2·asin√p₀| (0.2 is "small")."""
+    return abs(2 * math.asin(math.sqrt(min(max(p1, 0.0), 1.0)))
+               - 2 * math.asin(math.sqrt(min(max(p0, 0.0), 1.0))))  # fmt: skip
+
+
+def _null_test(ref: FeatureRef, nulls_cur: int, n_cur: int) -> tuple[float, float]:
+    """(Cohen's h, p-value of the 2×2 chi-squared test) of the null rate."""
+    if n_cur == 0:
+        return 0.0, 1.0
+    h = cohens_h(ref.null_rate, nulls_cur / n_cur)
+    ref_nulls = ref.null_rate * ref.n
+    table = np.array([[ref_nulls, ref.n - ref_nulls], [nulls_cur, n_cur - nulls_cur]])
+    if (table.sum(axis=0) == 0).any():  # no nulls (or only nulls) on either side
+        return h, 1.0
+    _, p, _, _ = stats.chi2_contingency(table, correction=False)
+    return h, float(p)
+
+
+def _decide(fd: FeatureDrift, cfg: DriftConfig, ref: FeatureRef, n: int) -> FeatureDrift:
+    """Drift = significant (p < alpha) and large enough (effect ≥ threshold); say why."""
+    fd.null_effect, fd.null_p = _null_test(ref, round(fd.null_rate_cur * n), n)
+    if n < cfg.min_rows:
+        fd.drifted, fd.threshold = False, 0.0
+        fd.reason = f"{n} rows < min_rows {cfg.min_rows}: not judged"
+        return fd
+    limit = cfg.numeric_threshold if fd.kind == "numeric" else cfg.categorical_threshold
+    shape = fd.p_value < cfg.alpha and fd.distance >= limit
+    nulls = fd.null_p < cfg.alpha and fd.null_effect >= cfg.null_threshold
+    fd.drifted = bool(shape or nulls)
+    if nulls and not shape:
+        fd.effect, fd.threshold = fd.null_effect, cfg.null_threshold
+        fd.reason = (
+            f"null rate {fd.null_rate_ref:.1%}→{fd.null_rate_cur:.1%}: Cohen's h "
+            f"{fd.null_effect:.3f} ≥ {cfg.null_threshold:g}, p={fd.null_p:.2g} < {cfg.alpha:g}"
+        )
+        return fd
+    fd.effect, fd.threshold = fd.distance, limit
+    big = "≥" if fd.distance >= limit else "<"
+    sig = "<" if fd.p_value < cfg.alpha else "≥"
+    fd.reason = (
+        f"{fd.distance_name} {fd.distance:.3f} {big} {limit:g}, "
+        f"{fd.test} p={fd.p_value:.2g} {sig} {cfg.alpha:g}"
     )
     return fd
 
@@ -281,6 +369,12 @@ def drift_sql(
             bounds = "[" + ", ".join(repr(float(e)) for e in ref.edges) + "]::DOUBLE[]"
             hist = f"histogram({col}, {bounds})" if ref.edges else f"count({col})"
             aggs += [f"count({col}) AS nn{i}", f"{hist} AS h{i}"]
+            if ref.edges:
+                lo, hi = repr(float(ref.edges[0])), repr(float(ref.edges[-1]))
+                aggs += [
+                    f"sum(greatest({lo} - {col}, 0)) AS lo{i}",
+                    f"sum(greatest({col} - {hi}, 0)) AS hi{i}",
+                ]
         else:
             col = f"CAST({expr} AS VARCHAR)" if expr else "CAST(NULL AS VARCHAR)"
             known = ", ".join(_lit(k) for k in ref.frequencies) or "NULL"
@@ -329,7 +423,9 @@ def collect_counts(
             b, n, nn, hist = float(r[0]), int(r[1]), int(r[header[f"nn{i}"]]), r[header[f"h{i}"]]
             if ref.kind == "numeric":
                 le = _cumulative(hist, ref.edges)
-                numeric.setdefault(name, {})[b] = NumericCounts(n=n, nulls=n - nn, le=le)
+                lo = float(r[header[f"lo{i}"]] or 0.0) if ref.edges else 0.0
+                hi = float(r[header[f"hi{i}"]] or 0.0) if ref.edges else 0.0
+                numeric.setdefault(name, {})[b] = NumericCounts(n, n - nn, le, lo, hi)
             else:
                 levels: dict[str | None, int] = dict(hist) if isinstance(hist, dict) else {}
                 levels[None] = n - nn
@@ -344,10 +440,13 @@ def collect_counts(
 def merge_numeric(parts: list[NumericCounts], n_edges: int) -> NumericCounts:
     if not parts:
         return NumericCounts(0, 0, np.zeros(n_edges))
+    known = all(p.below is not None and p.above is not None for p in parts)
     return NumericCounts(
         sum(p.n for p in parts),
         sum(p.nulls for p in parts),
         sum(p.le for p in parts),  # type: ignore[arg-type]
+        sum(p.below or 0.0 for p in parts) if known else None,
+        sum(p.above or 0.0 for p in parts) if known else None,
     )
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 from keizoku.data.labels import canonical
 from keizoku.errors import KeizokuError, NotFoundError
 from keizoku.monitoring.drift import (
+    BucketCounts,
     DriftConfig,
     FeatureDrift,
     collect_counts,
@@ -23,11 +24,28 @@ from keizoku.monitoring.drift import (
     merge_numeric,
 )
 from keizoku.monitoring.log import FEATURE_PREFIX, segment_glob
+from keizoku.monitoring.multivariate import MultivariateDrift, domain_classifier, skipped
 from keizoku.monitoring.performance import LivePerformance, has_files, live_performance
-from keizoku.monitoring.reference import Reference, load_reference
+from keizoku.monitoring.reference import (
+    FeatureRef,
+    Reference,
+    load_reference,
+    load_reference_sample,
+)
 from keizoku.sections import validate_section
 
-__all__ = ["MonitorReport", "monitor", "drift_of_source", "drift_config"]
+__all__ = [
+    "MonitorReport",
+    "monitor",
+    "drift_of_source",
+    "drift_of_counts",
+    "drift_started",
+    "per_bucket",
+    "recent_drift",
+    "drift_config",
+    "rule_text",
+    "summary_lines",
+]
 
 PREDICTION = "__prediction__"
 
@@ -49,10 +67,28 @@ class MonitorReport:
     timeline: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     config: DriftConfig = field(default_factory=DriftConfig)
     elapsed_s: float = 0.0
+    recent: list[FeatureDrift] = field(default_factory=list)  # the most recent part alone
+    recent_since: float | None = None
+    buckets: dict[str, list[tuple[float, bool]]] = field(default_factory=dict)  # verdicts
+    started: dict[str, float] = field(default_factory=dict)  # first bucket of the drift
+    multivariate: MultivariateDrift | None = None
 
     @property
     def drifted(self) -> list[str]:
-        return [f.feature for f in self.features if f.drifted]
+        """Features drifted over the whole window or over its most recent part."""
+        whole = [f.feature for f in self.features if f.drifted]
+        return whole + [f for f in self.recent_only if f not in whole]
+
+    @property
+    def recent_only(self) -> list[str]:
+        """Features drifted in the most recent part that the whole window dilutes."""
+        whole = {f.feature for f in self.features if f.drifted}
+        return [f.feature for f in self.recent if f.drifted and f.feature not in whole]
+
+    @property
+    def any_drift(self) -> bool:
+        """A feature drifted, or the domain classifier tells the windows apart."""
+        return bool(self.drifted) or bool(self.multivariate and self.multivariate.drifted)
 
     def to_dict(self) -> dict[str, Any]:
         perf = None
@@ -66,12 +102,61 @@ class MonitorReport:
             "until": self.until,
             "n_rows": self.n_rows,
             "drifted": self.drifted,
+            "drifted_recent_only": self.recent_only,
             "features": [f.to_dict() for f in self.features],
+            "recent_since": self.recent_since,
+            "recent": [f.to_dict() for f in self.recent],
+            "buckets": {k: [[b, d] for b, d in v] for k, v in self.buckets.items()},
+            "started": self.started,
+            "multivariate": self.multivariate.to_dict() if self.multivariate else None,
             "prediction": self.prediction.to_dict() if self.prediction else None,
             "performance": perf,
             "config": self.config.model_dump(),
             "elapsed_s": self.elapsed_s,
         }
+
+
+def rule_text(cfg: DriftConfig) -> str:
+    """The drift rule in one sentence, with the thresholds in force."""
+    return (
+        f"drift = p < {cfg.alpha:g} and distance ≥ {cfg.numeric_threshold:g} "
+        f"(Wasserstein/std, numbers) or ≥ {cfg.categorical_threshold:g} (Jensen-Shannon, "
+        f"categories), or a null rate with p < {cfg.alpha:g} and Cohen's h ≥ "
+        f"{cfg.null_threshold:g}"
+    )
+
+
+def summary_lines(report: MonitorReport) -> list[str]:
+    """What the terminal prints under the table: the recent window, when drift started,
+    the multivariate check, and the verdict with the rule."""
+    lines: list[str] = []
+    when = "%Y-%m-%d %H:%M"
+    if report.recent_since is not None:
+        recent = {f.feature: f for f in report.recent}
+        moved = [f for f in report.recent if f.drifted]
+        head = f"Most recent part (from {_when(report.recent_since, when)}): "
+        lines.append(head + (", ".join(f.feature for f in moved) + " drifted"
+                             if moved else "no feature drifted") + ".")  # fmt: skip
+        for f in report.recent_only:
+            lines.append(
+                f"  {f}: shift confined to the recent part, diluted over the whole window "
+                f"({recent[f].reason})"
+            )
+    for feature, b in report.started.items():
+        lines.append(f"{feature}: drift started in the bucket of {_when(b, when)}.")
+    m = report.multivariate
+    if m is not None:
+        lines.append(
+            f"Multivariate: skipped: {m.skipped}"
+            if m.skipped
+            else f"Multivariate: {'DRIFT' if m.drifted else 'ok'}: {m.reason}"
+        )
+    drifted = report.drifted
+    lines.append(
+        (f"Drifted features: {', '.join(drifted)}" if drifted else "No feature drifted.")
+        + f" ({rule_text(report.config)}; {report.elapsed_s:.2f}s)"
+    )
+    return lines
 
 
 def drift_config(section: DriftConfig | Mapping[str, Any] | None) -> DriftConfig:
@@ -85,6 +170,66 @@ def _bucket_width(since: float | None, until: float) -> float:
     return 3600.0 if until - since <= 3 * 86400 else 86400.0
 
 
+def _judged(reference: Reference, prediction: str | None) -> dict[str, FeatureRef]:
+    feats = dict(reference.features)
+    if reference.prediction is not None and prediction is not None:
+        feats[PREDICTION] = reference.prediction
+    return feats
+
+
+def drift_of_counts(
+    counts: BucketCounts,
+    feats: dict[str, FeatureRef],
+    cfg: DriftConfig,
+    keep: set[float] | None = None,
+) -> dict[str, FeatureDrift]:
+    """Per feature, the verdict over the buckets in ``keep`` (all when None)."""
+    out: dict[str, FeatureDrift] = {}
+    for name, ref in feats.items():
+        if ref.kind == "numeric":
+            parts = [c for b, c in counts.numeric[name].items() if keep is None or b in keep]
+            out[name] = compare_numeric(name, ref, merge_numeric(parts, len(ref.edges)), cfg)
+        else:
+            lv = counts.categorical.get(name, {})
+            merged = merge_levels([c for b, c in lv.items() if keep is None or b in keep])
+            out[name] = compare_categorical(name, ref, merged, cfg)
+    return out
+
+
+def per_bucket(
+    counts: BucketCounts, feats: dict[str, FeatureRef], cfg: DriftConfig
+) -> dict[str, list[tuple[float, FeatureDrift]]]:
+    """Per feature, the verdict of each time bucket on its own, oldest first."""
+    out: dict[str, list[tuple[float, FeatureDrift]]] = {name: [] for name in feats}
+    for name, ref in feats.items():
+        if ref.kind == "numeric":
+            for b, c in sorted(counts.numeric[name].items()):
+                out[name].append((b, compare_numeric(name, ref, c, cfg)))
+        else:
+            for b, lv in sorted(counts.categorical.get(name, {}).items()):
+                out[name].append((b, compare_categorical(name, ref, lv, cfg)))
+    return out
+
+
+def drift_started(verdicts: list[tuple[float, bool]]) -> float | None:
+    """The bucket where drift started: the first of the drifted run that reaches the end,
+    else the first drifted bucket; None when no bucket drifted."""
+    if not any(d for _, d in verdicts):
+        return None
+    if verdicts[-1][1]:
+        start = len(verdicts) - 1
+        while start > 0 and verdicts[start - 1][1]:
+            start -= 1
+        return verdicts[start][0]
+    return next(b for b, d in verdicts if d)
+
+
+def _rename(results: dict[str, Any]) -> dict[str, Any]:
+    if PREDICTION in results:
+        results["prediction"] = results.pop(PREDICTION)
+    return results
+
+
 def drift_of_source(
     con: Any,
     source: str,
@@ -95,31 +240,28 @@ def drift_of_source(
 ) -> tuple[int, list[FeatureDrift], FeatureDrift | None, dict[str, list[tuple[float, float]]]]:
     """(rows, per-feature drift, prediction drift, PSI per bucket per feature) for ``source``."""
     counts = collect_counts(con, source, reference, columns, prediction)
-    feats = dict(reference.features)
-    if reference.prediction is not None and prediction is not None:
-        feats[PREDICTION] = reference.prediction
-    results: dict[str, FeatureDrift] = {}
-    timeline: dict[str, list[tuple[float, float]]] = {}
-    for name, ref in feats.items():
-        if ref.kind == "numeric":
-            per = counts.numeric[name]
-            overall = compare_numeric(
-                name, ref, merge_numeric(list(per.values()), len(ref.edges)), cfg
-            )
-            series = [(b, compare_numeric(name, ref, c, cfg).psi) for b, c in sorted(per.items())]
-        else:
-            lv = counts.categorical.get(name, {})
-            overall = compare_categorical(name, ref, merge_levels(list(lv.values())), cfg)
-            series = [
-                (b, compare_categorical(name, ref, c, cfg).psi) for b, c in sorted(lv.items())
-            ]
-        results[name] = overall
-        timeline[name] = series
+    n, feats, pred, timeline, _ = _judge(counts, reference, prediction, cfg)
+    return n, feats, pred, timeline
+
+
+def _judge(
+    counts: BucketCounts, reference: Reference, prediction: str | None, cfg: DriftConfig
+) -> tuple[
+    int,
+    list[FeatureDrift],
+    FeatureDrift | None,
+    dict[str, list[tuple[float, float]]],
+    dict[str, list[tuple[float, bool]]],
+]:
+    feats = _judged(reference, prediction)
+    results = drift_of_counts(counts, feats, cfg)
+    per = _rename(per_bucket(counts, feats, cfg))
+    timeline = {k: [(b, f.psi) for b, f in v] for k, v in per.items()}
+    verdicts = {k: [(b, f.drifted) for b, f in v if f.n >= cfg.min_rows] for k, v in per.items()}
     pred = results.pop(PREDICTION, None)
     if pred is not None:
         pred.feature = "prediction"
-        timeline["prediction"] = timeline.pop(PREDICTION)
-    return sum(counts.rows.values()), list(results.values()), pred, timeline
+    return sum(counts.rows.values()), list(results.values()), pred, timeline, verdicts
 
 
 def _log_columns(con: Any, pattern: str) -> set[str]:
@@ -141,7 +283,7 @@ def monitor(
 
     from keizoku.registry.store import resolve
 
-    started = time.perf_counter()
+    t0 = time.perf_counter()
     cfg = config or DriftConfig()
     _, v = resolve(f"{name}:{version}" if version is not None else f"{name}@champion")
     reference = load_reference(f"{name}:{v}")
@@ -159,12 +301,21 @@ def monitor(
         perf = live_performance(name, v, reference, since=since, root=root)
         if perf.n_labels == 0:
             perf = None
-    n, feats, pdrift, timeline = drift_of_source(con, source, reference, columns, pred, cfg)
+    counts = collect_counts(con, source, reference, columns, pred)
+    n, feats, pdrift, timeline, verdicts = _judge(counts, reference, pred, cfg)
     if n == 0:
         raise NotFoundError(
             f"No predictions of '{name}' in the window (since {_when(since)}). "
             "Widen it with --since (e.g. --since 7d)."
         )
+    width = _bucket_width(since, until) if data is None else 0.0
+    recent, recent_since = recent_drift(counts, reference, pred, cfg, until, width)
+    started = {k: b for k, v in verdicts.items() if (b := drift_started(v)) is not None}
+    multi = (
+        _multivariate(con, source, columns, reference, f"{name}:{v}", cfg)
+        if cfg.multivariate
+        else None
+    )
     return MonitorReport(
         model=name,
         version=v,
@@ -175,11 +326,60 @@ def monitor(
         features=feats,
         prediction=pdrift,
         performance=perf,
-        bucket_s=_bucket_width(since, until) if data is None else 0.0,
+        bucket_s=width,
         timeline=timeline,
         config=cfg,
-        elapsed_s=time.perf_counter() - started,
+        elapsed_s=time.perf_counter() - t0,
+        recent=recent,
+        recent_since=recent_since,
+        buckets=verdicts,
+        started=started,
+        multivariate=multi,
     )
+
+
+def recent_drift(
+    counts: BucketCounts,
+    reference: Reference,
+    prediction: str | None,
+    cfg: DriftConfig,
+    until: float,
+    width: float,
+) -> tuple[list[FeatureDrift], float | None]:
+    """Verdicts over the buckets that overlap the last ``cfg.recent`` seconds (none when
+    that is the whole window: one bucket, or a data file)."""
+    if width <= 0:
+        return [], None
+    keep = {b for b in counts.buckets if b + width > until - cfg.recent}
+    if not keep or len(keep) == len(counts.buckets):
+        return [], None
+    out = _rename(drift_of_counts(counts, _judged(reference, prediction), cfg, keep))
+    out.pop("prediction", None)
+    return list(out.values()), min(keep)
+
+
+def _multivariate(
+    con: Any, source: str, columns: dict[str, str], reference: Reference, ref: str,
+    cfg: DriftConfig,
+) -> MultivariateDrift:  # fmt: skip
+    """The domain classifier between the version's training sample and a window sample."""
+    sample = load_reference_sample(ref)
+    if sample is None:
+        return skipped(
+            f"version {ref} has no reference row sample (trained before it was kept): "
+            "retrain it to enable the multivariate check"
+        )
+    if not columns:
+        return skipped("no feature column in the window")
+    rows = cfg.multivariate_rows
+    cols = ", ".join(f"{expr} AS {_quote(f)}" for f, expr in columns.items())
+    cur = con.execute(
+        f"SELECT {cols} FROM ({source}) USING SAMPLE reservoir({rows} ROWS) REPEATABLE (0)"
+    ).df()
+    if len(sample) > rows:
+        sample = sample.sample(rows, random_state=0)
+    kinds = {f: reference.features[f].kind for f in columns}
+    return domain_classifier(sample, cur, kinds, auc_threshold=cfg.auc_threshold, alpha=cfg.alpha)
 
 
 def log_source(
@@ -215,10 +415,10 @@ def log_source(
     return source, columns, pred
 
 
-def _when(ts: float | None) -> str:
+def _when(ts: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
     if ts is None:
         return "the beginning"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+    return time.strftime(fmt, time.localtime(ts))
 
 
 def _quote(name: str) -> str:

@@ -13,6 +13,10 @@ training data:
   (the probability of the positive class for a binary model, the predicted class
   for a multiclass model, the value for a regression);
 * the metric and its cross-validated score, the task and the class labels.
+
+Beside it, ``reference_sample.parquet``: at most ``SAMPLE_ROWS`` training rows
+(features only, a seeded random sample) for the multivariate check
+(:mod:`keizoku.monitoring.multivariate`); the registry hashes it like every artifact.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ __all__ = [
     "build_reference",
     "reference_artifact",
     "load_reference",
+    "load_reference_sample",
+    "reference_sample",
     "numeric_ref",
     "categorical_ref",
     "BINS",
@@ -49,6 +55,8 @@ BINS = 20
 MAX_LEVELS = 50
 OTHER = "__other__"
 REFERENCE_FILE = "reference.json"
+SAMPLE_FILE = "reference_sample.parquet"
+SAMPLE_ROWS = 5000
 
 
 class FeatureRef(BaseModel):
@@ -63,6 +71,8 @@ class FeatureRef(BaseModel):
     std: float | None = None
     min: float | None = None
     max: float | None = None
+    below: float | None = None  # numbers: mean of max(first edge − x, 0) (None: older sketch)
+    above: float | None = None  # numbers: mean of max(x − last edge, 0)
     frequencies: dict[str, float] = Field(default_factory=dict)
     other: float = 0.0
 
@@ -102,6 +112,8 @@ def numeric_ref(values: pd.Series | np.ndarray, bins: int = BINS) -> FeatureRef:
     qs = np.quantile(ok, np.linspace(0, 1, bins + 1)[1:-1])
     edges = np.unique(qs)
     cdf = np.searchsorted(np.sort(ok), edges, side="right") / len(ok)
+    below, above = (float(np.maximum(edges[0] - ok, 0).mean()),
+                    float(np.maximum(ok - edges[-1], 0).mean()))  # fmt: skip
     return FeatureRef(
         kind="numeric",
         n=n,
@@ -112,6 +124,8 @@ def numeric_ref(values: pd.Series | np.ndarray, bins: int = BINS) -> FeatureRef:
         std=float(ok.std()),
         min=float(ok.min()),
         max=float(ok.max()),
+        below=below,
+        above=above,
     )
 
 
@@ -193,7 +207,34 @@ def reference_artifact(ctx: TrainingContext, folder: Path) -> dict[str, Path]:
     )
     path = Path(folder) / REFERENCE_FILE
     path.write_text(ref.model_dump_json(indent=1))
-    return {"reference": path}
+    sample = Path(folder) / SAMPLE_FILE
+    reference_sample(ctx.data.frame, list(ref.features)).to_parquet(sample, index=False)
+    return {"reference": path, "reference_sample": sample}
+
+
+def reference_sample(
+    frame: pd.DataFrame, features: list[str], rows: int = SAMPLE_ROWS
+) -> pd.DataFrame:
+    """At most ``rows`` rows of ``frame``'s ``features`` (seeded, so a retrain is reproducible)."""
+    cols = [c for c in features if c in frame.columns]
+    if len(frame) > rows:
+        frame = frame.sample(rows, random_state=0)
+    out = frame[cols].reset_index(drop=True)
+    for c in cols:  # mixed object columns do not write to Parquet: categories as text
+        if out[c].dtype == object:
+            out[c] = out[c].map(lambda v: None if pd.isna(v) else canonical(v)).astype("string")
+    return out
+
+
+def load_reference_sample(ref: str) -> pd.DataFrame | None:
+    """The training row sample of ``ref`` (None for a version trained before it was kept)."""
+    from keizoku.registry.store import version_artifact
+
+    try:
+        path = version_artifact(ref, SAMPLE_FILE)
+    except NotFoundError:
+        return None
+    return pd.read_parquet(path)
 
 
 def load_reference(ref: str) -> Reference:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from keizoku.monitoring.drift import FeatureDrift
-from keizoku.monitoring.monitor import MonitorReport
+from keizoku.monitoring.monitor import MonitorReport, rule_text
 
 __all__ = ["drift_context", "render_html", "write_html"]
 
@@ -32,8 +32,15 @@ def drift_context(report: MonitorReport) -> dict[str, Any]:
         "source": report.source,
         "since": _when(report.since) if report.since else "start",
         "until": _when(report.until),
-        "alpha": report.config.alpha,
-        "psi_threshold": report.config.psi_threshold,
+        "rule": rule_text(report.config),
+        "recent": None
+        if report.recent_since is None
+        else {
+            "since": _when(report.recent_since),
+            "confined": report.recent_only,
+            "features": [_row(f) for f in report.recent],
+        },
+        "multivariate": None if report.multivariate is None else report.multivariate.to_dict(),
         "performance": None
         if perf is None
         else {
@@ -42,7 +49,7 @@ def drift_context(report: MonitorReport) -> dict[str, Any]:
             "training": perf.training,
             "n_labels": perf.n_labels,
         },
-        "features": [_row(f) for f in feats],
+        "features": [_row(f, report.started.get(f.feature)) for f in feats],
         "panels": [
             {
                 "feature": f.feature,
@@ -59,8 +66,11 @@ def drift_context(report: MonitorReport) -> dict[str, Any]:
     }
 
 
-def _row(f: FeatureDrift) -> dict[str, Any]:
+def _row(f: FeatureDrift, started: float | None = None) -> dict[str, Any]:
     return {
+        "n": f.n,
+        "reason": f.reason,
+        "started": _when(started) if started is not None else None,
         "feature": f.feature,
         "kind": f.kind,
         "test": f.test,
