@@ -198,7 +198,7 @@ def reference_artifact(ctx: TrainingContext, folder: Path) -> dict[str, Path]:
 
 def load_reference(ref: str) -> Reference:
     """The reference statistics saved with model version ``ref`` (``NAME[@alias|:v]``)."""
-    from keizoku.registry.store import version_artifact
+    from keizoku.registry.models import version_artifact
 
     try:
         path = version_artifact(ref, REFERENCE_FILE)
