@@ -44,10 +44,19 @@ def _artifact_root() -> str:
 
 
 def _experiment(c: Any, project: str) -> str:
+    """The id of the project's experiment, created on first use."""
+    from mlflow.exceptions import MlflowException
+
     exp = c.get_experiment_by_name(project)
-    if exp is not None:
-        return str(exp.experiment_id)
-    return str(c.create_experiment(project, artifact_location=f"{_artifact_root()}/{project}"))
+    if exp is None:
+        try:
+            location = f"{_artifact_root()}/{project}"
+            return str(c.create_experiment(project, artifact_location=location))
+        except MlflowException:  # another command created it meanwhile
+            exp = c.get_experiment_by_name(project)
+            if exp is None:
+                raise
+    return str(exp.experiment_id)
 
 
 def _requirements() -> list[str]:
