@@ -40,7 +40,7 @@ from keizoku.data.schema import Schema
 from keizoku.data.validate import ANY_FIX, Checked, RecordValidator, check_records
 from keizoku.errors import UserInputError
 from keizoku.registry.servable import ServableMember, ServableModel
-from keizoku.training.model import KeizokuModel, Member, raw_predict
+from keizoku.training.model import raw_predict
 
 __all__ = [
     "TREE_FAMILIES",
@@ -114,7 +114,7 @@ SHAP_CHUNK = 200
 
 
 def _tree_importance(
-    member: Member, frame: pd.DataFrame, task: str, features: list[str], deadline: float
+    member: ServableMember, frame: pd.DataFrame, task: str, features: list[str], deadline: float
 ) -> tuple[np.ndarray, str, int]:
     """Mean |SHAP| per original feature, over chunks of rows until the deadline (≥ 1 chunk)."""
     owners = encoded_to_feature(list(member.encoder.feature_names_out_), features)
@@ -136,7 +136,7 @@ def _tree_importance(
 
 
 def _permutation_importance(
-    member: Member,
+    member: ServableMember,
     frame: pd.DataFrame,
     y: np.ndarray,
     task: str,
@@ -166,7 +166,7 @@ def _permutation_importance(
 
 
 def _member_importance(
-    m: Member,
+    m: ServableMember,
     frame: pd.DataFrame,
     y: np.ndarray,
     task: str,
@@ -191,7 +191,7 @@ def _member_importance(
 
 
 def global_importance(
-    model: KeizokuModel,
+    model: ServableModel,
     frame: pd.DataFrame,
     y: np.ndarray,
     metric: Any,
