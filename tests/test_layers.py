@@ -32,6 +32,8 @@ RANKS: dict[str, float] = {
     "lifecycle.policy": 4.5, "lifecycle.gates": 4.5,
     "spec": 5, "project": 5,
     "lifecycle": 6,
+    # The Python API and the scikit-learn estimators: over training, registry and lifecycle.
+    "api": 6.5, "sklearn": 6.5,
     "serving": 7,
     "cli": 8,
 }  # fmt: skip

@@ -1,9 +1,46 @@
 """keizoku (継続, "continuation"): from a raw table to a monitored model that keeps improving.
 
-The public surface is small; see ``__all__``. Heavy modules load lazily.
+The public surface is small; see ``__all__``. Heavy modules load lazily: ``import keizoku``
+imports neither pandas nor the model zoo; ``keizoku.train`` and ``keizoku.load`` (from
+:mod:`keizoku.api`) and the scikit-learn estimators (:mod:`keizoku.sklearn`) load on first use.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from keizoku.errors import KeizokuError
 
+if TYPE_CHECKING:
+    from keizoku.api import Predictor, load, train
+    from keizoku.sklearn import KeizokuClassifier, KeizokuRegressor
+
 __version__ = "0.1.0"
-__all__ = ["KeizokuError", "__version__"]
+__all__ = [
+    "KeizokuClassifier",
+    "KeizokuError",
+    "KeizokuRegressor",
+    "Predictor",
+    "__version__",
+    "load",
+    "train",
+]
+
+_LAZY = {
+    "train": "keizoku.api",
+    "load": "keizoku.api",
+    "Predictor": "keizoku.api",
+    "KeizokuClassifier": "keizoku.sklearn",
+    "KeizokuRegressor": "keizoku.sklearn",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'keizoku' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value

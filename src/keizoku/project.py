@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -31,6 +31,9 @@ from keizoku.training.config import merge_train
 from keizoku.training.context import TrainingContext, TrainingData
 from keizoku.training.cv import TrialResult
 from keizoku.training.search import SearchResult, run_search
+
+if TYPE_CHECKING:
+    from keizoku.registry import TrainingRun
 
 ArtifactBuilder = Callable[[TrainingContext, Path], dict[str, Path]]
 
@@ -192,14 +195,7 @@ def train_project(
     with TrainingRun(spec.project, params=params) as run:
 
         def trial_done(t: TrialResult, elapsed: float) -> None:
-            metrics = {
-                "cv_score": t.mean,
-                "cv_std": t.std,
-                "fit_time_s": t.fit_time_s,
-                "latency_ms": t.latency_ms,
-                "size_mb": t.size_mb,
-            }
-            run.log_trial(t.number, t.family, t.params, metrics if t.fold_scores else {}, t.status)
+            log_trial(run, t)
             if on_trial is not None:
                 on_trial(t, elapsed)
 
@@ -213,32 +209,55 @@ def train_project(
             on_trial=trial_done,
         )
         ctx = TrainingContext.build(spec.project, data, result)
-        metric = result.metric.name
-        run.log_metrics(
-            {
-                f"cv_{metric}": result.cv_score,
-                "cv_std": result.cv_std,
-                "elapsed_s": result.elapsed_s,
-                "n_trials": len(result.trials),
-            }
-        )
-        with tempfile.TemporaryDirectory(prefix="keizoku-art-") as tmp:
-            files = _artifacts(Path(tmp), ctx)
-            for builder in ARTIFACT_BUILDERS:
-                files.update(builder(ctx, Path(tmp)))
-            if extra_artifacts is not None:
-                files.update(extra_artifacts(ctx, Path(tmp)))
-            tags = {
-                "keizoku.data_sha256": data.data_sha256,
-                "keizoku.schema_sha256": data.schema_sha256,
-                "keizoku.metric": metric,
-                "keizoku.cv_score": f"{result.cv_score:.6g}",
-                "keizoku.task": str(schema.task),
-                "keizoku.members": ",".join(m.family for m in result.model.members),
-            }
-            version = run.register(result.model, files, tags, _signature(frame, schema, result))
+        extra = (extra_artifacts,) if extra_artifacts is not None else ()
+        version = register_candidate(run, ctx, extra=extra)
     # A candidate: no alias until keizoku.lifecycle gates and admits it (alias set then).
     return TrainOutcome(spec.project, version, "", result, data.data_sha256, data.schema_sha256)
+
+
+def log_trial(run: TrainingRun, t: TrialResult) -> None:
+    """One finished trial of the search, as a child run of ``run``."""
+    metrics = {
+        "cv_score": t.mean,
+        "cv_std": t.std,
+        "fit_time_s": t.fit_time_s,
+        "latency_ms": t.latency_ms,
+        "size_mb": t.size_mb,
+    }
+    run.log_trial(t.number, t.family, t.params, metrics if t.fold_scores else {}, t.status)
+
+
+def register_candidate(
+    run: TrainingRun, ctx: TrainingContext, *, extra: Sequence[ArtifactBuilder] = ()
+) -> int:
+    """Log the search's metrics and artifacts to ``run``; register its model as a new version.
+
+    The version is a candidate (no alias, no traffic) until ``keizoku.lifecycle`` gates and
+    admits it. Used by ``train_project`` and by the Python API, so both register the same way.
+    """
+    result, data, schema = ctx.result, ctx.data, ctx.schema
+    metric = result.metric.name
+    run.log_metrics(
+        {
+            f"cv_{metric}": result.cv_score,
+            "cv_std": result.cv_std,
+            "elapsed_s": result.elapsed_s,
+            "n_trials": len(result.trials),
+        }
+    )
+    with tempfile.TemporaryDirectory(prefix="keizoku-art-") as tmp:
+        files = _artifacts(Path(tmp), ctx)
+        for builder in (*ARTIFACT_BUILDERS, *extra):
+            files.update(builder(ctx, Path(tmp)))
+        tags = {
+            "keizoku.data_sha256": data.data_sha256,
+            "keizoku.schema_sha256": data.schema_sha256,
+            "keizoku.metric": metric,
+            "keizoku.cv_score": f"{result.cv_score:.6g}",
+            "keizoku.task": str(schema.task),
+            "keizoku.members": ",".join(m.family for m in result.model.members),
+        }
+        return run.register(result.model, files, tags, _signature(data.frame, schema, result))
 
 
 def _artifacts(tmp: Path, ctx: TrainingContext) -> dict[str, Path]:
