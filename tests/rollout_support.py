@@ -68,7 +68,7 @@ def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def set_gate(version: int, verdict: str) -> None:
-    from keizoku.registry.store import client
+    from keizoku.registry.backend import client
 
     client().set_model_version_tag(MODEL, str(version), "keizoku.gate", verdict)
 

@@ -199,7 +199,7 @@ def test_mlflow_pyfunc_scores_a_plain_csv_frame(trained: Project) -> None:
     """`mlflow.pyfunc` users load the registered model and score pandas' own dtypes."""
     code = (
         "import mlflow, pandas as pd, sys\n"
-        "from keizoku.registry.store import client\n"
+        "from keizoku.registry.backend import client\n"
         "client()\n"
         "m = mlflow.pyfunc.load_model('models:/penguins@champion')\n"
         "out = m.predict(pd.read_csv(sys.argv[1]).drop(columns=['species']))\n"

@@ -19,7 +19,13 @@ RANKS: dict[str, float] = {
     "errors": 0, "home": 0, "names": 0, "duration": 0, "sections": 0, "audit": 0,
     "auth": 0, "reporting": 0.5,
     "data": 1, "features": 1, "prediction": 1,
-    "registry": 2, "rag": 2,
+    "rag": 2,
+    # Inside the registry, as in MLflow: the store and its client, then the model registry
+    # (versions, aliases, verified reads), then tracking (runs; a run registers what it
+    # logged). The model registry never imports tracking; the package re-exports both.
+    "registry.backend": 2.1, "registry.refs": 2.1, "registry.servable": 2.1,
+    "registry.models": 2.2, "registry.pyfunc": 2.3, "registry.tracking": 2.3,
+    "registry": 2.4,
     "training": 3,
     "evaluation": 4, "monitoring": 4,
     # The lifecycle's spec sections (retraining policy, gate settings) sit below the spec.

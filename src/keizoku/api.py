@@ -31,7 +31,7 @@ from keizoku.training.context import TrainingContext, TrainingData
 
 if TYPE_CHECKING:
     from keizoku.lifecycle.retrain import Admission
-    from keizoku.training.model import KeizokuModel
+    from keizoku.registry.servable import ServableModel
 
 __all__ = ["Explanation", "Leaderboard", "Predictor", "check_frame", "fit_frame", "load", "train"]
 
@@ -96,7 +96,7 @@ class Predictor:
     ``name``/``version`` are set once it is registered (or when it was loaded).
     """
 
-    model: KeizokuModel
+    model: ServableModel
     board: pd.DataFrame
     cv_score: float
     background: pd.DataFrame | None = None
@@ -405,7 +405,7 @@ def _register(
     from keizoku.lifecycle.retrain import _row_hashes, _undo_candidate, gate_and_admit
     from keizoku.project import log_trial, register_candidate
     from keizoku.registry import TrainingRun
-    from keizoku.registry.store import delete_version
+    from keizoku.registry.models import delete_version
 
     ctx = TrainingContext.build(name, trained.data, trained.result)
     result, data, schema = ctx.result, ctx.data, ctx.schema

@@ -6,7 +6,7 @@ to a name typed on the command line, in a spec, or in a URL, so a name is always
 file name inside ``KEIZOKU_HOME`` and a safe literal in a registry filter.
 
 ``check_name`` validates the form; whether a model *exists* is the registry's question
-(``keizoku.registry.store.require_model``).
+(``keizoku.registry.models.require_model``).
 """
 
 from __future__ import annotations

@@ -167,7 +167,7 @@ def train_project(
     ``started`` (a ``time.monotonic()`` reading) is when the user's clock started; the
     budget then covers reading the data and registering the model, not only the search.
     """
-    from keizoku.registry.store import TrainingRun
+    from keizoku.registry.tracking import TrainingRun
 
     spec, base = load_spec(spec_path)
     given = dict(overrides or {})
@@ -272,7 +272,7 @@ def _artifacts(tmp: Path, ctx: TrainingContext) -> dict[str, Path]:
 
 
 def _signature(frame: pd.DataFrame, schema: Schema, result: SearchResult) -> Any:
-    from keizoku.registry.store import signature_of
+    from keizoku.registry.models import signature_of
 
     cols = [c.name for c in schema.features + schema.sensitive]
     # Column types as in the training data: MLflow refuses to cast int64 input to a double
@@ -297,7 +297,7 @@ def predict_file(
     category or a missing feature is a DataError naming the column, value and first row,
     unless ``allow_unseen`` (then a KeizokuWarning counts them and they are scored).
     """
-    from keizoku.registry.store import load_model
+    from keizoku.registry.models import load_model
 
     suffix = Path(out).suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):

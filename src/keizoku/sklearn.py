@@ -28,8 +28,8 @@ from keizoku.api import fit_frame
 from keizoku.data.labels import LabelCodec
 from keizoku.data.schema import Column, Schema, Task, infer_schema
 from keizoku.errors import UserInputError
+from keizoku.registry.servable import ServableModel
 from keizoku.training.config import TrainSpec, merge_train
-from keizoku.training.model import KeizokuModel
 
 __all__ = ["InputError", "KeizokuClassifier", "KeizokuRegressor"]
 
@@ -149,7 +149,7 @@ class _KeizokuEstimator(BaseEstimator):  # type: ignore[misc]
                 raise
             raise InputError(exc.message) from exc
         # The model and its leaderboard, not the training context (it holds the data).
-        self.model_: KeizokuModel = found.model
+        self.model_: ServableModel = found.model
         self.leaderboard_: pd.DataFrame = found.board
 
     def _raw(self, X: Any) -> np.ndarray:

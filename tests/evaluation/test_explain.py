@@ -21,7 +21,7 @@ from keizoku.evaluation.explain import (
     encoded_to_feature,
     global_importance,
 )
-from keizoku.registry.store import load_model, version_artifact
+from keizoku.registry.models import load_model, version_artifact
 from keizoku.serving.explain_routes import explain_ref
 from keizoku.training.model import KeizokuModel
 

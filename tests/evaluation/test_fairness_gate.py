@@ -16,7 +16,7 @@ from keizoku.errors import UserInputError
 from keizoku.evaluation.fairness import fairness_report, parse_fairness
 from keizoku.evaluation.gate import check_evidence
 from keizoku.evaluation.report import write_report
-from keizoku.registry.store import version_artifact
+from keizoku.registry.models import version_artifact
 from keizoku.spec import Spec, load_spec
 
 from .conftest import Trained, biased_frame, train_frame

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from keizoku.cli import app
 from keizoku.evaluation.report import SECTIONS, load_evidence, write_report
-from keizoku.registry.store import get_version, version_artifact
+from keizoku.registry.models import get_version, version_artifact
 
 from .conftest import CHROMIUM, CHROMIUM_ARGS, Trained
 

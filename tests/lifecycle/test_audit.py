@@ -61,7 +61,7 @@ def test_audit_refuses_a_name_that_would_leave_its_folder(keizoku_home: Path) ->
 def spec_with_stand_in_champion(keizoku_home: Path, tmp_path: Path) -> Path:
     """A penguins project whose champion is a stand-in: gating it crashes."""
     from keizoku.project import init_project
-    from keizoku.registry.store import TrainingRun
+    from keizoku.registry.tracking import TrainingRun
     from keizoku.spec import DataSpec
 
     csv = tmp_path / "penguins.csv"
@@ -82,7 +82,7 @@ def test_a_crash_after_registering_leaves_nothing_registered(
     import pandas as pd
 
     from keizoku.lifecycle.retrain import train_candidate
-    from keizoku.registry.store import aliases, list_versions
+    from keizoku.registry.models import aliases, list_versions
 
     holdout = pd.read_csv(spec_with_stand_in_champion.parent / "penguins.csv").head(40)
     with pytest.raises(AttributeError):

@@ -63,7 +63,8 @@ def _beat(root: Path, version: int, total: int, errors: int) -> Path:
 
 def test_canary_rolls_back_on_errors_then_steps_up_to_promotion(project: Path) -> None:
     from keizoku import audit
-    from keizoku.registry.store import client, resolve
+    from keizoku.registry.backend import client
+    from keizoku.registry.models import resolve
 
     client().delete_model_version_tag(MODEL, "2", "keizoku.gate")  # as if never gated
     out = cli(project, "deploy", MODEL, "--canary", "10", "--no-wait")

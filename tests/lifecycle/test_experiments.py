@@ -52,7 +52,7 @@ def _log(rows: list[tuple[str, int, str, float, str]], shadow: bool = False) -> 
 
 
 def test_deploy_refuses_a_version_that_did_not_pass_its_gates(project: Path) -> None:
-    from keizoku.registry.store import client
+    from keizoku.registry.backend import client
 
     client().delete_model_version_tag(MODEL, "2", "keizoku.gate")  # as if never gated
     out = cli(project, "deploy", MODEL, "--split", "champion=90,challenger=10")
@@ -124,13 +124,13 @@ def test_abtest_counts_only_the_experiments_versions_since_it_started(project: P
 
     out = cli(project, "rollback", MODEL, "--reason", "drill")
     assert out.returncode == 0, out.stderr
-    from keizoku.registry.store import resolve
+    from keizoku.registry.models import resolve
 
     assert resolve(f"{MODEL}@champion")[1] == 1
 
 
 def test_status_and_the_bounded_wait_name_the_server_that_disagrees(project: Path) -> None:
-    from keizoku.registry.store import set_alias
+    from keizoku.registry.models import set_alias
 
     set_alias(MODEL, "challenger", 2)
     set_gate(2, "passed")

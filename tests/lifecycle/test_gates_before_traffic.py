@@ -55,7 +55,7 @@ class Home:
 def _aliases_from(kz: Home) -> dict[str, int]:
     proc = subprocess.run(
         [str(Path(KEIZOKU_EXE).with_name("python")), "-c",
-         "import json; from keizoku.registry.store import aliases; "
+         "import json; from keizoku.registry.models import aliases; "
          "print(json.dumps(aliases('penguins')))"],
         env=kz.env, capture_output=True, text=True, check=True,
     )  # fmt: skip
@@ -137,7 +137,8 @@ def _register_ungated(kz: Home) -> int:
     """A version registered without gates (as before this change): state 'registered'."""
     code = (
         "import tempfile, pathlib\n"
-        "from keizoku.registry.store import TrainingRun, load_model\n"
+        "from keizoku.registry.tracking import TrainingRun\n"
+        "from keizoku.registry.models import load_model\n"
         "d = pathlib.Path(tempfile.mkdtemp()); (d / 'model_card.md').write_text('# card')\n"
         "with TrainingRun('penguins') as run:\n"
         "    print(run.register(load_model('penguins:2'), {'card': d / 'model_card.md'}, {}))\n"
@@ -171,7 +172,8 @@ def test_promote_of_a_never_gated_version_gates_it_or_names_the_command(kz: Home
 
 def _artifact(kz: Home, version: int, filename: str) -> Path:
     code = (
-        "from keizoku.registry.store import _local_dir, client\n"
+        "from keizoku.registry.models import _local_dir\n"
+        "from keizoku.registry.backend import client\n"
         f"print(_local_dir(client(), 'penguins', {version}) / 'artifacts' / {filename!r})\n"
     )
     proc = subprocess.run(

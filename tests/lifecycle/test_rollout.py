@@ -16,7 +16,7 @@ from keizoku.lifecycle.rollout import champion_stack, promote, rollback
 
 def _register(tmp: Path, card: bool = True) -> int:
     """Register a tiny stand-in version (the registry stores any picklable object)."""
-    from keizoku.registry.store import TrainingRun
+    from keizoku.registry.tracking import TrainingRun
 
     files = {}
     if card:
@@ -48,7 +48,7 @@ def _log(skip: int = 4) -> list[dict]:
 
 
 def _aliases() -> dict[str, int]:
-    from keizoku.registry.store import client
+    from keizoku.registry.backend import client
 
     return {k: int(v) for k, v in (client().get_registered_model("m").aliases or {}).items()}
 

@@ -45,7 +45,7 @@ NAME = "m"
 
 def _stand_in(tmp: Path, obj: Any = None) -> int:
     """Register a version cheaply (the registry stores any picklable object)."""
-    from keizoku.registry.store import TrainingRun
+    from keizoku.registry.tracking import TrainingRun
 
     (tmp / "model_card.md").write_text("# card\n")
     with TrainingRun(NAME) as run:
@@ -58,7 +58,7 @@ def _to(entry: dict[str, Any]) -> str | None:
 
 
 def _aliases() -> dict[str, int]:
-    from keizoku.registry.store import aliases
+    from keizoku.registry.models import aliases
 
     return aliases(NAME)
 
@@ -167,7 +167,7 @@ class Lifecycle(RuleBasedStateMachine):
     counts: dict[str, int] = {}  # across examples: proof that the rules really ran
 
     def __init__(self) -> None:
-        from keizoku.registry import store
+        from keizoku.registry import models as store
 
         super().__init__()
         self.root = Path(tempfile.mkdtemp(prefix="kz-sm-"))
@@ -238,7 +238,8 @@ class Lifecycle(RuleBasedStateMachine):
 
     @rule(pick=st.integers(0, 20))
     def tamper(self, pick: int) -> None:
-        from keizoku.registry.store import MODEL_FILE, _local_dir, client
+        from keizoku.registry.backend import client
+        from keizoku.registry.models import MODEL_FILE, _local_dir
 
         if not self.versions:
             return
@@ -279,7 +280,7 @@ class Lifecycle(RuleBasedStateMachine):
         self.server.refresh(NAME)  # a refused swap is reported, never raised
 
     def _answers_traffic(self, version: int, log: list[dict[str, Any]]) -> bool:
-        from keizoku.registry.store import get_version
+        from keizoku.registry.models import get_version
 
         tags = get_version(f"{NAME}:{version}").tags
         first = any(e["action"] == "admit" and e["version"] == version
@@ -306,7 +307,7 @@ class Lifecycle(RuleBasedStateMachine):
 
     @invariant()
     def champion_and_challenger_passed_their_gates(self) -> None:
-        from keizoku.registry.store import get_version
+        from keizoku.registry.models import get_version
 
         if not self.versions:
             return

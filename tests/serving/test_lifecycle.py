@@ -73,7 +73,7 @@ def test_keys_are_enforced(make_server: Any, trained: dict[str, Any]) -> None:
         log = srv.output()
         assert predict_key not in log and admin_key not in log
     finally:
-        from keizoku.registry.store import set_alias
+        from keizoku.registry.models import set_alias
 
         set_alias(MODEL, "champion", 1)
         set_alias(MODEL, "challenger", 2)
@@ -123,13 +123,14 @@ def _wait(cond: Any, timeout: float = 15.0) -> None:
 
 
 def _artifact(version: int) -> Path:
-    from keizoku.registry.store import MODEL_FILE, _local_dir, client
+    from keizoku.registry.backend import client
+    from keizoku.registry.models import MODEL_FILE, _local_dir
 
     return _local_dir(client(), MODEL, version) / "artifacts" / MODEL_FILE
 
 
 def test_tampered_version_is_refused_on_swap(make_server: Any, trained: dict[str, Any]) -> None:
-    from keizoku.registry.store import set_alias
+    from keizoku.registry.models import set_alias
 
     server = make_server("--poll-interval", "0.3").wait_ready()  # has never loaded version 2
     path = _artifact(2)
@@ -152,7 +153,8 @@ def test_an_ungated_version_never_answers_however_the_alias_moved(
     make_server: Any, trained: dict[str, Any]
 ) -> None:
     """An alias moved around keizoku (MLflow's own client) cannot put a version on traffic."""
-    from keizoku.registry.store import client, get_version, set_alias
+    from keizoku.registry.backend import client
+    from keizoku.registry.models import get_version, set_alias
 
     server = make_server("--poll-interval", "0.3").wait_ready()
     tags = get_version(f"{MODEL}:2").tags

@@ -258,7 +258,7 @@ def test_metrics_exposition(server: Any, trained: dict[str, Any]) -> None:
 
 
 def test_promote_under_load_drops_nothing(server: Any, trained: dict[str, Any]) -> None:
-    from keizoku.registry.store import set_alias
+    from keizoku.registry.models import set_alias
 
     rec = _base(trained)
     results: list[tuple[int, Any]] = []
@@ -294,7 +294,7 @@ def test_promote_under_load_drops_nothing(server: Any, trained: dict[str, Any]) 
 
 def _deploy(*args: str) -> None:
     from keizoku.cli import app
-    from keizoku.registry.store import client
+    from keizoku.registry.backend import client
 
     # only a version that passed its gates may get traffic (deploy refuses others)
     client().set_model_version_tag(MODEL, "2", "keizoku.gate", "passed")

@@ -348,7 +348,7 @@ def models(
 ) -> None:
     """List registered models, their versions, states, aliases and metrics."""
     from keizoku.lifecycle.state import states
-    from keizoku.registry.store import list_models, list_versions, require_model
+    from keizoku.registry.models import list_models, list_versions, require_model
 
     names = [require_model(name)] if name else list_models()
     if not names:

@@ -136,7 +136,7 @@ def evidence(ref: Ref, config: SpecOpt = None) -> None:
 
     from keizoku.errors import GateError
     from keizoku.lifecycle.rollout import promotion_refusals
-    from keizoku.registry.store import resolve, verify_version
+    from keizoku.registry.models import resolve, verify_version
 
     name, version = resolve(ref)
     verify_version(name, version)

@@ -125,7 +125,7 @@ def status(
     from keizoku.lifecycle.experiments import active_experiment
     from keizoku.lifecycle.servers import disagreements, expected_variants, live_beats
     from keizoku.names import check_name
-    from keizoku.registry.store import list_versions
+    from keizoku.registry.models import list_versions
 
     check_name(name)
     versions = list_versions(name)

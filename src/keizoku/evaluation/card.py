@@ -37,7 +37,7 @@ def intended_use(base: Path | None = None) -> str:
 def lineage(name: str) -> list[dict[str, Any]]:
     """Every registered version of ``name``: version, aliases, metric, score, created."""
     from keizoku.errors import NotFoundError
-    from keizoku.registry.store import list_versions
+    from keizoku.registry.models import list_versions
 
     try:
         versions = list_versions(name)

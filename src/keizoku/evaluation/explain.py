@@ -39,7 +39,8 @@ import pandas as pd
 from keizoku.data.schema import Schema
 from keizoku.data.validate import ANY_FIX, Checked, RecordValidator, check_records
 from keizoku.errors import UserInputError
-from keizoku.training.model import KeizokuModel, Member, raw_predict
+from keizoku.registry.servable import ServableMember, ServableModel
+from keizoku.training.model import raw_predict
 
 __all__ = [
     "TREE_FAMILIES",
@@ -79,7 +80,9 @@ def _aggregate(values: np.ndarray, owners: list[str], features: list[str]) -> np
     return out
 
 
-def tree_shap(member: Member, X: np.ndarray, task: str) -> tuple[np.ndarray, np.ndarray, str]:
+def tree_shap(
+    member: ServableMember, X: np.ndarray, task: str
+) -> tuple[np.ndarray, np.ndarray, str]:
     """SHAP values (n × encoded × outputs), expected values (outputs) and their space."""
     import shap
 
@@ -103,7 +106,7 @@ def tree_shap(member: Member, X: np.ndarray, task: str) -> tuple[np.ndarray, np.
     return values, expected, space
 
 
-def _shap_supported(member: Member) -> bool:
+def _shap_supported(member: ServableMember) -> bool:
     return member.family in TREE_FAMILIES
 
 
@@ -111,7 +114,7 @@ SHAP_CHUNK = 200
 
 
 def _tree_importance(
-    member: Member, frame: pd.DataFrame, task: str, features: list[str], deadline: float
+    member: ServableMember, frame: pd.DataFrame, task: str, features: list[str], deadline: float
 ) -> tuple[np.ndarray, str, int]:
     """Mean |SHAP| per original feature, over chunks of rows until the deadline (≥ 1 chunk)."""
     owners = encoded_to_feature(list(member.encoder.feature_names_out_), features)
@@ -133,7 +136,7 @@ def _tree_importance(
 
 
 def _permutation_importance(
-    member: Member,
+    member: ServableMember,
     frame: pd.DataFrame,
     y: np.ndarray,
     task: str,
@@ -163,7 +166,7 @@ def _permutation_importance(
 
 
 def _member_importance(
-    m: Member,
+    m: ServableMember,
     frame: pd.DataFrame,
     y: np.ndarray,
     task: str,
@@ -188,7 +191,7 @@ def _member_importance(
 
 
 def global_importance(
-    model: KeizokuModel,
+    model: ServableModel,
     frame: pd.DataFrame,
     y: np.ndarray,
     metric: Any,
@@ -236,13 +239,13 @@ def check_record(schema: Schema, record: dict[str, Any], *, allow_unseen: bool =
     )
 
 
-def _output_index(model: KeizokuModel, proba: np.ndarray) -> int | None:
+def _output_index(model: ServableModel, proba: np.ndarray) -> int | None:
     if model.task == "regression":
         return None
     return 1 if model.task == "binary" else int(np.argmax(proba))
 
 
-def _explain_tree(model: KeizokuModel, record: dict[str, Any]) -> dict[str, Any]:
+def _explain_tree(model: ServableModel, record: dict[str, Any]) -> dict[str, Any]:
     member = model.members[0]
     X = member.encoder.transform_records([record])
     values, expected, space = tree_shap(member, X, model.task)
@@ -254,13 +257,13 @@ def _explain_tree(model: KeizokuModel, record: dict[str, Any]) -> dict[str, Any]
     return {"method": "tree_shap", "space": space, "expected": float(expected[j]), "phi": contrib}
 
 
-def _model_output(model: KeizokuModel, frame: pd.DataFrame, k: int | None) -> np.ndarray:
+def _model_output(model: ServableModel, frame: pd.DataFrame, k: int | None) -> np.ndarray:
     raw = model.predict_raw(frame)
     return raw if k is None else raw[:, k]
 
 
 def _explain_sampling(
-    model: KeizokuModel, record: dict[str, Any], background: pd.DataFrame, k: int | None
+    model: ServableModel, record: dict[str, Any], background: pd.DataFrame, k: int | None
 ) -> dict[str, Any]:
     features = model.feature_names
     d = len(features)
@@ -290,7 +293,7 @@ def _explain_sampling(
 
 
 def explain_row(
-    model: KeizokuModel,
+    model: ServableModel,
     record: dict[str, Any],
     background: pd.DataFrame | None = None,
     top: int = 10,

@@ -24,7 +24,7 @@ __all__ = ["check_evidence", "fairness_reasons"]
 
 
 def _artifact(name: str, version: int, filename: str) -> Any:
-    from keizoku.registry.store import version_artifact
+    from keizoku.registry.models import version_artifact
 
     try:
         return version_artifact(f"{name}:{version}", filename)

@@ -63,7 +63,7 @@ class Evidence:
 
 
 def _read(ref: str, filename: str) -> Path | None:
-    from keizoku.registry.store import version_artifact
+    from keizoku.registry.models import version_artifact
 
     try:
         return version_artifact(ref, filename)
@@ -78,7 +78,7 @@ def _json(ref: str, filename: str) -> dict[str, Any] | None:
 
 def load_evidence(ref: str) -> Evidence:
     """The evidence files of ``ref`` (``NAME[@alias|:version]``); missing files are None."""
-    from keizoku.registry.store import get_version
+    from keizoku.registry.models import get_version
 
     info = get_version(ref)
     exact = info.ref
@@ -101,7 +101,7 @@ def evaluate_file(ref: str, data: str, read: Any = None) -> tuple[dict[str, Any]
     """Score ``data`` (it needs the target column) → (evaluation, fairness) on it."""
     from keizoku.data.ingest import read_table
     from keizoku.data.validate import validate_frame
-    from keizoku.registry.store import load_model
+    from keizoku.registry.models import load_model
 
     model = load_model(ref)
     schema = model.schema

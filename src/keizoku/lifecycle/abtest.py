@@ -222,7 +222,7 @@ def abtest(
     from keizoku.lifecycle.experiments import active_experiment, load_experiment
     from keizoku.monitoring.performance import labelled_rows
     from keizoku.names import check_name
-    from keizoku.registry.store import resolve
+    from keizoku.registry.models import resolve
 
     check_name(name)
     exp = load_experiment(name, experiment) if experiment else active_experiment(name)

@@ -163,7 +163,7 @@ def served_versions(
     name: str, deployment: Deployment, aliases: list[str] | None = None
 ) -> dict[str, int]:
     """variant → the version that should answer: the pinned one, else the alias's version now."""
-    from keizoku.registry.store import resolve
+    from keizoku.registry.models import resolve
 
     aliases = aliases or deployment.aliases
     if "champion" not in aliases:

@@ -174,7 +174,7 @@ def deployment_lock(name: str) -> Iterator[None]:
 
 
 def _check_gated(name: str, alias: str, version: int, champion: int) -> None:
-    from keizoku.registry.store import get_version
+    from keizoku.registry.models import get_version
 
     if version == champion:
         return
@@ -210,7 +210,7 @@ def deploy(
     ``shadow=""`` / ``sticky_key=""`` clear those fields; ``None`` keeps the current value.
     ``canary_steps`` makes the experiment a canary (``split`` is its first step).
     """
-    from keizoku.registry.store import list_versions
+    from keizoku.registry.models import list_versions
 
     check_name(name)
     list_versions(name)  # NotFoundError, with a "did you mean", before anything is written
@@ -232,7 +232,7 @@ def _deploy_locked(
     reason: str,
 ) -> tuple[Any, Experiment | None]:
     from keizoku.lifecycle.deployment import Deployment, load_deployment, save_deployment
-    from keizoku.registry.store import resolve
+    from keizoku.registry.models import resolve
 
     current = load_deployment(name)
     previous = active_experiment(name)

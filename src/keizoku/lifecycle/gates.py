@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from keizoku.training.metrics import Metric
+
+if TYPE_CHECKING:
+    from keizoku.registry.servable import ServableModel
 
 __all__ = [
     "GateConfig",
@@ -142,7 +145,7 @@ def _paired_errors(
     return np.asarray(ma - mb)  # losses: champion − challenger = oriented gain
 
 
-def latency_ms(model: Any, records: list[dict[str, Any]], repeats: int = 50) -> float:
+def latency_ms(model: ServableModel, records: list[dict[str, Any]], repeats: int = 50) -> float:
     """Median time to score one record on the serving fast path."""
     rows = (records * (repeats // max(len(records), 1) + 1))[:repeats] or [{}]
     model.predict_raw_records(rows[:1])  # warm up
@@ -225,7 +228,7 @@ def split_holdout(
     return fit.reset_index(drop=True), hold.reset_index(drop=True)
 
 
-def _codes(model: Any, values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+def _codes(model: ServableModel, values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(encoded labels, mask of rows whose label the model knows)."""
     from keizoku.data.labels import LabelCodec
 
@@ -245,15 +248,22 @@ def run_gates(
 ) -> tuple[GateReport, dict[str, Any]]:
     """Gate ``name:candidate`` against ``name:champion`` on ``holdout``: (report, statistics)."""
     from keizoku.data.labels import canonical
-    from keizoku.registry.store import load_model
+    from keizoku.errors import IntegrityError
+    from keizoku.registry.models import load_model
     from keizoku.training.metrics import get_metric
 
     champ, cand = load_model(f"{name}:{champion}"), load_model(f"{name}:{candidate}")
+    task = champ.schema.task
+    if task is None:
+        raise IntegrityError(
+            f"Version {name}:{champion} has a schema without a task; "
+            "retrain it with `keizoku train`."
+        )
     y, known = _codes(champ, holdout[target])
     rows = holdout[known]
     features = [c.name for c in champ.schema.features + champ.schema.sensitive]
     hx = rows[[c for c in features if c in rows.columns]]
-    metric = get_metric(champ.metric or None, champ.schema.task)
+    metric = get_metric(champ.metric or None, task)
     info: dict[str, Any] = {
         "metric": metric.name,
         "rows": len(rows),

@@ -120,7 +120,7 @@ def tick(
 ) -> Tick:
     """One pass of the loop for ``name`` (see the module docstring)."""
     from keizoku.lifecycle.retrain import retrain
-    from keizoku.registry.store import resolve
+    from keizoku.registry.models import resolve
     from keizoku.spec import load_spec
 
     check_name(name)
@@ -193,7 +193,7 @@ def _decide(name: str, exp: Any, actor: str | None) -> str:
 def _start(name: str, policy: RetrainingPolicy, actor: str | None) -> list[str]:
     from keizoku.lifecycle import canary
     from keizoku.lifecycle.experiments import deploy
-    from keizoku.registry.store import get_version, resolve
+    from keizoku.registry.models import get_version, resolve
 
     try:
         challenger = get_version(f"{name}@challenger")

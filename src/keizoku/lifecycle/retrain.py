@@ -90,7 +90,7 @@ def _new_labels(name: str, after: float) -> int:
 def check_triggers(name: str, policy: RetrainingPolicy, champion: int) -> list[str]:
     """The triggers that fire now, each as a sentence."""
     from keizoku.monitoring.monitor import monitor
-    from keizoku.registry.store import get_version
+    from keizoku.registry.models import get_version
 
     t = policy.triggers
     fired: list[str] = []
@@ -154,7 +154,7 @@ def labelled_traffic(
 
 def warm_start(name: str, version: int) -> list[dict[str, Any]]:
     """The champion's member configurations, for ``train_project(overrides={"warm_start"})``."""
-    from keizoku.registry.store import load_model, version_artifact
+    from keizoku.registry.models import load_model, version_artifact
 
     try:
         info = json.loads(version_artifact(f"{name}:{version}", "training.json").read_text())
@@ -194,7 +194,7 @@ class Admission:
 
 
 def _champion(name: str) -> int | None:
-    from keizoku.registry.store import aliases
+    from keizoku.registry.models import aliases
 
     try:
         return aliases(name).get("champion")
@@ -267,7 +267,7 @@ def train_candidate(
     Returns (the ``TrainOutcome``, the ``Admission``).
     """
     from keizoku.project import train_project
-    from keizoku.registry.store import delete_version
+    from keizoku.registry.models import delete_version
     from keizoku.spec import load_spec
 
     spec, _ = load_spec(spec_path)
@@ -325,7 +325,7 @@ def _row_hashes(ctx: TrainingContext, folder: Path) -> dict[str, Path]:
 
 def _unseen(name: str, champion: int, frame: pd.DataFrame) -> pd.DataFrame | None:
     """Rows of ``frame`` the champion was not fit on (None when it did not record its rows)."""
-    from keizoku.registry.store import version_artifact
+    from keizoku.registry.models import version_artifact
 
     try:
         seen = np.load(version_artifact(f"{name}:{champion}", ROWS_FILE))
@@ -402,7 +402,7 @@ def retrain(
 
     A crash is audited (``retrain`` with status ``crashed``) and leaves nothing registered.
     """
-    from keizoku.registry.store import require_model, resolve
+    from keizoku.registry.models import require_model, resolve
 
     require_model(name)
     champion = resolve(f"{name}@champion")[1]
@@ -427,7 +427,7 @@ def _retrain(
     on_trial: Any,
 ) -> RetrainOutcome:
     from keizoku.project import load_training_data
-    from keizoku.registry.store import load_model
+    from keizoku.registry.models import load_model
     from keizoku.spec import load_spec
 
     spec, base = load_spec(spec_path)

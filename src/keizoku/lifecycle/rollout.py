@@ -35,7 +35,7 @@ __all__ = ["promote", "rollback", "promotion_refusals", "champion_stack", "GATE_
 
 
 def _champion(name: str) -> int | None:
-    from keizoku.registry.store import aliases
+    from keizoku.registry.models import aliases
 
     return aliases(name).get("champion")
 
@@ -53,7 +53,7 @@ def _load_spec(spec: Any) -> Any:
 
 def promotion_refusals(name: str, version: int, spec: Any = None) -> list[str]:
     """Reasons to refuse promoting ``name:version`` (empty: it may be promoted)."""
-    from keizoku.registry.store import get_version
+    from keizoku.registry.models import get_version
 
     info = get_version(f"{name}:{version}")
     current = state.state_of(name, version)
@@ -144,7 +144,7 @@ def promote(
     data: str | None = None,
 ) -> dict[str, Any]:
     """Make ``name:version`` the champion; returns the audit entry. GateError when refused."""
-    from keizoku.registry.store import get_version, require_model, verify_version
+    from keizoku.registry.models import get_version, require_model, verify_version
 
     require_model(name)
     if force and not reason.strip():
@@ -197,7 +197,7 @@ def rollback(name: str, *, actor: str | None = None, reason: str = "") -> dict[s
 
     IntegrityError (nothing moves) when that version's files fail their hash check.
     """
-    from keizoku.registry.store import get_version, require_model, verify_version
+    from keizoku.registry.models import get_version, require_model, verify_version
 
     require_model(name)
     with state.model_lock(name):

@@ -114,7 +114,7 @@ def may_answer(name: str, version: int, variant: str) -> None:
     a rollback may restore). Versions registered before keizoku recorded states (no
     ``keizoku.state`` tag) keep serving as champion.
     """
-    from keizoku.registry.store import get_version
+    from keizoku.registry.models import get_version
 
     tags = get_version(f"{name}:{version}").tags
     stored, gate = tags.get(STATE_TAG), tags.get(GATE_TAG)
@@ -132,14 +132,14 @@ def may_answer(name: str, version: int, variant: str) -> None:
 
 def states(name: str) -> dict[int, str]:
     """version → state, for every version of ``name``."""
-    from keizoku.registry.store import aliases, list_versions
+    from keizoku.registry.models import aliases, list_versions
 
     current = aliases(name)
     return {v.version: _derive(v.version, v.tags, current) for v in list_versions(name)}
 
 
 def state_of(name: str, version: int) -> str:
-    from keizoku.registry.store import aliases, get_version
+    from keizoku.registry.models import aliases, get_version
 
     return _derive(version, get_version(f"{name}:{version}").tags, aliases(name))
 
@@ -148,14 +148,14 @@ class _Changes:
     """What one transition changed, so it can be undone."""
 
     def __init__(self, name: str) -> None:
-        from keizoku.registry.store import aliases
+        from keizoku.registry.models import aliases
 
         self.name = name
         self.aliases_before = aliases(name)
         self.tags_before: dict[int, dict[str, str | None]] = {}
 
     def tag(self, version: int, key: str, value: str | None) -> None:
-        from keizoku.registry.store import delete_tag, get_version, set_tag
+        from keizoku.registry.models import delete_tag, get_version, set_tag
 
         saved = self.tags_before.setdefault(version, {})
         if key not in saved:
@@ -167,7 +167,7 @@ class _Changes:
             set_tag(self.name, version, key, value)
 
     def undo(self) -> None:
-        from keizoku.registry.store import aliases, delete_alias, delete_tag, set_alias, set_tag
+        from keizoku.registry.models import aliases, delete_alias, delete_tag, set_alias, set_tag
 
         now = aliases(self.name)
         for alias, version in self.aliases_before.items():
@@ -187,7 +187,7 @@ class _Changes:
 
 
 def _had_champion(name: str) -> bool:
-    from keizoku.registry.store import aliases
+    from keizoku.registry.models import aliases
 
     return "champion" in aliases(name) or "archived" in states(name).values()
 
@@ -232,7 +232,7 @@ def transition(
     to ``gated-pass``/``gated-fail``. Moving a version to ``champion`` archives the previous
     champion; moving one to ``challenger`` returns the previous challenger to ``gated-pass``.
     """
-    from keizoku.registry.store import aliases, delete_alias, set_alias
+    from keizoku.registry.models import aliases, delete_alias, set_alias
 
     with model_lock(name):
         current = state_of(name, version)

@@ -120,7 +120,7 @@ def check_feedback(
     and a ``label`` that is one of the model's classes (a number for regression), in
     any spelling ``keizoku.data.labels.canonical`` accepts.
     """
-    from keizoku.registry.store import list_versions
+    from keizoku.registry.models import list_versions
 
     check_name(model)
     list_versions(model)  # NotFoundError (with a "did you mean") for an unknown model

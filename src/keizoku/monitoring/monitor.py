@@ -281,7 +281,7 @@ def monitor(
     """Drift (and live metric where labels arrived) of ``name``'s champion (or ``version``)."""
     import duckdb
 
-    from keizoku.registry.store import resolve
+    from keizoku.registry.models import resolve
 
     t0 = time.perf_counter()
     cfg = config or DriftConfig()
@@ -430,7 +430,7 @@ def _register_file(
 ) -> tuple[str, dict[str, str], str | None, LivePerformance | None]:
     """Score a data file with the version and expose it to DuckDB as table ``current``."""
     from keizoku.data.ingest import read_table
-    from keizoku.registry.store import load_model
+    from keizoku.registry.models import load_model
 
     frame = read_table(data, None)
     model = load_model(f"{name}:{version}")

@@ -239,7 +239,7 @@ def load_reference_sample(ref: str) -> pd.DataFrame | None:
 
 def load_reference(ref: str) -> Reference:
     """The reference statistics saved with model version ``ref`` (``NAME[@alias|:v]``)."""
-    from keizoku.registry.store import version_artifact
+    from keizoku.registry.models import version_artifact
 
     try:
         path = version_artifact(ref, REFERENCE_FILE)

@@ -5,7 +5,8 @@ store object is built, in every process, with no lock between processes. Two
 ``keizoku train`` started at once on a fresh ``KEIZOKU_HOME`` both ran the
 migration, both crashed (``table _alembic_tmp_model_versions already exists``)
 and left the store broken for good. So, before any ``MlflowClient`` touches a
-database store, :func:`prepare` (called by ``registry.store.client()``):
+database store, :func:`prepare` (called by :func:`client`, the one place an
+``MlflowClient`` is made):
 
 1. takes an exclusive ``fcntl.flock`` on ``<db file>.lock`` (for the default store
    ``KEIZOKU_HOME/mlflow.db.lock``; ``KEIZOKU_HOME/mlflow.db.lock`` for a server
@@ -40,9 +41,18 @@ from typing import Any
 from urllib.parse import urlparse
 
 from keizoku.errors import ConflictError
-from keizoku.home import home
+from keizoku.home import home, mlflow_uri
 
-__all__ = ["LOCK_WAIT_S", "RepairResult", "StoreHealth", "check", "prepare", "repair"]
+__all__ = [
+    "LOCK_WAIT_S",
+    "RepairResult",
+    "StoreHealth",
+    "check",
+    "client",
+    "prepare",
+    "repair",
+    "store_lock",
+]
 
 LOCK_WAIT_S = 120.0  # a migration of a large store takes seconds; anything longer is stuck
 TMP_PREFIX = "_alembic_tmp_"
@@ -159,6 +169,27 @@ def store_lock(uri: str, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _quiet() -> None:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_TRACKING_DISABLE_TELEMETRY", "true")
+    for name in ("mlflow", "alembic", "mlflow.store.db.utils"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def client() -> Any:
+    """The ``MlflowClient`` of this home's store (tracking and registry share one URI)."""
+    _quiet()
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = mlflow_uri()
+    prepare(uri)  # schema created once, under a lock; a damaged store is refused
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(uri, uri)
 
 
 def prepare(uri: str) -> None:

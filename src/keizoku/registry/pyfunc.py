@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import mlflow
 import pandas as pd
 
 from keizoku.errors import IntegrityError
+from keizoku.registry.models import sha256_file
 
-__all__ = ["KeizokuPyfunc", "sha256_file"]
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+__all__ = ["KeizokuPyfunc"]
 
 
 class KeizokuPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]

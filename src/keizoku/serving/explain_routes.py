@@ -44,7 +44,7 @@ _backgrounds: dict[tuple[str, int], pd.DataFrame] = {}
 
 
 def _background(name: str, version: int) -> pd.DataFrame | None:
-    from keizoku.registry.store import version_artifact
+    from keizoku.registry.models import version_artifact
 
     key = (name, version)
     with _lock:
@@ -71,8 +71,8 @@ def explain_ref(
 ) -> dict[str, Any]:
     """Explain one record with the registered model ``ref`` (library entry point)."""
     from keizoku.evaluation.explain import explain_row
+    from keizoku.registry.models import load_model, resolve
     from keizoku.registry.refs import parse_ref
-    from keizoku.registry.store import load_model, resolve
 
     name, version = resolve(parse_ref(ref))
     model = load_model(f"{name}:{version}")

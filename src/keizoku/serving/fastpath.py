@@ -12,13 +12,16 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from keizoku.data.labels import canonical
 from keizoku.errors import UserInputError, ValidationError
 from keizoku.prediction import Prediction
+
+if TYPE_CHECKING:
+    from keizoku.registry.servable import ServableModel
 
 __all__ = [
     "MAX_RECORDS",
@@ -114,7 +117,7 @@ def records_of(payload: Any, reserved: set[str]) -> tuple[list[Any], bool]:
 
 
 def score(
-    model: Any,
+    model: ServableModel,
     records: list[dict[str, Any]],
     *,
     version: int,
@@ -147,7 +150,7 @@ def score(
     return out
 
 
-def _raw(model: Any, records: list[dict[str, Any]]) -> Any:
+def _raw(model: ServableModel, records: list[dict[str, Any]]) -> np.ndarray:
     """One record: the pandas-free path. Large batches: one DataFrame, vectorised encoding."""
     if len(records) < FRAME_AT:
         return model.predict_raw_records(records)

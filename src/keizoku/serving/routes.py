@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
@@ -45,6 +45,9 @@ from keizoku.serving.fastpath import parse_body, records_of, score
 from keizoku.serving.metrics import CONTENT_TYPE, Metrics
 from keizoku.serving.security import Guard
 from keizoku.serving.state import ModelSet, ServedModel
+
+if TYPE_CHECKING:
+    from keizoku.registry.servable import ServableModel
 
 __all__ = [
     "NotReadyError",
@@ -173,7 +176,7 @@ def _route(served: ServedModel, records: list[dict[str, Any]]) -> dict[str, list
 
 
 async def _score(
-    model: Any,
+    model: ServableModel,
     records: list[dict[str, Any]],
     version: int,
     variant: str,
@@ -287,7 +290,7 @@ async def list_served(request: Request, who: PredictCaller) -> Response:
 )
 async def model_detail(name: str, request: Request, who: PredictCaller) -> Response:
     """One model: its registered versions (aliases, metrics, tags) and the served schema."""
-    from keizoku.registry.store import list_versions
+    from keizoku.registry.models import list_versions
 
     served = _served(request, name)
     versions = await asyncio.to_thread(list_versions, served.name)

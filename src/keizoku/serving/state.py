@@ -14,13 +14,14 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from keizoku.errors import KeizokuError, NotFoundError, UserInputError
+from keizoku.errors import KeizokuError, NotFoundError
 from keizoku.lifecycle.deployment import (
     Deployment,
     deployment_path,
     load_deployment,
     served_versions,
 )
+from keizoku.registry.servable import ServableModel
 from keizoku.serving.metrics import Metrics
 from keizoku.serving.schemas import RecordValidator
 
@@ -35,7 +36,7 @@ class LoadedVersion:
 
     name: str
     version: int
-    model: Any  # keizoku.training.model.KeizokuModel
+    model: ServableModel
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ class ModelSet:
     _reported: set[tuple[str, str]] = field(default_factory=set)
 
     def model_names(self) -> list[str]:
-        from keizoku.registry.store import list_models
+        from keizoku.registry.models import list_models
 
         if self.names:
             return list(self.names)
@@ -163,7 +164,7 @@ class ModelSet:
 
     def _build(self, name: str, old: ServedModel | None, force: bool) -> ServedModel | None:
         from keizoku.lifecycle.state import may_answer
-        from keizoku.registry.store import load_model
+        from keizoku.registry.models import load_model
 
         stamp = _stamp(name)
         deployment = load_deployment(name)
@@ -187,17 +188,6 @@ class ModelSet:
                 continue
             may_answer(name, version, alias)  # never an ungated version, however aliases moved
             model = load_model(f"{name}:{version}")
-            _check_model(name, version, model)
             variants[alias] = LoadedVersion(name, version, model)
         validator = RecordValidator(variants["champion"].model.schema, deployment.entity_key)
         return ServedModel(name, deployment, stamp, variants, validator)
-
-
-def _check_model(name: str, version: int, model: Any) -> None:
-    needed = ("schema", "task", "predict_raw_records", "labels")
-    missing = [attr for attr in needed if not hasattr(model, attr)]
-    if missing:
-        raise UserInputError(
-            f"Version {name}:{version} is not a keizoku model (lacks {missing}); only models "
-            "registered by `keizoku train` can be served."
-        )

@@ -1,4 +1,4 @@
-"""The registry on a real MLflow SQLite store: versions, aliases, verified loading."""
+"""The model registry on a real MLflow SQLite store: versions, aliases, verified loading."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from keizoku.data.schema import infer_schema
 from keizoku.errors import IntegrityError, NotFoundError, UserInputError
 from keizoku.lifecycle.retrain import train_gated
 from keizoku.project import init_project
-from keizoku.registry import store
+from keizoku.registry import models
+from keizoku.registry.backend import client
 from keizoku.registry.refs import ModelRef, parse_ref
 from keizoku.spec import DataSpec
 
@@ -46,24 +47,24 @@ def test_refs_parse_and_reject_bad_text() -> None:
 
 
 def test_version_carries_hash_fingerprints_and_artifacts(project) -> None:  # type: ignore[no-untyped-def]
-    info = store.get_version("cancer@champion")
+    info = models.get_version("cancer@champion")
     assert info.version == 1 and info.aliases == ["champion"]
     assert len(info.tags["keizoku.sha256"]) == 64
     assert len(info.tags["keizoku.data_sha256"]) == 64
     assert len(info.tags["keizoku.schema_sha256"]) == 64
     assert info.metrics["cv_roc_auc"] > 0.95
-    recorded = store.recorded_artifacts(info.tags)
-    assert recorded[store.MODEL_FILE] == info.tags["keizoku.sha256"]
+    recorded = models.recorded_artifacts(info.tags)
+    assert recorded[models.MODEL_FILE] == info.tags["keizoku.sha256"]
     assert {"schema.yaml", "leaderboard.csv", "training.json", "reference.json",
             "model_card.md"} <= set(recorded)  # fmt: skip
     assert all(len(sha) == 64 for sha in recorded.values())
-    board = pd.read_csv(store.version_artifact("cancer:1", "leaderboard.csv"))
+    board = pd.read_csv(models.version_artifact("cancer:1", "leaderboard.csv"))
     assert {"model", "score", "latency_ms", "size_mb"} <= set(board.columns)
-    assert store.version_artifact("cancer:1", "schema.yaml").read_text().startswith("# keizoku")
+    assert models.version_artifact("cancer:1", "schema.yaml").read_text().startswith("# keizoku")
 
 
 def test_trials_are_child_runs_of_one_parent(project) -> None:  # type: ignore[no-untyped-def]
-    c = store.client()
+    c = client()
     exp = c.get_experiment_by_name("cancer")
     runs = c.search_runs([exp.experiment_id])
     parents = [r for r in runs if r.data.tags.get("keizoku.kind") == "train"]
@@ -78,10 +79,10 @@ def test_mlflow_pyfunc_scores_like_keizoku(project) -> None:  # type: ignore[no-
     import mlflow
 
     _, frame = project
-    store.client()
+    client()
     pyfunc = mlflow.pyfunc.load_model("models:/cancer@champion")
     sample = frame.drop(columns=["target"]).head(25)
-    ours = store.load_model("cancer").score_frame(sample)
+    ours = models.load_model("cancer").score_frame(sample)
     theirs = pyfunc.predict(sample)
     np.testing.assert_allclose(theirs["proba_1"], ours["proba_1"])
 
@@ -89,25 +90,25 @@ def test_mlflow_pyfunc_scores_like_keizoku(project) -> None:  # type: ignore[no-
 def test_tampered_model_file_is_refused(project, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        path = store.version_artifact("cancer:1", store.MODEL_FILE)
+        path = models.version_artifact("cancer:1", models.MODEL_FILE)
     original = path.read_bytes()
-    store._cache.clear()
+    models._cache.clear()
     try:
         path.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
         with pytest.raises(IntegrityError) as exc:
-            store.load_model("cancer:1")
+            models.load_model("cancer:1")
         assert "was modified after registration" in str(exc.value)
         assert "Refusing to load it." in str(exc.value)
     finally:
         path.write_bytes(original)
-    assert store.load_model("cancer:1").task == "binary"
+    assert models.load_model("cancer:1").task == "binary"
 
 
 def test_missing_alias_and_version_are_not_found(project) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(NotFoundError, match="has no version with alias 'staging'"):
-        store.resolve("cancer@staging")
+        models.resolve("cancer@staging")
     with pytest.raises(NotFoundError, match="Model 'cancer' has no version 42"):
-        store.resolve("cancer:42")
+        models.resolve("cancer:42")
 
 
 def test_schema_of_registered_model_matches_inference(project) -> None:  # type: ignore[no-untyped-def]
@@ -115,16 +116,16 @@ def test_schema_of_registered_model_matches_inference(project) -> None:  # type:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         expected = infer_schema(frame, "target")
-    assert store.load_model("cancer").schema.names == expected.names
+    assert models.load_model("cancer").schema.names == expected.names
 
 
 def test_every_artifact_is_hash_checked_when_read(project) -> None:  # type: ignore[no-untyped-def]
-    path = store.version_artifact("cancer:1", "reference.json")
+    path = models.version_artifact("cancer:1", "reference.json")
     original = path.read_bytes()
     try:
         path.write_bytes(original[: len(original) // 2])
         with pytest.raises(IntegrityError) as exc:
-            store.version_artifact("cancer:1", "reference.json")
+            models.version_artifact("cancer:1", "reference.json")
         assert exc.value.message.startswith(
             "Artifact 'reference.json' of cancer:1 was modified after registration: sha256 "
         )
@@ -132,18 +133,18 @@ def test_every_artifact_is_hash_checked_when_read(project) -> None:  # type: ign
             "Refusing to use it; restore the file or retrain with `keizoku train`."
         )
         with pytest.raises(IntegrityError, match="reference.json"):
-            store.verify_version("cancer", 1)
+            models.verify_version("cancer", 1)
     finally:
         path.write_bytes(original)
-    store.verify_version("cancer", 1)
+    models.verify_version("cancer", 1)
 
 
 def test_names_are_checked_before_the_registry_is_asked(project) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(UserInputError, match="is not valid: use 1-64 ASCII letters"):
-        store.list_versions("x' OR name LIKE '%")
+        models.list_versions("x' OR name LIKE '%")
     with pytest.raises(UserInputError, match="is not valid"):
-        store.require_model("a" * 300)
+        models.require_model("a" * 300)
     with pytest.raises(NotFoundError) as exc:
-        store.require_model("cancr")
+        models.require_model("cancr")
     assert exc.value.message.startswith("No registered model named 'cancr'; did you mean 'cancer'?")
-    assert store.require_model("cancer") == "cancer"
+    assert models.require_model("cancer") == "cancer"

@@ -1,51 +1,54 @@
-"""All MLflow access: runs, trials, model versions, aliases, verified loading.
+"""The model registry: registered models, their versions, aliases and tags; verified reads.
 
-Storage is picked by URI (``KEIZOKU_TRACKING_URI``; default SQLite under
-``KEIZOKU_HOME``), artifacts go under ``KEIZOKU_HOME/artifacts`` (or
-``KEIZOKU_ARTIFACT_ROOT``, e.g. ``s3://bucket/prefix``).
+Like MLflow's model registry it sits beside tracking (:mod:`keizoku.registry.tracking`):
+a version points at a model a run logged. Registration records the sha256 of every
+file of the version (``keizoku.sha256``, ``keizoku.artifacts``); every read
+(:func:`load_model`, :func:`version_artifact`, :func:`verify_version`) checks it and
+refuses a file that changed. :func:`load_model` returns a
+:class:`~keizoku.registry.servable.ServableModel`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import logging
 import os
-import shutil
 import tempfile
 import threading
-import time
 import warnings
-from dataclasses import dataclass, field
-from importlib import metadata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from keizoku.errors import IntegrityError, NotFoundError
+from keizoku.errors import IntegrityError, NotFoundError, UserInputError
 from keizoku.home import home, mlflow_uri
 from keizoku.names import check_name
-from keizoku.registry import backend
+from keizoku.registry.backend import client, store_lock
 from keizoku.registry.refs import ModelRef, parse_ref
+from keizoku.registry.servable import ServableModel
 
 __all__ = [
+    "MODEL_FILE",
     "ModelVersionInfo",
-    "TrainingRun",
+    "aliases",
+    "delete_alias",
+    "delete_tag",
+    "delete_version",
     "get_version",
     "list_models",
     "list_versions",
     "load_model",
+    "recorded_artifacts",
+    "register",
+    "require_model",
     "resolve",
     "set_alias",
-    "version_artifact",
-    "verify_version",
-    "require_model",
-    "recorded_artifacts",
-    "aliases",
     "set_tag",
-    "delete_tag",
-    "delete_version",
-    "delete_alias",
-    "client",
+    "sha256_file",
+    "signature_of",
+    "verify_version",
+    "version_artifact",
 ]
 
 MODEL_FILE = "keizoku_model.pkl"
@@ -53,39 +56,16 @@ TAG_SHA = "keizoku.sha256"
 TAG_ARTIFACTS = "keizoku.artifacts"  # JSON {file name: sha256} of every artifact file
 TAG_STATE = "keizoku.state"  # lifecycle state, see keizoku.lifecycle.state
 _lock = threading.Lock()
-_cache: dict[tuple[str, int], Any] = {}
+_cache: dict[tuple[str, int], ServableModel] = {}
 CACHE_SIZE = 8  # loaded models kept in memory per process
 
 
-def _quiet() -> None:
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("MLFLOW_TRACKING_DISABLE_TELEMETRY", "true")
-    for name in ("mlflow", "alembic", "mlflow.store.db.utils"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-
-def client() -> Any:
-    _quiet()
-    import mlflow
-    from mlflow import MlflowClient
-
-    uri = mlflow_uri()
-    backend.prepare(uri)  # schema created once, under a lock; a damaged store is refused
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return MlflowClient(uri, uri)
-
-
-def _artifact_root() -> str:
-    return os.environ.get("KEIZOKU_ARTIFACT_ROOT") or (home() / "artifacts").as_uri()
-
-
-def _experiment(c: Any, project: str) -> str:
-    exp = c.get_experiment_by_name(project)
-    if exp is not None:
-        return str(exp.experiment_id)
-    return str(c.create_experiment(project, artifact_location=f"{_artifact_root()}/{project}"))
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 @dataclass
@@ -251,8 +231,6 @@ _verified: dict[tuple[str, int, int], str] = {}  # (path, mtime_ns, size) → sh
 
 
 def _sha_cached(path: Path) -> str:
-    from keizoku.registry.pyfunc import sha256_file
-
     st = path.stat()
     key = (str(path), st.st_mtime_ns, st.st_size)
     with _lock:
@@ -315,11 +293,10 @@ def verify_version(name: str, version: int) -> None:
         _check_file(name, version, folder / filename, expected)
 
 
-def load_model(ref: str | ModelRef) -> Any:
-    """Load a registered ``KeizokuModel``, refusing a file whose sha256 was not recorded."""
+def load_model(ref: str | ModelRef) -> ServableModel:
+    """Load a registered model, refusing a file whose sha256 was not recorded or differs,
+    and an object that is not a keizoku model (see :class:`ServableModel`)."""
     import joblib
-
-    from keizoku.registry.pyfunc import sha256_file
 
     name, version = resolve(ref)
     with _lock:
@@ -341,6 +318,13 @@ def load_model(ref: str | ModelRef) -> Any:
             f"{actual[:12]}… does not match the recorded {expected[:12]}…. Refusing to load it."
         )
     model = joblib.load(path)
+    if not isinstance(model, ServableModel):
+        needed = sorted(a for a in vars(ServableModel) if not a.startswith("_"))
+        lacks = [a for a in needed if not hasattr(model, a)]
+        raise UserInputError(
+            f"Version {name}:{version} is not a keizoku model (lacks {lacks}); only models "
+            "registered by `keizoku train` can be loaded."
+        )
     with _lock:
         _cache[(name, version)] = model
         while len(_cache) > CACHE_SIZE:  # oldest first: a hot swap keeps the new and the old
@@ -348,155 +332,46 @@ def load_model(ref: str | ModelRef) -> Any:
     return model
 
 
-def _requirements() -> list[str]:
-    reqs = []
-    for dist in ("keizoku", "scikit-learn", "lightgbm", "xgboost-cpu", "pandas", "numpy", "mlflow"):
+def register(
+    name: str, model_uri: str, run_id: str, hashes: dict[str, str], tags: dict[str, str]
+) -> int:
+    """Register a logged model as a new version of ``name``; undo on any failure.
+
+    ``hashes`` maps each file of the version (the model file included) to its sha256,
+    as computed when it was logged. No alias is set: the version is ``registered`` (tag
+    ``keizoku.state``) until ``keizoku.lifecycle.state`` admits it after its gates.
+    Registrations hold the store's lock, so concurrent ones get distinct versions.
+    """
+    if MODEL_FILE not in hashes:
+        raise IntegrityError(f"Registering {name} needs the sha256 of its model file {MODEL_FILE}.")
+    c = client()  # prepares the store before its lock is taken below
+    recorded = {
+        **tags,
+        TAG_SHA: hashes[MODEL_FILE],
+        TAG_ARTIFACTS: json.dumps(hashes, sort_keys=True),
+        TAG_STATE: "registered",
+    }
+    version: int | None = None
+    with store_lock(mlflow_uri()):
         try:
-            reqs.append(f"{dist}=={metadata.version(dist)}")
-        except metadata.PackageNotFoundError:
-            continue
-    return reqs
-
-
-@dataclass
-class TrainingRun:
-    """A parent MLflow run for one ``keizoku train``; trials become child runs."""
-
-    project: str
-    params: dict[str, Any] = field(default_factory=dict)
-    run_id: str = ""
-    experiment_id: str = ""
-    _client: Any = None
-
-    def __enter__(self) -> TrainingRun:
-        self._client = client()
-        self.experiment_id = _experiment(self._client, self.project)
-        run = self._client.create_run(
-            self.experiment_id,
-            run_name=f"train {time.strftime('%Y-%m-%d %H:%M:%S')}",
-            tags={"keizoku.kind": "train"},
-        )
-        self.run_id = run.info.run_id
-        self._log_params(self.run_id, self.params)
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        status = "FINISHED" if exc_type is None else "FAILED"
-        self._client.set_terminated(self.run_id, status)
-
-    def _log_params(self, run_id: str, params: dict[str, Any]) -> None:
-        from mlflow.entities import Param
-
-        items = [Param(str(k)[:250], str(v)[:6000]) for k, v in params.items()]
-        if items:
-            self._client.log_batch(run_id, params=items)
-
-    def log_trial(
-        self,
-        number: int,
-        family: str,
-        params: dict[str, Any],
-        metrics: dict[str, float],
-        status: str,
-    ) -> None:
-        from mlflow.entities import Metric
-
-        run = self._client.create_run(
-            self.experiment_id,
-            run_name=f"trial {number} {family}",
-            tags={
-                "mlflow.parentRunId": self.run_id,
-                "keizoku.kind": "trial",
-                "keizoku.status": status,
-                "keizoku.model": family,
-            },
-        )
-        rid = run.info.run_id
-        self._log_params(rid, {"model": family, **params})
-        now = int(time.time() * 1000)
-        ms = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v == v]
-        if ms:
-            self._client.log_batch(rid, metrics=ms)
-        self._client.set_terminated(rid, "FINISHED" if status == "ok" else "KILLED")
-
-    def log_metrics(self, metrics: dict[str, float]) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        ms = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v == v]
-        self._client.log_batch(self.run_id, metrics=ms)
-
-    def register(
-        self, model: Any, files: dict[str, Path], tags: dict[str, str], signature: Any = None
-    ) -> int:
-        """Log the model once as a pyfunc, register it as a candidate; undo on any failure.
-
-        No alias is set: the version is ``registered`` (tag ``keizoku.state``) until
-        ``keizoku.lifecycle.state`` admits it after its gates. The sha256 of the model file
-        and of every artifact file is recorded (``keizoku.sha256``, ``keizoku.artifacts``).
-        """
-        import joblib
-        import mlflow
-
-        from keizoku.registry.pyfunc import sha256_file
-
-        tmp = Path(tempfile.mkdtemp(prefix="keizoku-"))
-        version: int | None = None
-        try:
-            model_path = tmp / MODEL_FILE
-            joblib.dump(model, model_path, compress=3)
-            sha = sha256_file(str(model_path))
-            artifacts = {"keizoku_model": str(model_path)}
-            artifacts.update({Path(p).name: str(p) for p in files.values()})
-            entry = Path(__file__).with_name("_pyfunc_entry.py")
-            with mlflow.start_run(run_id=self.run_id), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                info = mlflow.pyfunc.log_model(
-                    name="model",
-                    python_model=str(entry),
-                    artifacts=artifacts,
-                    signature=signature,
-                    pip_requirements=_requirements(),
-                    model_config={"sha256": sha},
-                )
-            mv = (
-                self._client.create_model_version(self.project, info.model_uri, self.run_id)
-                if self._has_registered()
-                else self._create_and_version(info.model_uri)
-            )
-            version = int(mv.version)
-            hashes = {Path(p).name: sha256_file(str(p)) for p in files.values()}
-            recorded = {
-                **tags,
-                TAG_SHA: sha,
-                TAG_ARTIFACTS: json.dumps({MODEL_FILE: sha, **hashes}, sort_keys=True),
-                TAG_STATE: "registered",
-            }
-            for k, v in recorded.items():
-                self._client.set_model_version_tag(self.project, str(version), k, v)
+            if not _exists(c, name):
+                c.create_registered_model(name)
+            version = int(c.create_model_version(name, model_uri, run_id).version)
+            for key, value in recorded.items():
+                c.set_model_version_tag(name, str(version), key, value)
             return version
         except BaseException:
             if version is not None:
-                self._client.delete_model_version(self.project, str(version))
+                c.delete_model_version(name, str(version))
             raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-    def _has_registered(self) -> bool:
-        try:
-            self._client.get_registered_model(self.project)
-        except Exception:  # noqa: BLE001
-            return False
-        return True
-
-    def _create_and_version(self, uri: str) -> Any:
-        self._client.create_registered_model(self.project)
-        return self._client.create_model_version(self.project, uri, self.run_id)
 
 
-def write_json(path: Path, data: Any) -> Path:
-    path.write_text(json.dumps(data, indent=2, default=str))
-    return path
+def _exists(c: Any, name: str) -> bool:
+    try:
+        c.get_registered_model(name)
+    except Exception:  # noqa: BLE001 - MLflow raises its own RestException
+        return False
+    return True
 
 
 def signature_of(inputs: Any, outputs: Any) -> Any:

@@ -1,0 +1,185 @@
+"""Tracking: experiments, runs, their params and metrics, and the model a run logs.
+
+Like MLflow's tracking store, this module knows runs, not versions or aliases: one
+``keizoku train`` is a parent run, each trial a child run. :meth:`TrainingRun.log_model`
+hashes every file as it logs it (:class:`LoggedModel`), so the registry
+(:mod:`keizoku.registry.models`) records the sha256 of exactly the bytes that were
+logged. Artifacts go under ``KEIZOKU_HOME/artifacts`` (or ``KEIZOKU_ARTIFACT_ROOT``,
+e.g. ``s3://bucket/prefix``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from keizoku.home import home
+from keizoku.registry.backend import client
+from keizoku.registry.models import MODEL_FILE, sha256_file
+from keizoku.registry.models import register as register_version
+from keizoku.registry.servable import ServableModel
+
+__all__ = ["LoggedModel", "TrainingRun"]
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    """A model logged with a run, and the sha256 of every file logged with it."""
+
+    run_id: str
+    uri: str  # where MLflow keeps it (``models:/m-…``)
+    sha256: str  # of the model file
+    artifacts: dict[str, str]  # file name → sha256, the model file included
+
+
+def _artifact_root() -> str:
+    return os.environ.get("KEIZOKU_ARTIFACT_ROOT") or (home() / "artifacts").as_uri()
+
+
+def _experiment(c: Any, project: str) -> str:
+    """The id of the project's experiment, created on first use."""
+    from mlflow.exceptions import MlflowException
+
+    exp = c.get_experiment_by_name(project)
+    if exp is None:
+        try:
+            location = f"{_artifact_root()}/{project}"
+            return str(c.create_experiment(project, artifact_location=location))
+        except MlflowException:  # another command created it meanwhile
+            exp = c.get_experiment_by_name(project)
+            if exp is None:
+                raise
+    return str(exp.experiment_id)
+
+
+def _requirements() -> list[str]:
+    reqs = []
+    for dist in ("keizoku", "scikit-learn", "lightgbm", "xgboost-cpu", "pandas", "numpy", "mlflow"):
+        try:
+            reqs.append(f"{dist}=={metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return reqs
+
+
+@dataclass
+class TrainingRun:
+    """A parent MLflow run for one ``keizoku train``; trials become child runs."""
+
+    project: str
+    params: dict[str, Any] = field(default_factory=dict)
+    run_id: str = ""
+    experiment_id: str = ""
+    _client: Any = None
+
+    def __enter__(self) -> TrainingRun:
+        self._client = client()
+        self.experiment_id = _experiment(self._client, self.project)
+        run = self._client.create_run(
+            self.experiment_id,
+            run_name=f"train {time.strftime('%Y-%m-%d %H:%M:%S')}",
+            tags={"keizoku.kind": "train"},
+        )
+        self.run_id = run.info.run_id
+        self._log_params(self.run_id, self.params)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        status = "FINISHED" if exc_type is None else "FAILED"
+        self._client.set_terminated(self.run_id, status)
+
+    def _log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(str(k)[:250], str(v)[:6000]) for k, v in params.items()]
+        if items:
+            self._client.log_batch(run_id, params=items)
+
+    def _log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v == v]  # no NaN
+        if items:
+            self._client.log_batch(run_id, metrics=items)
+
+    def log_trial(
+        self,
+        number: int,
+        family: str,
+        params: dict[str, Any],
+        metrics: dict[str, float],
+        status: str,
+    ) -> None:
+        run = self._client.create_run(
+            self.experiment_id,
+            run_name=f"trial {number} {family}",
+            tags={
+                "mlflow.parentRunId": self.run_id,
+                "keizoku.kind": "trial",
+                "keizoku.status": status,
+                "keizoku.model": family,
+            },
+        )
+        rid = run.info.run_id
+        self._log_params(rid, {"model": family, **params})
+        self._log_metrics(rid, metrics)
+        self._client.set_terminated(rid, "FINISHED" if status == "ok" else "KILLED")
+
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        self._log_metrics(self.run_id, metrics)
+
+    def log_model(
+        self, model: ServableModel, files: dict[str, Path], signature: Any = None
+    ) -> LoggedModel:
+        """Log ``model`` once as an MLflow pyfunc, with ``files``; hash each file as it goes."""
+        import joblib
+        import mlflow
+
+        tmp = Path(tempfile.mkdtemp(prefix="keizoku-"))
+        try:
+            model_path = tmp / MODEL_FILE
+            joblib.dump(model, model_path, compress=3)
+            sha = sha256_file(str(model_path))
+            hashes = {
+                MODEL_FILE: sha,
+                **{Path(p).name: sha256_file(str(p)) for p in files.values()},
+            }
+            artifacts = {"keizoku_model": str(model_path)}
+            artifacts.update({Path(p).name: str(p) for p in files.values()})
+            entry = Path(__file__).with_name("_pyfunc_entry.py")
+            with mlflow.start_run(run_id=self.run_id), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=str(entry),
+                    artifacts=artifacts,
+                    signature=signature,
+                    pip_requirements=_requirements(),
+                    model_config={"sha256": sha},
+                )
+            return LoggedModel(self.run_id, info.model_uri, sha, hashes)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def register(
+        self,
+        model: ServableModel,
+        files: dict[str, Path],
+        tags: dict[str, str],
+        signature: Any = None,
+    ) -> int:
+        """Log the model with this run and register it as a candidate of the project.
+
+        See :func:`keizoku.registry.models.register`: no alias, state ``registered``,
+        every hash recorded, nothing left registered on failure.
+        """
+        logged = self.log_model(model, files, signature)
+        return register_version(self.project, logged.uri, logged.run_id, logged.artifacts, tags)
