@@ -59,7 +59,7 @@ def test_audit_refuses_a_name_that_would_leave_its_folder(keizoku_home: Path) ->
 
 @pytest.fixture
 def spec_with_stand_in_champion(keizoku_home: Path, tmp_path: Path) -> Path:
-    """A penguins project whose champion is a stand-in: gating it crashes."""
+    """A penguins project whose champion is a stand-in: gating it fails (not a model)."""
     from keizoku.project import init_project
     from keizoku.registry.tracking import TrainingRun
     from keizoku.spec import DataSpec
@@ -71,7 +71,7 @@ def spec_with_stand_in_champion(keizoku_home: Path, tmp_path: Path) -> Path:
     text = spec.read_text()
     spec.write_text(text + "retraining:\n  window: {min_labels: 0, include_original: true}\n")
     with TrainingRun("penguins") as run:
-        version = run.register({"stand-in": True}, {}, {})
+        version = run.register({"stand-in": True}, {}, {})  # type: ignore[arg-type]
     state.transition("penguins", version, "champion", action="admit", reason=state.FIRST_VERSION)
     return spec
 
@@ -85,7 +85,7 @@ def test_a_crash_after_registering_leaves_nothing_registered(
     from keizoku.registry.models import aliases, list_versions
 
     holdout = pd.read_csv(spec_with_stand_in_champion.parent / "penguins.csv").head(40)
-    with pytest.raises(AttributeError):
+    with pytest.raises(UserInputError, match="is not a keizoku model"):
         train_candidate(
             spec_with_stand_in_champion, frame=None, holdout=holdout,
             overrides={"budget": "5s", "models": ["lightgbm"]},
@@ -94,16 +94,16 @@ def test_a_crash_after_registering_leaves_nothing_registered(
     assert aliases("penguins") == {"champion": 1}
     log = audit.read("penguins")
     assert [e["action"] for e in log] == ["admit", "register", "register_undone"]
-    assert log[-1]["version"] == 2 and log[-1]["reason"].startswith("AttributeError")
+    assert log[-1]["version"] == 2 and log[-1]["reason"].startswith("UserInputError")
     assert audit.verify("penguins") == 3
 
 
 def test_a_crashed_retrain_is_audited(spec_with_stand_in_champion: Path) -> None:
     from keizoku.lifecycle.retrain import retrain
 
-    with pytest.raises(AttributeError):
+    with pytest.raises(UserInputError, match="is not a keizoku model"):
         retrain("penguins", spec_with_stand_in_champion, force=True)
     entry = audit.read("penguins")[-1]
     assert (entry["action"], entry["evidence"], entry["previous"]) == (
         "retrain", {"status": "crashed"}, 1)  # fmt: skip
-    assert json.dumps(entry).count("AttributeError") == 1
+    assert json.dumps(entry).count("UserInputError") == 1

@@ -49,7 +49,7 @@ def _stand_in(tmp: Path, obj: Any = None) -> int:
 
     (tmp / "model_card.md").write_text("# card\n")
     with TrainingRun(NAME) as run:
-        return run.register(obj if obj is not None else {"stand-in": True},
+        return run.register(obj if obj is not None else {"stand-in": True},  # type: ignore[arg-type]
                             {"card": tmp / "model_card.md"}, {})  # fmt: skip
 
 

@@ -52,7 +52,7 @@ def _traffic() -> None:
 
 def test_the_row_sample_is_a_hashed_artifact(project: Path) -> None:
     from keizoku.monitoring.reference import load_reference_sample
-    from keizoku.registry import store
+    from keizoku.registry import models as store
 
     info = store.get_version(f"{MODEL}:1")
     assert len(store.recorded_artifacts(info.tags)["reference_sample.parquet"]) == 64

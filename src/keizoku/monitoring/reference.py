@@ -228,7 +228,7 @@ def reference_sample(
 
 def load_reference_sample(ref: str) -> pd.DataFrame | None:
     """The training row sample of ``ref`` (None for a version trained before it was kept)."""
-    from keizoku.registry.store import version_artifact
+    from keizoku.registry.models import version_artifact
 
     try:
         path = version_artifact(ref, SAMPLE_FILE)
