@@ -326,11 +326,7 @@ def _print_admission(name: str, version: int, admission: Any) -> None:
             f"{name}@champion DATA -o predictions.csv"
         )
     elif admission.state == "challenger":
-        console.print(
-            f"Registered [bold]{name}:{version}[/]: it passed its gates against the champion "
-            f"and is the [bold]challenger[/]. Promote it with `keizoku promote {name} "
-            f"{version}` or A/B test it."
-        )
+        console.print(_challenger_message(name, version, admission.displaced))
     else:
         from keizoku.errors import GateError
 
@@ -340,6 +336,26 @@ def _print_admission(name: str, version: int, admission: Any) -> None:
             + ". It stays registered for inspection (tag keizoku.gate=failed) but receives "
             "no traffic; the champion and challenger are unchanged."
         )
+
+
+def _challenger_message(name: str, version: int, displaced: int | None) -> str:
+    """Where the admitted candidate stands *now*: another train may have replaced it since."""
+    from keizoku.registry.models import aliases
+
+    now = aliases(name).get("challenger")
+    replaced = f" It replaced {name}:{displaced} as challenger." if displaced else ""
+    if now != version:
+        since = f"{name}:{now} has replaced it since" if now else "it is no longer challenger"
+        return (
+            f"Registered [bold]{name}:{version}[/]: it passed its gates against the champion "
+            f"and was admitted as challenger, but {since}.{replaced} See `keizoku models "
+            f"{name}`; promote it with `keizoku promote {name} {version}` if you want it."
+        )
+    return (
+        f"Registered [bold]{name}:{version}[/]: it passed its gates against the champion "
+        f"and is the [bold]challenger[/].{replaced} Promote it with `keizoku promote {name} "
+        f"{version}` or A/B test it."
+    )
 
 
 @app.command()

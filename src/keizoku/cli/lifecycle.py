@@ -136,7 +136,7 @@ def _print_outcome(outcome: Any) -> None:
     if outcome.status == "skipped":
         console.print(f"Retrain of {outcome.model} skipped: {'; '.join(outcome.reasons)}")
         return
-    console.print(f"Triggers: {'; '.join(outcome.triggers)}")
+    console.print(f"Triggers: {'; '.join(map(str, outcome.triggers))}")
     console.print(f"Training rows: {outcome.rows}")
     for check in outcome.gates.checks:
         mark = "[green]pass[/]" if check.passed else "[bold red]FAIL[/]"

@@ -260,7 +260,7 @@ def loop(
             console.print(f"[red]tick failed:[/] {t.error}")
         else:
             what = f"v{t.version} {t.retrain}" if t.version else t.retrain
-            console.print(f"retrain: {what}; {'; '.join(t.triggers + t.reasons)}")
+            console.print(f"retrain: {what}; {'; '.join([*map(str, t.triggers), *t.reasons])}")
 
     if not once:
         console.print(f"keizoku loop {name}: checking every {interval:g}s (SIGTERM to stop)")

@@ -13,7 +13,8 @@ One **tick**:
    population change cannot retrain again and again on identical rows; a **cooldown**
    (``retraining.cooldown``) separates two retrains;
 3. the tick's exit code (``keizoku loop --once``): 6 when a retrain failed its gates,
-   else 10 when the drift trigger fired, 11 when the metric-drop trigger fired, else 0.
+   else 10 when the drift trigger fired, 11 when the metric-drop trigger fired, else 0
+   (``keizoku.lifecycle.retrain.exit_code``: the one map from a typed ``Trigger`` to a code).
 
 Each step is audited by the function that does it (``deploy``, ``promote``,
 ``retrain``, ``abtest``). The daemon logs any error in a tick, waits longer after each
@@ -37,6 +38,7 @@ from keizoku.duration import parse_duration
 from keizoku.errors import ExitCode, KeizokuError, NotFoundError
 from keizoku.home import atomic_write_text, home
 from keizoku.lifecycle.policy import RetrainingPolicy, parse_policy
+from keizoku.lifecycle.retrain import Trigger, exit_code
 from keizoku.names import check_name, safe_child
 
 __all__ = ["Tick", "Watermark", "activity", "run", "tick"]
@@ -61,7 +63,7 @@ class Tick:
     code: int = 0
     retrain: str = "skipped"  # skipped | passed | failed | error
     reasons: list[str] = field(default_factory=list)
-    triggers: list[str] = field(default_factory=list)
+    triggers: list[Trigger] = field(default_factory=list)
     version: int | None = None
     rollout: list[str] = field(default_factory=list)
     error: str | None = None
@@ -105,16 +107,6 @@ def activity(name: str) -> tuple[int, int]:
     return _count(feedback_glob(name)), _count(segment_glob(name), "WHERE NOT shadow")
 
 
-def _code(retrain_status: str, triggers: list[str]) -> int:
-    if retrain_status == "failed":
-        return int(ExitCode.GATE)
-    if any(t.startswith("drift") for t in triggers):
-        return int(ExitCode.DRIFT)
-    if any(t.startswith("live ") for t in triggers):
-        return int(ExitCode.METRIC_DROP)
-    return int(ExitCode.OK)
-
-
 def tick(
     name: str, spec_path: str | Path, *, actor: str | None = None, now: float | None = None
 ) -> Tick:
@@ -149,7 +141,7 @@ def tick(
     result.reasons, result.version = list(outcome.reasons), outcome.version
     if outcome.triggers:  # an attempt was made: the same rows must not be tried again
         save_watermark(name, Watermark(labels, traffic, champion, now))
-    result.code = _code(outcome.status, outcome.triggers)
+    result.code = int(exit_code(outcome.status, outcome.triggers))
     return result
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ import pandas as pd
 
 from keizoku import audit
 from keizoku.duration import parse_duration
-from keizoku.errors import ConflictError, NotFoundError
+from keizoku.errors import ConflictError, ExitCode, NotFoundError
 from keizoku.lifecycle import state
 from keizoku.lifecycle.gates import GateConfig, GateReport, run_gates, split_holdout
 from keizoku.lifecycle.policy import RetrainingPolicy, parse_policy
@@ -39,7 +40,10 @@ from keizoku.training.context import TrainingContext
 __all__ = [
     "Admission",
     "RetrainOutcome",
+    "Trigger",
+    "TriggerKind",
     "check_triggers",
+    "exit_code",
     "gate_and_admit",
     "labelled_traffic",
     "retrain",
@@ -49,13 +53,57 @@ __all__ = [
 ]
 
 
+class TriggerKind(StrEnum):
+    """Why a retrain was attempted (``retraining.triggers``, or ``--force``)."""
+
+    DRIFT = "drift"
+    METRIC_DROP = "metric_drop"
+    NEW_LABELS = "new_labels"
+    SCHEDULE = "schedule"
+    FORCED = "forced"
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A trigger that fired: its kind (what cron acts on) and a sentence (what a person reads)."""
+
+    kind: TriggerKind
+    sentence: str
+
+    def __str__(self) -> str:
+        return self.sentence
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": str(self.kind), "sentence": self.sentence}
+
+
+# The one map from a trigger to the exit code of `keizoku loop --once`, in order of
+# precedence; kinds not listed do not change the code.
+TRIGGER_EXIT_CODES: dict[TriggerKind, ExitCode] = {
+    TriggerKind.DRIFT: ExitCode.DRIFT,
+    TriggerKind.METRIC_DROP: ExitCode.METRIC_DROP,
+}
+
+
+def exit_code(status: str, triggers: list[Trigger]) -> ExitCode:
+    """The exit code of a retrain attempt: 6 when it failed its gates, else the first of
+    ``TRIGGER_EXIT_CODES`` among ``triggers`` (10 drift, 11 metric drop), else 0."""
+    if status == "failed":
+        return ExitCode.GATE
+    fired = {t.kind for t in triggers}
+    for kind, code in TRIGGER_EXIT_CODES.items():
+        if kind in fired:
+            return code
+    return ExitCode.OK
+
+
 @dataclass
 class RetrainOutcome:
     model: str
     status: str  # "skipped" | "passed" | "failed"
     champion: int | None
     version: int | None = None
-    triggers: list[str] = field(default_factory=list)
+    triggers: list[Trigger] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     gates: GateReport | None = None
     stats: dict[str, Any] = field(default_factory=dict)
@@ -64,6 +112,7 @@ class RetrainOutcome:
     def to_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
         out["gates"] = self.gates.to_dict() if self.gates else None
+        out["triggers"] = [t.to_dict() for t in self.triggers]
         return out
 
 
@@ -87,13 +136,13 @@ def _new_labels(name: str, after: float) -> int:
     return int(duckdb.connect().execute(sql, [after]).fetchone()[0])  # type: ignore[index]
 
 
-def check_triggers(name: str, policy: RetrainingPolicy, champion: int) -> list[str]:
-    """The triggers that fire now, each as a sentence."""
+def check_triggers(name: str, policy: RetrainingPolicy, champion: int) -> list[Trigger]:
+    """The triggers that fire now."""
     from keizoku.monitoring.monitor import monitor
     from keizoku.registry.models import get_version
 
     t = policy.triggers
-    fired: list[str] = []
+    fired: list[Trigger] = []
     created = get_version(f"{name}:{champion}").created
     last = _last_retrain(name, created)
     try:
@@ -102,20 +151,26 @@ def check_triggers(name: str, policy: RetrainingPolicy, champion: int) -> list[s
         report = None
     if report is not None and t.drift_features is not None:
         if len(report.drifted) >= t.drift_features:
-            fired.append(f"drift in {len(report.drifted)} feature(s): {', '.join(report.drifted)}")
+            drifted = f"{len(report.drifted)} feature(s): {', '.join(report.drifted)}"
+            fired.append(Trigger(TriggerKind.DRIFT, f"drift in {drifted}"))
     perf = report.performance if report is not None else None
     if perf is not None and t.metric_drop is not None and perf.drop == perf.drop:
         if perf.drop >= t.metric_drop:
-            fired.append(
+            fired.append(Trigger(
+                TriggerKind.METRIC_DROP,
                 f"live {perf.metric} {perf.live:.4f} is {perf.drop:.4f} below training "
-                f"{perf.training:.4f} (limit {t.metric_drop:g})"
-            )
+                f"{perf.training:.4f} (limit {t.metric_drop:g})",
+            ))  # fmt: skip
     if t.new_labels is not None:
         n = _new_labels(name, last)
         if n >= t.new_labels:
-            fired.append(f"{n} new labels since the last retrain (limit {t.new_labels})")
+            fired.append(Trigger(
+                TriggerKind.NEW_LABELS,
+                f"{n} new labels since the last retrain (limit {t.new_labels})",
+            ))  # fmt: skip
     if t.every is not None and time.time() - last >= parse_duration(t.every):
-        fired.append(f"schedule: last retrain {(time.time() - last) / 3600:.1f} h ago")
+        hours = (time.time() - last) / 3600
+        fired.append(Trigger(TriggerKind.SCHEDULE, f"schedule: last retrain {hours:.1f} h ago"))
     return fired
 
 
@@ -187,6 +242,7 @@ class Admission:
     state: str  # "champion" (first version) | "challenger" | "gated-fail"
     gates: GateReport | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    displaced: int | None = None  # the challenger this one replaced (back to gated-pass)
 
     @property
     def passed(self) -> bool:
@@ -242,13 +298,15 @@ def gate_and_admit(
             name, version, to, action="gate", actor=actor, reason=reason, evidence=evidence,
             gate=verdict,
         )  # fmt: skip
+        displaced = None
         if report.passed and admit:
-            state.transition(
+            entry = state.transition(
                 name, version, "challenger", action="admit", actor=actor, reason=reason,
                 evidence={"gate": "passed", "champion": champion},
             )  # fmt: skip
+            displaced = entry["previous"] if entry["previous"] != version else None
         final = ("challenger" if admit else "gated-pass") if report.passed else "gated-fail"
-        return Admission(version, final, report, stats)
+        return Admission(version, final, report, stats, displaced)
 
 
 def train_candidate(
@@ -434,7 +492,13 @@ def _retrain(
     policy = parse_policy(spec.retraining)
     schema = load_model(f"{name}:{champion}").schema
     outcome = RetrainOutcome(name, "skipped", champion)
-    outcome.triggers = ["forced (--force)"] if force else check_triggers(name, policy, champion)
+    outcome.triggers = (
+        [Trigger(TriggerKind.FORCED, "forced (--force)")]
+        if force
+        else check_triggers(name, policy, champion)
+    )
+    triggers = [t.to_dict() for t in outcome.triggers]  # as the audit entries record them
+    because = "; ".join(map(str, outcome.triggers))
     if not outcome.triggers:
         outcome.reasons = ["no trigger fired"]
         return outcome
@@ -454,7 +518,7 @@ def _retrain(
         )
         audit.record(
             name, "retrain", actor=actor, reason="not enough labels", previous=champion,
-            evidence={"status": "skipped", "triggers": outcome.triggers,
+            evidence={"status": "skipped", "triggers": triggers,
                       "reasons": outcome.reasons, "dropped_labels": dropped},
         )  # fmt: skip
         return outcome
@@ -478,7 +542,7 @@ def _retrain(
     overrides = {**policy.train, "warm_start": warm_start(name, champion)}
     trained, admission = train_candidate(
         spec_path, frame=frame, holdout=holdout.drop(columns="__ts__"), overrides=overrides,
-        on_trial=on_trial, actor=actor, reason="; ".join(outcome.triggers),
+        on_trial=on_trial, actor=actor, reason=because,
     )  # fmt: skip
     outcome.version = trained.version
     outcome.gates, outcome.stats = admission.gates, admission.stats
@@ -486,8 +550,8 @@ def _retrain(
     outcome.reasons += admission.gates.reasons if admission.gates else []
     audit.record(
         name, "retrain", actor=actor, version=outcome.version, previous=champion,
-        reason="; ".join(outcome.triggers),
-        evidence={"status": outcome.status, "triggers": outcome.triggers, "rows": outcome.rows,
+        reason=because,
+        evidence={"status": outcome.status, "triggers": triggers, "rows": outcome.rows,
                   "gates": admission.gates.to_dict() if admission.gates else None,
                   "bootstrap": outcome.stats, "dropped_labels": dropped},
     )  # fmt: skip
