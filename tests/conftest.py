@@ -1,21 +1,75 @@
-"""Shared test seams: a fresh KEIZOKU_HOME, the CLI as a user runs it."""
+"""Shared test seams: a fresh KEIZOKU_HOME, the CLI as a user runs it, the xdist groups."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from kzsupport import KEIZOKU_EXE, CliResult
+from kzsupport import KEIZOKU_EXE, SHARED_ENV, CliResult
+
+# Folders whose files share session fixtures (a trained home, a running server, the
+# embedding model): their tests run in one worker, so the fixture is built once. Every
+# other file is a group of its own (module fixtures, and tests that build on the previous
+# one, stay whole).
+ONE_GROUP = ("evaluation", "rag", "reporting", "serving")
+# The longest groups (measured: docs/decisions/0008-fast-tests.md) start first, so that
+# none of them starts last and leaves the other workers idle. Only an order: a group
+# missing here still runs, after these.
+LONG_FIRST = (
+    "serving",
+    "e2e/test_loop.py",
+    "lifecycle/test_gates_before_traffic.py",
+    "test_readme.py",
+    "lifecycle/test_experiments.py",
+    "lifecycle/test_canary.py",
+    "test_shared_datasets.py",
+    "cli/test_cli_store.py",
+    "lifecycle/test_state_machine.py",
+    "test_cli_workflow.py",
+    "evaluation",
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # Nothing a test does may touch the developer's ./.keizoku.
-    os.environ["KEIZOKU_HOME"] = tempfile.mkdtemp(prefix="keizoku-test-home-")
+    # Nothing a test does may touch the developer's ./.keizoku; each xdist worker runs
+    # this too and gets a home of its own.
+    home = tempfile.mkdtemp(prefix="keizoku-test-home-")
+    os.environ["KEIZOKU_HOME"] = home
+    config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # the process that starts the run
+        shared = tempfile.mkdtemp(prefix="keizoku-test-shared-")
+        os.environ[SHARED_ENV] = shared  # inherited by the workers (kzsupport.built_once)
+        config.add_cleanup(lambda: shutil.rmtree(shared, ignore_errors=True))
+
+
+def _group(item: pytest.Item) -> str:
+    tests = Path(__file__).resolve().parent
+    resolved = Path(item.path).resolve()
+    if not resolved.is_relative_to(tests):
+        return str(resolved)
+    path = resolved.relative_to(tests).as_posix()
+    top = path.split("/", 1)[0]
+    return top if top in ONE_GROUP else path
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group tests for ``--dist loadgroup`` by file (or folder, see ONE_GROUP)."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return  # plain pytest: the collection order is kept
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(_group(item)))
+    if not config.getoption("numprocesses", None):
+        return  # one process: the collection order is kept
+    # A stable sort: the order inside each group is kept (make test: --no-loadscope-reorder).
+    rank = {group: i for i, group in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(_group(item), len(LONG_FIRST)))
 
 
 @pytest.fixture
