@@ -18,8 +18,9 @@ demo: install
 	./examples/quickstart.sh
 
 # Fails on any failed test, and when no test ran at all (pytest exits 5).
-# Runs in TEST_WORKERS processes (pytest-xdist; `auto` = one per CPU, at most 4): each
-# test file, or folder sharing a trained home (tests/conftest.py), stays in one worker.
+# Runs in TEST_WORKERS processes (pytest-xdist; `auto` = one per CPU, at most 4; 0 = in
+# this process): each test file, or folder sharing a trained home (tests/conftest.py),
+# stays in one worker.
 TEST_WORKERS ?= auto
 test: install
 	$(PY) -m pytest tests -q -p no:cacheprovider --timeout=900 \
