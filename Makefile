@@ -19,12 +19,11 @@ demo: install
 
 # Fails on any failed test, and when no test ran at all (pytest exits 5).
 # Runs in TEST_WORKERS processes (pytest-xdist; `auto` = one per CPU, at most 4; 0 = in
-# this process): each test file, or folder sharing a trained home (tests/conftest.py),
-# stays in one worker.
+# this process); each test file runs in one worker (tests/conftest.py).
 TEST_WORKERS ?= auto
 test: install
 	$(PY) -m pytest tests -q -p no:cacheprovider --timeout=900 \
-		-n $(TEST_WORKERS) --maxprocesses 4 --dist loadgroup --no-loadscope-reorder
+		-n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 
 check: install
 	$(VENV)/bin/ruff check src tests

@@ -1,4 +1,4 @@
-"""Shared test seams: a fresh KEIZOKU_HOME, the CLI as a user runs it, the xdist groups."""
+"""Shared test seams: a fresh KEIZOKU_HOME, the CLI as a user runs it, the xdist order."""
 
 from __future__ import annotations
 
@@ -12,16 +12,15 @@ import pytest
 
 from kzsupport import KEIZOKU_EXE, SHARED_ENV, CliResult
 
-# Folders whose files share session fixtures (a trained home, a running server, the
-# embedding model): their tests run in one worker, so the fixture is built once. Every
-# other file is a group of its own (module fixtures, and tests that build on the previous
-# one, stay whole).
-ONE_GROUP = ("evaluation", "rag", "reporting", "serving")
-# The longest groups (measured: docs/decisions/0008-fast-tests.md) start first, so that
-# none of them starts last and leaves the other workers idle. Only an order: a group
+# make test runs the suite with xdist's --dist loadfile: each file's tests run in one worker
+# (module fixtures, and tests that build on the previous one, stay whole); a session
+# fixture (the serving home, the evaluation models) is built once in each worker that
+# needs it, and each worker has its own KEIZOKU_HOME.
+# The longest files (measured: docs/decisions/0008-fast-tests.md) start first, so that
+# none of them starts last and leaves the other workers idle. Only an order: a file
 # missing here still runs, after these.
 LONG_FIRST = (
-    "serving",
+    "serving/test_boundary.py",
     "e2e/test_loop.py",
     "lifecycle/test_gates_before_traffic.py",
     "test_readme.py",
@@ -31,7 +30,7 @@ LONG_FIRST = (
     "cli/test_cli_store.py",
     "lifecycle/test_state_machine.py",
     "test_cli_workflow.py",
-    "evaluation",
+    "serving/test_server.py",
 )
 
 
@@ -48,28 +47,18 @@ def pytest_configure(config: pytest.Config) -> None:
         config.add_cleanup(lambda: shutil.rmtree(shared, ignore_errors=True))
 
 
-def _group(item: pytest.Item) -> str:
+def _file(item: pytest.Item) -> str:
     tests = Path(__file__).resolve().parent
-    resolved = Path(item.path).resolve()
-    if not resolved.is_relative_to(tests):
-        return str(resolved)
-    path = resolved.relative_to(tests).as_posix()
-    top = path.split("/", 1)[0]
-    return top if top in ONE_GROUP else path
+    path = Path(item.path).resolve()
+    return path.relative_to(tests).as_posix() if path.is_relative_to(tests) else str(path)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Group tests for ``--dist loadgroup`` by file (or folder, see ONE_GROUP)."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return  # plain pytest: the collection order is kept
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(_group(item)))
-    if not config.getoption("numprocesses", None):
+    """In an xdist worker, the longest files first (the order inside a file is kept)."""
+    if not hasattr(config, "workerinput"):
         return  # one process: the collection order is kept
-    # A stable sort: the order inside each group is kept (make test: --no-loadscope-reorder).
-    rank = {group: i for i, group in enumerate(LONG_FIRST)}
-    items.sort(key=lambda item: rank.get(_group(item), len(LONG_FIRST)))
+    rank = {name: i for i, name in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(_file(item), len(LONG_FIRST)))  # a stable sort
 
 
 @pytest.fixture
