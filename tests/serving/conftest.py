@@ -2,8 +2,8 @@
 
 The session trains one small mixed-type data set twice (version 1 = champion, version 2 =
 challenger) into a temporary ``KEIZOKU_HOME``. Tests that move aliases, write deployment
-files, create keys or tamper with artifacts put things back when they finish, so the
-folder's tests share one process (``tests/conftest.py`` groups them for xdist).
+files, create keys or tamper with artifacts put things back when they finish. Under xdist
+each worker that runs a serving file trains its own home, so no other process sees them.
 """
 
 from __future__ import annotations
