@@ -18,8 +18,12 @@ demo: install
 	./examples/quickstart.sh
 
 # Fails on any failed test, and when no test ran at all (pytest exits 5).
+# Runs in TEST_WORKERS processes (pytest-xdist; `auto` = one per CPU, at most 4; 0 = in
+# this process); each test file runs in one worker (tests/conftest.py).
+TEST_WORKERS ?= auto
 test: install
-	$(PY) -m pytest tests -q -p no:cacheprovider --timeout=900
+	$(PY) -m pytest tests -q -p no:cacheprovider --timeout=900 \
+		-n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 
 check: install
 	$(VENV)/bin/ruff check src tests

@@ -1,21 +1,64 @@
-"""Shared test seams: a fresh KEIZOKU_HOME, the CLI as a user runs it."""
+"""Shared test seams: a fresh KEIZOKU_HOME, the CLI as a user runs it, the xdist order."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from kzsupport import KEIZOKU_EXE, CliResult
+from kzsupport import KEIZOKU_EXE, SHARED_ENV, CliResult
+
+# make test runs the suite with xdist's --dist loadfile: each file's tests run in one worker
+# (module fixtures, and tests that build on the previous one, stay whole); a session
+# fixture (the serving home, the evaluation models) is built once in each worker that
+# needs it, and each worker has its own KEIZOKU_HOME.
+# The longest files (measured: docs/decisions/0008-fast-tests.md) start first, so that
+# none of them starts last and leaves the other workers idle. Only an order: a file
+# missing here still runs, after these.
+LONG_FIRST = (
+    "serving/test_boundary.py",
+    "e2e/test_loop.py",
+    "lifecycle/test_gates_before_traffic.py",
+    "test_readme.py",
+    "lifecycle/test_experiments.py",
+    "lifecycle/test_canary.py",
+    "test_shared_datasets.py",
+    "cli/test_cli_store.py",
+    "lifecycle/test_state_machine.py",
+    "test_cli_workflow.py",
+    "serving/test_server.py",
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # Nothing a test does may touch the developer's ./.keizoku.
-    os.environ["KEIZOKU_HOME"] = tempfile.mkdtemp(prefix="keizoku-test-home-")
+    # Nothing a test does may touch the developer's ./.keizoku; each xdist worker runs
+    # this too and gets a home of its own.
+    home = tempfile.mkdtemp(prefix="keizoku-test-home-")
+    os.environ["KEIZOKU_HOME"] = home
+    config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # the process that starts the run
+        shared = tempfile.mkdtemp(prefix="keizoku-test-shared-")
+        os.environ[SHARED_ENV] = shared  # inherited by the workers (kzsupport.built_once)
+        config.add_cleanup(lambda: shutil.rmtree(shared, ignore_errors=True))
+
+
+def _file(item: pytest.Item) -> str:
+    tests = Path(__file__).resolve().parent
+    path = Path(item.path).resolve()
+    return path.relative_to(tests).as_posix() if path.is_relative_to(tests) else str(path)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In an xdist worker, the longest files first (the order inside a file is kept)."""
+    if not hasattr(config, "workerinput"):
+        return  # one process: the collection order is kept
+    rank = {name: i for i, name in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(_file(item), len(LONG_FIRST)))  # a stable sort
 
 
 @pytest.fixture

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +21,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # The real console script, as a user runs it (exit codes are an API: test them here).
 KEIZOKU_EXE = str(Path(sys.executable).with_name("keizoku"))
+CHROMIUM = Path("/usr/bin/chromium")
+# Set by tests/conftest.py in the process that starts the run, inherited by xdist workers.
+SHARED_ENV = "KEIZOKU_TEST_SHARED"
 
 
 def shared_datasets() -> Path:
@@ -21,11 +32,124 @@ def shared_datasets() -> Path:
     return Path(env) if env else REPO.parent / "shared" / "datasets"
 
 
+# ---------------------------------------------------------------- skip helpers (one place)
+
+
 def need_shared(relative: str) -> Path:
+    """The shared data set at ``relative``, or a skip that says it is absent."""
     path = shared_datasets() / relative
     if not path.exists():
         pytest.skip(f"{path} is absent: the shared data sets exist only in the keizoku workplace")
     return path
+
+
+def need_chromium() -> Path:
+    """The headless Chromium the page tests drive, or a skip that says how to install it."""
+    if not CHROMIUM.exists():
+        pytest.skip(
+            f"Headless Chromium is not installed at {CHROMIUM} "
+            "(install it with: apt-get install -y chromium)"
+        )
+    return CHROMIUM
+
+
+# ------------------------------------------------------------ built once per test run
+
+
+def built_once(name: str, build: Callable[[Path], None]) -> Path:
+    """A folder made by ``build(folder)`` once per test run and shared by every worker.
+
+    The first process to ask builds it while holding a file lock; the others wait and then
+    reuse it. Callers copy it (``shutil.copytree``) and never change it: the copies'
+    registries point at its artifacts. A failed build leaves nothing, so the next caller
+    tries again and sees the same error.
+    """
+    root = Path(os.environ.get(SHARED_ENV) or _process_shared())
+    folder = root / name
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        if not (root / f"{name}.built").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            try:
+                build(folder)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            (root / f"{name}.built").touch()
+    return folder
+
+
+_shared: list[str] = []
+
+
+def _process_shared() -> str:
+    """Without the run's shared folder (a process not started by pytest): one per process."""
+    if not _shared:
+        _shared.append(tempfile.mkdtemp(prefix="keizoku-test-shared-"))
+    return _shared[0]
+
+
+# ------------------------------------------------------------------ a real server
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """``keizoku serve`` in a subprocess on a free loopback port, run in ``cwd``.
+
+    ``env`` defaults to this process's environment with ``KEIZOKU_HOME`` = ``cwd/.keizoku``.
+    """
+
+    def __init__(self, cwd: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = cwd / f"serve-{self.port}.log"
+        if env is None:
+            env = {**os.environ, "KEIZOKU_HOME": str(cwd / ".keizoku")}
+        cmd = [KEIZOKU_EXE, "serve", "--port", str(self.port), "--log-level", "warning", *args]
+        self._fh = open(self.log, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=self._fh, stderr=subprocess.STDOUT
+        )
+        import httpx
+
+        self.client = httpx.Client(base_url=self.url, timeout=30)
+
+    def wait_ready(self, timeout: float = 120) -> Server:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited {self.proc.returncode}:\n{self.output()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if self.client.get("/readyz").status_code == 200:
+                    return self
+            time.sleep(0.2)
+        raise RuntimeError(f"server not ready in {timeout}s:\n{self.output()}")
+
+    def output(self) -> str:
+        if not self._fh.closed:
+            self._fh.flush()
+        return self.log.read_text()
+
+    def stop(self) -> int:
+        """SIGTERM, then SIGKILL after 30 s; the exit status."""
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._fh.close()
+        return int(self.proc.returncode)
 
 
 def json_records(frame: Any) -> list[dict[str, Any]]:

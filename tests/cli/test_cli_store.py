@@ -26,6 +26,8 @@ PENGUINS = REPO / "examples" / "data" / "penguins.csv"
 # The revision before MLflow's migration that batch-alters model_versions (workspaces):
 # the state the concurrent crash of issue 10 left, with its temporary table.
 BEFORE_WORKSPACES = "c8d9e0f1a2b3"
+# A short deterministic search (not a wall-clock budget): the race is on the store.
+TWO_TRIALS = ("--budget", "60s", "--model", "lightgbm", "--max-trials", "2")
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -114,10 +116,7 @@ def test_two_trains_at_once_on_a_fresh_home_both_register(
         assert init.code == 0, init.text
         roots.append(root)
     assert not (keizoku_home / "mlflow.db").exists()  # init does not touch the store
-    procs = [
-        start(keizoku_home, "train", "--budget", "5s", "--model", "lightgbm", cwd=root)
-        for root in roots
-    ]
+    procs = [start(keizoku_home, "train", *TWO_TRIALS, cwd=root) for root in roots]
     for proc in procs:
         result = finish(proc)
         assert result.code == 0, result.text
@@ -132,12 +131,28 @@ def test_a_command_waits_for_the_store_lock(keizoku_home: Path, healthy_store: P
     with open(keizoku_home / "mlflow.db.lock", "a") as held:
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
         proc = start(keizoku_home, "models")
-        time.sleep(8)  # the import takes a few seconds on a loaded machine
+        _wait_until_it_opens(proc, keizoku_home / "mlflow.db.lock")
+        time.sleep(2)  # it has reached the lock: it must still be waiting
         assert proc.poll() is None, finish(proc).text
         fcntl.flock(held.fileno(), fcntl.LOCK_UN)
     result = finish(proc)
     assert result.code == 0, result.text
     assert revision(db) == head()
+
+
+def _wait_until_it_opens(proc: subprocess.Popen[str], path: Path, timeout: float = 120) -> None:
+    """Until ``proc`` holds ``path`` open (Linux /proc): it has imported and reached the lock."""
+    fds = Path(f"/proc/{proc.pid}/fd")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, finish(proc).text
+        try:
+            if any(os.readlink(fd) == str(path.resolve()) for fd in fds.iterdir()):
+                return
+        except OSError:  # an fd closed while we looked
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"keizoku did not open {path} within {timeout:g} s")
 
 
 def _interrupted_migration(home: Path) -> Path:

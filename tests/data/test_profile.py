@@ -16,9 +16,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes
 from keizoku.data.profile import Profile, profile_frame, write_profile_html
 from keizoku.data.schema import infer_schema
 from keizoku.errors import DataError, KeizokuWarning, SchemaMismatchError
-from kzsupport import shared_datasets
-
-SHARED = shared_datasets() / "tabular"
+from kzsupport import need_shared
 
 
 @pytest.fixture(scope="module")
@@ -272,9 +270,7 @@ def test_schema_that_does_not_match_the_frame_is_refused(cancer: pd.DataFrame) -
 
 @pytest.mark.shared
 def test_titanic_profile_and_report(tmp_path: Path) -> None:
-    path = SHARED / "titanic-train.csv"
-    if not path.exists():
-        pytest.skip(f"{path} is absent: the shared datasets are not mounted next to the repo")
+    path = need_shared("tabular/titanic-train.csv")
     from keizoku.data.ingest import read_table
 
     frame = read_table(path)

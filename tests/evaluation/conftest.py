@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +22,6 @@ from keizoku.lifecycle.retrain import train_gated
 from keizoku.project import init_project
 from keizoku.spec import DataSpec
 
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -55,15 +52,10 @@ class Trained:
 
 
 @pytest.fixture(scope="session")
-def eval_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    home = tmp_path_factory.mktemp("evaluation-home")
-    old = os.environ.get("KEIZOKU_HOME")
-    os.environ["KEIZOKU_HOME"] = str(home)
-    yield home
-    if old is None:
-        os.environ.pop("KEIZOKU_HOME", None)
-    else:
-        os.environ["KEIZOKU_HOME"] = old
+def eval_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The home of the session's models: set for each test here (``_use_eval_home``) and
+    while a model is trained, never for the tests after these in the same process."""
+    return tmp_path_factory.mktemp("evaluation-home")
 
 
 @pytest.fixture(autouse=True)
@@ -79,7 +71,10 @@ def train_frame(
     *,
     sensitive: list[str] | None = None,
     overrides: dict[str, object] | None = None,
+    home: Path | None = None,
 ) -> Trained:
+    """Train ``frame`` as project ``name`` in ``folder``, into ``home`` when given (else the
+    current ``KEIZOKU_HOME``)."""
     folder.mkdir(parents=True, exist_ok=True)
     csv = folder / f"{name}.csv"
     frame.to_csv(csv, index=False)
@@ -92,7 +87,10 @@ def train_frame(
         "models": ["lightgbm", "linear"],
         **(overrides or {}),
     }
-    outcome, _ = train_gated(spec, overrides=settings)
+    with pytest.MonkeyPatch.context() as mp:
+        if home is not None:
+            mp.setenv("KEIZOKU_HOME", str(home))
+        outcome, _ = train_gated(spec, overrides=settings)
     return Trained(name, outcome.version, folder, csv, frame, target)
 
 
@@ -112,7 +110,12 @@ def binary(eval_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained
     frame = load_breast_cancer(as_frame=True).frame
     frame["site"] = np.random.default_rng(1).choice(["east", "west"], len(frame))
     return train_frame(
-        tmp_path_factory.mktemp("binary"), frame, "target", "ev-cancer", sensitive=["site"]
+        tmp_path_factory.mktemp("binary"),
+        frame,
+        "target",
+        "ev-cancer",
+        sensitive=["site"],
+        home=eval_home,
     )
 
 
@@ -120,13 +123,17 @@ def binary(eval_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained
 def multiclass(eval_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
     frame = load_wine(as_frame=True).frame
     frame["target"] = frame["target"].map({0: "barolo", 1: "grignolino", 2: "barbera"})
-    return train_frame(tmp_path_factory.mktemp("multiclass"), frame, "target", "ev-wine")
+    return train_frame(
+        tmp_path_factory.mktemp("multiclass"), frame, "target", "ev-wine", home=eval_home
+    )
 
 
 @pytest.fixture(scope="session")
 def regression(eval_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
     frame = load_diabetes(as_frame=True, scaled=False).frame
-    return train_frame(tmp_path_factory.mktemp("regression"), frame, "target", "ev-diabetes")
+    return train_frame(
+        tmp_path_factory.mktemp("regression"), frame, "target", "ev-diabetes", home=eval_home
+    )
 
 
 @pytest.fixture(scope="session")
@@ -138,4 +145,5 @@ def biased(eval_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained
         "ev-biased",
         sensitive=["group"],
         overrides={"models": ["lightgbm"], "ensemble": False},
+        home=eval_home,
     )

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from keizoku.cli import app
 from keizoku.evaluation.report import SECTIONS, load_evidence, write_report
 from keizoku.registry.models import get_version, version_artifact
+from kzsupport import need_chromium
 
-from .conftest import CHROMIUM, CHROMIUM_ARGS, Trained
+from .conftest import CHROMIUM_ARGS, Trained
 
 CLASSIFIER_CHARTS = ("confusion-cv", "roc-cv", "pr-cv", "calibration-cv")
 REGRESSION_CHARTS = ("predicted-actual-cv", "residuals-cv", "residual-hist-cv")
@@ -21,15 +21,11 @@ COMMON_CHARTS = ("learning-curve", "slices-cv", "importance")
 
 def _open_in_chromium(path: Path) -> dict[str, object]:
     """Section ids, headings and every chart's bounding box, as the browser lays them out."""
-    if not CHROMIUM.exists():
-        pytest.skip(
-            "Headless Chromium is not installed at /usr/bin/chromium "
-            "(install it with: apt-get install -y chromium)"
-        )
+    chromium = need_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
             requests: list[str] = []

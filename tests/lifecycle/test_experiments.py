@@ -134,9 +134,11 @@ def test_status_and_the_bounded_wait_name_the_server_that_disagrees(project: Pat
 
     set_alias(MODEL, "challenger", 2)
     set_gate(2, "passed")
-    fast = Server(project, "--poll-interval", "0.3").wait_ready()
-    slow = Server(project, "--poll-interval", "0").wait_ready()  # never polls: stays behind
+    fast = Server(project, "--poll-interval", "0.3")
+    slow = Server(project, "--poll-interval", "0")  # never polls: stays behind
     try:
+        fast.wait_ready()  # both start at once
+        slow.wait_ready()
         servers = project / ".keizoku" / "servers"
         deadline = time.monotonic() + 30
         while len(list(servers.glob("*.json"))) < 2 and time.monotonic() < deadline:

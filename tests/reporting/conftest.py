@@ -36,4 +36,5 @@ def hostile(eval_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Traine
         "ev-hostile",
         sensitive=["group"],
         overrides={"models": ["lightgbm"], "ensemble": False},
+        home=eval_home,
     )

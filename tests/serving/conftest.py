@@ -2,28 +2,24 @@
 
 The session trains one small mixed-type data set twice (version 1 = champion, version 2 =
 challenger) into a temporary ``KEIZOKU_HOME``. Tests that move aliases, write deployment
-files, create keys or tamper with artifacts put things back when they finish.
+files, create keys or tamper with artifacts put things back when they finish. Under xdist
+each worker that runs a serving file trains its own home, so no other process sees them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
 
+from kzsupport import KEIZOKU_EXE, Server
+
 MODEL = "clinic"
-KEIZOKU = str(Path(sys.executable).with_name("keizoku"))
 WORDS = "patient reports mild severe pain fatigue cough fever stable improving follow up".split()
 
 
@@ -54,14 +50,18 @@ def _dataset(path: Path) -> pd.DataFrame:
 
 
 def _run(args: list[str], cwd: Path, env: dict[str, str]) -> None:
-    out = subprocess.run([KEIZOKU, *args], cwd=cwd, env=env, capture_output=True, text=True)
+    out = subprocess.run([KEIZOKU_EXE, *args], cwd=cwd, env=env, capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"keizoku {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
-    """A home with model ``clinic`` v1 (champion) and v2 (challenger); env set for the session."""
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """A home with model ``clinic`` v1 (champion) and v2 (challenger).
+
+    Each serving test that uses it runs with ``KEIZOKU_HOME`` set to it (``_serving_home``);
+    the tests after them in the same process do not see it.
+    """
     root = tmp_path_factory.mktemp("serving")
     home = root / ".keizoku"
     frame = _dataset(root / "clinic.csv")
@@ -75,70 +75,21 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, obje
             _run(["train", "--budget", "60s", "--preset", "fast", "--max-trials", "4"], root, env)
         except RuntimeError:  # a loaded machine can leave no trial finished: once more, longer
             _run(["train", "--budget", "60s", "--preset", "fast", "--max-trials", "6"], root, env)
-    old = os.environ.get("KEIZOKU_HOME")
-    os.environ["KEIZOKU_HOME"] = str(home)
-    try:
-        yield {"root": root, "home": home, "env": env, "frame": frame, "csv": root / "clinic.csv"}
-    finally:
-        if old is None:
-            os.environ.pop("KEIZOKU_HOME", None)
-        else:
-            os.environ["KEIZOKU_HOME"] = old
+    return {"root": root, "home": home, "env": env, "frame": frame, "csv": root / "clinic.csv"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """``keizoku serve`` in a subprocess on a free loopback port."""
-
-    def __init__(self, env: dict[str, str], cwd: Path, *args: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = cwd / f"serve-{self.port}.log"
-        cmd = [KEIZOKU, "serve", "--port", str(self.port), "--log-level", "warning", *args]
-        self._fh = open(self.log, "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            cmd, cwd=cwd, env=env, stdout=self._fh, stderr=subprocess.STDOUT
-        )
-        self.client = httpx.Client(base_url=self.url, timeout=30)
-
-    def wait_ready(self, timeout: float = 90) -> Server:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited {self.proc.returncode}:\n{self.output()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if self.client.get("/readyz").status_code == 200:
-                    return self
-            time.sleep(0.2)
-        raise RuntimeError(f"server not ready in {timeout}s:\n{self.output()}")
-
-    def output(self) -> str:
-        if not self._fh.closed:
-            self._fh.flush()
-        return self.log.read_text()
-
-    def stop(self) -> int:
-        self.client.close()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._fh.close()
-        return int(self.proc.returncode)
+@pytest.fixture(autouse=True)
+def _serving_home(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process calls (keys, RAG collections, the registry) use the trained home."""
+    if "trained" in request.fixturenames:
+        home = request.getfixturevalue("trained")["home"]
+        monkeypatch.setenv("KEIZOKU_HOME", str(home))
 
 
 @pytest.fixture(scope="session")
 def server(trained: dict[str, object]) -> Iterator[Server]:
     """The default server: no keys, loopback, fast registry polling."""
-    srv = Server(trained["env"], trained["root"], "--poll-interval", "0.3")  # type: ignore[arg-type]
+    srv = Server(trained["root"], "--poll-interval", "0.3", env=trained["env"])  # type: ignore[arg-type]
     try:
         yield srv.wait_ready()
     finally:
@@ -152,7 +103,7 @@ def make_server(trained: dict[str, object]) -> Iterator[Callable[..., Server]]:
 
     def make(*args: str, env: dict[str, str] | None = None) -> Server:
         """``env`` replaces the session's environment (e.g. another KEIZOKU_HOME)."""
-        srv = Server(env or trained["env"], trained["root"], *args)  # type: ignore[arg-type]
+        srv = Server(trained["root"], *args, env=env or trained["env"])  # type: ignore[arg-type]
         started.append(srv)
         return srv
 

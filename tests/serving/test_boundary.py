@@ -11,7 +11,6 @@ import json
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,11 +21,11 @@ import pandas as pd
 import pytest
 
 from keizoku.auth import create_key, revoke_key
-from kzsupport import REPO, json_records
+from kzsupport import KEIZOKU_EXE, REPO, json_records
 
 MODEL = "clinic"
 SECRET = "secretmodel"
-KEIZOKU = str(Path(sys.executable).with_name("keizoku"))
+KEIZOKU = KEIZOKU_EXE
 
 
 def _record(trained: dict[str, Any], i: int = 0) -> dict[str, Any]:
@@ -73,7 +72,7 @@ def secret(trained: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) ->
     env = {**trained["env"], "KEIZOKU_HOME": str(home)}
     for args in (
         ["init", "penguins.csv", "--target", "species", "--name", SECRET],
-        ["train", "--budget", "5s", "--model", "lightgbm"],
+        ["train", "--budget", "60s", "--model", "lightgbm", "--max-trials", "2"],
     ):
         out = subprocess.run([KEIZOKU, *args], cwd=root, env=env, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from kzsupport import need_chromium
 
-import pytest
-
-CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -20,16 +17,12 @@ ARGS = [
 
 
 def test_swagger_ui_works_offline(server) -> None:  # type: ignore[no-untyped-def]
-    if not CHROMIUM.exists():
-        pytest.skip(
-            "Headless Chromium is not installed at /usr/bin/chromium "
-            "(install it with: apt-get install -y chromium)"
-        )
+    chromium = need_chromium()
     from playwright.sync_api import sync_playwright
 
     requested: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = p.chromium.launch(executable_path=str(chromium), args=ARGS)
         page = browser.new_page()
         page.on("request", lambda req: requested.append(req.url))
         page.goto(f"{server.url}/docs")

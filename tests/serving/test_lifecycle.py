@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -14,10 +13,10 @@ import httpx
 import pandas as pd
 
 from keizoku.auth import create_key, revoke_key
-from kzsupport import json_records
+from kzsupport import KEIZOKU_EXE, json_records
 
 MODEL = "clinic"
-KEIZOKU = str(Path(sys.executable).with_name("keizoku"))
+KEIZOKU = KEIZOKU_EXE
 PREDICT = f"/v1/models/{MODEL}/predict"
 
 
