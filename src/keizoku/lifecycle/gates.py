@@ -145,16 +145,29 @@ def _paired_errors(
     return np.asarray(ma - mb)  # losses: champion − challenger = oriented gain
 
 
-def latency_ms(model: ServableModel, records: list[dict[str, Any]], repeats: int = 50) -> float:
-    """Median time to score one record on the serving fast path."""
+def latency_ms(
+    champion: ServableModel,
+    challenger: ServableModel,
+    records: list[dict[str, Any]],
+    repeats: int = 50,
+) -> tuple[float, float]:
+    """Median time to score one record on the serving fast path, champion and challenger.
+
+    The two are timed in turns, record by record, so a burst of load on a shared machine
+    (a cron job, another training) slows both alike instead of only whichever ran then.
+    """
     rows = (records * (repeats // max(len(records), 1) + 1))[:repeats] or [{}]
-    model.predict_raw_records(rows[:1])  # warm up
-    times = []
-    for rec in rows:
-        t = time.perf_counter()
-        model.predict_raw_records([rec])
-        times.append((time.perf_counter() - t) * 1000)
-    return float(np.median(times))
+    models = (champion, challenger)
+    for model in models:
+        model.predict_raw_records(rows[:1])  # warm up
+    times: tuple[list[float], list[float]] = ([], [])
+    for i, rec in enumerate(rows):
+        order = (0, 1) if i % 2 == 0 else (1, 0)  # neither always goes first
+        for k in order:
+            t = time.perf_counter()
+            models[k].predict_raw_records([rec])
+            times[k].append((time.perf_counter() - t) * 1000)
+    return float(np.median(times[0])), float(np.median(times[1]))
 
 
 def metric_gate(stats: dict[str, float], metric: str, cfg: GateConfig) -> GateCheck:
@@ -286,7 +299,7 @@ def run_gates(
     base_stats = paired_bootstrap(metric, y, base, p_cand, **boot)  # type: ignore[arg-type]
     report.checks += [metric_gate(stats, metric.name, cfg), baseline_gate(base_stats, metric.name)]
     records = hx.head(50).to_dict(orient="records")
-    lat = (latency_ms(champ, records), latency_ms(cand, records))
+    lat = latency_ms(champ, cand, records)
     report.checks.append(latency_gate(*lat, cfg))
     if cfg.evidence:
         check = evidence_gate(name, candidate, spec)
