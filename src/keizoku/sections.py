@@ -6,7 +6,7 @@ unknown keys. :func:`validate_section` validates a mapping and turns pydantic's
 error into one line that names the section, the key, the value and the fix::
 
     keizoku.yaml: monitoring.alpa is not a known key (did you mean 'alpha'?).
-    Known keys: alpha, min_rows, psi_threshold, window.
+    Known keys: alpha, auc_threshold, categorical_threshold, min_rows, ...
 
 This module imports nothing but pydantic and ``keizoku.errors``, so any package
 can define its section here without importing the spec.
