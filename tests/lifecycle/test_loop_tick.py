@@ -105,3 +105,26 @@ def test_the_daemon_survives_failing_ticks_and_stops_on_sigterm(project: Path) -
     assert proc.returncode == 143, out
     assert out.count(failed) >= 2, out
     assert "keizoku loop stopped." in out and "Traceback" not in out
+
+
+def test_the_loop_judges_drift_with_the_spec_monitoring_section(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """`monitoring:` thresholds (here: so high nothing drifts, no domain classifier) are the
+    ones the loop's drift trigger uses, as `keizoku monitor` does (it used the defaults)."""
+    root = trained_copy(tmp_path_factory.mktemp("loop-spec"))
+    with open(root / "keizoku.yaml", "a") as fh:
+        fh.write(SPEC)
+        fh.write(
+            "monitoring: {numeric_threshold: 100.0, categorical_threshold: 1.0,"
+            " null_threshold: 10.0, multivariate: false}\n"
+        )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KEIZOKU_HOME", str(root / ".keizoku"))
+        _shifted_traffic(200)
+        seen = cli(root, "monitor", MODEL, "--since", "1h")
+        assert seen.returncode == 0, seen.stdout + seen.stderr  # the spec's rule: no drift
+        out = cli(root, "loop", MODEL, "--once")
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "drift in" not in out.stdout
+        assert _retrains() == 0

@@ -35,6 +35,7 @@ from keizoku.errors import ConflictError, ExitCode, NotFoundError
 from keizoku.lifecycle import state
 from keizoku.lifecycle.gates import GateConfig, GateReport, run_gates, split_holdout
 from keizoku.lifecycle.policy import RetrainingPolicy, parse_policy
+from keizoku.monitoring.drift import DriftConfig
 from keizoku.training.context import TrainingContext
 
 __all__ = [
@@ -136,8 +137,11 @@ def _new_labels(name: str, after: float) -> int:
     return int(duckdb.connect().execute(sql, [after]).fetchone()[0])  # type: ignore[index]
 
 
-def check_triggers(name: str, policy: RetrainingPolicy, champion: int) -> list[Trigger]:
-    """The triggers that fire now."""
+def check_triggers(
+    name: str, policy: RetrainingPolicy, champion: int, drift: DriftConfig | None = None
+) -> list[Trigger]:
+    """The triggers that fire now; drift is judged as ``keizoku monitor`` judges it, with
+    the spec's ``monitoring:`` section (``drift``), multivariate verdict included."""
     from keizoku.monitoring.monitor import monitor
     from keizoku.registry.models import get_version
 
@@ -146,13 +150,21 @@ def check_triggers(name: str, policy: RetrainingPolicy, champion: int) -> list[T
     created = get_version(f"{name}:{champion}").created
     last = _last_retrain(name, created)
     try:
-        report = monitor(name, version=champion, since_s=parse_duration(policy.monitor_window))
+        window = parse_duration(policy.monitor_window)
+        report = monitor(name, version=champion, since_s=window, config=drift)
     except NotFoundError:
         report = None
     if report is not None and t.drift_features is not None:
         if len(report.drifted) >= t.drift_features:
             drifted = f"{len(report.drifted)} feature(s): {', '.join(report.drifted)}"
             fired.append(Trigger(TriggerKind.DRIFT, f"drift in {drifted}"))
+        elif report.multivariate is not None and report.multivariate.drifted:
+            mv = report.multivariate
+            fired.append(Trigger(
+                TriggerKind.DRIFT,
+                f"drift in the joint distribution: a domain classifier tells the window from "
+                f"the training rows with AUC {mv.auc:.3f} (threshold {mv.threshold:g})",
+            ))  # fmt: skip
     perf = report.performance if report is not None else None
     if perf is not None and t.metric_drop is not None and perf.drop == perf.drop:
         if perf.drop >= t.metric_drop:
@@ -495,7 +507,7 @@ def _retrain(
     outcome.triggers = (
         [Trigger(TriggerKind.FORCED, "forced (--force)")]
         if force
-        else check_triggers(name, policy, champion)
+        else check_triggers(name, policy, champion, spec.monitoring)
     )
     triggers = [t.to_dict() for t in outcome.triggers]  # as the audit entries record them
     because = "; ".join(map(str, outcome.triggers))
