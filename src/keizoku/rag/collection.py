@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import sqlite3
 import threading
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from keizoku.errors import KeizokuWarning, NotFoundError, UserInputError
+from keizoku.home import sha256_file
 from keizoku.rag.access import Identity, normalize_acl
 from keizoku.rag.chunk import ChunkConfig, chunk_document
 from keizoku.rag.embed import Embedder, get_embedder, resolve_model_name
@@ -89,14 +89,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _walk(root: Path) -> Iterable[Path]:
     if root.is_file():
         yield root
@@ -135,8 +127,8 @@ def file_inputs(paths: Sequence[str | Path], allow: Sequence[str] = ()) -> tuple
         scopes.append(str(root))
         for path in _walk(root):
             acl = normalize_acl((*extra, *read_sidecar_acl(path)))
-            inputs.append(DocInput(str(path), _sha256(path), functools.partial(parse_file, path),
-                                   acl))  # fmt: skip
+            parse = functools.partial(parse_file, path)
+            inputs.append(DocInput(str(path), sha256_file(path), parse, acl))
     return inputs, scopes
 
 

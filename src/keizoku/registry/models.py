@@ -10,7 +10,6 @@ refuses a file that changed. :func:`load_model` returns a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -22,7 +21,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from keizoku.errors import IntegrityError, NotFoundError, UserInputError
-from keizoku.home import home, mlflow_uri
+from keizoku.home import home, mlflow_uri, sha256_file
 from keizoku.names import check_name
 from keizoku.registry.backend import client, store_lock
 from keizoku.registry.refs import ModelRef, parse_ref
@@ -58,14 +57,6 @@ TAG_STATE = "keizoku.state"  # lifecycle state, see keizoku.lifecycle.state
 _lock = threading.Lock()
 _cache: dict[tuple[str, int], ServableModel] = {}
 CACHE_SIZE = 8  # loaded models kept in memory per process
-
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass
