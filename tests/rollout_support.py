@@ -13,12 +13,25 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kzsupport import KEIZOKU_EXE, REPO, Server, built_once, free_port
 
-__all__ = ["MODEL", "Server", "cli", "frame", "free_port", "set_gate", "trained_copy"]
+__all__ = [
+    "MODEL",
+    "Server",
+    "cli",
+    "frame",
+    "free_port",
+    "set_gate",
+    "trained_copy",
+    "trained_project",
+]
 
 MODEL = "peng"
 
@@ -52,6 +65,19 @@ def trained_copy(dest: Path) -> Path:
     """A project folder at ``dest`` (keizoku.yaml, penguins.csv, .keizoku) with peng v1, v2."""
     shutil.copytree(built_once("rollout-peng", _train_template), dest, dirs_exist_ok=True)
     return dest
+
+
+@contextmanager
+def trained_project(dest: Path, spec: str = "") -> Iterator[Path]:
+    """``trained_copy(dest)``, with ``spec`` appended to its keizoku.yaml, and
+    ``KEIZOKU_HOME`` pointing at its home until the block ends (then restored)."""
+    root = trained_copy(dest)
+    if spec:
+        with open(root / "keizoku.yaml", "a") as fh:
+            fh.write(spec)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KEIZOKU_HOME", str(root / ".keizoku"))
+        yield root
 
 
 def cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from collections.abc import Iterator
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rollout_support import MODEL, cli, set_gate, trained_copy
+from rollout_support import MODEL, cli, set_gate, trained_project
 
 pytestmark = pytest.mark.slow
 
@@ -26,15 +25,8 @@ retraining:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    root = trained_copy(tmp_path_factory.mktemp("canary"))
-    with open(root / "keizoku.yaml", "a") as fh:
-        fh.write(SPEC_ROLLOUT)
-    old = os.environ.get("KEIZOKU_HOME")
-    os.environ["KEIZOKU_HOME"] = str(root / ".keizoku")
-    try:
+    with trained_project(tmp_path_factory.mktemp("canary"), SPEC_ROLLOUT) as root:
         yield root
-    finally:
-        os.environ["KEIZOKU_HOME"] = old or ""
 
 
 def _deployment(root: Path) -> dict:

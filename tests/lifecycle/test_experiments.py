@@ -16,20 +16,15 @@ from typing import Any
 import pytest
 
 from kzsupport import log_prediction
-from rollout_support import MODEL, Server, cli, frame, set_gate, trained_copy
+from rollout_support import MODEL, Server, cli, frame, set_gate, trained_project
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    root = trained_copy(tmp_path_factory.mktemp("experiments"))
-    old = os.environ.get("KEIZOKU_HOME")
-    os.environ["KEIZOKU_HOME"] = str(root / ".keizoku")
-    try:
+    with trained_project(tmp_path_factory.mktemp("experiments")) as root:
         yield root
-    finally:
-        os.environ["KEIZOKU_HOME"] = old or ""
 
 
 def _audit(action: str) -> list[dict[str, Any]]:

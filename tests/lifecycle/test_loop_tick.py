@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from kzsupport import KEIZOKU_EXE, log_prediction
-from rollout_support import MODEL, cli, frame, trained_copy
+from rollout_support import MODEL, cli, frame, trained_project
 
 pytestmark = pytest.mark.slow
 
@@ -29,15 +29,8 @@ retraining:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    root = trained_copy(tmp_path_factory.mktemp("loop"))
-    with open(root / "keizoku.yaml", "a") as fh:
-        fh.write(SPEC)
-    old = os.environ.get("KEIZOKU_HOME")
-    os.environ["KEIZOKU_HOME"] = str(root / ".keizoku")
-    try:
+    with trained_project(tmp_path_factory.mktemp("loop"), SPEC) as root:
         yield root
-    finally:
-        os.environ["KEIZOKU_HOME"] = old or ""
 
 
 def _shifted_traffic(n: int, start: int = 0) -> None:
@@ -112,15 +105,11 @@ def test_the_loop_judges_drift_with_the_spec_monitoring_section(
 ) -> None:
     """`monitoring:` thresholds (here: so high nothing drifts, no domain classifier) are the
     ones the loop's drift trigger uses, as `keizoku monitor` does (it used the defaults)."""
-    root = trained_copy(tmp_path_factory.mktemp("loop-spec"))
-    with open(root / "keizoku.yaml", "a") as fh:
-        fh.write(SPEC)
-        fh.write(
-            "monitoring: {numeric_threshold: 100.0, categorical_threshold: 1.0,"
-            " null_threshold: 10.0, multivariate: false}\n"
-        )
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("KEIZOKU_HOME", str(root / ".keizoku"))
+    quiet = (
+        "monitoring: {numeric_threshold: 100.0, categorical_threshold: 1.0,"
+        " null_threshold: 10.0, multivariate: false}\n"
+    )
+    with trained_project(tmp_path_factory.mktemp("loop-spec"), SPEC + quiet) as root:
         _shifted_traffic(200)
         seen = cli(root, "monitor", MODEL, "--since", "1h")
         assert seen.returncode == 0, seen.stdout + seen.stderr  # the spec's rule: no drift

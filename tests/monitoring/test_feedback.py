@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from fastapi.testclient import TestClient
 from keizoku.errors import DataError, NotFoundError, UserInputError
 from keizoku.monitoring.feedback import feedback_glob, record_feedback
 from kzsupport import log_prediction
-from rollout_support import MODEL, cli, frame, trained_copy
+from rollout_support import MODEL, cli, frame, trained_project
 
 pytestmark = pytest.mark.slow
 
@@ -23,21 +22,16 @@ pytestmark = pytest.mark.slow
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     from keizoku.monitoring.log import PredictionLog
 
-    root = trained_copy(tmp_path_factory.mktemp("feedback"))
-    old = os.environ.get("KEIZOKU_HOME")
-    os.environ["KEIZOKU_HOME"] = str(root / ".keizoku")
     inputs = frame().drop(columns="species").iloc[0].to_dict()
-    with PredictionLog() as log:
-        for i in range(5):
-            log_prediction(
-                log, request_id=f"r{i}", ts=1e9 + i, model=MODEL, version=1, variant="champion",
-                inputs=inputs, prediction="Adelie", latency_ms=1.0,
-                entity_id=f"e{i}",
-            )  # fmt: skip
-    try:
+    with trained_project(tmp_path_factory.mktemp("feedback")) as root:
+        with PredictionLog() as log:
+            for i in range(5):
+                log_prediction(
+                    log, request_id=f"r{i}", ts=1e9 + i, model=MODEL, version=1,
+                    variant="champion", inputs=inputs, prediction="Adelie", latency_ms=1.0,
+                    entity_id=f"e{i}",
+                )  # fmt: skip
         yield root
-    finally:
-        os.environ["KEIZOKU_HOME"] = old or ""
 
 
 def _stored() -> list[tuple]:

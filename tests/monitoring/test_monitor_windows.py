@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,21 +12,16 @@ from pathlib import Path
 import pytest
 
 from kzsupport import log_prediction
-from rollout_support import MODEL, cli, frame, trained_copy
+from rollout_support import MODEL, cli, frame, trained_project
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    root = trained_copy(tmp_path_factory.mktemp("windows"))
-    old = os.environ.get("KEIZOKU_HOME")
-    os.environ["KEIZOKU_HOME"] = str(root / ".keizoku")
-    try:
+    with trained_project(tmp_path_factory.mktemp("windows")) as root:
         _traffic()
         yield root
-    finally:
-        os.environ["KEIZOKU_HOME"] = old or ""
 
 
 def _traffic() -> None:
