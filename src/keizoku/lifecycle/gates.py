@@ -5,7 +5,7 @@
   metric difference (rows resampled together, so both models see the same rows)
   gives a confidence interval; the gate passes when its lower bound exceeds
   ``min_gain`` (metric units, oriented so that positive = challenger better).
-  For regression metrics the bootstrap resamples paired per-row errors.
+  Resampled scores are computed in array operations (``lifecycle.resample``).
 * **baseline**: the candidate must beat a trivial model (the hold-out's class shares for
   classification, its mean for regression) on the same rows, by the same paired bootstrap
   (lower bound above 0): a model fitted on shuffled labels fails it.
@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from keizoku.lifecycle.resample import index_blocks, resampled_scores
 from keizoku.training.metrics import Metric
 
 if TYPE_CHECKING:
@@ -111,38 +112,45 @@ def paired_bootstrap(
     n = len(y)
     rng = np.random.default_rng(seed)
     delta = _oriented(metric, y, b) - _oriented(metric, y, a)
-    if metric.needs == "value" and metric.name in ("rmse", "mae"):
-        deltas = _paired_errors(metric.name, y, a, b, rng, n_boot)
-    else:
-        deltas = np.empty(n_boot)
-        k = 0
-        for _ in range(n_boot * 3):
-            if k == n_boot:
-                break
-            idx = rng.integers(0, n, n)
-            try:
-                deltas[k] = _oriented(metric, y[idx], b[idx]) - _oriented(metric, y[idx], a[idx])
-            except ValueError:  # a resample with one class only
-                continue
-            k += 1
-        deltas = deltas[:k]
+    deltas = _vector_deltas(metric, y, a, b, rng, n_boot)
+    if deltas is None:
+        deltas = _looped_deltas(metric, y, a, b, rng, n_boot)
     tail = (1 - confidence) / 2
     low, high = np.quantile(deltas, [tail, 1 - tail]) if len(deltas) else (np.nan, np.nan)
     p = float(np.mean(deltas <= 0)) if len(deltas) else float("nan")
     return {"delta": float(delta), "low": float(low), "high": float(high), "p_value": p, "n": n}
 
 
-def _paired_errors(
-    name: str, y: np.ndarray, a: np.ndarray, b: np.ndarray, rng: Any, n_boot: int
+def _vector_deltas(
+    metric: Metric, y: np.ndarray, a: np.ndarray, b: np.ndarray, rng: Any, n_boot: int
+) -> np.ndarray | None:
+    """Resampled deltas in array operations (``keizoku.lifecycle.resample``), or None."""
+    out = []
+    for idx in index_blocks(rng, len(y), n_boot):
+        sb, sa = resampled_scores(metric, y, b, idx), resampled_scores(metric, y, a, idx)
+        if sa is None or sb is None:
+            return None
+        out.append(sb - sa)
+    deltas = np.concatenate(out)
+    return np.asarray(deltas[~np.isnan(deltas)])  # a resample with one class only
+
+
+def _looped_deltas(
+    metric: Metric, y: np.ndarray, a: np.ndarray, b: np.ndarray, rng: Any, n_boot: int
 ) -> np.ndarray:
-    ea = (y - a) ** 2 if name == "rmse" else np.abs(y - a)
-    eb = (y - b) ** 2 if name == "rmse" else np.abs(y - b)
-    n = len(y)
-    idx = rng.integers(0, n, (n_boot, n))
-    ma, mb = ea[idx].mean(axis=1), eb[idx].mean(axis=1)
-    if name == "rmse":
-        ma, mb = np.sqrt(ma), np.sqrt(mb)
-    return np.asarray(ma - mb)  # losses: champion − challenger = oriented gain
+    """One metric call per resample, for metrics without an array form."""
+    deltas = np.empty(n_boot)
+    k = 0
+    for _ in range(n_boot * 3):
+        if k == n_boot:
+            break
+        idx = rng.integers(0, len(y), len(y))
+        try:
+            deltas[k] = _oriented(metric, y[idx], b[idx]) - _oriented(metric, y[idx], a[idx])
+        except ValueError:  # a resample with one class only
+            continue
+        k += 1
+    return deltas[:k]
 
 
 def latency_ms(
