@@ -67,7 +67,7 @@ def _accuracy(y: np.ndarray, p: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 
 def _rmse(y: np.ndarray, p: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    return np.sqrt(_per_row_mean((y - p) ** 2, idx))
+    return np.asarray(np.sqrt(_per_row_mean((y - p) ** 2, idx)))
 
 
 def _mae(y: np.ndarray, p: np.ndarray, idx: np.ndarray) -> np.ndarray:
