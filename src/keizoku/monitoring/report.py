@@ -49,6 +49,7 @@ def drift_context(report: MonitorReport) -> dict[str, Any]:
             "training": perf.training,
             "n_labels": perf.n_labels,
         },
+        "estimated": _estimated(report),
         "features": [_row(f, report.started.get(f.feature)) for f in feats],
         "panels": [
             {
@@ -63,6 +64,68 @@ def drift_context(report: MonitorReport) -> dict[str, Any]:
             }
             for i, f in enumerate(sorted(feats, key=lambda f: -f.psi))
         ],
+    }
+
+
+def _finite(v: float | None) -> float | None:
+    return v if v is not None and v == v else None
+
+
+def _estimated(report: MonitorReport) -> dict[str, Any] | None:
+    """The CBPE section: overall, per bucket (estimated beside realised), and a chart of
+    the first metric over time when there are several buckets."""
+    e = report.estimated
+    if e is None:
+        return None
+    if e.skipped:
+        return {"skipped": e.skipped}
+    m = e.metrics[0]
+    rows = [
+        {"bucket": _when(b.bucket) if report.bucket_s else "file", "n": b.n,
+         "n_labels": b.n_labels, "estimated": b.estimated, "realised": b.realised}
+        for b in e.buckets
+    ]  # fmt: skip
+    chart = _estimate_chart(e.buckets, m, report.bucket_s) if len(e.buckets) > 1 else None
+    return {
+        "skipped": None, "metrics": e.metrics, "n": e.n, "estimated": e.estimated,
+        "training": e.training, "n_labels": e.n_labels, "realised": e.realised,
+        "note": e.note, "buckets": rows, "chart": chart,
+    }  # fmt: skip
+
+
+def _estimate_chart(buckets: list[Any], m: str, width: float) -> dict[str, Any]:
+    """Metric ``m`` per time bucket: estimated, and realised (dashed) where labels exist."""
+    xs = [b.bucket for b in buckets]
+    series: list[dict[str, Any]] = [
+        {
+            "name": "estimated",
+            "xs": xs,
+            "ys": [_finite(b.estimated[m]) for b in buckets],
+            "tips": [f"{_when(b.bucket)}: estimated {m} {b.estimated[m]:.3f} ({b.n} rows)"
+                     for b in buckets],
+        }
+    ]  # fmt: skip
+    if any(m in b.realised for b in buckets):
+        series.append(
+            {
+                "name": "realised (labels)",
+                "xs": xs,
+                "dashed": True,
+                "ys": [_finite(b.realised.get(m)) for b in buckets],
+                "tips": [f"{_when(b.bucket)}: realised {m} {b.realised.get(m, float('nan')):.3f}"
+                         f" ({b.n_labels} labels)" for b in buckets],
+            }
+        )  # fmt: skip
+    return {
+        "kind": "line",
+        "chart_id": "estimated",
+        "series": series,
+        "markers": True,
+        "title": f"{m} per {'hour' if width == 3600 else 'day'}: estimated vs realised",
+        "xlabel": "time bucket (local time)",
+        "ylabel": m,
+        "xticks": [(b, _when(b, "%m-%d %H:%M")) for b in (xs[0], xs[-1])],
+        "xr": (xs[0], xs[-1]) if xs[-1] > xs[0] else None,
     }
 
 
