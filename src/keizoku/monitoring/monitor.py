@@ -72,7 +72,7 @@ class MonitorReport:
     prediction: FeatureDrift | None
     performance: LivePerformance | None
     bucket_s: float
-    timeline: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    timeline: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # distance
     config: DriftConfig = field(default_factory=DriftConfig)
     elapsed_s: float = 0.0
     recent: list[FeatureDrift] = field(default_factory=list)  # the most recent part alone
@@ -279,7 +279,7 @@ def drift_of_source(
     prediction: str | None,
     cfg: DriftConfig,
 ) -> tuple[int, list[FeatureDrift], FeatureDrift | None, dict[str, list[tuple[float, float]]]]:
-    """(rows, per-feature drift, prediction drift, PSI per bucket per feature) for ``source``."""
+    """(rows, per-feature drift, prediction drift, distance per bucket per feature)."""
     counts = collect_counts(con, source, reference, columns, prediction)
     n, feats, pred, timeline, _ = _judge(counts, reference, prediction, cfg)
     return n, feats, pred, timeline
@@ -297,7 +297,7 @@ def _judge(
     feats = _judged(reference, prediction)
     results = drift_of_counts(counts, feats, cfg)
     per = _rename(per_bucket(counts, feats, cfg))
-    timeline = {k: [(b, f.psi) for b, f in v] for k, v in per.items()}
+    timeline = {k: [(b, f.distance) for b, f in v] for k, v in per.items()}
     verdicts = {k: [(b, f.drifted) for b, f in v if f.n >= cfg.min_rows] for k, v in per.items()}
     pred = results.pop(PREDICTION, None)
     if pred is not None:
