@@ -56,6 +56,7 @@ __all__ = [
 ]
 
 PREDICTION = "__prediction__"
+SCORE_SAMPLE = 100_000  # logged rows a multiclass estimate reads at most (a seeded sample)
 
 
 @dataclass
@@ -318,8 +319,11 @@ def monitor(
     data: str | None = None,
     config: DriftConfig | None = None,
     root: Path | None = None,
+    estimate: bool = True,
 ) -> MonitorReport:
-    """Drift (and live metric where labels arrived) of ``name``'s champion (or ``version``)."""
+    """Drift (and live metric where labels arrived) of ``name``'s champion (or ``version``);
+    ``estimate=False`` skips the confidence-based estimate (it reads every logged score:
+    about 0.5 s per million rows, several seconds for a multiclass model's JSON)."""
     import duckdb
 
     from keizoku.registry.models import resolve
@@ -342,7 +346,7 @@ def monitor(
         perf = live_performance(name, v, reference, since=since, root=root)
         if perf.n_labels == 0:
             perf = None
-        scored = _logged_scores(con, source, name, v, reference, since, root)
+        scored = _logged_scores(con, source, name, v, reference, since, root) if estimate else None
     counts = collect_counts(con, source, reference, columns, pred)
     n, feats, pdrift, timeline, verdicts = _judge(counts, reference, pred, cfg)
     if n == 0:
@@ -377,7 +381,7 @@ def monitor(
         buckets=verdicts,
         started=started,
         multivariate=multi,
-        estimated=estimate_performance(
+        estimated=None if scored is None else estimate_performance(
             scored, reference.calibration, reference.task, reference.metric,
             reference.cv_score, min_rows=cfg.min_rows,
         ),
@@ -403,15 +407,18 @@ def _logged_scores(
     since: float | None, root: Path | None,
 ) -> pd.DataFrame:  # fmt: skip
     """(bucket, score, outcome) of the version's logged predictions: the score is
-    P(positive) for a binary model, the top probability for a multiclass one."""
+    P(positive) for a binary model (every row), the top probability for a multiclass one
+    (parsed from the JSON probabilities of at most ``SCORE_SAMPLE`` rows)."""
     column = "score" if reference.task == "binary" else "probabilities"
     if reference.task == "regression" or column not in _log_columns(con, segment_glob(name, root)):
         return pd.DataFrame(columns=["bucket", "score", "outcome"])  # (older segments)
     labelled = has_files(feedback_glob(name, root))
     keys = ", request_id, prediction" if labelled else ""  # only needed to join labels
-    rows = con.execute(
-        f"SELECT bucket, {column} AS raw{keys} FROM ({source}) WHERE version = {int(version)}"
-    ).df()
+    window = f"SELECT * FROM ({source}) WHERE version = {int(version)}"
+    if reference.task == "multiclass":  # JSON probabilities: parsing a million costs ~20 s
+        window = f"SELECT * FROM ({window}) USING SAMPLE reservoir({SCORE_SAMPLE} ROWS) " \
+                 "REPEATABLE (0)"  # fmt: skip
+    rows = con.execute(f"SELECT bucket, {column} AS raw{keys} FROM ({window})").df()
     if reference.task == "binary":
         rows["score"] = pd.to_numeric(rows["raw"], errors="coerce")
     else:
