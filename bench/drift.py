@@ -2,6 +2,7 @@
 
     python bench/drift.py --out bench/work/drift.json [--quick] [--sizes 1000,10000]
         [--trials 20,20,10,2] [--null-factor 3] [--rows 100000,1000000] [--parts power,e2e]
+        [--kinds 'null,mean 0.1 sd']
 
 Two parts.
 
@@ -311,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="", help="power: rows per side (default 1k,10k,100k,1M)")
     p.add_argument("--trials", default="", help="power: trials per kind, one per size")
     p.add_argument("--null-factor", type=int, default=0, help="power: null trials x this")
+    p.add_argument("--kinds", default="", help="power: only these planted kinds (comma-separated, "
+                   "e.g. 'null,mean 0.1 sd'; default all)")
     p.add_argument("--rows", default="", help="e2e: rows (default 100k,1M; quick 20k)")
     p.add_argument("--tools", default="keizoku,evidently")
     p.add_argument("--reuse", action="store_true",
@@ -345,6 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     if "power" in parts:
         t = (trials * len(sizes))[: len(sizes)] if len(trials) == 1 else trials
         cases = power_cases(sizes, t, null_factor)
+        if a.kinds:
+            kinds = [k.strip() for k in a.kinds.split(",")]
+            cases = [c for c in cases if c["kind"] in kinds]
         runs = {tool: run_power_tool(tool, cases, a.reuse) for tool in tools}
         result["power"] = power_summary(cases, runs)
         result["power_status"] = {k: v.get("status") for k, v in runs.items()}

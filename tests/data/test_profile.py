@@ -216,6 +216,7 @@ def test_to_dict_is_json_and_rich_tables_render(cancer_profile: Profile) -> None
         "Columns",
         "Target 'target' (binary)",
         "Leakage suspects",
+        f"Strongest associations (15 of {len(cancer_profile.associations)} pairs, 569 rows)",
     ]
     text = console.export_text()
     assert "radius_copy" in text and "duplicate" in text and "leak-suspect" in text

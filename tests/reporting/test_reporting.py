@@ -276,13 +276,31 @@ def test_drift_page_puts_the_planted_shift_first_and_marks_it() -> None:
     assert report.drifted == ["x"]
     html = render_html(report)
     panels = re.findall(r'<div class="panel" data-feature="([^"]*)"', html)
-    assert panels[0] == "x"  # largest PSI first
-    assert '<h3 class="bad">x — PSI' in html
+    assert panels[0] == "x"  # drifted first
+    assert '<h3 class="bad">x — wasserstein/std ' in html
     assert html.count(">DRIFT</td>") == 1
     assert _outline(html).sections == ["features", "distributions"]
     charts_drawn = _outline(html).charts
-    assert len(charts_drawn) == 6  # per feature: shares and PSI per hour (three buckets)
-    assert "PSI per hour" in html
+    assert len(charts_drawn) == 6  # per feature: shares and effect size per hour (3 buckets)
+    assert "wasserstein/std per hour" in html
+    # the bucket chart plots the verdict's effect size with the rule's threshold drawn
+    assert "drift threshold: wasserstein/std ≥ 0.1 (with p &lt; 0.01)" in html
+    assert 'data-chart="distance-0"' in html
+
+
+def test_chart_ticks_are_short_and_long_bar_labels_wrap_with_the_full_text() -> None:
+    from keizoku.reporting.charts import Series, _fmt, bar_chart, line_chart
+
+    assert [_fmt(v) for v in (15000, 250000, 999999, 2.5e6, 5000, 0.25)] == [
+        "15k", "250k", "1M", "2.5M", "5000", "0.25",
+    ]  # fmt: skip
+    svg = line_chart("t", "t", [Series("a", [0, 1], [10000, 30000])], "x", "price")
+    assert "e+0" not in svg and ">20k<" in svg
+    label = "payment_method = Electronic check"
+    bars = bar_chart("b", "b", [label, "short"], [0.2, 0.1], "error rate")
+    assert f"<title>{label}</title>" in bars  # the whole label on hover
+    assert ">payment_method =</tspan>" in bars and ">Electronic check</tspan>" in bars
+    assert "Electroni…" not in bars
 
 
 # ---------------------------------------------------------------- layering

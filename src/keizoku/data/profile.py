@@ -11,6 +11,14 @@ date columns, a smoothed group-by mapping (value -> class shares or mean) for th
 others. Classification is scored by (macro one-vs-rest) AUC, regression by the
 larger of R2 and |Spearman|; a score of at least ``LEAK_THRESHOLD`` is suspect.
 
+Beyond single columns: *associations* between columns (numeric pairs: Pearson and
+Spearman; categorical pairs: bias-corrected Cramér's V; numeric-categorical: the
+correlation ratio η), on at most ``ASSOC_SAMPLE_ROWS`` rows; *missing-value
+co-occurrence* (pairs of columns whose missing indicators move together); and
+warnings for *zero-inflated* numeric columns and for numeric *codes that look like
+missing* (a 0 far below every other value, e.g. pima's glucose, or a sentinel such as
+-999 or 9999 far beyond the rest).
+
 The profile prints as rich tables (``Profile.rich_tables``), serialises to JSON
 (``Profile.to_dict``) and renders as one self-contained HTML file
 (``write_profile_html``: ``profile_context`` feeds the ``profile`` page of
@@ -36,6 +44,12 @@ from keizoku.data.schema import Schema
 from keizoku.errors import DataError, SchemaMismatchError
 
 __all__ = [
+    "Association",
+    "MissingTogether",
+    "associations",
+    "cramers_v",
+    "correlation_ratio",
+    "missing_together",
     "ClassShare",
     "ColumnProfile",
     "LeakSuspect",
@@ -70,6 +84,21 @@ FLAG_ID_LIKE = "id-like"
 FLAG_HIGH_CARDINALITY = "high-cardinality"
 FLAG_HIGH_MISSING = "high-missing"
 FLAG_LEAK = "leak-suspect"
+FLAG_ZERO_INFLATED = "zero-inflated"
+FLAG_MISSING_CODE = "missing-code"
+ZERO_INFLATED_SHARE = 0.3  # share of exact zeros from which a numeric column is flagged
+CODE_GAP = 5.0  # a code sits this many typical value spacings away from every other value
+# ... and a 0 this share of the median non-zero value below the smallest one (pima: glucose
+# 44/117, blood pressure 24/72, skin 7/29, BMI 18/32; breast cancer's real zeros: 0.17)
+ZERO_GAP = 0.2
+SENTINELS = (-999999.0, -99999.0, -9999.0, -999.0, -99.0, 99.0, 999.0, 9999.0, 99999.0,
+             999999.0)  # fmt: skip
+ASSOC_SAMPLE_ROWS = 20_000
+ASSOC_MAX_COLUMNS = 40  # columns compared pairwise (features and target, widest first dropped)
+ASSOC_MAX_LEVELS = 50  # levels kept per categorical column (the rest pooled)
+ASSOC_SHOWN = 15  # strongest pairs in the terminal and the HTML page
+STRONG_ASSOCIATION = 0.95  # |r|, V or η from which a pair is called redundant
+MISSING_TOGETHER = 0.5  # correlation of two missing indicators reported as co-occurring
 
 
 @dataclass
@@ -95,13 +124,14 @@ class ColumnProfile:
     stats: dict[str, float] | None = None
     flags: list[str] = field(default_factory=list)
     duplicate_of: str | None = None
+    missing_code: float | None = None  # a value that looks like a code for "missing"
 
     @property
     def summary(self) -> str:
-        """A one-line summary: ``min / mean / max`` or the top values with shares."""
+        """A one-line summary: ``min … · mean … · max …`` or the top values with shares."""
         if self.stats:
             s = self.stats
-            return f"{_num(s['min'])} / {_num(s['mean'])} / {_num(s['max'])}"
+            return f"min {_num(s['min'])} · mean {_num(s['mean'])} · max {_num(s['max'])}"
         return ", ".join(f"{_short(v.value)} {v.share:.0%}" for v in self.top[:3])
 
 
@@ -136,6 +166,28 @@ class LeakSuspect:
 
 
 @dataclass
+class Association:
+    """How strongly two columns go together (0 = not at all, 1 = one determines the other;
+    Pearson and Spearman are signed)."""
+
+    a: str
+    b: str
+    measure: str  # "pearson" | "spearman" | "cramers_v" | "correlation_ratio"
+    value: float
+
+
+@dataclass
+class MissingTogether:
+    """Two columns whose missing values co-occur."""
+
+    a: str
+    b: str
+    both: int  # rows missing in both
+    either: int  # rows missing in at least one
+    correlation: float  # of the two missing indicators (phi)
+
+
+@dataclass
 class Profile:
     """The profile of a table; see the module docstring."""
 
@@ -149,6 +201,9 @@ class Profile:
     leaks: list[LeakSuspect] = field(default_factory=list)
     leak_scores: dict[str, float] = field(default_factory=dict)
     leak_rows: int = 0
+    associations: list[Association] = field(default_factory=list)  # strongest first
+    association_rows: int = 0  # rows they were measured on (a seeded sample when larger)
+    missing_together: list[MissingTogether] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -174,6 +229,10 @@ class Profile:
             tables.append(_balance_table(self.balance))
         if self.leaks:
             tables.append(_leak_table(self))
+        if self.associations:
+            tables.append(_association_table(self))
+        if self.missing_together:
+            tables.append(_missing_table(self))
         return tables
 
 
@@ -198,6 +257,8 @@ def profile_frame(frame: pd.DataFrame, schema: Schema) -> Profile:
     if schema.target is not None and schema.task is not None:
         prof.balance = _target_balance(frame[schema.target], schema.target, schema.task)
         _find_leaks(frame, schema, prof)
+    prof.associations, prof.association_rows = associations(frame, columns)
+    prof.missing_together = missing_together(frame, columns)
     prof.warnings = _warnings(prof)
     return prof
 
@@ -227,6 +288,13 @@ def profile_context(profile: Profile, frame: pd.DataFrame) -> dict[str, Any]:
         "balance": _balance_context(profile.balance),
         "leaks": [asdict(s) for s in profile.leaks],
         "leak_rows": profile.leak_rows,
+        "associations": [
+            {**asdict(x), "measure": _measure(x.measure)}
+            for x in profile.associations[:ASSOC_SHOWN]
+        ],
+        "association_pairs": len(profile.associations),
+        "association_rows": profile.association_rows,
+        "missing_together": [asdict(m) for m in profile.missing_together[:ASSOC_SHOWN]],
         "columns": [
             {
                 "name": c.name,
@@ -326,6 +394,7 @@ def _profile_column(
     )
     if kind == "numeric" and pd.api.types.is_numeric_dtype(values) and len(values):
         prof.stats = _numeric_stats(values)
+        prof.missing_code = _missing_code(values.to_numpy(dtype=float))
     elif len(values):
         prof.top = _top_values(values, len(series))
     prof.flags = _column_flags(prof, len(values))
@@ -340,7 +409,28 @@ def _numeric_stats(values: pd.Series) -> dict[str, float]:
         "median": float(np.median(arr)),
         "max": float(arr.max()),
         "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
+        "zeros": float((arr == 0).mean()),
     }
+
+
+def _missing_code(arr: np.ndarray) -> float | None:
+    """A value that looks like a code for "missing": a 0 in a column of positive values
+    that starts far above 0 (pima's glucose 0 beside 44…199), or a sentinel (-999, 9999…)
+    at either end, far from every other value. None when there is none."""
+    distinct = np.unique(arr)
+    if len(distinct) < 3:
+        return None
+    step = float(np.median(np.diff(distinct)))  # the typical spacing of the values
+    candidates = [0.0] if distinct[0] == 0 else []
+    candidates += [v for v in SENTINELS if v in (distinct[0], distinct[-1])]
+    for code in candidates:
+        rest = distinct[distinct != code]
+        gap = float(rest[0] - code) if code <= rest[0] else float(code - rest[-1])
+        if code == 0 and (rest[0] < 0 or gap < ZERO_GAP * float(np.median(arr[arr != 0]))):
+            continue  # zero inside the range, or close to the smallest values
+        if gap > CODE_GAP * step and gap > 0:
+            return code
+    return None
 
 
 def _top_values(values: pd.Series, n_rows: int) -> list[ValueCount]:
@@ -356,6 +446,10 @@ def _column_flags(prof: ColumnProfile, non_missing: int) -> list[str]:
         flags.append(FLAG_CONSTANT)
     if prof.missing_share > HIGH_MISSING_SHARE:
         flags.append(FLAG_HIGH_MISSING)
+    if prof.missing_code is not None:
+        flags.append(FLAG_MISSING_CODE)
+    if prof.stats and prof.stats["zeros"] >= ZERO_INFLATED_SHARE and prof.distinct > 2:
+        flags.append(FLAG_ZERO_INFLATED)
     if prof.role == "target":
         return flags
     if _is_id_like(prof, non_missing):
@@ -596,6 +690,161 @@ def _abs_spearman(x: np.ndarray, y: np.ndarray) -> float:
 # ---------------------------------------------------------------- findings
 
 
+# ---------------------------------------------------------------- associations
+
+
+def _assoc_columns(frame: pd.DataFrame, columns: list[ColumnProfile]) -> list[ColumnProfile]:
+    """Features and target, numeric or categorical, with two values or more."""
+    keep = [
+        c for c in columns
+        if c.role in ("feature", "target") and c.distinct > 1 and FLAG_ID_LIKE not in c.flags
+        and (c.stats is not None or c.kind in ("categorical", "boolean"))
+    ]  # fmt: skip
+    return keep[:ASSOC_MAX_COLUMNS]
+
+
+def _codes(series: pd.Series) -> np.ndarray:
+    """Level codes (top ``ASSOC_MAX_LEVELS`` levels, the rest pooled; -1 = missing)."""
+    text = series.astype("string")
+    top = text.value_counts().index[:ASSOC_MAX_LEVELS]
+    pooled = text.where(text.isin(top) | text.isna(), "__other__")
+    codes: np.ndarray = pd.Categorical(pooled).codes.astype(int)
+    return codes
+
+
+def cramers_v(x: np.ndarray, y: np.ndarray) -> float:
+    """Bias-corrected Cramér's V of two code arrays (Bergsma 2013); rows with -1 dropped."""
+    ok = (x >= 0) & (y >= 0)
+    x, y = x[ok], y[ok]
+    n = len(x)
+    if n < 2:
+        return float("nan")
+    table = pd.crosstab(x, y).to_numpy(dtype=float)
+    r, k = table.shape
+    if r < 2 or k < 2:
+        return 0.0
+    expected = table.sum(1, keepdims=True) * table.sum(0, keepdims=True) / n
+    phi2 = float(((table - expected) ** 2 / expected).sum()) / n
+    phi2c = max(0.0, phi2 - (k - 1) * (r - 1) / (n - 1))
+    rc, kc = r - (r - 1) ** 2 / (n - 1), k - (k - 1) ** 2 / (n - 1)
+    denom = min(kc - 1, rc - 1)
+    return float(np.sqrt(phi2c / denom)) if denom > 0 else 0.0
+
+
+def correlation_ratio(codes: np.ndarray, values: np.ndarray) -> float:
+    """η: the share of ``values``' spread explained by the groups in ``codes`` (√ of
+    between-group over total sum of squares); missing rows dropped."""
+    ok = (codes >= 0) & np.isfinite(values)
+    codes, values = codes[ok], values[ok]
+    if len(values) < 2:
+        return float("nan")
+    total = float(((values - values.mean()) ** 2).sum())
+    if total == 0:
+        return 0.0
+    groups = pd.Series(values).groupby(codes)
+    between = float((groups.count() * (groups.mean() - values.mean()) ** 2).sum())
+    return float(np.sqrt(between / total))
+
+
+def associations(
+    frame: pd.DataFrame, columns: list[ColumnProfile]
+) -> tuple[list[Association], int]:
+    """Every pair of profiled columns, strongest first, and the rows measured on."""
+    cols = _assoc_columns(frame, columns)
+    if len(cols) < 2:
+        return [], 0
+    sample = frame if len(frame) <= ASSOC_SAMPLE_ROWS else frame.sample(
+        ASSOC_SAMPLE_ROWS, random_state=0
+    )  # fmt: skip
+    numeric = {c.name: pd.to_numeric(sample[c.name], errors="coerce").to_numpy(dtype=float)
+               for c in cols if c.stats is not None}  # fmt: skip
+    codes = {c.name: _codes(sample[c.name]) for c in cols if c.stats is None}
+    out: list[Association] = []
+    names = list(numeric)
+    if len(names) >= 2:
+        num = pd.DataFrame(numeric)
+        for measure in ("pearson", "spearman"):
+            matrix = num.corr(method=measure, min_periods=3)
+            for i, a in enumerate(names):
+                for b in names[i + 1 :]:
+                    value = float(matrix.loc[a, b])
+                    if np.isfinite(value):
+                        out.append(Association(a, b, measure, value))
+    cats = list(codes)
+    for i, a in enumerate(cats):
+        for b in cats[i + 1 :]:
+            out.append(Association(a, b, "cramers_v", cramers_v(codes[a], codes[b])))
+    for a in cats:
+        for b in names:
+            out.append(Association(a, b, "correlation_ratio",
+                                   correlation_ratio(codes[a], numeric[b])))  # fmt: skip
+    out = [x for x in out if np.isfinite(x.value)]
+    out.sort(key=lambda x: -abs(x.value))
+    return out, len(sample)
+
+
+def missing_together(frame: pd.DataFrame, columns: list[ColumnProfile]) -> list[MissingTogether]:
+    """Pairs of columns whose missing indicators correlate (phi ≥ ``MISSING_TOGETHER``)."""
+    gaps = [c.name for c in columns if 0 < c.missing_share < 1][:ASSOC_MAX_COLUMNS]
+    if len(gaps) < 2:
+        return []
+    miss = frame[gaps].isna()
+    phi = miss.astype(float).corr()
+    out = []
+    for i, a in enumerate(gaps):
+        for b in gaps[i + 1 :]:
+            value = float(phi.loc[a, b])
+            if np.isfinite(value) and value >= MISSING_TOGETHER:
+                both = int((miss[a] & miss[b]).sum())
+                either = int((miss[a] | miss[b]).sum())
+                out.append(MissingTogether(a, b, both, either, value))
+    out.sort(key=lambda m: -m.correlation)
+    return out
+
+
+def _association_warnings(prof: Profile) -> list[str]:
+    out = []
+    for x in prof.associations:
+        if abs(x.value) < STRONG_ASSOCIATION or x.measure == "spearman":
+            continue
+        if prof.target in (x.a, x.b):
+            continue  # a feature tied to the target is the leak check's business
+        out.append(
+            f"Columns '{x.a}' and '{x.b}' are almost redundant ({_measure(x.measure)} "
+            f"{x.value:.3f}): a model gains little from both; consider dropping one "
+            f"({DROP_HINT})."
+        )
+    for group in _missing_groups(prof.missing_together, [c.name for c in prof.columns]):
+        names = ", ".join(f"'{g}'" for g in group)
+        rows = max(m.either for m in prof.missing_together if {m.a, m.b} <= set(group))
+        out.append(
+            f"Columns {names} are missing together (in up to {rows} rows; missing "
+            "indicators correlate ≥ "
+            f"{MISSING_TOGETHER:g}): one cause, probably — check the source."
+        )
+    return out
+
+
+def _missing_groups(pairs: list[MissingTogether], order: list[str]) -> list[list[str]]:
+    """Columns linked by co-occurring gaps (connected pairs), each group in column order."""
+    group: dict[str, set[str]] = {}
+    for m in pairs:
+        merged = group.get(m.a, {m.a}) | group.get(m.b, {m.b})
+        for name in merged:
+            group[name] = merged
+    out: list[list[str]] = []
+    for members in group.values():
+        g = sorted(members, key=order.index)
+        if g not in out:
+            out.append(g)
+    return out
+
+
+def _measure(name: str) -> str:
+    return {"pearson": "Pearson r", "spearman": "Spearman ρ", "cramers_v": "Cramér's V",
+            "correlation_ratio": "correlation ratio η"}[name]  # fmt: skip
+
+
 def _warnings(prof: Profile) -> list[str]:
     out: list[str] = []
     if prof.duplicate_rows:
@@ -607,6 +856,7 @@ def _warnings(prof: Profile) -> list[str]:
     for col in prof.columns:
         out.extend(_column_warnings(col, prof.rows))
     out.extend(_leak_warnings(prof))
+    out.extend(_association_warnings(prof))
     if prof.balance is not None:
         out.extend(_balance_warnings(prof.balance))
     return out
@@ -635,6 +885,19 @@ def _column_warnings(col: ColumnProfile, rows: int) -> list[str]:
         )
     if FLAG_ID_LIKE in col.flags:
         out.append(_id_warning(col, name, round(rows * (1 - col.missing_share))))
+    if FLAG_MISSING_CODE in col.flags and col.stats:
+        code = _num(col.missing_code or 0.0)
+        out.append(
+            f"{name} holds {code}, far from every other value ({_num(col.stats['min'])}…"
+            f"{_num(col.stats['max'])} overall): it looks like a code for missing. If it is, mark "
+            "it missing in this column before training, so it is not learnt as a number."
+        )
+    if FLAG_ZERO_INFLATED in col.flags and col.stats:
+        out.append(
+            f"{name} is zero in {col.stats['zeros']:.0%} of its non-missing rows "
+            "(zero-inflated): a model sees two populations; if zero means 'absent' or "
+            "'unknown', say so (a missing-value marker or an indicator column)."
+        )
     if FLAG_HIGH_CARDINALITY in col.flags:
         out.append(
             f"{name} has {col.distinct} distinct values (over {HIGH_CARDINALITY}): rare levels "
@@ -736,6 +999,28 @@ def _balance_table(balance: TargetBalance) -> Table:
         table.add_column(header, justify="left" if header == "class" else "right")
     for cls in balance.classes:
         table.add_row(str(cls.label), f"{cls.count:,}", f"{cls.share:.1%}")
+    return table
+
+
+def _association_table(prof: Profile) -> Table:
+    shown = prof.associations[:ASSOC_SHOWN]
+    table = Table(
+        title=f"Strongest associations ({len(shown)} of {len(prof.associations)} pairs, "
+        f"{prof.association_rows:,} rows)"
+    )
+    for header in ("column", "column", "measure", "value"):
+        table.add_column(header, justify="right" if header == "value" else "left")
+    for x in shown:
+        table.add_row(x.a, x.b, _measure(x.measure), f"{x.value:+.3f}")
+    return table
+
+
+def _missing_table(prof: Profile) -> Table:
+    table = Table(title="Missing together")
+    for header in ("column", "column", "both missing", "either missing", "correlation"):
+        table.add_column(header, justify="left" if header == "column" else "right")
+    for m in prof.missing_together[:ASSOC_SHOWN]:
+        table.add_row(m.a, m.b, f"{m.both:,}", f"{m.either:,}", f"{m.correlation:.2f}")
     return table
 
 

@@ -70,7 +70,7 @@ class DriftConfig(BaseModel):
     numeric_threshold: float = 0.1  # Wasserstein-1 / reference std
     categorical_threshold: float = 0.1  # Jensen-Shannon distance (base 2)
     null_threshold: float = 0.1  # Cohen's h between the null rates
-    psi_threshold: float = 0.2  # display only: the line on the PSI charts
+    psi_threshold: float = 0.2  # unused since the bucket charts plot the effect size
     min_rows: int = 30
     window: Duration = 86400.0  # the default --since
     recent: Duration = 3600.0  # the most recent part, judged beside the whole window

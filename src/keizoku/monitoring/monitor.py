@@ -23,9 +23,16 @@ from keizoku.monitoring.drift import (
     merge_levels,
     merge_numeric,
 )
+from keizoku.monitoring.estimate import EstimatedPerformance, estimate_performance
+from keizoku.monitoring.feedback import feedback_glob
 from keizoku.monitoring.log import FEATURE_PREFIX, segment_glob
 from keizoku.monitoring.multivariate import MultivariateDrift, domain_classifier, skipped
-from keizoku.monitoring.performance import LivePerformance, has_files, live_performance
+from keizoku.monitoring.performance import (
+    LivePerformance,
+    has_files,
+    labelled_rows,
+    live_performance,
+)
 from keizoku.monitoring.reference import (
     FeatureRef,
     Reference,
@@ -45,9 +52,11 @@ __all__ = [
     "drift_config",
     "rule_text",
     "summary_lines",
+    "estimate_lines",
 ]
 
 PREDICTION = "__prediction__"
+SCORE_SAMPLE = 100_000  # logged rows a multiclass estimate reads at most (a seeded sample)
 
 
 @dataclass
@@ -64,7 +73,7 @@ class MonitorReport:
     prediction: FeatureDrift | None
     performance: LivePerformance | None
     bucket_s: float
-    timeline: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    timeline: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # distance
     config: DriftConfig = field(default_factory=DriftConfig)
     elapsed_s: float = 0.0
     recent: list[FeatureDrift] = field(default_factory=list)  # the most recent part alone
@@ -72,6 +81,7 @@ class MonitorReport:
     buckets: dict[str, list[tuple[float, bool]]] = field(default_factory=dict)  # verdicts
     started: dict[str, float] = field(default_factory=dict)  # first bucket of the drift
     multivariate: MultivariateDrift | None = None
+    estimated: EstimatedPerformance | None = None  # the live metric from confidence (CBPE)
 
     @property
     def drifted(self) -> list[str]:
@@ -111,6 +121,7 @@ class MonitorReport:
             "multivariate": self.multivariate.to_dict() if self.multivariate else None,
             "prediction": self.prediction.to_dict() if self.prediction else None,
             "performance": perf,
+            "estimated": self.estimated.to_dict() if self.estimated else None,
             "config": self.config.model_dump(),
             "elapsed_s": self.elapsed_s,
         }
@@ -151,11 +162,42 @@ def summary_lines(report: MonitorReport) -> list[str]:
             if m.skipped
             else f"Multivariate: {'DRIFT' if m.drifted else 'ok'}: {m.reason}"
         )
+    lines += estimate_lines(report.estimated, when)
     drifted = report.drifted
     lines.append(
         (f"Drifted features: {', '.join(drifted)}" if drifted else "No feature drifted.")
         + f" ({rule_text(report.config)}; {report.elapsed_s:.2f}s)"
     )
+    return lines
+
+
+def _metrics_text(values: dict[str, float]) -> str:
+    return ", ".join(f"{m} {v:.3f}" for m, v in values.items())
+
+
+def estimate_lines(e: EstimatedPerformance | None, when: str, last: int = 8) -> list[str]:
+    """The live metric estimated from confidence, beside the labelled one, per bucket."""
+    if e is None:
+        return []
+    if e.skipped:
+        return [f"Estimated performance: skipped: {e.skipped}"]
+    head = f"Estimated from the confidence of {e.n:,} predictions (CBPE): "
+    head += _metrics_text(e.estimated)
+    if e.training:
+        head += f" (training CV {_metrics_text(e.training)})"
+    if e.n_labels:
+        head += f"; realised on {e.n_labels:,} labels: {_metrics_text(e.realised)}"
+    lines = [head + ".", f"  Calibration: {e.note}."]
+    if len(e.buckets) > 1:
+        m = e.metrics[0]
+        shown = e.buckets[-last:]
+        cells = [
+            f"{_when(b.bucket, when)} {b.estimated[m]:.3f}"
+            + (f"/{b.realised[m]:.3f}" if m in b.realised else "")
+            for b in shown
+        ]
+        more = f"last {len(shown)} of {len(e.buckets)} " if len(e.buckets) > last else ""
+        lines.append(f"  {m} per {more}bucket (estimated[/realised]): " + ", ".join(cells))
     return lines
 
 
@@ -238,7 +280,7 @@ def drift_of_source(
     prediction: str | None,
     cfg: DriftConfig,
 ) -> tuple[int, list[FeatureDrift], FeatureDrift | None, dict[str, list[tuple[float, float]]]]:
-    """(rows, per-feature drift, prediction drift, PSI per bucket per feature) for ``source``."""
+    """(rows, per-feature drift, prediction drift, distance per bucket per feature)."""
     counts = collect_counts(con, source, reference, columns, prediction)
     n, feats, pred, timeline, _ = _judge(counts, reference, prediction, cfg)
     return n, feats, pred, timeline
@@ -256,7 +298,7 @@ def _judge(
     feats = _judged(reference, prediction)
     results = drift_of_counts(counts, feats, cfg)
     per = _rename(per_bucket(counts, feats, cfg))
-    timeline = {k: [(b, f.psi) for b, f in v] for k, v in per.items()}
+    timeline = {k: [(b, f.distance) for b, f in v] for k, v in per.items()}
     verdicts = {k: [(b, f.drifted) for b, f in v if f.n >= cfg.min_rows] for k, v in per.items()}
     pred = results.pop(PREDICTION, None)
     if pred is not None:
@@ -277,8 +319,11 @@ def monitor(
     data: str | None = None,
     config: DriftConfig | None = None,
     root: Path | None = None,
+    estimate: bool = True,
 ) -> MonitorReport:
-    """Drift (and live metric where labels arrived) of ``name``'s champion (or ``version``)."""
+    """Drift (and live metric where labels arrived) of ``name``'s champion (or ``version``);
+    ``estimate=False`` skips the confidence-based estimate (it reads every logged score:
+    about 0.5 s per million rows, several seconds for a multiclass model's JSON)."""
     import duckdb
 
     from keizoku.registry.models import resolve
@@ -292,7 +337,7 @@ def monitor(
     until = time.time()
     since = until - since_s if since_s is not None else None
     if data is not None:
-        source, columns, pred, perf = _register_file(con, name, v, reference, data)
+        source, columns, pred, perf, scored = _register_file(con, name, v, reference, data)
         label = f"file {data}"
         since = None
     else:
@@ -301,6 +346,7 @@ def monitor(
         perf = live_performance(name, v, reference, since=since, root=root)
         if perf.n_labels == 0:
             perf = None
+        scored = _logged_scores(con, source, name, v, reference, since, root) if estimate else None
     counts = collect_counts(con, source, reference, columns, pred)
     n, feats, pdrift, timeline, verdicts = _judge(counts, reference, pred, cfg)
     if n == 0:
@@ -335,7 +381,64 @@ def monitor(
         buckets=verdicts,
         started=started,
         multivariate=multi,
-    )
+        estimated=None if scored is None else estimate_performance(
+            scored, reference.calibration, reference.task, reference.metric,
+            reference.cv_score, min_rows=cfg.min_rows,
+        ),
+    )  # fmt: skip
+
+
+def _outcomes(scored: pd.DataFrame, labels: pd.DataFrame, reference: Reference) -> pd.Series:
+    """Per scored row: 1/0 for a positive label (binary) or a right prediction
+    (multiclass), NaN without a label."""
+    if labels.empty:
+        return pd.Series(np.nan, index=scored.index)
+    by_id = labels.drop_duplicates("request_id", keep="last").set_index("request_id")
+    label = scored["request_id"].map(by_id["label"])
+    if reference.task == "binary":
+        hit = label == (reference.classes or ["", ""])[-1]
+    else:
+        hit = label == scored["prediction"]
+    return hit.astype(float).where(label.notna())
+
+
+def _logged_scores(
+    con: Any, source: str, name: str, version: int, reference: Reference,
+    since: float | None, root: Path | None,
+) -> pd.DataFrame:  # fmt: skip
+    """(bucket, score, outcome) of the version's logged predictions: the score is
+    P(positive) for a binary model (every row), the top probability for a multiclass one
+    (parsed from the JSON probabilities of at most ``SCORE_SAMPLE`` rows)."""
+    column = "score" if reference.task == "binary" else "probabilities"
+    if reference.task == "regression" or column not in _log_columns(con, segment_glob(name, root)):
+        return pd.DataFrame(columns=["bucket", "score", "outcome"])  # (older segments)
+    labelled = has_files(feedback_glob(name, root))
+    keys = ", request_id, prediction" if labelled else ""  # only needed to join labels
+    window = f"SELECT * FROM ({source}) WHERE version = {int(version)}"
+    if reference.task == "multiclass":  # JSON probabilities: parsing a million costs ~20 s
+        window = f"SELECT * FROM ({window}) USING SAMPLE reservoir({SCORE_SAMPLE} ROWS) " \
+                 "REPEATABLE (0)"  # fmt: skip
+    rows = con.execute(f"SELECT bucket, {column} AS raw{keys} FROM ({window})").df()
+    if reference.task == "binary":
+        rows["score"] = pd.to_numeric(rows["raw"], errors="coerce")
+    else:
+        rows["score"] = [_top(text) for text in rows["raw"]]
+    labels = pd.DataFrame()
+    if labelled:
+        labels = labelled_rows(
+            name, since=since, columns="p.request_id, p.shadow", root=root, con=con
+        )
+        labels = labels[~labels["shadow"].astype(bool)]
+    rows["outcome"] = _outcomes(rows, labels, reference)
+    return rows[["bucket", "score", "outcome"]]
+
+
+def _top(text: Any) -> float:
+    """The top class probability of a logged ``probabilities`` JSON text (NaN if none)."""
+    import json
+
+    probs = json.loads(text) if isinstance(text, str) else None
+    return max(probs.values()) if isinstance(probs, dict) and probs else float("nan")
 
 
 def recent_drift(
@@ -427,7 +530,7 @@ def _quote(name: str) -> str:
 
 def _register_file(
     con: Any, name: str, version: int, reference: Reference, data: str
-) -> tuple[str, dict[str, str], str | None, LivePerformance | None]:
+) -> tuple[str, dict[str, str], str | None, LivePerformance | None, pd.DataFrame]:
     """Score a data file with the version and expose it to DuckDB as table ``current``."""
     from keizoku.data.ingest import read_table
     from keizoku.registry.models import load_model
@@ -454,7 +557,28 @@ def _register_file(
     con.register("current_frame", table)
     columns = {f: _quote(FEATURE_PREFIX + f) for f in reference.features if f in frame}
     perf = _file_performance(frame, raw, version, reference)
-    return "SELECT 0.0 AS bucket, * FROM current_frame", columns, pred, perf
+    scored = pd.DataFrame({"bucket": 0.0, "score": table.get("score", np.nan)}, index=table.index)
+    if raw is not None and reference.task != "regression":
+        scored["outcome"] = _file_outcomes(frame, np.asarray(raw), reference)
+    else:
+        scored["outcome"] = np.nan
+    return "SELECT 0.0 AS bucket, * FROM current_frame", columns, pred, perf, scored
+
+
+def _file_outcomes(frame: pd.DataFrame, raw: np.ndarray, reference: Reference) -> np.ndarray:
+    """Per row of a data file: 1/0 as in :func:`_outcomes`, NaN without a known label."""
+    out = np.full(len(frame), np.nan)
+    if reference.target not in frame.columns:
+        return out
+    index = {c: i for i, c in enumerate(reference.classes or [])}
+    y = frame[reference.target].map(lambda v: index.get(canonical(v)) if pd.notna(v) else None)
+    known = y.notna().to_numpy()
+    truth = y[known].to_numpy(dtype=int)
+    if reference.task == "binary":
+        out[known] = (truth == raw.shape[1] - 1).astype(float)
+    else:
+        out[known] = (raw[known].argmax(axis=1) == truth).astype(float)
+    return out
 
 
 def _file_performance(

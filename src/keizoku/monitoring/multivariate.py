@@ -26,6 +26,13 @@ import pandas as pd
 __all__ = ["MultivariateDrift", "domain_classifier", "skipped"]
 
 FOLDS = 3
+# The classifier's settings. 30 rounds at rate 0.2 found the correlation shifts that 60 at
+# 0.15 found (3/12 at r = 0.3, 12/12 at r = 0.4, 0/12 false alarms, 5,000 rows a side) in
+# 40 % of the time; early stopping was cheaper still but missed every r = 0.3 shift.
+MODEL_PARAMS: dict[str, Any] = {
+    "max_iter": 30, "max_leaf_nodes": 15, "learning_rate": 0.2, "early_stopping": False,
+}  # fmt: skip
+IMPORTANCE_ROWS = 1000  # held-out rows per fold that the shuffles are scored on
 
 
 @dataclass
@@ -109,8 +116,8 @@ def domain_classifier(
     with threadpool_limits(1):
         for train, test in folds:
             model = HistGradientBoostingClassifier(
-                max_iter=60, max_leaf_nodes=15, learning_rate=0.15, early_stopping=False,
-                categorical_features=cat if cat.any() else None, random_state=seed,
+                **MODEL_PARAMS, categorical_features=cat if cat.any() else None,
+                random_state=seed,
             )  # fmt: skip
             model.fit(x[train], y[train])
             oof[test] = model.predict_proba(x[test])[:, 1]
@@ -137,6 +144,10 @@ def _importance(
     rng = np.random.default_rng(seed)
     drops = np.zeros(len(names))
     for model, (_, test) in zip(models, folds, strict=True):
+        if len(test) > IMPORTANCE_ROWS:  # a stratified subsample: both classes kept
+            keep = np.concatenate([rng.permutation(test[y[test] == k])[: IMPORTANCE_ROWS // 2]
+                                   for k in (0, 1)])  # fmt: skip
+            test = np.sort(keep)
         xt, yt = x[test], y[test]
         base = roc_auc_score(yt, model.predict_proba(xt)[:, 1])
         for j in range(len(names)):

@@ -12,7 +12,10 @@ training data:
 * the prediction distribution, from the out-of-fold predictions of the search
   (the probability of the positive class for a binary model, the predicted class
   for a multiclass model, the value for a regression);
-* the metric and its cross-validated score, the task and the class labels.
+* the metric and its cross-validated score, the task and the class labels;
+* for a classifier, the calibration of its out-of-fold probabilities (isotonic knots and
+  the expected calibration error) for confidence-based performance estimation
+  (:mod:`keizoku.monitoring.estimate`).
 
 Beside it, ``reference_sample.parquet``: at most ``SAMPLE_ROWS`` training rows
 (features only, a seeded random sample) for the multivariate check
@@ -32,6 +35,7 @@ from pydantic import BaseModel, Field
 
 from keizoku.data.labels import canonical
 from keizoku.errors import NotFoundError
+from keizoku.monitoring.estimate import Calibration, fit_calibration
 
 if TYPE_CHECKING:
     from keizoku.training.context import TrainingContext
@@ -96,6 +100,7 @@ class Reference(BaseModel):
     cv_score: float
     features: dict[str, FeatureRef]
     prediction: FeatureRef | None = None
+    calibration: Calibration | None = None  # classifiers (None: regression, older sketch)
 
 
 """Deprecated alias of :func:`keizoku.data.labels.canonical` (kept for older callers)."""
@@ -169,8 +174,10 @@ def build_reference(
     metric: str,
     greater_is_better: bool,
     cv_score: float,
+    oof_y: np.ndarray | None = None,
 ) -> Reference:
-    """Sketch every feature of ``frame`` and the out-of-fold prediction distribution."""
+    """Sketch every feature of ``frame``, the out-of-fold prediction distribution and (given
+    the encoded labels ``oof_y`` of the out-of-fold rows) the calibration of a classifier."""
     features: dict[str, FeatureRef] = {}
     for col in schema.features:
         if col.name not in frame.columns:
@@ -191,6 +198,7 @@ def build_reference(
         cv_score=float(cv_score),
         features=features,
         prediction=_prediction_ref(oof, str(schema.task), classes),
+        calibration=fit_calibration(oof, oof_y, str(schema.task)),
     )
 
 
@@ -204,6 +212,7 @@ def reference_artifact(ctx: TrainingContext, folder: Path) -> dict[str, Path]:
         metric=result.metric.name,
         greater_is_better=bool(result.metric.greater_is_better),
         cv_score=float(result.cv_score),
+        oof_y=ctx.oof_y,
     )
     path = Path(folder) / REFERENCE_FILE
     path.write_text(ref.model_dump_json(indent=1))

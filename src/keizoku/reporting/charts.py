@@ -61,11 +61,30 @@ def _e(text: object) -> str:
 
 
 def _fmt(v: float) -> str:
+    """A tick value in at most ~5 characters: 15k, 2.5M, 5000, 0.25, 1e-05."""
     if v == 0:
         return "0"
-    if abs(v) >= 1e4 or abs(v) < 1e-3:
+    r = float(f"{v:.3g}")  # rounded first, so 999,999 reads 1M, not 1e+03k
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e4, "k")):
+        if abs(r) >= size:
+            size = 1e3 if suffix == "k" else size
+            return f"{r / size:.3g}{suffix}"
+    if abs(v) >= 1e3:
+        return f"{v:.4g}"
+    if abs(v) < 1e-3:
         return f"{v:.2g}"
     return f"{v:.3g}"
+
+
+def _wrap(label: str, width: int = 26) -> list[str]:
+    """``label`` on at most two lines of ``width`` characters, broken at a space when one
+    is near; what is still too long ends with "…" (the full label is the text's title)."""
+    if len(label) <= width:
+        return [label]
+    cut = label.rfind(" ", width // 2, width + 1)
+    cut = cut if cut > 0 else width
+    rest = label[cut:].strip()
+    return [label[:cut].rstrip(), rest if len(rest) <= width else rest[: width - 1] + "…"]
 
 
 def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
@@ -167,13 +186,13 @@ def _legend(names: Sequence[str], *, inline: bool) -> str:
     x = float(LEFT)
     for i, name in enumerate(names[:8]):
         colour = COLOURS[i % len(COLOURS)]
-        label = _e(name[:22])
+        label = _e(name if len(name) <= 22 else name[:21] + "…") + f"<title>{_e(name)}</title>"
         if inline:
             items.append(
                 f'<rect x="{x:.0f}" y="{TOP - 13}" width="10" height="10" fill="{colour}"/>'
                 f'<text x="{x + 14:.0f}" y="{TOP - 4}">{label}</text>'
             )
-            x += 28 + 6.5 * len(name[:22])
+            x += 28 + 6.5 * min(len(name), 22)
         else:
             items.append(
                 f'<rect x="{WIDTH - RIGHT - 150}" y="{TOP + 4 + 14 * i}" width="10" height="10" '
@@ -325,10 +344,15 @@ def bar_chart(
                 f'width="{width:.1f}" height="{max(bar - 1, 1):.1f}"><title>{_e(tip)}</title>'
                 "</rect>"
             )
-        short = label if len(label) <= 26 else label[:25] + "…"
+        lines = _wrap(label)
+        mid = y + bar * len(groups) / 2 + 4 - 6 * (len(lines) - 1)
+        spans = "".join(
+            f'<tspan x="{BAR_LEFT - 6}" dy="{0 if k == 0 else 12}">{_e(line)}</tspan>'
+            for k, line in enumerate(lines)
+        )
         body.append(
-            f'<text x="{BAR_LEFT - 6}" y="{y + bar * len(groups) / 2 + 4:.1f}" '
-            f'text-anchor="end">{_e(short)}</text>'
+            f'<text x="{BAR_LEFT - 6}" y="{mid:.1f}" text-anchor="end">'
+            f"<title>{_e(label)}</title>{spans}</text>"
         )
     if reference is not None:
         body.append(frame.reference_line(reference, 0, reference, 1, f"overall: {reference:.3g}"))
