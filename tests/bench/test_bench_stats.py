@@ -10,14 +10,10 @@ import pytest
 from kzsupport import REPO
 
 sys.path.insert(0, str(REPO / "bench"))
-from stats import (  # noqa: E402
-    auc_error,
-    mean_ranks,
-    normalised_score,
-    paired_bootstrap,
-    rmse_error,
-    verdict,
-)
+import stats  # noqa: E402
+
+auc_error, rmse_error, paired_bootstrap = stats.auc_error, stats.rmse_error, stats.paired_bootstrap
+verdict, mean_ranks, normalised_score = stats.verdict, stats.mean_ranks, stats.normalised_score
 
 
 def _regression(seed: int = 0, n: int = 400) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
