@@ -69,6 +69,9 @@ def test_auc_error_matches_scikit_learn_and_skips_one_class_resamples() -> None:
     err = auc_error(y, proba, ["no", "yes"])
     assert err(np.arange(100)) == pytest.approx(1 - roc_auc_score(y == "yes", proba[:, 1]))
     assert np.isnan(err(np.arange(90)))  # only "no" rows: no AUC
+    tied = np.round(proba, 1)  # many equal scores: ties share their mean rank
+    expected = 1 - roc_auc_score(y == "yes", tied[:, 1])
+    assert auc_error(y, tied, ["no", "yes"])(np.arange(100)) == pytest.approx(expected)
     ci = paired_bootstrap(err, err, 100, n_boot=100)
     assert 0 < ci["n_boot"] <= 100
 
