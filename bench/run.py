@@ -350,8 +350,9 @@ def automl_headline(sec: dict[str, Any]) -> list[str]:
         for t in tools:
             s = summ.get(t, {})
             tally = pw.get("tally", {}).get(t)
+            judged = sum(tally.get(v, 0) for v in ("better", "tie", "worse")) if tally else 0
             vs = (f"{tally.get('better', 0)} / {tally.get('tie', 0)} / {tally.get('worse', 0)}"
-                  if tally else "")
+                  if judged else "no result" if tally else "")
             L.append(f"| {t} | {fmt(s.get('mean_rank'), 2)} | {fmt(s.get('norm_score'), 4)} | "
                      f"{vs} |")
         share = pw.get("worse_than_baseline_share")
