@@ -198,8 +198,8 @@ def _leaderboard_table(res: Any, every: bool = False, limit: int = 15) -> Table:
     the chosen trials, and the ensemble as a row of its own."""
     metric = res.metric.name
     board = res.leaderboard
-    title = f"Leaderboard (CV {metric}; {'every trial' if every else 'best trial per family'})"
-    table = Table(title=title)
+    shown = "every trial" if every else "the best trial of each family; --all: every trial"
+    table = Table(title=f"Leaderboard (CV {metric})", caption=shown)
     for col in ("#", "model", "trials", metric, "± std", "fit s", "latency ms/row", "size MB"):
         table.add_column(col, justify="left" if col == "model" else "right")
     table.add_column("status")
