@@ -12,12 +12,15 @@ BENCH_ARGS  ?=
 bench-peers:
 	@for p in $(BENCH_PEERS); do bash bench/setup_peer.sh $$p || echo "bench: peer $$p failed to install (reported as 'not installed')"; done
 
-# Full run: AutoML at 60 s and 300 s on every shared data set (many hours on 2 cores),
-# serving, drift, RAG retrieval. Renders docs/benchmarks.md and bench/results/<timestamp>.json.
+# Full run: AutoML (keizoku, FLAML, AutoGluon medium and best quality, default LightGBM) at
+# 60 s and 300 s on the shared tabular sets and the 47-set PMLB pack (days on 2 cores),
+# serving, drift, RAG retrieval. Writes bench/results/<timestamp>.json; renders
+# docs/benchmarks.md (one current summary per area) and docs/benchmarks-archive.md.
 bench: bench-peers
 	$(BENCH_PY) bench/run.py $(BENCH_ARGS)
 
-# Quick run (a few minutes): 3 small data sets, 20 s budget, small serving/drift runs, with
+# Quick run (minutes): the sets marked quick (3 shared + 3 PMLB: binary, multiclass,
+# regression), 20 s budget, small serving/drift runs, with
 # the peers already installed (others show as 'not installed'); only the cheap LightGBM
 # baseline venv is created on demand. Renders bench/work/benchmarks-quick.md
 # (BENCH_ARGS=--docs to render docs/benchmarks.md instead).

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -25,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BENCH, RESULTS, ROOT, WORK, machine_info, write_json  # noqa: E402
 
 DOCS = ROOT / "docs" / "benchmarks.md"
+ARCHIVE = ROOT / "docs" / "benchmarks-archive.md"
+AREAS = {"automl": "AutoML", "serving": "Serving", "drift": "Drift detection", "rag": "Retrieval"}
 SECTIONS = ["automl", "serving", "drift", "rag"]
 PY = sys.executable
 
@@ -79,6 +82,7 @@ def run_sections(args: argparse.Namespace, stamp: str) -> dict[str, Any]:
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "mode": "quick" if args.quick else "full",
         "machine": machine_info(),
+        "load_start": [round(x, 2) for x in os.getloadavg()],
         "git_commit": git_commit(),
         "commands": [" ".join(["python", *sys.argv])],
         "sections": {},
@@ -276,6 +280,7 @@ def render_automl(sec: dict[str, Any]) -> list[str]:
                   "JSON record; the peers' is their predict/predict_proba on a one-row DataFrame. "
                   "keizoku's size is the registered `keizoku_model.pkl`; AutoGluon's its whole "
                   "predictor folder; FLAML's/LightGBM's the pickled fitted object.", ""]
+        L += render_pairwise(sec, b, tools)
         loads = sorted(r["loadavg_1m_before"] for r in brecs if "loadavg_1m_before" in r)
         if loads:
             L += [f"Machine load while this ran (1-min load average before each tool run, "
@@ -291,6 +296,111 @@ def render_automl(sec: dict[str, Any]) -> list[str]:
                          + (f" — `{short_error(r.get('error'))}`" if r.get("error") else ""))
             L.append("")
     return L
+
+
+VERDICT = {"better": "better", "worse": "**worse**", "tie": "tie", "no result": "–"}
+
+
+def render_pairwise(sec: dict[str, Any], budget: str, tools: list[str]) -> list[str]:
+    """keizoku against each peer per data set (paired bootstrap), its whole-command
+    wall / budget and its single-row latency."""
+    pw = sec.get("pairwise", {}).get(budget)
+    if not pw:
+        return []
+    peers = [t for t in tools if t != "keizoku"]
+    L = ["keizoku against each peer, per data set: the verdict of a 95 % paired bootstrap "
+         "interval of err(keizoku) − err(peer) over the test rows (better / worse: the "
+         "interval excludes 0; err as for the ranks), the whole `keizoku train` command's wall "
+         "time over its budget (measured outside the process), and keizoku's single-row "
+         "latency:", ""]
+    L += ["| data set | " + " | ".join(f"vs {p}" for p in peers)
+          + " | wall / budget | latency ms |", "|---|" + "---|" * (len(peers) + 2)]
+    for name, row in pw["datasets"].items():
+        cells = []
+        for peer in peers:
+            v = row["vs"].get(peer)
+            if not v:
+                cells.append("–")
+                continue
+            shown = VERDICT.get(v["verdict"], v["verdict"])
+            if "delta" in v:
+                shown += f" ({v['delta']:+.4g} [{v['low']:+.3g}, {v['high']:+.3g}])"
+            cells.append(shown)
+        ratio = row.get("wall_ratio")
+        flag = " **over**" if ratio is not None and ratio > 1.05 else ""
+        L.append(f"| {name} | " + " | ".join(cells) + f" | {fmt(ratio, 3)}{flag} | "
+                 f"{fmt(row.get('latency_ms_p50'), 3)} |")
+    L.append("")
+    return L
+
+
+def automl_headline(sec: dict[str, Any]) -> list[str]:
+    """The AutoML summary: per budget, mean rank, normalised score, keizoku's wins / ties /
+    losses against each peer, the share of sets worse than LightGBM, wall / budget."""
+    L: list[str] = []
+    tools = sec.get("tools", [])
+    n_sets = len(sec.get("datasets", {}))
+    for budget in sec.get("budgets", []):
+        b = str(int(budget))
+        summ = sec.get("summary", {}).get(b, {})
+        pw = sec.get("pairwise", {}).get(b, {})
+        L += [f"Budget {b} s, {n_sets} data sets:", "",
+              "| tool | mean rank | normalised score | keizoku better / tie / worse (95 % paired "
+              "bootstrap) |", "|---|---|---|---|"]
+        for t in tools:
+            s = summ.get(t, {})
+            tally = pw.get("tally", {}).get(t)
+            judged = sum(tally.get(v, 0) for v in ("better", "tie", "worse")) if tally else 0
+            vs = (f"{tally.get('better', 0)} / {tally.get('tie', 0)} / {tally.get('worse', 0)}"
+                  if judged else "no result" if tally else "")
+            L.append(f"| {t} | {fmt(s.get('mean_rank'), 2)} | {fmt(s.get('norm_score'), 4)} | "
+                     f"{vs} |")
+        share = pw.get("worse_than_baseline_share")
+        L += ["", f"keizoku worse than default LightGBM beyond the interval on "
+              f"{'–' if share is None else f'{share:.1%}'} of the data sets; `keizoku train` "
+              f"wall / budget: median {fmt(pw.get('wall_ratio_median'), 3)}, max "
+              f"{fmt(pw.get('wall_ratio_max'), 3)} (promise: ≤ 1.05).", ""]
+    return L
+
+
+def area_headline(area: str, sec: dict[str, Any]) -> list[str]:
+    if area == "automl":
+        return automl_headline(sec)
+    if area == "serving":
+        return render_serving(sec)
+    if area == "drift":
+        rows = sec.get("results", [])
+        power = sec.get("power")
+        if power:
+            return render_drift_power(sec, power)[:6 + len(sec.get("power_kinds", {}))]
+        return render_drift(sec) if rows else [f"No drift results ({sec.get('status')}).", ""]
+    if area == "rag":
+        return [sec.get("table") or f"No retrieval results ({sec.get('status')}).", ""]
+    return []
+
+
+def run_context(run: dict[str, Any], sec: dict[str, Any]) -> str:
+    """One line: when, which commit, which machine, how loaded."""
+    m = run.get("machine", {})
+    loads = sorted(r["loadavg_1m_before"] for r in sec.get("records", [])
+                   if "loadavg_1m_before" in r)
+    load = (f"load (1-min) median {loads[len(loads) // 2]:.1f}, max {loads[-1]:.1f}" if loads
+            else f"load at start {run['load_start'][0]:.1f}" if run.get("load_start")
+            else "load not recorded")
+    return (f"Run {run.get('stamp')} ({run.get('mode')}), {run.get('date')}, commit "
+            f"{run.get('git_commit') or '?'}; {m.get('nproc')} cores ({m.get('cpu')}), "
+            f"{m.get('memory_gib')} GiB; {load}.")
+
+
+def current_runs(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """For each area, the latest run (by stamp) that has it: full runs before quick ones."""
+    out: dict[str, dict[str, Any]] = {}
+    ordered = sorted(runs, key=lambda r: (r.get("mode") == "full", str(r.get("stamp"))))
+    for run in ordered:
+        for area in AREAS:
+            if area in run.get("sections", {}):
+                out[area] = run
+    return out
 
 
 def status_cell(r: dict[str, Any]) -> str:
@@ -387,7 +497,12 @@ def render_drift_power(sec: dict[str, Any], power: dict[str, Any]) -> list[str]:
     return L + [""]
 
 
-def render(runs: list[dict[str, Any]], out: Path) -> None:
+def render(runs: list[dict[str, Any]], out: Path, archive: Path | None = None) -> None:
+    """``out``: one current summary per area (the latest run that has it), then those runs
+    in full; ``archive``: every other run, in full."""
+    current = current_runs(runs)
+    chosen = {id(r) for r in current.values()}
+    latest = [r for r in runs if id(r) in chosen]
     L = ["# Benchmarks", "",
          "Side-by-side runs of keizoku against its peers, produced by `make bench` / "
          "`make bench-quick` (`bench/run.py`; the harness is described in `bench/README.md`). "
@@ -403,6 +518,32 @@ def render(runs: list[dict[str, Any]], out: Path) -> None:
          "**Mean rank**: per data set, tools are ranked by that error (ties share the mean rank; "
          "a tool that failed or timed out ranks last); then averaged. **Wins**: data sets where "
          "the tool has the lowest error (a tie counts for each tied tool).", ""]
+    L += ["## Current summary", "",
+          "One summary per area, from the latest run that measured it (earlier runs: "
+          "[benchmarks-archive.md](benchmarks-archive.md)).", ""]
+    for area, title in AREAS.items():
+        run = current.get(area)
+        L += [f"### {title}", ""]
+        if run is None:
+            L += ["Not measured yet.", ""]
+            continue
+        sec = run["sections"][area]
+        L += [run_context(run, sec), ""] + area_headline(area, sec)
+    L += full_runs(latest)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(L).rstrip() + "\n")
+    print(f"[run] rendered {out}")
+    older = [r for r in runs if id(r) not in chosen]
+    if archive is not None and older:
+        head = ["# Benchmarks: earlier runs", "",
+                "Runs superseded by a later one in [benchmarks.md](benchmarks.md), kept as "
+                "measured (definitions: see that page).", ""]
+        archive.write_text("\n".join(head + full_runs(older)).rstrip() + "\n")
+        print(f"[run] rendered {archive}")
+
+
+def full_runs(runs: list[dict[str, Any]]) -> list[str]:
+    L: list[str] = []
     for run in runs:
         m = run.get("machine", {})
         L += [f"## Run {run.get('stamp')} ({run.get('mode')})", "",
@@ -427,16 +568,17 @@ def render(runs: list[dict[str, Any]], out: Path) -> None:
             r = secs["rag"]
             L += ["### RAG retrieval", ""]
             L += [r.get("table") or f"No RAG results ({r.get('status')}: {r.get('note', '')}).", ""]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(L).rstrip() + "\n")
-    print(f"[run] rendered {out}")
+    return L
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--sections", default=",".join(SECTIONS))
-    p.add_argument("--datasets", type=Path, default=BENCH / "datasets.shared.yaml")
+    p.add_argument("--datasets", default=f"{BENCH / 'datasets.shared.yaml'},"
+                                         f"{BENCH / 'datasets.pmlb.yaml'}",
+                   help="AutoML data-set description files, comma list (default: the shared "
+                        "tabular sets and the 47-set PMLB pack)")
     p.add_argument("--budgets", default="", help="AutoML budgets in s (default 60,300; quick 20)")
     p.add_argument("--tools", default="", help="AutoML tools (comma list)")
     p.add_argument("--only", default="", help="AutoML data sets (comma list)")
@@ -449,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.render:
         runs = [json.loads(f.read_text()) for f in args.render]
-        render(runs, args.doc_out or DOCS)
+        render(runs, args.doc_out or DOCS, None if args.doc_out else ARCHIVE)
         return 0
     stamp = time.strftime("%Y%m%dT%H%M%S") + ("-quick" if args.quick else "")
     run = run_sections(args, stamp)
@@ -458,8 +600,11 @@ def main(argv: list[str] | None = None) -> int:
     run["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %z")
     write_json(RESULTS / f"{stamp}.json", run)
     print(f"[run] wrote {RESULTS / f'{stamp}.json'}")
-    out = args.doc_out or (DOCS if (not args.quick or args.docs) else WORK / "benchmarks-quick.md")
-    render([run], out)
+    if args.doc_out or (args.quick and not args.docs):
+        render([run], args.doc_out or WORK / "benchmarks-quick.md")
+    else:  # the docs: this run with every recorded one (the latest per area is current)
+        runs = [json.loads(f.read_text()) for f in sorted(RESULTS.glob("*.json"))]
+        render(runs, DOCS, ARCHIVE)
     return 0
 
 

@@ -13,7 +13,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,7 @@ from keizoku.data.ingest import ReadOptions, read_table
 from keizoku.data.schema import Schema, Task, infer_schema
 from keizoku.data.validate import validate_frame
 from keizoku.errors import DataError, UserInputError
-from keizoku.evaluation.evidence import build_evidence
+from keizoku.evaluation.evidence import STEP_BUDGET_S, build_evidence
 from keizoku.home import atomic_write_bytes
 from keizoku.monitoring.reference import reference_artifact
 from keizoku.spec import DataSpec, Spec, load_spec
@@ -42,13 +42,23 @@ ArtifactBuilder = Callable[[TrainingContext, Path], dict[str, Path]]
 # {name: path}; each takes the training context, built once.
 ARTIFACT_BUILDERS: tuple[ArtifactBuilder, ...] = (reference_artifact, build_evidence)
 
-REGISTER_RESERVE_S = 2.5  # logging + registering the model, measured ~1-2 s on 2 cores
-EVIDENCE_SHARE = 0.08  # of the budget, for the artifact builders (evidence steps are time-capped)
+# What the command does after the search, in seconds on an idle core (measured on the
+# shared 2-core machine, docs/decisions/0013-whole-command-budget.md). The budget keeps
+# this much, times the machine's contention (``contention``), for after the search.
+REGISTER_RESERVE_S = 1.5  # logging the run, pickling and registering the model
+EVIDENCE_FIXED_S = 2.0  # the evidence steps without a time cap (metrics, fairness, card)
+EVIDENCE_CAPPED_S = 2 * STEP_BUDGET_S  # learning curve + importance: capped in wall time
+EVIDENCE_PER_MCELL_S = 2.0  # more per million cells (rows x columns)
+EXIT_RESERVE_S = 1.0  # printing the summary and the interpreter's exit, after our clock
+MAX_CONTENTION = 6.0
+
+PhaseCallback = Callable[[str, float], None]
 
 __all__ = [
     "ARTIFACT_BUILDERS",
     "TrainOutcome",
     "init_project",
+    "process_started",
     "load_training_data",
     "predict_file",
     "train_project",
@@ -139,6 +149,45 @@ def training_schema(
     return saved
 
 
+def process_started() -> float | None:
+    """When this process started, as a ``time.monotonic()`` reading (None where unknown).
+
+    The user's clock starts when they press enter, not when keizoku's modules are imported:
+    interpreter start-up and imports count against ``--budget`` too. Linux only (/proc).
+    """
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    age = uptime - int(fields[19]) / ticks  # field 22 of stat: start time, in ticks since boot
+    return time.monotonic() - age if 0 <= age < 3600 else None
+
+
+def contention(started: float) -> float:
+    """How much slower than an idle core this process has run since ``started`` (>= 1).
+
+    Wall time over CPU time: start-up (imports, reading) is one busy thread, so on a
+    machine shared with other jobs its wall time stretches by the share of a core it got.
+    """
+    cpu = time.process_time()
+    if cpu < 0.2:
+        return 1.0
+    return min(max((time.monotonic() - started) / cpu, 1.0), MAX_CONTENTION)
+
+
+def after_search_reserve(rows: int, columns: int, slowdown: float = 1.0) -> float:
+    """Seconds to keep after the search for evidence, registration and the exit.
+
+    The work without a time cap grows with the data's size and the machine's contention
+    (``slowdown``); the capped evidence steps take their cap whatever the load.
+    """
+    cells = rows * max(columns, 1) / 1e6
+    uncapped = REGISTER_RESERVE_S + EVIDENCE_FIXED_S + EVIDENCE_PER_MCELL_S * cells
+    return EVIDENCE_CAPPED_S + slowdown * (uncapped + EXIT_RESERVE_S)
+
+
 @dataclass
 class TrainOutcome:
     name: str
@@ -147,6 +196,30 @@ class TrainOutcome:
     result: SearchResult
     data_sha256: str
     schema_sha256: str
+    # Seconds per phase of the command, in order: startup, read, search (its own phases
+    # are in result.phases), evidence, registration; the lifecycle adds gates.
+    phases: dict[str, float] = field(default_factory=dict)
+    budget_s: float = 0.0
+    started: float = 0.0  # time.monotonic() when the user's clock started
+
+
+class _Phases:
+    """Times the phases of one command and reports each as it ends."""
+
+    def __init__(
+        self, started: float, on_phase: PhaseCallback | None, earlier: Mapping[str, float]
+    ) -> None:
+        self.started = started
+        self.seconds = dict(earlier)  # phases the caller timed before (already reported)
+        self.mark = started + sum(self.seconds.values())
+        self.on_phase = on_phase
+
+    def end(self, name: str) -> None:
+        now = time.monotonic()
+        self.seconds[name] = self.seconds.get(name, 0.0) + (now - self.mark)
+        self.mark = now
+        if self.on_phase is not None:
+            self.on_phase(name, now - self.started)
 
 
 def train_project(
@@ -157,6 +230,9 @@ def train_project(
     frame: pd.DataFrame | None = None,
     extra_artifacts: ArtifactBuilder | None = None,
     started: float | None = None,
+    keep_after_s: float = 0.0,
+    on_phase: PhaseCallback | None = None,
+    earlier_phases: Mapping[str, float] | None = None,
 ) -> TrainOutcome:
     """Train per the spec and register the result as a candidate (no alias, no traffic);
     nothing is registered on failure. ``keizoku.lifecycle.retrain.train_gated`` gates it.
@@ -165,15 +241,23 @@ def train_project(
     plus ``warm_start`` (member configurations tried first). ``frame``: train on these
     rows instead of the spec's data (retraining); the saved schema and its roles apply.
     ``started`` (a ``time.monotonic()`` reading) is when the user's clock started; the
-    budget then covers reading the data and registering the model, not only the search.
+    budget then covers start-up, reading the data, evidence and registering the model,
+    not only the search. ``keep_after_s``: seconds the caller needs after registration on
+    an idle core (the gates), also taken from the budget; the work after the search is
+    scaled by the contention measured so far. ``on_phase(name, elapsed)`` is called as each
+    phase ends, ``elapsed`` counted from ``started``; ``earlier_phases``: phases the caller
+    timed since ``started`` (e.g. reading the data to split off a hold-out).
     """
     from keizoku.registry.tracking import TrainingRun
 
+    clock = started if started is not None else time.monotonic()
+    phases = _Phases(clock, on_phase, earlier_phases or {})
+    if "startup" not in phases.seconds:
+        phases.end("startup")
     spec, base = load_spec(spec_path)
     given = dict(overrides or {})
     warm_start: Sequence[Mapping[str, Any]] = given.pop("warm_start", None) or []
     cfg = merge_train(spec.train, given)
-    clock = started if started is not None else time.monotonic()
     if frame is None:
         frame, schema = load_training_data(spec, base)
     else:
@@ -193,6 +277,7 @@ def train_project(
         "schema_sha256": data.schema_sha256,
     }
     with TrainingRun(spec.project, params=params) as run:
+        phases.end("read")
 
         def trial_done(t: TrialResult, elapsed: float) -> None:
             log_trial(run, t)
@@ -200,7 +285,9 @@ def train_project(
                 on_trial(t, elapsed)
 
         spent = time.monotonic() - clock
-        reserve = REGISTER_RESERVE_S + EVIDENCE_SHARE * cfg.budget
+        slowdown = contention(clock)
+        rows, columns = frame.shape
+        reserve = after_search_reserve(rows, columns, slowdown) + slowdown * keep_after_s
         search_budget = max(cfg.budget - spent - reserve, min(5.0, cfg.budget))
         result = run_search(
             data,
@@ -208,11 +295,23 @@ def train_project(
             warm_start=warm_start,
             on_trial=trial_done,
         )
+        phases.end("search")
         ctx = TrainingContext.build(spec.project, data, result)
         extra = (extra_artifacts,) if extra_artifacts is not None else ()
-        version = register_candidate(run, ctx, extra=extra)
+        version = register_candidate(run, ctx, extra=extra, on_built=phases.end)
+    phases.end("registration")
     # A candidate: no alias until keizoku.lifecycle gates and admits it (alias set then).
-    return TrainOutcome(spec.project, version, "", result, data.data_sha256, data.schema_sha256)
+    return TrainOutcome(
+        spec.project,
+        version,
+        "",
+        result,
+        data.data_sha256,
+        data.schema_sha256,
+        phases.seconds,
+        cfg.budget,
+        clock,
+    )
 
 
 def log_trial(run: TrainingRun, t: TrialResult) -> None:
@@ -228,12 +327,17 @@ def log_trial(run: TrainingRun, t: TrialResult) -> None:
 
 
 def register_candidate(
-    run: TrainingRun, ctx: TrainingContext, *, extra: Sequence[ArtifactBuilder] = ()
+    run: TrainingRun,
+    ctx: TrainingContext,
+    *,
+    extra: Sequence[ArtifactBuilder] = (),
+    on_built: Callable[[str], None] | None = None,
 ) -> int:
     """Log the search's metrics and artifacts to ``run``; register its model as a new version.
 
     The version is a candidate (no alias, no traffic) until ``keizoku.lifecycle`` gates and
     admits it. Used by ``train_project`` and by the Python API, so both register the same way.
+    ``on_built("evidence")`` is called when the artifacts are built, before registering.
     """
     result, data, schema = ctx.result, ctx.data, ctx.schema
     metric = result.metric.name
@@ -249,6 +353,8 @@ def register_candidate(
         files = _artifacts(Path(tmp), ctx)
         for builder in (*ARTIFACT_BUILDERS, *extra):
             files.update(builder(ctx, Path(tmp)))
+        if on_built is not None:
+            on_built("evidence")
         tags = {
             "keizoku.data_sha256": data.data_sha256,
             "keizoku.schema_sha256": data.schema_sha256,

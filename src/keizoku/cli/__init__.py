@@ -193,25 +193,106 @@ def profile(
         console.print(f"Wrote [bold]{html}[/]")
 
 
-def _leaderboard_table(board: Any, metric: str, limit: int = 15) -> Table:
-    table = Table(title=f"Leaderboard (CV {metric})")
-    for col in ("#", "model", metric, "± std", "fit s", "latency ms/row", "size MB", "status"):
-        table.add_column(col, justify="right" if col not in ("model", "status") else "left")
-    for i, row in board.head(limit).iterrows():
+def _leaderboard_table(res: Any, every: bool = False, limit: int = 15) -> Table:
+    """The search's leaderboard: the best trial of each family (every trial with ``every``),
+    the chosen trials, and the ensemble as a row of its own."""
+    metric = res.metric.name
+    board = res.leaderboard
+    shown = "every trial" if every else "the best trial of each family; --all: every trial"
+    table = Table(title=f"Leaderboard (CV {metric})", caption=shown)
+    for col in ("#", "model", "trials", metric, "± std", "fit s", "latency ms/row", "size MB"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    table.add_column("status")
+    rows = board.head(limit) if every else _best_per_family(board)
+    counts = board["model"].value_counts() if not board.empty else {}
+    for i, row in rows.iterrows():
         chosen = f" ★×{int(row['chosen'])}" if row["chosen"] else ""
-        status = str(row["status"]) + chosen
         table.add_row(
-            str(i + 1),
+            str(int(i) + 1),
             row["model"],
+            "1" if every else str(int(counts[row["model"]])),
             _fmt(row["score"]),
             _fmt(row["std"]),
             _fmt(row["fit_time_s"], 2),
             _fmt(row["latency_ms"], 3),
             _fmt(row["size_mb"], 2),
-            status,
+            str(row["status"]) + chosen,
             style="bold green" if row["chosen"] else "",
         )
+    if len(res.model.members) > 1:
+        picked = board[board["chosen"] > 0]
+        table.add_row(
+            "",
+            "ensemble",
+            str(len(picked)),
+            _fmt(res.cv_score),
+            "",
+            "",
+            _fmt(picked["latency_ms"].sum(), 3),
+            _fmt(picked["size_mb"].sum(), 2),
+            "chosen",
+            style="bold green",
+            end_section=False,
+        )
     return table
+
+
+def _best_per_family(board: Any) -> Any:
+    """The best-scoring trial of each family, plus every chosen trial (board order kept)."""
+    if board.empty:
+        return board
+    first = ~board["model"].duplicated()
+    return board[first | (board["chosen"] > 0)]
+
+
+def _legend(res: Any, every: bool) -> str:
+    k = res.model.info.get("folds", "k")
+    lines = [
+        f"Scores: mean over {k} cross-validation folds ± their std"
+        + ("" if every else "; 'trials': how many the search ran of that family (--all: every one)")
+        + ".",
+        "★ chosen for the model; ×N: picked N times by the greedy ensemble (its weight is N "
+        "over the total).",
+    ]
+    if len(res.model.members) > 1:
+        lines.append(
+            "ensemble: the chosen trials' out-of-fold predictions, weighted, scored once; "
+            "latency and size are the members' sums."
+        )
+    return "\n".join(f"[dim]{line}[/]" for line in lines)
+
+
+def _best_line(res: Any) -> tuple[str, float, float | None]:
+    """(what was chosen, its score, its std): the same numbers as its leaderboard row."""
+    members = res.model.members
+    if len(members) > 1:
+        names = ", ".join(f"{m.family}×{m.weight:g}" for m in members)
+        return f"ensemble of {names}", float(res.cv_score), None
+    board = res.leaderboard
+    row = board[board["chosen"] > 0].iloc[0]
+    return str(row["model"]), float(row["score"]), float(row["std"])
+
+
+def _dropped_notes(res: Any, rule: dict[str, bool]) -> list[str]:
+    """Models that scored better than the chosen one but broke a latency or size limit."""
+    board = res.leaderboard
+    greater = res.metric.greater_is_better
+    _, best, _ = _best_line(res)
+    notes = []
+    for _, row in board[board["status"].isin(["too slow", "too big"])].iterrows():
+        better = row["score"] > best if greater else row["score"] < best
+        if not better:
+            continue
+        slow = row["status"] == "too slow"
+        what = f"{_fmt(row['latency_ms'], 3)} ms/row" if slow else f"{_fmt(row['size_mb'], 2)} MB"
+        flag = "--max-latency-ms" if slow else "--max-size-mb"
+        whose = "your limit" if rule["latency" if slow else "size"] else "the preset's preference"
+        notes.append(
+            f"{row['model']} (trial {int(row['trial'])}) scored {_fmt(row['score'])}, better "
+            f"than the chosen {_fmt(best)}, but was dropped: {what} is over {whose} "
+            f"({row['status']}). Pass a larger {flag} to allow it."
+        )
+    return notes
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -222,17 +303,123 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return "—" if v != v else f"{v:.{digits}f}"
 
 
+def _json_number(value: Any) -> Any:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return value
+    return None if v != v or v in (float("inf"), float("-inf")) else v
+
+
+class _TrainLog:
+    """Progress of ``keizoku train``: a live bar on a terminal, else one flushed line per
+    finished trial and per phase on stderr (CI logs, ``| cat``, nohup)."""
+
+    def __init__(self, started: float, budget: float, sign: float | None, lines: bool) -> None:
+        self.started, self.budget, self.sign, self.lines = started, budget, sign, lines
+        self.best: tuple[float, str] | None = None
+        self.progress: Any = None
+        self.bar: Any = None
+
+    def __enter__(self) -> _TrainLog:
+        if not self.lines:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(
+                TextColumn("[bold]{task.fields[phase]}"),
+                BarColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
+            )
+            self.progress.__enter__()
+            self.bar = self.progress.add_task("", total=self.budget, phase="reading")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(None, None, None)
+
+    def _shown(self, oriented: float) -> float:
+        return oriented * self.sign if self.sign is not None else abs(oriented)
+
+    def _line(self, text: str) -> None:
+        print(f"[{time.monotonic() - self.started:7.1f}s] {text}", file=sys.stderr, flush=True)
+
+    def trial(self, t: Any, elapsed: float) -> None:
+        if t.status == "ok" and (self.best is None or t.mean > self.best[0]):
+            self.best = (t.mean, t.family)
+        best = f"best {self._shown(self.best[0]):.4f} ({self.best[1]})" if self.best else ""
+        if self.lines:
+            score = f"{self._shown(t.mean):.4f} ± {t.std:.4f}" if t.fold_scores else "—"
+            self._line(
+                f"trial {t.number + 1} {t.family}: {t.status} {score} "
+                f"(fit {t.fit_time_s:.1f}s) · {best}"
+            )
+        else:
+            now = time.monotonic() - self.started
+            self.progress.update(
+                self.bar,
+                completed=min(now, self.budget),
+                phase="searching",
+                description=f"trial {t.number + 1} · {best}",
+            )
+
+    def phase(self, name: str, elapsed: float) -> None:
+        following = {"startup": "reading", "read": "searching", "search": "evidence"}
+        if self.lines:
+            self._line(f"{name} done")
+        else:
+            self.progress.update(
+                self.bar,
+                completed=min(elapsed, self.budget),
+                phase=following.get(name, "registering" if name == "evidence" else "gating"),
+            )
+
+
+PHASE_ORDER = ("startup", "read", "search", "evidence", "registration", "gates")
+
+
+def _time_summary(outcome: Any, wall: float) -> str:
+    """Where the budget went: each phase, the search's own phases in brackets."""
+    res = outcome.result
+    inner = getattr(res, "phases", {}) or {}
+    parts = []
+    for name in PHASE_ORDER:
+        if name not in outcome.phases:
+            continue
+        text = f"{name} {outcome.phases[name]:.1f}"
+        if name == "search":
+            finished = sum(t.status in ("ok", "too slow", "too big") for t in res.trials)
+            capped = res.max_trials is not None and finished >= res.max_trials
+            trials = f"{len(res.trials)} trials" + (
+                f", stopped at --max-trials {res.max_trials}" if capped else ", until the clock"
+            )
+            sub = "; ".join(f"{k} {v:.1f}" for k, v in inner.items())
+            text += f" ({trials}{'; ' + sub if sub else ''})"
+        parts.append(text)
+    return f"Time: {wall:.1f}s of a {outcome.budget_s:g}s budget — " + " · ".join(parts) + " (s)"
+
+
 @app.command()
 def train(
     config: Annotated[Path, typer.Option("--config", "-c", help="Spec file.")] = Path(
         "keizoku.yaml"
     ),
-    budget: Annotated[str | None, typer.Option(help="Time budget, e.g. 60s, 5m.")] = None,
+    budget: Annotated[
+        str | None, typer.Option(help="Time budget for the whole command, e.g. 60s, 5m.")
+    ] = None,
     search: Annotated[str | None, typer.Option(help="bayes, random or grid.")] = None,
     preset: Annotated[str | None, typer.Option(help="fast, balanced or best.")] = None,
     metric: Annotated[str | None, typer.Option(help="Metric to optimise.")] = None,
-    models: Annotated[
-        list[str] | None, typer.Option("--model", help="Restrict to model family (repeatable).")
+    families: Annotated[
+        list[str] | None,
+        typer.Option("--family", help="Restrict the search to a model family (repeatable)."),
+    ] = None,
+    old_families: Annotated[
+        list[str] | None,
+        typer.Option("--model", hidden=True, help="Deprecated: use --family."),
     ] = None,
     max_latency_ms: Annotated[
         float | None, typer.Option(help="Only choose models that score one row within this time.")
@@ -248,18 +435,30 @@ def train(
             min=1, help="Stop after N finished trials, whatever the clock (deterministic)."
         ),
     ] = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="Show every trial, not the best of each family.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result as JSON (schema: docs/training.md).")
+    ] = False,
 ) -> None:
     """Search models under a time budget, ensemble, register and gate the result.
 
-    The first version becomes champion. Later ones are gated against the champion on a
-    hold-out of the data and become challenger, or exit 6 when the gates fail.
+    The budget covers the whole command (start-up, reading, search, evidence,
+    registration, gates). The first version becomes champion. Later ones are gated
+    against the champion on a hold-out of the data and become challenger, or exit 6
+    when the gates fail.
     """
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    import json
 
     from keizoku.duration import parse_duration
     from keizoku.lifecycle.retrain import train_gated
+    from keizoku.project import process_started
     from keizoku.spec import load_spec
 
+    started = process_started() or _STARTED
+    if old_families:
+        err.print("[yellow]warning:[/] `keizoku train --model` is deprecated: use --family.")
     spec, _ = load_spec(config)
     total = parse_duration(budget, what="--budget") if budget else spec.train.budget
     overrides = {
@@ -267,45 +466,43 @@ def train(
         "search": search,
         "preset": preset,
         "metric": metric,
-        "models": models,
+        "models": [*(families or []), *(old_families or [])] or None,
         "max_latency_ms": max_latency_ms,
         "max_size_mb": max_size_mb,
         "folds": folds,
         "seed": seed,
         "max_trials": max_trials,
     }
-    best: dict[str, Any] = {"score": None, "model": ""}
-    with Progress(
-        TextColumn("[bold]searching"),
-        BarColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as progress:
-        bar = progress.add_task("", total=total)
-
-        def on_trial(t: Any, elapsed: float) -> None:
-            if t.status == "ok" and (best["score"] is None or t.mean > best["score"]):
-                best.update(score=t.mean, model=t.family)
-            shown = f"best {abs(best['score']):.4f} ({best['model']})" if best["score"] else ""
-            progress.update(
-                bar, completed=min(elapsed, total), description=f"trial {t.number + 1} · {shown}"
-            )
-
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", KeizokuWarning)
-            outcome, admission = train_gated(
-                config, overrides=overrides, on_trial=on_trial, started=_STARTED
-            )
-    _show_warnings(caught)
+    lines = not (console.is_terminal and err.is_terminal)
+    with (
+        _TrainLog(started, total, _metric_sign(spec, metric), lines) as log,
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always", KeizokuWarning)
+        outcome, admission = train_gated(
+            config, overrides=overrides, on_trial=log.trial, started=started, on_phase=log.phase
+        )
+    wall = time.monotonic() - started
     res = outcome.result
-    console.print(_leaderboard_table(res.leaderboard, res.metric.name))
-    members = ", ".join(f"{m.family}×{m.weight:g}" for m in res.model.members)
-    console.print(
-        f"Best: [bold]{members}[/] · CV {res.metric.name} {res.cv_score:.4f} ± {res.cv_std:.4f} · "
-        f"{len(res.trials)} trials in {res.elapsed_s:.1f}s"
-    )
+    rule = {
+        "latency": (max_latency_ms or spec.train.max_latency_ms) is not None,
+        "size": (max_size_mb or spec.train.max_size_mb) is not None,
+    }
+    notes = _dropped_notes(res, rule)
+    if as_json:
+        _show_warnings(caught)
+        typer.echo(json.dumps(_train_json(outcome, admission, wall, notes, caught), default=str))
+        _print_admission(outcome.name, outcome.version, admission, quiet=True)
+        return
+    _show_warnings(caught)
+    console.print(_leaderboard_table(res, every))
+    console.print(_legend(res, every))
+    what, score, std = _best_line(res)
+    spread = f" ± {std:.4f}" if std is not None else " (out-of-fold)"
+    console.print(f"Best: [bold]{what}[/] · CV {res.metric.name} {score:.4f}{spread}")
+    for note in notes:
+        console.print(f"[yellow]note:[/] {note}")
+    console.print(_time_summary(outcome, wall))
     if not res.model.info.get("refit_on_all_rows", True):
         err.print(
             "[yellow]warning:[/] the budget left no time to refit on all rows: the model "
@@ -314,9 +511,66 @@ def train(
     _print_admission(outcome.name, outcome.version, admission)
 
 
-def _print_admission(name: str, version: int, admission: Any) -> None:
-    """Say where the candidate went; exit 6 when it failed its gates."""
-    for check in admission.gates.checks if admission.gates else []:
+def _metric_sign(spec: Any, metric: str | None) -> float | None:
+    """+1/-1 to show a trial's oriented score in the metric's own direction (None: unknown)."""
+    from keizoku.training.metrics import get_metric
+
+    try:
+        return 1.0 if get_metric(metric or spec.train.metric, spec.task).greater_is_better else -1.0
+    except (UserInputError, TypeError):
+        return None
+
+
+TRAIN_JSON_SCHEMA = "keizoku.train/1"
+
+
+def _train_json(
+    outcome: Any, admission: Any, wall: float, notes: list[str], caught: list[Any]
+) -> dict[str, Any]:
+    """``keizoku train --json``: one object, documented in docs/training.md."""
+    res = outcome.result
+    what, score, std = _best_line(res)
+    board = [
+        {k: _json_number(v) for k, v in row.items() if k != "params"} | {"params": row["params"]}
+        for row in res.leaderboard.to_dict(orient="records")
+    ]
+    gates = admission.gates.checks if admission.gates else None
+    return {
+        "schema": TRAIN_JSON_SCHEMA,
+        "model": outcome.name,
+        "version": outcome.version,
+        "state": admission.state,
+        "displaced": admission.displaced,
+        "metric": res.metric.name,
+        "greater_is_better": bool(res.metric.greater_is_better),
+        "best": {
+            "model": what,
+            "score": _json_number(score),
+            "std": _json_number(std),
+            "members": [{"family": m.family, "weight": m.weight} for m in res.model.members],
+        },
+        "cv_score_oof": _json_number(res.cv_score),
+        "refit_on_all_rows": bool(res.model.info.get("refit_on_all_rows", True)),
+        "trials": len(res.trials),
+        "max_trials": res.max_trials,
+        "leaderboard": board,
+        "notes": notes,
+        "warnings": [str(w.message) for w in caught if issubclass(w.category, KeizokuWarning)],
+        "gates": None
+        if gates is None
+        else [{"name": c.name, "passed": bool(c.passed), "detail": c.detail} for c in gates],
+        "budget_s": outcome.budget_s,
+        "wall_s": round(wall, 3),
+        "phases": {k: round(v, 3) for k, v in outcome.phases.items()},
+        "search_phases": {k: round(v, 3) for k, v in (getattr(res, "phases", {}) or {}).items()},
+    }
+
+
+def _print_admission(name: str, version: int, admission: Any, quiet: bool = False) -> None:
+    """Say where the candidate went; exit 6 when it failed its gates (``quiet``: only that)."""
+    if quiet and admission.state != "gated-fail":
+        return
+    for check in [] if quiet or not admission.gates else admission.gates.checks:
         mark = "[green]pass[/]" if check.passed else "[bold red]FAIL[/]"
         console.print(f"  {mark} {check.name}: {check.detail}")
     if admission.state == "champion":

@@ -321,6 +321,33 @@ def gate_and_admit(
         return Admission(version, final, report, stats, displaced)
 
 
+def gate_reserve(holdout: pd.DataFrame | None, cfg: GateConfig, metric: str | None) -> float:
+    """Seconds gating will take after registration, on an idle core (0 without a hold-out).
+
+    Loading both versions and the latency check, plus two paired bootstraps of ``cfg.
+    bootstrap`` resamples each, two metric calls per resample (vectorised for rmse/mae);
+    measured on 2 shared cores (docs/decisions/0013-whole-command-budget.md).
+    """
+    if holdout is None:
+        return 0.0
+    if metric in ("rmse", "mae"):
+        per_call = GATE_ROW_S * len(holdout)
+    else:
+        per_call = GATE_CALL_S + GATE_ROW_S * len(holdout)
+    return GATE_BASE_S + 2 * cfg.bootstrap * 2 * per_call
+
+
+GATE_BASE_S = 2.0  # load both versions, score the hold-out, time 50 single-row calls
+GATE_CALL_S = 0.006  # one scikit-learn metric call (input checks dominate: 4.7-8.8 ms measured)
+GATE_ROW_S = 1e-6  # and per hold-out row
+
+
+def _metric_name(spec: Any, overrides: dict[str, Any] | None) -> str | None:
+    """The metric the gates will bootstrap (None: a classification default)."""
+    given = (overrides or {}).get("metric") or spec.train.metric
+    return str(given) if given else ("rmse" if spec.task == "regression" else None)
+
+
 def train_candidate(
     spec_path: str | Path,
     *,
@@ -331,10 +358,13 @@ def train_candidate(
     started: float | None = None,
     actor: str | None = None,
     reason: str = "",
+    on_phase: Any = None,
+    earlier_phases: dict[str, float] | None = None,
 ) -> tuple[Any, Admission]:
     """Train, register a candidate, gate and admit it; on any failure nothing stays registered.
 
-    Returns (the ``TrainOutcome``, the ``Admission``).
+    Returns (the ``TrainOutcome``, the ``Admission``); the outcome's ``phases`` include
+    ``gates``, and the budget (from ``started``) leaves time for them.
     """
     from keizoku.project import train_project
     from keizoku.registry.models import delete_version
@@ -344,7 +374,9 @@ def train_candidate(
     cfg = parse_policy(spec.retraining).gates
     trained = train_project(
         spec_path, overrides=overrides, on_trial=on_trial, frame=frame, started=started,
-        extra_artifacts=_row_hashes,
+        extra_artifacts=_row_hashes, on_phase=on_phase,
+        keep_after_s=gate_reserve(holdout, cfg, _metric_name(spec, overrides)),
+        earlier_phases=earlier_phases,
     )  # fmt: skip
     name, version = trained.name, trained.version
     try:
@@ -353,9 +385,13 @@ def train_candidate(
             evidence={"data_sha256": trained.data_sha256, "schema_sha256": trained.schema_sha256,
                       "cv_score": trained.result.cv_score, "metric": trained.result.metric.name},
         )  # fmt: skip
+        gating = time.monotonic()
         admission = gate_and_admit(
             name, version, holdout, spec.target, cfg, spec=spec, actor=actor, reason=reason
         )
+        trained.phases["gates"] = time.monotonic() - gating
+        if on_phase is not None:
+            on_phase("gates", time.monotonic() - trained.started)
     except BaseException as exc:
         _undo_candidate(name, version, actor, exc, delete_version)
         raise
@@ -431,32 +467,40 @@ def train_gated(
     on_trial: Any = None,
     started: float | None = None,
     actor: str | None = None,
+    on_phase: Any = None,
 ) -> tuple[Any, Admission]:
     """``keizoku train``: the first version becomes champion; later ones are gated.
 
     With a champion, a seeded stratified share of the data (``HOLDOUT_SHARE``) is kept
-    out of the search and both models are scored on it.
+    out of the search and both models are scored on it. The budget, counted from
+    ``started``, covers the gates too; ``on_phase(name, elapsed)`` reports each phase.
     """
     from keizoku.names import check_name
     from keizoku.project import load_training_data
     from keizoku.spec import load_spec
 
+    clock = started if started is not None else time.monotonic()
     spec, base = load_spec(spec_path)
     check_name(spec.project, "Project name")
     if _champion(spec.project) is None:
         return train_candidate(
             spec_path, frame=None, holdout=None, overrides=overrides, on_trial=on_trial,
-            started=started, actor=actor,
+            started=clock, actor=actor, on_phase=on_phase,
         )  # fmt: skip
+    reading = time.monotonic()
+    earlier = {"startup": reading - clock}
+    if on_phase is not None:
+        on_phase("startup", reading - clock)
     frame, schema = load_training_data(spec, base)
     seed = (overrides or {}).get("seed") or spec.train.seed
     champion = _champion(spec.project)
     fit, holdout = _holdout(
         spec.project, int(champion or 0), frame, spec.target, str(schema.task), int(seed or 0)
     )
+    earlier["read"] = time.monotonic() - reading  # train_project adds encoding to it
     return train_candidate(
         spec_path, frame=fit, holdout=holdout, overrides=overrides, on_trial=on_trial,
-        started=started, actor=actor,
+        started=clock, actor=actor, on_phase=on_phase, earlier_phases=earlier,
     )  # fmt: skip
 
 
