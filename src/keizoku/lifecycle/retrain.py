@@ -151,7 +151,7 @@ def check_triggers(
     last = _last_retrain(name, created)
     try:
         window = parse_duration(policy.monitor_window)
-        report = monitor(name, version=champion, since_s=window, config=drift)
+        report = monitor(name, version=champion, since_s=window, config=drift, estimate=False)
     except NotFoundError:
         report = None
     if report is not None and t.drift_features is not None:
