@@ -29,9 +29,7 @@ def _frame() -> pd.DataFrame:
     """Breast cancer, 300 rows, with a text column whose levels carry signal."""
     data = load_breast_cancer(as_frame=True)
     frame = data.frame.iloc[:300, [0, 1, 7, 30]].copy()
-    frame["band"] = pd.qcut(frame["mean concave points"], 3, labels=["lo", "mid", "hi"]).astype(
-        str
-    )
+    frame["band"] = pd.qcut(frame["mean concave points"], 3, labels=["lo", "mid", "hi"]).astype(str)
     frame["target"] = [str(data.target_names[i]) for i in frame["target"]]
     return frame.drop(columns=["mean concave points"])
 
@@ -43,7 +41,8 @@ def test_catboost_fits_stops_early_and_serves_records() -> None:
         warnings.simplefilter("ignore")
         data = TrainingData.build(frame, infer_schema(frame, "target"))
     cfg = TrainSpec(models=["catboost"], max_trials=1, folds=3, ensemble=False, budget=120.0)
-    res = run_search(data, cfg, warm_start=[{"family": "catboost", "params": {"n_estimators": 400}}])
+    first = [{"family": "catboost", "params": {"n_estimators": 400}}]
+    res = run_search(data, cfg, warm_start=first)
     trial = res.trials[0]
     assert trial.family == "catboost" and trial.status == "ok"
     assert len(trial.best_iterations) == 3 and max(trial.best_iterations) < 400  # stopped early

@@ -198,9 +198,7 @@ def _fit(
                     return False
                 return True
 
-        est.fit(
-            Xt, yt, eval_set=(Xv, yv), early_stopping_rounds=50, callbacks=[CatDeadline()]
-        )
+        est.fit(Xt, yt, eval_set=(Xv, yv), early_stopping_rounds=50, callbacks=[CatDeadline()])
         return int(est.get_best_iteration() + 1)
     est.fit(Xt, yt)
     return None

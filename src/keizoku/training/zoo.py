@@ -173,8 +173,8 @@ ALL_FAMILIES: dict[str, Family] = {
             "lightgbm",
             "ordinal",
             _lgbm,
-            defaults={
-                "learning_rate": 0.05,
+            defaults={  # LightGBM's own defaults, with early stopping instead of 100 rounds
+                "learning_rate": 0.1,
                 "num_leaves": 31,
                 "min_child_samples": 20,
                 "subsample": 1.0,
@@ -205,6 +205,14 @@ ALL_FAMILIES: dict[str, Family] = {
                     "min_child_samples": 3,
                     "subsample": 1.0,
                     "colsample_bytree": 0.9,
+                    "reg_lambda": 1e-3,
+                },
+                {  # slower learning, row and feature bagging
+                    "learning_rate": 0.05,
+                    "num_leaves": 31,
+                    "min_child_samples": 20,
+                    "subsample": 0.8,
+                    "colsample_bytree": 0.8,
                     "reg_lambda": 1e-3,
                 },
                 {  # small, strongly regularised trees for small or noisy data
