@@ -471,7 +471,8 @@ def run_search(
         "cv_score": sign * score,
         "folds": search.k,
         "n_trials": len(search.trials),
-        "refit_on_all_rows": refit,
+        # False only for the fallback (the last fold's model): a bag's folds cover all rows.
+        "refit_on_all_rows": refit or bag,
         "bagged": bag,
         "temperature": model.temperature,
         "partial_cv": partial,
