@@ -411,7 +411,7 @@ def train(
         str | None, typer.Option(help="Time budget for the whole command, e.g. 60s, 5m.")
     ] = None,
     search: Annotated[str | None, typer.Option(help="bayes, random or grid.")] = None,
-    preset: Annotated[str | None, typer.Option(help="fast, balanced or best.")] = None,
+    preset: Annotated[str | None, typer.Option(help="fast, good (default) or best.")] = None,
     metric: Annotated[str | None, typer.Option(help="Metric to optimise.")] = None,
     families: Annotated[
         list[str] | None,

@@ -31,7 +31,7 @@ class TrainSpec(Section):
 
     budget: Duration = 60.0
     search: Literal["bayes", "random", "grid"] = "bayes"
-    preset: Literal["fast", "balanced", "best"] = "balanced"
+    preset: Literal["fast", "good", "best", "balanced"] = "good"  # balanced: alias of good
     metric: str | None = None
     folds: int | None = Field(default=None, ge=2, le=20)
     models: list[str] | None = None

@@ -84,6 +84,9 @@ class TrainingInfo:
     members: list[dict[str, Any]]
     refit_on_all_rows: bool
     partial_cv: bool
+    bagged: bool = False  # served as the average of fold models (decision 0012)
+    temperature: float = 1.0  # classifier calibration; 1.0: none
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per search phase
     trained_at: str = field(
         default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     )
@@ -120,6 +123,9 @@ class TrainingContext:
             ],
             refit_on_all_rows=bool(model.info.get("refit_on_all_rows", True)),
             partial_cv=bool(model.info.get("partial_cv", False)),
+            bagged=bool(model.info.get("bagged", False)),
+            temperature=float(model.info.get("temperature", 1.0)),
+            phases={k: round(v, 3) for k, v in result.phases.items()},
         )
         return cls(data, result, info)
 

@@ -41,7 +41,8 @@ class TrialResult:
     best_iterations: list[int] = field(default_factory=list)
     status: str = "ok"
     error: str = ""
-    fold_model: tuple[TabularEncoder, Any] | None = None  # last fold's fit, kept for top trials
+    encoder: TabularEncoder | None = None  # fitted on all rows, shared by every fold model
+    fold_models: list[Any] = field(default_factory=list)  # one per fold; kept for top trials
     partial: bool = False  # stopped after fewer folds than planned (first trial only)
     oof_rows: np.ndarray | None = None  # for a partial trial: the rows ``oof`` covers
 
@@ -56,29 +57,24 @@ class TrialResult:
 
 @dataclass
 class Folds:
-    """Fold indices plus a cache of the encoded matrices per encoder mode."""
+    """Fold indices plus the encoded matrix per encoder mode.
+
+    The encoder is fitted once on all rows (it learns category lists and scaling, never
+    the target), so every fold model reads the same columns and the fold models of a
+    configuration can be served together as a bag behind one encoder.
+    """
 
     splits: list[tuple[np.ndarray, np.ndarray]]
     frame: pd.DataFrame
     y: np.ndarray
     columns: list[Column]
-    cache: dict[tuple[str, int], tuple[TabularEncoder, np.ndarray, np.ndarray]] = field(
-        default_factory=dict
-    )
+    cache: dict[str, tuple[TabularEncoder, np.ndarray]] = field(default_factory=dict)
 
-    def fitted(
-        self, mode: Literal["ordinal", "onehot"], i: int
-    ) -> tuple[TabularEncoder, np.ndarray, np.ndarray]:
-        key = (mode, i)
-        if key not in self.cache:
-            tr, va = self.splits[i]
-            enc = TabularEncoder(self.columns, mode=mode).fit(self.frame.iloc[tr])
-            self.cache[key] = (
-                enc,
-                enc.transform(self.frame.iloc[tr]),
-                enc.transform(self.frame.iloc[va]),
-            )
-        return self.cache[key]
+    def encoded(self, mode: Literal["ordinal", "onehot"]) -> tuple[TabularEncoder, np.ndarray]:
+        if mode not in self.cache:
+            enc = TabularEncoder(self.columns, mode=mode).fit(self.frame)
+            self.cache[mode] = (enc, enc.transform(self.frame))
+        return self.cache[mode]
 
 
 def make_folds(
@@ -115,8 +111,12 @@ SMALL_DATA_ROWS = 20_000
 def with_threads(estimator: Any, n_rows: int) -> Any:
     """One thread below ``SMALL_DATA_ROWS``: on 2 cores, thread start-up and contention cost
     more than they save on small data (LightGBM ran up to 50x slower on a busy machine)."""
-    if n_rows < SMALL_DATA_ROWS and "n_jobs" in estimator.get_params():
-        estimator.set_params(n_jobs=1)
+    if n_rows < SMALL_DATA_ROWS:
+        params = estimator.get_params()
+        if "n_jobs" in params:
+            estimator.set_params(n_jobs=1)
+        elif "thread_count" in params:  # CatBoost
+            estimator.set_params(thread_count=1)
     return estimator
 
 
@@ -188,6 +188,18 @@ def _fit(
         est.fit(Xt, yt, eval_set=[(Xv, yv)], verbose=False)
         est.set_params(callbacks=None)
         return int(est.best_iteration + 1)
+    if family.name == "catboost":
+
+        class CatDeadline:
+            def after_iteration(self, info: Any) -> bool:  # False stops boosting
+                if time.monotonic() > deadline:
+                    if not graceful:
+                        raise DeadlineReached()
+                    return False
+                return True
+
+        est.fit(Xt, yt, eval_set=(Xv, yv), early_stopping_rounds=50, callbacks=[CatDeadline()])
+        return int(est.get_best_iteration() + 1)
     est.fit(Xt, yt)
     return None
 
@@ -214,19 +226,19 @@ def evaluate_config(
     y = folds.y
     oof = np.zeros((len(y), n_classes)) if task != "regression" else np.zeros(len(y))
     start = time.perf_counter()
-    est: Any = None
-    enc: TabularEncoder | None = None
+    enc, X = folds.encoded(family.mode)
     for i, (tr, va) in enumerate(folds.splits):
         if time.monotonic() > deadline:
             if graceful and result.fold_scores:
                 result.partial = True
                 break
             raise DeadlineReached()
-        enc, Xt, Xv = folds.fitted(family.mode, i)
+        Xt, Xv = X[tr], X[va]
         est = with_threads(family.build(task, params, seed), len(tr))
         with warnings.catch_warnings(), thread_limit(len(tr)):
             warnings.simplefilter("ignore")
             best = _fit(family, est, Xt, y[tr], Xv, y[va], deadline, graceful)
+        result.fold_models.append(est)
         if best is not None:
             result.best_iterations.append(best)
         pred = raw_predict(est, Xv, task)
@@ -242,9 +254,9 @@ def evaluate_config(
         result.oof, result.oof_rows = oof[rows], rows
     else:
         result.oof = oof
-    result.fold_model = (enc, est) if enc is not None else None
+    result.encoder = enc
     with thread_limit(0):  # a request is scored on one thread
-        _measure_serving_cost(result, folds, enc, est, task)
+        _measure_serving_cost(result, folds, enc, result.fold_models[-1], task)
     return result
 
 

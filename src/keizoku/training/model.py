@@ -15,7 +15,17 @@ import pandas as pd
 from keizoku.data.schema import Schema
 from keizoku.features.encoder import TabularEncoder
 
-__all__ = ["KeizokuModel", "Member", "raw_predict", "serving_mode"]
+__all__ = [
+    "KeizokuModel",
+    "Member",
+    "apply_temperature",
+    "fit_temperature",
+    "raw_predict",
+    "serving_mode",
+]
+
+
+SMALL_BATCH = 1000  # rows below which LightGBM predicts on one thread
 
 
 def serving_mode(estimator: Any) -> Any:
@@ -32,14 +42,47 @@ def raw_predict(estimator: Any, X: np.ndarray, task: str) -> np.ndarray:
     """Probabilities (classification, shape n×k) or values (regression), on the fast path."""
     booster = getattr(estimator, "booster_", None)
     if booster is not None:  # LightGBM: skip the sklearn wrapper's validation
-        out = booster.predict(X, num_iteration=getattr(estimator, "best_iteration_", None) or None)
+        # One thread for a few rows: OpenMP start-up on a busy machine costs tens of ms.
+        threads = {"num_threads": 1} if X.shape[0] < SMALL_BATCH else {}
+        best = getattr(estimator, "best_iteration_", None) or None
+        out = booster.predict(X, num_iteration=best, **threads)
         if task == "regression":
             return np.asarray(out, dtype=float)
         out = np.asarray(out, dtype=float)
         return np.column_stack([1 - out, out]) if out.ndim == 1 else out
+    kwargs: dict[str, Any] = {}
+    if type(estimator).__module__.startswith("catboost") and X.shape[0] < SMALL_BATCH:
+        kwargs["thread_count"] = 1  # a fitted CatBoost model's own setting cannot change
     if task == "regression":
-        return np.asarray(estimator.predict(X), dtype=float)
-    return np.asarray(estimator.predict_proba(X), dtype=float)
+        return np.asarray(estimator.predict(X, **kwargs), dtype=float)
+    return np.asarray(estimator.predict_proba(X, **kwargs), dtype=float)
+
+
+def apply_temperature(proba: np.ndarray, temperature: float) -> np.ndarray:
+    """Probabilities rescaled as ``softmax(log(p) / T)``: T > 1 softens, T < 1 sharpens."""
+    if temperature == 1.0:
+        return proba
+    logits = np.log(np.clip(proba, 1e-15, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    out = np.exp(logits)
+    return np.asarray(out / out.sum(axis=1, keepdims=True))
+
+
+def fit_temperature(y: np.ndarray, proba: np.ndarray, min_gain: float = 1e-3) -> float:
+    """The temperature that minimises the log loss of out-of-fold ``proba`` (class codes
+    ``y``), or 1.0 when it lowers the log loss by less than ``min_gain`` (relative)."""
+    from scipy.optimize import minimize_scalar
+
+    rows = np.arange(len(y))
+    y = np.asarray(y, dtype=int)
+
+    def loss(t: float) -> float:
+        return float(-np.mean(np.log(np.clip(apply_temperature(proba, t)[rows, y], 1e-15, 1))))
+
+    base = loss(1.0)
+    best = minimize_scalar(loss, bounds=(0.2, 5.0), method="bounded", options={"xatol": 1e-3})
+    t = float(best.x)
+    return round(t, 4) if loss(t) < base * (1 - min_gain) else 1.0
 
 
 @dataclass
@@ -63,33 +106,38 @@ class KeizokuModel:
     classes: list[Any] | None = None
     metric: str = ""
     info: dict[str, Any] = field(default_factory=dict)
+    temperature: float = 1.0  # classifier calibration (``apply_temperature``); 1.0: none
 
     @property
     def feature_names(self) -> list[str]:
         return [c.name for c in self.schema.features]
 
-    def _combine(self, outs: list[np.ndarray]) -> np.ndarray:
-        total = sum(m.weight for m in self.members)
-        mixed = np.zeros_like(outs[0])
-        for member, out in zip(self.members, outs, strict=True):
-            mixed = mixed + member.weight * out
-        return np.asarray(mixed / total)
+    def _combine(self, encode: Any) -> np.ndarray:
+        """The members' weighted mean (then calibration); members that share an encoder
+        (the fold models of a bag) share one call of ``encode(encoder)``."""
+        encoded: dict[int, np.ndarray] = {}
+        mixed: Any = 0.0
+        for m in self.members:
+            X = encoded.get(id(m.encoder))
+            if X is None:
+                X = encoded[id(m.encoder)] = encode(m.encoder)
+            out = raw_predict(m.estimator, X, self.task)
+            mixed = out if len(self.members) == 1 else mixed + m.weight * out
+        if len(self.members) > 1:
+            mixed = mixed / sum(m.weight for m in self.members)
+        temperature = getattr(self, "temperature", 1.0)  # models pickled before 0012
+        if self.task != "regression" and temperature != 1.0:
+            mixed = apply_temperature(mixed, temperature)
+        return np.asarray(mixed)
 
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
         """Probabilities (n×k) for classifiers, values (n) for regression."""
         self.schema.check_frame(frame)
-        outs = [
-            raw_predict(m.estimator, m.encoder.transform(frame), self.task) for m in self.members
-        ]
-        return self._combine(outs)
+        return self._combine(lambda enc: enc.transform(frame))
 
     def predict_raw_records(self, records: list[dict[str, Any]]) -> np.ndarray:
         """Like ``predict_raw`` but from plain dicts, without pandas."""
-        outs = [
-            raw_predict(m.estimator, m.encoder.transform_records(records), self.task)
-            for m in self.members
-        ]
-        return self._combine(outs) if len(outs) > 1 else outs[0]
+        return self._combine(lambda enc: enc.transform_records(records))
 
     def labels(self, raw: np.ndarray) -> list[Any]:
         if self.task == "regression":

@@ -1,11 +1,16 @@
-"""``run_search``: search model families, ensemble, refit.
+"""``run_search``: search model families, ensemble, bag or refit, calibrate.
 
-The search is an Optuna study whose first trials are each family's defaults,
+The search is an Optuna study whose first trials are each family's defaults and
+then its zero-shot portfolio (configurations that work well across data sets),
 then TPE (``bayes``), random sampling (``random``) or a fixed grid (``grid``).
-Every trial is cross-validated on the same folds; trials that fall behind the
-median after a fold are pruned. Candidates that are too slow or too big to
-serve (``max_latency_ms``, ``max_size_mb``) stay on the leaderboard but cannot
-be chosen. The budget covers search, ensembling and the final refit.
+Every trial is cross-validated on the same folds, boosting models stopping early
+on the fold's validation rows; trials that fall behind the median after a fold
+are pruned. Candidates that are too slow or too big to serve (``max_latency_ms``,
+``max_size_mb``) stay on the leaderboard but cannot be chosen. The chosen
+configurations are served either as the bag of their fold models (averaged) or
+refitted once on all rows, and classifier probabilities are temperature-scaled
+when that lowers the out-of-fold log loss. The budget covers all of it; the
+seconds of each phase are in ``SearchResult.phases``.
 
 The configuration is the spec's ``train:`` section (:class:`TrainSpec`) as it is.
 With ``max_trials`` the search stops after that many finished trials whatever the
@@ -19,7 +24,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -41,13 +46,22 @@ from keizoku.training.cv import (
 )
 from keizoku.training.ensemble import greedy_ensemble
 from keizoku.training.metrics import Metric, get_metric
-from keizoku.training.model import KeizokuModel, Member, serving_mode
-from keizoku.training.presets import PRESETS
+from keizoku.training.model import (
+    KeizokuModel,
+    Member,
+    apply_temperature,
+    fit_temperature,
+    serving_mode,
+)
+from keizoku.training.presets import preset as get_preset
 from keizoku.training.zoo import FAMILIES, Family, as_native, families_for, sample_params
 
 __all__ = ["SearchResult", "TrainSpec", "run_search"]
 
 FINISHED = ("ok", "too slow", "too big")  # statuses of trials that ran to the end
+# k fold models score one row in more than k times one model's latency (switching models
+# loses the CPU caches: 3 LightGBM boosters took 0.70 ms where one, called 3 times, 0.28 ms).
+BAG_LATENCY_FACTOR = 1.5
 
 
 @dataclass
@@ -62,6 +76,7 @@ class SearchResult:
     oof: np.ndarray
     oof_rows: np.ndarray | None = None  # when set, ``oof`` covers only these training rows
     max_trials: int | None = None
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase, in order
 
 
 Callback = Callable[[TrialResult, float], None]
@@ -72,7 +87,7 @@ def _check_config(cfg: TrainSpec) -> dict[str, Any]:
         raise UserInputError(
             f"train.budget {cfg.budget:g}s is too short: give at least 5s (--budget 5s)."
         )
-    return PRESETS[cfg.preset]
+    return get_preset(cfg.preset)
 
 
 class _Search:
@@ -106,8 +121,13 @@ class _Search:
         if n > 20_000:
             k = min(k, 3)
         self.k = k
-        self.families = families_for(cfg.models or preset["families"], n)
+        if cfg.models:  # the user's choice, as given
+            self.families = families_for(cfg.models, n)
+        else:  # the preset's, among those that suit the data size and are installed
+            among = preset["families"]
+            self.families = [f for f in families_for(None, n) if among is None or f.name in among]
         self.pool = preset["ensemble_candidates"]
+        self.preset = preset
         self.folds = Folds(
             make_folds(y, self.task, k, cfg.seed, schema.classes), frame, y, schema.features
         )
@@ -116,11 +136,24 @@ class _Search:
         self.trials: list[TrialResult] = []
         self.on_trial = on_trial
 
+    def bag_fits(self, trials: Sequence[TrialResult]) -> bool:
+        """Whether ``trials`` may be served as bags of their fold models: the preset bags,
+        every fold model was kept, and k models per trial meet the latency limit."""
+        if not self.preset.get("bag") or not trials:
+            return False
+        if any(len(t.fold_models) != len(t.fold_scores) or not t.fold_models for t in trials):
+            return False
+        limit = self.cfg.max_latency_ms
+        cost = sum(BAG_LATENCY_FACTOR * len(t.fold_models) * t.latency_ms for t in trials)
+        return limit is None or cost <= limit
+
     def refit_reserve(self) -> float:
         ok = [t for t in self.trials if t.status == "ok"]
         if not ok:
             return 0.05 * self.cfg.budget
         best = sorted(ok, key=lambda t: t.mean, reverse=True)[: min(3, len(ok))]
+        if self.bag_fits(best[:1]):  # served as a bag: nothing to refit
+            return 0.03 * self.cfg.budget
         per_fit = sum(refit_seconds(t, self.k) for t in best)
         return max(0.05 * self.cfg.budget, per_fit + 1.0)
 
@@ -175,12 +208,13 @@ class _Search:
 
     def _record(self, res: TrialResult) -> None:
         self.trials.append(res)
-        # Keep fold models (a fallback when there is no time to refit) for the top trials only.
+        # Keep fold models (to serve as a bag, or when there is no time to refit) for the
+        # top trials only.
         ranked = sorted(
-            (t for t in self.trials if t.fold_model is not None), key=lambda t: t.mean, reverse=True
+            (t for t in self.trials if t.fold_models), key=lambda t: t.mean, reverse=True
         )
         for t in ranked[self.pool :]:
-            t.fold_model = None
+            t.fold_models = []
         if self.on_trial is not None:
             self.on_trial(res, time.monotonic() - self.start)
 
@@ -192,13 +226,26 @@ class _Search:
 
 
 def _initial_configs(search: _Search) -> list[tuple[Family, dict[str, Any]]]:
+    """Warm-start configurations, each family's defaults, then (with the preset's
+    ``portfolio``) the families' zero-shot configurations, round-robin; no repeats."""
     configs = []
     for ws in search.warm_start:
         fam = FAMILIES.get(ws.get("family", ""))
         if fam is not None and fam in search.families:
             configs.append((fam, {**fam.defaults, **ws.get("params", {})}))
     configs += [(fam, dict(fam.defaults)) for fam in search.families]
-    return configs
+    if search.preset.get("portfolio"):
+        for i in range(max(len(f.portfolio) for f in search.families)):
+            extra = [f for f in search.families if i < len(f.portfolio)]
+            configs += [(f, {**f.defaults, **f.portfolio[i]}) for f in extra]
+    unique: dict[str, tuple[Family, dict[str, Any]]] = {}
+    for fam, params in configs:
+        unique.setdefault(_config_key(fam.name, params), (fam, params))
+    return list(unique.values())
+
+
+def _config_key(family: str, params: Mapping[str, Any]) -> str:
+    return f"{family}{sorted(as_native(dict(params)).items())}"
 
 
 def _run_grid(search: _Search) -> None:
@@ -273,9 +320,13 @@ def _refit(
     return Member(fam.name, as_native(params), enc, serving_mode(est), weight)
 
 
-def _fold_member(trial: TrialResult, weight: float) -> Member:
-    enc, est = trial.fold_model  # type: ignore[misc]
-    return Member(trial.family, as_native(trial.params), enc, serving_mode(est), weight)
+def _fold_members(trial: TrialResult, weight: float, bag: bool) -> list[Member]:
+    """The trial's fold models behind its one encoder: all of them (a bag, each with the
+    trial's weight, so the bag is their average) or only the last fold's."""
+    models = trial.fold_models if bag else trial.fold_models[-1:]
+    assert trial.encoder is not None
+    params = as_native(trial.params)
+    return [Member(trial.family, params, trial.encoder, serving_mode(m), weight) for m in models]
 
 
 def _choose(search: _Search) -> tuple[dict[int, int], float, np.ndarray]:
@@ -329,7 +380,7 @@ def _distinct(trials: list[TrialResult]) -> list[TrialResult]:
     seen: set[str] = set()
     out = []
     for t in trials:
-        key = f"{t.family}{sorted(t.params.items())}"
+        key = _config_key(t.family, t.params)
         if key not in seen:
             seen.add(key)
             out.append(t)
@@ -378,20 +429,26 @@ def run_search(
     with warnings.catch_warnings():
         warnings.simplefilter("always", KeizokuWarning)
         search = _Search(data, cfg, warm_start, on_trial)
+    clock = _Clock()
     if cfg.search == "grid":
         _run_grid(search)
     else:
         _run_optuna(search)
+    clock.lap("search")
     chosen, score, oof = _choose(search)
+    clock.lap("ensemble")
     by_number = {t.number: t for t in search.trials}
     picked = [(by_number[n], float(w)) for n, w in chosen.items()]
-    have_fold_models = all(t.fold_model is not None for t, _ in picked)
+    bag = search.bag_fits([t for t, _ in picked])
+    have_fold_models = all(t.fold_models for t, _ in picked)
     refit_time = sum(refit_seconds(t, search.k) for t, _ in picked)
-    refit = not have_fold_models or time.monotonic() + refit_time <= search.end
+    refit = not bag and (not have_fold_models or time.monotonic() + refit_time <= search.end)
     if refit:
         members = [_refit(search, frame, y, t, w) for t, w in picked]
-    else:  # no time left to refit on all rows: serve the models fitted on the last fold
-        members = [_fold_member(t, w) for t, w in picked]
+        clock.lap("refit")
+    else:  # the bag of fold models, or (no time to refit) the last fold's model
+        members = [m for t, w in picked for m in _fold_members(t, w, bag)]
+        clock.lap("bag" if bag else "refit")
     model = KeizokuModel(
         schema=data.schema,
         task=search.task,
@@ -399,6 +456,14 @@ def run_search(
         classes=data.codec.classes,
         metric=search.metric.name,
     )
+    partial = any(t.partial for t, _ in picked)
+    # Not a bag: its average is already softer than the fold models whose OOF would fit T.
+    if search.task != "regression" and search.preset.get("calibrate") and not (partial or bag):
+        model.temperature = fit_temperature(y, oof)
+        if model.temperature != 1.0:
+            oof = apply_temperature(oof, model.temperature)
+            score = search.metric.oriented(y, oof)
+        clock.lap("calibrate")
     sign = 1 if search.metric.greater_is_better else -1
     stds = [by_number[n].std for n in chosen]
     board = leaderboard(search, chosen)
@@ -406,8 +471,11 @@ def run_search(
         "cv_score": sign * score,
         "folds": search.k,
         "n_trials": len(search.trials),
-        "refit_on_all_rows": refit,
-        "partial_cv": any(t.partial for t, _ in picked),
+        # False only for the fallback (the last fold's model): a bag's folds cover all rows.
+        "refit_on_all_rows": refit or bag,
+        "bagged": bag,
+        "temperature": model.temperature,
+        "partial_cv": partial,
     }
     oof_rows = next((t.oof_rows for t, _ in picked if t.partial), None)
     return SearchResult(
@@ -421,4 +489,18 @@ def run_search(
         oof,
         oof_rows,
         cfg.max_trials,
+        clock.phases,
     )
+
+
+class _Clock:
+    """Seconds spent in each phase of ``run_search``."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = {}
+        self.last = time.monotonic()
+
+    def lap(self, phase: str) -> None:
+        now = time.monotonic()
+        self.phases[phase] = self.phases.get(phase, 0.0) + now - self.last
+        self.last = now

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["Family", "FAMILIES", "families_for"]
+__all__ = ["ALL_FAMILIES", "Family", "FAMILIES", "families_for"]
 
 Params = dict[str, Any]
 
@@ -31,6 +31,13 @@ class Family:
     grid: dict[str, list[Any]] = field(default_factory=dict)
     max_rows: int | None = None
     boosting: bool = False
+    portfolio: list[Params] = field(default_factory=list)  # zero-shot configs, tried first
+    package: str | None = None  # an optional dependency: the family exists only if installed
+
+    def available(self) -> bool:
+        import importlib.util
+
+        return self.package is None or importlib.util.find_spec(self.package) is not None
 
     def grid_configs(self) -> list[Params]:
         keys = list(self.grid)
@@ -126,6 +133,24 @@ def _xgb(task: str, p: Params, seed: int) -> Any:
     )
 
 
+def _catboost(task: str, p: Params, seed: int) -> Any:
+    import catboost as cb
+
+    cls = cb.CatBoostRegressor if task == "regression" else cb.CatBoostClassifier
+    return cls(
+        iterations=p.get("n_estimators", 2000),
+        learning_rate=p["learning_rate"],
+        depth=p["depth"],
+        l2_leaf_reg=p["l2_leaf_reg"],
+        random_strength=p["random_strength"],
+        thread_count=2,
+        random_seed=seed,
+        verbose=0,
+        allow_writing_files=False,
+        use_best_model=True,
+    )
+
+
 def _knn(task: str, p: Params, seed: int) -> Any:
     from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 
@@ -141,15 +166,15 @@ def _svm(task: str, p: Params, seed: int) -> Any:
     return SVC(C=p["C"], gamma=p["gamma"], probability=True, random_state=seed)
 
 
-FAMILIES: dict[str, Family] = {
+ALL_FAMILIES: dict[str, Family] = {
     f.name: f
     for f in [
         Family(
             "lightgbm",
             "ordinal",
             _lgbm,
-            defaults={
-                "learning_rate": 0.05,
+            defaults={  # LightGBM's own defaults, with early stopping instead of 100 rounds
+                "learning_rate": 0.1,
                 "num_leaves": 31,
                 "min_child_samples": 20,
                 "subsample": 1.0,
@@ -173,6 +198,32 @@ FAMILIES: dict[str, Family] = {
                 "reg_lambda": [0.1],
             },
             boosting=True,
+            portfolio=[
+                {  # large leaves, feature bagging (AutoGluon's "GBMLarge")
+                    "learning_rate": 0.03,
+                    "num_leaves": 128,
+                    "min_child_samples": 3,
+                    "subsample": 1.0,
+                    "colsample_bytree": 0.9,
+                    "reg_lambda": 1e-3,
+                },
+                {  # slower learning, row and feature bagging
+                    "learning_rate": 0.05,
+                    "num_leaves": 31,
+                    "min_child_samples": 20,
+                    "subsample": 0.8,
+                    "colsample_bytree": 0.8,
+                    "reg_lambda": 1e-3,
+                },
+                {  # small, strongly regularised trees for small or noisy data
+                    "learning_rate": 0.03,
+                    "num_leaves": 8,
+                    "min_child_samples": 30,
+                    "subsample": 0.8,
+                    "colsample_bytree": 0.5,
+                    "reg_lambda": 3.0,
+                },
+            ],
         ),
         Family(
             "xgboost",
@@ -203,6 +254,36 @@ FAMILIES: dict[str, Family] = {
                 "reg_lambda": [1.0],
             },
             boosting=True,
+            portfolio=[
+                {
+                    "learning_rate": 0.05,
+                    "max_depth": 3,
+                    "min_child_weight": 2.0,
+                    "subsample": 0.8,
+                    "colsample_bytree": 0.6,
+                    "reg_lambda": 3.0,
+                },
+            ],
+        ),
+        Family(
+            "catboost",
+            "ordinal",
+            _catboost,
+            defaults={
+                "learning_rate": 0.05,
+                "depth": 6,
+                "l2_leaf_reg": 3.0,
+                "random_strength": 1.0,
+            },
+            space={
+                "learning_rate": ("float", 0.02, 0.2, True),
+                "depth": ("int", 4, 8, False),
+                "l2_leaf_reg": ("float", 1.0, 10.0, True),
+                "random_strength": ("float", 0.1, 3.0, True),
+            },
+            grid={"learning_rate": [0.05, 0.1], "depth": [4, 6, 8]},
+            boosting=True,
+            package="catboost",
         ),
         Family(
             "hist_gradient_boosting",
@@ -240,6 +321,7 @@ FAMILIES: dict[str, Family] = {
             "ordinal",
             _et,
             defaults={"n_estimators": 200, "max_features": 0.5, "min_samples_leaf": 2},
+            portfolio=[{"n_estimators": 200, "max_features": 1.0, "min_samples_leaf": 1}],
             space={
                 "n_estimators": ("int", 100, 300, False),
                 "max_features": ("cat", ["sqrt", 0.3, 0.5, 0.8, 1.0]),
@@ -288,11 +370,22 @@ FAMILIES: dict[str, Family] = {
 }
 
 
+# The families this installation can fit (an optional package's family only when installed).
+FAMILIES: dict[str, Family] = {n: f for n, f in ALL_FAMILIES.items() if f.available()}
+
+
 def families_for(names: list[str] | None, n_rows: int) -> list[Family]:
     """The families to search: ``names`` if given, else every family that suits ``n_rows``."""
     from keizoku.errors import UserInputError
 
     if names:
+        missing = [n for n in names if n in ALL_FAMILIES and n not in FAMILIES]
+        if missing:
+            packages = " ".join(str(ALL_FAMILIES[n].package) for n in missing)
+            raise UserInputError(
+                f"Model(s) {missing} in train.models need an optional package that is not "
+                f"installed: pip install {packages}."
+            )
         unknown = [n for n in names if n not in FAMILIES]
         if unknown:
             raise UserInputError(
