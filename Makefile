@@ -2,7 +2,7 @@
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTHON ?= python3
-EXTRAS ?= eval,rag,dev
+EXTRAS ?= eval,rag,catboost,dev
 
 .PHONY: install demo test test-fast check format clean
 

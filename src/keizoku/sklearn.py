@@ -48,7 +48,7 @@ class _KeizokuEstimator(BaseEstimator):  # type: ignore[misc]
         budget: float | str = 60.0,
         max_trials: int | None = None,
         families: Sequence[str] | None = None,
-        preset: str = "balanced",
+        preset: str = "good",
         metric: str | None = None,
         folds: int | None = None,
         search: str = "bayes",
