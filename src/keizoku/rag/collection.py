@@ -383,6 +383,11 @@ def ingest(
     return report
 
 
+def _has_index(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type='index' AND name=?", (name,))
+    return row.fetchone() is not None
+
+
 def _stored_embedding(conn: sqlite3.Connection) -> EmbeddingConfig | None:
     raw = _meta(conn, "embedding")
     if raw is not None:
@@ -527,11 +532,13 @@ def search(
                 )
             cfg = FusionConfig(cfg.alpha, cfg.neighbour, "lexical")
         marks = ",".join("?" * len(principals))
-        allowed_docs = np.asarray(
-            [r[0] for r in conn.execute(
-                f"SELECT DISTINCT doc_id FROM acl WHERE principal IN ({marks})", principals
-            )], dtype=np.int64,
-        )  # fmt: skip
+        rows_ = conn.execute(
+            f"SELECT doc_id FROM acl INDEXED BY acl_principal_doc WHERE principal IN ({marks})"
+            if _has_index(conn, "acl_principal_doc")
+            else f"SELECT doc_id FROM acl WHERE principal IN ({marks})",
+            principals,
+        ).fetchall()
+        allowed_docs = np.unique(np.fromiter((r[0] for r in rows_), np.int64, len(rows_)))
         if len(allowed_docs) == 0:
             return []
         g = _load_generation(name, int(gen))

@@ -101,22 +101,22 @@ def _tokenize_en(text: str) -> list[str]:
 
 
 def tokenize(text: str) -> list[str]:
-    """The BM25 vocabulary of ``text``: English words stemmed, Japanese runs analysed.
+    """The BM25 vocabulary of ``text``: English words stemmed, Japanese analysed.
 
-    Japanese tokens are the analyser's normalised forms and ``#``-prefixed character
-    bigrams of every kana/kanji run (a single character stands for itself).
+    With kana/kanji in ``text``: NFKC and lowercase, then the analyser's normalised forms
+    (Latin words among them the English way) and ``#``-prefixed character bigrams of every
+    word run that holds kana/kanji (a single character stands for itself).
     """
     if not has_japanese(text):
         return _tokenize_en(text)
     text = unicodedata.normalize("NFKC", text).lower()
-    out = _tokenize_en(_JA_RUN.sub(" ", text))
-    analyser = japanese_analyzer()
-    for run in _JA_RUN.findall(text):
-        if analyser is not None:
-            out.extend(analyser(run))
-        if len(run) == 1:
-            out.append("#" + run)
-        out.extend("#" + run[i : i + 2] for i in range(len(run) - 1))
+    analyse = japanese_analyzer()
+    out = analyse(text) if analyse is not None else _tokenize_en(_JA_RUN.sub(" ", text))
+    for run in _WORD.findall(text):
+        if has_japanese(run):
+            if len(run) == 1:
+                out.append("#" + run)
+            out.extend("#" + run[i : i + 2] for i in range(len(run) - 1))
     return out
 
 
@@ -147,13 +147,27 @@ def japanese_analyzer() -> Callable[[str], list[str]] | None:
     return _analyse
 
 
-def _analyse(run: str) -> list[str]:
+_PIECE = 4000  # characters per SudachiPy call (it refuses inputs past ~49 kB)
+
+
+def _analyse(text: str) -> list[str]:
     tok = getattr(_LOCAL, "sudachi", None)
     if tok is None:
         from sudachipy import SplitMode
 
         tok = _LOCAL.sudachi = _dictionary().tokenizer(mode=SplitMode.A)
-    return [m.normalized_form() for m in tok.tokenize(run) if m.part_of_speech()[0] not in _DROP_POS]
+    out: list[str] = []
+    for line in text.splitlines():
+        for lo in range(0, len(line), _PIECE):
+            for m in tok.tokenize(line[lo : lo + _PIECE]):
+                if m.part_of_speech()[0] in _DROP_POS:
+                    continue
+                surface = m.surface()
+                if has_japanese(surface):
+                    out.append(m.normalized_form())
+                else:  # Latin words and numbers: the English way (no Sudachi spelling changes)
+                    out.extend(_tokenize_en(surface))
+    return out
 # --- Porter (1980) stemmer -------------------------------------------------------------------
 
 _VOWELS = frozenset("aeiou")
