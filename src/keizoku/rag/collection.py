@@ -554,8 +554,9 @@ def search(
             dense_rows, dense = g.dense.scores(qvec, allowed)
         fused = fuse(allowed, lexical, dense_rows, dense, g.prev_row, g.next_row, cfg)
         order = top_k(fused, k)
-        if cfg.mode == "lexical":
-            order = order[fused[order] > 0]
+        if cfg.mode == "lexical" and lexical is not None:
+            # chunks without a query term: raw BM25 0 (min-max would also zero the lowest match)
+            order = order[lexical[order] > 0]
         picked = [(int(g.rows[allowed[i]]), float(fused[i])) for i in order]
         return _hits(conn, picked, principals)
     finally:
