@@ -251,7 +251,7 @@ def load_jsquad(path: Path) -> tuple[list[dict], list[dict]]:
         for para in art["paragraphs"]:
             ctx = para["context"]
             head = f"{art['title']} [SEP] "
-            body = ctx[len(head):] if ctx.startswith(head) else ctx
+            body = ctx[len(head) :] if ctx.startswith(head) else ctx
             shift = len(ctx) - len(body)
             sents = split_sentences(body)
             starts, pos = [], 0
@@ -270,7 +270,7 @@ def load_jsquad(path: Path) -> tuple[list[dict], list[dict]]:
 
 def _metrics(ranked: list[list], rel: list, times_ms: list[float]) -> dict:
     nd, r1, r10 = [], [], []
-    for got, want in zip(ranked, rel):
+    for got, want in zip(ranked, rel, strict=True):
         a, b = ndcg_recall(got, want)
         nd.append(a)
         r10.append(b)
@@ -341,15 +341,19 @@ def jsquad(quick: bool) -> dict:
             key_row = {k: r for r, k in enumerate(keys)}
             rel = [key_row[(q["doc"], q["sent"])] for q in questions]
         inputs = [
-            DocInput(f"js:{i}", str(i), lambda p=p: ParsedDoc(p["title"], "text", [Section(
-                (), "\n".join(p["sentences"]) if level == "sentence" else p["body"])]),
+            DocInput(f"js:{i}", str(i), lambda p=p, lv=level: ParsedDoc(p["title"], "text", [
+                Section((), "\n".join(p["sentences"]) if lv == "sentence" else p["body"])]),
                 ("group:everyone",))
             for i, p in enumerate(paragraphs)
         ]  # fmt: skip
         report = col.ingest(name, inputs, chunking=chunking)
         conn = col.connect(name)
-        pos_of = {cid: (int(src[3:]), pos) for cid, src, pos in conn.execute(
-            "SELECT c.id, d.source, c.position FROM chunks c JOIN docs d ON d.id = c.doc_id")}
+        pos_of = {
+            cid: (int(src[3:]), pos)
+            for cid, src, pos in conn.execute(
+                "SELECT c.id, d.source, c.position FROM chunks c JOIN docs d ON d.id = c.doc_id"
+            )
+        }
         conn.close()
         col.search(name, qtext[0], who)  # load the generation and the analyser once
         ranked, times = [], []
@@ -430,7 +434,9 @@ def main() -> int:
     need += [JSQUAD] if {"jsquad", "jsquad-latency"} & set(parts) else []
     missing = [str(p) for p in need if not p.is_file()]
     if missing:
-        print(f"missing {', '.join(missing)} (see /work/shared/datasets/README.md)", file=sys.stderr)
+        print(
+            f"missing {', '.join(missing)} (see /work/shared/datasets/README.md)", file=sys.stderr
+        )
         return 2
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ["KEIZOKU_HOME"] = tempfile.mkdtemp(prefix="keizoku-bench-")
@@ -442,8 +448,10 @@ def main() -> int:
         sizes = [10_000] if args.quick else [10_000, 100_000]
         results["jsquad_latency"] = [jsquad_latency(n, 50 if args.quick else 300) for n in sizes]
         for r in results["jsquad_latency"]:
-            print(f"JSQuAD sentences, {r['chunks']} chunks, ACL filter on, lexical search(): "
-                  f"p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms ({r['queries']} queries)")
+            print(
+                f"JSQuAD sentences, {r['chunks']} chunks, ACL filter on, lexical search(): "
+                f"p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms ({r['queries']} queries)"
+            )
     if "xquad" in parts:
         results["quality"] = quality(args.quick)
         _print_xquad(results["quality"])
@@ -454,8 +462,10 @@ def main() -> int:
     if "ingest" in parts:
         results["ingest"] = throughput()
         i = results["ingest"]
-        print(f"\ningest: {i['docs']} docs, {i['chunks']} chunks in {i['seconds']:.1f} s = "
-              f"{i['chunks_per_s']:.1f} chunks/s")
+        print(
+            f"\ningest: {i['docs']} docs, {i['chunks']} chunks in {i['seconds']:.1f} s = "
+            f"{i['chunks_per_s']:.1f} chunks/s"
+        )
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2, ensure_ascii=False))
     return 0
@@ -470,28 +480,38 @@ def _print_jsquad(js: dict) -> None:
         print("|---|---|---|---|---|---|")
         for label, m in r.items():
             if isinstance(m, dict):
-                print(f"| {label} | {m['ndcg@10']:.3f} | {m['recall@1']:.3f} | "
-                      f"{m['recall@10']:.3f} | {m['p50_ms']:.2f} | {m['p95_ms']:.2f} |")
+                print(
+                    f"| {label} | {m['ndcg@10']:.3f} | {m['recall@1']:.3f} | "
+                    f"{m['recall@10']:.3f} | {m['p50_ms']:.2f} | {m['p95_ms']:.2f} |"
+                )
 
 
 def _print_xquad(q: dict) -> None:
-    print(f"\nXQuAD-en sentence retrieval: {q['chunks']} sentences, {q['questions']} questions "
-          f"(test = odd articles; weights tuned on even articles: {q['dev_best']})\n")
+    print(
+        f"\nXQuAD-en sentence retrieval: {q['chunks']} sentences, {q['questions']} questions "
+        f"(test = odd articles; weights tuned on even articles: {q['dev_best']})\n"
+    )
     print("| retriever | nDCG@10 all | recall@10 all | nDCG@10 test | recall@10 test |")
     print("|---|---|---|---|---|")
     for label, r in q["rows"].items():
         print(f"| {label} | {r['all']['ndcg@10']:.3f} | {r['all']['recall@10']:.3f} | "
               f"{r['test']['ndcg@10']:.3f} | {r['test']['recall@10']:.3f} |")  # fmt: skip
-    print(f"\nsearch() path, first 200 questions: nDCG@10 {q['search_path_ndcg@10_first200']:.3f},"
-          f" {q['search_path_seconds_per_query'] * 1000:.1f} ms/query\n")
+    print(
+        f"\nsearch() path, first 200 questions: nDCG@10 {q['search_path_ndcg@10_first200']:.3f},"
+        f" {q['search_path_seconds_per_query'] * 1000:.1f} ms/query\n"
+    )
 
 
 def _print_latency(latency_: dict) -> None:
-    print("| chunks | hybrid p50 ms | hybrid p95 ms | lexical-only p50 / p95 ms |"
-          " query embedding p50 ms |\n|---|---|---|---|---|")
+    print(
+        "| chunks | hybrid p50 ms | hybrid p95 ms | lexical-only p50 / p95 ms |"
+        " query embedding p50 ms |\n|---|---|---|---|---|"
+    )
     for n, r in latency_.items():
-        print(f"| {n} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['lexical_only_p50_ms']:.1f} / "
-              f"{r['lexical_only_p95_ms']:.1f} | {r['query_embedding_p50_ms']:.1f} |")
+        print(
+            f"| {n} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['lexical_only_p50_ms']:.1f} / "
+            f"{r['lexical_only_p95_ms']:.1f} | {r['query_embedding_p50_ms']:.1f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -35,9 +35,11 @@ def test_language_sentences_and_tokens() -> None:
     assert detect_language(TSUYU) == "ja"
     assert detect_language("The deploy runs on Tuesdays (東京).") == "en"
     assert split_sentences(TSUYU + "Deploys are weekly. They run at noon.") == [
-        TSUYU[: TSUYU.index("。") + 1], "雨季の一種である。", "Deploys are weekly.",
+        TSUYU[: TSUYU.index("。") + 1],
+        "雨季の一種である。",
+        "Deploys are weekly.",
         "They run at noon.",
-    ]  # fmt: skip
+    ]
     toks = tokenize("ｶﾀｶﾅの附属病院 deploys")
     # NFKC folds half-width kana; the analyser normalises spellings; English is stemmed
     assert {"片仮名", "付属", "病院", "deploi", "#附属"} <= set(toks)
@@ -56,12 +58,21 @@ def test_japanese_chunks_are_sized_in_characters() -> None:
 @pytest.fixture
 def ja_docs(tmp_path: Path, write) -> Path:  # type: ignore[no-untyped-def]
     docs = tmp_path / "docs"
-    write(docs / "hr.md", "---\nallow: [group:hr]\n---\n# 人事規程\n\n## 給与\n\n"
-          "給与は毎月二十五日に銀行振込で支払われる。役員報酬の暗号はカワウソ九九である。\n")  # fmt: skip
-    write(docs / "eng.md", "---\nallow: [group:eng, user:carol]\n---\n# 開発手順\n\n## デプロイ\n\n"
-          "本番環境へのデプロイは毎週火曜日に行う。障害時は当番が切り戻しを判断する。\n")  # fmt: skip
-    write(docs / "all.md", "---\nallow: [group:everyone]\n---\n# 社内案内\n\n## 休暇\n\n"
-          "年次有給休暇は入社半年後に十日付与される。\n")  # fmt: skip
+    write(
+        docs / "hr.md",
+        "---\nallow: [group:hr]\n---\n# 人事規程\n\n## 給与\n\n"
+        "給与は毎月二十五日に銀行振込で支払われる。役員報酬の暗号はカワウソ九九である。\n",
+    )
+    write(
+        docs / "eng.md",
+        "---\nallow: [group:eng, user:carol]\n---\n# 開発手順\n\n## デプロイ\n\n"
+        "本番環境へのデプロイは毎週火曜日に行う。障害時は当番が切り戻しを判断する。\n",
+    )
+    write(
+        docs / "all.md",
+        "---\nallow: [group:everyone]\n---\n# 社内案内\n\n## 休暇\n\n"
+        "年次有給休暇は入社半年後に十日付与される。\n",
+    )
     auth.set_user_groups("alice", ["hr"])
     auth.set_user_groups("bob", ["eng"])
     auth.set_user_groups("dave", ["sales", "eng"])
@@ -100,7 +111,10 @@ def test_access_filter_on_japanese_documents(ja_docs: Path, stand_in, mode: str)
     # an access change applies on the next query
     set_acl("ja", str(ja_docs / "hr.md"), ["group:eng"])
     assert sources(search("ja", q, who("bob"), k=10, fusion=fusion)) == {
-        "hr.md", "eng.md", "all.md"}  # fmt: skip
+        "hr.md",
+        "eng.md",
+        "all.md",
+    }
     assert sources(search("ja", q, who("alice"), k=10, fusion=fusion)) == {"all.md"}
 
 
@@ -130,10 +144,25 @@ def test_japanese_answer_metrics(tmp_path: Path) -> None:
     assert squad_em("小笠原諸島。", ["小笠原諸島"]) == 1.0
     assert squad_f1("小笠原諸島を除く", ["小笠原諸島"]) == pytest.approx(2 * 5 / 8 / (1 + 5 / 8))
     assert squad_f1("the cat sat", ["cat"]) == pytest.approx(0.5 / 0.75 * 1.0)
-    data = {"data": [{"title": "梅雨", "paragraphs": [{
-        "context": "梅雨 [SEP] " + TSUYU,
-        "qas": [{"id": "q1", "question": "日本で梅雨がないのは北海道とどこか。",
-                 "answers": [{"text": "小笠原諸島", "answer_start": 25}]}]}]}]}  # fmt: skip
+    data = {
+        "data": [
+            {
+                "title": "梅雨",
+                "paragraphs": [
+                    {
+                        "context": "梅雨 [SEP] " + TSUYU,
+                        "qas": [
+                            {
+                                "id": "q1",
+                                "question": "日本で梅雨がないのは北海道とどこか。",
+                                "answers": [{"text": "小笠原諸島", "answer_start": 25}],
+                            }
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
     path = tmp_path / "ja.json"
     path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     inputs = squad_inputs(path, ["group:everyone"])

@@ -40,10 +40,16 @@ def _free_port() -> int:
 @pytest.fixture
 def keys(tmp_path: Path, write, stand_in, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:  # type: ignore[no-untyped-def]
     docs = tmp_path / "docs"
-    write(docs / "hr.md", f"---\nallow: [group:hr]\n---\n# 人事\n\n## 給与\n\n"
-          f"{HR_TEXT}{SECRET}です。給与は毎月二十五日に支払われます。\n")  # fmt: skip
-    write(docs / "eng.md", "---\nallow: [group:eng]\n---\n# 開発\n\n## デプロイ\n\n"
-          f"デプロイは毎週火曜日にペリカンパイプラインで行います。{INJECTION}\n")  # fmt: skip
+    write(
+        docs / "hr.md",
+        f"---\nallow: [group:hr]\n---\n# 人事\n\n## 給与\n\n"
+        f"{HR_TEXT}{SECRET}です。給与は毎月二十五日に支払われます。\n",
+    )
+    write(
+        docs / "eng.md",
+        "---\nallow: [group:eng]\n---\n# 開発\n\n## デプロイ\n\n"
+        f"デプロイは毎週火曜日にペリカンパイプラインで行います。{INJECTION}\n",
+    )
     ingest("kb", *file_inputs([docs]))
     ingest("hronly", *file_inputs([docs / "hr.md"]))
     auth.set_user_groups("alice", ["hr"])
@@ -135,9 +141,15 @@ def test_no_identity_is_refused(base: str, keys: dict[str, str]) -> None:
 
 def test_bad_requests_are_4xx_naming_the_problem(base: str, keys: dict[str, str]) -> None:
     headers = {"Authorization": f"Bearer {keys['bob']}"}
-    resp = httpx.post(f"{base}/v1/chat/completions", headers=headers,
-                      json={"model": "kb", "messages": [{"role": "system", "content": "x"}]})  # fmt: skip
+    resp = httpx.post(
+        f"{base}/v1/chat/completions",
+        headers=headers,
+        json={"model": "kb", "messages": [{"role": "system", "content": "x"}]},
+    )
     assert resp.status_code == 422 and "user message" in resp.json()["message"]
-    resp = httpx.post(f"{base}/v1/chat/completions", headers=headers,
-                      json={"model": "nope", "messages": [{"role": "user", "content": "x"}]})  # fmt: skip
+    resp = httpx.post(
+        f"{base}/v1/chat/completions",
+        headers=headers,
+        json={"model": "nope", "messages": [{"role": "user", "content": "x"}]},
+    )
     assert resp.status_code == 404 and "nope" in resp.json()["message"]

@@ -101,8 +101,12 @@ def ingest_cmd(
 
     conf = _run(load_rag_config, config)
     inputs, scopes = _run(file_inputs, paths, allow or [])
-    cfg = dataclasses.replace(conf.chunking or ChunkConfig(), max_words=max_words,
-                              overlap_words=overlap_words, hard_words=max(180, max_words))
+    cfg = dataclasses.replace(
+        conf.chunking or ChunkConfig(),
+        max_words=max_words,
+        overlap_words=overlap_words,
+        hard_words=max(180, max_words),
+    )
     report = _run(ingest, collection, inputs, scopes, cfg, model, rebuild, conf.embedding)
     _print_report(report, as_json)
 

@@ -120,7 +120,8 @@ class LexicalIndex:
             norm = tf + self.k1 * (1.0 - self.b + self.b * self.doclen[rows] / avgdl)
             # a term has one posting per row, so plain fancy-index addition is exact here
             full[rows] += qtf * idf * tf * (self.k1 + 1.0) / norm
-        return full[allowed]
+        out: np.ndarray = full[allowed]
+        return out
 
 
 @dataclass

@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from functools import lru_cache
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 __all__ = [
@@ -168,6 +168,8 @@ def _analyse(text: str) -> list[str]:
                 else:  # Latin words and numbers: the English way (no Sudachi spelling changes)
                     out.extend(_tokenize_en(surface))
     return out
+
+
 # --- Porter (1980) stemmer -------------------------------------------------------------------
 
 _VOWELS = frozenset("aeiou")

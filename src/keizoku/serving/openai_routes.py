@@ -114,9 +114,7 @@ def _with_sources(answer: str, citations: list[dict[str, Any]]) -> str:
 
 
 def _cited(result: Any) -> list[dict[str, Any]]:
-    return [
-        {k: v for k, v in c.to_dict().items() if k != "chunk_id"} for c in result.citations
-    ]
+    return [{k: v for k, v in c.to_dict().items() if k != "chunk_id"} for c in result.citations]
 
 
 @router.get("/openai/v1/models", responses=errors_doc(401, 403))
@@ -143,9 +141,7 @@ async def _chat(request: Request, who: Principal | None) -> Response:
     identity = _identity(who)
     question = _question(body)
     key = who.key_name if who is not None else None
-    result = await asyncio.to_thread(
-        ask, body.model, question, identity, k=body.k, key_name=key
-    )
+    result = await asyncio.to_thread(ask, body.model, question, identity, k=body.k, key_name=key)
     citations = _cited(result)
     content = _with_sources(result.answer, citations)
     base = {
@@ -173,8 +169,12 @@ def _pieces(text: str, size: int = 24) -> Iterator[str]:
 
 def _events(base: dict[str, Any], content: str, meta: dict[str, Any]) -> Iterator[str]:
     def chunk(delta: dict[str, Any], finish: str | None, **extra: Any) -> str:
-        obj = {**base, "object": "chat.completion.chunk",
-               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+        obj = {
+            **base,
+            "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **extra,
+        }
         return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"  # fmt: skip
 
     yield chunk({"role": "assistant", "content": ""}, None)
