@@ -15,6 +15,8 @@ runner = CliRunner()
 
 def run(*args: str) -> tuple[int, str]:
     res = runner.invoke(rag_app, list(args))
+    if res.exception and not isinstance(res.exception, SystemExit):
+        raise res.exception
     return res.exit_code, res.output
 
 
@@ -51,3 +53,32 @@ def test_ingest_search_ask_acl_audit(tmp_path: Path, write) -> None:  # type: ig
     assert out.split() == ["kb"]
     code, out = run("eval", "-C", "kb")
     assert code == 2 and "Pass --queries and --qrels (BEIR), or --squad FILE." in out
+
+
+def test_collection_config_file_and_info(tmp_path: Path, write, stand_in) -> None:  # type: ignore[no-untyped-def]
+    docs = tmp_path / "docs"
+    write(docs / "ja.md", "# 手順\n\nデプロイは毎週火曜日に行う。障害時は当番が判断する。\n")
+    bad = write(tmp_path / "bad.yaml", "embeddings:\n  url: localhost:8080\n")
+    code, out = run("ingest", str(docs), "-C", "ja", "-c", str(bad), "--allow", "group:everyone")
+    assert code == 2 and "embeddings.url 'localhost:8080'" in out
+    code, out = run("ingest", str(docs), "-C", "ja", "--allow", "group:everyone")
+    assert code == 0 and "lexical-only" in out
+    code, out = run("info", "-C", "ja", "--json")
+    assert json.loads(out)["search"] == "lexical-only (BM25)"
+    good = write(tmp_path / "rag.yaml", f"rag:\n  embeddings:\n    url: {stand_in.base}\n"
+                 "    model: stand-in\n  chunking:\n    max_chars: 100\n")  # fmt: skip
+    code, out = run(
+        "ingest",
+        str(docs),
+        "-C",
+        "ja",
+        "-c",
+        str(good),
+        "--rebuild",
+        "--json",
+        "--allow",
+        "group:everyone",
+    )
+    assert code == 0 and json.loads(out)["embedding"].startswith("http stand-in")
+    code, out = run("info", "-C", "ja", "--json")
+    assert json.loads(out)["search"] == "hybrid (BM25 + dense)"
