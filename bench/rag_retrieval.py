@@ -25,7 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "qa" / "xquad"
+# the workplace's shared data sets (KEIZOKU_SHARED_DATASETS, else ../shared/datasets)
+SHARED = Path(os.environ.get("KEIZOKU_SHARED_DATASETS")
+              or Path(__file__).resolve().parents[1].parent / "shared" / "datasets")  # fmt: skip
+DATA = SHARED / "qa" / "xquad"
 
 
 def load_xquad(path: Path) -> tuple[list[dict], list[dict]]:
@@ -147,7 +150,7 @@ def quality(quick: bool) -> dict:
 def synthetic(name: str, n_chunks: int, seed: int = 0) -> None:
     """A collection of ``n_chunks`` random chunks (10 a document) with random embeddings."""
     from keizoku.rag import collection as col
-    from keizoku.rag.embed import get_embedder
+    from keizoku.rag.embed import EmbeddingConfig, get_embedder
 
     rng = np.random.default_rng(seed)
     vocab = [f"w{i}" for i in range(20_000)]
@@ -174,9 +177,10 @@ def synthetic(name: str, n_chunks: int, seed: int = 0) -> None:
     vecs = rng.standard_normal((n_chunks, 384)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     emb = get_embedder()
-    col._build_generation(conn, name, emb, 0, {c + 1: vecs[c] for c in range(n_chunks)})
+    col._build_generation(conn, name, 0, {c + 1: vecs[c] for c in range(n_chunks)}, 384)
     col._set_meta(conn, "generation", "0")
     col._set_meta(conn, "model", emb.name)
+    col._set_meta(conn, "embedding", EmbeddingConfig(model=emb.name).to_json())
     conn.execute("COMMIT")
     conn.close()
 
@@ -233,41 +237,281 @@ def throughput() -> dict:
             "chunks_per_s": report.chunks_total / report.seconds}  # fmt: skip
 
 
+# --- Japanese: JSQuAD ----------------------------------------------------------------------
+
+JSQUAD = DATA.parent / "jsquad" / "valid-v1.3.json"
+
+
+def load_jsquad(path: Path) -> tuple[list[dict], list[dict]]:
+    """Paragraphs (title, body, sentences) and questions (text, paragraph, sentence)."""
+    from keizoku.rag.text import split_sentences
+
+    paragraphs, questions = [], []
+    for art in json.loads(path.read_text(encoding="utf-8"))["data"]:
+        for para in art["paragraphs"]:
+            ctx = para["context"]
+            head = f"{art['title']} [SEP] "
+            body = ctx[len(head) :] if ctx.startswith(head) else ctx
+            shift = len(ctx) - len(body)
+            sents = split_sentences(body)
+            starts, pos = [], 0
+            for sent in sents:
+                pos = body.find(sent, pos)
+                starts.append(pos)
+                pos += len(sent)
+            p_i = len(paragraphs)
+            paragraphs.append({"title": art["title"], "body": body, "sentences": sents})
+            for qa in para["qas"]:
+                start = qa["answers"][0]["answer_start"] - shift
+                s_i = max([i for i, st in enumerate(starts) if st <= start] or [0])
+                questions.append({"q": qa["question"], "doc": p_i, "sent": s_i})
+    return paragraphs, questions
+
+
+def _metrics(ranked: list[list], rel: list, times_ms: list[float]) -> dict:
+    nd, r1, r10 = [], [], []
+    for got, want in zip(ranked, rel, strict=True):
+        a, b = ndcg_recall(got, want)
+        nd.append(a)
+        r10.append(b)
+        r1.append(float(bool(got) and got[0] == want))
+    out = {"ndcg@10": float(np.mean(nd)), "recall@1": float(np.mean(r1)),
+           "recall@10": float(np.mean(r10)), "queries": len(rel)}  # fmt: skip
+    if times_ms:
+        out["p50_ms"] = float(np.percentile(times_ms, 50))
+        out["p95_ms"] = float(np.percentile(times_ms, 95))
+    return out
+
+
+def _plain_bm25(texts: list[str], questions: list[str], rel: list, tok) -> dict:
+    """BM25 (same scorer) over ``texts`` with tokenizer ``tok``, no headers, no analysis."""
+    from keizoku.rag.index import LexicalIndex, top_k
+
+    index = LexicalIndex.build([tok(t) for t in texts])
+    allowed = np.arange(len(texts))
+    ranked, times = [], []
+    for q in questions:
+        t = time.perf_counter()
+        ranked.append(top_k(index.scores(tok(q), allowed), 10).tolist())
+        times.append((time.perf_counter() - t) * 1000)
+    return _metrics(ranked, rel, times)
+
+
+def _whitespace(text: str) -> list[str]:
+    import re
+
+    return re.findall(r"\w+", text.lower())
+
+
+def _bigrams(text: str) -> list[str]:
+    import re
+    import unicodedata
+
+    out = []
+    for run in re.findall(r"\w+", unicodedata.normalize("NFKC", text).lower()):
+        out.extend([run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)])
+    return out
+
+
+def jsquad(quick: bool) -> dict:
+    """Question -> paragraph and question -> sentence on JSQuAD (keizoku vs plain BM25)."""
+    from keizoku.rag import collection as col
+    from keizoku.rag.access import Identity
+    from keizoku.rag.chunk import ChunkConfig
+    from keizoku.rag.collection import DocInput
+    from keizoku.rag.parse import ParsedDoc, Section
+
+    paragraphs, questions = load_jsquad(JSQUAD)
+    if quick:
+        questions = questions[::4]
+    who = Identity("bench", ())
+    out: dict = {"paragraphs": len(paragraphs), "questions": len(questions)}
+    qtext = [q["q"] for q in questions]
+    for level in ("paragraph", "sentence"):
+        name = f"jsquad-{level}"
+        if level == "paragraph":
+            chunking = ChunkConfig()
+            texts = [p["title"] + " " + p["body"] for p in paragraphs]
+            rel: list = [q["doc"] for q in questions]
+        else:  # one sentence a chunk
+            chunking = ChunkConfig(max_words=1, overlap_words=0, max_chars=1, overlap_chars=0,
+                                   hard_words=10**6, hard_chars=10**6)  # fmt: skip
+            keys = [(i, j) for i, p in enumerate(paragraphs) for j in range(len(p["sentences"]))]
+            texts = [paragraphs[i]["sentences"][j] for i, j in keys]
+            key_row = {k: r for r, k in enumerate(keys)}
+            rel = [key_row[(q["doc"], q["sent"])] for q in questions]
+        inputs = [
+            DocInput(f"js:{i}", str(i), lambda p=p, lv=level: ParsedDoc(p["title"], "text", [
+                Section((), "\n".join(p["sentences"]) if lv == "sentence" else p["body"])]),
+                ("group:everyone",))
+            for i, p in enumerate(paragraphs)
+        ]  # fmt: skip
+        report = col.ingest(name, inputs, chunking=chunking)
+        conn = col.connect(name)
+        pos_of = {
+            cid: (int(src[3:]), pos)
+            for cid, src, pos in conn.execute(
+                "SELECT c.id, d.source, c.position FROM chunks c JOIN docs d ON d.id = c.doc_id"
+            )
+        }
+        conn.close()
+        col.search(name, qtext[0], who)  # load the generation and the analyser once
+        ranked, times = [], []
+        for q in qtext:
+            t = time.perf_counter()
+            hits = col.search(name, q, who, k=10 if level == "sentence" else 30)
+            times.append((time.perf_counter() - t) * 1000)
+            if level == "paragraph":
+                ranked.append(list(dict.fromkeys(int(h.source[3:]) for h in hits))[:10])
+            else:
+                ranked.append([key_row.get(pos_of[h.chunk_id], -1) for h in hits])
+        out[level] = {
+            "chunks": report.chunks_total, "embedding": report.embedding,
+            "keizoku (search(), lexical-only)": _metrics(ranked, rel, times),
+            "BM25 whitespace \\w+": _plain_bm25(texts, qtext, rel, _whitespace),
+            "BM25 character bigrams": _plain_bm25(texts, qtext, rel, _bigrams),
+        }  # fmt: skip
+    return out
+
+
+def jsquad_latency(n_chunks: int, n_queries: int) -> dict:
+    """search() p50/p95 on ``n_chunks`` real JSQuAD sentences (repeated), ACL filter on."""
+    from keizoku.rag import collection as col
+    from keizoku.rag.access import Identity
+    from keizoku.rag.embed import EmbeddingConfig
+    from keizoku.rag.text import tokenize
+
+    paragraphs, questions = load_jsquad(JSQUAD)
+    sents = [s for p in paragraphs for s in p["sentences"]]
+    toks = [" ".join(tokenize(s)) for s in sents]
+    rng = np.random.default_rng(2)
+    name = f"jsyn{n_chunks}"
+    conn = col.connect(name, create=True)
+    conn.execute("BEGIN")
+    n_docs = n_chunks // 10
+    conn.executemany("INSERT INTO docs (id, source, title, kind, sha256, ingested_at) "
+                     "VALUES (?, ?, ?, 'text', 'x', 'now')",
+                     [(d, f"syn:{d}", f"doc {d}") for d in range(1, n_docs + 1)])  # fmt: skip
+    conn.executemany("INSERT OR IGNORE INTO acl VALUES (?, ?)", [
+        (d, f"group:g{g}") for d in range(1, n_docs + 1)
+        for g in rng.choice(20, size=rng.integers(1, 3), replace=False)])  # fmt: skip
+    pick = rng.integers(0, len(sents), size=n_chunks)
+    conn.executemany(
+        "INSERT INTO chunks (id, doc_id, position, heading_path, text, tokens) "
+        "VALUES (?, ?, ?, '[]', ?, ?)",
+        [(c + 1, c // 10 + 1, c % 10, sents[i], toks[i]) for c, i in enumerate(pick.tolist())],
+    )
+    col._build_generation(conn, name, 0, {c + 1: np.zeros(0, np.float32)
+                                          for c in range(n_chunks)}, 0)  # fmt: skip
+    col._set_meta(conn, "generation", "0")
+    col._set_meta(conn, "model", "none")
+    col._set_meta(conn, "embedding", EmbeddingConfig(backend="none", model="none").to_json())
+    conn.execute("COMMIT")
+    conn.close()
+    who = Identity("u", ("g1", "g2", "g3", "g4", "g5"))
+    col.search(name, questions[0]["q"], who)
+    times = []
+    for q in questions[:n_queries]:
+        t = time.perf_counter()
+        col.search(name, q["q"], who, k=10)
+        times.append((time.perf_counter() - t) * 1000)
+    return {"chunks": n_chunks, "queries": len(times), "p50_ms": float(np.percentile(times, 50)),
+            "p95_ms": float(np.percentile(times, 95))}  # fmt: skip
+
+
+PARTS = ("xquad", "latency", "ingest", "jsquad", "jsquad-latency")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="quarter of the questions, 10k only")
     ap.add_argument("--out", default=None, help="write results as JSON here")
+    ap.add_argument("--only", action="append", choices=PARTS,
+                    help="run only these parts (repeatable; default: all)")  # fmt: skip
     args = ap.parse_args()
-    if not (DATA / "xquad.en.json").is_file():
-        print(f"missing {DATA / 'xquad.en.json'}", file=sys.stderr)
+    parts = args.only or list(PARTS)
+    need = [DATA / "xquad.en.json"] if {"xquad", "ingest"} & set(parts) else []
+    need += [JSQUAD] if {"jsquad", "jsquad-latency"} & set(parts) else []
+    missing = [str(p) for p in need if not p.is_file()]
+    if missing:
+        print(
+            f"missing {', '.join(missing)} (see /work/shared/datasets/README.md)", file=sys.stderr
+        )
         return 2
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ["KEIZOKU_HOME"] = tempfile.mkdtemp(prefix="keizoku-bench-")
-    results = {"quality": quality(args.quick)}
-    results["latency"] = latency([10_000] if args.quick else [10_000, 100_000],
-                                 30 if args.quick else 100)  # fmt: skip
-    results["ingest"] = throughput()
-    q = results["quality"]
-    print(f"\nXQuAD-en sentence retrieval: {q['chunks']} sentences, {q['questions']} questions "
-          f"(test = odd articles; weights tuned on even articles: {q['dev_best']})\n")
+    results: dict = {}
+    if "jsquad" in parts:
+        results["jsquad"] = jsquad(args.quick)
+        _print_jsquad(results["jsquad"])
+    if "jsquad-latency" in parts:
+        sizes = [10_000] if args.quick else [10_000, 100_000]
+        results["jsquad_latency"] = [jsquad_latency(n, 50 if args.quick else 300) for n in sizes]
+        for r in results["jsquad_latency"]:
+            print(
+                f"JSQuAD sentences, {r['chunks']} chunks, ACL filter on, lexical search(): "
+                f"p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms ({r['queries']} queries)"
+            )
+    if "xquad" in parts:
+        results["quality"] = quality(args.quick)
+        _print_xquad(results["quality"])
+    if "latency" in parts:
+        results["latency"] = latency([10_000] if args.quick else [10_000, 100_000],
+                                     30 if args.quick else 100)  # fmt: skip
+        _print_latency(results["latency"])
+    if "ingest" in parts:
+        results["ingest"] = throughput()
+        i = results["ingest"]
+        print(
+            f"\ningest: {i['docs']} docs, {i['chunks']} chunks in {i['seconds']:.1f} s = "
+            f"{i['chunks_per_s']:.1f} chunks/s"
+        )
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _print_jsquad(js: dict) -> None:
+    print(f"\nJSQuAD retrieval: {js['paragraphs']} paragraphs, {js['questions']} questions")
+    for level in ("paragraph", "sentence"):
+        r = js[level]
+        print(f"\nquestion -> {level} ({r['chunks']} chunks; embeddings: {r['embedding']})\n")
+        print("| retriever | nDCG@10 | Recall@1 | Recall@10 | p50 ms | p95 ms |")
+        print("|---|---|---|---|---|---|")
+        for label, m in r.items():
+            if isinstance(m, dict):
+                print(
+                    f"| {label} | {m['ndcg@10']:.3f} | {m['recall@1']:.3f} | "
+                    f"{m['recall@10']:.3f} | {m['p50_ms']:.2f} | {m['p95_ms']:.2f} |"
+                )
+
+
+def _print_xquad(q: dict) -> None:
+    print(
+        f"\nXQuAD-en sentence retrieval: {q['chunks']} sentences, {q['questions']} questions "
+        f"(test = odd articles; weights tuned on even articles: {q['dev_best']})\n"
+    )
     print("| retriever | nDCG@10 all | recall@10 all | nDCG@10 test | recall@10 test |")
     print("|---|---|---|---|---|")
     for label, r in q["rows"].items():
         print(f"| {label} | {r['all']['ndcg@10']:.3f} | {r['all']['recall@10']:.3f} | "
               f"{r['test']['ndcg@10']:.3f} | {r['test']['recall@10']:.3f} |")  # fmt: skip
-    print(f"\nsearch() path, first 200 questions: nDCG@10 {q['search_path_ndcg@10_first200']:.3f},"
-          f" {q['search_path_seconds_per_query'] * 1000:.1f} ms/query\n")
-    print("| chunks | hybrid p50 ms | hybrid p95 ms | lexical-only p50 / p95 ms |"
-          " query embedding p50 ms |\n|---|---|---|---|---|")
-    for n, r in results["latency"].items():
-        print(f"| {n} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['lexical_only_p50_ms']:.1f} / "
-              f"{r['lexical_only_p95_ms']:.1f} | {r['query_embedding_p50_ms']:.1f} |")
-    i = results["ingest"]
-    print(f"\ningest: {i['docs']} docs, {i['chunks']} chunks in {i['seconds']:.1f} s = "
-          f"{i['chunks_per_s']:.1f} chunks/s")
-    if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=2))
-    return 0
+    print(
+        f"\nsearch() path, first 200 questions: nDCG@10 {q['search_path_ndcg@10_first200']:.3f},"
+        f" {q['search_path_seconds_per_query'] * 1000:.1f} ms/query\n"
+    )
+
+
+def _print_latency(latency_: dict) -> None:
+    print(
+        "| chunks | hybrid p50 ms | hybrid p95 ms | lexical-only p50 / p95 ms |"
+        " query embedding p50 ms |\n|---|---|---|---|---|"
+    )
+    for n, r in latency_.items():
+        print(
+            f"| {n} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['lexical_only_p50_ms']:.1f} / "
+            f"{r['lexical_only_p95_ms']:.1f} | {r['query_embedding_p50_ms']:.1f} |"
+        )
 
 
 if __name__ == "__main__":

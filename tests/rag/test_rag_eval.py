@@ -51,9 +51,9 @@ def test_beir_eval_from_the_cli(tmp_path: Path) -> None:
     qrels = tmp_path / "qrels.tsv"
     qrels.write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\nq3\td4\t1\n")
     runner = CliRunner()
-    res = runner.invoke(rag_app, ["ingest-beir", str(corpus), "-c", "zoo"])
+    res = runner.invoke(rag_app, ["ingest-beir", str(corpus), "-C", "zoo"])
     assert res.exit_code == 0, res.output
-    res = runner.invoke(rag_app, ["eval", "-c", "zoo", "--queries", str(queries),
+    res = runner.invoke(rag_app, ["eval", "-C", "zoo", "--queries", str(queries),
                                   "--qrels", str(qrels), "-k", "10"])  # fmt: skip
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)

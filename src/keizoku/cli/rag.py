@@ -19,7 +19,11 @@ acl_app = typer.Typer(help="Change who may see a document (effective on the next
                       no_args_is_help=True)  # fmt: skip
 rag_app.add_typer(acl_app, name="acl")
 
-Collection = Annotated[str, typer.Option("--collection", "-c", help="Collection name.")]
+Collection = Annotated[str, typer.Option("--collection", "-C", help="Collection name.")]
+Config = Annotated[
+    str | None,
+    typer.Option("--config", "-c", help="Collection config YAML (embeddings:, chunking:)."),
+]
 Allow = Annotated[
     list[str] | None,
     typer.Option("--allow", help="Access entry user:NAME or group:NAME (repeatable)."),
@@ -69,8 +73,11 @@ def _print_report(report: Any, as_json: bool) -> None:
         f"{report.collection}: {len(report.added)} added, {len(report.updated)} updated, "
         f"{len(report.unchanged)} unchanged, {len(report.removed)} removed, "
         f"{len(report.acl_changed)} access lists changed; {report.chunks_embedded} chunks "
-        f"embedded, {report.chunks_total} in total ({report.seconds:.1f} s)."
+        f"embedded, {report.chunks_total} in total ({report.seconds:.1f} s). "
+        f"Embeddings: {report.embedding}."
     )
+    for note in report.notes:
+        typer.echo(f"Note: {note}")
 
 
 @rag_app.command("ingest")
@@ -82,16 +89,25 @@ def ingest_cmd(
     overlap_words: Annotated[int, typer.Option(help="Words carried into the next chunk.")] = 25,
     model: Annotated[str | None, typer.Option(help="sentence-transformers model folder.")] = None,
     rebuild: Annotated[bool, typer.Option(help="Re-parse and re-embed every file.")] = False,
+    config: Config = None,
     as_json: Json = False,
 ) -> None:
     """Ingest documents; unchanged files are skipped, files gone from PATHS are removed."""
+    import dataclasses
+
     from keizoku.rag.chunk import ChunkConfig
     from keizoku.rag.collection import file_inputs, ingest
+    from keizoku.rag.config import load_rag_config
 
+    conf = _run(load_rag_config, config)
     inputs, scopes = _run(file_inputs, paths, allow or [])
-    cfg = ChunkConfig(max_words=max_words, overlap_words=overlap_words,
-                      hard_words=max(180, max_words))  # fmt: skip
-    report = _run(ingest, collection, inputs, scopes, cfg, model, rebuild)
+    cfg = dataclasses.replace(
+        conf.chunking or ChunkConfig(),
+        max_words=max_words,
+        overlap_words=overlap_words,
+        hard_words=max(180, max_words),
+    )
+    report = _run(ingest, collection, inputs, scopes, cfg, model, rebuild, conf.embedding)
     _print_report(report, as_json)
 
 
@@ -100,12 +116,17 @@ def ingest_beir_cmd(
     corpus: Annotated[str, typer.Argument(help="BEIR corpus.jsonl")],
     collection: Collection,
     allow: Allow = None,
+    config: Config = None,
     as_json: Json = False,
 ) -> None:
     """Ingest a BEIR corpus (one document per row; default access: group:everyone)."""
-    from keizoku.rag.evaluate import ingest_beir
+    from keizoku.rag.collection import ingest
+    from keizoku.rag.config import load_rag_config
+    from keizoku.rag.evaluate import beir_inputs
 
-    report = _run(ingest_beir, collection, corpus, allow or ["group:everyone"])
+    conf = _run(load_rag_config, config)
+    inputs = _run(beir_inputs, corpus, allow or ["group:everyone"])
+    report = _run(ingest, collection, inputs, None, conf.chunking, None, False, conf.embedding)
     _print_report(report, as_json)
 
 
@@ -114,14 +135,18 @@ def ingest_squad_cmd(
     path: Annotated[str, typer.Argument(help="SQuAD-format .json")],
     collection: Collection,
     allow: Allow = None,
+    config: Config = None,
     as_json: Json = False,
 ) -> None:
     """Ingest the paragraphs of a SQuAD file (default access: group:everyone)."""
     from keizoku.rag.collection import ingest
+    from keizoku.rag.config import load_rag_config
     from keizoku.rag.evaluate import squad_inputs
 
+    conf = _run(load_rag_config, config)
     inputs = _run(squad_inputs, path, allow or ["group:everyone"])
-    _print_report(_run(ingest, collection, inputs), as_json)
+    report = _run(ingest, collection, inputs, None, conf.chunking, None, False, conf.embedding)
+    _print_report(report, as_json)
 
 
 @rag_app.command("search")
@@ -186,35 +211,60 @@ def docs_cmd(collection: Collection, user: User = None, as_json: Json = False) -
 
 
 @rag_app.command("list")
-def list_cmd() -> None:
+def list_cmd(as_json: Json = False) -> None:
     """List collections."""
     from keizoku.rag.store import list_collections
 
-    for name in list_collections():
+    names = list_collections()
+    if as_json:
+        typer.echo(json.dumps(names))
+        return
+    for name in names:
         typer.echo(name)
 
 
+@rag_app.command("info")
+def info_cmd(collection: Collection, as_json: Json = False) -> None:
+    """Documents, chunks, languages, and whether search is hybrid or lexical-only."""
+    from keizoku.rag.collection import collection_info
+
+    info = _run(collection_info, collection)
+    if as_json:
+        typer.echo(json.dumps(info, indent=2, ensure_ascii=False))
+        return
+    for key, value in info.items():
+        typer.echo(f"{key}: {value}")
+
+
 @acl_app.command("set")
-def acl_set_cmd(source: str, collection: Collection, allow: Allow = None) -> None:
+def acl_set_cmd(
+    source: str, collection: Collection, allow: Allow = None, as_json: Json = False
+) -> None:
     """Replace SOURCE's access list (kept across re-ingests until 'acl clear')."""
     from keizoku.rag.collection import set_acl
 
     acl = _run(set_acl, collection, source, allow or [])
-    typer.echo(f"{source}: {', '.join(acl) or '(nobody)'}")
+    _print_acl(source, acl, as_json)
+
+
+def _print_acl(source: str, acl: Any, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps({"source": source, "allow": list(acl)}))
+    else:
+        typer.echo(f"{source}: {', '.join(acl) or '(nobody)'}")
 
 
 @acl_app.command("clear")
-def acl_clear_cmd(source: str, collection: Collection) -> None:
+def acl_clear_cmd(source: str, collection: Collection, as_json: Json = False) -> None:
     """Drop the override: the access list from front matter, sidecar and --allow applies."""
     from keizoku.rag.collection import set_acl
 
-    acl = _run(set_acl, collection, source, None)
-    typer.echo(f"{source}: {', '.join(acl) or '(nobody)'}")
+    _print_acl(source, _run(set_acl, collection, source, None), as_json)
 
 
 @rag_app.command("audit")
 def audit_cmd(
-    collection: Annotated[str | None, typer.Option("--collection", "-c")] = None,
+    collection: Annotated[str | None, typer.Option("--collection", "-C")] = None,
     user: Annotated[str | None, typer.Option("--user")] = None,
     limit: Annotated[int, typer.Option(help="Most recent events.")] = 100,
     as_json: Json = False,

@@ -17,7 +17,8 @@ import numpy as np
 
 from keizoku.rag import audit
 from keizoku.rag.access import Identity
-from keizoku.rag.collection import Hit, search
+from keizoku.rag.collection import Hit, embedding_config, search
+from keizoku.rag.embed import AnyEmbedder, embedder_for, get_embedder
 from keizoku.rag.index import FusionConfig
 from keizoku.rag.llm import LLMConfig, chat
 from keizoku.rag.text import split_sentences, tokenize
@@ -96,8 +97,12 @@ def _citation(n: int, hit: Hit, quote: str) -> Citation:
     return Citation(n, hit.source, hit.title, " > ".join(hit.heading_path), quote, hit.chunk_id)
 
 
-def extractive(question: str, hits: list[Hit], model: str | None = None) -> Answer:
-    """The best supporting sentences (lexical overlap + embedding similarity), cited."""
+def extractive(question: str, hits: list[Hit], embedder: AnyEmbedder | None = None) -> Answer:
+    """The best supporting sentences (lexical overlap + embedding similarity), cited.
+
+    ``embedder``: the collection's (default: the bundled model); a lexical-only collection
+    passes ``NoEmbedder`` and sentences are ranked on lexical overlap alone.
+    """
     if not hits:
         return Answer(question, NO_ANSWER, "extractive")
     cands: list[tuple[int, str]] = []
@@ -105,13 +110,13 @@ def extractive(question: str, hits: list[Hit], model: str | None = None) -> Answ
         cands.extend((i, s) for s in split_sentences(h.text) or [h.text])
     qtok = set(tokenize(question))
     lexical = np.asarray([_overlap(qtok, s) for _, s in cands], dtype=np.float32)
-    from keizoku.rag.embed import get_embedder
-
-    emb = get_embedder(model)
-    vecs = emb.encode([question] + [s for _, s in cands])
-    dense = vecs[1:] @ vecs[0]
+    emb = embedder if embedder is not None else get_embedder()
     prior = np.asarray([0.05 / (i + 1) for i, _ in cands], dtype=np.float32)
-    score = 0.5 * dense + 0.5 * lexical + prior
+    if emb.dim == 0:
+        score = lexical + prior
+    else:
+        vecs = emb.encode([question] + [s for _, s in cands])
+        score = 0.5 * (vecs[1:] @ vecs[0]) + 0.5 * lexical + prior
     order = np.argsort(-score)
     chosen = [int(order[0])]
     if len(order) > 1 and score[order[1]] >= 0.9 * score[order[0]]:
@@ -153,7 +158,11 @@ def ask(
     """Retrieve what ``identity`` may see, answer, and write the audit event."""
     hits = search(collection, question, identity, k=k, fusion=fusion)
     cfg = llm if llm is not None else LLMConfig.from_env()
-    result = generate(question, hits, cfg) if cfg is not None else extractive(question, hits)
+    if cfg is not None:
+        result = generate(question, hits, cfg)
+    else:
+        emb = embedding_config(collection)
+        result = extractive(question, hits, embedder_for(emb) if emb else None)
     cited = list(dict.fromkeys(c.source for c in result.citations))
     audit.record("ask", collection, identity.user, question, cited, key_name, result.mode)
     return result

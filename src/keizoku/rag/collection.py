@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -19,11 +20,15 @@ from keizoku.errors import KeizokuWarning, NotFoundError, UserInputError
 from keizoku.home import sha256_file
 from keizoku.rag.access import Identity, normalize_acl
 from keizoku.rag.chunk import ChunkConfig, chunk_document
-from keizoku.rag.embed import Embedder, get_embedder, resolve_model_name
+from keizoku.rag.embed import (
+    EmbeddingConfig,
+    embedder_for,
+    resolve_model_name,
+)
 from keizoku.rag.index import DenseIndex, FusionConfig, LexicalIndex, fuse, top_k
 from keizoku.rag.parse import SUFFIXES, ParsedDoc, parse_file
 from keizoku.rag.store import collection_dir, connect, prune_generations
-from keizoku.rag.text import tokenize
+from keizoku.rag.text import detect_language, tokenize
 
 __all__ = [
     "DocInput",
@@ -35,6 +40,8 @@ __all__ = [
     "search",
     "set_acl",
     "list_docs",
+    "collection_info",
+    "embedding_config",
 ]
 
 # Default retrieval: dense weight and neighbour weight chosen on the dev half (even-numbered
@@ -64,6 +71,8 @@ class IngestReport:
     chunks_embedded: int = 0
     chunks_total: int = 0
     seconds: float = 0.0
+    embedding: str = ""
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -203,9 +212,9 @@ def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
 def _build_generation(
     conn: sqlite3.Connection,
     name: str,
-    embedder: Embedder,
     new_gen: int,
     new_vecs: dict[int, np.ndarray],
+    dim: int,
 ) -> int:
     from keizoku.rag.index import _save_npz
 
@@ -220,17 +229,19 @@ def _build_generation(
     prev_row = np.where(same_prev, arange - 1, -1).astype(np.int64)
     next_row = np.where(same_next, arange + 1, -1).astype(np.int64)
 
-    vectors = np.zeros((len(ids), embedder.dim), dtype=np.float32)
     old_gen = _meta(conn, "generation")
     old_pos: dict[int, int] = {}
     old: _Generation | None = None
     if old_gen is not None:
         old = _load_generation(name, int(old_gen))
         old_pos = {int(c): i for i, c in enumerate(old.rows)}
+        if not new_vecs:
+            dim = old.dense.vectors.shape[1]
+    vectors = np.zeros((len(ids), dim), dtype=np.float32)
     for i, cid in enumerate(ids.tolist()):
         if cid in new_vecs:
             vectors[i] = new_vecs[cid]
-        elif old is not None and cid in old_pos:
+        elif old is not None and cid in old_pos and old.dense.vectors.shape[1] == dim:
             vectors[i] = old.dense.vectors[old_pos[cid]]
         else:
             raise UserInputError(
@@ -252,25 +263,30 @@ def ingest(
     chunking: ChunkConfig | None = None,
     model: str | None = None,
     rebuild: bool = False,
+    embedding: EmbeddingConfig | None = None,
 ) -> IngestReport:
     """Add, update and remove documents; unchanged content (same sha256) is not re-embedded.
 
     Documents already in the collection whose source lies under one of ``scopes`` but
     is not among ``inputs`` are removed (from the database and from every index).
+    ``embedding`` (or ``model``, a local model) is fixed at the first ingest and can
+    change only with ``rebuild``; left unset on a collection whose first ingest is mostly
+    Japanese, the collection is lexical-only (the report says so).
     """
     start = time.perf_counter()
     report = IngestReport(name)
     conn = connect(name, create=True)
     try:
         conn.execute("BEGIN IMMEDIATE")
-        stored_model = _meta(conn, "model")
-        model_name = stored_model or resolve_model_name(model)
-        if model and stored_model and resolve_model_name(model) != stored_model:
+        stored = _stored_embedding(conn)
+        requested = embedding or (EmbeddingConfig(model=resolve_model_name(model)) if model
+                                  else None)  # fmt: skip
+        if requested and stored and requested != stored and not rebuild:
             raise UserInputError(
-                f"Collection {name!r} was embedded with {stored_model!r}, not {model!r}. "
-                "Ingest into a new collection to change the embedding model."
+                f"Collection {name!r} embeds with {stored.describe()}, not "
+                f"{requested.describe()}. Re-ingest with --rebuild to change it, or ingest into "
+                "a new collection."
             )
-        embedder = get_embedder(model_name)
         existing = {
             r[0]: r[1:]
             for r in conn.execute("SELECT source, id, sha256, content_acl, acl_override FROM docs")
@@ -337,14 +353,21 @@ def ingest(
                 report.removed.append(source)
         changed = report.added or report.updated or report.removed
         gen = _meta(conn, "generation")
+        cfg = (requested if rebuild and requested else stored) or requested
+        if cfg is None:
+            cfg = _default_embedding([t for _, t in pending], report)
+        report.embedding = cfg.describe()
         if changed or gen is None:
+            embedder = embedder_for(cfg)
             vecs = embedder.encode([t for _, t in pending])
             new_vecs = {cid: vecs[i] for i, (cid, _) in enumerate(pending)}
             new_gen = 0 if gen is None else int(gen) + 1
-            report.chunks_total = _build_generation(conn, name, embedder, new_gen, new_vecs)
-            report.chunks_embedded = len(pending)
+            dim = vecs.shape[1] if len(pending) else embedder.dim
+            report.chunks_total = _build_generation(conn, name, new_gen, new_vecs, dim)
+            report.chunks_embedded = len(pending) if cfg.backend != "none" else 0
             _set_meta(conn, "generation", str(new_gen))
-            _set_meta(conn, "model", model_name)
+            _set_meta(conn, "model", cfg.model if cfg.backend != "none" else "none")
+            _set_meta(conn, "embedding", cfg.to_json())
         else:
             report.chunks_total = int(conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
         conn.execute("COMMIT")
@@ -358,6 +381,72 @@ def ingest(
         prune_generations(name, int(gen or 0) + 1)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _allowed_rows(row_docs: np.ndarray, doc_ids: np.ndarray) -> np.ndarray:
+    """Sorted rows whose document is in ``doc_ids`` (a mask by document id, no sorting)."""
+    if len(row_docs) == 0:
+        return np.zeros(0, dtype=np.int64)
+    mask = np.zeros(int(row_docs.max()) + 1, dtype=bool)
+    mask[doc_ids[doc_ids < len(mask)]] = True
+    return np.flatnonzero(mask[row_docs])
+
+
+def _has_index(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type='index' AND name=?", (name,))
+    return row.fetchone() is not None
+
+
+def _stored_embedding(conn: sqlite3.Connection) -> EmbeddingConfig | None:
+    raw = _meta(conn, "embedding")
+    if raw is not None:
+        return EmbeddingConfig(**json.loads(raw))
+    legacy = _meta(conn, "model")  # collections made before per-collection embedding configs
+    return EmbeddingConfig(model=legacy) if legacy else None
+
+
+def _default_embedding(texts: Sequence[str], report: IngestReport) -> EmbeddingConfig:
+    """MiniLM (English), or lexical-only when most new chunks are Japanese (no server set)."""
+    ja = sum(detect_language(t) == "ja" for t in texts)
+    if texts and ja >= 0.5 * len(texts) and not os.environ.get("KEIZOKU_EMBED_MODEL"):
+        report.notes.append(
+            f"{ja} of {len(texts)} chunks are Japanese and no embedding server is configured: "
+            "the collection is lexical-only (BM25; the bundled MiniLM is English-only). Set "
+            "embeddings.url in a collection config (-c) and re-ingest with --rebuild for "
+            "hybrid search."
+        )
+        return EmbeddingConfig(backend="none", model="none")
+    return EmbeddingConfig(model=resolve_model_name(None))
+
+
+def embedding_config(name: str) -> EmbeddingConfig | None:
+    """The collection's embedding config (``None`` before its first ingest)."""
+    conn = connect(name)
+    try:
+        return _stored_embedding(conn)
+    finally:
+        conn.close()
+
+
+def collection_info(name: str) -> dict[str, object]:
+    """Documents, chunks, languages and how the collection is searched."""
+    conn = connect(name)
+    try:
+        cfg = _stored_embedding(conn)
+        docs = int(conn.execute("SELECT COUNT(*) FROM docs").fetchone()[0])
+        texts = [r[0] for r in conn.execute("SELECT text FROM chunks")]
+    finally:
+        conn.close()
+    langs: dict[str, int] = {}
+    for t in texts:
+        lang = detect_language(t)
+        langs[lang] = langs.get(lang, 0) + 1
+    lexical_only = cfg is not None and cfg.backend == "none"
+    return {
+        "collection": name, "documents": docs, "chunks": len(texts), "languages": langs,
+        "embedding": cfg.describe() if cfg else None,
+        "search": "lexical-only (BM25)" if lexical_only else "hybrid (BM25 + dense)",
+    }  # fmt: skip
 
 
 def _resolve_source(conn: sqlite3.Connection, source: str) -> tuple[int, str]:
@@ -440,19 +529,27 @@ def search(
             return []
         conn.execute("BEGIN")  # one snapshot for the generation, the ACL and the chunk rows
         gen = _meta(conn, "generation")
-        model_name = _meta(conn, "model")
-        if gen is None:
+        emb = _stored_embedding(conn)
+        if gen is None or emb is None:
             return []
+        if emb.backend == "none" and cfg.mode != "lexical":
+            if cfg.mode == "dense":
+                raise UserInputError(
+                    f"Collection {name!r} is lexical-only (no embedding server configured), so "
+                    "--mode dense has nothing to search. Use --mode lexical or hybrid, or set "
+                    "embeddings.url in the collection config and re-ingest with --rebuild."
+                )
+            cfg = FusionConfig(cfg.alpha, cfg.neighbour, "lexical")
         marks = ",".join("?" * len(principals))
-        allowed_docs = np.asarray(
-            [r[0] for r in conn.execute(
-                f"SELECT DISTINCT doc_id FROM acl WHERE principal IN ({marks})", principals
-            )], dtype=np.int64,
-        )  # fmt: skip
-        if len(allowed_docs) == 0:
+        index = "INDEXED BY acl_principal_doc" if _has_index(conn, "acl_principal_doc") else ""
+        listed = conn.execute(  # one string: far cheaper than a Python row per document
+            f"SELECT group_concat(doc_id) FROM acl {index} WHERE principal IN ({marks})",
+            principals,
+        ).fetchone()[0]
+        if not listed:
             return []
         g = _load_generation(name, int(gen))
-        allowed = np.flatnonzero(np.isin(g.row_docs, allowed_docs))
+        allowed = _allowed_rows(g.row_docs, np.asarray(listed.split(","), dtype=np.int64))
         if len(allowed) == 0:
             return []
         lexical = None
@@ -460,12 +557,13 @@ def search(
             lexical = g.lexical.scores(tokenize(query), allowed)
         dense_rows = dense = None
         if cfg.mode != "lexical":
-            qvec = get_embedder(model_name).encode([query])[0]
+            qvec = embedder_for(emb).encode([query])[0]
             dense_rows, dense = g.dense.scores(qvec, allowed)
         fused = fuse(allowed, lexical, dense_rows, dense, g.prev_row, g.next_row, cfg)
         order = top_k(fused, k)
-        if cfg.mode == "lexical":
-            order = order[fused[order] > 0]
+        if cfg.mode == "lexical" and lexical is not None:
+            # chunks without a query term: raw BM25 0 (min-max would also zero the lowest match)
+            order = order[lexical[order] > 0]
         picked = [(int(g.rows[allowed[i]]), float(fused[i])) for i in order]
         return _hits(conn, picked, principals)
     finally:

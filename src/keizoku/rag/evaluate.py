@@ -5,9 +5,13 @@ and a qrels TSV (``query-id``, ``corpus-id``, ``score``, with a header line). Me
 nDCG@10, recall@k, MRR@10 at document level (a document's rank is its best chunk's).
 
 SQuAD: ``{"data": [{"title", "paragraphs": [{"context", "qas": [...]}]}]}``. Metrics:
-whether the retrieved context holds an answer span (hit@k), and exact match / F1 of
-the extractive answer against the gold answers (the extractive answer is a sentence,
-so exact match is expected to be low; F1 shows how focused it is).
+whether the retrieved context holds an answer span (hit@k), exact match / F1 of the
+extractive answer against the gold answers (the extractive answer is a sentence, so
+exact match is expected to be low; F1 shows how focused it is), and citation precision
+(the share of cited passages that contain a gold answer). Japanese answers (kana/kanji)
+are compared after NFKC with punctuation and spaces removed, and F1 counts characters
+(there are no words to count); English answers follow the SQuAD script (lowercase, no
+punctuation or articles, word F1).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 import math
 import re
 import string
+import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +32,7 @@ from keizoku.rag.access import Identity, normalize_acl
 from keizoku.rag.collection import DocInput, IngestReport, ingest, search
 from keizoku.rag.index import FusionConfig
 from keizoku.rag.parse import ParsedDoc, Section
+from keizoku.rag.text import has_japanese
 
 __all__ = [
     "beir_inputs",
@@ -81,7 +87,11 @@ def squad_inputs(path: str | Path, allow: Sequence[str]) -> list[DocInput]:
     for art in _load_squad(Path(path)):
         title = str(art.get("title", "")).replace("_", " ")
         for i, para in enumerate(art.get("paragraphs", [])):
-            out.append(_doc_input(f"squad:{art.get('title')}#{i}", title, para["context"], acl))
+            context = str(para["context"])
+            head = f"{art.get('title')} [SEP] "  # JSQuAD contexts open with the title
+            if context.startswith(head):
+                context = context[len(head) :]
+            out.append(_doc_input(f"squad:{art.get('title')}#{i}", title, context, acl))
     return out
 
 
@@ -180,9 +190,21 @@ def _load_squad(path: Path) -> list[dict[str, Any]]:
 
 
 def _normalize(text: str) -> str:
+    if has_japanese(text):
+        text = unicodedata.normalize("NFKC", text).lower()
+        return "".join(
+            ch for ch in text if not unicodedata.category(ch).startswith(("P", "Z", "S"))
+            and not ch.isspace()
+        )  # fmt: skip
     text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
     text = re.sub(r"\b(a|an|the)\b", " ", text)
     return " ".join(text.split())
+
+
+def _units(text: str, japanese: bool) -> list[str]:
+    """What F1 counts: characters for Japanese, words otherwise (after ``_normalize``)."""
+    norm = _normalize(text)
+    return list(norm.replace(" ", "")) if japanese else norm.split()
 
 
 def squad_em(pred: str, golds: Sequence[str]) -> float:
@@ -190,10 +212,11 @@ def squad_em(pred: str, golds: Sequence[str]) -> float:
 
 
 def squad_f1(pred: str, golds: Sequence[str]) -> float:
+    """Best F1 over ``golds``: character F1 when the gold answer is Japanese, else word F1."""
     best = 0.0
-    ptoks = _normalize(pred).split()
     for gold in golds:
-        gtoks = _normalize(gold).split()
+        japanese = has_japanese(gold)
+        ptoks, gtoks = _units(pred, japanese), _units(gold, japanese)
         common = sum((Counter(ptoks) & Counter(gtoks)).values())
         if common:
             p, r = common / len(ptoks), common / len(gtoks)
@@ -209,11 +232,16 @@ def eval_squad(
     limit: int | None = None,
     fusion: FusionConfig | None = None,
 ) -> dict[str, float]:
-    """hit@k of an answer span in the retrieved chunks, and EM/F1 of extractive answers."""
+    """hit@k of an answer span in the retrieved chunks, EM/F1 of extractive answers, and
+    citation precision (cited passages holding a gold answer / cited passages)."""
     from keizoku.rag.answer import extractive
+    from keizoku.rag.collection import embedding_config
+    from keizoku.rag.embed import embedder_for
 
-    n = hits_ok = 0
-    em = f1 = 0.0
+    emb = embedding_config(collection)
+    embedder = embedder_for(emb) if emb is not None else None
+    n = hits_ok = cited_n = 0
+    em = f1 = cite_prec = 0.0
     for art in _load_squad(Path(path)):
         for para in art.get("paragraphs", []):
             for qa in para.get("qas", []):
@@ -226,10 +254,19 @@ def eval_squad(
                 n += 1
                 norm = [_normalize(h.text) for h in hits]
                 hits_ok += any(_normalize(g) in t for g in golds for t in norm)
-                answer = extractive(qa["question"], hits)
+                answer = extractive(qa["question"], hits, embedder)
                 text = re.sub(r"\s*\[\d+\]", "", answer.answer)
                 em += squad_em(text, golds)
                 f1 += squad_f1(text, golds)
+                texts = {h.chunk_id: _normalize(h.text) for h in hits}
+                cited = [texts.get(c.chunk_id, "") for c in answer.citations]
+                if cited:
+                    cited_n += 1
+                    good = sum(any(_normalize(g) in t for g in golds) for t in cited)
+                    cite_prec += good / len(cited)
     if n == 0:
         return {"questions": 0}
-    return {"questions": n, f"context_hit@{k}": hits_ok / n, "exact_match": em / n, "f1": f1 / n}
+    return {
+        "questions": n, f"context_hit@{k}": hits_ok / n, "exact_match": em / n, "f1": f1 / n,
+        "citation_precision": cite_prec / cited_n if cited_n else 0.0,
+    }  # fmt: skip

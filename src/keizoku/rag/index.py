@@ -97,13 +97,12 @@ class LexicalIndex:
 
     def scores(self, query_tokens: list[str], allowed: np.ndarray) -> np.ndarray:
         """BM25 scores aligned with ``allowed`` (statistics over the allowed rows only)."""
-        out = np.zeros(len(allowed), dtype=np.float32)
         n_allowed = len(allowed)
         if n_allowed == 0:
-            return out
+            return np.zeros(0, dtype=np.float32)
         mask = np.zeros(len(self.doclen), dtype=bool)
         mask[allowed] = True
-        # position of each allowed row inside ``allowed`` (rows are sorted)
+        full = np.zeros(len(self.doclen), dtype=np.float32)
         avgdl = float(self.doclen[allowed].mean()) or 1.0
         for term, qtf in Counter(query_tokens).items():
             tid = self.vocab.get(term)
@@ -119,8 +118,9 @@ class LexicalIndex:
             df = len(rows)
             idf = np.log(1.0 + (n_allowed - df + 0.5) / (df + 0.5))
             norm = tf + self.k1 * (1.0 - self.b + self.b * self.doclen[rows] / avgdl)
-            pos = np.searchsorted(allowed, rows)
-            np.add.at(out, pos, qtf * idf * tf * (self.k1 + 1.0) / norm)
+            # a term has one posting per row, so plain fancy-index addition is exact here
+            full[rows] += qtf * idf * tf * (self.k1 + 1.0) / norm
+        out: np.ndarray = full[allowed]
         return out
 
 

@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS acl (
     PRIMARY KEY (doc_id, principal)
 );
 CREATE INDEX IF NOT EXISTS acl_principal ON acl(principal);
+-- covering: the allowed documents of a query come from this index alone
+CREATE INDEX IF NOT EXISTS acl_principal_doc ON acl(principal, doc_id);
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY,
     doc_id INTEGER NOT NULL REFERENCES docs(id) ON DELETE CASCADE,

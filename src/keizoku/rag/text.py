@@ -1,11 +1,31 @@
-"""Text helpers: sentence splitting, BM25 tokens (lowercase, stopwords, Porter stemming)."""
+"""Text helpers: language detection, sentence splitting, BM25 tokens (English and Japanese).
+
+English: lowercase words, a short stopword list, Porter stemming. Japanese (any run of
+kana or kanji): NFKC (full-width/half-width folding), then SudachiPy's normalised forms
+(split mode A, particles, auxiliaries and symbols dropped) *plus* the character bigrams
+of the run; without SudachiPy installed only the bigrams (docs/decisions/0016). A mixed
+text gets both: its Latin words the English way, its Japanese runs the Japanese way, so
+an English text is tokenized exactly as before.
+"""
 
 from __future__ import annotations
 
 import re
+import threading
+import unicodedata
+from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
-__all__ = ["split_sentences", "stem", "tokenize", "STOPWORDS"]
+__all__ = [
+    "split_sentences",
+    "stem",
+    "tokenize",
+    "detect_language",
+    "has_japanese",
+    "japanese_analyzer",
+    "STOPWORDS",
+]
 
 # Lucene/bm25s English stopword list (short on purpose: questions keep their content words).
 STOPWORDS = frozenset(
@@ -18,7 +38,42 @@ _ABBREV = {"e.g", "i.e", "etc", "mr", "mrs", "ms", "dr", "prof", "vs", "st", "no
 _SENT_END = re.compile(r"[.!?][\"')\]]*\s+")
 
 
+# kana, CJK ideographs (and extension A, compatibility), the iteration mark and the long-vowel mark
+_JA_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u31f0-\u31ff\uff66-\uff9f々〆ー"
+_JA_RUN = re.compile(f"[{_JA_CHARS}]+")
+_JA_ONE = re.compile(f"[{_JA_CHARS}]")
+_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
+# a Japanese sentence ends at 。！？ (or ! ? after a Japanese character), closing brackets included
+_JA_END = re.compile(f"(?:[。！？]|(?<=[{_JA_CHARS}])[!?])[」』）)】〕\"']*")
+
+
+def has_japanese(text: str) -> bool:
+    return _JA_ONE.search(text) is not None
+
+
+def detect_language(text: str) -> str:
+    """``ja`` when kana/kanji are at least a fifth of the letters, else ``en`` (script-based)."""
+    ja = len(_JA_ONE.findall(text))
+    if ja == 0:
+        return "en"
+    latin = len(_LATIN.findall(text))
+    return "ja" if ja >= 0.2 * (ja + latin) else "en"
+
+
 def split_sentences(text: str) -> list[str]:
+    """Sentences of ``text``: Japanese ones end at 。！？, English ones as in ``_split_en``."""
+    if not has_japanese(text):
+        return _split_en(text)
+    out: list[str] = []
+    start = 0
+    for match in _JA_END.finditer(text):
+        out.extend(_split_en(text[start : match.end()]))
+        start = match.end()
+    out.extend(_split_en(text[start:]))
+    return out
+
+
+def _split_en(text: str) -> list[str]:
     """Split ``text`` on ``.!?`` + space + capital, keeping abbreviations and decimals whole."""
     out: list[str] = []
     start = 0
@@ -41,9 +96,78 @@ def split_sentences(text: str) -> list[str]:
     return out
 
 
-def tokenize(text: str) -> list[str]:
-    """Lowercase word tokens without stopwords, Porter-stemmed (the BM25 vocabulary)."""
+def _tokenize_en(text: str) -> list[str]:
     return [stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+
+
+def tokenize(text: str) -> list[str]:
+    """The BM25 vocabulary of ``text``: English words stemmed, Japanese analysed.
+
+    With kana/kanji in ``text``: NFKC and lowercase, then the analyser's normalised forms
+    (Latin words among them the English way) and ``#``-prefixed character bigrams of every
+    word run that holds kana/kanji (a single character stands for itself).
+    """
+    if not has_japanese(text):
+        return _tokenize_en(text)
+    text = unicodedata.normalize("NFKC", text).lower()
+    analyse = japanese_analyzer()
+    out = analyse(text) if analyse is not None else _tokenize_en(_JA_RUN.sub(" ", text))
+    for run in _WORD.findall(text):
+        if has_japanese(run):
+            if len(run) == 1:
+                out.append("#" + run)
+            out.extend("#" + run[i : i + 2] for i in range(len(run) - 1))
+    return out
+
+
+# --- Japanese morphological analysis (SudachiPy, optional) -----------------------------------
+
+_DROP_POS = frozenset({"助詞", "助動詞", "補助記号", "記号", "空白"})
+_DICT: list[Any] = []  # [sudachipy.Dictionary or None], loaded once
+_DICT_LOCK = threading.Lock()
+_LOCAL = threading.local()  # one SudachiPy tokenizer per thread (they are not thread-safe)
+
+
+def _dictionary() -> Any:
+    with _DICT_LOCK:
+        if not _DICT:
+            try:
+                from sudachipy import Dictionary
+
+                _DICT.append(Dictionary(dict="core"))
+            except Exception:  # noqa: BLE001 - not installed, or no dictionary: bigrams only
+                _DICT.append(None)
+        return _DICT[0]
+
+
+def japanese_analyzer() -> Callable[[str], list[str]] | None:
+    """``analyse(run) -> tokens`` with SudachiPy when installed, else ``None`` (bigrams only)."""
+    if _dictionary() is None:
+        return None
+    return _analyse
+
+
+_PIECE = 4000  # characters per SudachiPy call (it refuses inputs past ~49 kB)
+
+
+def _analyse(text: str) -> list[str]:
+    tok = getattr(_LOCAL, "sudachi", None)
+    if tok is None:
+        from sudachipy import SplitMode
+
+        tok = _LOCAL.sudachi = _dictionary().tokenizer(mode=SplitMode.A)
+    out: list[str] = []
+    for line in text.splitlines():
+        for lo in range(0, len(line), _PIECE):
+            for m in tok.tokenize(line[lo : lo + _PIECE]):
+                if m.part_of_speech()[0] in _DROP_POS:
+                    continue
+                surface = m.surface()
+                if has_japanese(surface):
+                    out.append(m.normalized_form())
+                else:  # Latin words and numbers: the English way (no Sudachi spelling changes)
+                    out.extend(_tokenize_en(surface))
+    return out
 
 
 # --- Porter (1980) stemmer -------------------------------------------------------------------
