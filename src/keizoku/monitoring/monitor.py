@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from keizoku.data.ingest import ReadOptions
 from keizoku.data.labels import canonical
 from keizoku.errors import KeizokuError, NotFoundError
 from keizoku.monitoring.drift import (
@@ -277,8 +278,12 @@ def monitor(
     data: str | None = None,
     config: DriftConfig | None = None,
     root: Path | None = None,
+    read: ReadOptions | None = None,
 ) -> MonitorReport:
-    """Drift (and live metric where labels arrived) of ``name``'s champion (or ``version``)."""
+    """Drift (and live metric where labels arrived) of ``name``'s champion (or ``version``).
+
+    ``read``: how to read ``data`` (the project's ``data:`` read keys: header, names, …).
+    """
     import duckdb
 
     from keizoku.registry.models import resolve
@@ -292,7 +297,7 @@ def monitor(
     until = time.time()
     since = until - since_s if since_s is not None else None
     if data is not None:
-        source, columns, pred, perf = _register_file(con, name, v, reference, data)
+        source, columns, pred, perf = _register_file(con, name, v, reference, data, read)
         label = f"file {data}"
         since = None
     else:
@@ -426,13 +431,13 @@ def _quote(name: str) -> str:
 
 
 def _register_file(
-    con: Any, name: str, version: int, reference: Reference, data: str
+    con: Any, name: str, version: int, reference: Reference, data: str, read: ReadOptions | None
 ) -> tuple[str, dict[str, str], str | None, LivePerformance | None]:
     """Score a data file with the version and expose it to DuckDB as table ``current``."""
     from keizoku.data.ingest import read_table
     from keizoku.registry.models import load_model
 
-    frame = read_table(data, None)
+    frame = read_table(data, read)
     model = load_model(f"{name}:{version}")
     table = pd.DataFrame({FEATURE_PREFIX + f: frame[f] for f in reference.features if f in frame})
     pred: str | None = None
