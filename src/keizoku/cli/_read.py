@@ -79,6 +79,8 @@ class ReadFlags:
         if self.names is not None:
             out["names"] = [n.strip() for n in self.names.split(",") if n.strip()]
             out.setdefault("header", False)
+        elif self.header:
+            out["names"] = []  # --header: the file names its columns, not the spec's names
         if self.na_values:
             out["na_values"], out["column_na_values"] = na_markers(self.na_values)
         return out
