@@ -61,7 +61,7 @@ def _schema_table(schema: Any) -> Table:
             more = len(c.categories) - 6
             shown = ", ".join(map(str, c.categories[:6])) + (f" (+{more} more)" if more > 0 else "")
         elif c.min is not None:
-            shown = f"{c.min:g} … {c.max:g}"
+            shown = f"{c.min:g} to {c.max:g}"
         else:
             shown = ""
         style = "dim" if c.role in ("ignored", "id") else ""
