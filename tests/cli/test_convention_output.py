@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from cli_abalone import NAMES, run, trained_abalone, write_abalone
+
 from keizoku.errors import ExitCode
 
 LONG = ["senior_citizen_flag", "monthly_charges_in_dollars", "payment_method_description",
@@ -23,8 +23,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _wide_file(folder: Path) -> Path:
     path = folder / "churn.csv"
-    rows = [f"{i % 2},{20 + i % 50}.5,{['bank transfer', 'electronic check'][i % 2]},"
-            f"{[1, 12, 24][i % 3]},{i % 2},{'yes' if i % 3 else 'no'}" for i in range(60)]  # fmt: skip
+    pay = ["bank transfer", "electronic check"]
+    rows = [f"{i % 2},{20 + i % 50}.5,{pay[i % 2]},{[1, 12, 24][i % 3]},{i % 2},"
+            f"{'yes' if i % 3 else 'no'}" for i in range(60)]  # fmt: skip
     path.write_text(",".join(LONG) + "\n" + "\n".join(rows) + "\n")
     return path
 

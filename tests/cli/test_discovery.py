@@ -8,8 +8,8 @@ import socket
 from pathlib import Path
 
 import pytest
-
 from cli_abalone import run, trained_abalone
+
 from keizoku.errors import ExitCode
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from cli_abalone import NAMES, run, trained_abalone, write_abalone
+
 from keizoku.data.ingest import ReadOptions, read_table
 from keizoku.errors import DataError, ExitCode, KeizokuWarning, UserInputError
 from kzsupport import Server
@@ -39,8 +39,7 @@ def test_a_marker_for_an_unknown_column_names_the_columns(tmp_path: Path) -> Non
     with pytest.raises(UserInputError) as caught:
         read_table(path, ReadOptions(column_na_values={"glucose": ["0"]}))
     assert caught.value.message == (
-        "--na-values names column(s) ['glucose'] that are not in the data. "
-        "Columns are: ['a', 'b']"
+        "--na-values names column(s) ['glucose'] that are not in the data. Columns are: ['a', 'b']"
     )
 
 

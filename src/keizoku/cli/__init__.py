@@ -448,7 +448,9 @@ PREDICT_SUFFIXES = (".csv", ".parquet", ".pq", ".json", ".jsonl")
 @app.command()
 def predict(
     data: Annotated[str, typer.Argument(help="File to score.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Model: NAME, NAME@alias or NAME:version.")],
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Model: NAME, NAME@alias or NAME:version.")
+    ],
     output: Annotated[
         str,
         typer.Option(
