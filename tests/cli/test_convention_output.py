@@ -55,7 +55,8 @@ def test_the_models_table_at_80_columns_cuts_nothing(project: Path) -> None:
     assert max(len(line) for line in res.out.splitlines()) <= 80
     assert "…" not in res.out
     assert _column(res.out, 0) == "modelabalone"
-    assert _column(res.out, 2) == "statechampion"
+    assert _column(res.out, 2) == "aliaseschampion"
+    assert _column(res.out, 7) == "statechampion"
 
 
 def test_json_of_models_evidence_history_and_profile(project: Path) -> None:

@@ -395,12 +395,12 @@ def models(
             "No registered models yet. Run: keizoku init DATA --target COL; keizoku train"
         )
         return
-    columns = ["model", "version", "state", "aliases", "metric", "CV score", "members", "created"]
+    columns = ["model", "version", "aliases", "metric", "CV score", "members", "created", "state"]
     table = _io.table("Registered models", columns, right=("version", "CV score"))
     for r in rows:
         table.add_row(
-            r["model"], str(r["version"]), r["state"], ", ".join(r["aliases"]), r["metric"],
-            r["cv_score"], ", ".join(r["members"]), r["created"],
+            r["model"], str(r["version"]), ", ".join(r["aliases"]), r["metric"], r["cv_score"],
+            ", ".join(r["members"]), r["created"], r["state"],
         )  # fmt: skip
     console.print(table)
 

@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["console", "emit_json", "err", "fit", "note", "quiet", "set_quiet", "table"]
+__all__ = ["console", "emit_json", "err", "fit", "quiet", "set_quiet", "table"]
 
 console = Console()
 err = Console(stderr=True)
@@ -32,17 +32,9 @@ def quiet() -> bool:
     return _quiet[0]
 
 
-def note(markup: str) -> None:
-    """A line for people on stderr (``-v`` notes, "wrote …"), silenced by ``-q``."""
-    if not _quiet[0]:
-        err.print(markup, highlight=False, soft_wrap=True)
-
-
-def emit_json(value: Any, *, lines: bool = False) -> None:
-    """A ``--json`` result on stdout: one document, or one per line (``lines``)."""
-    items = value if lines else [value]
-    for item in items:
-        sys.stdout.write(json.dumps(item, default=str) + "\n")
+def emit_json(value: Any) -> None:
+    """A ``--json`` result on stdout: one JSON document on one line."""
+    sys.stdout.write(json.dumps(value, default=str) + "\n")
     sys.stdout.flush()
 
 
