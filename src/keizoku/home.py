@@ -1,4 +1,11 @@
-"""Where keizoku keeps its state: one folder, ``KEIZOKU_HOME`` (default ``./.keizoku``)."""
+"""Where keizoku keeps its state: one folder, the *home*, found as git finds a repository.
+
+``KEIZOKU_HOME`` wins when set. Otherwise keizoku walks up from the current directory to
+the nearest folder holding a ``.keizoku`` folder or a ``keizoku.yaml`` spec; that
+folder's ``.keizoku`` is the home. With neither anywhere above, the home is
+``./.keizoku`` (created by the commands that write, never by those that only read:
+see :func:`find_home`).
+"""
 
 from __future__ import annotations
 
@@ -7,21 +14,83 @@ import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "HOME_DIR",
+    "HOME_ENV",
+    "SPEC_NAME",
+    "Home",
     "append_durably",
     "atomic_write_bytes",
     "atomic_write_text",
     "file_lock",
+    "find_home",
+    "find_spec",
     "home",
     "mlflow_uri",
+    "sha256_file",
 ]
+
+HOME_ENV = "KEIZOKU_HOME"
+HOME_DIR = ".keizoku"
+SPEC_NAME = "keizoku.yaml"
+
+
+@dataclass(frozen=True)
+class Home:
+    """Which home is used and why (``keizoku -v`` prints it)."""
+
+    path: Path
+    reason: str  # "KEIZOKU_HOME", "found", or "new" (nothing above the current directory)
+
+    @property
+    def exists(self) -> bool:
+        return self.path.is_dir()
+
+    def describe(self) -> str:
+        why = {
+            "KEIZOKU_HOME": f"from {HOME_ENV}",
+            "found": f"found above {Path.cwd()}",
+            "new": f"no {HOME_DIR} or {SPEC_NAME} in {Path.cwd()} or above",
+        }[self.reason]
+        state = "" if self.exists else ", not created yet"
+        return f"{self.path} ({why}{state})"
+
+
+def _project_root(start: Path) -> Path | None:
+    """The nearest folder from ``start`` upwards holding ``.keizoku`` or ``keizoku.yaml``."""
+    for folder in (start, *start.parents):
+        if (folder / HOME_DIR).is_dir() or (folder / SPEC_NAME).is_file():
+            return folder
+    return None
+
+
+def find_home() -> Home:
+    """The home keizoku uses from the current directory, without creating it."""
+    env = os.environ.get(HOME_ENV)
+    if env:
+        return Home(Path(env).expanduser().resolve(), "KEIZOKU_HOME")
+    cwd = Path.cwd().resolve()
+    root = _project_root(cwd)
+    if root is None:
+        return Home(cwd / HOME_DIR, "new")
+    return Home(root / HOME_DIR, "found")
+
+
+def find_spec(start: Path | None = None) -> Path | None:
+    """The nearest ``keizoku.yaml`` from ``start`` (default: the current directory) upwards."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / SPEC_NAME).is_file():
+            return folder / SPEC_NAME
+    return None
 
 
 def home() -> Path:
-    """Return the keizoku home folder, creating it if needed."""
-    path = Path(os.environ.get("KEIZOKU_HOME", ".keizoku")).expanduser().resolve()
+    """Return the keizoku home folder (:func:`find_home`), creating it if needed."""
+    path = find_home().path
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -16,6 +16,8 @@ Durations (``budget``, ``window``, ``every``, ...) are :data:`keizoku.duration.D
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +28,7 @@ from pydantic import ValidationError as PydanticValidationError
 from keizoku.data.ingest import ReadOptions
 from keizoku.errors import UserInputError
 from keizoku.evaluation.fairness import FairnessSpec
-from keizoku.home import atomic_write_text
+from keizoku.home import atomic_write_text, find_spec
 from keizoku.lifecycle.policy import RetrainingPolicy
 from keizoku.monitoring.drift import DriftConfig
 from keizoku.sections import Section, section_error
@@ -39,7 +41,9 @@ __all__ = [
     "Spec",
     "TrainSpec",
     "load_spec",
+    "project_read_options",
     "spec_from_dict",
+    "spec_path",
 ]
 
 DEFAULT_SPEC = "keizoku.yaml"
@@ -47,28 +51,30 @@ OPTIONAL_SECTIONS = ("serving", "monitoring", "retraining", "fairness")
 
 
 class DataSpec(Section):
-    """Where the training data comes from and how to read it."""
+    """Where the training data comes from and how to read it.
+
+    The read keys (``header`` … ``allow_ragged_rows``) are :class:`ReadOptions`; every
+    command that reads a data file of this project (predict, monitor, report, retrain,
+    promote) reads it with them, so a headerless file stays readable after ``init``.
+    """
 
     path: str | None = None
     sql: str | None = None
     db: str | None = None
     header: bool = True
+    names: list[str] = Field(default_factory=list)
     sep: str | None = None
     na_values: list[str] = Field(default_factory=list)
+    column_na_values: dict[str, list[str]] = Field(default_factory=dict)
     encoding: str = "utf-8-sig"
     drop: list[str] = Field(default_factory=list)
     id_columns: list[str] = Field(default_factory=list)
+    allow_duplicate_columns: bool = False
+    allow_ragged_rows: bool = False
 
     def read_options(self) -> ReadOptions:
-        return ReadOptions(
-            header=self.header,
-            sep=self.sep,
-            na_values=list(self.na_values),
-            encoding=self.encoding,
-            drop=list(self.drop),
-            sql=self.sql,
-            db=self.db,
-        )
+        fields = {f: getattr(self, f) for f in ReadOptions.__dataclass_fields__ if f != "target"}
+        return ReadOptions(**copy.deepcopy(fields))
 
 
 class ServingSpec(Section):
@@ -116,9 +122,37 @@ def spec_from_dict(raw: Any, source: str = DEFAULT_SPEC) -> Spec:
         raise section_error(exc, Spec, source=source) from exc
 
 
+def spec_path(given: str | Path | None = None) -> Path | None:
+    """The spec a command uses: ``given``, else the nearest ``keizoku.yaml`` upwards.
+
+    ``keizoku.yaml`` itself (the default of ``--config``) is looked for upwards too, as git
+    looks for its repository; any other path is taken as given.
+    """
+    if given is not None and Path(given) != Path(DEFAULT_SPEC):
+        return Path(given)
+    if Path(DEFAULT_SPEC).is_file():
+        return Path(DEFAULT_SPEC)  # as the user would write it, in messages too
+    return find_spec()
+
+
+def project_read_options(model: str, config: str | Path | None = None) -> ReadOptions:
+    """How to read data files for ``model``: its project's ``data:`` read keys, when the
+    spec found (:func:`spec_path`) is that project's; the defaults otherwise."""
+    path = spec_path(config)
+    if path is None or not path.exists():
+        return ReadOptions()
+    spec, _ = load_spec(path)
+    if spec.project != model:
+        return ReadOptions()
+    return dataclasses.replace(spec.data.read_options(), target=spec.target)
+
+
 def load_spec(path: str | Path = DEFAULT_SPEC) -> tuple[Spec, Path]:
-    """Read and validate a spec; relative data/schema paths resolve against its folder."""
-    p = Path(path)
+    """Read and validate a spec; relative data/schema paths resolve against its folder.
+
+    The default ``keizoku.yaml`` is looked for in the current directory and above.
+    """
+    p = spec_path(path) or Path(path)
     if not p.exists():
         raise UserInputError(
             f"No spec at '{p}'. Create one with: keizoku init DATA --target COLUMN"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
@@ -9,9 +10,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from keizoku.cli import _io
+from keizoku.cli import _read as rf
 from keizoku.errors import KeizokuWarning, UserInputError
 
 _STARTED = time.monotonic()
@@ -23,47 +25,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
-err = Console(stderr=True)
+console = _io.console
+err = _io.err
 
-NoHeader = Annotated[
-    bool, typer.Option("--no-header", help="The file has no header row; columns become col0..colN.")
-]
-Sep = Annotated[str | None, typer.Option("--sep", help="Field separator (default: by extension).")]
-NaValues = Annotated[
-    list[str] | None,
-    typer.Option("--na-values", help="Extra token(s) that mean missing, e.g. '?'. Repeatable."),
-]
 Drop = Annotated[list[str] | None, typer.Option("--drop", help="Column(s) to drop. Repeatable.")]
-Encoding = Annotated[str, typer.Option("--encoding", help="Text encoding of the file.")]
 Sql = Annotated[str | None, typer.Option("--sql", help="SQL query to read instead of a file.")]
 Db = Annotated[
     str | None, typer.Option("--db", help="SQLite/DuckDB file or SQLAlchemy URL for --sql.")
 ]
-
-
-def _read_spec(
-    no_header: bool,
-    sep: str | None,
-    na_values: list[str] | None,
-    drop: list[str] | None,
-    encoding: str,
-    sql: str | None,
-    db: str | None,
-    id_cols: list[str] | None = None,
-) -> Any:
-    from keizoku.spec import DataSpec
-
-    return DataSpec(
-        header=not no_header,
-        sep=sep,
-        na_values=na_values or [],
-        drop=drop or [],
-        encoding=encoding,
-        sql=sql,
-        db=db,
-        id_columns=id_cols or [],
-    )
+AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 
 
 def _task(task: str | None) -> Any:
@@ -82,14 +52,16 @@ def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
 
 
 def _schema_table(schema: Any) -> Table:
-    table = Table(title=f"Schema (target: {schema.target}, task: {schema.task})")
-    for col in ("column", "kind", "role", "type", "nullable", "values", "note"):
-        table.add_column(col)
+    table = _io.table(
+        f"Schema (target: {schema.target}, task: {schema.task})",
+        ["column", "kind", "role", "type", "nullable", "values", "note"],
+    )
     for c in schema.columns:
         if c.categories is not None:
-            shown = ", ".join(map(str, c.categories[:6])) + (" …" if len(c.categories) > 6 else "")
+            more = len(c.categories) - 6
+            shown = ", ".join(map(str, c.categories[:6])) + (f" (+{more} more)" if more > 0 else "")
         elif c.min is not None:
-            shown = f"{c.min:g} … {c.max:g}"
+            shown = f"{c.min:g} to {c.max:g}"
         else:
             shown = ""
         style = "dim" if c.role in ("ignored", "id") else ""
@@ -125,18 +97,26 @@ def init(
         "keizoku.yaml"
     ),
     force: Annotated[bool, typer.Option(help="Overwrite an existing spec.")] = False,
-    no_header: NoHeader = False,
-    sep: Sep = None,
-    na_values: NaValues = None,
+    header: rf.Header = None,
+    names: rf.Names = None,
+    sep: rf.Sep = None,
+    na_values: rf.NaValues = None,
+    encoding: rf.Encoding = None,
+    allow_ragged_rows: rf.Ragged = None,
+    allow_duplicate_columns: rf.Duplicates = None,
     drop: Drop = None,
-    encoding: Encoding = "utf-8-sig",
     sql: Sql = None,
     db: Db = None,
+    as_json: AsJson = False,
 ) -> None:
-    """Infer the schema of DATA and write keizoku.yaml + schema.yaml."""
+    """Infer the schema of DATA and write keizoku.yaml + schema.yaml (read options included)."""
     from keizoku.project import init_project
+    from keizoku.spec import DataSpec
 
-    read = _read_spec(no_header, sep, na_values, drop, encoding, sql, db, id_col)
+    flags = rf.ReadFlags(header, names, sep, na_values, encoding, allow_ragged_rows,
+                         allow_duplicate_columns)  # fmt: skip
+    read = DataSpec(sql=sql, db=db, drop=drop or [], id_columns=id_col or [], **flags.given())
+    _suggest_no_header(data, read.read_options())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", KeizokuWarning)
         spec, schema = init_project(
@@ -150,6 +130,11 @@ def init(
             force=force,
         )
     _show_warnings(caught)
+    if as_json:
+        _io.emit_json({"spec": str(config), "project": spec.project,
+                       "schema_file": spec.schema_file, "schema": schema.model_dump(mode="json"),
+                       "data": spec.data.model_dump(mode="json", exclude_none=True)})  # fmt: skip
+        return
     console.print(_schema_table(schema))
     console.print(
         f"Wrote [bold]{config}[/] (project '{spec.project}') and "
@@ -157,40 +142,71 @@ def init(
     )
 
 
+def _suggest_no_header(data: str | None, read: Any) -> None:
+    """Warn when header names read as numbers: the file probably has no header row."""
+    from keizoku.data.ingest import numeric_header
+
+    numeric = numeric_header(data, read)
+    if numeric:
+        shown = ", ".join(numeric[:4]) + (" …" if len(numeric) > 4 else "")
+        err.print(
+            f"[yellow]warning:[/] column name(s) {shown} look like data: if the file has no "
+            "header row, rerun with --no-header --names a,b,c (spec keys data.header, "
+            "data.names) and --force.",
+            highlight=False,
+        )
+
+
 @app.command()
 def profile(
     data: Annotated[str | None, typer.Argument(help="Data file.")] = None,
-    target: Annotated[str | None, typer.Option("--target", "-t")] = None,
-    html: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+    target: Annotated[str | None, typer.Option("--target", "-t", help="Target column.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write an HTML report here.")
+    ] = None,
+    html: Annotated[Path | None, typer.Option("--html", hidden=True)] = None,
     id_col: Annotated[list[str] | None, typer.Option("--id", help="Identifier column(s).")] = None,
-    no_header: NoHeader = False,
-    sep: Sep = None,
-    na_values: NaValues = None,
+    header: rf.Header = None,
+    names: rf.Names = None,
+    sep: rf.Sep = None,
+    na_values: rf.NaValues = None,
+    encoding: rf.Encoding = None,
+    allow_ragged_rows: rf.Ragged = None,
+    allow_duplicate_columns: rf.Duplicates = None,
     drop: Drop = None,
-    encoding: Encoding = "utf-8-sig",
     sql: Sql = None,
     db: Db = None,
+    as_json: AsJson = False,
 ) -> None:
     """Profile DATA: schema, missing values, cardinality, target balance, leakage."""
-    from keizoku.data.ingest import read_table
+    from keizoku.data.ingest import ReadOptions, read_table
     from keizoku.data.profile import profile_frame, write_profile_html
     from keizoku.data.schema import infer_schema
 
-    read = _read_spec(no_header, sep, na_values, drop, encoding, sql, db, id_col)
-    frame = read_table(data, read.read_options())
+    flags = rf.ReadFlags(header, names, sep, na_values, encoding, allow_ragged_rows,
+                         allow_duplicate_columns)  # fmt: skip
+    read = rf.read_options(ReadOptions(), flags, sql=sql, db=db, drop=drop or [])
+    out = output or html
+    _suggest_no_header(data, read)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", KeizokuWarning)
+        frame = read_table(data, read)
         schema = infer_schema(frame, target, id_columns=id_col)
     _show_warnings(caught)
-    console.print(_schema_table(schema))
     prof = profile_frame(frame, schema)
+    if out is not None:
+        write_profile_html(prof, frame, schema, out)
+    if as_json:
+        _io.emit_json({"schema": schema.model_dump(mode="json"), "profile": prof.to_dict(),
+                       "html": str(out) if out else None})  # fmt: skip
+        return
+    console.print(_schema_table(schema))
     for table in prof.rich_tables():
-        console.print(table)
+        console.print(_io.fit(table))
     for w in prof.warnings:
         console.print(f"[yellow]•[/] {w}")
-    if html is not None:
-        write_profile_html(prof, frame, schema, html)
-        console.print(f"Wrote [bold]{html}[/]")
+    if out is not None:
+        console.print(f"Wrote [bold]{out}[/]")
 
 
 def _leaderboard_table(res: Any, every: bool = False, limit: int = 15) -> Table:
@@ -615,49 +631,95 @@ def _challenger_message(name: str, version: int, displaced: int | None) -> str:
 @app.command()
 def models(
     name: Annotated[str | None, typer.Argument(help="Model name (default: all).")] = None,
+    as_json: AsJson = False,
 ) -> None:
     """List registered models, their versions, states, aliases and metrics."""
-    from keizoku.lifecycle.state import states
-    from keizoku.registry.models import list_models, list_versions, require_model
+    from keizoku.home import find_home
 
-    names = [require_model(name)] if name else list_models()
-    if not names:
+    found = find_home()
+    if found.reason == "new" and not found.exists and "KEIZOKU_TRACKING_URI" not in os.environ:
+        _no_project(name, found.describe(), as_json)  # read-only: never create an empty home
+        return
+    rows = _model_rows(name)
+    if as_json:
+        _io.emit_json(rows)
+        return
+    if not rows:
         console.print(
             "No registered models yet. Run: keizoku init DATA --target COL; keizoku train"
         )
         return
-    table = Table(title="Registered models")
-    for col in ("model", "version", "aliases", "metric", "CV score", "members", "created", "state"):
-        table.add_column(col)
-    import time as _time
+    columns = ["model", "version", "aliases", "metric", "CV score", "members", "created", "state"]
+    table = _io.table("Registered models", columns, right=("version", "CV score"))
+    for r in rows:
+        table.add_row(
+            r["model"], str(r["version"]), ", ".join(r["aliases"]), r["metric"], r["cv_score"],
+            ", ".join(r["members"]), r["created"], r["state"],
+        )  # fmt: skip
+    console.print(table)
 
-    for n in names:
+
+def _no_project(name: str | None, where: str, as_json: bool) -> None:
+    if name:
+        from keizoku.errors import NotFoundError
+
+        raise NotFoundError(
+            f"No registered model named '{name}': no keizoku project here, the home would be "
+            f"{where}. Run it in the project's folder (or below), or set KEIZOKU_HOME."
+        )
+    if as_json:
+        _io.emit_json([])
+        return
+    console.print(
+        f"No keizoku project here: the home would be {where}. Run it in a project's folder "
+        "(or below it), set KEIZOKU_HOME, or start one: keizoku init DATA --target COL"
+    )
+
+
+def _model_rows(name: str | None) -> list[dict[str, Any]]:
+    """One JSON-ready row per registered version (``models --json`` prints these)."""
+    from keizoku.lifecycle.state import states
+    from keizoku.registry.models import list_models, list_versions, require_model
+
+    rows = []
+    for n in [require_model(name)] if name else list_models():
         state = states(n)
         for v in list_versions(n):
-            table.add_row(
-                n,
-                str(v.version),
-                ", ".join(v.aliases),
-                v.tags.get("keizoku.metric", ""),
-                v.tags.get("keizoku.cv_score", ""),
-                v.tags.get("keizoku.members", ""),
-                _time.strftime("%Y-%m-%d %H:%M", _time.localtime(v.created)),
-                state.get(v.version, ""),
-            )
-    console.print(table)
+            members = v.tags.get("keizoku.members", "")
+            rows.append({
+                "model": n, "version": v.version, "state": state.get(v.version, ""),
+                "aliases": list(v.aliases), "metric": v.tags.get("keizoku.metric", ""),
+                "cv_score": v.tags.get("keizoku.cv_score", ""),
+                "members": members.split(",") if members else [],
+                "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(v.created)),
+            })  # fmt: skip
+    return rows
+
+
+PREDICT_SUFFIXES = (".csv", ".parquet", ".pq", ".json", ".jsonl")
 
 
 @app.command()
 def predict(
     data: Annotated[str, typer.Argument(help="File to score.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="NAME[@alias|:version].")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="out.csv or out.parquet")],
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Model: NAME, NAME@alias or NAME:version.")
+    ],
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output", "-o", help="'-' (CSV on stdout) or a file: .csv, .json, .jsonl, .parquet."
+        ),
+    ],
     batch_size: Annotated[int, typer.Option(help="Rows per batch.")] = 10_000,
-    no_header: NoHeader = False,
-    sep: Sep = None,
-    na_values: NaValues = None,
+    header: rf.Header = None,
+    names: rf.Names = None,
+    sep: rf.Sep = None,
+    na_values: rf.NaValues = None,
+    encoding: rf.Encoding = None,
+    allow_ragged_rows: rf.Ragged = None,
+    allow_duplicate_columns: rf.Duplicates = None,
     drop: Drop = None,
-    encoding: Encoding = "utf-8-sig",
     allow_unseen: Annotated[
         bool,
         typer.Option(
@@ -666,14 +728,38 @@ def predict(
             "a count); by default they are an error, as on the server.",
         ),
     ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Spec whose data: read keys apply (default: found)."),
+    ] = None,
+    as_json: AsJson = False,
 ) -> None:
-    """Score a file with a registered model, in batches (rows checked as the server does)."""
+    """Score a file with a registered model, in batches (rows checked as the server does).
+
+    The file is read with the read keys of the model's project spec (data.header, names,
+    na_values, …) when the spec found is that project's; flags override them.
+    """
     from rich.progress import Progress
 
-    from keizoku.project import predict_file
+    from keizoku.spec import project_read_options
 
-    read = _read_spec(no_header, sep, na_values, drop, encoding, None, None).read_options()
-    with Progress(console=err, transient=True) as progress:
+    to_stdout = output == "-"
+    if to_stdout and as_json:
+        raise UserInputError(
+            "-o - writes the predictions on stdout, so --json has nowhere to go: write to a "
+            "file (-o out.jsonl) with --json, or drop --json."
+        )
+    suffix = Path(output).suffix.lower()
+    if not to_stdout and suffix not in PREDICT_SUFFIXES:
+        raise UserInputError(
+            f"--output '{output}' must end in {', '.join(PREDICT_SUFFIXES)}, or be '-' "
+            "for CSV on stdout."
+        )
+    flags = rf.ReadFlags(header, names, sep, na_values, encoding, allow_ragged_rows,
+                         allow_duplicate_columns)  # fmt: skip
+    base = project_read_options(rf.model_name(model), config)
+    read = rf.read_options(base, flags, **({"drop": drop} if drop else {}))
+    with Progress(console=err, transient=True, disable=_io.quiet()) as progress:
         bar = progress.add_task("scoring", total=None)
 
         def on_batch(done: int, total: int) -> None:
@@ -681,17 +767,53 @@ def predict(
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", KeizokuWarning)
-            n = predict_file(
-                model,
-                data,
-                str(output),
-                read=read,
-                batch_size=batch_size,
-                on_batch=on_batch,
-                allow_unseen=allow_unseen,
-            )
+            direct = not to_stdout and suffix in (".csv", ".parquet", ".pq")
+            target = output if direct else None
+            n, scored = _score(model, data, target, read, batch_size, on_batch, allow_unseen)
     _show_warnings(caught)
+    if to_stdout:
+        scored.to_csv(sys.stdout, index=False)
+        return
+    if scored is not None:
+        _write_json_lines(scored, Path(output))
+    if as_json:
+        _io.emit_json({"model": model, "rows": n, "output": output})
+        return
     console.print(f"Wrote {n} predictions to [bold]{output}[/]")
+
+
+def _score(
+    model: str, data: str, out: str | None, read: Any, batch_size: int, on_batch: Any,
+    allow_unseen: bool,
+) -> tuple[int, Any]:  # fmt: skip
+    """Score ``data`` into ``out`` (.csv/.parquet, written atomically by ``predict_file``),
+    or, without ``out``, return the scored rows (through a temporary Parquet file)."""
+    import tempfile
+
+    import pandas as pd
+
+    from keizoku.project import predict_file
+
+    opts = {"read": read, "batch_size": batch_size, "on_batch": on_batch,
+            "allow_unseen": allow_unseen}  # fmt: skip
+    if out is not None:
+        return predict_file(model, data, out, **opts), None
+    with tempfile.TemporaryDirectory(prefix="keizoku-predict-") as tmp:
+        path = Path(tmp) / "scored.parquet"
+        n = predict_file(model, data, str(path), **opts)
+        return n, pd.read_parquet(path)
+
+
+def _write_json_lines(scored: Any, out: Path) -> None:
+    """Write ``scored`` to ``out`` atomically: .jsonl one record a line, .json one array."""
+    import io
+
+    from keizoku.home import atomic_write_bytes
+
+    buf = io.BytesIO()
+    scored.to_json(buf, orient="records", lines=out.suffix.lower() == ".jsonl",
+                   date_format="iso")  # fmt: skip
+    atomic_write_bytes(out, buf.getvalue())
 
 
 # Every command group registers itself the same way: ``module.register(app)``.
@@ -704,9 +826,10 @@ from keizoku.cli import (  # noqa: E402
     rag,
     rollout,
     serving,
+    ui,
 )
 
-for _group in (serving, lifecycle, rollout, monitoring, evaluation, keys, rag, doctor):
+for _group in (serving, lifecycle, rollout, monitoring, evaluation, keys, rag, doctor, ui):
     _group.register(app)
 
 
@@ -726,8 +849,30 @@ def _root(
             "--version", callback=_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="Print only results a script reads (--json, -o -) and errors."
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="Say which home, store and spec are used (stderr)."),
+    ] = False,
 ) -> None:
     """From a raw table to a monitored model that keeps improving itself."""
+    if quiet and verbose:
+        raise UserInputError("-q/--quiet and -v/--verbose contradict each other: pass one.")
+    _io.set_quiet(quiet)
+    if verbose:
+        from keizoku.home import find_home, mlflow_uri
+        from keizoku.spec import spec_path
+
+        found = find_home()
+        err.print(f"home: {found.describe()}", highlight=False, soft_wrap=True)
+        store = mlflow_uri() if found.exists or "KEIZOKU_TRACKING_URI" in os.environ else None
+        err.print(f"store: {store or '(none yet)'}", highlight=False, soft_wrap=True)
+        err.print(f"spec: {spec_path() or '(none found)'}", highlight=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -12,24 +12,28 @@ from typing import Annotated, Any
 
 import typer
 
+from keizoku.cli import _io
+from keizoku.cli import _read as rf
+
 __all__ = ["register"]
 
 Ref = Annotated[str, typer.Argument(help="Model: NAME, NAME@alias or NAME:version.")]
 SpecOpt = Annotated[
     Path | None,
     typer.Option(
-        "--config", "-c", help="Spec (for fairness limits); default ./keizoku.yaml if any."
+        "--config", "-c", help="Spec (fairness limits, read keys); default: the one found."
     ),
 ]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 
 
 def _spec(path: Path | None) -> Any:
     from keizoku.errors import UserInputError
-    from keizoku.spec import load_spec
+    from keizoku.spec import load_spec, spec_path
 
     if path is None:
-        path = Path("keizoku.yaml")
-        if not path.exists():
+        path = spec_path()
+        if path is None:
             return None
     if not path.exists():
         raise UserInputError(
@@ -68,15 +72,32 @@ def report(
     data: Annotated[
         str | None, typer.Option("--data", help="Labelled file to evaluate the model on.")
     ] = None,
+    html: Annotated[Path | None, typer.Option("--html", hidden=True)] = None,
     config: SpecOpt = None,
+    header: rf.Header = None,
+    names: rf.Names = None,
+    sep: rf.Sep = None,
+    na_values: rf.NaValues = None,
+    encoding: rf.Encoding = None,
+    allow_ragged_rows: rf.Ragged = None,
+    allow_duplicate_columns: rf.Duplicates = None,
+    as_json: AsJson = False,
 ) -> None:
-    """Write a self-contained HTML report: metrics, curves, slices, importance, fairness, card."""
-    from rich.console import Console
+    """Write a self-contained HTML report: metrics, curves, slices, importance, fairness, card.
 
+    --data is read with the project spec's read keys (data.header, names, …); flags override.
+    """
     from keizoku.evaluation.report import write_report
+    from keizoku.spec import project_read_options
 
-    path = write_report(ref, output, data=data, spec=_spec(config))
-    Console().print(f"Wrote report of [bold]{ref}[/] to [bold]{path}[/]")
+    flags = rf.ReadFlags(header, names, sep, na_values, encoding, allow_ragged_rows,
+                         allow_duplicate_columns)  # fmt: skip
+    read = rf.read_options(project_read_options(rf.model_name(ref), config), flags)
+    path = write_report(ref, html or output, data=data, spec=_spec(config), read=read)
+    if as_json:
+        _io.emit_json({"model": ref, "output": str(path), "data": data})
+        return
+    _io.console.print(f"Wrote report of [bold]{ref}[/] to [bold]{path}[/]")
 
 
 def explain(
@@ -96,27 +117,22 @@ def explain(
     ] = False,
 ) -> None:
     """Explain one prediction: each feature's contribution (they add up to the output)."""
-    from rich.console import Console
-    from rich.table import Table
-
     from keizoku.serving.explain_routes import explain_ref
 
     result = explain_ref(ref, _row(row, row_file), top, allow_unseen=allow_unseen)
     if result.get("warnings"):
-        Console(stderr=True).print(
-            f"[yellow]warning:[/] {result['warnings']['message']}", highlight=False
-        )
-    console = Console()
+        _io.err.print(f"[yellow]warning:[/] {result['warnings']['message']}", highlight=False)
+    console = _io.console
     if as_json:
-        console.print_json(json.dumps(result))
+        _io.emit_json(result)
         return
     cls = f" (class {result['output_class']})" if result["output_class"] is not None else ""
-    table = Table(
-        title=f"{result['model']}:{result['version']} predicts {result['prediction']!r}; "
-        f"{result['space']}{cls} = {result['output']:.4g}"
+    table = _io.table(
+        f"{result['model']}:{result['version']} predicts {result['prediction']!r}; "
+        f"{result['space']}{cls} = {result['output']:.4g}",
+        ["feature", "value", "contribution"],
+        right=("contribution",),
     )
-    for col in ("feature", "value", "contribution"):
-        table.add_column(col)
     table.add_row("(expected value)", "", f"{result['expected_value']:+.4g}", style="dim")
     for c in result["contributions"]:
         table.add_row(c["feature"], json.dumps(c["value"]), f"{c['contribution']:+.4g}")
@@ -126,14 +142,12 @@ def explain(
     console.print(f"method: {result['method']}")
 
 
-def evidence(ref: Ref, config: SpecOpt = None) -> None:
+def evidence(ref: Ref, config: SpecOpt = None, as_json: AsJson = False) -> None:
     """Check a version as `keizoku promote` does (hashes, gate verdict, evidence).
 
     Exit 6 when promotion would be refused (a version never gated or failed is refused),
     5 when its files do not match their recorded hashes.
     """
-    from rich.console import Console
-
     from keizoku.errors import GateError
     from keizoku.lifecycle.rollout import promotion_refusals
     from keizoku.registry.models import resolve, verify_version
@@ -141,9 +155,13 @@ def evidence(ref: Ref, config: SpecOpt = None) -> None:
     name, version = resolve(ref)
     verify_version(name, version)
     reasons = promotion_refusals(name, version, _spec(config))
+    if as_json:
+        _io.emit_json({"model": name, "version": version, "sufficient": not reasons,
+                       "refusals": reasons})  # fmt: skip
     if reasons:
         raise GateError("Promotion would be refused:\n- " + "\n- ".join(reasons))
-    Console().print(f"{name}:{version}: evidence is sufficient for promotion.")
+    if not as_json:
+        _io.console.print(f"{name}:{version}: evidence is sufficient for promotion.")
 
 
 def register(app: typer.Typer) -> None:

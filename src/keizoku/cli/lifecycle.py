@@ -8,13 +8,14 @@ from typing import Annotated, Any
 
 import typer
 
+from keizoku.cli import _io
+
 Config = Annotated[Path, typer.Option("--config", "-c", help="Spec with a retraining: section.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 
 
 def _console() -> Any:
-    from rich.console import Console
-
-    return Console()
+    return _io.console
 
 
 def promote(
@@ -31,6 +32,7 @@ def promote(
         str | None,
         typer.Option(help="Labelled file to gate a never-gated version on (else the spec's data)."),
     ] = None,
+    as_json: AsJson = False,
 ) -> None:
     """Make VERSION the champion (the previous one is remembered for rollback).
 
@@ -41,9 +43,14 @@ def promote(
     from keizoku.cli.rollout import wait_and_report
     from keizoku.lifecycle.experiments import promote as do_promote  # keeps deployments right
     from keizoku.names import check_name
+    from keizoku.spec import spec_path
 
     check_name(name)
-    entry = do_promote(name, version, reason=reason, force=force, spec=config, data=data)
+    entry = do_promote(name, version, reason=reason, force=force, spec=spec_path(config), data=data)
+    if as_json:
+        _io.emit_json(entry)
+        wait_and_report(name)
+        return
     forced = " (forced past the gate)" if entry["forced"] else ""
     _console().print(
         f"Promoted {name}:{version} to champion{forced}; previous champion: "
@@ -55,6 +62,7 @@ def promote(
 def rollback(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
     reason: Annotated[str, typer.Option(help="Why (written to the audit log).")] = "",
+    as_json: AsJson = False,
 ) -> None:
     """Restore the champion from before the last promotion (refused if its files changed)."""
     from keizoku.cli.rollout import wait_and_report
@@ -63,6 +71,10 @@ def rollback(
 
     check_name(name)
     entry = do_rollback(name, reason=reason)
+    if as_json:
+        _io.emit_json(entry)
+        wait_and_report(name)
+        return
     _console().print(
         f"Rolled back {name}: champion is version {entry['version']} again "
         f"(was {entry['previous']})."
@@ -97,8 +109,6 @@ def history(
     ] = False,
 ) -> None:
     """The audit log of NAME: registrations, gates, promotions, rollbacks, retrains, A/B."""
-    from rich.table import Table
-
     from keizoku.audit import read
     from keizoku.audit import verify as verify_log
     from keizoku.names import check_name
@@ -106,6 +116,9 @@ def history(
     check_name(name)
     if verify:
         n = verify_log(name)
+        if as_json:
+            _io.emit_json({"model": name, "entries": n, "intact": True})
+            return
         _console().print(f"Audit log of {name}: {n} entries, hash chain intact.")
         return
     entries = read(name)[-limit:]
@@ -113,9 +126,10 @@ def history(
         for e in entries:
             typer.echo(json.dumps(e, default=str))
         return
-    table = Table(title=f"History of {name}")
-    for col in ("time (UTC)", "action", "version", "previous", "actor", "reason", "evidence"):
-        table.add_column(col)
+    table = _io.table(
+        f"History of {name}",
+        ["time (UTC)", "action", "version", "previous", "actor", "reason", "evidence"],
+    )
     for e in entries:
         table.add_row(
             e["time"].replace("T", " ").rstrip("Z"),

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
+from keizoku.cli import _io
+from keizoku.cli import _read as rf
 from keizoku.duration import parse_duration
-
-# Deprecated alias: every duration is parsed by keizoku.duration.parse_duration.
 
 
 def feedback(
@@ -24,8 +24,6 @@ def feedback(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Store true labels for earlier predictions; report rejected rows (exit 2 if any)."""
-    from rich.console import Console
-
     from keizoku.monitoring.feedback import read_feedback_file, store_feedback
     from keizoku.names import check_name
 
@@ -34,7 +32,7 @@ def feedback(
     if as_json:
         typer.echo(json.dumps(report.to_dict(), default=str))
     else:
-        console = Console()
+        console = _io.console
         console.print(f"Stored {report.stored} labels for '{name}'.")
         if report.rejected:
             console.print(f"Rejected {len(report.rejected)} record(s), not stored:")
@@ -47,10 +45,10 @@ def feedback(
 
 
 def _spec_monitoring(config: Path | None) -> dict[str, Any]:
-    from keizoku.spec import load_spec
+    from keizoku.spec import load_spec, spec_path
 
-    path = config or Path("keizoku.yaml")
-    if config is None and not path.exists():
+    path = spec_path(config)
+    if path is None:
         return {}
     spec, _ = load_spec(path)
     return dict(spec.monitoring)
@@ -68,23 +66,38 @@ def monitor(
     version: Annotated[
         int | None, typer.Option(help="Version whose reference to use (default: champion).")
     ] = None,
-    html: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write a self-contained HTML report.")
+    ] = None,
+    html: Annotated[Path | None, typer.Option("--html", hidden=True)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="Spec with a monitoring: section.")
     ] = None,
+    header: rf.Header = None,
+    names: rf.Names = None,
+    sep: rf.Sep = None,
+    na_values: rf.NaValues = None,
+    encoding: rf.Encoding = None,
+    allow_ragged_rows: rf.Ragged = None,
+    allow_duplicate_columns: rf.Duplicates = None,
 ) -> None:
-    """Drift and live metric; exit 10 when drift is found, 11 when the live metric dropped."""
-    from rich.console import Console
-    from rich.table import Table
+    """Drift and live metric; exit 10 when drift is found, 11 when the live metric dropped.
 
+    --data is read with the project spec's read keys (data.header, names, …); flags override.
+    """
     from keizoku.monitoring.monitor import drift_config
     from keizoku.monitoring.monitor import monitor as run_monitor
+    from keizoku.spec import project_read_options
 
     cfg = drift_config(_spec_monitoring(config))
     window = parse_duration(since or cfg.window)
-    report = run_monitor(name, version=version, since_s=window, data=data, config=cfg)
-    console = Console()
+    flags = rf.ReadFlags(header, names, sep, na_values, encoding, allow_ragged_rows,
+                         allow_duplicate_columns)  # fmt: skip
+    read = rf.read_options(project_read_options(name, config), flags) if data else None
+    report = run_monitor(name, version=version, since_s=window, data=data, config=cfg, read=read)
+    console = _io.console
+    html = output or html
     if html is not None:
         from keizoku.monitoring.report import write_html
 
@@ -93,13 +106,11 @@ def monitor(
         typer.echo(json.dumps(report.to_dict(), default=str))
         _exit_code(report, _metric_drop_limit(config))
         return
-    table = Table(
-        title=f"Drift of {name} v{report.version}: {report.n_rows:,} rows ({report.source})"
+    table = _io.table(
+        f"Drift of {name} v{report.version}: {report.n_rows:,} rows ({report.source})",
+        ["feature", "kind", "test", "p-value", "distance", "PSI", "nulls", "", "why"],
+        right=("p-value", "distance", "PSI", "nulls", ""),
     )
-    for col in ("feature", "kind", "test", "p-value", "distance", "PSI", "nulls", "", "why"):
-        table.add_column(
-            col, justify="left" if col in ("feature", "kind", "test", "why") else "right"
-        )
     rows = report.features + ([report.prediction] if report.prediction else [])
     for f in rows:
         table.add_row(
@@ -139,10 +150,10 @@ def monitor(
 def _metric_drop_limit(config: Path | None) -> float | None:
     """``retraining.triggers.metric_drop`` of the spec (0.05 without one)."""
     from keizoku.lifecycle.policy import parse_policy
-    from keizoku.spec import load_spec
+    from keizoku.spec import load_spec, spec_path
 
-    path = config or Path("keizoku.yaml")
-    if not path.exists():
+    path = spec_path(config)
+    if path is None or not path.exists():
         return parse_policy(None).triggers.metric_drop
     return parse_policy(load_spec(path)[0].retraining).triggers.metric_drop
 

@@ -17,23 +17,23 @@ from typing import Annotated, Any
 
 import typer
 
+from keizoku.cli import _io
+
 Config = Annotated[Path, typer.Option("--config", "-c", help="Spec with a retraining: section.")]
 
 
 def _console() -> Any:
-    from rich.console import Console
-
-    return Console()
+    return _io.console
 
 
 def _policy(config: Path) -> Any:
     from keizoku.lifecycle.policy import parse_policy
+    from keizoku.spec import load_spec, spec_path
 
-    if not config.exists():
+    path = spec_path(config)
+    if path is None or not path.exists():
         return parse_policy(None)
-    from keizoku.spec import load_spec
-
-    return parse_policy(load_spec(config)[0].retraining)
+    return parse_policy(load_spec(path)[0].retraining)
 
 
 def wait_and_report(name: str, *, wait: bool = True) -> None:

@@ -37,6 +37,7 @@ def _serve(
     from keizoku.serving.state import ModelSet
 
     check_bind(host)
+    _check_port_free(host, port)
     _exit_cleanly_on_sigterm()
     options = ServeOptions(
         models=list(model or []), host=host, port=port, poll_interval_s=poll_interval,
@@ -51,6 +52,32 @@ def _serve(
 
     os.environ[OPTIONS_ENV] = options.to_env()
     uvicorn.run("keizoku.serving.app:app_from_env", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a busy port before loading models: exit 2 with the fix, not uvicorn's trace.
+
+    Bound as uvicorn binds (``SO_REUSEADDR``), so a port in TIME_WAIT is not called busy.
+    """
+    import errno
+    import socket
+
+    from keizoku.errors import UserInputError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UserInputError(
+                    f"--port {port} is already in use on {host} (another `keizoku serve`?). "
+                    "Pass a free port with --port N, or stop the process that holds it."
+                ) from exc
+            raise UserInputError(
+                f"Cannot listen on {host}:{port}: {exc.strerror}. Check --host and --port."
+            ) from exc
 
 
 def _exit_cleanly_on_sigterm() -> None:

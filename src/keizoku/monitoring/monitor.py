@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from keizoku.data.ingest import ReadOptions
 from keizoku.data.labels import canonical
 from keizoku.errors import KeizokuError, NotFoundError
 from keizoku.monitoring.drift import (
@@ -320,10 +321,14 @@ def monitor(
     config: DriftConfig | None = None,
     root: Path | None = None,
     estimate: bool = True,
+    read: ReadOptions | None = None,
 ) -> MonitorReport:
-    """Drift (and live metric where labels arrived) of ``name``'s champion (or ``version``);
+    """Drift (and live metric where labels arrived) of ``name``'s champion (or ``version``).
+
     ``estimate=False`` skips the confidence-based estimate (it reads every logged score:
-    about 0.5 s per million rows, several seconds for a multiclass model's JSON)."""
+    about 0.5 s per million rows, several seconds for a multiclass model's JSON).
+    ``read``: how to read ``data`` (the project's ``data:`` read keys: header, names, …).
+    """
     import duckdb
 
     from keizoku.registry.models import resolve
@@ -337,7 +342,9 @@ def monitor(
     until = time.time()
     since = until - since_s if since_s is not None else None
     if data is not None:
-        source, columns, pred, perf, scored = _register_file(con, name, v, reference, data)
+        source, columns, pred, perf, scored = _register_file(
+            con, name, v, reference, data, read
+        )
         label = f"file {data}"
         since = None
     else:
@@ -529,13 +536,13 @@ def _quote(name: str) -> str:
 
 
 def _register_file(
-    con: Any, name: str, version: int, reference: Reference, data: str
+    con: Any, name: str, version: int, reference: Reference, data: str, read: ReadOptions | None
 ) -> tuple[str, dict[str, str], str | None, LivePerformance | None, pd.DataFrame]:
     """Score a data file with the version and expose it to DuckDB as table ``current``."""
     from keizoku.data.ingest import read_table
     from keizoku.registry.models import load_model
 
-    frame = read_table(data, None)
+    frame = read_table(data, read)
     model = load_model(f"{name}:{version}")
     table = pd.DataFrame({FEATURE_PREFIX + f: frame[f] for f in reference.features if f in frame})
     pred: str | None = None

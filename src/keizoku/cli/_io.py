@@ -1,0 +1,54 @@
+"""Where every command prints, and the root options that change it (``-q``, ``-v``).
+
+One convention (docs/cli.md): results a script reads (``--json``, ``-o -``) go to stdout
+with :func:`emit_json` / plain writes; tables and messages for people go to ``console``
+(stdout), silenced by ``-q``; progress, warnings and ``-v`` notes go to ``err`` (stderr).
+Errors are printed by ``keizoku.cli._exit.run``, always.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["console", "emit_json", "err", "fit", "quiet", "set_quiet", "table"]
+
+console = Console()
+err = Console(stderr=True)
+_quiet: list[bool] = [False]
+
+
+def set_quiet(value: bool) -> None:
+    """``-q``: nothing on stdout but results a script reads; no progress bars."""
+    _quiet[0] = value
+    console.quiet = value
+
+
+def quiet() -> bool:
+    return _quiet[0]
+
+
+def emit_json(value: Any) -> None:
+    """A ``--json`` result on stdout: one JSON document on one line."""
+    sys.stdout.write(json.dumps(value, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def fit(t: Table) -> Table:
+    """Let ``t`` fit any width: cells fold onto more lines, never end in "…" (80 columns)."""
+    for column in t.columns:
+        column.overflow = "fold"
+        column.no_wrap = False
+    return t
+
+
+def table(title: str, columns: list[str], *, right: tuple[str, ...] = ()) -> Table:
+    """A table whose cells fold rather than being cut (see :func:`fit`)."""
+    t = Table(title=title)
+    for name in columns:
+        t.add_column(name, justify="right" if name in right else "left")
+    return fit(t)
