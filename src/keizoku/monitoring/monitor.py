@@ -342,9 +342,7 @@ def monitor(
     until = time.time()
     since = until - since_s if since_s is not None else None
     if data is not None:
-        source, columns, pred, perf, scored = _register_file(
-            con, name, v, reference, data, read
-        )
+        source, columns, pred, perf, scored = _register_file(con, name, v, reference, data, read)
         label = f"file {data}"
         since = None
     else:
