@@ -29,7 +29,7 @@ RANKS: dict[str, float] = {
     "training": 3,
     "evaluation": 4, "monitoring": 4,
     # The lifecycle's spec sections (retraining policy, gate settings) sit below the spec.
-    "lifecycle.policy": 4.5, "lifecycle.gates": 4.5,
+    "lifecycle.policy": 4.5, "lifecycle.gates": 4.5, "lifecycle.resample": 4.5,
     "spec": 5, "project": 5,
     "lifecycle": 6,
     # The Python API and the scikit-learn estimators: over training, registry and lifecycle.

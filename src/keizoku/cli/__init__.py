@@ -215,7 +215,7 @@ def _leaderboard_table(res: Any, every: bool = False, limit: int = 15) -> Table:
     metric = res.metric.name
     board = res.leaderboard
     shown = "every trial" if every else "the best trial of each family; --all: every trial"
-    table = Table(title=f"Leaderboard (CV {metric})", caption=shown)
+    table = Table(title=f"Leaderboard (CV {metric})", caption=shown, pad_edge=False)
     for col in ("#", "model", "trials", metric, "± std", "fit s", "latency ms/row", "size MB"):
         table.add_column(col, justify="left" if col == "model" else "right")
     table.add_column("status")
@@ -235,8 +235,9 @@ def _leaderboard_table(res: Any, every: bool = False, limit: int = 15) -> Table:
             str(row["status"]) + chosen,
             style="bold green" if row["chosen"] else "",
         )
-    if len(res.model.members) > 1:
-        picked = board[board["chosen"] > 0]
+    picked = board[board["chosen"] > 0]
+    if len(picked) > 1:
+        copies = _bag_size(res)
         table.add_row(
             "",
             "ensemble",
@@ -244,13 +245,20 @@ def _leaderboard_table(res: Any, every: bool = False, limit: int = 15) -> Table:
             _fmt(res.cv_score),
             "",
             "",
-            _fmt(picked["latency_ms"].sum(), 3),
-            _fmt(picked["size_mb"].sum(), 2),
+            _fmt(picked["latency_ms"].sum() * copies, 3),
+            _fmt(picked["size_mb"].sum() * copies, 2),
             "chosen",
             style="bold green",
             end_section=False,
         )
+    table = _io.fit(table)
+    table.columns[1].min_width = max([len("ensemble"), *(len(str(m)) for m in rows["model"])])
     return table
+
+
+def _bag_size(res: Any) -> int:
+    """How many fold models serve each chosen trial: k for a bag, else 1."""
+    return int(res.model.info.get("folds", 1)) if res.model.info.get("bagged") else 1
 
 
 def _best_per_family(board: Any) -> Any:
@@ -270,23 +278,30 @@ def _legend(res: Any, every: bool) -> str:
         "★ chosen for the model; ×N: picked N times by the greedy ensemble (its weight is N "
         "over the total).",
     ]
-    if len(res.model.members) > 1:
+    if _bag_size(res) > 1:
+        lines.append(
+            f"bag: each chosen trial is served as the average of its {_bag_size(res)} fold "
+            "models (no refit on all rows); latency and size above are one fold model's."
+        )
+    if (res.leaderboard["chosen"] > 0).sum() > 1:
         lines.append(
             "ensemble: the chosen trials' out-of-fold predictions, weighted, scored once; "
-            "latency and size are the members' sums."
+            "latency and size are the sums over every model it serves."
         )
     return "\n".join(f"[dim]{line}[/]" for line in lines)
 
 
 def _best_line(res: Any) -> tuple[str, float, float | None]:
     """(what was chosen, its score, its std): the same numbers as its leaderboard row."""
-    members = res.model.members
-    if len(members) > 1:
-        names = ", ".join(f"{m.family}×{m.weight:g}" for m in members)
-        return f"ensemble of {names}", float(res.cv_score), None
     board = res.leaderboard
-    row = board[board["chosen"] > 0].iloc[0]
-    return str(row["model"]), float(row["score"]), float(row["std"])
+    picked = board[board["chosen"] > 0]
+    bag = f" (each a bag of {_bag_size(res)} fold models)" if _bag_size(res) > 1 else ""
+    if len(picked) > 1:
+        names = ", ".join(f"{r['model']}×{int(r['chosen'])}" for _, r in picked.iterrows())
+        return f"ensemble of {names}{bag}", float(res.cv_score), None
+    row = picked.iloc[0]
+    bag = bag.replace("each a ", "a ")
+    return f"{row['model']}{bag}", float(row["score"]), float(row["std"])
 
 
 def _dropped_notes(res: Any, rule: dict[str, bool]) -> list[str]:
