@@ -527,12 +527,17 @@ class SqliteReader:
 
 
 def open_reader(db: Path | None) -> SqliteReader | None:
-    """A reader of the SQLite file ``db`` when it is a healthy, prepared store; else None."""
+    """A reader of the SQLite file ``db`` when it is a healthy, prepared store; else None.
+
+    The check, once per process, waits for the store's lock like :func:`prepare`: no
+    command reads a store while another one works on its schema.
+    """
     if db is None or not db.is_file():
         return None
     if db not in _healthy:
-        if not _ready(db):
-            return None
+        with store_lock(f"sqlite:///{db}"):
+            if not _ready(db):
+                return None
         _healthy.add(db)
     return SqliteReader(db)
 
