@@ -148,3 +148,76 @@ def test_names_are_checked_before_the_registry_is_asked(project) -> None:  # typ
         models.require_model("cancr")
     assert exc.value.message.startswith("No registered model named 'cancr'; did you mean 'cancer'?")
     assert models.require_model("cancer") == "cancer"
+
+
+def test_the_sqlite_reader_reads_what_mlflow_reads(project) -> None:  # type: ignore[no-untyped-def]
+    from keizoku.home import mlflow_uri
+    from keizoku.registry import backend
+    from keizoku.registry.backend import MLFLOW_HEAD, open_reader
+
+    assert MLFLOW_HEAD == backend._head()  # the pinned MLflow's schema head
+    c = client()
+    db = backend.sqlite_path(mlflow_uri())
+    reader = open_reader(db)
+    assert reader is not None
+    assert [m.name for m in reader.search_registered_models()] == [
+        m.name for m in c.search_registered_models()
+    ]
+    assert reader.get_registered_model("cancer").aliases == c.get_registered_model("cancer").aliases
+    ours, theirs = (
+        reader.search_model_versions("name='cancer'"),
+        c.search_model_versions("name='cancer'"),
+    )
+    assert sorted(v.version for v in ours) == sorted(v.version for v in theirs) == [1]
+    for mv in theirs:
+        got = reader.get_model_version("cancer", mv.version)
+        mv = c.get_model_version("cancer", mv.version)  # search results carry no aliases
+        assert (got.name, got.run_id, got.source, got.creation_timestamp) == (
+            mv.name, mv.run_id, mv.source, mv.creation_timestamp
+        )  # fmt: skip
+        assert got.tags == mv.tags and got.aliases == sorted(mv.aliases)
+        assert reader.get_model_version_download_uri(
+            "cancer", mv.version
+        ) == c.get_model_version_download_uri("cancer", mv.version)
+        assert reader.get_run(mv.run_id).data.metrics == c.get_run(mv.run_id).data.metrics
+    champion = reader.get_model_version_by_alias("cancer", "champion")
+    assert champion.version == c.get_model_version_by_alias("cancer", "champion").version
+    for missing in (
+        lambda: reader.get_registered_model("nope"),
+        lambda: reader.get_model_version("cancer", "99"),
+        lambda: reader.get_model_version_by_alias("cancer", "nope"),
+    ):
+        with pytest.raises(NotFoundError):
+            missing()
+
+
+def test_the_sqlite_reader_takes_only_a_healthy_prepared_store(tmp_path: Path) -> None:
+    import sqlite3
+    from contextlib import closing
+
+    from keizoku.registry import backend
+    from keizoku.registry.backend import MLFLOW_HEAD, open_reader
+
+    db = tmp_path / "mlflow.db"
+    assert open_reader(db) is None  # no file: the MlflowClient path creates it
+    backend.prepare(f"sqlite:///{db}")
+    assert open_reader(db) is not None
+    for damage in (
+        "CREATE TABLE _alembic_tmp_model_versions (name VARCHAR(256))",
+        "UPDATE alembic_version SET version_num = 'abc'",
+        "DROP TABLE model_version_tags",
+    ):
+        copy = tmp_path / f"{len(damage)}.db"
+        with closing(sqlite3.connect(db)) as src, closing(sqlite3.connect(copy)) as dst:
+            src.backup(dst)
+        with closing(sqlite3.connect(copy)) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(damage)
+            conn.commit()
+        assert open_reader(copy) is None, damage
+    rollback = tmp_path / "rollback.db"
+    with closing(sqlite3.connect(db)) as src, closing(sqlite3.connect(rollback)) as dst:
+        src.backup(dst)
+        dst.execute("PRAGMA journal_mode=DELETE")
+    assert open_reader(rollback) is None  # not switched to WAL by prepare yet
+    assert MLFLOW_HEAD in db.read_bytes().decode("latin-1")

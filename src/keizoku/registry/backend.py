@@ -24,6 +24,17 @@ original table still holds the data, re-runs the migration and checks again; if
 anything fails it restores the backup, so a failed repair changes nothing.
 Each process prepares a store once. File, HTTP and Databricks stores are not
 databases and are left to MLflow.
+
+**Reads without MLflow.** Importing MLflow's tracking stack costs 4-5 s of CPU, and
+most ``keizoku`` commands only read the registry (``models``, ``predict``, ``monitor``, a
+server's model list). :func:`open_reader` gives them :class:`SqliteReader`: the subset of
+``MlflowClient``'s read methods that :mod:`keizoku.registry.models` calls, answered with
+``sqlite3`` from MLflow's own tables (MLflow stays the store and the only writer). Only
+for a local SQLite store that :func:`prepare` would leave alone: the file exists, its
+revision is the pinned MLflow's head (:data:`MLFLOW_HEAD`; any other revision takes the
+full path), no ``_alembic_tmp_*`` table is left, the tables read exist, and it is in WAL
+mode. Anything else (a fresh home, another store, a damaged one) gets None, and the
+caller takes the ``MlflowClient`` path with its checks and its clear errors.
 """
 
 from __future__ import annotations
@@ -40,15 +51,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from keizoku.errors import ConflictError
+from keizoku.errors import ConflictError, NotFoundError
 from keizoku.home import home, mlflow_uri
 
 __all__ = [
     "LOCK_WAIT_S",
+    "MLFLOW_HEAD",
     "RepairResult",
+    "SqliteReader",
     "StoreHealth",
     "check",
     "client",
+    "open_reader",
     "prepare",
     "repair",
     "store_lock",
@@ -59,6 +73,18 @@ TMP_PREFIX = "_alembic_tmp_"
 REPAIR_COMMAND = "keizoku doctor --repair"
 _DATABASES = ("sqlite", "postgresql", "postgres", "mysql", "mssql")
 _prepared: set[str] = set()
+MLFLOW_HEAD = "dc11669786a5"  # MLflow 3.17.2's schema head (tests/registry checks it)
+DELETED = "Deleted_Internal"  # MLflow's stage of a deleted version, kept as a row
+READ_TABLES = frozenset(
+    {
+        "registered_models",
+        "registered_model_aliases",
+        "model_versions",
+        "model_version_tags",
+        "latest_metrics",
+    }
+)
+_healthy: set[Path] = set()
 
 
 @dataclass(frozen=True)
@@ -392,3 +418,140 @@ def _restore(uri: str, backup: Path | None) -> None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else ""
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    name: str
+    aliases: dict[str, int]
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: int
+    creation_timestamp: int
+    run_id: str | None
+    source: str
+    storage_location: str | None
+    tags: dict[str, str]
+    aliases: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunData:
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Run:
+    data: RunData
+
+
+class SqliteReader:
+    """``MlflowClient``'s registry reads, over one SQLite file (a connection per call)."""
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+
+    @contextmanager
+    def _rows(self, sql: str, *args: object) -> Iterator[list[tuple[object, ...]]]:
+        with closing(sqlite3.connect(self.db, timeout=30)) as conn:
+            yield conn.execute(sql, args).fetchall()
+
+    def search_registered_models(self) -> list[RegisteredModel]:
+        with self._rows("SELECT name FROM registered_models ORDER BY name") as rows:
+            names = [str(r[0]) for r in rows]
+        return [RegisteredModel(n, self._aliases(n)) for n in names]
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        with self._rows("SELECT name FROM registered_models WHERE name = ?", name) as rows:
+            if not rows:
+                raise NotFoundError(f"Registered model '{name}' not found.")
+        return RegisteredModel(name, self._aliases(name))
+
+    def search_model_versions(self, filter_string: str) -> list[ModelVersion]:
+        """Only the filter :mod:`keizoku.registry.models` uses: ``name='NAME'``."""
+        name = filter_string.removeprefix("name='").removesuffix("'")
+        if filter_string != f"name='{name}'" or "'" in name:
+            raise ValueError(f"SqliteReader reads no filter but name='NAME': {filter_string!r}")
+        sql = "SELECT version FROM model_versions WHERE name = ? AND current_stage != ?"
+        with self._rows(sql, name, DELETED) as rows:
+            numbers = [int(str(r[0])) for r in rows]
+        return [self.get_model_version(name, v) for v in numbers]
+
+    def get_model_version(self, name: str, version: str | int) -> ModelVersion:
+        sql = (
+            "SELECT creation_time, run_id, source, storage_location FROM model_versions "
+            "WHERE name = ? AND version = ? AND current_stage != ?"
+        )
+        with self._rows(sql, name, int(version), DELETED) as rows:
+            if not rows:
+                raise NotFoundError(f"Model version {name}:{version} not found.")
+            created, run_id, source, location = rows[0]
+        tag_sql = "SELECT key, value FROM model_version_tags WHERE name = ? AND version = ?"
+        with self._rows(tag_sql, name, int(version)) as tags:
+            tag_map = {str(k): str(v) for k, v in tags}
+        aliases = sorted(a for a, v in self._aliases(name).items() if v == int(version))
+        return ModelVersion(
+            name=name,
+            version=int(version),
+            creation_timestamp=int(str(created)),
+            run_id=str(run_id) if run_id else None,
+            source=str(source),
+            storage_location=str(location) if location else None,
+            tags=tag_map,
+            aliases=aliases,
+        )
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        version = self._aliases(name).get(alias)
+        if version is None:
+            raise NotFoundError(f"Model '{name}' has no alias '{alias}'.")
+        return self.get_model_version(name, version)
+
+    def get_model_version_download_uri(self, name: str, version: str | int) -> str:
+        mv = self.get_model_version(name, version)
+        return mv.storage_location or mv.source
+
+    def get_run(self, run_id: str) -> Run:
+        sql = "SELECT key, value, is_nan FROM latest_metrics WHERE run_uuid = ?"
+        with self._rows(sql, run_id) as rows:
+            metrics = {str(k): float("nan") if nan else float(str(v)) for k, v, nan in rows}
+        return Run(RunData(metrics))
+
+    def _aliases(self, name: str) -> dict[str, int]:
+        sql = "SELECT alias, version FROM registered_model_aliases WHERE name = ?"
+        with self._rows(sql, name) as rows:
+            return {str(a): int(str(v)) for a, v in rows}
+
+
+def open_reader(db: Path | None) -> SqliteReader | None:
+    """A reader of the SQLite file ``db`` when it is a healthy, prepared store; else None.
+
+    The check, once per process, waits for the store's lock like :func:`prepare`: no
+    command reads a store while another one works on its schema.
+    """
+    if db is None or not db.is_file():
+        return None
+    if db not in _healthy:
+        with store_lock(f"sqlite:///{db}"):
+            if not _ready(db):
+                return None
+        _healthy.add(db)
+    return SqliteReader(db)
+
+
+def _ready(db: Path) -> bool:
+    try:
+        with closing(sqlite3.connect(db, timeout=30)) as conn:
+            tables = {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master")}
+            if not READ_TABLES | {"alembic_version"} <= tables:
+                return False
+            if any(t.startswith(TMP_PREFIX) for t in tables):
+                return False
+            revisions = [str(r[0]) for r in conn.execute("SELECT version_num FROM alembic_version")]
+            mode = conn.execute("PRAGMA journal_mode").fetchone()
+    except sqlite3.Error:
+        return False
+    return revisions == [MLFLOW_HEAD] and mode is not None and str(mode[0]).lower() == "wal"

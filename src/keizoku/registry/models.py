@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlparse
 from keizoku.errors import IntegrityError, NotFoundError, UserInputError
 from keizoku.home import home, mlflow_uri, sha256_file
 from keizoku.names import check_name
-from keizoku.registry.backend import client, store_lock
+from keizoku.registry.backend import client, open_reader, sqlite_path, store_lock
 from keizoku.registry.refs import ModelRef, parse_ref
 from keizoku.registry.servable import ServableModel
 
@@ -77,6 +77,12 @@ class ModelVersionInfo:
         return f"{self.name}:{self.version}"
 
 
+def _reader() -> Any:
+    """For reads: a :class:`SqliteReader` of a healthy local store (MLflow is not imported),
+    else the ``MlflowClient`` (which prepares the store and refuses a damaged one)."""
+    return open_reader(sqlite_path(mlflow_uri())) or client()
+
+
 def _aliases(c: Any, name: str) -> dict[str, list[str]]:
     """version → aliases (search results do not carry aliases; the registered model does)."""
     out: dict[str, list[str]] = {}
@@ -107,7 +113,7 @@ def _info(c: Any, mv: Any, aliases: dict[str, list[str]] | None = None) -> Model
 
 
 def list_models() -> list[str]:
-    c = client()
+    c = _reader()
     return sorted(m.name for m in c.search_registered_models())
 
 
@@ -117,7 +123,7 @@ def require_model(name: str) -> str:
     Call it before writing anything for a model named on the command line or in a URL.
     """
     check_name(name)
-    c = client()
+    c = _reader()
     try:
         c.get_registered_model(name)
     except Exception as exc:  # noqa: BLE001 - MLflow raises its own RestException
@@ -130,7 +136,7 @@ def require_model(name: str) -> str:
 
 def list_versions(name: str) -> list[ModelVersionInfo]:
     check_name(name)  # the name goes into a filter string: never let it carry quotes
-    c = client()
+    c = _reader()
     versions = c.search_model_versions(f"name='{name}'")
     if not versions:
         raise NotFoundError(
@@ -152,7 +158,7 @@ def resolve(ref: str | ModelRef) -> tuple[str, int]:
     """``NAME[@alias|:version]`` → (name, version)."""
     r = parse_ref(ref) if isinstance(ref, str) else ref
     check_name(r.name)
-    c = client()
+    c = _reader()
     if r.version is not None:
         try:
             c.get_model_version(r.name, str(r.version))
@@ -172,7 +178,7 @@ def resolve(ref: str | ModelRef) -> tuple[str, int]:
 
 def get_version(ref: str | ModelRef) -> ModelVersionInfo:
     name, version = resolve(ref)
-    c = client()
+    c = _reader()
     return _info(c, c.get_model_version(name, str(version)), _aliases(c, name))
 
 
@@ -186,7 +192,7 @@ def delete_alias(name: str, alias: str) -> None:
 
 def aliases(name: str) -> dict[str, int]:
     """alias → version of a registered model."""
-    return {k: int(v) for k, v in (client().get_registered_model(name).aliases or {}).items()}
+    return {k: int(v) for k, v in (_reader().get_registered_model(name).aliases or {}).items()}
 
 
 def set_tag(name: str, version: int, key: str, value: str) -> None:
@@ -257,7 +263,7 @@ def _check_file(name: str, version: int, path: Path, expected: str | None) -> No
 def version_artifact(ref: str | ModelRef, filename: str) -> Path:
     """Local path of a file logged with a version, after checking its recorded sha256."""
     name, version = resolve(ref)
-    c = client()
+    c = _reader()
     path = _local_dir(c, name, version) / "artifacts" / filename
     if not path.exists():
         raise NotFoundError(f"Version {name}:{version} has no artifact '{filename}'.")
@@ -271,7 +277,7 @@ def version_artifact(ref: str | ModelRef, filename: str) -> Path:
 
 def verify_version(name: str, version: int) -> None:
     """IntegrityError unless the model file and every recorded artifact match their sha256."""
-    c = client()
+    c = _reader()
     tags = dict(c.get_model_version(name, str(version)).tags or {})
     folder = _local_dir(c, name, version) / "artifacts"
     if not tags.get(TAG_SHA):
@@ -293,7 +299,7 @@ def load_model(ref: str | ModelRef) -> ServableModel:
     with _lock:
         if (name, version) in _cache:
             return _cache[(name, version)]
-    c = client()
+    c = _reader()
     mv = c.get_model_version(name, str(version))
     expected = (mv.tags or {}).get(TAG_SHA)
     path = _local_dir(c, name, version) / "artifacts" / MODEL_FILE
