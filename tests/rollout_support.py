@@ -46,7 +46,7 @@ def _run(args: list[str], cwd: Path, home: Path) -> subprocess.CompletedProcess[
 def _train_template(root: Path) -> None:
     shutil.copy(REPO / "examples" / "data" / "penguins.csv", root / "penguins.csv")
     home = root / ".keizoku"
-    train = ["train", "--budget", "60s", "--model", "lightgbm", "--max-trials", "2"]
+    train = ["train", "--budget", "60s", "--family", "lightgbm", "--max-trials", "2"]
     for args in (["init", "penguins.csv", "--target", "species", "--name", MODEL], train):
         _check(_run(args, root, home), args)
     # v2 is trained on the same rows: lenient gates let it pass and become the challenger

@@ -39,7 +39,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Project:
     init = project.run("init", str(PENGUINS), "--target", "species")
     assert init.code == 0, init.text
     train = project.run(
-        "train", "--budget", "60s", "--preset", "fast", "--max-trials", "2", "--model", "linear"
+        "train", "--budget", "60s", "--preset", "fast", "--max-trials", "2", "--family", "linear"
     )
     assert train.code == 0, train.text
     project.train_output = train.text  # type: ignore[attr-defined]
@@ -91,7 +91,7 @@ def test_predict_names_the_columns_that_differ_from_training(trained: Project) -
 
 def test_a_second_train_on_the_same_data_is_gated(trained: Project) -> None:
     again = trained.run(
-        "train", "--budget", "60s", "--search", "random", "--max-trials", "2", "--model", "linear"
+        "train", "--budget", "60s", "--search", "random", "--max-trials", "2", "--family", "linear"
     )
     assert again.code == 6, again.text  # not better than the champion: no traffic
     assert "penguins:2 failed its gates" in again.text
@@ -154,7 +154,7 @@ def test_all_missing_column_is_dropped_with_a_warning_and_training_works(  # typ
     assert init.code == 0
     assert "warning: Column 'empty' is missing in every row; it is ignored." in init.text
     train = cli(
-        "train", "--budget", "60s", "--preset", "fast", "--model", "linear", "--max-trials", "1"
+        "train", "--budget", "60s", "--preset", "fast", "--family", "linear", "--max-trials", "1"
     )
     assert train.code == 0, train.text
     assert "Registered p:1 as champion" in train.text
@@ -162,7 +162,7 @@ def test_all_missing_column_is_dropped_with_a_warning_and_training_works(  # typ
 
 def test_failed_training_registers_nothing(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     assert cli("init", str(PENGUINS), "--target", "species").code == 0
-    result = cli("train", "--max-trials", "1", "--model", "linear", "--max-latency-ms", "0.000001")
+    result = cli("train", "--max-trials", "1", "--family", "linear", "--max-latency-ms", "0.000001")
     assert result.code == 2
     assert "No candidate finished within the budget and limits" in result.text
     _nothing_registered(cli)
@@ -190,7 +190,7 @@ def test_headerless_file_with_question_marks(cli, tmp_path: Path) -> None:  # ty
     assert init.code == 0, init.text
     assert "task: regression" in (tmp_path / "keizoku.yaml").read_text()
     train = cli(
-        "train", "--budget", "60s", "--preset", "fast", "--max-trials", "1", "--model", "linear"
+        "train", "--budget", "60s", "--preset", "fast", "--max-trials", "1", "--family", "linear"
     )
     assert train.code == 0, train.text
 

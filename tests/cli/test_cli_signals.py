@@ -67,7 +67,7 @@ def test_a_signal_during_train_stops_it_with_nothing_registered(
     home = tmp_path / "home"
     db = home / "mlflow.db"
     proc = subprocess.Popen(
-        [KEIZOKU_EXE, "train", "--budget", "60s", "--model", "lightgbm"],
+        [KEIZOKU_EXE, "train", "--budget", "60s", "--family", "lightgbm"],
         cwd=project, env=_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

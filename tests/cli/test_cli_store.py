@@ -27,7 +27,7 @@ PENGUINS = REPO / "examples" / "data" / "penguins.csv"
 # the state the concurrent crash of issue 10 left, with its temporary table.
 BEFORE_WORKSPACES = "c8d9e0f1a2b3"
 # A short deterministic search (not a wall-clock budget): the race is on the store.
-TWO_TRIALS = ("--budget", "60s", "--model", "lightgbm", "--max-trials", "2")
+TWO_TRIALS = ("--budget", "60s", "--family", "lightgbm", "--max-trials", "2")
 
 
 def _env(home: Path) -> dict[str, str]:

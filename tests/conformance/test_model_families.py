@@ -123,9 +123,15 @@ class Bench:
         return result.model
 
     def _ensemble(self, task: str) -> KeizokuModel:
-        """Two members the search fitted, weighted 2:1, as ``run_search`` builds an ensemble."""
+        """Two models the search fitted, weighted 2:1, as ``run_search`` builds an ensemble.
+
+        Each may be a bag of fold models (the default preset): its members share its weight.
+        """
         first, second = (self.case(task, f).fitted for f in ENSEMBLE)
-        members = [replace(first.members[0], weight=2.0), replace(second.members[0], weight=1.0)]
+        assert first.temperature == second.temperature == 1.0
+        members = [replace(m, weight=2.0 / len(first.members)) for m in first.members] + [
+            replace(m, weight=1.0 / len(second.members)) for m in second.members
+        ]
         return KeizokuModel(
             schema=first.schema, task=task, members=members, classes=first.classes,
             metric=first.metric,

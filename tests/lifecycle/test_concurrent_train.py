@@ -19,7 +19,7 @@ from rollout_support import MODEL, trained_copy
 
 pytestmark = pytest.mark.slow
 
-TRAIN = ["train", "--budget", "60s", "--model", "lightgbm", "--max-trials", "2"]
+TRAIN = ["train", "--budget", "60s", "--family", "lightgbm", "--max-trials", "2"]
 
 
 def test_two_concurrent_trains_say_who_displaced_whom(

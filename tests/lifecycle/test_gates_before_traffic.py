@@ -26,7 +26,7 @@ from kzsupport import KEIZOKU_EXE, REPO, CliResult
 pytestmark = pytest.mark.slow
 
 # Two trials, not a wall-clock budget: the same leaderboard on a fast or a loaded machine.
-TRAIN = ("--budget", "60s", "--model", "lightgbm", "--max-trials", "2")
+TRAIN = ("--budget", "60s", "--family", "lightgbm", "--max-trials", "2")
 
 
 class Home:
@@ -65,7 +65,10 @@ def _aliases_from(kz: Home) -> dict[str, int]:
 def _one_line_error(result: CliResult, code: int) -> None:
     assert result.code == code, result.text
     assert "Traceback" not in result.err, result.err
-    assert result.err.lstrip().startswith("error:"), result.err
+    # A piped `train` logs its progress on stderr first: the error is its last line.
+    lines = result.err.strip().splitlines()
+    assert lines[-1].startswith("error:"), result.err
+    assert sum(line.startswith("error:") for line in lines) == 1, result.err
 
 
 @pytest.fixture(scope="module")
@@ -151,8 +154,8 @@ def _register_ungated(kz: Home) -> int:
 
 def test_promote_of_a_never_gated_version_gates_it_or_names_the_command(kz: Home) -> None:
     version = _register_ungated(kz)
-    elsewhere = kz.root / "elsewhere"
-    elsewhere.mkdir()
+    elsewhere = kz.root.parent / f"{kz.root.name}-elsewhere"  # outside the project:
+    elsewhere.mkdir()  # no keizoku.yaml found walking up, so no data to gate on
     refused = kz("promote", "penguins", str(version), cwd=elsewhere)
     _one_line_error(refused, 6)
     assert f"keizoku promote penguins {version} --data LABELLED.csv" in refused.err

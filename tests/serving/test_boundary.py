@@ -72,7 +72,7 @@ def secret(trained: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) ->
     env = {**trained["env"], "KEIZOKU_HOME": str(home)}
     for args in (
         ["init", "penguins.csv", "--target", "species", "--name", SECRET],
-        ["train", "--budget", "60s", "--model", "lightgbm", "--max-trials", "2"],
+        ["train", "--budget", "60s", "--family", "lightgbm", "--max-trials", "2"],
     ):
         out = subprocess.run([KEIZOKU, *args], cwd=root, env=env, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
