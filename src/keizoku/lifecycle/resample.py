@@ -17,7 +17,7 @@ import numpy as np
 
 from keizoku.training.metrics import Metric
 
-__all__ = ["resampled_scores", "index_blocks"]
+__all__ = ["ARRAY_METRICS", "resampled_scores", "index_blocks"]
 
 _CELLS_PER_BLOCK = 4_000_000  # resample rows × hold-out rows held in memory at once
 
@@ -125,3 +125,5 @@ _SCORERS: dict[str, Scorer] = {
     "r2": _r2,
     "roc_auc": _roc_auc,
 }
+
+ARRAY_METRICS = frozenset(_SCORERS)  # metrics scored here; the others loop
