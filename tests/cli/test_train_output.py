@@ -126,7 +126,7 @@ def test_summary_says_where_the_budget_went(first: dict[str, object]) -> None:
 def gated_json(penguins: Path, first: dict[str, object]) -> CliResult:
     """A second train (gated against the first) with --json and the deprecated --model."""
     return _run(
-        penguins, "train", "--budget", "10m", "--max-trials", "2", "--family", "lightgbm", "--json"
+        penguins, "train", "--budget", "10m", "--max-trials", "2", "--model", "lightgbm", "--json"
     )
 
 
