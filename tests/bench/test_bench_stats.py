@@ -88,7 +88,7 @@ def test_multiclass_auc_error_is_the_macro_one_vs_rest() -> None:
 
 
 def test_mean_ranks_share_ties_and_put_failures_last() -> None:
-    errors = {
+    errors: dict[str, dict[str, float | None]] = {
         "one": {"keizoku": 0.1, "flaml": 0.2, "lightgbm": 0.3},
         "two": {"keizoku": 0.2, "flaml": 0.2, "lightgbm": None},  # lightgbm failed
         "three": {"keizoku": 0.5, "flaml": 0.1},  # lightgbm not run here

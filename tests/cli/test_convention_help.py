@@ -59,7 +59,7 @@ def help_commands(text: str) -> list[str]:
 def walk() -> dict[tuple[str, ...], list[list[str]]]:
     """Every command path (the root is ``()``) with its options, from the executable."""
     found: dict[tuple[str, ...], list[list[str]]] = {}
-    level = [()]
+    level: list[tuple[str, ...]] = [()]
     with ThreadPoolExecutor(max_workers=4) as pool:
         while level:
             texts = dict(zip(level, pool.map(_help, level), strict=True))

@@ -16,13 +16,13 @@ def _data(task: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         y = rng.normal(0, 1, n)
         return y, y + rng.normal(0, 0.7, n)
     k = 2 if task == "binary" else 4
-    y = rng.integers(0, k, n)
+    codes = rng.integers(0, k, n)
     logits = rng.normal(0, 1, (n, k))
-    logits[np.arange(n), y] += 1.0
+    logits[np.arange(n), codes] += 1.0
     p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     p = np.round(p, 2)  # rounding makes ties, which AUC must count as halves
     p[:, -1] = 1 - p[:, :-1].sum(axis=1)  # and the rows still sum to one
-    return y, p
+    return codes, p
 
 
 CASES = [
