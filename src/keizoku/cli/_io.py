@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["console", "emit_json", "err", "fit", "quiet", "set_quiet", "table"]
+__all__ = ["console", "emit_json", "err", "fit", "quiet", "say", "set_quiet", "table"]
 
 console = Console()
 err = Console(stderr=True)
@@ -30,6 +30,17 @@ def set_quiet(value: bool) -> None:
 
 def quiet() -> bool:
     return _quiet[0]
+
+
+def say(message: str, *, to_stderr: bool = False) -> None:
+    """A message for people (a confirmation, a note), as plain text; silenced by ``-q``.
+
+    Results a script reads (a token, hits, an answer) are printed with ``typer.echo``.
+    """
+    if not quiet():
+        stream = sys.stderr if to_stderr else sys.stdout
+        stream.write(message + "\n")
+        stream.flush()
 
 
 def emit_json(value: Any) -> None:

@@ -19,6 +19,7 @@ from keizoku.auth import (
     set_user_groups,
 )
 from keizoku.cli._exit import exit_for
+from keizoku.cli._io import say
 from keizoku.errors import NotFoundError, UserInputError
 
 __all__ = ["keys_app", "users_app", "register"]
@@ -40,8 +41,8 @@ def _keys_create(
     except (UserInputError, NotFoundError) as exc:
         raise exit_for(exc) from exc
     typer.echo(token)
-    typer.echo(f"Key {name!r} ({role}) created. Store the token now: it is not shown again.",
-               err=True)  # fmt: skip
+    say(f"Key {name!r} ({role}) created. Store the token now: it is not shown again.",
+        to_stderr=True)  # fmt: skip
 
 
 @keys_app.command("list")
@@ -63,7 +64,7 @@ def _keys_revoke(name: str) -> None:
         revoke_key(name)
     except NotFoundError as exc:
         raise exit_for(exc) from exc
-    typer.echo(f"Key {name!r} revoked.")
+    say(f"Key {name!r} revoked.")
 
 
 @keys_app.command("history")
@@ -77,7 +78,7 @@ def _keys_history(
 
     if verify:
         n = audit.verify(audit.KEYS)
-        typer.echo(f"The key audit log is intact: {n} entries, hash chain verified.")
+        say(f"The key audit log is intact: {n} entries, hash chain verified.")
         return
     for e in audit.read(audit.KEYS):
         typer.echo(f"{e['time']}\t{e['action']}\t{e['actor']}\t{e['reason']}")
@@ -95,7 +96,7 @@ def _users_set(
         groups = set_user_groups(user, group or [])
     except UserInputError as exc:
         raise exit_for(exc) from exc
-    typer.echo(f"{user}: {', '.join(groups) or '(no groups)'}")
+    say(f"{user}: {', '.join(groups) or '(no groups)'}")
 
 
 @users_app.command("list")

@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
+from keizoku.cli._io import say
+
 __all__ = ["rag_app"]
 
 rag_app = typer.Typer(
@@ -69,7 +71,7 @@ def _print_report(report: Any, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
-    typer.echo(
+    say(
         f"{report.collection}: {len(report.added)} added, {len(report.updated)} updated, "
         f"{len(report.unchanged)} unchanged, {len(report.removed)} removed, "
         f"{len(report.acl_changed)} access lists changed; {report.chunks_embedded} chunks "
@@ -77,7 +79,7 @@ def _print_report(report: Any, as_json: bool) -> None:
         f"Embeddings: {report.embedding}."
     )
     for note in report.notes:
-        typer.echo(f"Note: {note}")
+        say(f"Note: {note}")
 
 
 @rag_app.command("ingest")
@@ -170,7 +172,7 @@ def search_cmd(
         typer.echo(json.dumps([h.to_dict() for h in hits], indent=2, ensure_ascii=False))
         return
     if not hits:
-        typer.echo("No results.")
+        say("No results.")
     for h in hits:
         heading = " > ".join(h.heading_path)
         typer.echo(f"{h.rank}. [{h.score:.3f}] {h.title} — {heading}  ({h.source})")
