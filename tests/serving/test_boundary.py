@@ -240,7 +240,7 @@ def test_openapi_lists_keizoku_errors_and_metrics_as_text(server: Any) -> None:
     ]
     for path in posts:
         responses = doc["paths"][path]["post"]["responses"]
-        for code in ("400", "401", "403", "404", "413", "422"):
+        for code in ("400", "401", "403", "404", "413", "422", "429"):
             assert responses[code]["content"]["application/json"]["schema"] == ref, (path, code)
         assert "requestBody" in doc["paths"][path]["post"], path
     detail = doc["paths"]["/v1/models/{name}"]["get"]["responses"]

@@ -28,20 +28,30 @@ def _serve(
         bool, typer.Option(help="Log every prediction under KEIZOKU_HOME/predictions.")
     ] = True,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    rate_limit: Annotated[
+        str | None,
+        typer.Option(
+            help="Requests per caller (API key, or address without keys): 50/s, "
+            "600/min. Over it: 429 with Retry-After. Default: no limit."
+        ),
+    ] = None,
 ) -> None:
     """Serve the champion of each model over REST (FastAPI + uvicorn)."""
     import uvicorn
 
     from keizoku.serving.app import OPTIONS_ENV, ServeOptions, create_app
+    from keizoku.serving.ratelimit import parse_rate
     from keizoku.serving.security import check_bind
     from keizoku.serving.state import ModelSet
 
     check_bind(host)
+    if rate_limit is not None:
+        parse_rate(rate_limit)  # a bad value: exit 2 before anything starts
     _check_port_free(host, port)
     _exit_cleanly_on_sigterm()
     options = ServeOptions(
         models=list(model or []), host=host, port=port, poll_interval_s=poll_interval,
-        prediction_log=prediction_log,
+        prediction_log=prediction_log, rate_limit=rate_limit,
     )  # fmt: skip
     ModelSet(names=options.models or None).load_all()  # fail fast, with the registry's message
     common = {"host": host, "port": port, "log_level": log_level, "timeout_graceful_shutdown": 30}

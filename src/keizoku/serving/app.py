@@ -26,6 +26,7 @@ from keizoku.errors import KeizokuError
 from keizoku.serving import boundary
 from keizoku.serving.metrics import Metrics
 from keizoku.serving.openapi import install_openapi
+from keizoku.serving.ratelimit import parse_rate
 from keizoku.serving.routes import ServerState, add_predict_route, router
 from keizoku.serving.security import Guard, is_loopback
 from keizoku.serving.state import ModelSet
@@ -46,6 +47,7 @@ class ServeOptions:
     poll_interval_s: float = 5.0
     prediction_log: bool = True
     log_flush_s: float = 1.0
+    rate_limit: str | None = None  # e.g. "50/s": requests per caller (serving/ratelimit.py)
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -143,7 +145,9 @@ def create_app(options: ServeOptions | None = None) -> FastAPI:
         docs_url=None,
     )
     _offline_docs(app)
-    app.state.keizoku = ServerState(models, Guard(loopback=is_loopback(options.host)), metrics)
+    limit = parse_rate(options.rate_limit) if options.rate_limit else None
+    guard = Guard(loopback=is_loopback(options.host), limit=limit)
+    app.state.keizoku = ServerState(models, guard, metrics)
     add_predict_route(app)
     app.include_router(router)
     _include_routers(app)

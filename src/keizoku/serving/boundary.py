@@ -22,6 +22,7 @@ the same format. ``KeizokuRoute`` does the same for a router mounted in another 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
@@ -89,6 +90,7 @@ _DESCRIPTIONS = {
     422: "the body is not valid: a field is missing, unknown, of the wrong type, or unseen",
     409: "the current state refuses it (a gate, an artifact's hash, a conflict)",
     503: "the server is still loading its models",
+    429: "too many requests from this caller (`keizoku serve --rate-limit`); see Retry-After",
 }
 _DEFAULT = (400, 401, 403, 404, 413, 422)
 
@@ -96,6 +98,8 @@ _DEFAULT = (400, 401, 403, 404, 413, 422)
 def errors_doc(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` for ``codes`` (the common six by default), keizoku's format."""
     chosen = codes or _DEFAULT
+    if 401 in chosen:  # every route that asks who calls is rate-limited the same way
+        chosen = (*chosen, 429)
     return {c: {"model": ErrorBody, "description": _DESCRIPTIONS[c]} for c in chosen}
 
 
@@ -106,6 +110,9 @@ def json_response(data: Any, status: int = 200, background: Any = None) -> Respo
 def error_response(exc: KeizokuError) -> Response:
     """The one place an error becomes a response."""
     headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+    retry = getattr(exc, "retry_after_s", None)
+    if retry is not None:
+        headers = {"Retry-After": str(max(1, math.ceil(retry)))}
     return Response(
         dumps(exc.to_dict()), exc.http_status, headers=headers, media_type="application/json"
     )

@@ -1,12 +1,14 @@
 """The knowledge assistant behind the OpenAI API: chat completions and a models list.
 
-A stock OpenAI client works against ``keizoku serve`` with ``base_url=http://HOST:PORT/openai/v1``
-and a keizoku API key as its ``api_key`` (``GET /v1/models`` already lists the served ML
-models, so the OpenAI-compatible routes live under ``/openai/v1``; ``POST
-/v1/chat/completions`` is also answered, for front ends that only chat):
+A stock OpenAI client works against ``keizoku serve`` unchanged, with
+``base_url=http://HOST:PORT/v1`` (or ``…/openai/v1``) and a keizoku API key as its
+``api_key``:
 
-* ``GET /openai/v1/models``: the collections the caller may read (at least one document
-  visible), as OpenAI "models".
+* ``GET /v1/models``: the collections the caller may read (at least one document
+  visible), as OpenAI "models" in ``data``; the same answer carries keizoku's list of
+  served ML models in ``models`` (``serving/routes.py``). A key without a user gets an
+  empty ``data`` there. ``GET /openai/v1/models`` answers ``data`` alone, and refuses
+  such a key (403).
 * ``POST /openai/v1/chat/completions`` (and ``/v1/chat/completions``): ``model`` names the
   collection, the last user message is the question. The answer comes from
   ``keizoku.rag.answer.ask``: the same access filter, audit log and LLM (or extractive)
@@ -117,19 +119,27 @@ def _cited(result: Any) -> list[dict[str, Any]]:
     return [{k: v for k, v in c.to_dict().items() if k != "chunk_id"} for c in result.citations]
 
 
-@router.get("/openai/v1/models", responses=errors_doc(401, 403))
-async def models_route(who: PredictCaller) -> Response:
-    """The collections the caller may read, as OpenAI models."""
+def _readable(identity: Any) -> list[dict[str, Any]]:
+    """The collections ``identity`` may read (one visible document at least), as models."""
     from keizoku.rag.collection import list_docs
     from keizoku.rag.store import list_collections
 
+    names = [n for n in list_collections() if list_docs(n, identity)]
+    return [{"id": n, "object": "model", "created": 0, "owned_by": "keizoku"} for n in names]
+
+
+async def collections_as_models(who: Principal | None) -> list[dict[str, Any]]:
+    """OpenAI's ``data`` for ``GET /v1/models``: empty for a key that carries no user."""
+    if who is not None and not who.user:
+        return []
+    return await asyncio.to_thread(_readable, identity_of(who))
+
+
+@router.get("/openai/v1/models", responses=errors_doc(401, 403))
+async def models_route(who: PredictCaller) -> Response:
+    """The collections the caller may read, as OpenAI models."""
     identity = _identity(who)
-
-    def readable() -> list[str]:
-        return [n for n in list_collections() if list_docs(n, identity)]
-
-    names = await asyncio.to_thread(readable)
-    data = [{"id": n, "object": "model", "created": 0, "owned_by": "keizoku"} for n in names]
+    data = await asyncio.to_thread(_readable, identity)
     return json_response({"object": "list", "data": data})
 
 

@@ -77,6 +77,7 @@ def _error_responses(doc: dict[str, Any]) -> dict[str, Any]:
             "description": "a field is missing, unknown, of the wrong type, or unseen",
             **body,
         },  # fmt: skip
+        "429": {"description": "too many requests from this caller; see Retry-After", **body},
         "503": {"description": "models still loading", **body},
     }
 

@@ -279,10 +279,18 @@ def _summary(served: ServedModel) -> dict[str, Any]:
 
 @router.get("/v1/models", tags=["models"], responses=errors_doc(401, 403))
 async def list_served(request: Request, who: PredictCaller) -> Response:
-    """The served models: task, the version behind each alias, the deployment."""
+    """The served models (``models``: task, the version behind each alias, the deployment).
+
+    The same answer is OpenAI's models list (``object``, ``data``: the knowledge
+    collections the caller may read), so a stock OpenAI client with ``base_url=…/v1``
+    works unchanged; each reader ignores the other's keys.
+    """
+    from keizoku.serving.openai_routes import collections_as_models
+
     st = _state(request)
     models = [_summary(m) for _, m in sorted(st.models.models.items())]
-    return json_response({"models": models})
+    data = await collections_as_models(who)
+    return json_response({"object": "list", "data": data, "models": models})
 
 
 @router.get(

@@ -22,6 +22,7 @@ from starlette.requests import Request
 
 from keizoku.auth import Principal, authenticate, keys_configured, require_role
 from keizoku.errors import ForbiddenError, UserInputError
+from keizoku.serving.ratelimit import RateLimit
 
 __all__ = ["Guard", "check_bind", "is_loopback"]
 
@@ -56,12 +57,17 @@ def _token(request: Request) -> str | None:
     return token_from_headers(request.headers)
 
 
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
 @dataclass
 class Guard:
     """Checks a request's key against the role a route needs."""
 
     loopback: bool = True
     ttl_s: float = 5.0
+    limit: RateLimit | None = None  # requests per caller (``--rate-limit``)
     _configured: tuple[float, bool] = (0.0, False)
     _cache: dict[str, tuple[float, Principal]] = field(default_factory=dict)
 
@@ -80,13 +86,19 @@ class Guard:
         if not self.keys_required():
             if role == "admin":
                 raise ForbiddenError(NO_ADMIN)
+            self._throttle(f"address {_address(request)}")
             return None
         token = _token(request)
         principal = self._lookup(token) if token else None
         if principal is None:
             principal = authenticate(token)
             self._remember(token or "", principal)
+        self._throttle(f"key {principal.key_name!r}")
         return require_role(principal, role)
+
+    def _throttle(self, caller: str) -> None:
+        if self.limit is not None:
+            self.limit.take(caller)
 
     def _lookup(self, token: str) -> Principal | None:
         hit = self._cache.get(hashlib.sha256(token.encode()).hexdigest())
