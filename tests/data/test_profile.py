@@ -310,3 +310,11 @@ def test_date_column_that_encodes_the_target_is_flagged() -> None:
     prof = profile_frame(frame, schema)
     assert [s.column for s in prof.leaks] == ["when"]
     assert prof.leak_scores["noise"] < 0.7
+
+
+def test_column_summary_labels_numbers_one_way() -> None:
+    """min, mean and max read alike: thousands separated, never in scientific notation."""
+    frame = pd.DataFrame({"mass": [2700.0, 4201.5, 5702.75, 123456.7], "y": [0, 1, 0, 1]})
+    prof = profile_frame(frame, infer_schema(frame, target="y"))
+    (mass,) = [c for c in prof.columns if c.name == "mass"]
+    assert mass.summary == "min 2,700 · mean 34,015 · max 123,457"

@@ -1037,8 +1037,11 @@ def _leak_table(prof: Profile) -> Table:
 
 
 def _num(value: float) -> str:
+    """4,202 and 123,457 (never 1.235e+05) for large values; 4 significant digits below."""
     if float(value).is_integer() and abs(value) < 1e15:
         return f"{int(value):,}"
+    if 1000 <= abs(value) < 1e15:
+        return f"{value:,.0f}"
     return f"{value:.4g}"
 
 
