@@ -4,7 +4,8 @@ The server builds one per record (``keizoku.serving.fastpath.score``) and serial
 twice: ``to_response()`` for the HTTP answer and ``log_fields()`` for the prediction log
 (``keizoku.monitoring.log``), whose readers then find typed columns instead of guessing
 (``prediction`` is the canonical label text, ``probabilities`` JSON text, ``score`` the
-positive-class probability of a binary model or the value of a regression).
+positive-class probability of a binary model, the top probability of a multiclass one, or
+the value of a regression).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ class Prediction:
 
     prediction: Any  # the class as the schema stores it, or the value (None if not finite)
     probabilities: dict[str, float] | None  # class text → probability; None for regression
-    score: float | None  # binary: P(positive class); regression: the value; else None
+    score: float | None  # binary: P(positive class); multiclass: the top probability;
+    # regression: the value
     version: int
     variant: str
     request_id: str

@@ -29,12 +29,15 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
 
 def _traffic() -> dict[str, Any]:
     """Every penguin scored by v1 and logged with its probabilities: 200 in one hour
-    (labelled afterwards), the rest in the next hour (no label yet)."""
+    (labelled afterwards), the rest in the next hour (no label yet). Even rows are scored
+    by the server's own code (``score`` = the top probability); odd rows are logged as
+    older servers did (no ``score``), so the monitor must read both."""
     from keizoku.data.labels import canonical
     from keizoku.monitoring.feedback import store_feedback
     from keizoku.monitoring.log import PredictionLog
     from keizoku.prediction import Prediction
     from keizoku.registry.models import load_model
+    from keizoku.serving.fastpath import score
 
     model = load_model(f"{MODEL}:1")
     rows = frame()
@@ -48,7 +51,12 @@ def _traffic() -> dict[str, Any]:
     with PredictionLog() as log:
         for i, rec in enumerate(features.to_dict("records")):
             probs = {c: float(p) for c, p in zip(classes, raw[i], strict=True)}
-            pred = Prediction(labels[i], probs, None, 1, "champion", f"c{i}")
+            if i % 2:
+                pred = Prediction(labels[i], probs, None, 1, "champion", f"c{i}")
+            else:
+                (pred,) = score(model, [rec], version=1, variant="champion", ids=[f"c{i}"])
+                assert pred.score == pytest.approx(max(probs.values()))
+                assert pred.probabilities == pytest.approx(probs)
             inputs = {k: (None if v != v else v) for k, v in rec.items()}
             log.append(pred, ts=stamps[i], model=MODEL, inputs=inputs, latency_ms=1.0)
     truth = [canonical(s) for s in rows["species"]]

@@ -407,27 +407,38 @@ def _outcomes(scored: pd.DataFrame, labels: pd.DataFrame, reference: Reference) 
     return hit.astype(float).where(label.notna())
 
 
+def _has_null_scores(con: Any, window: str) -> bool:
+    """Whether some rows of ``window`` lack a score (written before multiclass rows had one)."""
+    row = con.execute(f"SELECT count(*) FROM ({window}) WHERE score IS NULL").fetchone()
+    return bool(row and row[0])
+
+
 def _logged_scores(
     con: Any, source: str, name: str, version: int, reference: Reference,
     since: float | None, root: Path | None,
 ) -> pd.DataFrame:  # fmt: skip
     """(bucket, score, outcome) of the version's logged predictions: the score is
-    P(positive) for a binary model (every row), the top probability for a multiclass one
-    (parsed from the JSON probabilities of at most ``SCORE_SAMPLE`` rows)."""
-    column = "score" if reference.task == "binary" else "probabilities"
-    if reference.task == "regression" or column not in _log_columns(con, segment_glob(name, root)):
+    P(positive) for a binary model, the top probability for a multiclass one (the ``score``
+    column; segments written before it held the top probability are parsed from their JSON
+    probabilities, on at most ``SCORE_SAMPLE`` rows)."""
+    columns = _log_columns(con, segment_glob(name, root))
+    if reference.task == "regression" or "score" not in columns:
         return pd.DataFrame(columns=["bucket", "score", "outcome"])  # (older segments)
     labelled = has_files(feedback_glob(name, root))
     keys = ", request_id, prediction" if labelled else ""  # only needed to join labels
     window = f"SELECT * FROM ({source}) WHERE version = {int(version)}"
-    if reference.task == "multiclass":  # JSON probabilities: parsing a million costs ~20 s
+    parse = reference.task == "multiclass" and "probabilities" in columns and _has_null_scores(
+        con, window
+    )
+    if parse:  # JSON probabilities: parsing a million costs ~20 s
         window = f"SELECT * FROM ({window}) USING SAMPLE reservoir({SCORE_SAMPLE} ROWS) " \
                  "REPEATABLE (0)"  # fmt: skip
-    rows = con.execute(f"SELECT bucket, {column} AS raw{keys} FROM ({window})").df()
-    if reference.task == "binary":
-        rows["score"] = pd.to_numeric(rows["raw"], errors="coerce")
-    else:
-        rows["score"] = [_top(text) for text in rows["raw"]]
+    raw = ", probabilities AS raw" if parse else ""
+    rows = con.execute(f"SELECT bucket, score{raw}{keys} FROM ({window})").df()
+    rows["score"] = pd.to_numeric(rows["score"], errors="coerce")
+    if parse:
+        missing = rows["score"].isna()
+        rows.loc[missing, "score"] = [_top(text) for text in rows.loc[missing, "raw"]]
     labels = pd.DataFrame()
     if labelled:
         labels = labelled_rows(

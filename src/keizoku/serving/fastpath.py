@@ -146,7 +146,7 @@ def score(
     out = []
     for label, row, i, e in zip(labels, raw.tolist(), ids, entities, strict=True):
         probs = dict(zip(classes, row, strict=True))
-        out.append(Prediction(label, probs, row[1] if binary else None, version, variant, i, e))
+        out.append(Prediction(label, probs, row[1] if binary else max(row), version, variant, i, e))
     return out
 
 
