@@ -21,10 +21,10 @@ Columns of a segment (one record = one ``keizoku.prediction.Prediction``):
 latency_ms``, ``prediction`` (the canonical label text, or the regression value as
 text), ``probabilities`` (JSON text of class → probability, null for regression),
 ``score`` (the positive-class probability of a binary model, the top probability of a
-multiclass one (null in older segments), the value of a regression), ``inputs`` (JSON text) and one column per input feature
-named ``f__<feature>``, typed from the served schema (DOUBLE for numeric features,
-VARCHAR holding the canonical text otherwise) so drift aggregates run in SQL without
-parsing JSON.
+multiclass one (null in older segments), the value of a regression), ``inputs`` (JSON
+text) and one column per input feature named ``f__<feature>``, typed from the served
+schema (DOUBLE for numeric features, VARCHAR holding the canonical text otherwise) so
+drift aggregates run in SQL without parsing JSON.
 """
 
 from __future__ import annotations
