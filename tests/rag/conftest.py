@@ -59,6 +59,7 @@ class StandIn:
         self.base = ""
         self.chat_bodies: list[dict[str, Any]] = []
         self.embed_inputs: list[str] = []
+        self.streamed_pieces = 0
 
 
 def stand_in_vector(text: str, dim: int = 64) -> list[float]:
@@ -73,6 +74,19 @@ def stand_in_vector(text: str, dim: int = 64) -> list[float]:
 class _Handler(BaseHTTPRequestHandler):
     state: StandIn
 
+    def _stream(self, text: str) -> None:
+        """The answer as OpenAI streams it: one SSE event per 8 characters, then [DONE]."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        self.state.streamed_pieces = 0
+        for i in range(0, len(text), 8):
+            delta = {"choices": [{"index": 0, "delta": {"content": text[i : i + 8]}}]}
+            self.wfile.write(f"data: {json.dumps(delta)}\n\n".encode())
+            self.wfile.flush()
+            self.state.streamed_pieces += 1
+        self.wfile.write(b"data: [DONE]\n\n")
+
     def log_message(self, *args: Any) -> None:
         pass
 
@@ -83,6 +97,9 @@ class _Handler(BaseHTTPRequestHandler):
             # an obedient model: it repeats everything it was given, so any text that
             # reached it would show up in the answer
             seen = "\n".join(m["content"] for m in body["messages"] if m["role"] == "user")
+            if body.get("stream"):
+                self._stream(f"[1] {seen}")
+                return
             out: dict[str, Any] = {
                 "choices": [{"message": {"role": "assistant", "content": f"[1] {seen}"}}]
             }

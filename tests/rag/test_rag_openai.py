@@ -106,17 +106,39 @@ def test_chat_answers_with_citations_and_never_gives_hr_text_to_eng(
     assert events[-2]["key_name"] == "bob-key"
 
 
-def test_streaming_chunks_carry_no_hr_text(base: str, keys: dict[str, str]) -> None:
+def test_streaming_chunks_carry_no_hr_text(base: str, keys: dict[str, str], stand_in) -> None:  # type: ignore[no-untyped-def]
     stream = client(base, keys["bob"]).chat.completions.create(
         model="kb", messages=[{"role": "user", "content": QUESTION}], stream=True
     )
     chunks = list(stream)
-    assert len(chunks) > 2
-    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert stand_in.chat_bodies[-1]["stream"] is True  # the LLM itself was asked to stream
+    # the LLM's own pieces are passed on (8 characters each), not one finished answer
+    texts = [c.choices[0].delta.content or "" for c in chunks if c.choices]
+    assert stand_in.streamed_pieces > 10 and sum(len(t) == 8 for t in texts) >= 10
+    text = "".join(texts)
     assert "ペリカン" in text and SECRET not in text and HR_TEXT not in text
     assert chunks[-1].choices[0].finish_reason == "stop"
     cites = (chunks[-1].model_extra or {})["citations"]
     assert {Path(c["source"]).name for c in cites} == {"eng.md"}
+    (event,) = [e for e in audit.read("kb") if e["action"] == "ask"]  # written once it ended
+    assert (event["user"], event["key_name"], event["mode"]) == ("bob", "bob-key", "llm")
+    assert [Path(s).name for s in event["cited"]] == ["eng.md"]
+    whole = client(base, keys["bob"]).chat.completions.create(
+        model="kb", messages=[{"role": "user", "content": QUESTION}]
+    )
+    assert text == whole.choices[0].message.content  # the same answer, with its sources
+
+
+def test_a_failing_llm_is_a_502_before_the_stream_starts(
+    base: str, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KEIZOKU_LLM_BASE_URL", f"http://127.0.0.1:{free_port()}/v1")
+    with pytest.raises(openai.APIStatusError) as err:
+        client(base, keys["bob"]).chat.completions.create(
+            model="kb", messages=[{"role": "user", "content": QUESTION}], stream=True
+        )
+    assert err.value.status_code == 502
+    assert "could not be reached" in err.value.response.json()["message"]
 
 
 def test_no_identity_is_refused(base: str, keys: dict[str, str]) -> None:

@@ -427,8 +427,10 @@ def _logged_scores(
     labelled = has_files(feedback_glob(name, root))
     keys = ", request_id, prediction" if labelled else ""  # only needed to join labels
     window = f"SELECT * FROM ({source}) WHERE version = {int(version)}"
-    parse = reference.task == "multiclass" and "probabilities" in columns and _has_null_scores(
-        con, window
+    parse = (
+        reference.task == "multiclass"
+        and "probabilities" in columns
+        and _has_null_scores(con, window)
     )
     if parse:  # JSON probabilities: parsing a million costs ~20 s
         window = f"SELECT * FROM ({window}) USING SAMPLE reservoir({SCORE_SAMPLE} ROWS) " \

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,10 +21,13 @@ from keizoku.rag.access import Identity
 from keizoku.rag.collection import Hit, embedding_config, search
 from keizoku.rag.embed import AnyEmbedder, embedder_for, get_embedder
 from keizoku.rag.index import FusionConfig
-from keizoku.rag.llm import LLMConfig, chat
+from keizoku.rag.llm import LLMConfig, chat, chat_stream
 from keizoku.rag.text import split_sentences, tokenize
 
-__all__ = ["Answer", "Citation", "SYSTEM_PROMPT", "NO_ANSWER", "ask", "build_messages"]
+__all__ = [
+    "Answer", "Citation", "SYSTEM_PROMPT", "NO_ANSWER", "StreamedAnswer", "ask", "ask_stream",
+    "build_messages",
+]  # fmt: skip
 
 SYSTEM_PROMPT = (
     "You answer questions using company documents. The user message holds the question and, "
@@ -137,13 +141,31 @@ def generate(question: str, hits: list[Hit], cfg: LLMConfig) -> Answer:
     """Ask the LLM; citations are the excerpts it referenced as [n] (top 3 if none)."""
     if not hits:
         return Answer(question, NO_ANSWER, "llm")
-    text = chat(cfg, build_messages(question, hits)).strip()
+    return _llm_answer(question, hits, chat(cfg, build_messages(question, hits)))
+
+
+def _llm_answer(question: str, hits: list[Hit], text: str) -> Answer:
+    text = text.strip()
     refs = [int(m) for m in re.findall(r"\[(\d{1,3})\]", text)]
     numbers = list(dict.fromkeys(n for n in refs if 1 <= n <= len(hits))) or list(
         range(1, min(3, len(hits)) + 1)
     )
     citations = [_citation(n, hits[n - 1], _best_sentence(hits[n - 1].text, text)) for n in numbers]
     return Answer(question, text, "llm", citations, hits)
+
+
+def _answer_without_stream(
+    collection: str, question: str, hits: list[Hit], cfg: LLMConfig | None
+) -> Answer:
+    if cfg is not None:
+        return generate(question, hits, cfg)
+    emb = embedding_config(collection)
+    return extractive(question, hits, embedder_for(emb) if emb else None)
+
+
+def _audit(collection: str, identity: Identity, result: Answer, key_name: str | None) -> None:
+    cited = list(dict.fromkeys(c.source for c in result.citations))
+    audit.record("ask", collection, identity.user, result.question, cited, key_name, result.mode)
 
 
 def ask(
@@ -158,11 +180,68 @@ def ask(
     """Retrieve what ``identity`` may see, answer, and write the audit event."""
     hits = search(collection, question, identity, k=k, fusion=fusion)
     cfg = llm if llm is not None else LLMConfig.from_env()
-    if cfg is not None:
-        result = generate(question, hits, cfg)
-    else:
-        emb = embedding_config(collection)
-        result = extractive(question, hits, embedder_for(emb) if emb else None)
-    cited = list(dict.fromkeys(c.source for c in result.citations))
-    audit.record("ask", collection, identity.user, question, cited, key_name, result.mode)
+    result = _answer_without_stream(collection, question, hits, cfg)
+    _audit(collection, identity, result, key_name)
     return result
+
+
+@dataclass
+class StreamedAnswer:
+    """An answer whose text arrives in pieces, as the LLM writes it.
+
+    Iterate it for the pieces; then ``result`` holds the whole :class:`Answer` with its
+    citations (found in the finished text, as :func:`generate` does). The audit event is
+    written when the stream ends, also when the reader stops early (with what was sent).
+    """
+
+    pieces: Iterator[str]
+    finish: Callable[[str], Answer]
+    result: Answer | None = None
+    _first: str | None = None
+
+    def start(self) -> None:
+        """Wait for the first piece, so a failing LLM raises before anything is sent."""
+        self._first = next(self.pieces, "")
+
+    def __iter__(self) -> Iterator[str]:
+        sent: list[str] = []
+        try:
+            if self._first is None:
+                self.start()
+            if self._first:
+                sent.append(self._first)
+                yield self._first
+            for piece in self.pieces:
+                sent.append(piece)
+                yield piece
+        finally:
+            self.result = self.finish("".join(sent))
+
+
+def ask_stream(
+    collection: str,
+    question: str,
+    identity: Identity,
+    k: int = 5,
+    fusion: FusionConfig | None = None,
+    key_name: str | None = None,
+    llm: LLMConfig | None = None,
+) -> StreamedAnswer:
+    """:func:`ask`, with the LLM's tokens streamed as they come (retrieval happens now).
+
+    Without an LLM (or with nothing retrieved) the finished answer is sent in pieces.
+    """
+    hits = search(collection, question, identity, k=k, fusion=fusion)
+    cfg = llm if llm is not None else LLMConfig.from_env()
+
+    def done(result: Answer) -> Answer:
+        _audit(collection, identity, result, key_name)
+        return result
+
+    if cfg is None or not hits:
+        whole = _answer_without_stream(collection, question, hits, cfg)
+        size = 24
+        parts = (whole.answer[i : i + size] for i in range(0, len(whole.answer), size))
+        return StreamedAnswer(parts, lambda _text: done(whole))
+    pieces = chat_stream(cfg, build_messages(question, hits))
+    return StreamedAnswer(pieces, lambda text: done(_llm_answer(question, hits, text)))

@@ -12,8 +12,10 @@ A stock OpenAI client works against ``keizoku serve`` unchanged, with
 * ``POST /openai/v1/chat/completions`` (and ``/v1/chat/completions``): ``model`` names the
   collection, the last user message is the question. The answer comes from
   ``keizoku.rag.answer.ask``: the same access filter, audit log and LLM (or extractive)
-  path as ``keizoku rag ask``. With ``"stream": true`` the answer is sent as server-sent
-  events (``chat.completion.chunk`` objects, then ``data: [DONE]``).
+  path as ``keizoku rag ask``. With ``"stream": true`` the LLM's tokens are passed on as
+  server-sent events as it writes them (``chat.completion.chunk`` objects; then the
+  "Sources:" lines, the citations on the last chunk, and ``data: [DONE]``); an LLM that
+  fails before its first token is a 502, not a cut stream.
 
 Identity comes from the API key only (key → user → groups, read on every request); a
 ``user`` field in the body is ignored. A key without a user is refused (403); a keyless
@@ -144,40 +146,45 @@ async def models_route(who: PredictCaller) -> Response:
 
 
 async def _chat(request: Request, who: Principal | None) -> Response:
-    from keizoku.rag.answer import ask
+    from keizoku.rag.answer import ask, ask_stream
 
     body = await parse_model(request, ChatRequest)
     check_name(body.model, "Collection name")
     identity = _identity(who)
     question = _question(body)
     key = who.key_name if who is not None else None
-    result = await asyncio.to_thread(ask, body.model, question, identity, k=body.k, key_name=key)
-    citations = _cited(result)
-    content = _with_sources(result.answer, citations)
     base = {
         "id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": body.model,
     }  # fmt: skip
-    meta = {"citations": citations, "keizoku": {"mode": result.mode, "collection": body.model}}
     if body.stream:
+        streamed = await asyncio.to_thread(
+            ask_stream, body.model, question, identity, k=body.k, key_name=key
+        )
+        await asyncio.to_thread(streamed.start)  # LLM errors: a status code, not a cut stream
         return StreamingResponse(
-            _events(base, content, meta), media_type="text/event-stream",
+            _events(base, streamed, body.model), media_type="text/event-stream",
             headers={"Cache-Control": "no-cache"},
         )  # fmt: skip
+    result = await asyncio.to_thread(ask, body.model, question, identity, k=body.k, key_name=key)
+    citations = _cited(result)
     return json_response({
         **base, "object": "chat.completion",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+        "choices": [{"index": 0, "message": {"role": "assistant",
+                                             "content": _with_sources(result.answer, citations)},
                      "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-        **meta,
+        **_meta(result, citations, body.model),
     })  # fmt: skip
 
 
-def _pieces(text: str, size: int = 24) -> Iterator[str]:
-    for i in range(0, len(text), size):
-        yield text[i : i + size]
+def _meta(result: Any, citations: list[dict[str, Any]], collection: str) -> dict[str, Any]:
+    return {"citations": citations, "keizoku": {"mode": result.mode, "collection": collection}}
 
 
-def _events(base: dict[str, Any], content: str, meta: dict[str, Any]) -> Iterator[str]:
+def _events(base: dict[str, Any], streamed: Any, collection: str) -> Iterator[str]:
+    """The LLM's pieces as ``chat.completion.chunk`` events as they arrive; then the
+    "Sources:" lines, the citations on the last chunk, and ``data: [DONE]``."""
+
     def chunk(delta: dict[str, Any], finish: str | None, **extra: Any) -> str:
         obj = {
             **base,
@@ -188,9 +195,14 @@ def _events(base: dict[str, Any], content: str, meta: dict[str, Any]) -> Iterato
         return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"  # fmt: skip
 
     yield chunk({"role": "assistant", "content": ""}, None)
-    for piece in _pieces(content):
+    for piece in streamed:
         yield chunk({"content": piece}, None)
-    yield chunk({}, "stop", **meta)
+    result = streamed.result
+    citations = _cited(result)
+    sources = _with_sources("", citations)
+    if sources:
+        yield chunk({"content": sources}, None)
+    yield chunk({}, "stop", **_meta(result, citations, collection))
     yield "data: [DONE]\n\n"
 
 
