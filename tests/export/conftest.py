@@ -85,7 +85,7 @@ class Models:
                 cfg = TrainSpec(models=[family], max_trials=1, folds=2, search="grid",
                                 ensemble=False, budget=600.0)  # fmt: skip
                 params = SMALL if family in ("random_forest", "extra_trees") else {}
-                if family in ("lightgbm", "xgboost", "hist_gradient_boosting"):
+                if family in ("lightgbm", "xgboost", "hist_gradient_boosting", "catboost"):
                     params = {"n_estimators": 30}
                 data = TrainingData.build(frame, schema)
                 result = run_search(data, cfg, warm_start=[{"family": family, "params": params}])

@@ -109,16 +109,11 @@ def check_families(model: ServableModel) -> None:
     if not bad:
         return
     why = "; ".join(NOT_EXPORTABLE.get(f, f"'{f}' has no ONNX converter here") for f in bad)
-    exportable = sorted({m.family for m in model.members if m.family in EXPORTABLE})
-    best = (
-        f", or export a model of the exportable families ({', '.join(exportable)}) only"
-        if exportable
-        else ""
-    )
     raise UserInputError(
-        f"Cannot export to ONNX: member famil{'ies' if len(bad) > 1 else 'y'} "
-        f"{', '.join(bad)} ({why}). Retrain without {'them' if len(bad) > 1 else 'it'}: "
-        f"`keizoku train --exclude-family {','.join(bad)}`{best}."
+        f"Cannot export to ONNX: the model has member famil{'ies' if len(bad) > 1 else 'y'} "
+        f"{', '.join(bad)} ({why}). Retrain with exportable families only, e.g. "
+        f"`keizoku train --family lightgbm --family xgboost` (exportable: "
+        f"{', '.join(sorted(EXPORTABLE))})."
     )
 
 

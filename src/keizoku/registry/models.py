@@ -29,6 +29,7 @@ from keizoku.registry.servable import ServableModel
 
 __all__ = [
     "MODEL_FILE",
+    "TAG_EXPORT",
     "ModelVersionInfo",
     "aliases",
     "delete_alias",
