@@ -26,8 +26,7 @@ SMALL = {"n_estimators": 20}  # fewer trees than the defaults (families that hav
 for _extra in ("onnx", "onnxruntime", "skl2onnx", "onnxmltools"):
     if importlib.util.find_spec(_extra) is None:  # pragma: no cover - the onnx extra
         pytest.skip(
-            f"the export tests need the optional package '{_extra}': "
-            "pip install 'keizoku[onnx]'",
+            f"the export tests need the optional package '{_extra}': pip install 'keizoku[onnx]'",
             allow_module_level=True,
         )
 

@@ -11,8 +11,8 @@ import venv
 from pathlib import Path
 
 import pytest
-from conftest import Models
 
+from conftest import Models
 from kzsupport import KEIZOKU_EXE, built_once
 
 RUNNER_PACKAGES = ("numpy", "onnxruntime")

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import Models
 
+from conftest import Models
 from keizoku.errors import UserInputError
 from keizoku.export import TOLERANCE, export_onnx
 from keizoku.export.runner import Bundle, RecordError
@@ -31,12 +31,15 @@ CASES = [("binary", f) for f in FAMILIES] + [
 
 
 def records(models: Models, task: str, n: int = 40) -> list[dict[str, Any]]:
+    """The first ``n`` rows as a JSON client sends them (None for a missing value)."""
     frame = models.frame(task).drop(columns=["target"]).head(n)
-    out = []
-    for row in frame.to_dict(orient="records"):
-        out.append({k: (None if isinstance(v, float) and v != v else
-                        v.item() if isinstance(v, np.generic) else v) for k, v in row.items()})  # fmt: skip
-    return out
+    return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and value != value:
+        return None
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def export(models: Models, ref: str, task: str, folder: Path) -> Bundle:

@@ -126,9 +126,15 @@ def build_graph(model: ServableModel, *, name: str = "keizoku") -> Any:
     g = Graph()
     inputs = []
     if numeric:
-        inputs.append(helper.make_tensor_value_info("numeric", TensorProto.DOUBLE, [None, len(numeric)]))
+        inputs.append(
+            helper.make_tensor_value_info("numeric", TensorProto.DOUBLE, [None, len(numeric)])
+        )
     if categorical:
-        inputs.append(helper.make_tensor_value_info("categorical", TensorProto.STRING, [None, len(categorical)]))
+        inputs.append(
+            helper.make_tensor_value_info(
+                "categorical", TensorProto.STRING, [None, len(categorical)]
+            )
+        )
     encoded: dict[int, str] = {}
     outputs: list[tuple[str, float]] = []
     for i, member in enumerate(model.members):
@@ -246,7 +252,7 @@ def _codes(
     keys: list[str] = []
     values: list[float] = []
     unknown: list[float] = []
-    for j, (name, state) in enumerate(plan):
+    for j, (_, state) in enumerate(plan):
         numbers = ordinal and state["numeric_codes"]
         for level, code in state["index"].items():
             keys.append(f"{j}{SEP}{level}")
@@ -349,7 +355,7 @@ def _hist_trees(g: Graph, est: Any, x: str, task: str) -> str:
 
     n_targets = len(est._predictors[0])
     base = np.asarray(est._baseline_prediction, dtype=np.float64).ravel()
-    a: dict[str, list[Any]] = {k: [] for k in (
+    a: dict[str, Any] = {k: [] for k in (
         "nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_modes", "nodes_values",
         "nodes_truenodeids", "nodes_falsenodeids", "nodes_missing_value_tracks_true",
         "target_treeids", "target_nodeids", "target_ids", "target_weights")}  # fmt: skip
@@ -385,9 +391,16 @@ def _hist_trees(g: Graph, est: Any, x: str, task: str) -> str:
     raw = g.name("hist_raw")
     g.nodes.append(
         helper.make_node(
-            "TreeEnsembleRegressor", [x], [raw], domain="ai.onnx.ml", n_targets=n_targets,
-            aggregate_function="SUM", post_transform="NONE", nodes_values_as_tensor=values,
-            target_weights_as_tensor=weights, **a,
+            "TreeEnsembleRegressor",
+            [x],
+            [raw],
+            domain="ai.onnx.ml",
+            n_targets=n_targets,
+            aggregate_function="SUM",
+            post_transform="NONE",
+            nodes_values_as_tensor=values,
+            target_weights_as_tensor=weights,
+            **a,
         )  # fmt: skip
     )
     raw = g.op("Add", [g.op("Cast", [raw], to=11), g.const(base)])
@@ -452,7 +465,10 @@ def _missing_directions(proto: Any, trees: Sequence[Any]) -> None:
             continue
         attrs = {a.name: a for a in node.attribute}
         tree_ids, node_ids = attrs["nodes_treeids"].ints, attrs["nodes_nodeids"].ints
-        left = [int(trees[t].tree_.missing_go_to_left[n]) for t, n in zip(tree_ids, node_ids, strict=True)]
+        left = [
+            int(trees[t].tree_.missing_go_to_left[n])
+            for t, n in zip(tree_ids, node_ids, strict=True)
+        ]
         if "nodes_missing_value_tracks_true" in attrs:
             del attrs["nodes_missing_value_tracks_true"].ints[:]
             attrs["nodes_missing_value_tracks_true"].ints.extend(left)

@@ -61,7 +61,9 @@ def verify(folder: Path = HERE) -> dict[str, str]:
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError) as exc:
-        raise BundleError(f"Refusing the bundle in {folder}: cannot read {MANIFEST} ({exc}).") from exc
+        raise BundleError(
+            f"Refusing the bundle in {folder}: cannot read {MANIFEST} ({exc})."
+        ) from exc
     for name, expected in sorted(manifest["files"].items()):
         path = folder / name
         actual = _sha256(path) if path.is_file() else "(missing)"
@@ -173,11 +175,11 @@ class Bundle:
         np = self._np
         feeds: dict[str, Any] = {}
         if self.numeric:
-            rows = [[_number(r.get(n)) for n in self.numeric] for r in records]
-            feeds["numeric"] = np.array(rows, dtype=np.float64).reshape(len(records), -1)
+            numbers = [[_number(r.get(n)) for n in self.numeric] for r in records]
+            feeds["numeric"] = np.array(numbers, dtype=np.float64).reshape(len(records), -1)
         if self.categorical:
-            rows = [[_category(r.get(n)) for n in self.categorical] for r in records]
-            feeds["categorical"] = np.array(rows, dtype=object).reshape(len(records), -1)
+            texts = [[_category(r.get(n)) for n in self.categorical] for r in records]
+            feeds["categorical"] = np.array(texts, dtype=object).reshape(len(records), -1)
         return feeds
 
     def raw(self, records: list[dict[str, Any]], allow_unseen: bool = False) -> Any:
@@ -227,7 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     allow = "--allow-unseen" in args
     files = [a for a in args if a != "--allow-unseen"]
     if len(files) != 1:
-        print("usage: python -m runner RECORD.json [--allow-unseen]  (- reads stdin)", file=sys.stderr)
+        print(
+            "usage: python -m runner RECORD.json [--allow-unseen]  (- reads stdin)", file=sys.stderr
+        )
         return 2
     try:
         text = sys.stdin.read() if files[0] == "-" else Path(files[0]).read_text()

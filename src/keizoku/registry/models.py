@@ -202,9 +202,7 @@ def set_tag(name: str, version: int, key: str, value: str) -> None:
     client().set_model_version_tag(name, str(version), key, value)
 
 
-def record_export(
-    name: str, version: int, fmt: str, summary: dict[str, Any], folder: Path
-) -> None:
+def record_export(name: str, version: int, fmt: str, summary: dict[str, Any], folder: Path) -> None:
     """Record an export of ``name:version``: the tag ``keizoku.export.<fmt>`` (its JSON
     ``summary``) and the bundle's ``parity.json`` and ``manifest.json`` as artifacts of the
     version's run, under ``export/<fmt>/``."""
