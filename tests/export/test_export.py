@@ -122,3 +122,24 @@ def test_the_export_is_recorded_with_the_version(models: Models, tmp_path: Path)
     files = json.loads(manifest.read_text())["files"]
     assert set(files) == {"model.onnx", "schema.json", "labels.json", "card.json",
                           "parity.json", "runner.py"}  # fmt: skip
+
+
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+def test_int8_quantization_reports_the_change_and_is_recorded(
+    models: Models, task: str, tmp_path: Path
+) -> None:
+    import onnx
+
+    ref = models.ref(task, "linear")
+    result = export_onnx(ref, tmp_path / "q", models.frame(task), quantize="int8")
+    p = result.parity
+    assert p.quantize == "int8" and p.passed and p.agreement >= 0.99
+    assert 0 < p.max_abs_diff < 0.1  # int8 weights change the outputs, a little
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "q" / "model.onnx")).graph.node}
+    assert "MatMulInteger" in ops or "DynamicQuantizeLinear" in ops
+    assert json.loads(get_version(ref).tags["keizoku.export.onnx"])["quantize"] == "int8"
+    rows = records(models, task)
+    quantized = Bundle(tmp_path / "q").raw(rows)
+    np.testing.assert_allclose(
+        quantized, load_model(ref).predict_raw_records(rows), rtol=0.01, atol=0.1
+    )

@@ -42,8 +42,9 @@ __all__ = [
 
 TOLERANCE = 1e-5  # |Δ probability| (classifiers); |Δ value| / max(1, |value|) (regression)
 PARITY_ROWS = 1000  # rows of the sample the parity check scores (drawn with seed 0)
-QUANTIZE_FAMILIES = {"linear", "knn"}
+QUANTIZE_FAMILIES = {"linear"}  # the families with weights int8 can hold (MatMul)
 QUANTIZE_MAX_DROP = 0.01  # int8: refuse when label agreement with the model drops below 99 %
+QUANTIZE_VALUE_TOL = 0.01  # int8 regression: a value "agrees" within 1 % (of max(1, |value|))
 FILES = ("model.onnx", "schema.json", "labels.json", "card.json", "parity.json", "runner.py")
 
 
@@ -94,7 +95,7 @@ def export_onnx(
     _check_target(folder)
     if quantize:
         _check_quantizable(model)
-    proto = onnx_graph.build_graph(model, name=f"{name}_{version}")
+    proto = onnx_graph.build_graph(model, name=f"{name}_{version}", for_int8=bool(quantize))
     rows = _sample(sample, model)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
@@ -108,7 +109,7 @@ def export_onnx(
         report = exact
         if quantize:
             _quantize(tmp / "model.onnx")
-            report = parity(model, tmp, rows, quantize=quantize, reference=exact)
+            report = parity(model, tmp, rows, quantize=quantize)
         _write_json(tmp / "parity.json", asdict(report))
         files = {f: sha256_file(str(tmp / f)) for f in FILES}
         _write_json(tmp / "manifest.json", {"files": files, "model": f"{name}:{version}"})
@@ -180,7 +181,6 @@ def parity(
     records: list[dict[str, Any]],
     *,
     quantize: str | None = None,
-    reference: Parity | None = None,
 ) -> Parity:
     """The bundle in ``folder`` against ``model`` on ``records`` (no manifest needed)."""
     from keizoku.export.runner import Bundle
@@ -189,9 +189,8 @@ def parity(
     ours = np.asarray(model.predict_raw_records(records), dtype=float)
     theirs = np.asarray(bundle.raw(records, allow_unseen=True), dtype=float)
     if model.task == "regression":
-        diff = np.abs(theirs - ours) / np.maximum(1.0, np.abs(ours))
-        same = np.abs(theirs - ours) <= TOLERANCE * np.maximum(1.0, np.abs(ours))
-        per_row = diff
+        per_row = np.abs(theirs - ours) / np.maximum(1.0, np.abs(ours))
+        same = per_row <= (QUANTIZE_VALUE_TOL if quantize else TOLERANCE)
     else:
         per_row = np.abs(theirs - ours).max(axis=1)
         same = theirs.argmax(axis=1) == ours.argmax(axis=1)
@@ -240,11 +239,17 @@ def _quantize_message(p: Parity) -> str:
 
 
 def _quantize(path: Path) -> None:
-    """Dynamic int8 quantization of the graph's weights (MatMul/Gemm), in place."""
+    """Dynamic int8 quantization of the graph's MatMul weights, in place; an error when
+    it found nothing to quantize (the bundle would claim int8 and be float)."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     out = path.with_suffix(".int8.onnx")
-    quantize_dynamic(str(path), str(out), weight_type=QuantType.QInt8)
+    quantize_dynamic(str(path), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+    ops = {n.op_type for n in onnx.load(str(out)).graph.node}
+    if not ops & {"MatMulInteger", "DynamicQuantizeLinear", "DequantizeLinear"}:
+        out.unlink()
+        raise UserInputError("int8 quantization found no weights to quantize in this model.")
     out.replace(path)
 
 

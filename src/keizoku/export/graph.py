@@ -18,7 +18,7 @@ keys, unknown and missing values coded as the encoder codes them). Each member's
 is converted by skl2onnx (LightGBM and XGBoost through onnxmltools' converters), tree
 models on float32 inputs (scikit-learn's trees compare float32 values), the others on
 float64; k-NN and HistGradientBoosting are built here (float64), where skl2onnx 1.20 is
-not faithful. The members are mixed by their weights, then temperature-scaled, in the
+not faithful, and linear models too (``MatMul``, which int8 quantization can act on). The members are mixed by their weights, then temperature-scaled, in the
 graph.
 """
 
@@ -117,8 +117,9 @@ def check_families(model: ServableModel) -> None:
     )
 
 
-def build_graph(model: ServableModel, *, name: str = "keizoku") -> Any:
-    """The ``onnx.ModelProto`` of ``model`` (see the module docstring)."""
+def build_graph(model: ServableModel, *, name: str = "keizoku", for_int8: bool = False) -> Any:
+    """The ``onnx.ModelProto`` of ``model`` (see the module docstring); ``for_int8``: linear
+    members in float32, the type onnxruntime's dynamic int8 quantization works on."""
     from onnx import TensorProto, helper
 
     check_families(model)
@@ -141,7 +142,8 @@ def build_graph(model: ServableModel, *, name: str = "keizoku") -> Any:
         key = id(member.encoder)
         if key not in encoded:
             encoded[key] = _encoder(g, member.encoder, numeric, categorical)
-        outputs.append((_member(g, member, encoded[key], model.task, f"m{i}"), member.weight))
+        out = _member(g, member, encoded[key], model.task, f"m{i}", for_int8)
+        outputs.append((out, member.weight))
     mixed = _mix(g, outputs)
     temperature = float(getattr(model, "temperature", 1.0))
     if model.task == "regression":
@@ -283,7 +285,9 @@ def _codes(
 # ------------------------------------------------------------------------ members
 
 
-def _member(g: Graph, member: ServableMember, x: str, task: str, prefix: str) -> str:
+def _member(
+    g: Graph, member: ServableMember, x: str, task: str, prefix: str, for_int8: bool
+) -> str:
     """The member's output (double [N, k] probabilities, or [N] values) from ``x``."""
     from onnx import compose
 
@@ -291,6 +295,8 @@ def _member(g: Graph, member: ServableMember, x: str, task: str, prefix: str) ->
         return _knn(g, member.estimator, x, task)
     if member.family == "hist_gradient_boosting":
         return _hist_trees(g, member.estimator, x, task)
+    if member.family == "linear":
+        return _linear(g, member.estimator, x, task, for_int8)
     # scikit-learn's trees compare float32; onnxruntime has no float64 SVMRegressor
     single = member.family in TREE_FAMILIES or (member.family == "svm" and task == "regression")
     proto = convert_estimator(member.estimator, int(_width_of(member)), single=single)
@@ -303,6 +309,27 @@ def _member(g: Graph, member: ServableMember, x: str, task: str, prefix: str) ->
     if task == "regression":
         out = g.op("Reshape", [out, g.const(np.array([-1], dtype=np.int64))])
     return out
+
+
+def _linear(g: Graph, est: Any, x: str, task: str, single: bool = False) -> str:
+    """Ridge / logistic regression as ``MatMul`` + bias (+ sigmoid or softmax): plain
+    algebra, which int8 dynamic quantization can act on when ``single`` (float32; skl2onnx's
+    ``LinearClassifier`` op it cannot)."""
+    coef = np.atleast_2d(np.asarray(est.coef_, dtype=np.float64))  # [targets, features]
+    bias = np.atleast_1d(np.asarray(est.intercept_, dtype=np.float64))
+    if single:
+        x32 = g.op("Cast", [x], to=1)
+        weights = g.const(coef.T.astype(np.float32))
+        product = g.op("Cast", [g.op("MatMul", [x32, weights])], to=11)
+    else:
+        product = g.op("MatMul", [x, g.const(coef.T.copy())])
+    score = g.op("Add", [product, g.const(bias)])
+    if task == "regression":
+        return g.op("Reshape", [score, g.const(np.array([-1], dtype=np.int64))])
+    if coef.shape[0] == 1:  # binary: the score is the log-odds of the second class
+        p = g.op("Sigmoid", [score])
+        return g.op("Concat", [g.op("Sub", [g.const(1.0), p]), p], axis=1)
+    return g.op("Softmax", [score], axis=1)
 
 
 def _knn(g: Graph, est: Any, x: str, task: str) -> str:
