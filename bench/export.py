@@ -59,8 +59,9 @@ def plain(value: Any) -> Any:
 
 def one_set(spec: Any, budget: float, family: str | None, work: Path) -> dict[str, Any]:
     import numpy as np
-
+    import pandas as pd
     from common import make_split  # type: ignore[import-not-found]
+
     from keizoku.data.schema import infer_schema
     from keizoku.errors import KeizokuError
     from keizoku.export import export_onnx
@@ -72,8 +73,6 @@ def one_set(spec: Any, budget: float, family: str | None, work: Path) -> dict[st
     from keizoku.training.context import TrainingData
     from keizoku.training.model import raw_predict
     from keizoku.training.search import run_search
-
-    import pandas as pd
 
     split = work / "splits" / spec.name
     make_split(spec, split)

@@ -245,7 +245,9 @@ def _quantize(path: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     out = path.with_suffix(".int8.onnx")
-    quantize_dynamic(str(path), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+    quantize_dynamic(
+        str(path), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"]
+    )
     ops = {n.op_type for n in onnx.load(str(out)).graph.node}
     if not ops & {"MatMulInteger", "DynamicQuantizeLinear", "DequantizeLinear"}:
         out.unlink()

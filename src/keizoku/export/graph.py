@@ -18,8 +18,8 @@ keys, unknown and missing values coded as the encoder codes them). Each member's
 is converted by skl2onnx (LightGBM and XGBoost through onnxmltools' converters), tree
 models on float32 inputs (scikit-learn's trees compare float32 values), the others on
 float64; k-NN and HistGradientBoosting are built here (float64), where skl2onnx 1.20 is
-not faithful, and linear models too (``MatMul``, which int8 quantization can act on). The members are mixed by their weights, then temperature-scaled, in the
-graph.
+not faithful, and linear models too (``MatMul``, which int8 quantization can act on). The
+members are mixed by their weights, then temperature-scaled, in the graph.
 """
 
 from __future__ import annotations
