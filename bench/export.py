@@ -60,7 +60,7 @@ def plain(value: Any) -> Any:
 def one_set(spec: Any, budget: float, family: str | None, work: Path) -> dict[str, Any]:
     import numpy as np
     import pandas as pd
-    from common import make_split  # type: ignore[import-not-found]
+    from common import make_split
 
     from keizoku.data.schema import infer_schema
     from keizoku.errors import KeizokuError
@@ -127,7 +127,7 @@ def one_set(spec: Any, budget: float, family: str | None, work: Path) -> dict[st
 
 
 def main() -> None:
-    from common import load_datasets  # type: ignore[import-not-found]
+    from common import load_datasets
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", default=DEFAULT_SETS)

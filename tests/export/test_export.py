@@ -15,12 +15,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from export_support import Models, need_onnx_extra
 
-from conftest import Models
 from keizoku.errors import UserInputError
 from keizoku.export import TOLERANCE, export_onnx
 from keizoku.export.runner import Bundle, RecordError
 from keizoku.registry import get_version, load_model
+
+need_onnx_extra()
 
 FAMILIES = ("lightgbm", "xgboost", "hist_gradient_boosting", "random_forest", "extra_trees",
             "linear", "knn", "svm")  # fmt: skip
