@@ -33,3 +33,11 @@ bench-quick:
 # Re-render docs/benchmarks.md from recorded runs: make bench-render RUNS="bench/results/a.json ..."
 bench-render:
 	$(BENCH_PY) bench/run.py --render $(RUNS)
+
+# Edge export (ONNX): per shared tabular set, train (BUDGET s), export with a parity check,
+# and time the bundle runner vs keizoku's predict vs the native call; cold start, peak RSS.
+EXPORT_SETS   ?= blood,titanic,credit_g,wa_churn,penguins,car,mpg,insurance,abalone
+EXPORT_BUDGET ?= 60
+.PHONY: bench-export
+bench-export:
+	$(BENCH_PY) bench/export.py --sets $(EXPORT_SETS) --budget $(EXPORT_BUDGET)

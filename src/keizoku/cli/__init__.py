@@ -664,12 +664,13 @@ def models(
             "No registered models yet. Run: keizoku init DATA --target COL; keizoku train"
         )
         return
-    columns = ["model", "version", "aliases", "metric", "CV score", "members", "created", "state"]
+    columns = ["model", "version", "aliases", "metric", "CV score", "members", "created", "state",
+               "export"]  # fmt: skip
     table = _io.table("Registered models", columns, right=("version", "CV score"))
     for r in rows:
         table.add_row(
             r["model"], str(r["version"]), ", ".join(r["aliases"]), r["metric"], r["cv_score"],
-            ", ".join(r["members"]), r["created"], r["state"],
+            ", ".join(r["members"]), r["created"], r["state"], ", ".join(r["export"]),
         )  # fmt: skip
     console.print(table)
 
@@ -707,8 +708,28 @@ def _model_rows(name: str | None) -> list[dict[str, Any]]:
                 "cv_score": v.tags.get("keizoku.cv_score", ""),
                 "members": members.split(",") if members else [],
                 "created": time.strftime("%Y-%m-%d %H:%M", time.localtime(v.created)),
+                "export": _exports(v.tags),
             })  # fmt: skip
     return rows
+
+
+def _exports(tags: dict[str, str]) -> list[str]:
+    """The formats this version has a verified export in (``keizoku export``), e.g. onnx."""
+    import json
+
+    from keizoku.registry.models import TAG_EXPORT
+
+    out = []
+    for key, value in sorted(tags.items()):
+        if key.startswith(TAG_EXPORT):
+            try:
+                summary = json.loads(value)
+            except json.JSONDecodeError:
+                continue
+            if summary.get("verified"):
+                fmt = key.removeprefix(TAG_EXPORT)
+                out.append(f"{fmt} int8" if summary.get("quantize") else fmt)
+    return out
 
 
 PREDICT_SUFFIXES = (".csv", ".parquet", ".pq", ".json", ".jsonl")
@@ -835,6 +856,7 @@ def _write_json_lines(scored: Any, out: Path) -> None:
 from keizoku.cli import (  # noqa: E402
     doctor,
     evaluation,
+    export,
     keys,
     lifecycle,
     monitoring,
@@ -844,7 +866,7 @@ from keizoku.cli import (  # noqa: E402
     ui,
 )
 
-for _group in (serving, lifecycle, rollout, monitoring, evaluation, keys, rag, doctor, ui):
+for _group in (serving, lifecycle, rollout, monitoring, evaluation, keys, rag, doctor, ui, export):
     _group.register(app)
 
 

@@ -29,6 +29,7 @@ from keizoku.registry.servable import ServableModel
 
 __all__ = [
     "MODEL_FILE",
+    "TAG_EXPORT",
     "ModelVersionInfo",
     "aliases",
     "delete_alias",
@@ -38,6 +39,7 @@ __all__ = [
     "list_models",
     "list_versions",
     "load_model",
+    "record_export",
     "recorded_artifacts",
     "register",
     "require_model",
@@ -54,6 +56,7 @@ MODEL_FILE = "keizoku_model.pkl"
 TAG_SHA = "keizoku.sha256"
 TAG_ARTIFACTS = "keizoku.artifacts"  # JSON {file name: sha256} of every artifact file
 TAG_STATE = "keizoku.state"  # lifecycle state, see keizoku.lifecycle.state
+TAG_EXPORT = "keizoku.export."  # + format: JSON summary of the last verified export
 _lock = threading.Lock()
 _cache: dict[tuple[str, int], ServableModel] = {}
 CACHE_SIZE = 8  # loaded models kept in memory per process
@@ -197,6 +200,19 @@ def aliases(name: str) -> dict[str, int]:
 
 def set_tag(name: str, version: int, key: str, value: str) -> None:
     client().set_model_version_tag(name, str(version), key, value)
+
+
+def record_export(name: str, version: int, fmt: str, summary: dict[str, Any], folder: Path) -> None:
+    """Record an export of ``name:version``: the tag ``keizoku.export.<fmt>`` (its JSON
+    ``summary``) and the bundle's ``parity.json`` and ``manifest.json`` as artifacts of the
+    version's run, under ``export/<fmt>/``."""
+    c = client()
+    run_id = c.get_model_version(name, str(version)).run_id
+    if run_id:
+        for file in ("parity.json", "manifest.json"):
+            if (folder / file).exists():
+                c.log_artifact(run_id, str(folder / file), f"export/{fmt}")
+    c.set_model_version_tag(name, str(version), TAG_EXPORT + fmt, json.dumps(summary))
 
 
 def delete_tag(name: str, version: int, key: str) -> None:

@@ -1,0 +1,176 @@
+"""Edge export benchmark: per shared tabular set, train, export to ONNX, and measure.
+
+For each set: a keizoku model (search budget ``--budget``, optionally one ``--family``) is
+registered in a temporary home and exported (``keizoku.export.export_onnx``) with the
+test split as the parity sample. Measured: parity (max |Δ|), single-record latency
+(median µs; JSON record in, answer out) of the bundle runner vs keizoku's in-process
+``predict_raw_records`` vs the native estimator on one encoded numpy row, bundle and model
+file sizes, and the runner's cold start (a fresh process: import, verify, load, first
+answer) and peak memory (max RSS).
+
+    python bench/export.py [--sets titanic,blood,...] [--budget 60] [--family lightgbm]
+
+Writes bench/results/export-<time>.json and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+DEFAULT_SETS = "blood,titanic,credit_g,wa_churn,penguins,car,mpg,insurance,abalone"
+COLD = (
+    "import json, resource, sys, time; t = time.perf_counter(); import runner; "
+    "a = runner.predict(json.loads(sys.argv[1]), allow_unseen=True); "
+    "print(json.dumps({'seconds': time.perf_counter() - t, "
+    "'rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))"
+)
+
+
+def median_us(fn: Any, repeat: int = 2000) -> float:
+    for _ in range(50):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e6
+
+
+def plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        value = value.item()
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return value
+
+
+def one_set(spec: Any, budget: float, family: str | None, work: Path) -> dict[str, Any]:
+    import numpy as np
+    import pandas as pd
+    from common import make_split
+
+    from keizoku.data.schema import infer_schema
+    from keizoku.errors import KeizokuError
+    from keizoku.export import export_onnx
+    from keizoku.export.runner import Bundle
+    from keizoku.registry import load_model
+    from keizoku.registry.models import MODEL_FILE, version_artifact
+    from keizoku.registry.tracking import TrainingRun
+    from keizoku.training.config import TrainSpec
+    from keizoku.training.context import TrainingData
+    from keizoku.training.model import raw_predict
+    from keizoku.training.search import run_search
+
+    split = work / "splits" / spec.name
+    make_split(spec, split)
+    train = pd.read_parquet(split / "train.parquet")
+    test = pd.read_parquet(split / "test.parquet")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        schema = infer_schema(train, spec.target)
+        cfg = TrainSpec(budget=budget, models=[family] if family else None)
+        result = run_search(TrainingData.build(train, schema), cfg)
+    model = result.model
+    schema_file = work / f"{spec.name}-schema.yaml"
+    model.schema.save(schema_file)
+    with TrainingRun(spec.name) as run:
+        version = run.register(model, {"schema": schema_file}, {})
+    ref = f"{spec.name}:{version}"
+    row: dict[str, Any] = {"set": spec.name, "task": spec.task,
+                           "members": sorted({m.family for m in model.members}),
+                           "n_members": len(model.members)}  # fmt: skip
+    folder = work / "bundles" / spec.name
+    try:
+        exported = export_onnx(ref, folder, test)
+    except KeizokuError as exc:
+        row["error"] = exc.message
+        return row
+    loaded = load_model(ref)
+    features = loaded.feature_names
+    record = {k: plain(v) for k, v in test[features].iloc[0].items()}
+    bundle = Bundle(folder)
+    row["parity_max_abs_diff"] = exported.parity.max_abs_diff
+    row["parity_rows"] = exported.parity.rows
+    row["bundle_us"] = median_us(lambda: bundle.predict([record], allow_unseen=True))
+    row["keizoku_us"] = median_us(lambda: loaded.predict_raw_records([record]))
+    first = loaded.members[0]
+    x = first.encoder.transform_records([record])
+    row["native_us"] = median_us(lambda: raw_predict(first.estimator, x, loaded.task))
+    row["native_family"] = first.family
+    row["bundle_kib"] = exported.size_bytes / 1024
+    row["model_kib"] = version_artifact(ref, MODEL_FILE).stat().st_size / 1024
+    cold, rss = [], []
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    for _ in range(5):
+        t = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", COLD, json.dumps(record)], cwd=folder,
+                              env=env, capture_output=True, text=True, check=True)  # fmt: skip
+        cold.append(time.perf_counter() - t)  # the whole process: interpreter start included
+        rss.append(json.loads(done.stdout)["rss_mib"])
+    row["cold_start_s"] = statistics.median(cold)
+    row["peak_rss_mib"] = max(rss)
+    assert np.isfinite(row["bundle_us"])
+    return row
+
+
+def main() -> None:
+    from common import load_datasets
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", default=DEFAULT_SETS)
+    parser.add_argument("--budget", type=float, default=60.0)
+    parser.add_argument("--family", default=None)
+    args = parser.parse_args()
+    specs = {s.name: s for s in load_datasets(BENCH / "datasets.shared.yaml")}
+    work = Path(tempfile.mkdtemp(prefix="keizoku-bench-export-"))
+    os.environ["KEIZOKU_HOME"] = str(work / "home")
+    rows = []
+    shared = os.environ.get("KEIZOKU_SHARED_DATASETS")  # as the tests: another checkout's
+    for name in args.sets.split(","):
+        if shared and not specs[name].file.exists():
+            specs[name].file = Path(shared) / "tabular" / specs[name].file.name
+        if not specs[name].file.exists():
+            rows.append({"set": name, "error": f"{specs[name].file} is absent"})
+            continue
+        rows.append(one_set(specs[name], args.budget, args.family, work))
+        print(json.dumps(rows[-1], default=str), flush=True)
+    out = BENCH / "results" / f"export-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    out.parent.mkdir(exist_ok=True)
+    meta = {"budget": args.budget, "family": args.family, "load": os.getloadavg()}
+    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2, default=str))
+    print(table(rows))
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = ("| set | members | parity max abs diff | bundle µs | keizoku µs | native µs | "
+            "bundle KiB | model KiB | cold start s | peak RSS MiB |")  # fmt: skip
+    lines = [head, "|" + "---|" * 10]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['set']} | {', '.join(r.get('members', []))} | not exported: "
+                         f"{r['error'][:120]} |" + " |" * 7)  # fmt: skip
+            continue
+        lines.append(
+            f"| {r['set']} | {', '.join(r['members'])} ({r['n_members']}) | "
+            f"{r['parity_max_abs_diff']:.1e} | {r['bundle_us']:.0f} | {r['keizoku_us']:.0f} | "
+            f"{r['native_us']:.0f} ({r['native_family']}) | {r['bundle_kib']:.0f} | "
+            f"{r.get('model_kib', 0):.0f} | {r['cold_start_s']:.2f} | {r['peak_rss_mib']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

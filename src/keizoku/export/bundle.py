@@ -1,0 +1,304 @@
+"""``export_onnx``: a registered version → an edge bundle, proved equal to it, recorded.
+
+The bundle (docs/export.md): ``model.onnx`` (:mod:`keizoku.export.graph`), ``schema.json``
+(the REST fields and what each allows), ``labels.json`` (class labels), ``card.json`` (a
+model card excerpt), ``parity.json`` (the parity check), ``runner.py``
+(:mod:`keizoku.export.runner`, numpy + onnxruntime only) and ``manifest.json`` (the sha256
+of every other file). It is written to a temporary folder beside the target and moved in
+place only after the parity check passed; the version gets the tag
+``keizoku.export.onnx`` and the parity report and manifest as run artifacts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from keizoku.errors import GateError, IntegrityError, UserInputError, require_extra
+from keizoku.export import graph as onnx_graph
+from keizoku.home import atomic_write_bytes, sha256_file
+from keizoku.registry import models as registry
+from keizoku.registry.servable import ServableModel
+
+__all__ = [
+    "PARITY_ROWS",
+    "QUANTIZE_FAMILIES",
+    "QUANTIZE_MAX_DROP",
+    "TOLERANCE",
+    "ExportResult",
+    "Parity",
+    "export_onnx",
+    "parity",
+]
+
+TOLERANCE = 1e-5  # |Δ probability| (classifiers); |Δ value| / max(1, |value|) (regression)
+PARITY_ROWS = 1000  # rows of the sample the parity check scores (drawn with seed 0)
+QUANTIZE_FAMILIES = {"linear"}  # the families with weights int8 can hold (MatMul)
+QUANTIZE_MAX_DROP = 0.01  # int8: refuse when label agreement with the model drops below 99 %
+QUANTIZE_VALUE_TOL = 0.01  # int8 regression: a value "agrees" within 1 % (of max(1, |value|))
+FILES = ("model.onnx", "schema.json", "labels.json", "card.json", "parity.json", "runner.py")
+
+
+@dataclass
+class Parity:
+    """The bundle's outputs against the registered model's on the same rows."""
+
+    rows: int
+    tolerance: float
+    max_abs_diff: float
+    labels_equal: int  # rows whose label (class, or the value for regression) is the same
+    passed: bool
+    worst: list[dict[str, Any]]  # the largest differences: row, registered, bundle, diff
+    quantize: str | None = None
+    agreement: float = 1.0  # share of rows with the same label (the quantized check)
+
+
+@dataclass
+class ExportResult:
+    name: str
+    version: int
+    folder: Path
+    parity: Parity
+    files: dict[str, str]  # file → sha256
+    size_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.name, "version": self.version, "folder": str(self.folder),
+            "parity": asdict(self.parity), "files": self.files, "size_bytes": self.size_bytes,
+        }  # fmt: skip
+
+
+def _require() -> None:
+    for module in ("onnx", "onnxruntime", "skl2onnx", "onnxmltools"):
+        require_extra(module, "onnx")
+
+
+def export_onnx(
+    ref: str, folder: Path, sample: pd.DataFrame, *, quantize: str | None = None
+) -> ExportResult:
+    """Export ``ref`` to ``folder`` after a parity check on ``sample`` (see the module)."""
+    _require()
+    if quantize not in (None, "int8"):
+        raise UserInputError(f"--quantize {quantize!r} is not supported; use int8 or leave it out.")
+    name, version = registry.resolve(ref)
+    model = registry.load_model(f"{name}:{version}")
+    _check_target(folder)
+    if quantize:
+        _check_quantizable(model)
+    proto = onnx_graph.build_graph(model, name=f"{name}_{version}", for_int8=bool(quantize))
+    rows = _sample(sample, model)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    try:
+        atomic_write_bytes(tmp / "model.onnx", proto.SerializeToString())
+        _write_json(tmp / "schema.json", schema_json(model))
+        _write_json(tmp / "labels.json", {"task": model.task, "classes": _classes(model)})
+        _write_json(tmp / "card.json", card_json(name, version, model))
+        shutil.copyfile(Path(__file__).with_name("runner.py"), tmp / "runner.py")
+        exact = parity(model, tmp, rows)
+        report = exact
+        if quantize:
+            _quantize(tmp / "model.onnx")
+            report = parity(model, tmp, rows, quantize=quantize)
+        _write_json(tmp / "parity.json", asdict(report))
+        files = {f: sha256_file(str(tmp / f)) for f in FILES}
+        _write_json(tmp / "manifest.json", {"files": files, "model": f"{name}:{version}"})
+        if not exact.passed:
+            raise IntegrityError(_parity_message(name, version, exact), details=asdict(exact))
+        if quantize and not report.passed:
+            raise GateError(_quantize_message(report), details=asdict(report))
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    manifest_sha = sha256_file(str(folder / "manifest.json"))
+    registry.record_export(name, version, "onnx", _summary(report, manifest_sha), folder)
+    size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+    return ExportResult(name, version, folder, report, files, size)
+
+
+def _check_target(folder: Path) -> None:
+    """Refuse to replace a folder that is not a bundle (a user's files would be lost)."""
+    if folder.exists() and (not folder.is_dir() or (
+        any(folder.iterdir()) and not (folder / "manifest.json").exists()
+    )):  # fmt: skip
+        raise UserInputError(
+            f"Output '{folder}' exists and is not an export bundle: choose a new or empty "
+            "folder with -o DIR (an earlier bundle there is replaced)."
+        )
+
+
+def _check_quantizable(model: ServableModel) -> None:
+    bad = sorted({m.family for m in model.members} - QUANTIZE_FAMILIES)
+    if bad:
+        raise UserInputError(
+            f"--quantize int8 applies to {', '.join(sorted(QUANTIZE_FAMILIES))} models; this "
+            f"one has {', '.join(bad)}. Export it without --quantize (tree models gain "
+            "nothing from int8 weights)."
+        )
+
+
+def _sample(frame: pd.DataFrame, model: ServableModel) -> list[dict[str, Any]]:
+    missing = [c for c in model.feature_names if c not in frame.columns]
+    if missing:
+        raise UserInputError(
+            f"The parity sample lacks feature column(s) {', '.join(missing)}: pass --data "
+            "with the data the model was trained on (or rows like it)."
+        )
+    if frame.empty:
+        raise UserInputError("The parity sample has no rows: pass --data with rows to check.")
+    rows = frame[model.feature_names]
+    if len(rows) > PARITY_ROWS:
+        rows = rows.sample(PARITY_ROWS, random_state=0)
+    return [{k: _plain(v) for k, v in r.items()} for r in rows.to_dict(orient="records")]
+
+
+def _plain(value: Any) -> Any:
+    """A cell as a JSON client sends it: Python scalars, None for a missing value."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return value
+
+
+def parity(
+    model: ServableModel,
+    folder: Path,
+    records: list[dict[str, Any]],
+    *,
+    quantize: str | None = None,
+) -> Parity:
+    """The bundle in ``folder`` against ``model`` on ``records`` (no manifest needed)."""
+    from keizoku.export.runner import Bundle
+
+    bundle = Bundle(folder, check=False)  # the manifest is written after this check
+    ours = np.asarray(model.predict_raw_records(records), dtype=float)
+    theirs = np.asarray(bundle.raw(records, allow_unseen=True), dtype=float)
+    if model.task == "regression":
+        per_row = np.abs(theirs - ours) / np.maximum(1.0, np.abs(ours))
+        same = per_row <= (QUANTIZE_VALUE_TOL if quantize else TOLERANCE)
+    else:
+        per_row = np.abs(theirs - ours).max(axis=1)
+        same = theirs.argmax(axis=1) == ours.argmax(axis=1)
+    worst_rows = np.argsort(-per_row)[:5]
+    worst = [
+        {"row": int(i), "registered": _show(ours[i]), "bundle": _show(theirs[i]),
+         "diff": float(per_row[i])}
+        for i in worst_rows
+    ]  # fmt: skip
+    max_diff = float(per_row.max())
+    agreement = float(same.mean())
+    if quantize:
+        passed = agreement >= 1.0 - QUANTIZE_MAX_DROP
+    else:
+        passed = max_diff <= TOLERANCE and bool(same.all())
+    return Parity(
+        rows=len(records), tolerance=TOLERANCE, max_abs_diff=max_diff,
+        labels_equal=int(same.sum()), passed=passed, worst=worst, quantize=quantize,
+        agreement=agreement,
+    )  # fmt: skip
+
+
+def _show(row: np.ndarray) -> Any:
+    return [round(float(v), 8) for v in np.atleast_1d(row)]
+
+
+def _parity_message(name: str, version: int, p: Parity) -> str:
+    worst = "; ".join(
+        f"row {w['row']}: registered {w['registered']} vs ONNX {w['bundle']} (Δ {w['diff']:.2g})"
+        for w in p.worst[:3]
+    )
+    return (
+        f"ONNX export of {name}:{version} failed its parity check: the largest difference is "
+        f"{p.max_abs_diff:.3g} (tolerance {p.tolerance:g}), labels equal on {p.labels_equal} "
+        f"of {p.rows} rows. Largest: {worst}. Nothing was written; report it with the model's "
+        "families (`keizoku models`), or retrain with another family (--family)."
+    )
+
+
+def _quantize_message(p: Parity) -> str:
+    return (
+        f"int8 quantization changes the label of {p.rows - p.labels_equal} of {p.rows} rows "
+        f"(agreement {p.agreement:.2%}; the limit is {1 - QUANTIZE_MAX_DROP:.0%}). Nothing was "
+        "written; export without --quantize."
+    )
+
+
+def _quantize(path: Path) -> None:
+    """Dynamic int8 quantization of the graph's MatMul weights, in place; an error when
+    it found nothing to quantize (the bundle would claim int8 and be float)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    out = path.with_suffix(".int8.onnx")
+    quantize_dynamic(
+        str(path), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"]
+    )
+    ops = {n.op_type for n in onnx.load(str(out)).graph.node}
+    if not ops & {"MatMulInteger", "DynamicQuantizeLinear", "DequantizeLinear"}:
+        out.unlink()
+        raise UserInputError("int8 quantization found no weights to quantize in this model.")
+    out.replace(path)
+
+
+def _summary(p: Parity, manifest_sha: str) -> dict[str, Any]:
+    return {
+        "verified": p.passed, "rows": p.rows, "max_abs_diff": p.max_abs_diff,
+        "tolerance": p.tolerance, "quantize": p.quantize, "agreement": p.agreement,
+        "manifest_sha256": manifest_sha, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }  # fmt: skip
+
+
+def _write_json(path: Path, value: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(value, indent=2, default=str) + "\n").encode())
+
+
+def _classes(model: ServableModel) -> list[Any] | None:
+    return None if model.task == "regression" else list(model.classes or [])
+
+
+def schema_json(model: ServableModel) -> dict[str, Any]:
+    """The REST fields (name, kind, type, nullable, categories) and the graph's inputs."""
+    numeric, categorical = onnx_graph.input_layout(model)
+    fields = {
+        c.name: {"kind": c.kind, "dtype": c.dtype, "nullable": c.nullable,
+                 "categories": c.categories}
+        for c in model.schema.features
+    }  # fmt: skip
+    optional = [c.name for c in model.schema.columns
+                if c.role in ("id", "ignored", "sensitive") and c.name not in fields]  # fmt: skip
+    return {
+        "task": model.task, "numeric": numeric, "categorical": categorical,
+        "fields": fields, "optional": optional,
+        "inputs": {"numeric": "double [N, len(numeric)], NaN when missing",
+                   "categorical": "string [N, len(categorical)], canonical text; "
+                                  f"{onnx_graph.MISSING!r} when missing"},
+    }  # fmt: skip
+
+
+def card_json(name: str, version: int, model: ServableModel) -> dict[str, Any]:
+    """The model card excerpt a device keeps with the model."""
+    info = registry.get_version(f"{name}:{version}")
+    return {
+        "model": name, "version": version, "task": model.task, "metric": model.metric,
+        "cv_score": info.tags.get("keizoku.cv_score"),
+        "members": [{"family": m.family, "weight": m.weight} for m in model.members],
+        "temperature": float(getattr(model, "temperature", 1.0)),
+        "features": model.feature_names, "classes": _classes(model),
+        "registered": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(info.created)),
+        "tolerance": TOLERANCE,
+    }  # fmt: skip

@@ -1,0 +1,120 @@
+"""The export tests' models: shipped data, fitted by the search and registered once per module."""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
+
+from keizoku.data.schema import infer_schema
+from keizoku.registry.tracking import TrainingRun
+from keizoku.training.config import TrainSpec
+from keizoku.training.context import TrainingData
+from keizoku.training.model import KeizokuModel
+from keizoku.training.search import run_search
+
+ROWS = 150  # small on purpose: the tests check the graph's equality, not accuracy
+SMALL = {"n_estimators": 20}  # fewer trees than the defaults (families that have the key)
+
+
+def need_onnx_extra() -> None:
+    """Skip the calling module unless the ``onnx`` extra is installed."""
+    for extra in ("onnx", "onnxruntime", "skl2onnx", "onnxmltools"):
+        if importlib.util.find_spec(extra) is None:  # pragma: no cover - the onnx extra
+            pytest.skip(
+                f"the export tests need the optional package '{extra}': "
+                "pip install 'keizoku[onnx]'",
+                allow_module_level=True,
+            )
+
+
+def task_frame(task: str) -> pd.DataFrame:
+    """Shipped scikit-learn data, cut small, with a categorical feature ``band`` (text),
+    an integer-coded categorical ``grade`` and a few missing numbers."""
+    if task == "binary":
+        data = load_breast_cancer(as_frame=True)
+        frame = data.frame.iloc[:, [0, 1, 4, 7, 30]].sample(ROWS, random_state=0)
+        frame["target"] = [str(data.target_names[i]) for i in frame["target"]]
+        source = "mean radius"
+    elif task == "multiclass":
+        data = load_iris(as_frame=True)
+        frame = data.frame.sample(frac=1.0, random_state=0).copy()
+        frame["target"] = [str(data.target_names[i]) for i in frame["target"]]
+        source = "sepal length (cm)"
+    else:
+        frame = load_diabetes(as_frame=True).frame.iloc[:ROWS, [0, 2, 3, 8, 10]].copy()
+        source = "bmi"
+    frame = frame.reset_index(drop=True)
+    frame["band"] = pd.qcut(frame[source], 3, labels=["low", "mid", "high"]).astype(str)
+    frame["grade"] = (np.arange(len(frame)) * 7 % 4 + 1).astype(int)
+    numeric = [c for c in frame.columns if c not in ("target", "band", "grade")]
+    frame.loc[frame.index[::9], numeric[1]] = np.nan
+    return frame
+
+
+class Models:
+    """Fits (one family, one configuration) and registers each case once, on first use."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.frames: dict[str, pd.DataFrame] = {}
+        self.refs: dict[tuple[str, str], str] = {}
+        self.fitted: dict[tuple[str, str], KeizokuModel] = {}
+
+    def frame(self, task: str) -> pd.DataFrame:
+        if task not in self.frames:
+            self.frames[task] = task_frame(task)
+        return self.frames[task]
+
+    def fit(self, task: str, family: str) -> KeizokuModel:
+        key = (task, family)
+        if key not in self.fitted:
+            frame = self.frame(task)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                schema = infer_schema(frame, "target")
+                schema = schema.model_copy(update={"columns": [
+                    c.model_copy(update={"kind": "categorical", "dtype": "int",
+                                         "categories": [1, 2, 3, 4]})
+                    if c.name == "grade" else c for c in schema.columns
+                ]})  # fmt: skip
+                cfg = TrainSpec(models=[family], max_trials=1, folds=2, search="grid",
+                                ensemble=False, budget=600.0)  # fmt: skip
+                params = SMALL if family in ("random_forest", "extra_trees") else {}
+                if family in ("lightgbm", "xgboost", "hist_gradient_boosting", "catboost"):
+                    params = {"n_estimators": 30}
+                data = TrainingData.build(frame, schema)
+                result = run_search(data, cfg, warm_start=[{"family": family, "params": params}])
+            self.fitted[key] = result.model
+        return self.fitted[key]
+
+    def register(self, task: str, label: str, model: KeizokuModel) -> str:
+        key = (task, label)
+        if key not in self.refs:
+            name = f"exp-{task}"
+            schema_file = self.root / f"{task}-{label}-schema.yaml"
+            model.schema.save(schema_file)
+            with TrainingRun(name) as run:
+                version = run.register(model, {"schema": schema_file}, {"keizoku.family": label})
+            self.refs[key] = f"{name}:{version}"
+        return self.refs[key]
+
+    def ref(self, task: str, family: str) -> str:
+        return self.register(task, family, self.fit(task, family))
+
+    def ensemble(self, task: str, families: tuple[str, str]) -> str:
+        """Two fitted models weighted 2:1 (each member's weight shared by its bag)."""
+        first, second = (self.fit(task, f) for f in families)
+        members = [replace(m, weight=2.0 / len(first.members)) for m in first.members] + [
+            replace(m, weight=1.0 / len(second.members)) for m in second.members
+        ]
+        model = KeizokuModel(schema=first.schema, task=task, members=members,
+                             classes=first.classes, metric=first.metric,
+                             temperature=1.0 if task == "regression" else 1.7)  # fmt: skip
+        return self.register(task, "+".join(families), model)
