@@ -33,3 +33,10 @@ bench-quick:
 # Re-render docs/benchmarks.md from recorded runs: make bench-render RUNS="bench/results/a.json ..."
 bench-render:
 	$(BENCH_PY) bench/run.py --render $(RUNS)
+
+# Forecasting (issue 16): keizoku's pick vs seasonal naive, LightGBM with lags and ETS on
+# every series of ../shared/datasets/timeseries/ (MASE on the last horizon, interval
+# coverage). Minutes on 2 cores. Results: docs/benchmarks.md "## Forecasting".
+.PHONY: bench-forecast
+bench-forecast:
+	$(BENCH_PY) bench/forecast.py --out bench/work/forecast.json

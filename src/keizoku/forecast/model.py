@@ -89,8 +89,21 @@ class ForecastModel:
     predict_raw = predict_raw_records = labels = predict = predict_records = _refuse
 
     def score_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The forecast of the history in ``frame`` (as :meth:`forecast`)."""
-        return self.forecast(frame)
+        """The forecast of the history in ``frame`` (``keizoku predict``): rows with an
+        empty target are the future periods (their exogenous values), the others history."""
+        target = str(self.schema.target)
+        if target not in frame.columns:
+            raise DataError(
+                f"The history lacks the target column '{target}': send the recent periods "
+                "with their values (rows with an empty target are taken as future periods)."
+            )
+        empty = frame[target].isna()
+        future = frame[empty] if empty.any() else None
+        horizon = None
+        if future is not None:
+            per_series = future.groupby(self.spec.ids).size() if self.spec.ids else [len(future)]
+            horizon = min(int(max(per_series)), self.horizon)
+        return self.forecast(frame[~empty], future, horizon)
 
     # --- forecasting
     def series_of(self, history: pd.DataFrame) -> list[Series]:

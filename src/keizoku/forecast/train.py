@@ -19,8 +19,10 @@ against an interval calibrated on the other folds.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -29,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from keizoku.data.schema import Column, Schema
-from keizoku.errors import DataError, UserInputError
+from keizoku.errors import DataError, KeizokuWarning, UserInputError
 from keizoku.forecast.model import ForecastModel
 from keizoku.forecast.models import Forecaster, make
 from keizoku.forecast.series import Series, season_length, series_name, split_series
@@ -176,6 +178,14 @@ def fit_forecast(
     horizon = fs.horizon
     folds = cv_folds(series, fs, horizon, fs.ids)
     order = ["seasonal_naive", *[m for m in fs.models if m != "seasonal_naive"]]
+    if "ets" in order and importlib.util.find_spec("statsmodels") is None:
+        order.remove("ets")
+        warnings.warn(
+            "ETS is left off the leaderboard: statsmodels is not installed "
+            "(pip install 'keizoku[forecast]').",
+            KeizokuWarning,
+            stacklevel=2,
+        )
     rows, cv = [], {}
     for name in order:
         if max_trials is not None and len(rows) >= max_trials:
