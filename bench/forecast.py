@@ -29,7 +29,10 @@ from keizoku.forecast.series import season_length, split_series
 from keizoku.forecast.spec import ForecastSpec
 from keizoku.forecast.train import _cut, fit_forecast, mase_scale
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "timeseries"
+_DATASETS = os.environ.get("KEIZOKU_SHARED_DATASETS")  # as tests/kzsupport.py finds them
+SHARED = (
+    Path(_DATASETS) if _DATASETS else Path(__file__).resolve().parents[2] / "shared" / "datasets"
+) / "timeseries"
 
 # name: (file, target, spec keys, columns to drop). Decimal-year ``time`` columns are
 # dropped: rows are consecutive months from ``start`` (as the datasets README says).
@@ -99,14 +102,18 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
     load = os.getloadavg()[0]
     print(f"\nMASE on the last horizon of each series (lower is better); load average {load:.1f}\n")
-    print("| series | periods | freq | h | keizoku (pick) | seasonal naive | LightGBM lags | "
-          "ETS (AIC) | coverage test / CV @level | fit s |")
+    print(
+        "| series | periods | freq | h | keizoku (pick) | seasonal naive | LightGBM lags | "
+        "ETS (AIC) | coverage test / CV @level | fit s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['series']} | {r['periods']} | {r['frequency']} | {r['horizon']} | "
-              f"{r['keizoku']:.3f} ({r['keizoku_pick']}) | {r['seasonal_naive']:.3f} | "
-              f"{r['lightgbm']:.3f} | {r['ets']:.3f} | {r['coverage_test']:.2f} / "
-              f"{r['coverage_cv']:.2f} @{r['level']:g} | {r['fit_s']:.0f} |")
+        print(
+            f"| {r['series']} | {r['periods']} | {r['frequency']} | {r['horizon']} | "
+            f"{r['keizoku']:.3f} ({r['keizoku_pick']}) | {r['seasonal_naive']:.3f} | "
+            f"{r['lightgbm']:.3f} | {r['ets']:.3f} | {r['coverage_test']:.2f} / "
+            f"{r['coverage_cv']:.2f} @{r['level']:g} | {r['fit_s']:.0f} |"
+        )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"load_average": load, "rows": rows}, indent=2))

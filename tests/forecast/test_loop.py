@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from kzsupport import KEIZOKU_EXE, CliResult, Server
 
 from keizoku.monitoring.log import segment_glob
+from kzsupport import KEIZOKU_EXE, CliResult, Server
 
 HORIZON = 6
 
@@ -99,27 +99,37 @@ def test_predict_forecasts_from_a_history_file(project: Project, first: dict) ->
 
 def test_server_forecasts_logs_and_refuses_bad_history(project: Project, first: dict) -> None:  # type: ignore[type-arg]
     history = _data()[lambda f: f["store"] == "north"].tail(36)
-    future = [{"store": "north", "month": d, "promo": 0.0}
-              for d in pd.date_range("2022-01-01", periods=3, freq="MS").strftime("%Y-%m-%d")]
+    future = [
+        {"store": "north", "month": d, "promo": 0.0}
+        for d in pd.date_range("2022-01-01", periods=3, freq="MS").strftime("%Y-%m-%d")
+    ]
     records = json.loads(history.to_json(orient="records"))
     server = Server(project.root, env=project.env).wait_ready()
     try:
-        ok = server.client.post("/v1/models/sales/forecast",
-                                json={"history": records, "future": future, "horizon": 3})
+        ok = server.client.post(
+            "/v1/models/sales/forecast", json={"history": records, "future": future, "horizon": 3}
+        )
         assert ok.status_code == 200, ok.text
         body = ok.json()
         assert body["version"] == first["version"] and body["level"] == 0.9
         steps = body["forecasts"]
-        assert [s["step"] for s in steps] == [1, 2, 3] and steps[0]["month"].startswith("2022-01-01")
+        assert [s["step"] for s in steps] == [1, 2, 3] and steps[0]["month"].startswith(
+            "2022-01-01"
+        )
         assert all(s["lower"] < s["forecast"] < s["upper"] for s in steps)
         dup = records + [records[-1]]
-        bad = server.client.post("/v1/models/sales/forecast", json={"history": dup, "future": future})
+        bad = server.client.post(
+            "/v1/models/sales/forecast", json={"history": dup, "future": future}
+        )
         assert bad.status_code == 422 and "repeats timestamp 2021-12-01" in bad.text
-        long = server.client.post("/v1/models/sales/forecast",
-                                  json={"history": records, "future": future, "horizon": 99})
+        long = server.client.post(
+            "/v1/models/sales/forecast", json={"history": records, "future": future, "horizon": 99}
+        )
         assert long.status_code in (400, 422) and "horizon 99" in long.text
-        short = server.client.post("/v1/models/sales/forecast",
-                                   json={"history": records[:2], "future": future, "horizon": 3})
+        short = server.client.post(
+            "/v1/models/sales/forecast",
+            json={"history": records[:2], "future": future, "horizon": 3},
+        )
         assert short.status_code == 422 and "fewer than the horizon 3" in short.text
         missing = server.client.post("/v1/models/sales/forecast", json={"history": records})
         assert missing.status_code == 422 and "promo" in missing.text

@@ -39,7 +39,9 @@ def test_one_series_is_ordered_and_its_frequency_inferred() -> None:
 def test_duplicate_timestamp_names_both_rows() -> None:
     frame = monthly(30)
     frame.loc[7, "month"] = frame.loc[6, "month"]
-    with pytest.raises(DataError, match=r"Row 8 of the series repeats timestamp 2010-07-01.* row 7"):
+    with pytest.raises(
+        DataError, match=r"Row 8 of the series repeats timestamp 2010-07-01.* row 7"
+    ):
         split_series(frame, ForecastSpec(time="month", frequency="MS"), "y")
 
 
@@ -54,7 +56,9 @@ def test_duplicates_are_per_series() -> None:
 def test_gap_refused_by_default_and_filled_on_request() -> None:
     frame = monthly(30).drop(index=[10, 11]).reset_index(drop=True)
     spec = ForecastSpec(time="month", frequency="MS")
-    with pytest.raises(DataError, match=r"misses 2 period\(s\).*2010-11-01 \(before row 11\).*gaps: fill"):
+    with pytest.raises(
+        DataError, match=r"misses 2 period\(s\).*2010-11-01 \(before row 11\).*gaps: fill"
+    ):
         split_series(frame, spec, "y")
     (s,), _ = split_series(frame, spec.model_copy(update={"gaps": "fill"}), "y")
     assert len(s) == 30 and np.isfinite(s.y).all()
@@ -110,7 +114,7 @@ def test_cv_folds_are_time_ordered_with_a_gap(scheme: str) -> None:
     folds = [fold[0] for fold in cv_folds([s], spec, 6, [])]
     ends = [end for _, _, end in folds]
     assert ends == [48, 54, 60]  # the last three windows of six, oldest first
-    for start, train_end, test_end in folds:
+    for _start, train_end, test_end in folds:
         assert test_end - 6 - train_end == 2  # the gap: periods neither fit nor scored
     sizes = [b - a for a, b, _ in folds]
     assert (sizes == [40, 40, 40]) if scheme == "sliding" else (sizes == [40, 46, 52])
@@ -133,7 +137,8 @@ def test_conformal_intervals_cover_about_the_level() -> None:
 
 def test_lightgbm_beats_seasonal_naive_on_trend_and_season() -> None:
     frame = monthly(96, ids=("a", "b"))
-    spec = ForecastSpec(time="month", ids=["store"], horizon=6, models=["seasonal_naive", "lightgbm"],
+    models: list = ["seasonal_naive", "lightgbm"]  # type: ignore[type-arg]
+    spec = ForecastSpec(time="month", ids=["store"], horizon=6, models=models,
                         cv=ForecastCV(folds=2))  # fmt: skip
     result = fit_forecast(frame, "y", spec, max_trials=2)
     board = result.leaderboard.set_index("model")

@@ -14,9 +14,7 @@ from keizoku.cli import _io
 __all__ = ["train_forecast"]
 
 
-def train_forecast(
-    config: Path, overrides: dict[str, Any], as_json: bool, started: float
-) -> None:
+def train_forecast(config: Path, overrides: dict[str, Any], as_json: bool, started: float) -> None:
     """Train, register and gate a forecaster (keizoku.forecast.loop); print the result."""
     from keizoku.cli import _print_admission
     from keizoku.forecast.loop import train_forecast_gated

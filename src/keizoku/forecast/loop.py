@@ -4,8 +4,8 @@
 The first version becomes champion. Later ones are trained without the latest
 ``horizon`` periods of each series (the hold-out window); candidate and champion both
 forecast that window from the periods before it and the candidate passes when its MASE
-there is no worse than the champion's (less ``retraining.gates.min_gain``, in MASE units). Every move goes
-through ``keizoku.lifecycle.state.transition`` (audited), as for tabular models.
+there is no worse than the champion's (less ``retraining.gates.min_gain``, in MASE units).
+Every move goes through ``keizoku.lifecycle.state.transition`` (audited), as for tabular models.
 """
 
 from __future__ import annotations
@@ -35,6 +35,9 @@ from keizoku.lifecycle.retrain import Admission, _champion, _undo_candidate
 from keizoku.spec import Spec, load_spec
 
 __all__ = ["ForecastOutcome", "forecast_spec", "holdout_mase", "train_forecast_gated"]
+
+
+FILES = ("schema.yaml", "leaderboard.csv", "training.json")
 
 
 @dataclass
@@ -78,15 +81,16 @@ def _register(project: str, result: ForecastResult, data_sha: str, params: dict[
             metrics = {"cv_score": t["mase"], "mae": t["mae"], "coverage": t["coverage"],
                        "fit_time_s": t["fit_time_s"]}  # fmt: skip
             run.log_trial(number, t["model"], {}, metrics, "ok")
-        run.log_metrics({"cv_mase": result.cv_score, "coverage": result.coverage,
-                         "elapsed_s": result.elapsed_s, "n_trials": len(result.trials)})  # fmt: skip
+        summary = {"cv_mase": result.cv_score, "coverage": result.coverage,
+                   "elapsed_s": result.elapsed_s, "n_trials": len(result.trials)}  # fmt: skip
+        run.log_metrics(summary)
         with tempfile.TemporaryDirectory(prefix="keizoku-fc-") as tmp:
             folder = Path(tmp)
             model.schema.save(folder / "schema.yaml")
             result.leaderboard.to_csv(folder / "leaderboard.csv", index=False)
             (folder / "training.json").write_text(json.dumps(model.info, indent=2, default=str))
-            files = {n: folder / f for n, f in (("schema", "schema.yaml"),
-                     ("leaderboard", "leaderboard.csv"), ("training", "training.json"))}  # fmt: skip
+            names = ("schema", "leaderboard", "training")
+            files = {n: folder / f for n, f in zip(names, FILES, strict=True)}
             tags = {
                 "keizoku.data_sha256": data_sha,
                 "keizoku.schema_sha256": model.schema.fingerprint(),

@@ -8,8 +8,8 @@ inserts it), a missing target value, a history shorter than the model needs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import warnings
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -49,8 +49,10 @@ class Series:
 
 
 def series_name(key: tuple[Any, ...], ids: list[str]) -> str:
-    return "the series" if not ids else "series " + ", ".join(
-        f"{c}={v}" for c, v in zip(ids, key, strict=True)
+    return (
+        "the series"
+        if not ids
+        else "series " + ", ".join(f"{c}={v}" for c, v in zip(ids, key, strict=True))
     )
 
 
@@ -173,7 +175,8 @@ def split_series(
         if len(dup):
             a, b = sorted((int(pos[dup[0]]) + 1, int(pos[dup[0] + 1]) + 1))
             raise DataError(
-                f"Row {b} of {name} repeats timestamp {when(index[dup[0]])} of row {a}: each period "
+                f"Row {b} of {name} repeats timestamp {when(index[dup[0]])} of row {a}: each "
+                "period "
                 "may appear once per series. Remove the duplicate, or name the column that "
                 "tells the series apart in forecast.ids."
             )
@@ -184,6 +187,8 @@ def split_series(
                 f"{len(index)} rows): set forecast.frequency (e.g. MS, D, B, h)."
             )
         out.append(_regular(key, name, index, pos, y, exog, fs, freq, need_target, target))
+    if freq is None:
+        raise DataError("The data has no rows: a forecast needs the history of a series.")
     if window is not None:
         for s in out:
             keep = slice(max(len(s) - window, 0), None)
@@ -221,7 +226,8 @@ def _regular(
         if not fill:
             raise DataError(
                 f"{name[0].upper()}{name[1:]} misses {len(missing)} period(s) of '{freq}', "
-                f"the first {when(missing[0])} (before row {int(rows[after])}). Supply the rows, or "
+                f"the first {when(missing[0])} (before row {int(rows[after])}). Supply the "
+                "rows, or "
                 "set forecast.gaps: fill to insert them with interpolated values."
             )
         where = grid.get_indexer(index)
@@ -268,7 +274,8 @@ def future_exogenous(
             first = want[0] if got is None else want[~want.isin(got.index)][0]
             raise DataError(
                 f"The future rows lack {when(first)} for {name}: send the exogenous column(s) "
-                f"{fs.exogenous} for each of the next {horizon} period(s) after {when(s.index[-1])}."
+                f"{fs.exogenous} for each of the next {horizon} period(s) after "
+                f"{when(s.index[-1])}."
             )
         out[s.key] = got.exog[got.index.get_indexer(want)]
     return out

@@ -11,7 +11,8 @@ when the history is shorter than two seasons). The leaderboard's score is the me
 folds and series; the lowest wins.
 
 Intervals: normalised split conformal on the winner's CV errors. Each horizon step ``h``
-has a spread ``sigma[h]`` (its mean absolute scaled error); the interval is the forecast ±
+has a spread ``sigma[h]`` (its mean absolute scaled error, smoothed across steps as
+``a * h ** b``); the interval is the forecast ±
 ``q * sigma[h] * scale`` where ``q`` is the conformal quantile of the errors over their
 spread at ``level``. The coverage reported is cross-conformal: each fold's actuals
 against an interval calibrated on the other folds.
@@ -84,9 +85,9 @@ def mase_scale(y: np.ndarray, season: int) -> float:
     return value if value > 1e-12 else 1.0
 
 
-def cv_folds(series: list[Series], fs: ForecastSpec, horizon: int, ids: list[str]) -> list[
-    list[tuple[int, int, int]]
-]:
+def cv_folds(
+    series: list[Series], fs: ForecastSpec, horizon: int, ids: list[str]
+) -> list[list[tuple[int, int, int]]]:
     """Per fold, per series: (train start, train end, test end); test = [end - horizon, end)."""
     k, gap = fs.cv.folds, fs.cv.gap
     need = k * horizon + gap + max(MIN_TRAIN, horizon)
@@ -136,11 +137,24 @@ def _evaluate(
 def conformal(errors: np.ndarray, scales: np.ndarray, level: float) -> tuple[np.ndarray, float]:
     """(sigma per horizon step, q): the interval at step h is ± q * sigma[h] * scale."""
     scaled = np.abs(errors) / scales[:, :, None]
-    sigma = np.maximum(scaled.reshape(-1, scaled.shape[2]).mean(axis=0), 1e-9)
+    sigma = smooth_spread(scaled.reshape(-1, scaled.shape[2]).mean(axis=0))
     scores = np.sort((scaled / sigma).ravel())
     rank = math.ceil((len(scores) + 1) * level)
     q = float(scores[min(rank, len(scores)) - 1]) if len(scores) else 1.0
     return sigma, q
+
+
+def smooth_spread(raw: np.ndarray) -> np.ndarray:
+    """The spread per horizon step as ``a * h ** b`` (least squares in logs, 0 <= b <= 1.5):
+    each step's mean error rests on folds x series errors only, too few to use alone."""
+    raw = np.maximum(raw, 1e-9)
+    if len(raw) < 3:
+        return raw
+    steps = np.log(np.arange(1, len(raw) + 1))
+    b, a = np.polyfit(steps, np.log(raw), 1)
+    b = float(np.clip(b, 0.0, 1.5))
+    a = float(np.mean(np.log(raw) - b * steps))
+    return np.asarray(np.exp(a + b * steps), dtype=float)
 
 
 def cross_coverage(errors: np.ndarray, scales: np.ndarray, level: float) -> float:
@@ -186,7 +200,8 @@ def fit_forecast(
             KeizokuWarning,
             stacklevel=2,
         )
-    rows, cv = [], {}
+    rows: list[dict[str, Any]] = []
+    cv: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name in order:
         if max_trials is not None and len(rows) >= max_trials:
             break
