@@ -59,6 +59,11 @@ def _mase(actual: np.ndarray, pred: np.ndarray, train: np.ndarray, season: int) 
 
 def run_one(name: str, file: str, target: str, keys: dict[str, Any], drop: list[str]) -> dict:  # type: ignore[type-arg]
     frame = pd.read_csv(SHARED / file).drop(columns=["rownames", *drop])
+    keys = dict(keys)
+    if "start" in keys:  # consecutive periods: date them once, so a cut keeps the calendar
+        stamps = pd.date_range(keys.pop("start"), periods=len(frame), freq=keys["frequency"])
+        frame.insert(0, "period", stamps.strftime("%Y-%m-%d"))
+        keys["time"] = "period"
     fs = ForecastSpec(**{"horizon": 12, **keys})
     (full,), freq = split_series(frame, fs, target, window=fs.window)
     h = fs.horizon

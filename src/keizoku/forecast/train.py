@@ -249,6 +249,8 @@ def fit_forecast(
         "series": len(series),
         "periods": int(sum(len(s) for s in series)),
         "interval_q": q,
+        # MASE scale per series ("/"-joined ids), for the monitor's live MASE
+        "scales": {"/".join(map(str, s.key)): mase_scale(s.y, season) for s in series},
     }
     schema = forecast_schema(frame, target, fs)
     model = ForecastModel(schema, fs, freq, season, final, sigma, q, info)
