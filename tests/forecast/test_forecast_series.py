@@ -110,7 +110,8 @@ def test_lag_features_never_see_the_value_they_predict() -> None:
 @pytest.mark.parametrize("scheme", ["expanding", "sliding"])
 def test_cv_folds_are_time_ordered_with_a_gap(scheme: str) -> None:
     (s,), _ = split_series(monthly(60), ForecastSpec(time="month"), "y")
-    spec = ForecastSpec(time="month", horizon=6, cv=ForecastCV.model_validate({"folds": 3, "gap": 2, "scheme": scheme}))
+    cv = ForecastCV.model_validate({"folds": 3, "gap": 2, "scheme": scheme})
+    spec = ForecastSpec(time="month", horizon=6, cv=cv)
     folds = [fold[0] for fold in cv_folds([s], spec, 6, [])]
     ends = [end for _, _, end in folds]
     assert ends == [48, 54, 60]  # the last three windows of six, oldest first

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from kzsupport import need_shared
 
 from keizoku.errors import DataError
 from keizoku.forecast.series import split_series
 from keizoku.forecast.spec import ForecastCV, ForecastSpec
 from keizoku.forecast.train import fit_forecast
+from kzsupport import need_shared
 
 
 def test_air_passengers_beats_seasonal_naive_with_calibrated_intervals() -> None:
