@@ -7,7 +7,6 @@ import glob
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -143,14 +142,9 @@ def test_server_forecasts_logs_and_refuses_bad_history(project: Project, first: 
     # The actuals arrive: the live error of the logged forecasts (keizoku.forecast.monitor).
     truth = _data(84 + 3)[lambda f: f["store"] == "north"].tail(3)
     truth.to_csv(project.root / "actuals.csv", index=False)
-    code = (
-        "import json, pandas as pd; from keizoku.forecast.monitor import forecast_error; "
-        "print(json.dumps(forecast_error('sales', pd.read_csv('actuals.csv'))))"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=project.root, env=project.env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    live = json.loads(proc.stdout.strip().splitlines()[-1])
+    res = project.run("forecast-error", "sales", "actuals.csv", "--json")
+    assert res.code == 0, res.text
+    live = json.loads(res.out.strip().splitlines()[-1])
     errors = np.abs(truth["sales"].to_numpy() - np.array([s["forecast"] for s in steps]))
     assert live["matched"] == 3 and live["logged"] == 3
     assert live["mae"] == pytest.approx(errors.mean())

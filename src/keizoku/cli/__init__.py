@@ -854,6 +854,7 @@ def _write_json_lines(scored: Any, out: Path) -> None:
 from keizoku.cli import (  # noqa: E402
     doctor,
     evaluation,
+    forecast,
     keys,
     lifecycle,
     monitoring,
@@ -863,7 +864,8 @@ from keizoku.cli import (  # noqa: E402
     ui,
 )
 
-for _group in (serving, lifecycle, rollout, monitoring, evaluation, keys, rag, doctor, ui):
+for _group in (serving, lifecycle, rollout, monitoring, evaluation, keys, rag, doctor, ui,
+               forecast):  # fmt: skip
     _group.register(app)
 
 

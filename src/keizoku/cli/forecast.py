@@ -1,17 +1,18 @@
-"""``keizoku train`` on a forecasting spec (``task: forecast``): leaderboard, coverage, gates."""
+"""Forecasting in the CLI: ``keizoku train`` on a ``task: forecast`` spec (leaderboard,
+coverage, gates) and ``keizoku forecast-error`` (the live error of logged forecasts)."""
 
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from keizoku.cli import _io
 
-__all__ = ["train_forecast"]
+__all__ = ["forecast_error", "register", "train_forecast"]
 
 
 def train_forecast(config: Path, overrides: dict[str, Any], as_json: bool, started: float) -> None:
@@ -51,3 +52,42 @@ def train_forecast(config: Path, overrides: dict[str, Any], as_json: bool, start
         f"{info['level']:g} (cross-conformal)"
     )
     _print_admission(outcome.name, outcome.version, admission)
+
+
+def forecast_error(
+    name: Annotated[str, typer.Argument(help="Forecasting model name.")],
+    actuals: Annotated[
+        str, typer.Argument(help="File of the periods that came true: ids, time, target.")
+    ],
+    version: Annotated[
+        int | None, typer.Option(help="Version whose spec applies (default: the champion).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """The live error of NAME's logged forecasts against ACTUALS (MAE, RMSE, MASE by step)."""
+    from keizoku.data.ingest import read_table
+    from keizoku.forecast.monitor import forecast_error as live_error
+
+    report = live_error(name, read_table(actuals, None), version=version)
+    if as_json:
+        _io.emit_json(report)
+        return
+    if not report["matched"]:
+        _io.console.print(
+            f"{name}: none of {report['logged']} logged forecast period(s) has an actual in "
+            f"{actuals} (matched on the series ids and the time column)."
+        )
+        return
+    _io.console.print(
+        f"{name}: {report['matched']} of {report['logged']} logged forecast period(s) have an "
+        f"actual · MAE {report['mae']:.4g} · RMSE {report['rmse']:.4g} · MASE "
+        f"{report['mase']:.4f} (CV MASE {report['cv_mase']:.4f})"
+    )
+    if report["mae_by_step"]:
+        steps = ", ".join(f"{k}: {v:.4g}" for k, v in report["mae_by_step"].items())
+        _io.console.print(f"MAE by horizon step: {steps}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``forecast-error`` to the main app."""
+    app.command("forecast-error")(forecast_error)

@@ -68,14 +68,14 @@ def forecast_error(
     both["scale"] = both["series"].map(lambda s: float(scales.get(s, 1.0)))
     both["error"] = (both["actual"] - both["forecast"]).abs()
     by_step = both.groupby("step")["error"].mean() if len(both) else pd.Series(dtype=float)
-    mae = float(both["error"].mean()) if len(both) else float("nan")
+    some = len(both) > 0  # None below: no logged forecast has its actual yet
     return {
         "model": name,
         "matched": len(both),
         "logged": len(latest),
-        "mae": mae,
-        "rmse": float(np.sqrt((both["error"] ** 2).mean())) if len(both) else float("nan"),
-        "mase": float((both["error"] / both["scale"]).mean()) if len(both) else float("nan"),
+        "mae": float(both["error"].mean()) if some else None,
+        "rmse": float(np.sqrt((both["error"] ** 2).mean())) if some else None,
+        "mase": float((both["error"] / both["scale"]).mean()) if some else None,
         "cv_mase": float(model.info.get("cv_score", float("nan"))),
         "mae_by_step": {int(k): float(v) for k, v in by_step.items()},
     }
