@@ -170,3 +170,15 @@ def test_task_forecast_without_a_time_column_says_what_is_missing(project: Proje
     res = project.run("init", "notime.csv", "--target", "sales", "--task", "forecast",
                       "--config", "other.yaml")  # fmt: skip
     assert res.code != 0 and "a datetime column with a regular frequency" in res.text
+
+
+def test_retrain_fires_only_when_forced_or_the_live_error_grows(project: Project) -> None:
+    quiet = project.run("retrain", "sales", "--json")  # no logged period has an actual in the data
+    assert quiet.code == 0, quiet.text
+    assert json.loads(quiet.out)["status"] == "skipped"
+    forced = project.run("retrain", "sales", "--force", "--json")
+    assert forced.code in (0, 6), forced.text
+    outcome = json.loads(forced.out.strip().splitlines()[0])
+    assert outcome["triggers"][0]["kind"] == "forced" and outcome["version"] >= 3
+    assert outcome["status"] == ("passed" if forced.code == 0 else "failed")
+    assert outcome["gates"]["checks"][0]["name"] == "metric"

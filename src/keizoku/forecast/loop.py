@@ -31,10 +31,28 @@ from keizoku.forecast.train import ForecastResult, _cut, fit_forecast, mase_scal
 from keizoku.lifecycle import state
 from keizoku.lifecycle.gates import GateCheck, GateReport
 from keizoku.lifecycle.policy import parse_policy
-from keizoku.lifecycle.retrain import Admission, _champion, _undo_candidate
+from keizoku.lifecycle.retrain import (
+    Admission,
+    RetrainOutcome,
+    Trigger,
+    TriggerKind,
+    _champion,
+    _undo_candidate,
+)
 from keizoku.spec import Spec, load_spec
 
-__all__ = ["ForecastOutcome", "forecast_spec", "holdout_mase", "train_forecast_gated"]
+__all__ = [
+    "LIVE_TOLERANCE",
+    "ForecastOutcome",
+    "forecast_spec",
+    "holdout_mase",
+    "retrain_forecast",
+    "train_forecast_gated",
+]
+
+# `keizoku retrain` fires on a forecasting champion when the live MASE of its logged
+# forecasts (against the actuals in the spec's data file) exceeds its CV MASE by this share.
+LIVE_TOLERANCE = 0.5
 
 
 FILES = ("schema.yaml", "leaderboard.csv", "training.json")
@@ -218,3 +236,45 @@ def _admit(
         )  # fmt: skip
         displaced = entry["previous"] if entry["previous"] != version else None
         return Admission(version, "challenger", report, stats, displaced)
+
+
+def retrain_forecast(
+    name: str, spec_path: str | Path, champion: int, *, force: bool, actor: str | None
+) -> RetrainOutcome:
+    """``keizoku retrain`` for a forecasting champion: a trigger (``--force``, or the live
+    MASE of its logged forecasts against the actuals now in the spec's data file above its
+    CV MASE by ``LIVE_TOLERANCE``), then train (rolling ``forecast.window``), gate, audit."""
+    from keizoku.forecast.monitor import forecast_error
+
+    spec, base = load_spec(spec_path)
+    outcome = RetrainOutcome(name, "skipped", champion)
+    if force:
+        outcome.triggers = [Trigger(TriggerKind.FORCED, "forced (--force)")]
+    else:
+        live = forecast_error(name, _read(spec, base), version=champion)
+        limit = live["cv_mase"] * (1 + LIVE_TOLERANCE)
+        if live["matched"] and live["mase"] > limit:
+            outcome.triggers = [Trigger(
+                TriggerKind.METRIC_DROP,
+                f"live MASE {live['mase']:.4f} over {live['matched']} forecast period(s) "
+                f"exceeds the CV MASE {live['cv_mase']:.4f} by more than {LIVE_TOLERANCE:.0%}",
+            )]  # fmt: skip
+    triggers = [t.to_dict() for t in outcome.triggers]
+    if not outcome.triggers:
+        outcome.reasons = ["no trigger fired"]
+        return outcome
+    because = "; ".join(map(str, outcome.triggers))
+    trained, admission = train_forecast_gated(spec_path, actor=actor, reason=because)
+    outcome.version = trained.version
+    outcome.gates, outcome.stats = admission.gates, admission.stats
+    outcome.status = "passed" if admission.passed else "failed"
+    outcome.reasons += admission.gates.reasons if admission.gates else []
+    outcome.rows = {"periods": int(trained.result.model.info["periods"])}
+    audit.record(
+        name, "retrain", actor=actor, version=outcome.version, previous=champion,
+        reason=because,
+        evidence={"status": outcome.status, "triggers": triggers, "rows": outcome.rows,
+                  "gates": admission.gates.to_dict() if admission.gates else None,
+                  "stats": outcome.stats},
+    )  # fmt: skip
+    return outcome
