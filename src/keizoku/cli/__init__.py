@@ -45,6 +45,15 @@ def _task(task: str | None) -> Any:
             f"--task '{task}' is unknown: use {', '.join(TASKS[:-1])} or {TASKS[-1]} "
             "(or leave it out to detect it from the data)."
         )
+    from typing import get_args
+
+    from keizoku.data.schema import Task
+
+    if task is not None and task not in get_args(Task):  # named here before its module lands
+        raise UserInputError(
+            f"--task {task} is not supported by this keizoku: use one of "
+            f"{', '.join(get_args(Task))}."
+        )
     return task
 
 
