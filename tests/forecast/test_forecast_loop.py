@@ -169,7 +169,7 @@ def test_task_forecast_without_a_time_column_says_what_is_missing(project: Proje
     _data().drop(columns="month").to_csv(project.root / "notime.csv", index=False)
     res = project.run("init", "notime.csv", "--target", "sales", "--task", "forecast",
                       "--config", "other.yaml")  # fmt: skip
-    assert res.code != 0 and "a datetime column with a regular frequency" in res.text
+    assert res.code != 0 and "no datetime column with a regular frequency" in res.text
 
 
 def test_retrain_fires_only_when_forced_or_the_live_error_grows(project: Project) -> None:

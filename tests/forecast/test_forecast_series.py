@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from keizoku.errors import DataError
+from keizoku.errors import DataError, UserInputError
 from keizoku.forecast.features import lag_block
+from keizoku.forecast.infer import infer_forecast
 from keizoku.forecast.series import season_length, split_series
 from keizoku.forecast.spec import ForecastCV, ForecastSpec
 from keizoku.forecast.train import conformal, cv_folds, fit_forecast, mase_scale
@@ -160,3 +161,14 @@ def test_ets_is_on_the_leaderboard_and_max_trials_caps_it() -> None:
     assert result.leaderboard.iloc[0]["model"] == "ets"
     only = fit_forecast(frame, "y", spec, max_trials=1)
     assert list(only.leaderboard["model"]) == ["seasonal_naive"]
+
+
+def test_init_infers_forecast_and_task_forecast_names_the_bad_row() -> None:
+    frame = monthly(30)
+    assert infer_forecast(frame, "y", []) == ForecastSpec(time="month", frequency="MS", horizon=6)
+    frame.loc[7, "month"] = frame.loc[6, "month"]
+    assert infer_forecast(frame, "y", []) is None  # not unique: a regression, as before
+    with pytest.raises(DataError, match=r"Row 8 of the series repeats timestamp 2010-07-01"):
+        infer_forecast(frame, "y", [], required=True)
+    with pytest.raises(UserInputError, match="no datetime column with a regular frequency"):
+        infer_forecast(frame.drop(columns="month"), "y", [], required=True)

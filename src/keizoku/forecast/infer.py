@@ -13,7 +13,7 @@ import warnings
 import pandas as pd
 
 from keizoku.errors import UserInputError
-from keizoku.forecast.series import infer_frequency, season_length
+from keizoku.forecast.series import infer_frequency, season_length, split_series
 from keizoku.forecast.spec import ForecastSpec
 
 __all__ = ["infer_forecast"]
@@ -54,8 +54,10 @@ def infer_forecast(
             freq = str(freqs.pop())
             horizon = max(1, min(season_length(freq), shortest // 5))
             return ForecastSpec(time=name, frequency=freq, ids=list(ids), horizon=horizon)
+    if required and found:  # say what is wrong with the best candidate, naming the row
+        split_series(frame, ForecastSpec(time=found[0][0], ids=list(ids)), target)
     if required:
-        what = "a numeric target" if not numeric else "a datetime column with a regular frequency"
+        what = "numeric target" if not numeric else "datetime column with a regular frequency"
         raise UserInputError(
             f"--task forecast: the data has no {what}"
             + (" (unique within each --id series)" if ids and numeric else "")
