@@ -41,3 +41,10 @@ EXPORT_BUDGET ?= 60
 .PHONY: bench-export
 bench-export:
 	$(BENCH_PY) bench/export.py --sets $(EXPORT_SETS) --budget $(EXPORT_BUDGET)
+
+# Forecasting (issue 16): keizoku's pick vs seasonal naive, LightGBM with lags and ETS on
+# every series of ../shared/datasets/timeseries/ (MASE on the last horizon, interval
+# coverage). Minutes on 2 cores. Results: docs/benchmarks.md "## Forecasting".
+.PHONY: bench-forecast
+bench-forecast:
+	$(BENCH_PY) bench/forecast.py --out bench/work/forecast.json

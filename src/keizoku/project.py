@@ -93,13 +93,26 @@ def init_project(
         raise UserInputError(f"'{spec_file}' already exists. Pass --force to overwrite it.")
     read.path = data
     frame = read_table(data, read.read_options())
-    schema = infer_schema(frame, target, task=task, id_columns=read.id_columns, sensitive=sensitive)
+    sections: dict[str, Any] = {}
+    if task in (None, "forecast"):  # forecasting: keizoku.forecast (docs/forecasting.md)
+        from keizoku.forecast.infer import infer_forecast
+        from keizoku.forecast.train import forecast_schema
+
+        found = infer_forecast(frame, target, read.id_columns, required=task == "forecast")
+        if found is not None:
+            sections["forecast"] = found
+            schema = forecast_schema(frame, target, found)
+    if not sections:
+        schema = infer_schema(
+            frame, target, task=task, id_columns=read.id_columns, sensitive=sensitive
+        )
     spec = Spec(
         project=name or _project_name(data, read.sql),
         target=target,
         task=schema.task,
         data=read,
         sensitive=list(sensitive or []),
+        **sections,
     )
     if data and not Path(data).is_absolute():
         spec.data.path = os.path.relpath(Path(data).resolve(), spec_file.resolve().parent)
@@ -409,6 +422,29 @@ def predict_file(
     if suffix not in (".csv", ".parquet", ".pq"):
         raise UserInputError(f"Output '{out}' must end in .csv or .parquet.")
     model = load_model(ref)
+    if model.task == "forecast":  # a history file in, the next horizon out (keizoku.forecast)
+        scored = model.score_frame(read_table(data, read))
+        if on_batch is not None:
+            on_batch(len(scored), len(scored))
+    else:
+        scored = _score_batches(model, data, read, batch_size, on_batch, allow_unseen)
+    with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
+        if suffix == ".csv":
+            scored.to_csv(tmp.name, index=False)
+        else:
+            scored.to_parquet(tmp.name, index=False)
+        atomic_write_bytes(out, Path(tmp.name).read_bytes())
+    return len(scored)
+
+
+def _score_batches(
+    model: Any,
+    data: str,
+    read: ReadOptions | None,
+    batch_size: int,
+    on_batch: Callable[[int, int], None] | None,
+    allow_unseen: bool,
+) -> pd.DataFrame:
     frame = validate_frame(model.schema, read_table(data, read), allow_unseen=allow_unseen)
     parts = []
     for start in range(0, len(frame), batch_size):
@@ -418,10 +454,4 @@ def predict_file(
     scored = pd.concat(parts) if parts else frame
     if len(scored) != len(frame):
         raise DataError(f"Scored {len(scored)} rows of {len(frame)}: nothing was written.")
-    with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
-        if suffix == ".csv":
-            scored.to_csv(tmp.name, index=False)
-        else:
-            scored.to_parquet(tmp.name, index=False)
-        atomic_write_bytes(out, Path(tmp.name).read_bytes())
-    return len(scored)
+    return scored

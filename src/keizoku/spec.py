@@ -10,6 +10,7 @@ Sections and where their type lives (each refuses unknown keys; one helper,
     monitoring:  DriftConfig                     -- keizoku.monitoring.drift
     retraining:  RetrainingPolicy                -- keizoku.lifecycle.policy
     fairness:    FairnessSpec                    -- keizoku.evaluation.fairness
+    forecast:    ForecastSpec                    -- keizoku.forecast.spec (task: forecast)
 
 Durations (``budget``, ``window``, ``every``, ...) are :data:`keizoku.duration.Duration`.
 """
@@ -28,6 +29,7 @@ from pydantic import ValidationError as PydanticValidationError
 from keizoku.data.ingest import ReadOptions
 from keizoku.errors import UserInputError
 from keizoku.evaluation.fairness import FairnessSpec
+from keizoku.forecast.spec import ForecastSpec
 from keizoku.home import atomic_write_text, find_spec
 from keizoku.lifecycle.policy import RetrainingPolicy
 from keizoku.monitoring.drift import DriftConfig
@@ -89,7 +91,7 @@ class Spec(Section):
 
     project: str
     target: str
-    task: Literal["binary", "multiclass", "regression"] | None = None
+    task: Literal["binary", "multiclass", "regression", "forecast"] | None = None
     schema_file: str = Field(default="schema.yaml", alias="schema")
     data: DataSpec = Field(default_factory=DataSpec)
     sensitive: list[str] = Field(default_factory=list)
@@ -98,6 +100,7 @@ class Spec(Section):
     monitoring: DriftConfig = Field(default_factory=DriftConfig)
     retraining: RetrainingPolicy = Field(default_factory=RetrainingPolicy)
     fairness: FairnessSpec = Field(default_factory=FairnessSpec)
+    forecast: ForecastSpec | None = None  # task: forecast (keizoku.forecast.spec)
 
     def save(self, path: str | Path) -> None:
         body = self.model_dump(mode="json", by_alias=True, exclude_none=True)

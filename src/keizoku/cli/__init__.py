@@ -36,11 +36,23 @@ Db = Annotated[
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 
 
+TASKS = ("binary", "multiclass", "regression", "forecast", "clustering")
+
+
 def _task(task: str | None) -> Any:
-    if task not in (None, "binary", "multiclass", "regression"):
+    if task not in (None, *TASKS):
         raise UserInputError(
-            f"--task '{task}' is unknown: use binary, multiclass or regression "
-            "(or leave it out to detect it from the target)."
+            f"--task '{task}' is unknown: use {', '.join(TASKS[:-1])} or {TASKS[-1]} "
+            "(or leave it out to detect it from the data)."
+        )
+    from typing import get_args
+
+    from keizoku.data.schema import Task
+
+    if task is not None and task not in get_args(Task):  # named here before its module lands
+        raise UserInputError(
+            f"--task {task} is not supported by this keizoku: use one of "
+            f"{', '.join(get_args(Task))}."
         )
     return task
 
@@ -83,7 +95,10 @@ def init(
     data: Annotated[str | None, typer.Argument(help="CSV/TSV(.gz)/Parquet/JSONL file.")] = None,
     target: Annotated[str, typer.Option("--target", "-t", help="Column to predict.")] = ...,  # type: ignore[assignment]
     task: Annotated[
-        str | None, typer.Option(help="binary, multiclass or regression (default: detected).")
+        str | None,
+        typer.Option(
+            help="binary, multiclass, regression, forecast or clustering (default: detected)."
+        ),
     ] = None,
     name: Annotated[str | None, typer.Option(help="Project (registered model) name.")] = None,
     id_col: Annotated[list[str] | None, typer.Option("--id", help="Identifier column(s).")] = None,
@@ -136,6 +151,14 @@ def init(
                        "data": spec.data.model_dump(mode="json", exclude_none=True)})  # fmt: skip
         return
     console.print(_schema_table(schema))
+    if spec.forecast is not None:  # forecasting: say what was inferred (keizoku.forecast)
+        fc = spec.forecast
+        console.print(
+            f"Task [bold]forecast[/]{' (inferred)' if task is None else ''}: time column "
+            f"'{fc.time}', frequency {fc.frequency}, horizon {fc.horizon}"
+            + (f", series by {fc.ids}" if fc.ids else "")
+            + ". Edit the forecast: section of the spec to change them."
+        )
     console.print(
         f"Wrote [bold]{config}[/] (project '{spec.project}') and "
         f"[bold]{spec.schema_file}[/]. Edit them, then run: keizoku train"
@@ -492,6 +515,11 @@ def train(
         err.print("[yellow]warning:[/] `keizoku train --model` is deprecated: use --family.")
     spec, _ = load_spec(config)
     total = parse_duration(budget, what="--budget") if budget else spec.train.budget
+    if spec.task == "forecast":  # keizoku.forecast: its own leaderboard, same gates and audit
+        from keizoku.cli.forecast import train_forecast
+
+        given = {"budget": budget, "seed": seed, "max_trials": max_trials}
+        return train_forecast(config, given, as_json, started)
     overrides = {
         "budget": budget,
         "search": search,
@@ -857,6 +885,7 @@ from keizoku.cli import (  # noqa: E402
     doctor,
     evaluation,
     export,
+    forecast,
     keys,
     lifecycle,
     monitoring,
@@ -866,7 +895,8 @@ from keizoku.cli import (  # noqa: E402
     ui,
 )
 
-for _group in (serving, lifecycle, rollout, monitoring, evaluation, keys, rag, doctor, ui, export):
+for _group in (serving, lifecycle, rollout, monitoring, evaluation, keys, rag, doctor, ui,
+               export, forecast):  # fmt: skip
     _group.register(app)
 
 

@@ -550,6 +550,10 @@ def _retrain(
     from keizoku.spec import load_spec
 
     spec, base = load_spec(spec_path)
+    if spec.task == "forecast":  # keizoku.forecast: its own trigger, rolling window and gates
+        from keizoku.forecast.loop import retrain_forecast
+
+        return retrain_forecast(name, spec_path, champion, force=force, actor=actor)
     policy = parse_policy(spec.retraining)
     schema = load_model(f"{name}:{champion}").schema
     outcome = RetrainOutcome(name, "skipped", champion)

@@ -181,11 +181,13 @@ def _include_routers(app: FastAPI) -> None:
     """Routers of other keizoku packages served by the same process."""
     from keizoku.serving.explain_routes import router as explain_router
     from keizoku.serving.feedback_routes import router as feedback_router
+    from keizoku.serving.forecast_routes import router as forecast_router
     from keizoku.serving.openai_routes import router as openai_router
     from keizoku.serving.rag_routes import router as rag_router
 
     app.include_router(feedback_router)
     app.include_router(explain_router)
+    app.include_router(forecast_router)
     app.include_router(rag_router)
     app.include_router(openai_router)
 

@@ -1,0 +1,93 @@
+"""Forecasting in the CLI: ``keizoku train`` on a ``task: forecast`` spec (leaderboard,
+coverage, gates) and ``keizoku forecast-error`` (the live error of logged forecasts)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from keizoku.cli import _io
+
+__all__ = ["forecast_error", "register", "train_forecast"]
+
+
+def train_forecast(config: Path, overrides: dict[str, Any], as_json: bool, started: float) -> None:
+    """Train, register and gate a forecaster (keizoku.forecast.loop); print the result."""
+    from keizoku.cli import _print_admission
+    from keizoku.forecast.loop import train_forecast_gated
+
+    outcome, admission = train_forecast_gated(config, overrides=overrides, started=started)
+    res, info = outcome.result, outcome.result.model.info
+    if as_json:
+        body = {
+            "model": outcome.name, "version": outcome.version, "task": "forecast",
+            "state": admission.state, "metric": "mase", "cv_score": res.cv_score,
+            "coverage": res.coverage, "level": info["level"], "horizon": info["horizon"],
+            "frequency": info["frequency"], "best": info["family"],
+            "leaderboard": res.leaderboard.to_dict(orient="records"),
+            "gates": admission.gates.to_dict() if admission.gates else None,
+            "wall_s": time.monotonic() - started,
+        }  # fmt: skip
+        typer.echo(json.dumps(body, default=str))
+        _print_admission(outcome.name, outcome.version, admission, quiet=True)
+        return
+    table = _io.table(
+        f"Forecasters (time-ordered CV: {info['folds']} {info['scheme']} fold(s) of "
+        f"{info['horizon']} × {info['frequency']}, gap {info['gap']})",
+        ["model", "MASE", "MAE", "RMSE", f"coverage @{info['level']:g}", "fit s"],
+    )
+    for row in res.leaderboard.to_dict(orient="records"):
+        table.add_row(
+            str(row["model"]), f"{row['mase']:.4f}", f"{row['mae']:.4g}", f"{row['rmse']:.4g}",
+            f"{row['coverage']:.3f}", f"{row['fit_time_s']:.1f}",
+        )  # fmt: skip
+    _io.console.print(table)
+    _io.console.print(
+        f"Best: [bold]{info['family']}[/] · CV MASE {res.cv_score:.4f} (seasonal naive "
+        f"{info['seasonal_naive_mase']:.4f}) · interval coverage {res.coverage:.3f} at "
+        f"{info['level']:g} (cross-conformal)"
+    )
+    _print_admission(outcome.name, outcome.version, admission)
+
+
+def forecast_error(
+    name: Annotated[str, typer.Argument(help="Forecasting model name.")],
+    actuals: Annotated[
+        str, typer.Argument(help="File of the periods that came true: ids, time, target.")
+    ],
+    version: Annotated[
+        int | None, typer.Option(help="Version whose spec applies (default: the champion).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """The live error of NAME's logged forecasts against ACTUALS (MAE, RMSE, MASE by step)."""
+    from keizoku.data.ingest import read_table
+    from keizoku.forecast.monitor import forecast_error as live_error
+
+    report = live_error(name, read_table(actuals, None), version=version)
+    if as_json:
+        _io.emit_json(report)
+        return
+    if not report["matched"]:
+        _io.console.print(
+            f"{name}: none of {report['logged']} logged forecast period(s) has an actual in "
+            f"{actuals} (matched on the series ids and the time column)."
+        )
+        return
+    _io.console.print(
+        f"{name}: {report['matched']} of {report['logged']} logged forecast period(s) have an "
+        f"actual · MAE {report['mae']:.4g} · RMSE {report['rmse']:.4g} · MASE "
+        f"{report['mase']:.4f} (CV MASE {report['cv_mase']:.4f})"
+    )
+    if report["mae_by_step"]:
+        steps = ", ".join(f"{k}: {v:.4g}" for k, v in report["mae_by_step"].items())
+        _io.console.print(f"MAE by horizon step: {steps}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``forecast-error`` to the main app."""
+    app.command("forecast-error")(forecast_error)
