@@ -26,7 +26,7 @@ RANKS: dict[str, float] = {
     "registry.backend": 2.1, "registry.refs": 2.1, "registry.servable": 2.1,
     "registry.models": 2.2, "registry.pyfunc": 2.3, "registry.tracking": 2.3,
     "registry": 2.4,
-    "training": 3,
+    "training": 3, "deep": 3,  # deep: the PyTorch networks, imported by training only
     "evaluation": 4, "monitoring": 4,
     # The lifecycle's spec sections (retraining policy, gate settings) sit below the spec.
     "lifecycle.policy": 4.5, "lifecycle.gates": 4.5, "lifecycle.resample": 4.5,

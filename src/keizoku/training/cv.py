@@ -200,6 +200,17 @@ def _fit(
 
         est.fit(Xt, yt, eval_set=(Xv, yv), early_stopping_rounds=50, callbacks=[CatDeadline()])
         return int(est.get_best_iteration() + 1)
+    if family.name == "torch_mlp":  # epochs stop early on the validation fold's loss
+
+        def epoch_done(epoch: int, train_loss: float, val_loss: float | None) -> bool:
+            if time.monotonic() > deadline:
+                if not graceful:
+                    raise DeadlineReached()
+                return True  # keep the best epoch so far
+            return False
+
+        est.fit(Xt, yt, eval_set=(Xv, yv), on_epoch=epoch_done)
+        return int(est.best_epoch_)
     est.fit(Xt, yt)
     return None
 
@@ -234,7 +245,7 @@ def evaluate_config(
                 break
             raise DeadlineReached()
         Xt, Xv = X[tr], X[va]
-        est = with_threads(family.build(task, params, seed), len(tr))
+        est = with_threads(family.make(task, params, seed, enc), len(tr))
         with warnings.catch_warnings(), thread_limit(len(tr)):
             warnings.simplefilter("ignore")
             best = _fit(family, est, Xt, y[tr], Xv, y[va], deadline, graceful)
