@@ -11,7 +11,7 @@ __all__ = ["MLPNet", "embedding_size"]
 
 def embedding_size(n_codes: int) -> int:
     """fastai's rule of thumb for the width of a category's embedding, capped at 16."""
-    return max(2, min(16, round(1.6 * n_codes**0.56)))
+    return max(2, min(16, int(round(1.6 * float(n_codes) ** 0.56))))
 
 
 class MLPNet(nn.Module):
@@ -29,7 +29,7 @@ class MLPNet(nn.Module):
     ) -> None:
         super().__init__()
         self.embeddings = nn.ModuleList(nn.Embedding(n, embedding_size(n)) for n in cardinalities)
-        size = n_num + sum(e.embedding_dim for e in self.embeddings)
+        size = n_num + sum(embedding_size(n) for n in cardinalities)
         layers: list[nn.Module] = []
         for _ in range(depth):
             layers += [

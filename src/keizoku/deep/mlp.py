@@ -29,6 +29,7 @@ EpochCallback = Callable[[int, float, float | None], bool]
 
 CLIP = 5.0  # standardised numbers beyond ±CLIP are clipped: one outlier should not dominate
 PREDICT_CHUNK = 8192
+SMALL_BATCH = 1000  # rows below which a prediction leaves torch's thread count alone
 
 
 def category_columns(encoder: Any) -> dict[int, list[float]]:
@@ -251,7 +252,8 @@ class TabularMLP(BaseEstimator):  # type: ignore[misc]
         num, codes = self._inputs(X)
         parts = []
         threads = torch.get_num_threads()
-        if self.n_jobs and self.n_jobs != threads:
+        # A few rows run on one thread anyway; switching the pool per request costs more.
+        if self.n_jobs and self.n_jobs != threads and len(num) >= SMALL_BATCH:
             torch.set_num_threads(self.n_jobs)
         try:
             with torch.inference_mode():
