@@ -188,6 +188,14 @@ def test_each_fold_stops_early_and_the_fold_networks_are_served_as_a_bag(
     assert trial.mean > -0.3  # log loss on iris
 
 
+def test_the_trial_keeps_each_folds_learning_curve(iris_search: SearchResult) -> None:
+    (trial,) = iris_search.trials
+    assert len(trial.curves) == 3
+    for curve, best in zip(trial.curves, trial.best_iterations, strict=True):
+        assert [e for e, _, _ in curve] == list(range(1, len(curve) + 1))
+        assert best == 1 + int(np.argmin([v for _, _, v in curve]))
+
+
 def test_a_refit_trains_for_the_folds_mean_best_epoch(tmp_path: object) -> None:
     res = _search(_data(_planted()), models=["torch_mlp"], ensemble=False, preset="fast")
     (trial,) = res.trials

@@ -45,6 +45,8 @@ class TrialResult:
     fold_models: list[Any] = field(default_factory=list)  # one per fold; kept for top trials
     partial: bool = False  # stopped after fewer folds than planned (first trial only)
     oof_rows: np.ndarray | None = None  # for a partial trial: the rows ``oof`` covers
+    # neural models: each fold's learning curve, (epoch, train loss, validation loss)
+    curves: list[list[tuple[int, float, float | None]]] = field(default_factory=list)
 
     @property
     def mean(self) -> float:
@@ -252,6 +254,8 @@ def evaluate_config(
         result.fold_models.append(est)
         if best is not None:
             result.best_iterations.append(best)
+        if getattr(est, "history_", None):
+            result.curves.append(list(est.history_))
         pred = raw_predict(est, Xv, task)
         if task != "regression":
             pred = _expand_proba(est, pred, n_classes)
