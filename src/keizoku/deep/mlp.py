@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from keizoku.deep._runtime import device_for, session
+from keizoku.deep._runtime import EarlyStopping, NumpyPickle, device_for, session, softmax
 
 __all__ = ["EpochCallback", "TabularMLP", "bind_encoder", "category_columns"]
 
@@ -63,7 +63,7 @@ def bind_encoder(estimator: TabularMLP, encoder: Any) -> TabularMLP:
     return estimator.set_params(categories=category_columns(encoder))  # type: ignore[no-any-return]
 
 
-class TabularMLP(BaseEstimator):  # type: ignore[misc]
+class TabularMLP(NumpyPickle, BaseEstimator):  # type: ignore[misc]
     """A tabular MLP: ``task`` is ``"binary"``, ``"multiclass"`` or ``"regression"``.
 
     Classifiers take class codes (``classes_`` after fit) and give ``predict_proba``;
@@ -200,9 +200,7 @@ class TabularMLP(BaseEstimator):  # type: ignore[misc]
         n = len(num)
         batch = self.batch_size or max(32, min(1024, n // 32))
         shuffle = torch.Generator().manual_seed(self.seed or 0)
-        best, best_state, stale = float("inf"), None, 0
-        self.history_: list[tuple[int, float, float | None]] = []
-        self.best_epoch_ = 0
+        stopper = EarlyStopping(self.patience, on_epoch)
         for epoch in range(1, self.max_epochs + 1):
             net.train()
             perm = torch.randperm(n, generator=shuffle).to(device)
@@ -217,24 +215,11 @@ class TabularMLP(BaseEstimator):  # type: ignore[misc]
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * len(idx)
-            train_loss = total / max(n, 1)
             val_loss = None if valid is None else self._loss(net, valid, loss_fn, n_out)
-            self.history_.append((epoch, train_loss, val_loss))
-            if val_loss is not None:
-                if val_loss < best - 1e-6:
-                    best, stale, self.best_epoch_ = val_loss, 0, epoch
-                    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-                else:
-                    stale += 1
-            else:
-                self.best_epoch_ = epoch
-            if on_epoch is not None and on_epoch(epoch, train_loss, val_loss):
+            if stopper.step(net, epoch, total / max(n, 1), val_loss):
                 break
-            if stale >= self.patience:
-                break
-        if best_state is not None:
-            net.load_state_dict(best_state)
-        self.net_ = net.cpu().eval()
+        self.history_, self.best_epoch_ = stopper.history, stopper.best_epoch
+        self.net_ = stopper.restore_best(net)
 
     @staticmethod
     def _loss(net: Any, data: list[Any], loss_fn: Any, n_out: int) -> float:
@@ -270,10 +255,7 @@ class TabularMLP(BaseEstimator):  # type: ignore[misc]
         return np.vstack(parts)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        logits = self._forward(X)
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        return np.asarray(p / p.sum(axis=1, keepdims=True))
+        return softmax(self._forward(X))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         if self.task == "regression":
@@ -284,22 +266,7 @@ class TabularMLP(BaseEstimator):  # type: ignore[misc]
         """The penultimate layer's activations (n × width): what the last layer reads."""
         return self._forward(X, penultimate=True)
 
-    # --------------------------------------------------------------- pickle
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        net = state.pop("net_", None)
-        if net is not None:
-            state["net_weights_"] = {k: v.cpu().numpy() for k, v in net.state_dict().items()}
-        return state
+    def _empty_net(self) -> Any:
+        from keizoku.deep._net import MLPNet
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        weights = state.pop("net_weights_", None)
-        self.__dict__.update(state)
-        if weights is not None:
-            import torch
-
-            from keizoku.deep._net import MLPNet
-
-            net = MLPNet(**self.arch_)
-            net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in weights.items()})
-            self.net_ = net.eval()
+        return MLPNet(**self.arch_)
