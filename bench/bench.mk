@@ -33,3 +33,10 @@ bench-quick:
 # Re-render docs/benchmarks.md from recorded runs: make bench-render RUNS="bench/results/a.json ..."
 bench-render:
 	$(BENCH_PY) bench/run.py --render $(RUNS)
+
+# Deep learning (issue 17): the image CNN on digits as PNG folders vs SVC on raw pixels and
+# keizoku's tabular search; the `good` families with and without torch_mlp. Writes
+# bench/work/deep.json (docs/benchmarks.md "## Deep learning"). BENCH_ARGS=--quick: shorter.
+.PHONY: bench-deep
+bench-deep:
+	$(BENCH_PY) bench/deep.py --out bench/work/deep.json $(BENCH_ARGS)
