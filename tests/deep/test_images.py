@@ -192,3 +192,26 @@ def test_a_local_weights_file_is_the_starting_point(
     saved = np.load(path)
     for key in ("body.0.weight", "head.1.weight"):  # lr 0: the weights stay as loaded
         np.testing.assert_array_equal(again.net_.state_dict()[key].numpy(), saved[key])
+
+
+# -------------------------------------------------------------------- drift
+
+
+def test_image_drift_flags_brightened_images_and_not_a_fresh_sample(
+    cnn: ImageCNN, images: tuple[np.ndarray, np.ndarray]
+) -> None:
+    from keizoku.monitoring.images import image_columns, image_drift
+
+    X, _ = images
+    order = np.random.default_rng(1).permutation(len(X))
+    ref, same = X[order[:200]], X[order[200:]]
+    reference = image_columns(ref, cnn)
+    assert list(reference.columns[:3]) == ["brightness", "contrast", "dark_share"]
+    assert reference.shape[1] == 3 + cnn.hidden
+    quiet = image_drift(reference, image_columns(same, cnn))
+    assert not any(v.drifted for v in quiet[:3])  # the same digits: no statistic drifts
+    assert sum(v.drifted for v in quiet) <= 0.05 * len(quiet)  # nor the embedding
+    bright = image_drift(reference, image_columns(np.clip(same + 0.25, 0, 1), cnn))
+    flagged = {v.feature for v in bright if v.drifted}
+    assert {"brightness", "dark_share"} <= flagged
+    assert any(f.startswith("emb_") for f in flagged)  # the network sees it too
