@@ -118,7 +118,7 @@ class ImageCNN(NumpyPickle, BaseEstimator):  # type: ignore[misc]
         X = np.asarray(X, dtype=np.float32)
         self.image_shape_ = tuple(X.shape[1:3])
         self.classes_ = np.unique(np.asarray(y))
-        self.arch_ = {
+        self.arch_: dict[str, Any] = {
             "channels": int(self.channels),
             "hidden": int(self.hidden),
             "dropout": float(self.dropout),
@@ -192,7 +192,7 @@ class ImageCNN(NumpyPickle, BaseEstimator):  # type: ignore[misc]
         return np.asarray(out.numpy(), dtype=float)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return softmax(self._forward(X))
+        return np.asarray(softmax(self._forward(X)))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self.classes_[self.predict_proba(X).argmax(axis=1)])

@@ -255,7 +255,7 @@ class TabularMLP(NumpyPickle, BaseEstimator):  # type: ignore[misc]
         return np.vstack(parts)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return softmax(self._forward(X))
+        return np.asarray(softmax(self._forward(X)))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         if self.task == "regression":
