@@ -5,7 +5,8 @@
 **digits** (issue 17): scikit-learn's digits (1,797 8x8 images, BSD-3-Clause) written as
 PNG class folders under bench/work/deep/digits, read back with ``keizoku.data.images``,
 one fixed stratified split (75/25, seed 0). Three models: keizoku's ``ImageCNN`` (15 %
-of the training images for early stopping), scikit-learn's ``SVC()`` on the 64 raw pixels,
+of the training images for early stopping; one thread, as keizoku fits below 20k rows),
+scikit-learn's ``SVC()`` on the 64 raw pixels,
 and keizoku's tabular search (``good`` preset) on the 64 pixel columns. Per model: test
 accuracy, training seconds, and single-image latency (median of 200 calls: decode the PNG
 bytes, then predict one image; the tabular search scores a JSON record). With a GPU, the
@@ -81,7 +82,7 @@ def digits(quick: bool) -> list[dict[str, Any]]:
             idx_tr, test_size=0.15, random_state=0, stratify=y[idx_tr]
         )
         t = time.perf_counter()
-        cnn = ImageCNN(device=device, max_epochs=30 if quick else 60).fit(
+        cnn = ImageCNN(device=device, n_jobs=1, max_epochs=30 if quick else 60).fit(
             X[fit_tr], y[fit_tr], eval_set=(X[fit_va], y[fit_va])
         )
         fit_s = time.perf_counter() - t

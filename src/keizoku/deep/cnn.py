@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from keizoku.deep._runtime import EarlyStopping, NumpyPickle, device_for, session, softmax
+from keizoku.deep._runtime import (
+    EarlyStopping,
+    NumpyPickle,
+    device_for,
+    predict_threads,
+    session,
+    softmax,
+)
 from keizoku.deep.mlp import EpochCallback
 
 __all__ = ["ImageCNN"]
@@ -186,7 +193,7 @@ class ImageCNN(NumpyPickle, BaseEstimator):  # type: ignore[misc]
     def _forward(self, X: np.ndarray, penultimate: bool = False) -> np.ndarray:
         import torch
 
-        with torch.inference_mode():
+        with predict_threads(len(X), self.n_jobs), torch.inference_mode():
             z = self.net_["body"](self._tensor(X))
             out = z if penultimate else self.net_["head"](z)
         return np.asarray(out.numpy(), dtype=float)

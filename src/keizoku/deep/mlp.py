@@ -20,7 +20,14 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from keizoku.deep._runtime import EarlyStopping, NumpyPickle, device_for, session, softmax
+from keizoku.deep._runtime import (
+    EarlyStopping,
+    NumpyPickle,
+    device_for,
+    predict_threads,
+    session,
+    softmax,
+)
 
 __all__ = ["EpochCallback", "TabularMLP", "bind_encoder", "category_columns"]
 
@@ -29,7 +36,6 @@ EpochCallback = Callable[[int, float, float | None], bool]
 
 CLIP = 5.0  # standardised numbers beyond ±CLIP are clipped: one outlier should not dominate
 PREDICT_CHUNK = 8192
-SMALL_BATCH = 1000  # rows below which a prediction leaves torch's thread count alone
 
 
 def category_columns(encoder: Any) -> dict[int, list[float]]:
@@ -236,22 +242,12 @@ class TabularMLP(NumpyPickle, BaseEstimator):  # type: ignore[misc]
 
         num, codes = self._inputs(X)
         parts = []
-        threads = torch.get_num_threads()
-        # A few rows run on one thread anyway; switching the pool per request costs more.
-        if self.n_jobs and self.n_jobs != threads and len(num) >= SMALL_BATCH:
-            torch.set_num_threads(self.n_jobs)
-        try:
-            with torch.inference_mode():
-                for s in range(0, max(len(num), 1), PREDICT_CHUNK):
-                    a, b = (
-                        torch.from_numpy(num[s : s + PREDICT_CHUNK]),
-                        torch.from_numpy(codes[s : s + PREDICT_CHUNK]),
-                    )
-                    out = self.net_.penultimate(a, b) if penultimate else self.net_(a, b)
-                    parts.append(out.numpy().astype(float))
-        finally:
-            if torch.get_num_threads() != threads:
-                torch.set_num_threads(threads)
+        with predict_threads(len(num), self.n_jobs), torch.inference_mode():
+            for s in range(0, max(len(num), 1), PREDICT_CHUNK):
+                a = torch.from_numpy(num[s : s + PREDICT_CHUNK])
+                b = torch.from_numpy(codes[s : s + PREDICT_CHUNK])
+                out = self.net_.penultimate(a, b) if penultimate else self.net_(a, b)
+                parts.append(out.numpy().astype(float))
         return np.vstack(parts)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
