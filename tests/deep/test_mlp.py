@@ -108,6 +108,17 @@ def test_an_epoch_callback_sees_every_epoch_and_can_stop_the_fit(
     assert all(math.isfinite(t) and v is not None for _, t, v in seen)
 
 
+def test_a_validation_class_the_training_rows_lack_is_left_out_of_the_loss(
+    cancer: tuple[np.ndarray, np.ndarray],
+) -> None:
+    X, y = cancer
+    yv = y[400:].copy()
+    yv[:5] = 7  # a class the training rows never had (a rare class can miss a fold)
+    est = TabularMLP(max_epochs=5, n_jobs=1).fit(X[:400], y[:400], eval_set=(X[400:], yv))
+    assert list(est.classes_) == [0, 1]
+    assert all(v is not None and math.isfinite(v) for _, _, v in est.history_)
+
+
 def test_category_columns_go_through_embeddings() -> None:
     frame = _planted()
     features = frame.drop(columns=["target"])

@@ -13,7 +13,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["EarlyStopping", "NumpyPickle", "device_for", "predict_threads", "session", "softmax"]
+__all__ = [
+    "EarlyStopping",
+    "NumpyPickle",
+    "device_for",
+    "known_classes",
+    "predict_threads",
+    "session",
+    "softmax",
+]
 
 SMALL_BATCH = 1000  # rows below which a prediction runs on one thread
 
@@ -34,6 +42,18 @@ def softmax(logits: Any) -> Any:
     z = logits - logits.max(axis=1, keepdims=True)
     p = np.exp(z)
     return p / p.sum(axis=1, keepdims=True)
+
+
+def known_classes(eval_set: Any, classes: Any) -> Any:
+    """``eval_set`` without the rows of a class the training rows lacked (a rare class can
+    miss a fold's training part); None when no row is left."""
+    import numpy as np
+
+    if eval_set is None:
+        return None
+    X, y = eval_set
+    keep = np.isin(np.asarray(y), classes)
+    return (np.asarray(X)[keep], np.asarray(y)[keep]) if keep.any() else None
 
 
 @contextmanager

@@ -21,6 +21,7 @@ from keizoku.deep._runtime import (
     EarlyStopping,
     NumpyPickle,
     device_for,
+    known_classes,
     predict_threads,
     session,
     softmax,
@@ -132,6 +133,7 @@ class ImageCNN(NumpyPickle, BaseEstimator):  # type: ignore[misc]
             "n_out": len(self.classes_),
         }
         with session(self.seed, self.n_jobs):
+            eval_set = known_classes(eval_set, self.classes_)
             self._train(X, np.searchsorted(self.classes_, y), eval_set, on_epoch)
         return self
 

@@ -24,6 +24,7 @@ from keizoku.deep._runtime import (
     EarlyStopping,
     NumpyPickle,
     device_for,
+    known_classes,
     predict_threads,
     session,
     softmax,
@@ -128,6 +129,7 @@ class TabularMLP(NumpyPickle, BaseEstimator):  # type: ignore[misc]
         else:
             self.classes_ = np.unique(np.asarray(y))
             n_out = len(self.classes_)
+            eval_set = known_classes(eval_set, self.classes_)
         with session(self.seed, self.n_jobs):
             self._train(X, y, eval_set, on_epoch, n_out)
         return self
