@@ -229,3 +229,18 @@ def test_the_network_joins_an_ensemble_with_other_families() -> None:
     )
     assert {t.family for t in res.trials} == {"torch_mlp", "linear"}
     assert {m.family for m in res.model.members} == {"torch_mlp", "linear"}
+
+
+def test_the_reports_learning_curve_refits_the_network_bound_to_its_encoder(
+    iris_search: SearchResult,
+) -> None:
+    from keizoku.evaluation.learning import learning_curve
+    from keizoku.training.metrics import get_metric
+
+    frame = load_iris(as_frame=True).frame
+    y = frame.pop("target").to_numpy()
+    curve = learning_curve(
+        iris_search.model, frame, y, get_metric("log_loss", "multiclass"), budget_s=120
+    )
+    assert curve["family"] == "torch_mlp" and curve["complete"]
+    assert all(math.isfinite(p["valid"]) for p in curve["points"])
