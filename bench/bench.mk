@@ -48,3 +48,10 @@ bench-export:
 .PHONY: bench-forecast
 bench-forecast:
 	$(BENCH_PY) bench/forecast.py --out bench/work/forecast.json
+
+# Deep learning (issue 17): the image CNN on digits as PNG folders vs SVC on raw pixels and
+# keizoku's tabular search; the `good` families with and without torch_mlp. Writes
+# bench/work/deep.json (docs/benchmarks.md "## Deep learning"). BENCH_ARGS=--quick: shorter.
+.PHONY: bench-deep
+bench-deep:
+	$(BENCH_PY) bench/deep.py --out bench/work/deep.json $(BENCH_ARGS)

@@ -26,7 +26,7 @@ RANKS: dict[str, float] = {
     "registry.backend": 2.1, "registry.refs": 2.1, "registry.servable": 2.1,
     "registry.models": 2.2, "registry.pyfunc": 2.3, "registry.tracking": 2.3,
     "registry": 2.4,
-    "training": 3,
+    "training": 3, "deep": 3,  # deep: the PyTorch networks, imported by training only
     # keizoku.forecast: a training package; its monitor reads the log, its loop gates.
     "forecast": 3, "forecast.monitor": 4, "forecast.loop": 6,
     "evaluation": 4, "monitoring": 4, "export": 4,

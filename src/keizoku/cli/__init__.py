@@ -365,6 +365,18 @@ def _json_number(value: Any) -> Any:
     return None if v != v or v in (float("inf"), float("-inf")) else v
 
 
+def _epochs(t: Any) -> str:
+    """A network's trial line adds its folds' best epochs and last validation loss."""
+    curves = getattr(t, "curves", None)
+    if not curves:
+        return ""
+    best = t.best_iterations[-1] if t.best_iterations else 0
+    val = curves[-1][best - 1][2] if 0 < best <= len(curves[-1]) else None
+    loss = f", val loss {val:.4f}" if val is not None else ""
+    epochs = "/".join(map(str, t.best_iterations))
+    return f" · best epochs {epochs} of {max(map(len, curves))}{loss}"
+
+
 class _TrainLog:
     """Progress of ``keizoku train``: a live bar on a terminal, else one flushed line per
     finished trial and per phase on stderr (CI logs, ``| cat``, nohup)."""
@@ -409,7 +421,7 @@ class _TrainLog:
             score = f"{self._shown(t.mean):.4f} ± {t.std:.4f}" if t.fold_scores else "—"
             self._line(
                 f"trial {t.number + 1} {t.family}: {t.status} {score} "
-                f"(fit {t.fit_time_s:.1f}s) · {best}"
+                f"(fit {t.fit_time_s:.1f}s){_epochs(t)} · {best}"
             )
         else:
             now = time.monotonic() - self.started

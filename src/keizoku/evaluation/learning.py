@@ -82,7 +82,7 @@ def learning_curve(
         params = dict(member.params)
         if "n_estimators" in params:  # the curve's shape needs no more than a few hundred rounds
             params["n_estimators"] = min(int(params["n_estimators"]), LC_MAX_ROUNDS)
-        est = family.build(model.task, params, seed)
+        est = family.make(model.task, params, seed, enc)
         with_threads(est, len(rows))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -45,6 +45,8 @@ class TrialResult:
     fold_models: list[Any] = field(default_factory=list)  # one per fold; kept for top trials
     partial: bool = False  # stopped after fewer folds than planned (first trial only)
     oof_rows: np.ndarray | None = None  # for a partial trial: the rows ``oof`` covers
+    # neural models: each fold's learning curve, (epoch, train loss, validation loss)
+    curves: list[list[tuple[int, float, float | None]]] = field(default_factory=list)
 
     @property
     def mean(self) -> float:
@@ -200,6 +202,17 @@ def _fit(
 
         est.fit(Xt, yt, eval_set=(Xv, yv), early_stopping_rounds=50, callbacks=[CatDeadline()])
         return int(est.get_best_iteration() + 1)
+    if family.name == "torch_mlp":  # epochs stop early on the validation fold's loss
+
+        def epoch_done(epoch: int, train_loss: float, val_loss: float | None) -> bool:
+            if time.monotonic() > deadline:
+                if not graceful:
+                    raise DeadlineReached()
+                return True  # keep the best epoch so far
+            return False
+
+        est.fit(Xt, yt, eval_set=(Xv, yv), on_epoch=epoch_done)
+        return int(est.best_epoch_)
     est.fit(Xt, yt)
     return None
 
@@ -234,13 +247,15 @@ def evaluate_config(
                 break
             raise DeadlineReached()
         Xt, Xv = X[tr], X[va]
-        est = with_threads(family.build(task, params, seed), len(tr))
+        est = with_threads(family.make(task, params, seed, enc), len(tr))
         with warnings.catch_warnings(), thread_limit(len(tr)):
             warnings.simplefilter("ignore")
             best = _fit(family, est, Xt, y[tr], Xv, y[va], deadline, graceful)
         result.fold_models.append(est)
         if best is not None:
             result.best_iterations.append(best)
+        if getattr(est, "history_", None):
+            result.curves.append(list(est.history_))
         pred = raw_predict(est, Xv, task)
         if task != "regression":
             pred = _expand_proba(est, pred, n_classes)

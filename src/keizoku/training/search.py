@@ -313,7 +313,7 @@ def _refit(
     if trial.best_iterations:
         params["n_estimators"] = max(10, int(math.ceil(np.mean(trial.best_iterations) * 1.1)))
     enc = TabularEncoder(search.folds.columns, mode=fam.mode).fit(frame)
-    est = with_threads(fam.build(search.task, params, search.cfg.seed), len(frame))
+    est = with_threads(fam.make(search.task, params, search.cfg.seed, enc), len(frame))
     with warnings.catch_warnings(), thread_limit(len(frame)):
         warnings.simplefilter("ignore")
         est.fit(enc.transform(frame), y)

@@ -1,0 +1,218 @@
+"""``ImageCNN``: a small convolutional network trained from scratch, as a scikit-learn
+classifier over (n, height, width) grayscale arrays in [0, 1].
+
+Two blocks of two 3x3 convolutions (batch norm, ReLU) and a max-pool, a global average
+pool, a dense penultimate layer (``embed``: what the monitor watches) and the class
+layer. While training, every batch is augmented in plain torch (no torchvision): a
+random rotation of up to ``rotate`` degrees and a shift of up to ``shift`` of the image
+size in one affine resampling, then Gaussian pixel noise. Early stopping, the seeded
+session and NumPy-only pickling are those of ``TabularMLP``. ``weights`` names a local
+``.npz`` of a state dict to start from (no download is possible or attempted).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from keizoku.deep._runtime import (
+    EarlyStopping,
+    NumpyPickle,
+    device_for,
+    known_classes,
+    predict_threads,
+    session,
+    softmax,
+)
+from keizoku.deep.mlp import EpochCallback
+
+__all__ = ["ImageCNN"]
+
+
+def _net(channels: int, hidden: int, dropout: float, n_out: int) -> Any:
+    from torch import nn
+
+    def block(c_in: int, c_out: int) -> list[Any]:
+        return [
+            nn.Conv2d(c_in, c_out, 3, padding=1),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(),
+            nn.Conv2d(c_out, c_out, 3, padding=1),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        ]
+
+    body = nn.Sequential(
+        *block(1, channels),
+        *block(channels, 2 * channels),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(2 * channels, hidden),
+        nn.ReLU(),
+    )
+    return nn.ModuleDict(
+        {"body": body, "head": nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, n_out))}
+    )
+
+
+def _augment(x: Any, rotate: float, shift: float, noise: float, gen: Any) -> Any:
+    """Random rotation + shift (one affine grid per image) and Gaussian noise."""
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    n = x.shape[0]
+    angle = (torch.rand(n, generator=gen) * 2 - 1) * math.radians(rotate)
+    move = (torch.rand(n, 2, generator=gen) * 2 - 1) * 2 * shift  # grid units span 2
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.stack(
+        [torch.stack([cos, -sin, move[:, 0]], 1), torch.stack([sin, cos, move[:, 1]], 1)], 1
+    ).to(x.device)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
+    if noise:
+        out = out + noise * torch.randn(out.shape, generator=gen).to(x.device)
+    return out
+
+
+class ImageCNN(NumpyPickle, BaseEstimator):  # type: ignore[misc]
+    """A small CNN image classifier (class codes in, ``predict_proba`` out)."""
+
+    def __init__(
+        self,
+        channels: int = 32,
+        hidden: int = 64,
+        dropout: float = 0.25,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-4,
+        batch_size: int = 64,
+        max_epochs: int = 60,
+        patience: int = 10,
+        rotate: float = 10.0,
+        shift: float = 0.1,
+        noise: float = 0.05,
+        weights: str | None = None,
+        seed: int | None = 0,
+        n_jobs: int | None = None,
+        device: str = "auto",
+    ) -> None:
+        self.channels = channels
+        self.hidden = hidden
+        self.dropout = dropout
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.rotate = rotate
+        self.shift = shift
+        self.noise = noise
+        self.weights = weights
+        self.seed = seed
+        self.n_jobs = n_jobs
+        self.device = device
+
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        eval_set: tuple[np.ndarray, np.ndarray] | None = None,
+        on_epoch: EpochCallback | None = None,
+    ) -> ImageCNN:
+        X = np.asarray(X, dtype=np.float32)
+        self.image_shape_ = tuple(X.shape[1:3])
+        self.classes_ = np.unique(np.asarray(y))
+        self.arch_: dict[str, Any] = {
+            "channels": int(self.channels),
+            "hidden": int(self.hidden),
+            "dropout": float(self.dropout),
+            "n_out": len(self.classes_),
+        }
+        with session(self.seed, self.n_jobs):
+            eval_set = known_classes(eval_set, self.classes_)
+            self._train(X, np.searchsorted(self.classes_, y), eval_set, on_epoch)
+        return self
+
+    def _tensor(self, X: np.ndarray) -> Any:
+        import torch
+
+        X = np.asarray(X, dtype=np.float32)
+        return torch.from_numpy(np.ascontiguousarray(X.reshape(len(X), 1, *X.shape[1:3])))
+
+    def _train(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        eval_set: tuple[np.ndarray, np.ndarray] | None,
+        on_epoch: EpochCallback | None,
+    ) -> None:
+        import torch
+
+        device = device_for(self.device)
+        net = _net(**self.arch_)
+        if self.weights:
+            saved = np.load(self.weights)
+            net.load_state_dict({k: torch.from_numpy(saved[k]) for k in saved.files})
+        net = net.to(device)
+        xs, ys = self._tensor(X).to(device), torch.from_numpy(y.astype(np.int64)).to(device)
+        valid = None
+        if eval_set is not None:
+            vy = np.searchsorted(self.classes_, eval_set[1]).astype(np.int64)
+            valid = (self._tensor(eval_set[0]).to(device), torch.from_numpy(vy).to(device))
+        loss_fn = torch.nn.CrossEntropyLoss()
+        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        gen = torch.Generator().manual_seed(self.seed or 0)
+        n = len(xs)
+        stopper = EarlyStopping(self.patience, on_epoch)
+        for epoch in range(1, self.max_epochs + 1):
+            net.train()
+            perm = torch.randperm(n, generator=gen).to(device)
+            total = 0.0
+            for start in range(0, n, self.batch_size):
+                idx = perm[start : start + self.batch_size]
+                if len(idx) < 2:  # batch norm needs two images
+                    continue
+                batch = _augment(xs[idx], self.rotate, self.shift, self.noise, gen)
+                opt.zero_grad()
+                loss = loss_fn(net["head"](net["body"](batch)), ys[idx])
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+            val_loss = None
+            if valid is not None:
+                net.eval()
+                with torch.inference_mode():
+                    val_loss = float(loss_fn(net["head"](net["body"](valid[0])), valid[1]))
+            if stopper.step(net, epoch, total / max(n, 1), val_loss):
+                break
+        self.history_, self.best_epoch_ = stopper.history, stopper.best_epoch
+        self.net_ = stopper.restore_best(net)
+
+    def _forward(self, X: np.ndarray, penultimate: bool = False) -> np.ndarray:
+        import torch
+
+        with predict_threads(len(X), self.n_jobs), torch.inference_mode():
+            z = self.net_["body"](self._tensor(X))
+            out = z if penultimate else self.net_["head"](z)
+        return np.asarray(out.numpy(), dtype=float)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(softmax(self._forward(X)))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.classes_[self.predict_proba(X).argmax(axis=1)])
+
+    def embed(self, X: np.ndarray) -> np.ndarray:
+        """The penultimate layer (n × hidden): the features the monitor's drift tests read."""
+        return self._forward(X, penultimate=True)
+
+    def save_weights(self, path: str) -> None:
+        """The weights as an ``.npz`` that ``weights=`` accepts (a local starting point)."""
+        np.savez(path, **{k: v.numpy() for k, v in self.net_.state_dict().items()})
+
+    def _empty_net(self) -> Any:
+        return _net(**self.arch_)
