@@ -105,6 +105,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
         assert out.returncode == 0, out.stderr
         env = {**os.environ, "KEIZOKU_HOME": str(home), "HF_HUB_OFFLINE": "1"}
         server = Server(root, "--poll-interval", "1", env=env).wait_ready()
+        rows = [{f: None if pd.isna(v) else v for f, v in r.items() if f != "species"}
+                for r in frame().head(20).to_dict("records")]  # fmt: skip
+        r = server.client.post(f"/v1/models/{MODEL}/predict", json=rows,
+                               headers={"Authorization": f"Bearer {viewer}"})  # fmt: skip
+        assert r.status_code == 200, r.text
         try:
             yield Project(root, home, server, viewer, operator, doomed)
         finally:
