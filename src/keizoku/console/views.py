@@ -9,6 +9,7 @@ log) and the server's in-process metrics. The state changes (promote, rollback) 
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from typing import Any
 
 from keizoku import audit
@@ -100,6 +101,15 @@ def version_context(name: str, version: int) -> dict[str, Any]:
 
 
 def _artifact_text(name: str, version: int, filename: str) -> str:
+    """An artifact's text ("" when absent), cached: a registered version's files never
+    change (their sha256 is recorded at registration and checked on this first read)."""
+    from keizoku.home import home
+
+    return _artifact_cached(str(home()), name, version, filename)
+
+
+@lru_cache(maxsize=256)
+def _artifact_cached(root: str, name: str, version: int, filename: str) -> str:
     from keizoku.registry.models import version_artifact
 
     try:

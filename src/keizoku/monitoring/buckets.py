@@ -22,6 +22,7 @@ version without reference statistics (or a log with no registry) gets traffic on
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +67,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS folded (segment TEXT PRIMARY KEY, rows INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS drift (
     width INTEGER, bucket REAL, version INTEGER, feature TEXT,
-    counts TEXT NOT NULL, n INTEGER NOT NULL, distance REAL NOT NULL,
+    counts TEXT NOT NULL, n INTEGER NOT NULL, distance REAL,
     threshold REAL NOT NULL, drifted INTEGER NOT NULL,
     PRIMARY KEY (width, version, feature, bucket)
 );
@@ -83,7 +84,7 @@ class DriftPoint:
 
     bucket: float
     n: int
-    distance: float
+    distance: float | None  # None: not measurable (e.g. a feature the reference saw constant)
     threshold: float
     drifted: bool
 
@@ -220,9 +221,10 @@ def _merge_feature(
         if row is not None:
             levels = _add_levels(_load_levels(row[0]), levels)
         fd, text = compare_categorical(name, ref, levels, cfg), _dump(ref, None, levels)
+    distance = float(fd.distance) if math.isfinite(fd.distance) else None  # NaN: not measured
     conn.execute(
         "INSERT OR REPLACE INTO drift VALUES (?,?,?,?,?,?,?,?,?)",
-        (*key, text, fd.n, float(fd.distance), float(fd.threshold), int(fd.drifted)),
+        (*key, text, fd.n, distance, float(fd.threshold), int(fd.drifted)),
     )
 
 
