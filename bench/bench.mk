@@ -7,7 +7,7 @@ BENCH_PY    ?= .venv/bin/python
 BENCH_PEERS ?= lightgbm flaml autogluon evidently mlflow bentoml
 BENCH_ARGS  ?=
 
-.PHONY: bench bench-quick bench-peers bench-render
+.PHONY: bench bench-quick bench-peers bench-render bench-console
 
 bench-peers:
 	@for p in $(BENCH_PEERS); do bash bench/setup_peer.sh $$p || echo "bench: peer $$p failed to install (reported as 'not installed')"; done
@@ -33,3 +33,8 @@ bench-quick:
 # Re-render docs/benchmarks.md from recorded runs: make bench-render RUNS="bench/results/a.json ..."
 bench-render:
 	$(BENCH_PY) bench/run.py --render $(RUNS)
+
+# The web console: page timings with 1M logged predictions over a year of hourly buckets
+# (trains the penguins model, writes and folds 365 daily segments; minutes on 2 cores).
+bench-console:
+	$(BENCH_PY) bench/console.py --out bench/work/console.json $(BENCH_ARGS)

@@ -8,7 +8,9 @@
    Parquet segment per day, each written and folded as ``PredictionLog.flush`` does
    (``log.write_segment`` then ``monitoring.buckets.fold_table``); the fold time is measured;
 3. times each console page in process (Starlette ``TestClient`` on the ``keizoku serve``
-   app, loopback without keys), ``--repeat`` times after one warm-up: median and max.
+   app, loopback without keys), ``--repeat`` times after one warm-up: median and max wall
+   time, and the median CPU time of the process (what the page costs on an idle machine;
+   on a loaded one the wall time waits for a core).
 
 Prints a JSON document (also written to ``--out``).
 """
@@ -79,7 +81,9 @@ def _log(home: Path, rows_total: int, days: int) -> dict[str, float]:
     from keizoku.monitoring.reference import load_reference
 
     ref = load_reference(f"{MODEL}:1")
-    types = {f: pa.float64() if r.kind == "numeric" else pa.string() for f, r in ref.features.items()}
+    types = {
+        f: pa.float64() if r.kind == "numeric" else pa.string() for f, r in ref.features.items()
+    }
     data = pd.read_csv(REPO / "examples" / "data" / "penguins.csv")
     rng = np.random.default_rng(0)
     start = (time.time() // 86400 - days) * 86400
@@ -125,13 +129,18 @@ def _pages(repeat: int) -> dict[str, dict[str, float]]:
             r = client.get(path)  # warm-up
             if r.status_code != 200:
                 raise SystemExit(f"{path} answered {r.status_code}: {r.text[:500]}")
-            times = []
+            times, cpu = [], []
             for _ in range(repeat):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 client.get(path)
                 times.append((time.perf_counter() - t0) * 1000)
-            out[label] = {"median_ms": statistics.median(times), "max_ms": max(times),
-                          "bytes": len(r.content)}  # fmt: skip
+                cpu.append((time.process_time() - c0) * 1000)
+            out[label] = {
+                "median_ms": statistics.median(times),
+                "max_ms": max(times),
+                "cpu_median_ms": statistics.median(cpu),
+                "bytes": len(r.content),
+            }
     return out
 
 

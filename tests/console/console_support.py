@@ -46,7 +46,9 @@ def plant_log(home: Path, start: float) -> int:
     from keizoku.prediction import Prediction
 
     ref = load_reference(f"{MODEL}:1")
-    types = {f: pa.float64() if r.kind == "numeric" else pa.string() for f, r in ref.features.items()}
+    types = {
+        f: pa.float64() if r.kind == "numeric" else pa.string() for f, r in ref.features.items()
+    }
     rows = frame()  # nulls included: the reference's null rates hold in the traffic too
     rng = np.random.default_rng(3)
     log = PredictionLog(root=home, flush_interval_s=3600)

@@ -39,6 +39,14 @@ def sign_in(browser: Any, project: Project, key: str, width: int = 1280) -> Any:
     return page
 
 
+def data(page: Any, selector: str, key: str, value: str) -> dict[str, str]:
+    """{data-KEY: data-VALUE} of the elements ``selector`` finds."""
+    rows = page.locator(selector).evaluate_all(
+        f"rs => rs.map(r => [r.dataset.{key}, r.dataset.{value}])"
+    )
+    return {k: v for k, v in rows}
+
+
 def csrf(page: Any) -> str:
     return str(page.locator("input[name=csrf]").first.get_attribute("value"))
 
@@ -92,9 +100,7 @@ def test_session_cookie_is_httponly_and_strict(viewer: Any) -> None:
 
 
 def test_viewer_reads_but_cannot_promote(viewer: Any, project: Project) -> None:
-    rows = viewer.locator("tr[data-version]")
-    states = dict(zip(rows.evaluate_all("rs => rs.map(r => r.dataset.version)"),
-                      rows.evaluate_all("rs => rs.map(r => r.dataset.state)"), strict=True))  # fmt: skip
+    states = data(viewer, "tr[data-version]", "version", "state")
     assert states == {"1": "champion", "2": "challenger"}
     assert viewer.locator("#who").get_attribute("data-role") == "viewer"
     assert viewer.locator("form.promote").count() == 0
@@ -124,9 +130,7 @@ def test_no_state_change_without_the_csrf_token(
 
 def test_planted_drift_shows_for_that_feature_only(operator: Any, project: Project) -> None:
     operator.goto(f"{project.url}/console/monitoring?model={MODEL}&version=1")
-    rows = operator.locator("#drift tr[data-feature]")
-    flags = dict(zip(rows.evaluate_all("rs => rs.map(r => r.dataset.feature)"),
-                     rows.evaluate_all("rs => rs.map(r => r.dataset.drifted)"), strict=True))  # fmt: skip
+    flags = data(operator, "#drift tr[data-feature]", "feature", "drifted")
     features = {f: d for f, d in flags.items() if f != "prediction"}
     assert len(features) >= 5
     assert {f for f, d in features.items() if d == "true"} == {DRIFTED}

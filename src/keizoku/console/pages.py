@@ -143,8 +143,10 @@ def _page(
     nonce, new = sess.pre_nonce(request)
     if visitor is None:
         visitor = Visitor(None, sess.csrf_token(nonce), keys=_guard(request).keys_required())
-    html = _env().get_template(template).render(
-        {**context, "visitor": visitor, "path": request.url.path}
+    html = (
+        _env()
+        .get_template(template)
+        .render({**context, "visitor": visitor, "path": request.url.path})
     )
     response = HTMLResponse(html, status, headers=HEADERS)
     if new:
@@ -307,7 +309,9 @@ async def rollback_model(request: Request, name: str) -> Response:
 
 
 @router.get("/audit")
-async def audit_page(request: Request, model: str = "", action: str = "", actor: str = "") -> Response:
+async def audit_page(
+    request: Request, model: str = "", action: str = "", actor: str = ""
+) -> Response:
     visitor = _visitor(request)
     if model:
         check_name(model)

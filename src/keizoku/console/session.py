@@ -160,4 +160,3 @@ def check_csrf(request: Request, sent: str | None, session: Session | None) -> N
             "The form's CSRF token is missing or does not match this session. Reload the page "
             "and submit the form again."
         )
-

@@ -49,6 +49,7 @@ __all__ = [
     "DAY",
     "HOUR",
     "LATENCY_MS",
+    "PREDICTION",
     "DriftPoint",
     "TrafficPoint",
     "catch_up",
@@ -316,7 +317,9 @@ def drift_series(
         conn.close()
     out: dict[str, list[DriftPoint]] = {}
     for feature, bucket, n, distance, threshold, drifted in rows:
-        out.setdefault(feature, []).append(DriftPoint(bucket, n, distance, threshold, bool(drifted)))
+        out.setdefault(feature, []).append(
+            DriftPoint(bucket, n, distance, threshold, bool(drifted))
+        )
     return out
 
 
