@@ -215,7 +215,9 @@ def monitoring_context(
     from keizoku.monitoring.drift import DriftConfig
     from keizoku.registry.models import aliases, list_models, require_model
 
-    require_model(name)
+    names = list_models()
+    if name not in names:
+        require_model(name)  # NotFoundError with a hint
     buckets.catch_up(name)
     version = version or aliases(name).get("champion")
     since = (time.time() // width - span_s // width) * width
@@ -257,7 +259,7 @@ def monitoring_context(
              "xlabel": "time (UTC)", "ylabel": "ms (upper bin edge)", "xticks": ticks},
         ]  # fmt: skip
     return {
-        "name": name, "models": list_models(), "version": version, "width": per,
+        "name": name, "models": names, "version": version, "width": per,
         "features": features, "traffic": charts, "server": _server(name, metrics),
         "training": _training_metric(name, version),
     }  # fmt: skip

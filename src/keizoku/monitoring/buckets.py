@@ -24,7 +24,9 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+from bisect import bisect_left
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -324,11 +326,11 @@ def drift_series(
 
 
 def _percentile(hist: list[int], q: float) -> float:
+    """The upper latency bin edge below which a share ``q`` of the rows falls (0: none)."""
     total = sum(hist)
     if total == 0:
         return 0.0
-    cum = np.cumsum(hist)
-    i = int(np.searchsorted(cum, q * total, side="left"))
+    i = bisect_left(list(accumulate(hist)), q * total)
     return float(LATENCY_MS[min(i, len(LATENCY_MS) - 1)])
 
 
