@@ -121,8 +121,8 @@ _REFS: dict[tuple[str, str, int], Reference | None] = {}
 
 def _reference(model: str, version: int) -> Reference | None:
     """The version's reference statistics, cached; None without a registry or a reference."""
-    from keizoku.home import home
-    from keizoku.registry.backend import mlflow_uri, sqlite_path
+    from keizoku.home import home, mlflow_uri
+    from keizoku.registry.backend import sqlite_path
 
     key = (str(home()), model, version)
     if key in _REFS:
