@@ -41,6 +41,7 @@ def plant_log(home: Path, start: float) -> int:
     """HOURS of hourly traffic for v1; DRIFTED shifted by +15 mm in the last SHIFTED_HOURS."""
     import pyarrow as pa
 
+    from keizoku.monitoring import buckets
     from keizoku.monitoring.log import PredictionLog
     from keizoku.monitoring.reference import load_reference
     from keizoku.prediction import Prediction
@@ -65,6 +66,7 @@ def plant_log(home: Path, start: float) -> int:
             log.append(pred, ts=ts, model=MODEL, inputs=inputs, latency_ms=2.0 + i % 7, types=types)
             n += 1
     log.close()
+    buckets.wait_folded()
     return n
 
 

@@ -33,6 +33,7 @@ def _plant(home: Path, hours: int, per_hour: int, shift: float = 0.0) -> None:
             log.append(pred, ts=START + hour * 3600 + i, model=MODEL, inputs=inputs,
                        latency_ms=float(i % 10))  # fmt: skip
     log.close()
+    buckets.wait_folded()  # the log handed its segment to the folding thread
 
 
 @pytest.fixture(scope="module")

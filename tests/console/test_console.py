@@ -178,7 +178,7 @@ def ask(page: Any, project: Project, question: str) -> str:
     page.select_option("#a-collection", "kb")
     page.fill("#a-question", question)
     with page.expect_navigation(timeout=240_000):  # the first ask loads the embedding model
-        page.click("form[aria-label='Ask the knowledge assistant'] button")
+        page.click("form[aria-label='Ask the knowledge assistant'] button", no_wait_after=True)
     page.wait_for_selector("#answer")
     return str(page.locator("main").inner_text())
 

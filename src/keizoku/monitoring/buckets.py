@@ -2,8 +2,9 @@
 
 A page that draws a year of drift must not scan a million logged predictions. So each
 prediction-log segment is *folded* once, when the log writes it (``PredictionLog.flush``
-calls :func:`fold_table`), or later by :func:`catch_up` (segments written by another
-process, or before this module existed): per model version, per hour and per day,
+hands it to :func:`submit`, which folds it in a background thread so the log's own writes
+never wait), or later by :func:`catch_up` (segments written by another process, lost from
+the queue, or written before this module existed): per model version, per hour and day,
 
 * per feature, the counts drift needs (``keizoku.monitoring.drift.collect_counts``, the
   same DuckDB query ``keizoku monitor`` runs) added to what the bucket held, and the
@@ -22,30 +23,26 @@ version without reference statistics (or a log with no registry) gets traffic on
 from __future__ import annotations
 
 import json
+import logging
 import math
+import queue
 import sqlite3
+import threading
 from bisect import bisect_left
 from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from keizoku.errors import KeizokuError
-from keizoku.monitoring.drift import (
-    BucketCounts,
-    DriftConfig,
-    FeatureDrift,
-    NumericCounts,
-    collect_counts,
-    compare_categorical,
-    compare_numeric,
-)
 from keizoku.monitoring.log import FEATURE_PREFIX, log_dir
-from keizoku.monitoring.reference import FeatureRef, Reference
+
+if TYPE_CHECKING:  # imported where used: the log's flusher imports this module cheaply
+    from keizoku.monitoring.drift import BucketCounts, DriftConfig, NumericCounts
+    from keizoku.monitoring.reference import FeatureRef, Reference
 
 __all__ = [
     "DAY",
@@ -57,14 +54,17 @@ __all__ = [
     "catch_up",
     "drift_series",
     "fold_table",
+    "submit",
     "traffic_series",
+    "wait_folded",
 ]
 
 HOUR, DAY = 3600, 86400
 WIDTHS = (HOUR, DAY)
 LATENCY_MS = (0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 PREDICTION = "__prediction__"
-_NULL = "\x00null"  # a null level in the JSON of categorical counts
+_NULL = "\x00null"
+_log = logging.getLogger("keizoku.monitoring")  # a null level in the JSON of categorical counts
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS folded (segment TEXT PRIMARY KEY, rows INTEGER NOT NULL);
@@ -136,7 +136,8 @@ def _reference(model: str, version: int) -> Reference | None:
             ref = load_reference(f"{model}:{version}")
         except KeizokuError:
             ref = None
-    _REFS[key] = ref
+    if ref is not None:  # an absent one may be registered later
+        _REFS[key] = ref
     return ref
 
 
@@ -158,6 +159,8 @@ def _dump(ref: FeatureRef, numeric: NumericCounts | None, levels: dict[str | Non
 
 
 def _load_numeric(text: str) -> NumericCounts:
+    from keizoku.monitoring.drift import NumericCounts
+
     d = json.loads(text)
     return NumericCounts(d["n"], d["nulls"], np.asarray(d["le"], float), d["below"], d["above"])
 
@@ -174,6 +177,8 @@ def _add_levels(a: dict[str | None, int], b: dict[str | None, int]) -> dict[str 
 
 
 def _add_numeric(a: NumericCounts, b: NumericCounts) -> NumericCounts:
+    from keizoku.monitoring.drift import NumericCounts
+
     known = None not in (a.below, a.above, b.below, b.above)
     return NumericCounts(
         a.n + b.n, a.nulls + b.nulls, a.le + b.le,
@@ -188,6 +193,8 @@ def _add_numeric(a: NumericCounts, b: NumericCounts) -> NumericCounts:
 def _fold_drift(
     conn: sqlite3.Connection, con: Any, model: str, version: int, width: int, columns: set[str]
 ) -> None:
+    from keizoku.monitoring.drift import DriftConfig, collect_counts
+
     ref = _reference(model, version)
     if ref is None:
         return
@@ -209,6 +216,8 @@ def _merge_feature(
     counts: BucketCounts,
     cfg: DriftConfig,
 ) -> None:
+    from keizoku.monitoring.drift import FeatureDrift, compare_categorical, compare_numeric
+
     width, bucket, version, name = key
     row = conn.execute(
         "SELECT counts FROM drift WHERE width=? AND bucket=? AND version=? AND feature=?", key
@@ -285,6 +294,46 @@ def fold_table(model: str, table: pa.Table, segment: str, root: Path | None = No
     return True
 
 
+# ------------------------------------------------------------- folding off the log's path
+
+_queue: queue.Queue[tuple[str, pa.Table, str, Path | None]] = queue.Queue(maxsize=64)
+_worker: threading.Thread | None = None
+_start = threading.Lock()
+
+
+def _drain() -> None:
+    while True:
+        model, table, segment, root = _queue.get()
+        try:
+            fold_table(model, table, segment, root)
+        except Exception as exc:  # noqa: BLE001 - the next catch_up folds the segment again
+            _log.error("Could not pre-aggregate segment %s of '%s': %s", segment, model, exc)
+        finally:
+            _queue.task_done()
+
+
+def submit(model: str, table: pa.Table, segment: str, root: Path | None = None) -> None:
+    """Fold a just-written segment in a background thread (never delays the log's writes).
+
+    A full queue or an exit before the fold loses nothing: ``catch_up`` folds the segment
+    from disk later.
+    """
+    global _worker
+    with _start:
+        if _worker is None or not _worker.is_alive():
+            _worker = threading.Thread(target=_drain, name="keizoku-buckets", daemon=True)
+            _worker.start()
+    try:
+        _queue.put_nowait((model, table, segment, root))
+    except queue.Full:
+        _log.warning("Bucket queue full: segment %s of '%s' is folded later.", segment, model)
+
+
+def wait_folded() -> None:
+    """Block until every submitted segment is folded (tests, benchmarks)."""
+    _queue.join()
+
+
 def catch_up(model: str, root: Path | None = None) -> int:
     """Fold the model's segments not folded yet (oldest first); the number folded."""
     folder = log_dir(model, root)
@@ -295,6 +344,8 @@ def catch_up(model: str, root: Path | None = None) -> int:
         done = {r[0] for r in conn.execute("SELECT segment FROM folded")}
     finally:
         conn.close()
+    import pyarrow.parquet as pq
+
     todo = sorted(p for p in folder.glob("*.parquet") if p.name not in done)
     return sum(fold_table(model, pq.read_table(p), p.name, root) for p in todo)
 

@@ -171,14 +171,11 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def _fold(model: str, table: pa.Table, segment: Path, root: Path | None) -> None:
-    """Pre-aggregate a written segment (``monitoring.buckets``); a failure loses no record:
-    the segment is on disk and ``buckets.catch_up`` folds it later."""
+    """Hand a written segment to ``monitoring.buckets`` (folded in its own thread; a failure
+    loses no record: the segment is on disk and ``buckets.catch_up`` folds it later)."""
     from keizoku.monitoring import buckets
 
-    try:
-        buckets.fold_table(model, table, segment.name, root)
-    except Exception as exc:  # noqa: BLE001 - the log must keep writing whatever this does
-        _log.error("Could not pre-aggregate segment %s of '%s': %s", segment.name, model, exc)
+    buckets.submit(model, table, segment.name, root)
 
 
 def _close_at_exit(ref: weakref.ref[PredictionLog]) -> None:
