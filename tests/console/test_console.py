@@ -196,6 +196,8 @@ def test_assistant_cites_and_hides_a_forbidden_document(
     sources = operator.locator("#citations li").evaluate_all("ls => ls.map(l => l.dataset.source)")
     assert SECRET in seen
     assert any(s.endswith("hr.md") for s in sources)
+    link = operator.locator("#answer-text a").first  # [n] in the answer links its passage
+    assert operator.locator(str(link.get_attribute("href"))).count() == 1
     shot(operator, "assistant")
 
 

@@ -17,6 +17,7 @@ model lock, the audit entry with ``actor = key:<name>``), then swap the served m
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from functools import cache
@@ -27,6 +28,7 @@ from urllib.parse import parse_qs, quote
 from fastapi import APIRouter, Request
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup, escape
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from keizoku.auth import Principal
@@ -107,9 +109,17 @@ def _env() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)  # fmt: skip
     shared = environment()
-    env.filters.update(shared.filters)
+    env.filters.update(shared.filters, cite_links=_cite_links)
     env.globals.update(shared.globals)
     return env
+
+
+def _cite_links(text: str) -> Markup:
+    """An answer's text, escaped, with each ``[n]`` a link to its cited passage."""
+    return Markup(_CITE.sub(r'<a href="#cite-\1">[\1]</a>', str(escape(text))))
+
+
+_CITE = re.compile(r"\[(\d{1,3})\]")
 
 
 def _guard(request: Request) -> Guard:
