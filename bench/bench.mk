@@ -7,7 +7,7 @@ BENCH_PY    ?= .venv/bin/python
 BENCH_PEERS ?= lightgbm flaml autogluon evidently mlflow bentoml
 BENCH_ARGS  ?=
 
-.PHONY: bench bench-quick bench-peers bench-render
+.PHONY: bench bench-quick bench-peers bench-render bench-console
 
 bench-peers:
 	@for p in $(BENCH_PEERS); do bash bench/setup_peer.sh $$p || echo "bench: peer $$p failed to install (reported as 'not installed')"; done
@@ -55,3 +55,8 @@ bench-forecast:
 .PHONY: bench-deep
 bench-deep:
 	$(BENCH_PY) bench/deep.py --out bench/work/deep.json $(BENCH_ARGS)
+
+# The web console: page timings with 1M logged predictions over a year of hourly buckets
+# (trains the penguins model, writes and folds 365 daily segments; minutes on 2 cores).
+bench-console:
+	$(BENCH_PY) bench/console.py --out bench/work/console.json $(BENCH_ARGS)

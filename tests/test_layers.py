@@ -37,6 +37,7 @@ RANKS: dict[str, float] = {
     # The Python API and the scikit-learn estimators: over training, registry and lifecycle.
     "api": 6.5, "sklearn": 6.5,
     "serving": 7,
+    "console": 7,  # the web console (docs/decisions/0021-web-console.md), beside serving
     "cli": 8,
 }  # fmt: skip
 

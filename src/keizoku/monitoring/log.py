@@ -170,6 +170,14 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _fold(model: str, table: pa.Table, segment: Path, root: Path | None) -> None:
+    """Hand a written segment to ``monitoring.buckets`` (folded in its own thread; a failure
+    loses no record: the segment is on disk and ``buckets.catch_up`` folds it later)."""
+    from keizoku.monitoring import buckets
+
+    buckets.submit(model, table, segment.name, root)
+
+
 def _close_at_exit(ref: weakref.ref[PredictionLog]) -> None:
     log = ref()
     if log is not None:
@@ -275,12 +283,14 @@ class PredictionLog:
                     )
                     continue
                 try:
-                    write_segment(log_dir(model, self.root), table)
+                    segment = write_segment(log_dir(model, self.root), table)
                     self.written += len(part)
                 except OSError as exc:  # disk full, permissions: keep the rows, retry next time
                     self.failed_flushes += 1
                     _log.error("Could not write %d predictions of '%s': %s", len(part), model, exc)
                     failed.extend(part)
+                    continue
+                _fold(model, table, segment, self.root)
             if failed:
                 with self._lock:
                     room = max(self.max_buffer - len(self._buffer), 0)

@@ -190,6 +190,9 @@ def _include_routers(app: FastAPI) -> None:
     app.include_router(forecast_router)
     app.include_router(rag_router)
     app.include_router(openai_router)
+    from keizoku.console import router as console_router  # the web console, /console
+
+    app.include_router(console_router)
 
 
 def app_from_env() -> FastAPI:

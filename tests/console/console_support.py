@@ -1,0 +1,135 @@
+"""The console tests' project (see conftest.py): peng v1 (champion) and v2 (challenger, gated),
+an A/B split, a planted drift in the prediction log, a RAG collection with a forbidden
+document, and three keys (viewer, operator, one to revoke). Built once per module."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kzsupport import Server
+from rollout_support import MODEL, cli, frame, trained_copy
+
+DRIFTED = "bill_length_mm"  # the feature whose values are shifted in the last 24 hours
+HOURS, PER_HOUR, SHIFTED_HOURS = 72, 300, 24
+SECRET = "marmoset77"  # only in the hr-only document
+
+
+@dataclass
+class Project:
+    root: Path
+    home: Path
+    server: Server
+    viewer: str
+    operator: str
+    doomed: str
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+def plant_log(home: Path, start: float) -> int:
+    """HOURS of hourly traffic for v1; DRIFTED shifted by +15 mm in the last SHIFTED_HOURS."""
+    import pyarrow as pa
+
+    from keizoku.monitoring import buckets
+    from keizoku.monitoring.log import PredictionLog
+    from keizoku.monitoring.reference import load_reference
+    from keizoku.prediction import Prediction
+
+    ref = load_reference(f"{MODEL}:1")
+    types = {
+        f: pa.float64() if r.kind == "numeric" else pa.string() for f, r in ref.features.items()
+    }
+    rows = frame()  # nulls included: the reference's null rates hold in the traffic too
+    rng = np.random.default_rng(3)
+    log = PredictionLog(root=home, flush_interval_s=3600)
+    n = 0
+    for hour in range(HOURS):
+        picks = rows.iloc[rng.integers(0, len(rows), PER_HOUR)]
+        for i, (_, row) in enumerate(picks.iterrows()):
+            inputs = {f: None if pd.isna(row[f]) else row[f] for f in ref.features}
+            if hour >= HOURS - SHIFTED_HOURS and inputs[DRIFTED] is not None:
+                inputs[DRIFTED] = float(inputs[DRIFTED]) + 15.0
+            label = str(row["species"])
+            pred = Prediction(label, {label: 1.0}, None, 1, "champion", f"r{hour}-{i}", None)
+            ts = start + hour * 3600 + i * (3600 / PER_HOUR)
+            log.append(pred, ts=ts, model=MODEL, inputs=inputs, latency_ms=2.0 + i % 7, types=types)
+            n += 1
+    log.close()
+    buckets.wait_folded()
+    return n
+
+
+def build_kb(root: Path) -> None:
+    from keizoku import auth
+    from keizoku.rag.collection import file_inputs, ingest
+
+    docs = root / "kb"
+    docs.mkdir()
+    (docs / "hr.md").write_text(
+        "---\nallow: [group:hr]\n---\n# Pay\n\n## Salaries\n\n"
+        f"The salary review code is {SECRET}. Salaries are reviewed every April.\n"
+    )
+    (docs / "handbook.md").write_text(
+        "---\nallow: [group:everyone]\n---\n# Handbook\n\n## Holidays\n\n"
+        "Holidays are booked in the team calendar two weeks ahead. The salary review "
+        "happens once a year.\n"
+    )
+    ingest("kb", *file_inputs([docs]))
+    auth.set_user_groups("olga", ["hr"])
+    auth.set_user_groups("vic", ["sales"])
+
+
+@pytest.fixture(scope="package")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+    from keizoku import auth
+
+    root = trained_copy(tmp_path_factory.mktemp("console"))
+    home = root / ".keizoku"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KEIZOKU_HOME", str(home))
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        viewer = auth.create_key("vic-viewer", "predict", user="vic")
+        operator = auth.create_key("olga-op", "admin", user="olga")
+        doomed = auth.create_key("temp-viewer", "predict", user="vic")
+        build_kb(root)
+        start = (time.time() // 3600 - HOURS) * 3600
+        plant_log(home, start)
+        out = cli(root, "deploy", MODEL, "--split", "champion=90,challenger=10")
+        assert out.returncode == 0, out.stderr
+        env = {**os.environ, "KEIZOKU_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+        server = Server(root, "--poll-interval", "1", env=env).wait_ready()
+        rows = [{f: None if pd.isna(v) else v for f, v in r.items() if f != "species"}
+                for r in frame().head(20).to_dict("records")]  # fmt: skip
+        r = server.client.post(f"/v1/models/{MODEL}/predict", json=rows,
+                               headers={"Authorization": f"Bearer {viewer}"})  # fmt: skip
+        assert r.status_code == 200, r.text
+        try:
+            yield Project(root, home, server, viewer, operator, doomed)
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="package")
+def browser() -> Iterator[Any]:
+    from kzsupport import need_chromium
+
+    chromium = need_chromium()
+    from playwright.sync_api import sync_playwright
+
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(chromium), args=args)
+        yield b
+        b.close()

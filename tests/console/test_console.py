@@ -1,0 +1,232 @@
+"""The web console in a real headless Chromium against a real ``keizoku serve``.
+
+Order matters (one served project per module): reads and refusals first, then the
+operator's promotion, then revocation. Screenshots at 1280 px go to docs/console/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from console_support import DRIFTED, SECRET, SHIFTED_HOURS, Project
+
+from kzsupport import REPO
+from rollout_support import MODEL, cli
+
+SHOTS = REPO / "docs" / "console"
+PAGES = ["/console/models", f"/console/models/{MODEL}/1", "/console/audit",
+         "/console/experiments", "/console/monitoring", "/console/assistant"]  # fmt: skip
+
+
+def champion(project: Project) -> int:
+    r = httpx.get(f"{project.url}/v1/models/{MODEL}", timeout=30,
+                  headers={"Authorization": f"Bearer {project.viewer}"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    return next(v["version"] for v in r.json()["versions"] if "champion" in v["aliases"])
+
+
+def sign_in(browser: Any, project: Project, key: str, width: int = 1280) -> Any:
+    context = browser.new_context(viewport={"width": width, "height": 860})
+    page = context.new_page()
+    page.goto(f"{project.url}/console/models")
+    assert "/console/login" in page.url
+    page.fill("#key", key)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/console/models")
+    return page
+
+
+def data(page: Any, selector: str, key: str, value: str) -> dict[str, str]:
+    """{data-KEY: data-VALUE} of the elements ``selector`` finds."""
+    rows = page.locator(selector).evaluate_all(
+        f"rs => rs.map(r => [r.dataset.{key}, r.dataset.{value}])"
+    )
+    return {k: v for k, v in rows}
+
+
+def csrf(page: Any) -> str:
+    return str(page.locator("input[name=csrf]").first.get_attribute("value"))
+
+
+def shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+@pytest.fixture
+def viewer(browser: Any, project: Project) -> Iterator[Any]:
+    page = sign_in(browser, project, project.viewer)
+    yield page
+    page.context.close()
+
+
+@pytest.fixture
+def operator(browser: Any, project: Project) -> Iterator[Any]:
+    page = sign_in(browser, project, project.operator)
+    yield page
+    page.context.close()
+
+
+def test_no_page_without_a_session_when_keys_exist(project: Project) -> None:
+    with httpx.Client(base_url=project.url, timeout=30) as client:
+        for path in PAGES:
+            r = client.get(path)
+            assert r.status_code == 303, path
+            assert r.headers["location"].startswith("/console/login?next="), path
+        r = client.post(f"/console/models/{MODEL}/promote", data={"version": "2", "csrf": "x"})
+        assert r.status_code == 401
+        r = client.get(f"/console/models/{MODEL}/1/report")
+        assert r.status_code == 303
+    assert champion(project) == 1
+
+
+def test_a_bad_key_does_not_sign_in(browser: Any, project: Project) -> None:
+    page = browser.new_page()
+    page.goto(f"{project.url}/console/login")
+    page.fill("#key", "kz_not-a-key")
+    page.click("button[type=submit]")
+    assert "not valid" in page.locator("#error").inner_text()
+    assert not [c for c in page.context.cookies() if c["name"] == "kz_session"]
+    page.context.close()
+
+
+def test_session_cookie_is_httponly_and_strict(viewer: Any) -> None:
+    cookie = next(c for c in viewer.context.cookies() if c["name"] == "kz_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/console"
+    assert "kz_" not in cookie["value"].split(".")[0]  # the key itself is never in the cookie
+
+
+def test_viewer_reads_but_cannot_promote(viewer: Any, project: Project) -> None:
+    states = data(viewer, "tr[data-version]", "version", "state")
+    assert states == {"1": "champion", "2": "challenger"}
+    assert viewer.locator("#who").get_attribute("data-role") == "viewer"
+    assert viewer.locator("form.promote").count() == 0
+    assert viewer.locator("form.rollback").count() == 0
+    viewer.goto(f"{project.url}/console/experiments")
+    assert viewer.locator("section[data-experiment]").count() == 1
+    assert viewer.locator("form.promote").count() == 0
+    token = csrf(viewer)
+    r = viewer.request.post(f"{project.url}/console/models/{MODEL}/promote",
+                            form={"version": "2", "csrf": token}, max_redirects=0)  # fmt: skip
+    assert r.status == 403
+    assert "viewer" in r.text()
+    assert champion(project) == 1
+
+
+def test_no_state_change_without_the_csrf_token(
+    operator: Any, viewer: Any, project: Project
+) -> None:
+    url = f"{project.url}/console/models/{MODEL}/promote"
+    for form in ({"version": "2"}, {"version": "2", "csrf": csrf(viewer)},
+                 {"version": "2", "csrf": "forged"}):  # fmt: skip
+        r = operator.request.post(url, form=form, max_redirects=0)
+        assert r.status == 403, form
+        assert "CSRF" in r.text()
+    assert champion(project) == 1
+
+
+def test_planted_drift_shows_for_that_feature_only(operator: Any, project: Project) -> None:
+    operator.goto(f"{project.url}/console/monitoring?model={MODEL}&version=1")
+    flags = data(operator, "#drift tr[data-feature]", "feature", "drifted")
+    features = {f: d for f, d in flags.items() if f != "prediction"}
+    assert len(features) >= 5
+    assert {f for f, d in features.items() if d == "true"} == {DRIFTED}
+    cell = operator.locator(f"#drift tr[data-feature={DRIFTED}] td").nth(2).inner_text()
+    assert int(cell.split(" of ")[0]) >= SHIFTED_HOURS - 2
+    chart = operator.locator(f'svg[data-chart="drift-{DRIFTED}"]')
+    assert chart.count() == 1 and chart.locator("line.reference").count() == 1
+    assert operator.locator('svg[data-chart="latency"]').count() == 1
+    shot(operator, "monitoring")
+
+
+def test_operator_promotes_the_gated_challenger_and_audit_shows_it(
+    operator: Any, project: Project
+) -> None:
+    operator.goto(f"{project.url}/console/experiments")
+    assert operator.locator("form.promote").count() == 1
+    shot(operator, "experiments")
+    operator.goto(f"{project.url}/console/models")
+    shot(operator, "models")
+    form = operator.locator("tr[data-version='2'] form.promote")
+    form.locator("input[name=reason]").fill("console test")
+    form.locator("button").click()
+    operator.wait_for_url("**/console/audit?model=peng")
+    entry = operator.locator("#history tr[data-action=promote][data-version='2']")
+    assert entry.count() == 1
+    assert entry.get_attribute("data-actor") == "key:olga-op"
+    assert "console test" in entry.inner_text()
+    assert operator.locator("#chains li[data-model=peng]").get_attribute("data-ok") == "true"
+    shot(operator, "audit")
+    assert champion(project) == 2
+    operator.goto(f"{project.url}/console/experiments")
+    assert "promoted" in operator.locator("section[data-experiment] h2").inner_text()
+
+
+def test_version_page_links_the_evaluation_report(operator: Any, project: Project) -> None:
+    operator.goto(f"{project.url}/console/models/{MODEL}/2")
+    assert DRIFTED in operator.locator("main").inner_text()
+    shot(operator, "version")
+    operator.click("text=evaluation report")
+    assert "Accuracy" in operator.content() or "accuracy" in operator.content()
+
+
+def ask(page: Any, project: Project, question: str) -> str:
+    page.goto(f"{project.url}/console/assistant")
+    page.select_option("#a-collection", "kb")
+    page.fill("#a-question", question)
+    with page.expect_navigation(timeout=240_000):  # the first ask loads the embedding model
+        page.click("form[aria-label='Ask the knowledge assistant'] button", no_wait_after=True)
+    page.wait_for_selector("#answer")
+    return str(page.locator("main").inner_text())
+
+
+def test_assistant_cites_and_hides_a_forbidden_document(
+    viewer: Any, operator: Any, project: Project
+) -> None:
+    question = "What is the salary review code?"
+    seen = ask(viewer, project, question)
+    sources = viewer.locator("#citations li").evaluate_all("ls => ls.map(l => l.dataset.source)")
+    assert SECRET not in seen and SECRET not in viewer.content()
+    assert not any(s.endswith("hr.md") for s in sources)
+    assert any(s.endswith("handbook.md") for s in sources)
+    seen = ask(operator, project, question)
+    sources = operator.locator("#citations li").evaluate_all("ls => ls.map(l => l.dataset.source)")
+    assert SECRET in seen
+    assert any(s.endswith("hr.md") for s in sources)
+    link = operator.locator("#answer-text a").first  # [n] in the answer links its passage
+    assert operator.locator(str(link.get_attribute("href"))).count() == 1
+    shot(operator, "assistant")
+
+
+def test_revoking_the_key_ends_its_session(browser: Any, project: Project) -> None:
+    page = sign_in(browser, project, project.doomed)
+    assert page.locator("tr[data-version]").count() == 2
+    out = cli(project.root, "keys", "revoke", "temp-viewer")
+    assert out.returncode == 0, out.stderr
+    page.goto(f"{project.url}/console/models")
+    assert "/console/login" in page.url
+    page.context.close()
+
+
+def test_phone_width_and_keyboard(browser: Any, project: Project) -> None:
+    page = sign_in(browser, project, project.viewer, width=390)
+    for path in ("/console/models", f"/console/monitoring?model={MODEL}&version=1"):
+        page.goto(project.url + path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 392, (path, width)
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.context.close()
+
+
+def test_pages_fetch_nothing_outside_the_server(browser: Any, project: Project) -> None:
+    page = sign_in(browser, project, project.viewer)
+    asked: list[str] = []
+    page.on("request", lambda req: asked.append(req.url))
+    for path in PAGES:
+        page.goto(project.url + path)
+    assert asked and all(u.startswith(project.url) for u in asked)
+    page.context.close()
