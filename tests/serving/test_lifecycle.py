@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import threading
@@ -62,7 +63,9 @@ def test_keys_are_enforced(make_server: Any, trained: dict[str, Any]) -> None:
         promote = f"/v1/admin/models/{MODEL}/promote"
         body = {"version": 2, "force": True, "reason": "serving test"}
         assert srv.client.post(promote, json=body, headers=as_predict).status_code == 403
-        done = srv.client.post(promote, json=body, headers=as_admin)
+        # The server's first registry write imports MLflow: more than the client's 30 s
+        # on a loaded 2-core machine.
+        done = srv.client.post(promote, json=body, headers=as_admin, timeout=180)
         assert done.status_code == 200, done.text
         assert done.json()["swap"]["after"]["champion"] == 2
         assert done.json()["promotion"]["actor"] == "key:serving-admin"
@@ -84,18 +87,25 @@ def test_sigterm_finishes_in_flight_requests(make_server: Any, trained: dict[str
     import duckdb
 
     srv = make_server("--poll-interval", "0").wait_ready()
-    batch = records(trained["frame"], 500) * 20  # 10,000 records per request
+    # 10,000 records per request, encoded before the clock starts: on a loaded machine,
+    # encoding them in the threads could outlast the 0.5 s below, and the SIGTERM would
+    # then close idle connections instead of finding requests in flight.
+    body = json.dumps(records(trained["frame"], 500) * 20).encode()
     results: list[tuple[float, httpx.Response]] = []
+    connected = threading.Barrier(4)
 
     def send() -> None:
         with httpx.Client(base_url=srv.url, timeout=120) as c:
             c.get("/healthz")  # connect first: the request below is then surely accepted
-            resp = c.post(PREDICT, json=batch)
+            connected.wait(60)
+            headers = {"Content-Type": "application/json"}
+            resp = c.post(PREDICT, content=body, headers=headers)
             results.append((time.monotonic(), resp))
 
     threads = [threading.Thread(target=send) for _ in range(3)]
     for t in threads:
         t.start()
+    connected.wait(60)  # every thread has connected and is sending
     time.sleep(0.5)
     signalled = time.monotonic()
     srv.proc.send_signal(signal.SIGTERM)
