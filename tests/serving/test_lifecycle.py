@@ -7,6 +7,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,25 +88,28 @@ def test_sigterm_finishes_in_flight_requests(make_server: Any, trained: dict[str
     import duckdb
 
     srv = make_server("--poll-interval", "0").wait_ready()
-    # 10,000 records per request, encoded before the clock starts: on a loaded machine,
-    # encoding them in the threads could outlast the 0.5 s below, and the SIGTERM would
-    # then close idle connections instead of finding requests in flight.
+    # 10,000 records per request, encoded before the clock starts; SIGTERM is sent once
+    # every request is on the wire (on a loaded machine, a thread could still be encoding
+    # or sending after a fixed wait, and the signal then closed an idle connection).
     body = json.dumps(records(trained["frame"], 500) * 20).encode()
+    headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
     results: list[tuple[float, httpx.Response]] = []
-    connected = threading.Barrier(4)
+    sent = [threading.Event() for _ in range(3)]
 
-    def send() -> None:
+    def send(i: int) -> None:
+        def stream() -> Iterator[bytes]:
+            yield body
+            sent[i].set()  # asked for more: every byte of the request was written
+
         with httpx.Client(base_url=srv.url, timeout=120) as c:
             c.get("/healthz")  # connect first: the request below is then surely accepted
-            connected.wait(60)
-            headers = {"Content-Type": "application/json"}
-            resp = c.post(PREDICT, content=body, headers=headers)
+            resp = c.post(PREDICT, content=stream(), headers=headers)
             results.append((time.monotonic(), resp))
 
-    threads = [threading.Thread(target=send) for _ in range(3)]
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(3)]
     for t in threads:
         t.start()
-    connected.wait(60)  # every thread has connected and is sending
+    assert all(event.wait(120) for event in sent), "the requests were not sent"
     time.sleep(0.5)
     signalled = time.monotonic()
     srv.proc.send_signal(signal.SIGTERM)
