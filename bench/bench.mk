@@ -9,6 +9,8 @@ BENCH_ARGS  ?=
 
 .PHONY: bench bench-quick bench-peers bench-render bench-console
 
+.PHONY: bench bench-quick bench-peers bench-render bench-test-cpu
+
 bench-peers:
 	@for p in $(BENCH_PEERS); do bash bench/setup_peer.sh $$p || echo "bench: peer $$p failed to install (reported as 'not installed')"; done
 
@@ -60,3 +62,12 @@ bench-deep:
 # (trains the penguins model, writes and folds 365 daily segments; minutes on 2 cores).
 bench-console:
 	$(BENCH_PY) bench/console.py --out bench/work/console.json $(BENCH_ARGS)
+
+# CPU per test (decision 0008): the whole suite as `make test` runs it, each test's CPU
+# (subprocesses included) in bench/work/test-cpu.<worker>, then the files by CPU.
+bench-test-cpu:
+	mkdir -p bench/work && rm -f bench/work/test-cpu.*
+	KEIZOKU_TEST_CPU=bench/work/test-cpu PYTHONPATH=src:bench $(BENCH_PY) -m pytest tests -q \
+		-p no:cacheprovider -p pytest_cpu -n 2 --dist loadfile --no-loadscope-reorder || true
+	awk -F'\t' '{split($$1,a,"::"); s[a[1]]+=$$3+$$4; t+=$$3+$$4} END {for (k in s) \
+		printf "%8.1f %s\n", s[k], k; printf "%8.1f TOTAL\n", t}' bench/work/test-cpu.* | sort -rn

@@ -80,6 +80,31 @@ def built_once(name: str, build: Callable[[Path], None]) -> Path:
     return folder
 
 
+def relocated_copy(template: Path, dest: Path) -> Path:
+    """A copy of ``template`` (a ``built_once`` folder) at ``dest`` that owns its artifacts.
+
+    MLflow's SQLite store records absolute artifact paths: a plain copy's registry still
+    points at the template's files. Here every path under ``template`` in each copied
+    ``mlflow.db`` is rewritten to the copy's, so a test may change or tamper with its
+    copy's artifacts without touching the template or another copy.
+    """
+    import sqlite3
+
+    shutil.copytree(template, dest, dirs_exist_ok=True)
+    old, new = f"{template.resolve()}/", f"{dest.resolve()}/"
+    for db in dest.rglob("mlflow.db"):
+        with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+            for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'"):
+                columns = conn.execute(f'PRAGMA table_info("{table}")').fetchall()
+                for name in (c[1] for c in columns if "CHAR" in c[2] or "TEXT" in c[2]):
+                    conn.execute(
+                        f'UPDATE "{table}" SET "{name}" = replace("{name}", ?, ?) '
+                        f'WHERE instr("{name}", ?) > 0',
+                        (old, new, old),
+                    )
+    return dest
+
+
 _shared: list[str] = []
 
 

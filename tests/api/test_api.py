@@ -99,7 +99,7 @@ def test_register_load_round_trip(trained: keizoku.Predictor, penguins, module_h
         loaded.register("penguins-api")
 
     # A second version: never around the gates. Without a hold-out it is refused, unregistered.
-    second = keizoku.train(train, target="species", budget="10s", max_trials=1, families=["knn"])
+    second = keizoku.train(train, target="species", budget="60s", max_trials=1, families=["knn"])
     with pytest.raises(UserInputError) as info:
         second.register("penguins-api")
     assert info.value.message == (
@@ -202,7 +202,7 @@ def test_regression_has_no_probabilities(module_home: Path) -> None:
     from sklearn.datasets import load_diabetes
 
     df = load_diabetes(as_frame=True).frame
-    model = keizoku.train(df, target="target", budget="10s", max_trials=1, families=["linear"])
+    model = keizoku.train(df, target="target", budget="60s", max_trials=1, families=["linear"])
     assert model.task == "regression" and model.classes is None
     assert model.predict(df.head(4)).dtype == float
     r2 = model.evaluate(df)["r2"]
@@ -221,7 +221,7 @@ def test_html_is_escaped(module_home: Path) -> None:
             "label": rng.choice(["<i>yes</i>", "no & maybe"], size=60),
         }
     )
-    model = keizoku.train(df, target="label", budget="10s", max_trials=1, families=["linear"])
+    model = keizoku.train(df, target="label", budget="60s", max_trials=1, families=["linear"])
     page = model._repr_html_()
     assert "<script>" not in page and "<i>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page

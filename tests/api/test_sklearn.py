@@ -19,7 +19,7 @@ from keizoku.sklearn import InputError, KeizokuClassifier, KeizokuRegressor
 
 # Deterministic (max_trials) and cheap: one linear trial on two folds; both estimators go
 # through every check of scikit-learn 1.9 in about 15 s on 2 cores.
-FAST: dict[str, Any] = {"max_trials": 1, "families": ("linear",), "folds": 2, "budget": 5}
+FAST: dict[str, Any] = {"max_trials": 1, "families": ("linear",), "folds": 2, "budget": 60}
 
 
 @parametrize_with_checks([KeizokuClassifier(**FAST), KeizokuRegressor(**FAST)])

@@ -93,9 +93,10 @@ def test_version_without_card_is_refused(
     eval_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(keizoku.project, "ARTIFACT_BUILDERS", ())  # as before this package
-    old = train_frame(
-        tmp_path, biased_frame(300, seed=3), "label", "ev-nocard", overrides={"budget": "5s"}
-    )
+    # Any trained version will do (the card is what is missing): one linear trial, and
+    # max_trials, not a 5 s clock, ends the search.
+    cheap = {"models": ["linear"], "max_trials": 1}
+    old = train_frame(tmp_path, biased_frame(300, seed=3), "label", "ev-nocard", overrides=cheap)
     reasons = check_evidence(old.name, old.version, None)
     assert reasons == [
         f"Version {old.ref} has no model card (artifact model_card.md). Retrain it with "

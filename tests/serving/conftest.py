@@ -1,9 +1,10 @@
 """Fixtures for the serving tests: one trained home per session, real servers on loopback.
 
-The session trains one small mixed-type data set twice (version 1 = champion, version 2 =
-challenger) into a temporary ``KEIZOKU_HOME``. Tests that move aliases, write deployment
-files, create keys or tamper with artifacts put things back when they finish. Under xdist
-each worker that runs a serving file trains its own home, so no other process sees them.
+One small mixed-type data set is trained twice (version 1 = champion, version 2 =
+challenger) once per test run (``kzsupport.built_once``); each process that runs a serving
+file gets its own copy of that home (``kzsupport.relocated_copy``: its registry points at
+its own artifacts). Tests that move aliases, write deployment files, create keys or tamper
+with artifacts put things back when they finish; under xdist no other process sees them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kzsupport import KEIZOKU_EXE, Server
+from kzsupport import KEIZOKU_EXE, Server, built_once, relocated_copy
 
 MODEL = "clinic"
 WORDS = "patient reports mild severe pain fatigue cough fever stable improving follow up".split()
@@ -55,17 +56,10 @@ def _run(args: list[str], cwd: Path, env: dict[str, str]) -> None:
         raise RuntimeError(f"keizoku {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
 
 
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    """A home with model ``clinic`` v1 (champion) and v2 (challenger).
-
-    Each serving test that uses it runs with ``KEIZOKU_HOME`` set to it (``_serving_home``);
-    the tests after them in the same process do not see it.
-    """
-    root = tmp_path_factory.mktemp("serving")
-    home = root / ".keizoku"
-    frame = _dataset(root / "clinic.csv")
-    env = {**os.environ, "KEIZOKU_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+def _train(root: Path) -> None:
+    """The template: ``clinic`` v1 (champion) and v2 (challenger) in ``root/.keizoku``."""
+    _dataset(root / "clinic.csv")
+    env = {**os.environ, "KEIZOKU_HOME": str(root / ".keizoku"), "PYTHONUNBUFFERED": "1"}
     _run(["init", "clinic.csv", "--target", "malignant", "--name", MODEL], root, env)
     spec = root / "keizoku.yaml"  # v2, trained on the same rows, must pass its gates
     lenient = "retraining:\n  gates: {min_gain: -1000, max_latency_increase: 1000}\n"
@@ -75,6 +69,19 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
             _run(["train", "--budget", "60s", "--preset", "fast", "--max-trials", "4"], root, env)
         except RuntimeError:  # a loaded machine can leave no trial finished: once more, longer
             _run(["train", "--budget", "60s", "--preset", "fast", "--max-trials", "6"], root, env)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """A home with model ``clinic`` v1 (champion) and v2 (challenger), this process's own.
+
+    Each serving test that uses it runs with ``KEIZOKU_HOME`` set to it (``_serving_home``);
+    the tests after them in the same process do not see it.
+    """
+    root = relocated_copy(built_once("serving-clinic", _train), tmp_path_factory.mktemp("serving"))
+    home = root / ".keizoku"
+    frame = _dataset(root / "clinic.csv")  # the same rows again (seeded), as a frame
+    env = {**os.environ, "KEIZOKU_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     return {"root": root, "home": home, "env": env, "frame": frame, "csv": root / "clinic.csv"}
 
 

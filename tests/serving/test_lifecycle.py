@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +64,9 @@ def test_keys_are_enforced(make_server: Any, trained: dict[str, Any]) -> None:
         promote = f"/v1/admin/models/{MODEL}/promote"
         body = {"version": 2, "force": True, "reason": "serving test"}
         assert srv.client.post(promote, json=body, headers=as_predict).status_code == 403
-        done = srv.client.post(promote, json=body, headers=as_admin)
+        # The server's first registry write imports MLflow: more than the client's 30 s
+        # on a loaded 2-core machine.
+        done = srv.client.post(promote, json=body, headers=as_admin, timeout=180)
         assert done.status_code == 200, done.text
         assert done.json()["swap"]["after"]["champion"] == 2
         assert done.json()["promotion"]["actor"] == "key:serving-admin"
@@ -84,18 +88,28 @@ def test_sigterm_finishes_in_flight_requests(make_server: Any, trained: dict[str
     import duckdb
 
     srv = make_server("--poll-interval", "0").wait_ready()
-    batch = records(trained["frame"], 500) * 20  # 10,000 records per request
+    # 10,000 records per request, encoded before the clock starts; SIGTERM is sent once
+    # every request is on the wire (on a loaded machine, a thread could still be encoding
+    # or sending after a fixed wait, and the signal then closed an idle connection).
+    body = json.dumps(records(trained["frame"], 500) * 20).encode()
+    headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
     results: list[tuple[float, httpx.Response]] = []
+    sent = [threading.Event() for _ in range(3)]
 
-    def send() -> None:
+    def send(i: int) -> None:
+        def stream() -> Iterator[bytes]:
+            yield body
+            sent[i].set()  # asked for more: every byte of the request was written
+
         with httpx.Client(base_url=srv.url, timeout=120) as c:
             c.get("/healthz")  # connect first: the request below is then surely accepted
-            resp = c.post(PREDICT, json=batch)
+            resp = c.post(PREDICT, content=stream(), headers=headers)
             results.append((time.monotonic(), resp))
 
-    threads = [threading.Thread(target=send) for _ in range(3)]
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(3)]
     for t in threads:
         t.start()
+    assert all(event.wait(120) for event in sent), "the requests were not sent"
     time.sleep(0.5)
     signalled = time.monotonic()
     srv.proc.send_signal(signal.SIGTERM)
