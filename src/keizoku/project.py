@@ -78,7 +78,7 @@ def _project_name(source: str | None, sql: str | None) -> str:
 
 def init_project(
     data: str | None,
-    target: str,
+    target: str | None,
     *,
     read: DataSpec,
     task: Task | None = None,
@@ -87,16 +87,27 @@ def init_project(
     spec_path: str | Path = "keizoku.yaml",
     force: bool = False,
 ) -> tuple[Spec, Schema]:
-    """Read ``data``, infer its schema, write ``keizoku.yaml`` and ``schema.yaml``."""
+    """Read ``data``, infer its schema, write ``keizoku.yaml`` and ``schema.yaml``.
+
+    Without a ``target`` the task is clustering (``task="clustering"`` says so explicitly).
+    """
     spec_file = Path(spec_path)
     if spec_file.exists() and not force:
         raise UserInputError(f"'{spec_file}' already exists. Pass --force to overwrite it.")
     read.path = data
     frame = read_table(data, read.read_options())
-    schema = infer_schema(frame, target, task=task, id_columns=read.id_columns, sensitive=sensitive)
+    # clustering: no target (inferred when none is given); every other task has one
+    if not target and task not in (None, "clustering"):
+        raise UserInputError(f"--task {task} needs a target: pass --target COLUMN.")
+    if target and task == "clustering":
+        raise UserInputError(f"--task clustering takes no target: leave out --target {target}.")
+    task = "clustering" if not target else task
+    schema = infer_schema(
+        frame, target or None, task=task, id_columns=read.id_columns, sensitive=sensitive
+    )
     spec = Spec(
         project=name or _project_name(data, read.sql),
-        target=target,
+        target=target or "",
         task=schema.task,
         data=read,
         sensitive=list(sensitive or []),

@@ -25,7 +25,7 @@ __all__ = ["Column", "Schema", "infer_schema", "detect_task", "closest", "Kind",
 
 Kind = Literal["numeric", "categorical", "boolean", "datetime", "text", "id"]
 Role = Literal["feature", "target", "id", "ignored", "sensitive"]
-Task = Literal["binary", "multiclass", "regression"]
+Task = Literal["binary", "multiclass", "regression", "clustering"]  # clustering: no target
 
 TRUE_TOKENS = {"true", "t", "yes", "y"}
 FALSE_TOKENS = {"false", "f", "no", "n"}

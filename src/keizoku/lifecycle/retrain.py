@@ -302,7 +302,10 @@ def gate_and_admit(
                 f"{name}:{champion} became champion while {name}:{version} was training; "
                 f"there is no hold-out to gate it against. Run `keizoku train` again."
             )
-        report, stats = run_gates(name, version, champion, holdout, target, cfg, spec)
+        gates = run_gates
+        if getattr(spec, "task", None) == "clustering":  # no labels: the clustering gates
+            from keizoku.clustering.gates import cluster_gates as gates
+        report, stats = gates(name, version, champion, holdout, target, cfg, spec)
         verdict = {"passed": report.passed, "reasons": report.reasons}
         evidence = {"champion": champion, "gates": report.to_dict(), "stats": stats}
         to: state.State = "gated-pass" if report.passed else "gated-fail"
