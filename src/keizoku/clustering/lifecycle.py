@@ -27,7 +27,17 @@ from keizoku.data.ingest import fingerprint_frame, read_table
 from keizoku.data.schema import Schema, infer_schema
 from keizoku.lifecycle.gates import HOLDOUT_SHARE
 from keizoku.lifecycle.policy import parse_policy
-from keizoku.lifecycle.retrain import Admission, _champion, _undo_candidate, gate_and_admit
+from keizoku.lifecycle.retrain import (
+    Admission,
+    RetrainOutcome,
+    Trigger,
+    TriggerKind,
+    _align,
+    _champion,
+    _undo_candidate,
+    check_triggers,
+    gate_and_admit,
+)
 from keizoku.monitoring.reference import (
     REFERENCE_FILE,
     SAMPLE_FILE,
@@ -38,7 +48,14 @@ from keizoku.monitoring.reference import (
 )
 from keizoku.spec import Spec, load_spec
 
-__all__ = ["CLUSTERS_FILE", "ClusterOutcome", "clustering_data", "train_clustering"]
+__all__ = [
+    "CLUSTERS_FILE",
+    "ClusterOutcome",
+    "clustering_data",
+    "logged_inputs",
+    "retrain_clustering",
+    "train_clustering",
+]
 
 CLUSTERS_FILE = "clusters.json"  # the profile of each cluster and the distance sketch
 
@@ -163,10 +180,15 @@ def train_clustering(
     on_trial: Callable[[ClusterTrial, float], None] | None = None,
     started: float | None = None,
     actor: str | None = None,
+    frame: pd.DataFrame | None = None,
+    holdout: pd.DataFrame | None = None,
+    reason: str = "",
 ) -> tuple[ClusterOutcome, Admission]:
     """``keizoku train`` for a clustering project: (what was trained, where it went).
 
     ``overrides``: ``budget`` (seconds), ``max_trials``, ``seed`` (None values ignored).
+    ``frame``: fit on these rows instead of the spec's data (retraining); ``holdout``: gate
+    on these rows (default: a seeded share of the rows, once there is a champion).
     """
     from keizoku.duration import parse_duration
     from keizoku.names import check_name
@@ -182,9 +204,13 @@ def train_clustering(
     )
     budget = parse_duration(given["budget"], what="--budget") if "budget" in given else None
     budget = budget or spec.train.budget
-    frame, schema = clustering_data(spec, base)
+    data, schema = clustering_data(spec, base)
+    frame = data if frame is None else frame
     champion = _champion(spec.project)
-    fit, holdout = (frame, None) if champion is None else _split(frame, section.seed)
+    if holdout is not None or champion is None:
+        fit = frame
+    else:
+        fit, holdout = _split(frame, section.seed)
     phases["read"] = time.monotonic() - clock
     spent = time.monotonic() - clock
     result = fit_clustering(
@@ -202,13 +228,15 @@ def train_clustering(
     name = spec.project
     try:
         audit.record(
-            name, "register", actor=actor, version=version,
+            name, "register", actor=actor, reason=reason, version=version,
             evidence={"data_sha256": params["data_sha256"], "task": "clustering",
                       "schema_sha256": params["schema_sha256"], "k": result.model.k,
                       "cv_score": result.silhouette, "metric": "silhouette"},
         )  # fmt: skip
         gates = parse_policy(spec.retraining).gates
-        admission = gate_and_admit(name, version, holdout, "", gates, spec=spec, actor=actor)
+        admission = gate_and_admit(
+            name, version, holdout, "", gates, spec=spec, actor=actor, reason=reason
+        )
     except BaseException as exc:
         _undo_candidate(name, version, actor, exc, delete_version)
         raise
@@ -218,3 +246,84 @@ def train_clustering(
         0 if holdout is None else len(holdout), phases,
     )  # fmt: skip
     return outcome, admission
+
+
+def logged_inputs(name: str, since: float | None) -> pd.DataFrame:
+    """The inputs the server logged for ``name`` since ``since`` (not shadow), oldest first."""
+    import duckdb
+
+    from keizoku.monitoring.log import segment_glob
+    from keizoku.monitoring.performance import has_files
+
+    pattern = segment_glob(name)
+    if not has_files(pattern):
+        return pd.DataFrame()
+    sql = (
+        f"SELECT request_id, ts, inputs FROM read_parquet('{pattern}', union_by_name=true) "
+        "WHERE NOT shadow AND ts >= ? ORDER BY ts"
+    )
+    rows = duckdb.connect().execute(sql, [since or 0.0]).df().drop_duplicates("request_id")
+    return pd.DataFrame.from_records([json.loads(s) for s in rows["inputs"]])
+
+
+def retrain_clustering(
+    name: str, spec_path: str | Path, champion: int, *, force: bool, actor: str | None
+) -> RetrainOutcome:
+    """``keizoku retrain`` for a clustering: no labels, so the rows are the logged inputs.
+
+    The triggers are the supervised ones (drift of a feature, of the cluster shares or of
+    the distances to the centres; the schedule). The inputs logged in ``retraining.window.
+    since`` (at least ``window.min_labels`` of them) join the original data unless
+    ``window.include_original`` is false; their most recent ``window.holdout`` share is
+    the gates' hold-out.
+    """
+    from keizoku.duration import parse_duration
+    from keizoku.lifecycle.policy import parse_policy
+
+    spec, base = load_spec(spec_path)
+    policy = parse_policy(spec.retraining)
+    outcome = RetrainOutcome(name, "skipped", champion)
+    outcome.triggers = (
+        [Trigger(TriggerKind.FORCED, "forced (--force)")]
+        if force
+        else check_triggers(name, policy, champion, spec.monitoring)
+    )
+    triggers = [t.to_dict() for t in outcome.triggers]
+    because = "; ".join(map(str, outcome.triggers))
+    if not outcome.triggers:
+        outcome.reasons = ["no trigger fired"]
+        return outcome
+    traffic = logged_inputs(name, time.time() - parse_duration(policy.window.since))
+    if len(traffic) < policy.window.min_labels:
+        outcome.reasons.append(
+            f"only {len(traffic)} logged predictions in the last {policy.window.since}; a "
+            f"clustering retrain needs {policy.window.min_labels} (retraining.window.min_labels)."
+        )
+        audit.record(
+            name, "retrain", actor=actor, reason="not enough logged rows", previous=champion,
+            evidence={"status": "skipped", "triggers": triggers, "reasons": outcome.reasons},
+        )  # fmt: skip
+        return outcome
+    original, _ = clustering_data(spec, base)
+    traffic = _align(traffic, original)
+    cut = int(round(len(traffic) * (1 - policy.window.holdout)))
+    fresh, holdout = traffic.iloc[:cut], traffic.iloc[cut:].reset_index(drop=True)
+    parts = [original, fresh] if policy.window.include_original else [fresh]
+    frame = pd.concat(parts, ignore_index=True)
+    outcome.rows = {"original": len(frame) - len(fresh), "traffic": len(fresh),
+                    "holdout": len(holdout)}  # fmt: skip
+    trained, admission = train_clustering(
+        spec_path, overrides=policy.train, frame=frame, holdout=holdout, actor=actor,
+        reason=because,
+    )  # fmt: skip
+    outcome.version = trained.version
+    outcome.gates, outcome.stats = admission.gates, admission.stats
+    outcome.status = "passed" if admission.passed else "failed"
+    outcome.reasons += admission.gates.reasons if admission.gates else []
+    audit.record(
+        name, "retrain", actor=actor, version=outcome.version, previous=champion,
+        reason=because,
+        evidence={"status": outcome.status, "triggers": triggers, "rows": outcome.rows,
+                  "gates": admission.gates.to_dict() if admission.gates else None},
+    )  # fmt: skip
+    return outcome

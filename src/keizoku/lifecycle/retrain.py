@@ -553,6 +553,10 @@ def _retrain(
     from keizoku.spec import load_spec
 
     spec, base = load_spec(spec_path)
+    if spec.task == "clustering":  # no labels: the logged inputs (keizoku.clustering)
+        from keizoku.clustering.lifecycle import retrain_clustering
+
+        return retrain_clustering(name, spec_path, champion, force=force, actor=actor)
     policy = parse_policy(spec.retraining)
     schema = load_model(f"{name}:{champion}").schema
     outcome = RetrainOutcome(name, "skipped", champion)
