@@ -27,7 +27,7 @@ RANKS: dict[str, float] = {
     "registry.models": 2.2, "registry.pyfunc": 2.3, "registry.tracking": 2.3,
     "registry": 2.4,
     "training": 3,
-    "clustering": 3, "clustering.gates": 4.5, "clustering.lifecycle": 6,
+    "clustering": 3, "clustering.report": 4, "clustering.gates": 4.5, "clustering.lifecycle": 6,
     "evaluation": 4, "monitoring": 4,
     # The lifecycle's spec sections (retraining policy, gate settings) sit below the spec.
     "lifecycle.policy": 4.5, "lifecycle.gates": 4.5, "lifecycle.resample": 4.5,

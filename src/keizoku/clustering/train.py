@@ -28,6 +28,7 @@ import pandas as pd
 
 from keizoku.clustering.model import ClusterMember, ClusterModel
 from keizoku.clustering.spec import ClusteringSpec
+from keizoku.data.labels import canonical
 from keizoku.data.schema import Schema
 from keizoku.errors import DataError
 from keizoku.features.encoder import TabularEncoder
@@ -115,7 +116,11 @@ def check_features(frame: pd.DataFrame, schema: Schema) -> list[str]:
     for name in names:
         values = frame[name].dropna()
         if values.nunique() <= 1:
-            what = f"the value {values.iloc[0]!r} in every row" if len(values) else "no values"
+            what = (
+                f"the value {canonical(values.iloc[0])!r} in every row"
+                if len(values)
+                else "no values"
+            )
             raise DataError(
                 f"Column '{name}' is constant ({what} of {len(frame)}): it cannot separate "
                 f"clusters. Set its role to ignored in schema.yaml, or drop it (data.drop)."
@@ -249,13 +254,13 @@ def fit_clustering(
 ) -> ClusterResult:
     """Search clusterings of ``frame``'s feature columns (see the module docstring)."""
     started = time.monotonic()
-    names = check_features(frame, schema)
-    columns = [c for c in schema.features if c.name in names]
     if len(frame) < 2 * cfg.k_min + 1:
         raise DataError(
             f"{len(frame)} rows are too few to find {cfg.k_min} clusters: clustering needs at "
             f"least {2 * cfg.k_min + 1}. Add rows or lower clustering.k_min."
         )
+    names = check_features(frame, schema)
+    columns = [c for c in schema.features if c.name in names]
     encoder = TabularEncoder(columns, mode="onehot").fit(frame)
     scaler = _scaler(cfg.scaling)
     X = encoder.transform(frame)
