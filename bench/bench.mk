@@ -33,3 +33,10 @@ bench-quick:
 # Re-render docs/benchmarks.md from recorded runs: make bench-render RUNS="bench/results/a.json ..."
 bench-render:
 	$(BENCH_PY) bench/run.py --render $(RUNS)
+
+# Clustering (issue 16): ARI of keizoku's clustering search against plain k-means told the
+# true number of groups, on sets with known groups (iris, wine, wholesale Channel/Region,
+# penguins, PMLB classification sets; targets removed). Writes bench/results/<ts>-clustering.json.
+.PHONY: bench-clustering
+bench-clustering:
+	$(BENCH_PY) bench/clustering.py $(BENCH_ARGS)

@@ -30,12 +30,10 @@ from keizoku.lifecycle.policy import parse_policy
 from keizoku.lifecycle.retrain import (
     Admission,
     RetrainOutcome,
-    Trigger,
-    TriggerKind,
     _align,
     _champion,
     _undo_candidate,
-    check_triggers,
+    fired_triggers,
     gate_and_admit,
 )
 from keizoku.monitoring.reference import (
@@ -283,11 +281,7 @@ def retrain_clustering(
     spec, base = load_spec(spec_path)
     policy = parse_policy(spec.retraining)
     outcome = RetrainOutcome(name, "skipped", champion)
-    outcome.triggers = (
-        [Trigger(TriggerKind.FORCED, "forced (--force)")]
-        if force
-        else check_triggers(name, policy, champion, spec.monitoring)
-    )
+    outcome.triggers = fired_triggers(name, policy, champion, spec, force=force)
     triggers = [t.to_dict() for t in outcome.triggers]
     because = "; ".join(map(str, outcome.triggers))
     if not outcome.triggers:
@@ -316,10 +310,7 @@ def retrain_clustering(
         spec_path, overrides=policy.train, frame=frame, holdout=holdout, actor=actor,
         reason=because,
     )  # fmt: skip
-    outcome.version = trained.version
-    outcome.gates, outcome.stats = admission.gates, admission.stats
-    outcome.status = "passed" if admission.passed else "failed"
-    outcome.reasons += admission.gates.reasons if admission.gates else []
+    outcome.admitted(trained.version, admission)
     audit.record(
         name, "retrain", actor=actor, version=outcome.version, previous=champion,
         reason=because,

@@ -287,15 +287,19 @@ def drift_of_source(
     return n, feats, pred, timeline
 
 
-def _judge(
-    counts: BucketCounts, reference: Reference, prediction: str | None, cfg: DriftConfig
-) -> tuple[
+# (rows, per-feature drift, prediction drift, distance per bucket, verdict per bucket)
+Judged = tuple[
     int,
     list[FeatureDrift],
     FeatureDrift | None,
     dict[str, list[tuple[float, float]]],
     dict[str, list[tuple[float, bool]]],
-]:
+]
+
+
+def _judge(
+    counts: BucketCounts, reference: Reference, prediction: str | None, cfg: DriftConfig
+) -> Judged:
     feats = _judged(reference, prediction)
     results = drift_of_counts(counts, feats, cfg)
     per = _rename(per_bucket(counts, feats, cfg))
@@ -312,13 +316,7 @@ DISTANCE = "distance to centre"  # a clustering's distance drift, listed with th
 
 def _distance_drift(
     con: Any, source: str, reference: Reference, score: str, cfg: DriftConfig
-) -> tuple[
-    int,
-    list[FeatureDrift],
-    FeatureDrift | None,
-    dict[str, list[tuple[float, float]]],
-    dict[str, list[tuple[float, bool]]],
-]:
+) -> Judged:
     """A clustering's distances to the assigned centres (``score``) against training's."""
     assert reference.distance is not None
     alone = reference.model_copy(update={"features": {DISTANCE: reference.distance}})
