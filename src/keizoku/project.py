@@ -266,6 +266,12 @@ def train_project(
     if "startup" not in phases.seconds:
         phases.end("startup")
     spec, base = load_spec(spec_path)
+    if spec.task == "clustering":  # no target: its own search and lifecycle
+        raise UserInputError(
+            f"'{spec_path}' is a clustering project: train it with `keizoku train` (or "
+            "keizoku.clustering.lifecycle.train_clustering); this path trains binary, "
+            "multiclass and regression models."
+        )
     given = dict(overrides or {})
     warm_start: Sequence[Mapping[str, Any]] = given.pop("warm_start", None) or []
     cfg = merge_train(spec.train, given)
