@@ -104,6 +104,12 @@ def test_the_server_answers_cluster_membership_and_distance(project: Project, se
     assert sum(body["probabilities"].values()) == pytest.approx(1.0)
     bad = server.client.post("/v1/models/wine/predict", json={**rows[0], "alcohol": "strong"})
     assert bad.status_code == 422 and "alcohol" in bad.json()["message"]
+    why = server.client.post("/v1/models/wine/explain", json={"row": rows[0], "top": 3})
+    assert why.status_code == 200, why.text
+    explained = why.json()
+    assert explained["prediction"] == body["prediction"]
+    assert explained["output_class"] == str(body["prediction"])  # membership of its cluster
+    assert len(explained["contributions"]) == 3
 
 
 def test_monitor_tracks_cluster_shares_and_distance_to_centre(project: Project, server: Server):

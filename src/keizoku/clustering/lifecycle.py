@@ -25,6 +25,7 @@ from keizoku.clustering.model import ClusterModel
 from keizoku.clustering.train import ClusterResult, ClusterTrial, fit_clustering
 from keizoku.data.ingest import fingerprint_frame, read_table
 from keizoku.data.schema import Schema, infer_schema
+from keizoku.evaluation.evidence import BACKGROUND_ROWS, EVIDENCE_FILES, write_json
 from keizoku.lifecycle.gates import HOLDOUT_SHARE
 from keizoku.lifecycle.policy import parse_policy
 from keizoku.lifecycle.retrain import (
@@ -56,6 +57,7 @@ __all__ = [
 ]
 
 CLUSTERS_FILE = "clusters.json"  # the profile of each cluster and the distance sketch
+BACKGROUND = EVIDENCE_FILES["background"]  # rows that explanations compare a record with
 
 
 @dataclass
@@ -131,8 +133,12 @@ def _artifacts(
     ref.distance = numeric_ref(result.distance)
     (folder / REFERENCE_FILE).write_text(ref.model_dump_json(indent=1))
     reference_sample(frame, list(ref.features)).to_parquet(folder / SAMPLE_FILE, index=False)
+    # explanations (sampling Shapley of the membership of the assigned cluster) need rows
+    columns = [c.name for c in schema.features + schema.sensitive]
+    sample = frame[columns].sample(min(len(frame), BACKGROUND_ROWS), random_state=0)
+    write_json(folder / BACKGROUND, json.loads(sample.to_json(orient="records", date_format="iso")))
     names = ("schema.yaml", "leaderboard.csv", "training.json", CLUSTERS_FILE, REFERENCE_FILE,
-             SAMPLE_FILE)  # fmt: skip
+             SAMPLE_FILE, BACKGROUND)  # fmt: skip
     return {n.split(".")[0]: folder / n for n in names}
 
 
