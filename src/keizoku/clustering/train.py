@@ -12,7 +12,8 @@ Every candidate is fitted on the same encoded, scaled rows (the project's
 
 The winner has the highest silhouette. Candidates are tried in order (k-means and a mixture
 for each k from ``k_min`` to ``k_max``, then HDBSCAN at a few minimum cluster sizes) until
-``max_trials`` or the time budget runs out.
+``max_trials`` (then the clock is not looked at: the same data and spec give the same
+result) or, without it, the time budget runs out.
 """
 
 from __future__ import annotations
@@ -282,8 +283,8 @@ def fit_clustering(
     for number, (family, params) in enumerate(_candidates(cfg, len(X), X.shape[1])):
         if cfg.max_trials is not None and len(trials) >= cfg.max_trials:
             break
-        if trials and time.monotonic() - started > budget_s:
-            break
+        if cfg.max_trials is None and trials and time.monotonic() - started > budget_s:
+            break  # max_trials: deterministic, whatever the clock says (as train's search)
         trial = _trial(number, family, params, X, sample, make, cfg.seed)
         trials.append(trial)
         if on_trial is not None:
