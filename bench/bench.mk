@@ -71,3 +71,10 @@ bench-test-cpu:
 		-p no:cacheprovider -p pytest_cpu -n 2 --dist loadfile --no-loadscope-reorder || true
 	awk -F'\t' '{split($$1,a,"::"); s[a[1]]+=$$3+$$4; t+=$$3+$$4} END {for (k in s) \
 		printf "%8.1f %s\n", s[k], k; printf "%8.1f TOTAL\n", t}' bench/work/test-cpu.* | sort -rn
+
+# Clustering (issue 16): ARI of keizoku's clustering search against plain k-means told the
+# true number of groups, on sets with known groups (iris, wine, wholesale Channel/Region,
+# penguins, PMLB classification sets; targets removed). Writes bench/results/<ts>-clustering.json.
+.PHONY: bench-clustering
+bench-clustering:
+	$(BENCH_PY) bench/clustering.py $(BENCH_ARGS)

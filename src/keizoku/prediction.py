@@ -4,8 +4,8 @@ The server builds one per record (``keizoku.serving.fastpath.score``) and serial
 twice: ``to_response()`` for the HTTP answer and ``log_fields()`` for the prediction log
 (``keizoku.monitoring.log``), whose readers then find typed columns instead of guessing
 (``prediction`` is the canonical label text, ``probabilities`` JSON text, ``score`` the
-positive-class probability of a binary model, the top probability of a multiclass one, or
-the value of a regression).
+positive-class probability of a binary model, the top probability of a multiclass one,
+the value of a regression, or a clustering's distance to the assigned centre).
 """
 
 from __future__ import annotations
@@ -26,17 +26,20 @@ class Prediction:
     prediction: Any  # the class as the schema stores it, or the value (None if not finite)
     probabilities: dict[str, float] | None  # class text → probability; None for regression
     score: float | None  # binary: P(positive class); multiclass: the top probability;
-    # regression: the value
+    # regression: the value; clustering: the distance to the assigned centre
     version: int
     variant: str
     request_id: str
     entity_id: Any = None
+    distance: float | None = None  # clustering: to the assigned cluster's centre (also score)
 
     def to_response(self) -> dict[str, Any]:
         """The JSON object of one prediction in a response."""
         out: dict[str, Any] = {"request_id": self.request_id, "prediction": self.prediction}
         if self.probabilities is not None:
             out["probabilities"] = self.probabilities
+        if self.distance is not None:
+            out["distance"] = self.distance
         out["version"] = self.version
         out["variant"] = self.variant
         if self.entity_id is not None:

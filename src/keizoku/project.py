@@ -78,7 +78,7 @@ def _project_name(source: str | None, sql: str | None) -> str:
 
 def init_project(
     data: str | None,
-    target: str,
+    target: str | None,
     *,
     read: DataSpec,
     task: Task | None = None,
@@ -87,14 +87,23 @@ def init_project(
     spec_path: str | Path = "keizoku.yaml",
     force: bool = False,
 ) -> tuple[Spec, Schema]:
-    """Read ``data``, infer its schema, write ``keizoku.yaml`` and ``schema.yaml``."""
+    """Read ``data``, infer its schema, write ``keizoku.yaml`` and ``schema.yaml``.
+
+    Without a ``target`` the task is clustering (``task="clustering"`` says so explicitly).
+    """
     spec_file = Path(spec_path)
     if spec_file.exists() and not force:
         raise UserInputError(f"'{spec_file}' already exists. Pass --force to overwrite it.")
     read.path = data
     frame = read_table(data, read.read_options())
+    # clustering: no target (inferred when none is given); every other task has one
+    if not target and task not in (None, "clustering"):
+        raise UserInputError(f"--task {task} needs a target: pass --target COLUMN.")
+    if target and task == "clustering":
+        raise UserInputError(f"--task clustering takes no target: leave out --target {target}.")
+    task = "clustering" if not target else task
     sections: dict[str, Any] = {}
-    if task in (None, "forecast"):  # forecasting: keizoku.forecast (docs/forecasting.md)
+    if target and task in (None, "forecast"):  # forecasting: keizoku.forecast
         from keizoku.forecast.infer import infer_forecast
         from keizoku.forecast.train import forecast_schema
 
@@ -104,11 +113,11 @@ def init_project(
             schema = forecast_schema(frame, target, found)
     if not sections:
         schema = infer_schema(
-            frame, target, task=task, id_columns=read.id_columns, sensitive=sensitive
+            frame, target or None, task=task, id_columns=read.id_columns, sensitive=sensitive
         )
     spec = Spec(
         project=name or _project_name(data, read.sql),
-        target=target,
+        target=target or "",
         task=schema.task,
         data=read,
         sensitive=list(sensitive or []),
@@ -268,6 +277,12 @@ def train_project(
     if "startup" not in phases.seconds:
         phases.end("startup")
     spec, base = load_spec(spec_path)
+    if spec.task == "clustering":  # no target: its own search and lifecycle
+        raise UserInputError(
+            f"'{spec_path}' is a clustering project: train it with `keizoku train` (or "
+            "keizoku.clustering.lifecycle.train_clustering); this path trains binary, "
+            "multiclass and regression models."
+        )
     given = dict(overrides or {})
     warm_start: Sequence[Mapping[str, Any]] = given.pop("warm_start", None) or []
     cfg = merge_train(spec.train, given)

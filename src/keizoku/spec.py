@@ -11,6 +11,7 @@ Sections and where their type lives (each refuses unknown keys; one helper,
     retraining:  RetrainingPolicy                -- keizoku.lifecycle.policy
     fairness:    FairnessSpec                    -- keizoku.evaluation.fairness
     forecast:    ForecastSpec                    -- keizoku.forecast.spec (task: forecast)
+    clustering:  ClusteringSpec                  -- keizoku.clustering.spec (task: clustering)
 
 Durations (``budget``, ``window``, ``every``, ...) are :data:`keizoku.duration.Duration`.
 """
@@ -20,13 +21,15 @@ from __future__ import annotations
 import copy
 import dataclasses
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import Field
 from pydantic import ValidationError as PydanticValidationError
 
+from keizoku.clustering.spec import ClusteringSpec
 from keizoku.data.ingest import ReadOptions
+from keizoku.data.schema import Task
 from keizoku.errors import UserInputError
 from keizoku.evaluation.fairness import FairnessSpec
 from keizoku.forecast.spec import ForecastSpec
@@ -49,7 +52,7 @@ __all__ = [
 ]
 
 DEFAULT_SPEC = "keizoku.yaml"
-OPTIONAL_SECTIONS = ("serving", "monitoring", "retraining", "fairness")
+OPTIONAL_SECTIONS = ("serving", "monitoring", "retraining", "fairness", "clustering")
 
 
 class DataSpec(Section):
@@ -90,8 +93,8 @@ class Spec(Section):
     """``keizoku.yaml``."""
 
     project: str
-    target: str
-    task: Literal["binary", "multiclass", "regression", "forecast"] | None = None
+    target: str = ""  # required unless task: clustering (checked below)
+    task: Task | None = None
     schema_file: str = Field(default="schema.yaml", alias="schema")
     data: DataSpec = Field(default_factory=DataSpec)
     sensitive: list[str] = Field(default_factory=list)
@@ -101,12 +104,15 @@ class Spec(Section):
     retraining: RetrainingPolicy = Field(default_factory=RetrainingPolicy)
     fairness: FairnessSpec = Field(default_factory=FairnessSpec)
     forecast: ForecastSpec | None = None  # task: forecast (keizoku.forecast.spec)
+    clustering: ClusteringSpec = Field(default_factory=ClusteringSpec)
 
     def save(self, path: str | Path) -> None:
         body = self.model_dump(mode="json", by_alias=True, exclude_none=True)
         for section in OPTIONAL_SECTIONS:  # written only when set: their defaults live in code
             if section not in self.model_fields_set:
                 body.pop(section, None)
+        if not body.get("target"):  # task: clustering has none
+            body.pop("target", None)
         text = "# keizoku project spec: `keizoku train` reads this file.\n"
         text += yaml.safe_dump(body, sort_keys=False)
         atomic_write_text(path, text)
@@ -120,9 +126,17 @@ def spec_from_dict(raw: Any, source: str = DEFAULT_SPEC) -> Spec:
             f"not {type(raw).__name__}. Create one with: keizoku init DATA --target COLUMN"
         )
     try:
-        return Spec.model_validate(raw)
+        spec = Spec.model_validate(raw)
     except PydanticValidationError as exc:
         raise section_error(exc, Spec, source=source) from exc
+    if not spec.target and spec.task != "clustering":  # only clustering has no target
+        raise UserInputError(f"{source}: target is required. Add `target: ...` in {source}.")
+    if spec.target and spec.task == "clustering":
+        raise UserInputError(
+            f"{source}: task: clustering takes no target, but target is '{spec.target}'. "
+            f"Remove the target: line, or set task to binary, multiclass or regression."
+        )
+    return spec
 
 
 def spec_path(given: str | Path | None = None) -> Path | None:

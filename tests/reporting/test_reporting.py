@@ -221,7 +221,8 @@ def test_unknown_page_and_chart_kind_name_the_choices() -> None:
     with pytest.raises(ValueError) as page:
         render("dashboard", {})  # type: ignore[arg-type]
     assert str(page.value) == (
-        "Page 'dashboard' does not exist. Use one of ['profile', 'evaluation', 'drift']."
+        "Page 'dashboard' does not exist. "
+        "Use one of ['profile', 'evaluation', 'drift', 'clustering']."
     )
     with pytest.raises(ValueError) as kind:
         charts.draw({"kind": "pie", "chart_id": "p"})
@@ -334,6 +335,7 @@ def test_only_the_thin_page_functions_import_reporting() -> None:
         "data/profile.py": {"write_profile_html"},
         "evaluation/report.py": {"render_report", "write_report"},
         "monitoring/report.py": {"render_html", "write_html"},
+        "clustering/report.py": {"write_cluster_report"},
     }
     seen: dict[str, set[str | None]] = {}
     for path in SRC.rglob("*.py"):

@@ -36,23 +36,15 @@ Db = Annotated[
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 
 
-TASKS = ("binary", "multiclass", "regression", "forecast", "clustering")
-
-
 def _task(task: str | None) -> Any:
-    if task not in (None, *TASKS):
-        raise UserInputError(
-            f"--task '{task}' is unknown: use {', '.join(TASKS[:-1])} or {TASKS[-1]} "
-            "(or leave it out to detect it from the data)."
-        )
     from typing import get_args
 
     from keizoku.data.schema import Task
 
-    if task is not None and task not in get_args(Task):  # named here before its module lands
+    if task is not None and task not in get_args(Task):
         raise UserInputError(
-            f"--task {task} is not supported by this keizoku: use one of "
-            f"{', '.join(get_args(Task))}."
+            f"--task '{task}' is unknown: use {', '.join(get_args(Task))} "
+            "(or leave it out to detect it from the target; no target: clustering)."
         )
     return task
 
@@ -93,7 +85,9 @@ def _schema_table(schema: Any) -> Table:
 @app.command()
 def init(
     data: Annotated[str | None, typer.Argument(help="CSV/TSV(.gz)/Parquet/JSONL file.")] = None,
-    target: Annotated[str, typer.Option("--target", "-t", help="Column to predict.")] = ...,  # type: ignore[assignment]
+    target: Annotated[
+        str | None, typer.Option("--target", "-t", help="Column to predict (none: clustering).")
+    ] = None,
     task: Annotated[
         str | None,
         typer.Option(
@@ -145,8 +139,11 @@ def init(
             force=force,
         )
     _show_warnings(caught)
+    if not target and not as_json:
+        err.print("No --target given: the task is [bold]clustering[/] (pass --target COLUMN "
+                  "to predict a column instead).", highlight=False)  # fmt: skip
     if as_json:
-        _io.emit_json({"spec": str(config), "project": spec.project,
+        _io.emit_json({"spec": str(config), "project": spec.project, "task": spec.task,
                        "schema_file": spec.schema_file, "schema": schema.model_dump(mode="json"),
                        "data": spec.data.model_dump(mode="json", exclude_none=True)})  # fmt: skip
         return
@@ -526,6 +523,11 @@ def train(
     if old_families:
         err.print("[yellow]warning:[/] `keizoku train --model` is deprecated: use --family.")
     spec, _ = load_spec(config)
+    if spec.task == "clustering":  # its own search, gates and output: keizoku.cli.clustering
+        from keizoku.cli.clustering import train_clustering_command
+
+        given = {"budget": budget, "max_trials": max_trials, "seed": seed}
+        return train_clustering_command(config, given, started=started, as_json=as_json)
     total = parse_duration(budget, what="--budget") if budget else spec.train.budget
     if spec.task == "forecast":  # keizoku.forecast: its own leaderboard, same gates and audit
         from keizoku.cli.forecast import train_forecast

@@ -25,7 +25,8 @@ __all__ = ["Column", "Schema", "infer_schema", "detect_task", "closest", "Kind",
 
 Kind = Literal["numeric", "categorical", "boolean", "datetime", "text", "id"]
 Role = Literal["feature", "target", "id", "ignored", "sensitive"]
-Task = Literal["binary", "multiclass", "regression", "forecast"]  # forecast: keizoku.forecast
+Task = Literal["binary", "multiclass", "regression", "forecast", "clustering"]
+# forecast: keizoku.forecast; clustering: no target (keizoku.clustering)
 
 TRUE_TOKENS = {"true", "t", "yes", "y"}
 FALSE_TOKENS = {"false", "f", "no", "n"}

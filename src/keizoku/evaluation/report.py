@@ -481,6 +481,10 @@ def write_report(
     """Write the report of ``ref`` (optionally evaluated on ``data``) to ``out``."""
     from keizoku.reporting import write
 
+    if _json(ref, "clusters.json") is not None:  # a clustering: its own page
+        from keizoku.clustering.report import write_cluster_report
+
+        return write_cluster_report(ref, out)
     ev = load_evidence(ref)
     exact = f"{ev.name}:{ev.version}"
     data_eval, data_fair = evaluate_file(exact, data, read) if data else (None, None)

@@ -45,6 +45,7 @@ __all__ = [
     "TriggerKind",
     "check_triggers",
     "exit_code",
+    "fired_triggers",
     "gate_and_admit",
     "labelled_traffic",
     "retrain",
@@ -109,6 +110,13 @@ class RetrainOutcome:
     gates: GateReport | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
+
+    def admitted(self, version: int, admission: Admission) -> None:
+        """Record the trained ``version`` and where its gates sent it."""
+        self.version = version
+        self.gates, self.stats = admission.gates, admission.stats
+        self.status = "passed" if admission.passed else "failed"
+        self.reasons += admission.gates.reasons if admission.gates else []
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -184,6 +192,15 @@ def check_triggers(
         hours = (time.time() - last) / 3600
         fired.append(Trigger(TriggerKind.SCHEDULE, f"schedule: last retrain {hours:.1f} h ago"))
     return fired
+
+
+def fired_triggers(
+    name: str, policy: RetrainingPolicy, champion: int, spec: Any, *, force: bool
+) -> list[Trigger]:
+    """``--force``, or the triggers that fire now (:func:`check_triggers`)."""
+    if force:
+        return [Trigger(TriggerKind.FORCED, "forced (--force)")]
+    return check_triggers(name, policy, champion, spec.monitoring)
 
 
 def labelled_traffic(
@@ -302,7 +319,10 @@ def gate_and_admit(
                 f"{name}:{champion} became champion while {name}:{version} was training; "
                 f"there is no hold-out to gate it against. Run `keizoku train` again."
             )
-        report, stats = run_gates(name, version, champion, holdout, target, cfg, spec)
+        gates = run_gates
+        if getattr(spec, "task", None) == "clustering":  # no labels: the clustering gates
+            from keizoku.clustering.gates import cluster_gates as gates
+        report, stats = gates(name, version, champion, holdout, target, cfg, spec)
         verdict = {"passed": report.passed, "reasons": report.reasons}
         evidence = {"champion": champion, "gates": report.to_dict(), "stats": stats}
         to: state.State = "gated-pass" if report.passed else "gated-fail"
@@ -554,14 +574,14 @@ def _retrain(
         from keizoku.forecast.loop import retrain_forecast
 
         return retrain_forecast(name, spec_path, champion, force=force, actor=actor)
+    if spec.task == "clustering":  # no labels: the logged inputs (keizoku.clustering)
+        from keizoku.clustering.lifecycle import retrain_clustering
+
+        return retrain_clustering(name, spec_path, champion, force=force, actor=actor)
     policy = parse_policy(spec.retraining)
     schema = load_model(f"{name}:{champion}").schema
     outcome = RetrainOutcome(name, "skipped", champion)
-    outcome.triggers = (
-        [Trigger(TriggerKind.FORCED, "forced (--force)")]
-        if force
-        else check_triggers(name, policy, champion, spec.monitoring)
-    )
+    outcome.triggers = fired_triggers(name, policy, champion, spec, force=force)
     triggers = [t.to_dict() for t in outcome.triggers]  # as the audit entries record them
     because = "; ".join(map(str, outcome.triggers))
     if not outcome.triggers:
@@ -609,10 +629,7 @@ def _retrain(
         spec_path, frame=frame, holdout=holdout.drop(columns="__ts__"), overrides=overrides,
         on_trial=on_trial, actor=actor, reason=because,
     )  # fmt: skip
-    outcome.version = trained.version
-    outcome.gates, outcome.stats = admission.gates, admission.stats
-    outcome.status = "passed" if admission.passed else "failed"
-    outcome.reasons += admission.gates.reasons if admission.gates else []
+    outcome.admitted(trained.version, admission)
     audit.record(
         name, "retrain", actor=actor, version=outcome.version, previous=champion,
         reason=because,

@@ -260,7 +260,7 @@ def estimate_performance(
     unlabelled): overall and per bucket, estimated beside realised where labels exist.
     A bucket with fewer than ``min_rows`` rows gets no estimate (NaN)."""
     if task not in ("binary", "multiclass"):
-        return skipped_estimate("a regression: no class probabilities to estimate from")
+        return skipped_estimate(f"a {task}: no class probabilities to estimate from")
     if calibration is None:
         return skipped_estimate(
             "this version has no calibration of its probabilities (trained before it was "

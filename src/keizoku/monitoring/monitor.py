@@ -287,15 +287,19 @@ def drift_of_source(
     return n, feats, pred, timeline
 
 
-def _judge(
-    counts: BucketCounts, reference: Reference, prediction: str | None, cfg: DriftConfig
-) -> tuple[
+# (rows, per-feature drift, prediction drift, distance per bucket, verdict per bucket)
+Judged = tuple[
     int,
     list[FeatureDrift],
     FeatureDrift | None,
     dict[str, list[tuple[float, float]]],
     dict[str, list[tuple[float, bool]]],
-]:
+]
+
+
+def _judge(
+    counts: BucketCounts, reference: Reference, prediction: str | None, cfg: DriftConfig
+) -> Judged:
     feats = _judged(reference, prediction)
     results = drift_of_counts(counts, feats, cfg)
     per = _rename(per_bucket(counts, feats, cfg))
@@ -305,6 +309,19 @@ def _judge(
     if pred is not None:
         pred.feature = "prediction"
     return sum(counts.rows.values()), list(results.values()), pred, timeline, verdicts
+
+
+DISTANCE = "distance to centre"  # a clustering's distance drift, listed with the features
+
+
+def _distance_drift(
+    con: Any, source: str, reference: Reference, score: str, cfg: DriftConfig
+) -> Judged:
+    """A clustering's distances to the assigned centres (``score``) against training's."""
+    assert reference.distance is not None
+    alone = reference.model_copy(update={"features": {DISTANCE: reference.distance}})
+    counts = collect_counts(con, source, alone, {DISTANCE: score}, None)
+    return _judge(counts, alone, None, cfg)
 
 
 def _log_columns(con: Any, pattern: str) -> set[str]:
@@ -354,6 +371,10 @@ def monitor(
         scored = _logged_scores(con, source, name, v, reference, since, root) if estimate else None
     counts = collect_counts(con, source, reference, columns, pred)
     n, feats, pdrift, timeline, verdicts = _judge(counts, reference, pred, cfg)
+    if reference.distance is not None:  # clustering: the distance to the centre (`score`)
+        score = "score" if data is not None else f"CASE WHEN version = {v} THEN score END"
+        _, more, _, times, marks = _distance_drift(con, source, reference, score, cfg)
+        feats, timeline, verdicts = feats + more, timeline | times, verdicts | marks
     if n == 0:
         raise NotFoundError(
             f"No predictions of '{name}' in the window (since {_when(since)}). "
@@ -562,7 +583,9 @@ def _register_file(
     except KeizokuError:  # e.g. a column is missing: feature drift still works
         raw = None
     if raw is not None:
-        if reference.task == "regression":
+        if reference.distance is not None:  # clustering: the distance, as the server logs it
+            table["score"] = model.score_frame(frame)["distance"].to_numpy()
+        elif reference.task == "regression":
             table["score"] = np.asarray(raw, dtype=float)
         else:
             table["score"] = raw[:, -1] if raw.shape[1] == 2 else raw.max(axis=1)

@@ -101,6 +101,8 @@ class Reference(BaseModel):
     features: dict[str, FeatureRef]
     prediction: FeatureRef | None = None
     calibration: Calibration | None = None  # classifiers (None: regression, older sketch)
+    # clustering: each training row's distance to its cluster's centre (the logged score)
+    distance: FeatureRef | None = None
 
 
 """Deprecated alias of :func:`keizoku.data.labels.canonical` (kept for older callers)."""

@@ -9,6 +9,7 @@ page           template                    context builder
 ``profile``    ``profile.html.j2``         ``keizoku.data.profile.profile_context``
 ``evaluation`` ``evaluation.html.j2``      ``keizoku.evaluation.report.report_context``
 ``drift``      ``drift.html.j2``           ``keizoku.monitoring.report.drift_context``
+``clustering`` ``clustering.html.j2``      ``keizoku.clustering.report.cluster_context``
 =============  ==========================  ============================================
 
 Every page extends ``base.html.j2`` (the CSS, the header and the footer). Autoescape is
@@ -39,7 +40,7 @@ from keizoku.reporting.charts import draw
 
 __all__ = ["PAGES", "Page", "environment", "render", "write"]
 
-Page = Literal["profile", "evaluation", "drift"]
+Page = Literal["profile", "evaluation", "drift", "clustering"]
 PAGES: tuple[str, ...] = get_args(Page)
 TEMPLATES = Path(__file__).parent / "templates"
 

@@ -126,6 +126,8 @@ def score(
     entity_key: str | None = None,
 ) -> list[Prediction]:
     """One ``Prediction`` per record, from one vectorised model call."""
+    if model.task == "clustering":
+        return _clusters(model, records, version, variant, ids, entity_key)
     try:
         raw = _raw(model, records)
     except (ValueError, OverflowError, FloatingPointError) as exc:  # input values it cannot take
@@ -147,6 +149,33 @@ def score(
     for label, row, i, e in zip(labels, raw.tolist(), ids, entities, strict=True):
         probs = dict(zip(classes, row, strict=True))
         out.append(Prediction(label, probs, row[1] if binary else max(row), version, variant, i, e))
+    return out
+
+
+def _clusters(
+    model: Any,
+    records: list[dict[str, Any]],
+    version: int,
+    variant: str,
+    ids: list[str] | None,
+    entity_key: str | None,
+) -> list[Prediction]:
+    """A clustering (``keizoku.clustering.model.ClusterModel``): the cluster, each cluster's
+    membership and the distance to the assigned centre (also the logged ``score``)."""
+    try:
+        cluster, distance, member = model.assign_records(records)
+    except (ValueError, OverflowError, FloatingPointError) as exc:
+        raise ValidationError(
+            f"The model could not score the request: {str(exc)[:300]}",
+            details=[{"loc": ["body"], "msg": "values the model cannot score"}],
+        ) from exc
+    ids = ids or [new_id() for _ in records]
+    out = []
+    for j, rec in enumerate(records):
+        d = _finite(distance[j])
+        probs = {str(c): float(p) for c, p in enumerate(member[j])}
+        entity = rec.get(entity_key) if entity_key else None
+        out.append(Prediction(int(cluster[j]), probs, d, version, variant, ids[j], entity, d))
     return out
 
 
