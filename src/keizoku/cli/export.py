@@ -29,7 +29,7 @@ def export(
         float,
         typer.Option(
             "--tolerance",
-            help="Largest |Δ| the parity check allows (default 1e-5; 0 to 1e-2).",
+            help="Largest difference the parity check allows (default 1e-5; 0 to 1e-2).",
         ),
     ] = 1e-5,
     config: Annotated[str | None, typer.Option("--config", "-c", help="Project spec.")] = None,

@@ -64,7 +64,9 @@ def _serve(
         models=list(model or []), host=host, port=port, poll_interval_s=poll_interval,
         prediction_log=prediction_log, rate_limit=rate_limit, runtime=runtime,
     )  # fmt: skip
-    ModelSet(names=options.models or None, runtime=runtime).load_all()  # fail fast, with the registry's message
+    ModelSet(
+        names=options.models or None, runtime=runtime
+    ).load_all()  # fail fast, with the registry's message
     common = {"host": host, "port": port, "log_level": log_level, "timeout_graceful_shutdown": 30}
     if workers == 1:
         uvicorn.run(create_app(options), **common)  # type: ignore[arg-type]
