@@ -176,3 +176,12 @@ def test_a_tampered_bundle_is_refused_at_startup(
     assert done.returncode == 5, done.stderr
     assert "Refusing" in message and target in message and "Export it again" in message
     json.loads((folder / "manifest.json").read_text())  # restored for the other tests
+
+
+def test_an_unknown_runtime_is_refused(versions: dict[str, Any], registry_home: Path) -> None:
+    env = {**os.environ, "KEIZOKU_HOME": str(registry_home)}
+    done = subprocess.run([KEIZOKU_EXE, "serve", "--runtime", "tflite", "--port",
+                           str(free_port())], cwd=versions["root"], env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and "--runtime 'tflite'" in done.stderr
+    assert "python or onnx" in " ".join(done.stderr.split())
