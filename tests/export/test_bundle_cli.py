@@ -139,3 +139,29 @@ def test_a_tampered_bundle_is_refused(bundle: Path, tmp_path: Path, target: str)
     done = run_runner(Path(sys.executable), copy, str(rows))
     assert done.returncode == 5
     assert f"file '{target}' has sha256" in done.stderr and "Export it again" in done.stderr
+
+
+def test_a_parity_failure_exits_5_shows_the_differences_and_writes_nothing(
+    bundle: Path, registry_home: Path
+) -> None:
+    from keizoku.registry import get_version
+
+    root = bundle.parent
+    ref = f"exp-binary:{_version(bundle)}"
+    before = get_version(ref).tags["keizoku.export.onnx"]
+    artifacts = sorted(map(str, registry_home.rglob("parity.json")))  # the runs' export/onnx/
+    assert artifacts
+    done = keizoku("export", ref, "-o", "tight", "--data", "rows.csv", "--tolerance", "0",
+                   cwd=root)  # fmt: skip
+    assert done.returncode == 5, done.stderr
+    message = " ".join(done.stderr.split())
+    assert "failed its parity check" in message and "(tolerance 0)" in message
+    assert "Largest: row " in message and "registered [" in message and "vs ONNX [" in message
+    assert "Nothing was written" in message
+    assert not (root / "tight").exists()
+    assert not [p for p in root.iterdir() if p.name.startswith(".tight-")]  # no temporary left
+    assert get_version(ref).tags["keizoku.export.onnx"] == before  # nothing recorded
+    assert sorted(map(str, registry_home.rglob("parity.json"))) == artifacts
+    loose = keizoku("export", ref, "-o", "tight", "--data", "rows.csv", "--tolerance", "1",
+                    cwd=root)  # fmt: skip
+    assert loose.returncode == 2 and "--tolerance 1.0 is out of range" in loose.stderr

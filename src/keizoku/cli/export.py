@@ -25,6 +25,13 @@ def export(
         str | None,
         typer.Option("--quantize", help="int8: quantized weights (linear, k-NN models)."),
     ] = None,
+    tolerance: Annotated[
+        float,
+        typer.Option(
+            "--tolerance",
+            help="Largest difference the parity check allows (default 1e-5; 0 to 1e-2).",
+        ),
+    ] = 1e-5,
     config: Annotated[str | None, typer.Option("--config", "-c", help="Project spec.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -36,7 +43,7 @@ def export(
     if fmt != "onnx":
         raise UserInputError(f"--format {fmt!r} is not supported; the only format is onnx.")
     frame = _parity_rows(model_name(ref), data, config)
-    result = export_onnx(ref, output, frame, quantize=quantize)
+    result = export_onnx(ref, output, frame, quantize=quantize, tolerance=tolerance)
     if as_json:
         _io.emit_json(result.to_dict())
         return

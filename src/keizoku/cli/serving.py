@@ -35,6 +35,13 @@ def _serve(
             "600/min. Over it: 429 with Retry-After. Default: no limit."
         ),
     ] = None,
+    runtime: Annotated[
+        str,
+        typer.Option(
+            help="python (the registered model) or onnx (each version's verified ONNX bundle, "
+            "from `keizoku export`)."
+        ),
+    ] = "python",
 ) -> None:
     """Serve the champion of each model over REST (FastAPI + uvicorn)."""
     import uvicorn
@@ -45,15 +52,21 @@ def _serve(
     from keizoku.serving.state import ModelSet
 
     check_bind(host)
+    if runtime not in ("python", "onnx"):
+        from keizoku.errors import UserInputError
+
+        raise UserInputError(f"--runtime {runtime!r} is not supported; use python or onnx.")
     if rate_limit is not None:
         parse_rate(rate_limit)  # a bad value: exit 2 before anything starts
     _check_port_free(host, port)
     _exit_cleanly_on_sigterm()
     options = ServeOptions(
         models=list(model or []), host=host, port=port, poll_interval_s=poll_interval,
-        prediction_log=prediction_log, rate_limit=rate_limit,
+        prediction_log=prediction_log, rate_limit=rate_limit, runtime=runtime,
     )  # fmt: skip
-    ModelSet(names=options.models or None).load_all()  # fail fast, with the registry's message
+    ModelSet(
+        names=options.models or None, runtime=runtime
+    ).load_all()  # fail fast, with the registry's message
     common = {"host": host, "port": port, "log_level": log_level, "timeout_graceful_shutdown": 30}
     if workers == 1:
         uvicorn.run(create_app(options), **common)  # type: ignore[arg-type]

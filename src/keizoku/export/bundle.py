@@ -30,6 +30,7 @@ from keizoku.registry import models as registry
 from keizoku.registry.servable import ServableModel
 
 __all__ = [
+    "MAX_TOLERANCE",
     "PARITY_ROWS",
     "QUANTIZE_FAMILIES",
     "QUANTIZE_MAX_DROP",
@@ -38,9 +39,11 @@ __all__ = [
     "Parity",
     "export_onnx",
     "parity",
+    "records_of",
 ]
 
 TOLERANCE = 1e-5  # |Δ probability| (classifiers); |Δ value| / max(1, |value|) (regression)
+MAX_TOLERANCE = 1e-2  # the loosest --tolerance accepted: beyond it "parity" would mean little
 PARITY_ROWS = 1000  # rows of the sample the parity check scores (drawn with seed 0)
 QUANTIZE_FAMILIES = {"linear"}  # the families with weights int8 can hold (MatMul)
 QUANTIZE_MAX_DROP = 0.01  # int8: refuse when label agreement with the model drops below 99 %
@@ -84,12 +87,23 @@ def _require() -> None:
 
 
 def export_onnx(
-    ref: str, folder: Path, sample: pd.DataFrame, *, quantize: str | None = None
+    ref: str,
+    folder: Path,
+    sample: pd.DataFrame,
+    *,
+    quantize: str | None = None,
+    tolerance: float = TOLERANCE,
 ) -> ExportResult:
-    """Export ``ref`` to ``folder`` after a parity check on ``sample`` (see the module)."""
+    """Export ``ref`` to ``folder`` after a parity check on ``sample`` (see the module);
+    ``tolerance`` tightens (or loosens) the check's largest allowed difference."""
     _require()
     if quantize not in (None, "int8"):
         raise UserInputError(f"--quantize {quantize!r} is not supported; use int8 or leave it out.")
+    if not (math.isfinite(tolerance) and 0 <= tolerance <= MAX_TOLERANCE):
+        raise UserInputError(
+            f"--tolerance {tolerance!r} is out of range: give a number from 0 to "
+            f"{MAX_TOLERANCE:g} (default {TOLERANCE:g})."
+        )
     name, version = registry.resolve(ref)
     model = registry.load_model(f"{name}:{version}")
     _check_target(folder)
@@ -105,11 +119,11 @@ def export_onnx(
         _write_json(tmp / "labels.json", {"task": model.task, "classes": _classes(model)})
         _write_json(tmp / "card.json", card_json(name, version, model))
         shutil.copyfile(Path(__file__).with_name("runner.py"), tmp / "runner.py")
-        exact = parity(model, tmp, rows)
+        exact = parity(model, tmp, rows, tolerance=tolerance)
         report = exact
         if quantize:
             _quantize(tmp / "model.onnx")
-            report = parity(model, tmp, rows, quantize=quantize)
+            report = parity(model, tmp, rows, quantize=quantize, tolerance=tolerance)
         _write_json(tmp / "parity.json", asdict(report))
         files = {f: sha256_file(str(tmp / f)) for f in FILES}
         _write_json(tmp / "manifest.json", {"files": files, "model": f"{name}:{version}"})
@@ -123,7 +137,8 @@ def export_onnx(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     manifest_sha = sha256_file(str(folder / "manifest.json"))
-    registry.record_export(name, version, "onnx", _summary(report, manifest_sha), folder)
+    summary = _summary(report, manifest_sha, folder)
+    registry.record_export(name, version, "onnx", summary, folder)
     size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
     return ExportResult(name, version, folder, report, files, size)
 
@@ -158,10 +173,15 @@ def _sample(frame: pd.DataFrame, model: ServableModel) -> list[dict[str, Any]]:
         )
     if frame.empty:
         raise UserInputError("The parity sample has no rows: pass --data with rows to check.")
-    rows = frame[model.feature_names]
-    if len(rows) > PARITY_ROWS:
-        rows = rows.sample(PARITY_ROWS, random_state=0)
-    return [{k: _plain(v) for k, v in r.items()} for r in rows.to_dict(orient="records")]
+    if len(frame) > PARITY_ROWS:
+        frame = frame.sample(PARITY_ROWS, random_state=0)
+    return records_of(frame, model.feature_names)
+
+
+def records_of(frame: pd.DataFrame, names: list[str]) -> list[dict[str, Any]]:
+    """The ``names`` columns of ``frame`` as the JSON records a client would send."""
+    rows = frame[names].to_dict(orient="records")
+    return [{str(k): _plain(v) for k, v in r.items()} for r in rows]
 
 
 def _plain(value: Any) -> Any:
@@ -181,6 +201,7 @@ def parity(
     records: list[dict[str, Any]],
     *,
     quantize: str | None = None,
+    tolerance: float = TOLERANCE,
 ) -> Parity:
     """The bundle in ``folder`` against ``model`` on ``records`` (no manifest needed)."""
     from keizoku.export.runner import Bundle
@@ -190,7 +211,7 @@ def parity(
     theirs = np.asarray(bundle.raw(records, allow_unseen=True), dtype=float)
     if model.task == "regression":
         per_row = np.abs(theirs - ours) / np.maximum(1.0, np.abs(ours))
-        same = per_row <= (QUANTIZE_VALUE_TOL if quantize else TOLERANCE)
+        same = per_row <= (QUANTIZE_VALUE_TOL if quantize else tolerance)
     else:
         per_row = np.abs(theirs - ours).max(axis=1)
         same = theirs.argmax(axis=1) == ours.argmax(axis=1)
@@ -205,9 +226,9 @@ def parity(
     if quantize:
         passed = agreement >= 1.0 - QUANTIZE_MAX_DROP
     else:
-        passed = max_diff <= TOLERANCE and bool(same.all())
+        passed = max_diff <= tolerance and bool(same.all())
     return Parity(
-        rows=len(records), tolerance=TOLERANCE, max_abs_diff=max_diff,
+        rows=len(records), tolerance=tolerance, max_abs_diff=max_diff,
         labels_equal=int(same.sum()), passed=passed, worst=worst, quantize=quantize,
         agreement=agreement,
     )  # fmt: skip
@@ -255,8 +276,10 @@ def _quantize(path: Path) -> None:
     out.replace(path)
 
 
-def _summary(p: Parity, manifest_sha: str) -> dict[str, Any]:
+def _summary(p: Parity, manifest_sha: str, folder: Path) -> dict[str, Any]:
+    """The version's export tag; ``folder`` is where ``keizoku serve --runtime onnx`` finds it."""
     return {
+        "folder": str(folder.resolve()),
         "verified": p.passed, "rows": p.rows, "max_abs_diff": p.max_abs_diff,
         "tolerance": p.tolerance, "quantize": p.quantize, "agreement": p.agreement,
         "manifest_sha256": manifest_sha, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -59,8 +59,10 @@ def _experiment(c: Any, project: str) -> str:
     return str(exp.experiment_id)
 
 
-_DISTS = {"keizoku": "keizoku", "scikit-learn": "sklearn", "lightgbm": "lightgbm",
-          "xgboost-cpu": "xgboost", "pandas": "pandas", "numpy": "numpy", "mlflow": "mlflow"}  # fmt: skip
+_DISTS = {  # distribution → the module it installs
+    "keizoku": "keizoku", "scikit-learn": "sklearn", "lightgbm": "lightgbm",
+    "xgboost-cpu": "xgboost", "pandas": "pandas", "numpy": "numpy", "mlflow": "mlflow",
+}  # fmt: skip
 
 
 def _requirements() -> list[str]:

@@ -48,6 +48,7 @@ class ServeOptions:
     prediction_log: bool = True
     log_flush_s: float = 1.0
     rate_limit: str | None = None  # e.g. "50/s": requests per caller (serving/ratelimit.py)
+    runtime: str = "python"  # "onnx": score with each version's ONNX bundle (docs/export.md)
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -136,7 +137,7 @@ def create_app(options: ServeOptions | None = None) -> FastAPI:
 
     options = options or ServeOptions()
     metrics = Metrics()
-    models = ModelSet(names=options.models or None, metrics=metrics)
+    models = ModelSet(names=options.models or None, metrics=metrics, runtime=options.runtime)
     app = FastAPI(
         title="keizoku model server",
         version=str(__version__),

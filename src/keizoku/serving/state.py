@@ -91,6 +91,7 @@ class ModelSet:
 
     names: list[str] | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    runtime: str = "python"  # "onnx": each version from its verified ONNX bundle (export/)
     models: dict[str, ServedModel] = field(default_factory=dict)
     ready: bool = False
     load_error: str | None = None
@@ -164,7 +165,6 @@ class ModelSet:
 
     def _build(self, name: str, old: ServedModel | None, force: bool) -> ServedModel | None:
         from keizoku.lifecycle.state import may_answer
-        from keizoku.registry.models import load_model
 
         stamp = _stamp(name)
         deployment = load_deployment(name)
@@ -187,7 +187,16 @@ class ModelSet:
                 variants[alias] = reuse
                 continue
             may_answer(name, version, alias)  # never an ungated version, however aliases moved
-            model = load_model(f"{name}:{version}")
+            model = self._load(name, version)
             variants[alias] = LoadedVersion(name, version, model)
         validator = RecordValidator(variants["champion"].model.schema, deployment.entity_key)
         return ServedModel(name, deployment, stamp, variants, validator)
+
+    def _load(self, name: str, version: int) -> ServableModel:
+        from keizoku.registry.models import load_model
+
+        if self.runtime == "onnx":
+            from keizoku.export.servable import load_onnx
+
+            return load_onnx(name, version)
+        return load_model(f"{name}:{version}")
