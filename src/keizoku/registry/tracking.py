@@ -89,7 +89,8 @@ def _skip_package_scan() -> None:
     from mlflow.utils import requirements_utils as ru
 
     if getattr(ru, "_MODULES_TO_PACKAGES", ()) is None:
-        ru._MODULES_TO_PACKAGES = {module: [dist] for dist, module in _DISTS.items()}
+        known = {module: [dist] for dist, module in _DISTS.items()}
+        setattr(ru, "_MODULES_TO_PACKAGES", known)  # noqa: B010 - MLflow's own cache
 
 
 @dataclass
