@@ -250,11 +250,18 @@ def load_reference_sample(ref: str) -> pd.DataFrame | None:
 
 def load_reference(ref: str) -> Reference:
     """The reference statistics saved with model version ``ref`` (``NAME[@alias|:v]``)."""
-    from keizoku.registry.models import version_artifact
+    from keizoku.registry.models import get_version, version_artifact
 
     try:
         path = version_artifact(ref, REFERENCE_FILE)
     except NotFoundError as exc:
+        if get_version(ref).tags.get("keizoku.task") == "forecast":
+            name = ref.split("@")[0].split(":")[0]
+            raise NotFoundError(
+                f"Version '{ref}' is a forecasting model: it is monitored by its forecast "
+                f"error, not by feature drift. Run `keizoku forecast-error {name} ACTUALS` "
+                "(docs/forecasting.md)."
+            ) from exc
         raise NotFoundError(
             f"Version '{ref}' has no reference statistics ({REFERENCE_FILE}): it was trained "
             "before monitoring existed. Retrain it with `keizoku train` to monitor it."
