@@ -120,8 +120,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
             server.stop()
 
 
-@pytest.fixture(scope="package")
-def browser() -> Iterator[Any]:
+@pytest.fixture(scope="module")  # not wider: a live sync_playwright() blocks every other
+def browser() -> Iterator[Any]:  # file's in the same worker ("Sync API inside the asyncio loop")
     from kzsupport import need_chromium
 
     chromium = need_chromium()

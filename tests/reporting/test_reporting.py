@@ -336,6 +336,7 @@ def test_only_the_thin_page_functions_import_reporting() -> None:
         "evaluation/report.py": {"render_report", "write_report"},
         "monitoring/report.py": {"render_html", "write_html"},
         "clustering/report.py": {"write_cluster_report"},
+        "console/pages.py": {"_env"},  # the console renders its pages on the same base
     }
     seen: dict[str, set[str | None]] = {}
     for path in SRC.rglob("*.py"):
