@@ -29,6 +29,7 @@ RANKS: dict[str, float] = {
     "training": 3, "deep": 3,  # deep: the PyTorch networks, imported by training only
     # keizoku.forecast: a training package; its monitor reads the log, its loop gates.
     "forecast": 3, "forecast.monitor": 4, "forecast.loop": 6,
+    "deep.loop": 6,  # the image loop: trains, registers and gates like forecast.loop
     "evaluation": 4, "monitoring": 4, "export": 4,
     # The lifecycle's spec sections (retraining policy, gate settings) sit below the spec.
     "lifecycle.policy": 4.5, "lifecycle.gates": 4.5, "lifecycle.resample": 4.5,

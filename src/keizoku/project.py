@@ -92,6 +92,15 @@ def init_project(
     if spec_file.exists() and not force:
         raise UserInputError(f"'{spec_file}' already exists. Pass --force to overwrite it.")
     read.path = data
+    if data and task in (None, "binary", "multiclass"):  # images: keizoku.deep.images
+        from keizoku.deep.images import image_schema, infer_images
+
+        images = infer_images(data, target)
+        if images is not None:
+            schema = image_schema(images, target)
+            spec = Spec(project=name or _project_name(data, None), target=target,
+                        task=schema.task, data=read, images=images)  # fmt: skip
+            return _write_spec(spec, schema, data, spec_file)
     frame = read_table(data, read.read_options())
     sections: dict[str, Any] = {}
     if task in (None, "forecast"):  # forecasting: keizoku.forecast (docs/forecasting.md)
@@ -114,6 +123,12 @@ def init_project(
         sensitive=list(sensitive or []),
         **sections,
     )
+    return _write_spec(spec, schema, data, spec_file)
+
+
+def _write_spec(
+    spec: Spec, schema: Schema, data: str | None, spec_file: Path
+) -> tuple[Spec, Schema]:
     if data and not Path(data).is_absolute():
         spec.data.path = os.path.relpath(Path(data).resolve(), spec_file.resolve().parent)
     schema_path = spec_file.resolve().parent / spec.schema_file

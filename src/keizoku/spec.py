@@ -27,6 +27,7 @@ from pydantic import Field
 from pydantic import ValidationError as PydanticValidationError
 
 from keizoku.data.ingest import ReadOptions
+from keizoku.deep.spec import ImagesSpec
 from keizoku.errors import UserInputError
 from keizoku.evaluation.fairness import FairnessSpec
 from keizoku.forecast.spec import ForecastSpec
@@ -101,6 +102,7 @@ class Spec(Section):
     retraining: RetrainingPolicy = Field(default_factory=RetrainingPolicy)
     fairness: FairnessSpec = Field(default_factory=FairnessSpec)
     forecast: ForecastSpec | None = None  # task: forecast (keizoku.forecast.spec)
+    images: ImagesSpec | None = None  # an image project (keizoku.deep.spec)
 
     def save(self, path: str | Path) -> None:
         body = self.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -43,6 +44,7 @@ __all__ = [
     "RetrainOutcome",
     "Trigger",
     "TriggerKind",
+    "admit_candidate",
     "check_triggers",
     "exit_code",
     "gate_and_admit",
@@ -289,6 +291,33 @@ def gate_and_admit(
     candidate becomes ``challenger`` (``gated-pass`` when ``admit`` is false) or
     ``gated-fail``.
     """
+
+    def gate(champion: int) -> tuple[GateReport, dict[str, Any]]:
+        if holdout is None:
+            raise ConflictError(
+                f"{name}:{champion} became champion while {name}:{version} was training; "
+                f"there is no hold-out to gate it against. Run `keizoku train` again."
+            )
+        return run_gates(name, version, champion, holdout, target, cfg, spec)
+
+    return admit_candidate(name, version, gate, actor=actor, reason=reason, admit=admit)
+
+
+def admit_candidate(
+    name: str,
+    version: int,
+    gate: Callable[[int], tuple[GateReport, dict[str, Any]]],
+    *,
+    actor: str | None = None,
+    reason: str = "",
+    admit: bool = True,
+) -> Admission:
+    """The first version becomes champion; a later one is gated by ``gate(champion)``
+    (its report and stats) and moved to challenger, gated-pass or gated-fail, audited.
+
+    Used by :func:`gate_and_admit` (tables) and by other kinds of model (images) whose
+    gates compare candidate and champion their own way.
+    """
     with state.model_lock(name):
         champion = _champion(name)
         if champion is None:
@@ -297,12 +326,7 @@ def gate_and_admit(
                 reason=reason or state.FIRST_VERSION, evidence={"gates": None},
             )  # fmt: skip
             return Admission(version, "champion")
-        if holdout is None:
-            raise ConflictError(
-                f"{name}:{champion} became champion while {name}:{version} was training; "
-                f"there is no hold-out to gate it against. Run `keizoku train` again."
-            )
-        report, stats = run_gates(name, version, champion, holdout, target, cfg, spec)
+        report, stats = gate(champion)
         verdict = {"passed": report.passed, "reasons": report.reasons}
         evidence = {"champion": champion, "gates": report.to_dict(), "stats": stats}
         to: state.State = "gated-pass" if report.passed else "gated-fail"
