@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import glob
+import io
 import json
 import os
 import subprocess
@@ -175,6 +176,20 @@ def test_bad_uploads_get_a_4xx_naming_the_file(
     assert words in res.json()["message"]
 
 
+def test_inverted_images_are_served(project: Project, server: Server) -> None:
+    """40 inverted digits (white background): the traffic the monitor must flag."""
+    digits = load_digits()
+    batch = []
+    for i in range(40):
+        pixels = 255 - (digits.images[i] * 255 / 16).round().astype(np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(pixels, mode="L").save(buf, format="PNG")
+        batch.append({"name": f"inv{i}.png", "data": base64.b64encode(buf.getvalue()).decode()})
+    res = server.client.post(_url(), json={"images": batch})
+    assert res.status_code == 200, res.text
+    SERVED.extend(p["request_id"] for p in res.json()["predictions"])
+
+
 def test_served_images_are_in_the_prediction_log(project: Project, server: Server) -> None:
     assert SERVED, "the multipart/base64 test did not run"
     assert server.stop() == 0, server.output()  # the log is flushed on shutdown
@@ -182,3 +197,11 @@ def test_served_images_are_in_the_prediction_log(project: Project, server: Serve
     logged = pd.concat([pd.read_parquet(f) for f in segments])
     assert set(SERVED) <= set(logged["request_id"])
     assert len(logged) == len(SERVED)  # the refused uploads were not logged
+
+
+def test_monitor_flags_the_brightness_of_served_images(project: Project) -> None:
+    res = project.run("monitor", "digits", "--json")
+    assert res.code == 10, res.text  # ExitCode.DRIFT
+    report = json.loads(res.out)
+    drifted = {f["feature"] for f in report["features"] if f["drifted"]}
+    assert {"brightness", "dark_share"} <= drifted, report["features"]

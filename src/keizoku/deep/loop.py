@@ -95,7 +95,33 @@ def _fit(
     return best, trials
 
 
-def _register(name: str, model: ImageModel, trials: list[dict[str, Any]], data_sha: str) -> int:
+def _reference(model: ImageModel, images: np.ndarray, folder: Path) -> dict[str, Path]:
+    """``reference.json`` (and its row sample): the training images' statistics as numeric
+    features, so ``keizoku monitor`` compares them with those the serving route logs."""
+    from keizoku.data.images import image_stats
+    from keizoku.data.schema import Column
+    from keizoku.monitoring.reference import (
+        REFERENCE_FILE,
+        SAMPLE_FILE,
+        build_reference,
+        reference_sample,
+    )
+
+    stats = image_stats(images)
+    columns = [Column(name=c, kind="numeric") for c in stats.columns]
+    target = Column(name=str(model.schema.target), kind="categorical", role="target")
+    schema = model.schema.model_copy(update={"columns": [*columns, target]})
+    ref = build_reference(stats, schema, oof=None, metric="accuracy", greater_is_better=True,
+                          cv_score=float(model.info["val_accuracy"]))  # fmt: skip
+    path, sample = folder / REFERENCE_FILE, folder / SAMPLE_FILE
+    path.write_text(ref.model_dump_json(indent=1))
+    reference_sample(stats, list(ref.features)).to_parquet(sample, index=False)
+    return {"reference": path, "reference_sample": sample}
+
+
+def _register(
+    name: str, model: ImageModel, trials: list[dict[str, Any]], data_sha: str, images: np.ndarray
+) -> int:
     from keizoku.registry.tracking import TrainingRun
 
     params = {"task": model.task, "input": "images", "rows": model.info["rows"],
@@ -113,6 +139,7 @@ def _register(name: str, model: ImageModel, trials: list[dict[str, Any]], data_s
             (folder / "training.json").write_text(json.dumps(model.info, indent=2, default=str))
             names = (("schema", "yaml"), ("leaderboard", "csv"), ("training", "json"))
             files = {n: folder / f"{n}.{e}" for n, e in names}
+            files.update(_reference(model, images, folder))
             tags = {
                 "keizoku.data_sha256": data_sha,
                 "keizoku.schema_sha256": model.schema.fingerprint(),
@@ -155,7 +182,7 @@ def train_images_gated(
     model = ImageModel(image_schema(ims, spec.target), ims.size, cnn, info)
     data_sha = _data_sha(table[~held])
     name = spec.project
-    version = _register(name, model, trials, data_sha)
+    version = _register(name, model, trials, data_sha, x[~held])
     outcome = ImageOutcome(name, version, model, trials, hold_acc, data_sha,
                            {"train": time.monotonic() - clock})  # fmt: skip
     try:
