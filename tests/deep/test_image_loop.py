@@ -205,3 +205,15 @@ def test_monitor_flags_the_brightness_of_served_images(project: Project) -> None
     report = json.loads(res.out)
     drifted = {f["feature"] for f in report["features"] if f["drifted"]}
     assert {"brightness", "dark_share"} <= drifted, report["features"]
+
+
+def test_retrain_fires_on_the_drift_and_gates_the_new_version(project: Project) -> None:
+    res = project.run("retrain", "digits", "--json")
+    assert res.code in (0, 6), res.text
+    outcome = json.loads(res.out.strip().splitlines()[-1])
+    (trigger,) = outcome["triggers"]
+    assert trigger["kind"] == "drift" and "brightness" in trigger["sentence"], trigger
+    assert outcome["status"] in ("passed", "failed") and outcome["version"] == 3
+    assert outcome["gates"]["checks"][0]["name"] == "metric"
+    audit = (project.home / "audit" / "digits.jsonl").read_text().splitlines()
+    assert json.loads(audit[-1])["action"] == "retrain"

@@ -30,10 +30,18 @@ from keizoku.deep.spec import ImagesSpec
 from keizoku.errors import ConflictError, UserInputError
 from keizoku.lifecycle.gates import GateCheck, GateReport
 from keizoku.lifecycle.policy import parse_policy
-from keizoku.lifecycle.retrain import Admission, _undo_candidate, admit_candidate
+from keizoku.lifecycle.retrain import (
+    Admission,
+    RetrainOutcome,
+    Trigger,
+    TriggerKind,
+    _undo_candidate,
+    admit_candidate,
+    record_retrain,
+)
 from keizoku.spec import Spec, load_spec
 
-__all__ = ["ImageOutcome", "holdout_mask", "train_images_gated"]
+__all__ = ["ImageOutcome", "holdout_mask", "retrain_images", "train_images_gated"]
 
 
 @dataclass
@@ -225,3 +233,32 @@ def _holdout_gate(
     )  # fmt: skip
     stats = {"metric": "accuracy", "candidate": ours, "champion": theirs, "n": len(y)}
     return GateReport([check]), stats
+
+
+def retrain_images(
+    name: str, spec_path: str | Path, champion: int, *, force: bool, actor: str | None
+) -> RetrainOutcome:
+    """``keizoku retrain`` for an image champion: a trigger (``--force``, or drift of the
+    logged images' statistics in the ``monitoring.window``), then train on the images now
+    in the project's folder or list, gate on the fixed hold-out, audit."""
+    from keizoku.duration import parse_duration
+    from keizoku.monitoring.monitor import drift_config, monitor
+
+    spec, _ = load_spec(spec_path)
+    outcome = RetrainOutcome(name, "skipped", champion)
+    if force:
+        outcome.triggers = [Trigger(TriggerKind.FORCED, "forced (--force)")]
+    else:
+        cfg = drift_config(spec.monitoring)
+        report = monitor(name, version=champion, since_s=parse_duration(cfg.window), config=cfg,
+                         estimate=False)  # fmt: skip
+        if report.any_drift:
+            shown = ", ".join(report.drifted)
+            outcome.triggers = [Trigger(TriggerKind.DRIFT, f"served images drifted: {shown}")]
+    if not outcome.triggers:
+        outcome.reasons = ["no trigger fired"]
+        return outcome
+    because = "; ".join(map(str, outcome.triggers))
+    trained, admission = train_images_gated(spec_path, actor=actor, reason=because)
+    rows = {"images": trained.model.info["rows"]}
+    return record_retrain(outcome, trained.version, admission, rows, because, actor)

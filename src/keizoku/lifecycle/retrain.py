@@ -49,6 +49,7 @@ __all__ = [
     "exit_code",
     "gate_and_admit",
     "labelled_traffic",
+    "record_retrain",
     "retrain",
     "train_candidate",
     "train_gated",
@@ -345,6 +346,30 @@ def admit_candidate(
         return Admission(version, final, report, stats, displaced)
 
 
+def record_retrain(
+    outcome: RetrainOutcome,
+    version: int,
+    admission: Admission,
+    rows: dict[str, int],
+    because: str,
+    actor: str | None,
+) -> RetrainOutcome:
+    """Fill ``outcome`` with the trained ``version`` and its ``admission``; audit the retrain."""
+    outcome.version = version
+    outcome.gates, outcome.stats = admission.gates, admission.stats
+    outcome.status = "passed" if admission.passed else "failed"
+    outcome.reasons += admission.gates.reasons if admission.gates else []
+    outcome.rows = {k: int(v) for k, v in rows.items()}
+    audit.record(
+        outcome.model, "retrain", actor=actor, version=version, previous=outcome.champion,
+        reason=because,
+        evidence={"status": outcome.status, "triggers": [t.to_dict() for t in outcome.triggers],
+                  "rows": outcome.rows, "stats": outcome.stats,
+                  "gates": admission.gates.to_dict() if admission.gates else None},
+    )  # fmt: skip
+    return outcome
+
+
 def gate_reserve(holdout: pd.DataFrame | None, cfg: GateConfig, metric: str | None) -> float:
     """Seconds gating will take after registration, on an idle core (0 without a hold-out).
 
@@ -578,6 +603,10 @@ def _retrain(
         from keizoku.forecast.loop import retrain_forecast
 
         return retrain_forecast(name, spec_path, champion, force=force, actor=actor)
+    if spec.images is not None:  # keizoku.deep.loop: image statistics drift, hold-out gate
+        from keizoku.deep.loop import retrain_images
+
+        return retrain_images(name, spec_path, champion, force=force, actor=actor)
     policy = parse_policy(spec.retraining)
     schema = load_model(f"{name}:{champion}").schema
     outcome = RetrainOutcome(name, "skipped", champion)
