@@ -30,6 +30,7 @@ RANKS: dict[str, float] = {
     # keizoku.forecast: a training package; its monitor reads the log, its loop gates.
     "forecast": 3, "forecast.monitor": 4, "forecast.loop": 6,
     "clustering": 3, "clustering.report": 4, "clustering.gates": 4.5, "clustering.lifecycle": 6,
+    "deep.loop": 6,  # the image loop: trains, registers and gates like forecast.loop
     "evaluation": 4, "monitoring": 4, "export": 4,
     # The lifecycle's spec sections (retraining policy, gate settings) sit below the spec.
     "lifecycle.policy": 4.5, "lifecycle.gates": 4.5, "lifecycle.resample": 4.5,

@@ -95,6 +95,21 @@ def init_project(
     if spec_file.exists() and not force:
         raise UserInputError(f"'{spec_file}' already exists. Pass --force to overwrite it.")
     read.path = data
+    if data and task in (None, "binary", "multiclass") and (target or Path(data).is_dir()):
+        from keizoku.deep.images import image_schema, infer_images  # images: keizoku.deep
+
+        if not target:
+            raise UserInputError(
+                f"'{data}' is a folder: for images in class subfolders, name the label column "
+                "with --target (for example --target label)."
+            )
+
+        images = infer_images(data, target)
+        if images is not None:
+            schema = image_schema(images, target)
+            spec = Spec(project=name or _project_name(data, None), target=target,
+                        task=schema.task, data=read, images=images)  # fmt: skip
+            return _write_spec(spec, schema, data, spec_file)
     frame = read_table(data, read.read_options())
     # clustering: no target (inferred when none is given); every other task has one
     if not target and task not in (None, "clustering"):
@@ -123,6 +138,12 @@ def init_project(
         sensitive=list(sensitive or []),
         **sections,
     )
+    return _write_spec(spec, schema, data, spec_file)
+
+
+def _write_spec(
+    spec: Spec, schema: Schema, data: str | None, spec_file: Path
+) -> tuple[Spec, Schema]:
     if data and not Path(data).is_absolute():
         spec.data.path = os.path.relpath(Path(data).resolve(), spec_file.resolve().parent)
     schema_path = spec_file.resolve().parent / spec.schema_file

@@ -12,6 +12,7 @@ Sections and where their type lives (each refuses unknown keys; one helper,
     fairness:    FairnessSpec                    -- keizoku.evaluation.fairness
     forecast:    ForecastSpec                    -- keizoku.forecast.spec (task: forecast)
     clustering:  ClusteringSpec                  -- keizoku.clustering.spec (task: clustering)
+    images:      ImagesSpec                      -- keizoku.deep.spec (an image project)
 
 Durations (``budget``, ``window``, ``every``, ...) are :data:`keizoku.duration.Duration`.
 """
@@ -30,6 +31,7 @@ from pydantic import ValidationError as PydanticValidationError
 from keizoku.clustering.spec import ClusteringSpec
 from keizoku.data.ingest import ReadOptions
 from keizoku.data.schema import Task
+from keizoku.deep.spec import ImagesSpec
 from keizoku.errors import UserInputError
 from keizoku.evaluation.fairness import FairnessSpec
 from keizoku.forecast.spec import ForecastSpec
@@ -105,6 +107,7 @@ class Spec(Section):
     fairness: FairnessSpec = Field(default_factory=FairnessSpec)
     forecast: ForecastSpec | None = None  # task: forecast (keizoku.forecast.spec)
     clustering: ClusteringSpec = Field(default_factory=ClusteringSpec)
+    images: ImagesSpec | None = None  # an image project (keizoku.deep.spec)
 
     def save(self, path: str | Path) -> None:
         body = self.model_dump(mode="json", by_alias=True, exclude_none=True)

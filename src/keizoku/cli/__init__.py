@@ -156,6 +156,13 @@ def init(
             + (f", series by {fc.ids}" if fc.ids else "")
             + ". Edit the forecast: section of the spec to change them."
         )
+    if spec.images is not None:  # images: say what was inferred (keizoku.deep.images)
+        counts = ", ".join(f"{c} {n}" for c, n in spec.images.counts.items())
+        console.print(
+            f"Images ({spec.images.source}): {len(spec.images.classes)} classes ({counts}), "
+            f"resized to {spec.images.size[0]}x{spec.images.size[1]} grayscale. Edit the "
+            "images: section of the spec to change them."
+        )
     console.print(
         f"Wrote [bold]{config}[/] (project '{spec.project}') and "
         f"[bold]{spec.schema_file}[/]. Edit them, then run: keizoku train"
@@ -534,6 +541,10 @@ def train(
 
         given = {"budget": budget, "seed": seed, "max_trials": max_trials}
         return train_forecast(config, given, as_json, started)
+    if spec.images is not None:  # keizoku.deep.loop: the CNN, same registry, gates and audit
+        from keizoku.cli.images import train_images
+
+        return train_images(config, {"seed": seed, "max_trials": max_trials}, as_json, started)
     overrides = {
         "budget": budget,
         "search": search,

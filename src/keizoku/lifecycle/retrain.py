@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -43,11 +44,13 @@ __all__ = [
     "RetrainOutcome",
     "Trigger",
     "TriggerKind",
+    "admit_candidate",
     "check_triggers",
     "exit_code",
     "fired_triggers",
     "gate_and_admit",
     "labelled_traffic",
+    "record_retrain",
     "retrain",
     "train_candidate",
     "train_gated",
@@ -306,14 +309,8 @@ def gate_and_admit(
     candidate becomes ``challenger`` (``gated-pass`` when ``admit`` is false) or
     ``gated-fail``.
     """
-    with state.model_lock(name):
-        champion = _champion(name)
-        if champion is None:
-            state.transition(
-                name, version, "champion", action="admit", actor=actor,
-                reason=reason or state.FIRST_VERSION, evidence={"gates": None},
-            )  # fmt: skip
-            return Admission(version, "champion")
+
+    def gate(champion: int) -> tuple[GateReport, dict[str, Any]]:
         if holdout is None:
             raise ConflictError(
                 f"{name}:{champion} became champion while {name}:{version} was training; "
@@ -322,7 +319,35 @@ def gate_and_admit(
         gates = run_gates
         if getattr(spec, "task", None) == "clustering":  # no labels: the clustering gates
             from keizoku.clustering.gates import cluster_gates as gates
-        report, stats = gates(name, version, champion, holdout, target, cfg, spec)
+        return gates(name, version, champion, holdout, target, cfg, spec)
+
+    return admit_candidate(name, version, gate, actor=actor, reason=reason, admit=admit)
+
+
+def admit_candidate(
+    name: str,
+    version: int,
+    gate: Callable[[int], tuple[GateReport, dict[str, Any]]],
+    *,
+    actor: str | None = None,
+    reason: str = "",
+    admit: bool = True,
+) -> Admission:
+    """The first version becomes champion; a later one is gated by ``gate(champion)``
+    (its report and stats) and moved to challenger, gated-pass or gated-fail, audited.
+
+    Used by :func:`gate_and_admit` (tables) and by other kinds of model (images) whose
+    gates compare candidate and champion their own way.
+    """
+    with state.model_lock(name):
+        champion = _champion(name)
+        if champion is None:
+            state.transition(
+                name, version, "champion", action="admit", actor=actor,
+                reason=reason or state.FIRST_VERSION, evidence={"gates": None},
+            )  # fmt: skip
+            return Admission(version, "champion")
+        report, stats = gate(champion)
         verdict = {"passed": report.passed, "reasons": report.reasons}
         evidence = {"champion": champion, "gates": report.to_dict(), "stats": stats}
         to: state.State = "gated-pass" if report.passed else "gated-fail"
@@ -339,6 +364,30 @@ def gate_and_admit(
             displaced = entry["previous"] if entry["previous"] != version else None
         final = ("challenger" if admit else "gated-pass") if report.passed else "gated-fail"
         return Admission(version, final, report, stats, displaced)
+
+
+def record_retrain(
+    outcome: RetrainOutcome,
+    version: int,
+    admission: Admission,
+    rows: dict[str, int],
+    because: str,
+    actor: str | None,
+) -> RetrainOutcome:
+    """Fill ``outcome`` with the trained ``version`` and its ``admission``; audit the retrain."""
+    outcome.version = version
+    outcome.gates, outcome.stats = admission.gates, admission.stats
+    outcome.status = "passed" if admission.passed else "failed"
+    outcome.reasons += admission.gates.reasons if admission.gates else []
+    outcome.rows = {k: int(v) for k, v in rows.items()}
+    audit.record(
+        outcome.model, "retrain", actor=actor, version=version, previous=outcome.champion,
+        reason=because,
+        evidence={"status": outcome.status, "triggers": [t.to_dict() for t in outcome.triggers],
+                  "rows": outcome.rows, "stats": outcome.stats,
+                  "gates": admission.gates.to_dict() if admission.gates else None},
+    )  # fmt: skip
+    return outcome
 
 
 def gate_reserve(holdout: pd.DataFrame | None, cfg: GateConfig, metric: str | None) -> float:
@@ -578,6 +627,10 @@ def _retrain(
         from keizoku.clustering.lifecycle import retrain_clustering
 
         return retrain_clustering(name, spec_path, champion, force=force, actor=actor)
+    if spec.images is not None:  # keizoku.deep.loop: image statistics drift, hold-out gate
+        from keizoku.deep.loop import retrain_images
+
+        return retrain_images(name, spec_path, champion, force=force, actor=actor)
     policy = parse_policy(spec.retraining)
     schema = load_model(f"{name}:{champion}").schema
     outcome = RetrainOutcome(name, "skipped", champion)

@@ -183,12 +183,14 @@ def _include_routers(app: FastAPI) -> None:
     from keizoku.serving.explain_routes import router as explain_router
     from keizoku.serving.feedback_routes import router as feedback_router
     from keizoku.serving.forecast_routes import router as forecast_router
+    from keizoku.serving.image_routes import router as image_router
     from keizoku.serving.openai_routes import router as openai_router
     from keizoku.serving.rag_routes import router as rag_router
 
     app.include_router(feedback_router)
     app.include_router(explain_router)
     app.include_router(forecast_router)
+    app.include_router(image_router)
     app.include_router(rag_router)
     app.include_router(openai_router)
     from keizoku.console import router as console_router  # the web console, /console
