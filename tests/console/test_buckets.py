@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -16,7 +18,6 @@ START = 1_700_000_400.0 // 3600 * 3600  # an hour boundary
 
 def _plant(home: Path, hours: int, per_hour: int, shift: float = 0.0) -> None:
     from console_support import DRIFTED
-
     from keizoku.monitoring.log import PredictionLog
     from keizoku.prediction import Prediction
     from rollout_support import frame
@@ -25,7 +26,9 @@ def _plant(home: Path, hours: int, per_hour: int, shift: float = 0.0) -> None:
     log = PredictionLog(root=home, flush_interval_s=3600)
     for hour in range(hours):
         for i, row in enumerate(rows.to_dict("records")):
-            inputs = {k: (None if v != v else v) for k, v in row.items() if k != "species"}
+            inputs: dict[str, Any] = {
+                k: (None if v != v else v) for k, v in row.items() if k != "species"
+            }
             if shift and inputs[DRIFTED] is not None:
                 inputs[DRIFTED] += shift
             pred = Prediction(row["species"], {row["species"]: 1.0}, None, 1, "champion",
@@ -37,7 +40,7 @@ def _plant(home: Path, hours: int, per_hour: int, shift: float = 0.0) -> None:
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with trained_project(tmp_path_factory.mktemp("buckets")) as root:
         _plant(root / ".keizoku", hours=3, per_hour=100)
         yield root / ".keizoku"

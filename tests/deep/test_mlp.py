@@ -84,7 +84,7 @@ def test_early_stopping_keeps_the_best_validation_epoch(
     X, y = cancer
     Xt, yt, Xv, yv = X[:400], y[:400], X[400:], y[400:]
     est = TabularMLP(max_epochs=300, patience=5, lr=1e-2, n_jobs=1).fit(Xt, yt, eval_set=(Xv, yv))
-    val = [v for _, _, v in est.history_]
+    val = [float("inf") if v is None else float(v) for _, _, v in est.history_]
     assert len(val) < 300  # it stopped early
     assert est.best_epoch_ == 1 + int(np.argmin(val))
     assert len(val) == est.best_epoch_ + 5  # five epochs without improvement, then stop
@@ -204,7 +204,7 @@ def test_the_trial_keeps_each_folds_learning_curve(iris_search: SearchResult) ->
     assert len(trial.curves) == 3
     for curve, best in zip(trial.curves, trial.best_iterations, strict=True):
         assert [e for e, _, _ in curve] == list(range(1, len(curve) + 1))
-        assert best == 1 + int(np.argmin([v for _, _, v in curve]))
+        assert best == 1 + int(np.argmin([float(v or np.inf) for _, _, v in curve]))
 
 
 def test_a_refit_trains_for_the_folds_mean_best_epoch(tmp_path: object) -> None:

@@ -57,7 +57,7 @@ def plant_log(home: Path, start: float) -> int:
     for hour in range(HOURS):
         picks = rows.iloc[rng.integers(0, len(rows), PER_HOUR)]
         for i, (_, row) in enumerate(picks.iterrows()):
-            inputs = {f: None if pd.isna(row[f]) else row[f] for f in ref.features}
+            inputs: dict[str, Any] = {f: None if pd.isna(row[f]) else row[f] for f in ref.features}
             if hour >= HOURS - SHIFTED_HOURS and inputs[DRIFTED] is not None:
                 inputs[DRIFTED] = float(inputs[DRIFTED]) + 15.0
             label = str(row["species"])
