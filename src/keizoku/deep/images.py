@@ -32,7 +32,10 @@ def _is_image_list(path: Path) -> str | None:
     """The column of a CSV whose values all name PNG/JPEG files, if there is one."""
     if path.suffix.lower() not in (".csv", ".tsv") or not path.is_file():
         return None
-    head = pd.read_csv(path, nrows=50, sep=None if path.suffix.lower() == ".tsv" else ",")
+    try:
+        head = pd.read_csv(path, nrows=50, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+    except ValueError:  # empty, undecodable, ragged: not a list of images; the table reader
+        return None  # that follows names the problem
     for col in head.columns:
         values = head[col].dropna().astype(str)
         if len(values) and values.map(lambda v: Path(v).suffix.lower() in SUFFIXES).all():
