@@ -28,6 +28,7 @@ import math
 import queue
 import sqlite3
 import threading
+import time
 from bisect import bisect_left
 from dataclasses import dataclass
 from itertools import accumulate
@@ -329,9 +330,18 @@ def submit(model: str, table: pa.Table, segment: str, root: Path | None = None) 
         _log.warning("Bucket queue full: segment %s of '%s' is folded later.", segment, model)
 
 
-def wait_folded() -> None:
-    """Block until every submitted segment is folded (tests, benchmarks)."""
-    _queue.join()
+def wait_folded(timeout: float | None = None) -> bool:
+    """Block until every submitted segment is folded, at most ``timeout`` seconds; whether
+    they all were. The log waits here on close, so a process never exits while the folding
+    thread is inside DuckDB (a daemon thread stopped there aborts the process: SIGABRT)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with _queue.all_tasks_done:
+        while _queue.unfinished_tasks:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            _queue.all_tasks_done.wait(left)
+    return True
 
 
 def catch_up(model: str, root: Path | None = None) -> int:

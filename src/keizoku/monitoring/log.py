@@ -34,6 +34,7 @@ import json
 import logging
 import math
 import os
+import sys
 import threading
 import time
 import uuid
@@ -307,6 +308,9 @@ class PredictionLog:
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=30)
         self.flush()
+        buckets = sys.modules.get("keizoku.monitoring.buckets")
+        if buckets is not None:  # let the folding thread finish before the process may exit
+            buckets.wait_folded(timeout=30)
 
     def __enter__(self) -> PredictionLog:
         return self
