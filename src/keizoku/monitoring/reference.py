@@ -251,12 +251,13 @@ def load_reference_sample(ref: str) -> pd.DataFrame | None:
 def load_reference(ref: str) -> Reference:
     """The reference statistics saved with model version ``ref`` (``NAME[@alias|:v]``)."""
     from keizoku.registry.models import get_version, version_artifact
+    from keizoku.registry.refs import parse_ref
 
     try:
         path = version_artifact(ref, REFERENCE_FILE)
     except NotFoundError as exc:
         if get_version(ref).tags.get("keizoku.task") == "forecast":
-            name = ref.split("@")[0].split(":")[0]
+            name = parse_ref(ref).name
             raise NotFoundError(
                 f"Version '{ref}' is a forecasting model: it is monitored by its forecast "
                 f"error, not by feature drift. Run `keizoku forecast-error {name} ACTUALS` "

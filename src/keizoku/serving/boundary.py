@@ -47,6 +47,7 @@ __all__ = [
     "KeizokuRoute",
     "NotReadyError",
     "PredictCaller",
+    "model_part",
     "caller",
     "error_response",
     "errors_doc",
@@ -142,6 +143,14 @@ def _admin_caller(request: Request) -> Principal | None:
 
 PredictCaller = Annotated[Principal | None, Depends(_predict_caller)]
 AdminCaller = Annotated[Principal | None, Depends(_admin_caller)]
+
+
+def model_part(ref: str) -> str:
+    """The model name of ``NAME``, ``NAME@alias`` or ``NAME:version`` (checked by the caller)."""
+    for sep in ("@", ":"):
+        if sep in ref:
+            return ref.split(sep, 1)[0]
+    return ref
 
 
 def served_name(request: Request, name: str) -> str:

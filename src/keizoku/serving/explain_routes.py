@@ -31,6 +31,7 @@ from keizoku.serving.boundary import (
     body_doc,
     errors_doc,
     json_response,
+    model_part,
     parse_model,
     served_name,
 )
@@ -80,19 +81,12 @@ def explain_ref(
     return {"model": name, "version": version, **result}
 
 
-def _model_part(ref: str) -> str:
-    for sep in ("@", ":"):
-        if sep in ref:
-            return ref.split(sep, 1)[0]
-    return ref
-
-
 @router.post(
     "/v1/models/{name}/explain", responses=errors_doc(), openapi_extra=body_doc(ExplainRequest)
 )
 async def explain_route(name: str, request: Request, who: PredictCaller) -> Response:
     """The top feature contributions to one prediction (they add up to ``output``)."""
-    served_name(request, _model_part(name))
+    served_name(request, model_part(name))
     body = await parse_model(request, ExplainRequest)
     result = await asyncio.to_thread(
         explain_ref, name, body.row, body.top, allow_unseen=allow_unseen(request)

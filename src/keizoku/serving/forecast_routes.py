@@ -37,6 +37,7 @@ from keizoku.serving.boundary import (
     body_doc,
     errors_doc,
     json_response,
+    model_part,
     parse_model,
     served_name,
 )
@@ -90,19 +91,12 @@ def _log(request: Request, name: str, version: int, ids: list[str], out: pd.Data
     return request_ids
 
 
-def _model_part(ref: str) -> str:
-    for sep in ("@", ":"):
-        if sep in ref:
-            return ref.split(sep, 1)[0]
-    return ref
-
-
 @router.post(
     "/v1/models/{name}/forecast", responses=errors_doc(), openapi_extra=body_doc(ForecastRequest)
 )
 async def forecast_route(name: str, request: Request, who: PredictCaller) -> Response:
     """The next-horizon forecast of each series in ``history``, with prediction intervals."""
-    served_name(request, _model_part(name))
+    served_name(request, model_part(name))
     body = await parse_model(request, ForecastRequest)
     started = time.perf_counter()
     model_name, version, model, out = await asyncio.to_thread(forecast_ref, name, body)
