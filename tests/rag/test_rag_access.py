@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
+import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,7 @@ from keizoku.rag.access import Identity, normalize_principal
 from keizoku.rag.answer import ask
 from keizoku.rag.collection import file_inputs, ingest, list_docs, search, set_acl
 from keizoku.rag.index import FusionConfig
+from kzsupport import KEIZOKU_EXE
 
 TOPICS = ["salary", "vacation", "deployment", "security", "budget", "hiring"]
 GROUPS = ["hr", "eng", "finance", "legal"]
@@ -152,6 +157,37 @@ def test_access_change_takes_effect_on_next_query(corpus, tmp_path: Path, write)
     assert report.acl_changed == [target] and report.chunks_embedded == 0
     assert all(h.source != target for h in search("acl", code, dave, k=50))
     assert any(h.source == target for h in search("acl", code, Identity("x", ("finance",)), 50))
+
+
+def test_a_change_by_another_process_applies_to_kept_readers(corpus, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Searches keep a read connection per thread and cache the allowed rows on it: a
+    change committed by another process (the real CLI) must still apply at the next query,
+    in this thread and in another one; a replaced database file is reopened."""
+    dave = Identity("dave", ())
+    target = next(s for s, e in corpus.items() if "user:dave" not in e)
+    code = secret(int(Path(target).stem[3:]))
+
+    def seen() -> bool:
+        return any(h.source == target for h in search("acl", code, dave, k=50))
+
+    def seen_elsewhere() -> bool:
+        out: list[bool] = []
+        worker = threading.Thread(target=lambda: out.append(seen()))
+        worker.start()
+        worker.join()
+        return out[0]
+
+    assert not seen() and not seen_elsewhere()  # both threads now keep a reader
+    cli = [KEIZOKU_EXE, "rag", "acl", "set", target, "--collection", "acl"]
+    env = dict(os.environ)
+    subprocess.run([*cli, "--allow", "user:dave"], check=True, env=env, capture_output=True)
+    assert seen() and seen_elsewhere()
+    subprocess.run([*cli, "--allow", "group:legal"], check=True, env=env, capture_output=True)
+    assert not seen() and not seen_elsewhere()
+    # the collection deleted and ingested again (a new database file), dave now listed
+    shutil.rmtree(Path(os.environ["KEIZOKU_HOME"]) / "rag" / "acl")
+    ingest("acl", *file_inputs([tmp_path / "docs"], allow=["user:dave"]))
+    assert seen()
 
 
 def test_everyone_group_needs_an_identity(tmp_path: Path, write) -> None:  # type: ignore[no-untyped-def]

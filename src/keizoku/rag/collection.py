@@ -27,7 +27,7 @@ from keizoku.rag.embed import (
 )
 from keizoku.rag.index import DenseIndex, FusionConfig, LexicalIndex, fuse, top_k
 from keizoku.rag.parse import SUFFIXES, ParsedDoc, parse_file
-from keizoku.rag.store import collection_dir, connect, prune_generations
+from keizoku.rag.store import collection_dir, connect, prune_generations, reader
 from keizoku.rag.text import detect_language, tokenize
 
 __all__ = [
@@ -183,12 +183,13 @@ _GEN_CACHE: dict[tuple[str, int], _Generation] = {}
 _GEN_LOCK = threading.Lock()
 
 
-def _load_generation(name: str, gen: int) -> _Generation:
-    key = (str(collection_dir(name)), gen)
+def _load_generation(name: str, gen: int, where: Path | None = None) -> _Generation:
+    where = where or collection_dir(name)
+    key = (str(where), gen)
     with _GEN_LOCK:
         if key in _GEN_CACHE:
             return _GEN_CACHE[key]
-    folder = collection_dir(name) / f"gen-{gen}"
+    folder = where / f"gen-{gen}"
     with np.load(folder / "rows.npz") as z:
         arrays = {k: z[k] for k in ("rows", "row_docs", "prev_row", "next_row")}
     loaded = _Generation(gen, lexical=LexicalIndex.load(folder), dense=DenseIndex.load(folder),
@@ -522,16 +523,18 @@ def search(
     if k < 1 or k > 1000:
         raise UserInputError(f"k={k} is out of range. Use 1 <= k <= 1000.")
     cfg = fusion or DEFAULT_FUSION
-    conn = connect(name)
+    kept = reader(name)  # NotFoundError for a missing collection, whoever asks
+    principals = identity.principals()
+    if not principals:
+        return []
     try:
-        principals = identity.principals()
-        if not principals:
+        derived = kept.snapshot()  # one snapshot for the generation, the ACL and the chunks
+        state = derived.get(None)
+        if state is None:
+            state = derived[None] = _read_state(kept.conn, name)
+        if state is None:
             return []
-        conn.execute("BEGIN")  # one snapshot for the generation, the ACL and the chunk rows
-        gen = _meta(conn, "generation")
-        emb = _stored_embedding(conn)
-        if gen is None or emb is None:
-            return []
+        gen, emb = state
         if emb.backend == "none" and cfg.mode != "lexical":
             if cfg.mode == "dense":
                 raise UserInputError(
@@ -540,16 +543,10 @@ def search(
                     "embeddings.url in the collection config and re-ingest with --rebuild."
                 )
             cfg = FusionConfig(cfg.alpha, cfg.neighbour, "lexical")
-        marks = ",".join("?" * len(principals))
-        index = "INDEXED BY acl_principal_doc" if _has_index(conn, "acl_principal_doc") else ""
-        listed = conn.execute(  # one string: far cheaper than a Python row per document
-            f"SELECT group_concat(doc_id) FROM acl {index} WHERE principal IN ({marks})",
-            principals,
-        ).fetchone()[0]
-        if not listed:
-            return []
-        g = _load_generation(name, int(gen))
-        allowed = _allowed_rows(g.row_docs, np.asarray(listed.split(","), dtype=np.int64))
+        g = _load_generation(name, gen, kept.folder)
+        allowed = derived.get(principals)
+        if allowed is None:
+            allowed = derived[principals] = _allowed_for(kept.conn, g, principals)
         if len(allowed) == 0:
             return []
         lexical = None
@@ -565,11 +562,31 @@ def search(
             # chunks without a query term: raw BM25 0 (min-max would also zero the lowest match)
             order = order[lexical[order] > 0]
         picked = [(int(g.rows[allowed[i]]), float(fused[i])) for i in order]
-        return _hits(conn, picked, principals)
+        return _hits(kept.conn, picked, principals)
     finally:
-        if conn.in_transaction:
-            conn.execute("COMMIT")
-        conn.close()
+        kept.end()
+
+
+def _read_state(conn: sqlite3.Connection, name: str) -> tuple[int, EmbeddingConfig] | None:
+    """The generation a search reads and the collection's embedding (None: nothing indexed)."""
+    gen = _meta(conn, "generation")
+    emb = _stored_embedding(conn)
+    return None if gen is None or emb is None else (int(gen), emb)
+
+
+def _allowed_for(
+    conn: sqlite3.Connection, g: _Generation, principals: tuple[str, ...]
+) -> np.ndarray:
+    """Sorted rows of ``g`` whose document lists one of ``principals``."""
+    marks = ",".join("?" * len(principals))
+    index = "INDEXED BY acl_principal_doc" if _has_index(conn, "acl_principal_doc") else ""
+    listed = conn.execute(  # one string: far cheaper than a Python row per document
+        f"SELECT group_concat(doc_id) FROM acl {index} WHERE principal IN ({marks})",
+        principals,
+    ).fetchone()[0]
+    if not listed:
+        return np.zeros(0, dtype=np.int64)
+    return _allowed_rows(g.row_docs, np.asarray(listed.split(","), dtype=np.int64))
 
 
 def _hits(

@@ -96,31 +96,36 @@ class LexicalIndex:
         return cls({t: i for i, t in enumerate(terms)}, **arrays)
 
     def scores(self, query_tokens: list[str], allowed: np.ndarray) -> np.ndarray:
-        """BM25 scores aligned with ``allowed`` (statistics over the allowed rows only)."""
+        """BM25 scores aligned with ``allowed`` (statistics over the allowed rows only).
+
+        One pass over the query terms' postings: a row outside ``allowed`` has an infinite
+        length factor, so its weight is 0 and it counts in no document frequency.
+        """
         n_allowed = len(allowed)
         if n_allowed == 0:
             return np.zeros(0, dtype=np.float32)
-        mask = np.zeros(len(self.doclen), dtype=bool)
-        mask[allowed] = True
-        full = np.zeros(len(self.doclen), dtype=np.float32)
+        counts = Counter(query_tokens)
+        tids = [self.vocab[t] for t in counts if t in self.vocab]
+        if not tids:
+            return np.zeros(n_allowed, dtype=np.float32)
+        qtf = np.asarray([counts[t] for t in counts if t in self.vocab], dtype=np.float64)
         avgdl = float(self.doclen[allowed].mean()) or 1.0
-        for term, qtf in Counter(query_tokens).items():
-            tid = self.vocab.get(term)
-            if tid is None:
-                continue
-            lo, hi = self.indptr[tid], self.indptr[tid + 1]
-            rows = self.rows[lo:hi]
-            keep = mask[rows]
-            rows = rows[keep]
-            if len(rows) == 0:
-                continue
-            tf = self.tfs[lo:hi][keep]
-            df = len(rows)
-            idf = np.log(1.0 + (n_allowed - df + 0.5) / (df + 0.5))
-            norm = tf + self.k1 * (1.0 - self.b + self.b * self.doclen[rows] / avgdl)
-            # a term has one posting per row, so plain fancy-index addition is exact here
-            full[rows] += qtf * idf * tf * (self.k1 + 1.0) / norm
-        out: np.ndarray = full[allowed]
+        lenfac = np.full(len(self.doclen), np.inf, dtype=np.float32)
+        lenfac[allowed] = self.k1 * (1.0 - self.b + self.b * self.doclen[allowed] / avgdl)
+        starts, ends = self.indptr[tids], self.indptr[np.asarray(tids) + 1]
+        rows = np.concatenate([self.rows[lo:hi] for lo, hi in zip(starts, ends, strict=True)])
+        tf = np.concatenate([self.tfs[lo:hi] for lo, hi in zip(starts, ends, strict=True)])
+        lf = lenfac[rows]
+        lengths = ends - starts
+        if n_allowed == len(self.doclen):
+            df = lengths
+        else:  # postings of allowed rows per term (an empty span counts none)
+            offsets = np.r_[0, np.cumsum(lengths)[:-1]]
+            df = np.add.reduceat(np.isfinite(lf), offsets, dtype=np.int64) * (lengths > 0)
+        idf = (qtf * np.log(1.0 + (n_allowed - df + 0.5) / (df + 0.5))).astype(np.float32)
+        weight = tf * (self.k1 + 1.0) / (tf + lf) * np.repeat(idf, lengths)
+        full = np.bincount(rows, weights=weight, minlength=len(self.doclen))
+        out: np.ndarray = full[allowed].astype(np.float32)
         return out
 
 
