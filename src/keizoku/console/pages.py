@@ -36,7 +36,8 @@ from keizoku.console import session as sess
 from keizoku.console import views
 from keizoku.errors import AuthError, ForbiddenError, KeizokuError, UserInputError
 from keizoku.names import check_name
-from keizoku.serving.boundary import read_body
+from keizoku.serving.boundary import error_headers, read_body
+from keizoku.serving.ratelimit import RateLimitedError
 from keizoku.serving.security import NO_ADMIN, Guard
 
 __all__ = ["router"]
@@ -246,10 +247,13 @@ async def login(request: Request) -> Response:
     target = _next(form.get("next"))
     response = RedirectResponse(target, 303, headers=HEADERS)
     try:
-        sess.sign_in(form.get("key", ""), response, secure=_secure(request))
-    except AuthError as exc:
+        principal = _guard(request).check_key(request, form.get("key", "").strip())
+    except (AuthError, RateLimitedError) as exc:
         context = {"next": target, "error": exc.message}
-        return _page(request, "login.html.j2", context, None, 401)
+        page = _page(request, "login.html.j2", context, None, exc.http_status)
+        page.headers.update({k: v for k, v in error_headers(exc).items() if k == "Retry-After"})
+        return page
+    sess.sign_in(principal, response, secure=_secure(request))
     return response
 
 

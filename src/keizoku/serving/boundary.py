@@ -50,6 +50,7 @@ __all__ = [
     "model_part",
     "caller",
     "error_response",
+    "error_headers",
     "errors_doc",
     "install",
     "allow_unseen",
@@ -108,15 +109,20 @@ def json_response(data: Any, status: int = 200, background: Any = None) -> Respo
     return Response(dumps(data), status, media_type="application/json", background=background)
 
 
-def error_response(exc: KeizokuError) -> Response:
-    """The one place an error becomes a response."""
-    headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+def error_headers(exc: KeizokuError) -> dict[str, str]:
+    """The headers an error's response carries (``WWW-Authenticate``, ``Retry-After``)."""
     retry = getattr(exc, "retry_after_s", None)
     if retry is not None:
-        headers = {"Retry-After": str(max(1, math.ceil(retry)))}
+        return {"Retry-After": str(max(1, math.ceil(retry)))}
+    return {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else {}
+
+
+def error_response(exc: KeizokuError) -> Response:
+    """The one place an error becomes a response."""
     return Response(
-        dumps(exc.to_dict()), exc.http_status, headers=headers, media_type="application/json"
-    )
+        dumps(exc.to_dict()), exc.http_status, headers=error_headers(exc),
+        media_type="application/json",
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------------ the caller

@@ -6,6 +6,11 @@ A request that finds it empty gets 429 with ``Retry-After``. Every route that as
 is calling (``boundary.caller``) is limited the same way: predictions, chat completions,
 RAG, feedback, admin routes. Each server process counts on its own, so with
 ``--workers N`` (or N servers) a caller may get up to N times the rate.
+
+Wrong API keys are throttled whatever ``--rate-limit`` says (``wrong_keys``): after 10
+from one client address (API or console sign-in), that address may try a key it has not
+used successfully in the last seconds only once every 6 s; until then the key is not even
+checked, and the answer is 429.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import dataclass, field
 
 from keizoku.errors import KeizokuError, UserInputError
 
-__all__ = ["RateLimit", "RateLimitedError", "parse_rate"]
+__all__ = ["RateLimit", "RateLimitedError", "parse_rate", "wrong_keys"]
 
 _PER = {"s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0}
 _MAX_CALLERS = 100_000
@@ -30,6 +35,17 @@ class RateLimitedError(KeizokuError):
     def __init__(self, message: str, retry_after_s: float) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+def wrong_keys() -> RateLimit:
+    """The throttle on wrong API keys per client address, always on: 10, then 1 every 6 s."""
+    return RateLimit(
+        rate=1 / 6,
+        burst=10,
+        text="10 wrong API keys a minute",
+        what="wrong API keys",
+        fix="with a valid key (`keizoku keys list` names them; `keys create` makes one)",
+    )
 
 
 def parse_rate(text: str) -> RateLimit:
@@ -55,23 +71,43 @@ class RateLimit:
     rate: float  # tokens per second
     burst: float  # bucket size
     text: str = ""
+    what: str = "requests"
+    fix: str = "or ask the operator to raise --rate-limit"
     _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def take(self, caller: str) -> None:
         """Spend one token of ``caller``'s bucket, or raise :class:`RateLimitedError`."""
-        now = time.monotonic()
         with self._lock:
-            tokens, last = self._buckets.get(caller, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
-            if tokens < 1.0:
-                self._buckets[caller] = (tokens, now)
-                wait = (1.0 - tokens) / self.rate
-                raise RateLimitedError(
-                    f"Too many requests from {caller}: the limit is {self.text or self.rate}. "
-                    f"Retry after {wait:.2f} s, or ask the operator to raise --rate-limit.",
-                    wait,
-                )
-            if len(self._buckets) >= _MAX_CALLERS and caller not in self._buckets:
-                self._buckets.clear()  # bounded memory: forgetting only forgives
+            tokens, now = self._level(caller)
+            self._buckets[caller] = (tokens, now)
+            self._refuse_if_empty(caller, tokens)
             self._buckets[caller] = (tokens - 1.0, now)
+
+    def check(self, caller: str) -> None:
+        """Raise :class:`RateLimitedError` when ``caller``'s bucket is empty; spend nothing."""
+        with self._lock:
+            tokens, _ = self._level(caller)
+            self._refuse_if_empty(caller, tokens)
+
+    def spend(self, caller: str) -> None:
+        """Spend one token of ``caller``'s bucket (never below empty); never raises."""
+        with self._lock:
+            tokens, now = self._level(caller)
+            self._buckets[caller] = (max(0.0, tokens - 1.0), now)
+
+    def _level(self, caller: str) -> tuple[float, float]:
+        now = time.monotonic()
+        if len(self._buckets) >= _MAX_CALLERS and caller not in self._buckets:
+            self._buckets.clear()  # bounded memory: forgetting only forgives
+        tokens, last = self._buckets.get(caller, (self.burst, now))
+        return min(self.burst, tokens + (now - last) * self.rate), now
+
+    def _refuse_if_empty(self, caller: str, tokens: float) -> None:
+        if tokens < 1.0:
+            wait = (1.0 - tokens) / self.rate
+            raise RateLimitedError(
+                f"Too many {self.what} from {caller}: the limit is {self.text or self.rate}. "
+                f"Retry after {wait:.2f} s, {self.fix}.",
+                wait,
+            )

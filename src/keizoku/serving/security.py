@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from keizoku.auth import Principal, authenticate, keys_configured, require_role
-from keizoku.errors import ForbiddenError, UserInputError
-from keizoku.serving.ratelimit import RateLimit
+from keizoku.errors import AuthError, ForbiddenError, UserInputError
+from keizoku.serving.ratelimit import RateLimit, wrong_keys
 
 __all__ = ["Guard", "check_bind", "is_loopback"]
 
@@ -68,6 +68,7 @@ class Guard:
     loopback: bool = True
     ttl_s: float = 5.0
     limit: RateLimit | None = None  # requests per caller (``--rate-limit``)
+    failures: RateLimit = field(default_factory=wrong_keys)  # wrong keys per address
     _configured: tuple[float, bool] = (0.0, False)
     _cache: dict[str, tuple[float, Principal]] = field(default_factory=dict)
 
@@ -88,13 +89,30 @@ class Guard:
                 raise ForbiddenError(NO_ADMIN)
             self._throttle(f"address {_address(request)}")
             return None
-        token = _token(request)
-        principal = self._lookup(token) if token else None
-        if principal is None:
-            principal = authenticate(token)
-            self._remember(token or "", principal)
+        principal = self.check_key(request, _token(request))
         self._throttle(f"key {principal.key_name!r}")
         return require_role(principal, role)
+
+    def check_key(self, request: Request, token: str | None) -> Principal:
+        """``token``'s principal (AuthError otherwise); wrong keys are throttled per address.
+
+        A key seen valid in the last ``ttl_s`` seconds is answered from memory; any other
+        key from an address that sent too many wrong ones is refused (429) unchecked.
+        """
+        principal = self._lookup(token) if token else None
+        if principal is not None:
+            return principal
+        address = f"address {_address(request)}"
+        if token:
+            self.failures.check(address)
+        try:
+            principal = authenticate(token)
+        except AuthError:
+            if token:
+                self.failures.spend(address)
+            raise
+        self._remember(token or "", principal)
+        return principal
 
     def _throttle(self, caller: str) -> None:
         if self.limit is not None:
