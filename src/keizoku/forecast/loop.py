@@ -28,7 +28,6 @@ from keizoku.forecast.model import ForecastModel
 from keizoku.forecast.series import Series, split_series
 from keizoku.forecast.spec import ForecastSpec
 from keizoku.forecast.train import ForecastResult, _cut, fit_forecast, mase_scale
-from keizoku.lifecycle import state
 from keizoku.lifecycle.gates import GateCheck, GateReport
 from keizoku.lifecycle.policy import parse_policy
 from keizoku.lifecycle.retrain import (
@@ -38,6 +37,7 @@ from keizoku.lifecycle.retrain import (
     TriggerKind,
     _champion,
     _undo_candidate,
+    admit_candidate,
 )
 from keizoku.spec import Spec, load_spec
 
@@ -212,30 +212,13 @@ def _admit(
     name: str, version: int, full: list[Series], fs: ForecastSpec, spec: Spec,
     actor: str | None, reason: str,
 ) -> Admission:  # fmt: skip
-    with state.model_lock(name):
-        champion = _champion(name)
-        if champion is None:
-            state.transition(
-                name, version, "champion", action="admit", actor=actor,
-                reason=reason or state.FIRST_VERSION, evidence={"gates": None},
-            )  # fmt: skip
-            return Admission(version, "champion")
-        cfg = parse_policy(spec.retraining).gates
-        report, stats = _gates(name, version, champion, full, fs.horizon, cfg.min_gain)
-        evidence = {"champion": champion, "gates": report.to_dict(), "stats": stats}
-        to: state.State = "gated-pass" if report.passed else "gated-fail"
-        state.transition(
-            name, version, to, action="gate", actor=actor, reason=reason, evidence=evidence,
-            gate={"passed": report.passed, "reasons": report.reasons},
-        )  # fmt: skip
-        if not report.passed:
-            return Admission(version, "gated-fail", report, stats)
-        entry = state.transition(
-            name, version, "challenger", action="admit", actor=actor, reason=reason,
-            evidence={"gate": "passed", "champion": champion},
-        )  # fmt: skip
-        displaced = entry["previous"] if entry["previous"] != version else None
-        return Admission(version, "challenger", report, stats, displaced)
+    """The tables' admission (lifecycle.retrain.admit_candidate) with the MASE gate."""
+    min_gain = parse_policy(spec.retraining).gates.min_gain
+    return admit_candidate(
+        name, version, lambda champion: _gates(name, version, champion, full, fs.horizon,
+                                               min_gain),
+        actor=actor, reason=reason,
+    )  # fmt: skip
 
 
 def retrain_forecast(
