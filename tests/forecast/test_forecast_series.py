@@ -163,6 +163,27 @@ def test_ets_is_on_the_leaderboard_and_max_trials_caps_it() -> None:
     assert list(only.leaderboard["model"]) == ["seasonal_naive"]
 
 
+def test_a_spent_budget_keeps_the_baseline_and_names_what_did_not_run() -> None:
+    frame = monthly(48)
+    spec = ForecastSpec(time="month", horizon=6, models=["ets", "lightgbm", "seasonal_naive"],
+                        cv=ForecastCV(folds=2))  # fmt: skip
+    result = fit_forecast(frame, "y", spec, budget_s=0.0)
+    assert list(result.leaderboard["model"]) == ["seasonal_naive"]
+    assert result.model.info["not_run"] == ["lightgbm", "ets"]  # cheapest first
+    assert result.model.info["family"] == "seasonal_naive"
+
+
+def test_ets_fits_the_recent_past_of_a_long_history() -> None:
+    from keizoku.forecast.models import ETS
+
+    y = np.r_[np.full(2000, 500.0), 10 + np.sin(np.arange(240) * 2 * np.pi / 12)]
+    ets = ETS()
+    ets.season = 12
+    fitted = ets._fit(y, (None, False, "add"))
+    assert len(fitted.fittedvalues) == 240  # 20 seasons: the level 500 is forgotten
+    assert abs(float(fitted.forecast(1)[0]) - 10) < 2
+
+
 def test_init_infers_forecast_and_task_forecast_names_the_bad_row() -> None:
     frame = monthly(30)
     assert infer_forecast(frame, "y", []) == ForecastSpec(time="month", frequency="MS", horizon=6)

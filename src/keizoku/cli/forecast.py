@@ -29,6 +29,7 @@ def train_forecast(config: Path, overrides: dict[str, Any], as_json: bool, start
             "coverage": res.coverage, "level": info["level"], "horizon": info["horizon"],
             "frequency": info["frequency"], "best": info["family"],
             "leaderboard": res.leaderboard.to_dict(orient="records"),
+            "not_run": info.get("not_run", []),
             "gates": admission.gates.to_dict() if admission.gates else None,
             "wall_s": time.monotonic() - started,
         }  # fmt: skip
@@ -51,6 +52,11 @@ def train_forecast(config: Path, overrides: dict[str, Any], as_json: bool, start
         f"{info['seasonal_naive_mase']:.4f}) · interval coverage {res.coverage:.3f} at "
         f"{info['level']:g} (cross-conformal)"
     )
+    if info.get("not_run"):
+        _io.console.print(
+            f"Not run within the budget: {', '.join(info['not_run'])}. Raise --budget (or "
+            "train.budget) to compare them too."
+        )
     _print_admission(outcome.name, outcome.version, admission)
 
 

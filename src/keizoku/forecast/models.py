@@ -46,6 +46,7 @@ class SeasonalNaive:
         return np.asarray(np.resize(last, horizon), dtype=float)
 
 
+ETS_SEASONS, ETS_MIN_HISTORY = 20, 200
 ETS_FORMS: tuple[tuple[str | None, bool, str | None], ...] = (
     (None, False, None), ("add", False, None), ("add", True, None),
     (None, False, "add"), ("add", True, "add"), (None, False, "mul"), ("add", True, "mul"),
@@ -74,11 +75,13 @@ class ETS:
         return {**self.__dict__, "_fitted": {}}
 
     def _fit(self, y: np.ndarray, form: tuple[str | None, bool, str | None]) -> Any:
+        """Fitted on the recent past only: at most 20 seasons (at least 200 periods), so a
+        long hourly history costs what a few weeks do (the smoothing forgets the rest)."""
         from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
         trend, damped, seasonal = form
         model = ExponentialSmoothing(
-            y, trend=trend, damped_trend=damped, seasonal=seasonal,
+            y[-max(ETS_SEASONS * self.season, ETS_MIN_HISTORY) :], trend=trend, damped_trend=damped, seasonal=seasonal,
             seasonal_periods=self.season if seasonal else None, initialization_method="estimated",
         )  # fmt: skip
         return model.fit(use_brute=False)

@@ -70,6 +70,9 @@ def forecast_schema(frame: pd.DataFrame, target: str, fs: ForecastSpec) -> Schem
     return Schema(columns=columns, target=target, task="forecast")
 
 
+COST = ("seasonal_naive", "lightgbm", "ets")  # the forecasters by fitting time on long series
+
+
 def _cut(s: Series, start: int, end: int) -> Series:
     return replace(s, index=s.index[start:end], y=s.y[start:end], exog=s.exog[start:end],
                    rows=s.rows[start:end])  # fmt: skip
@@ -115,13 +118,18 @@ def cv_folds(
 
 def _evaluate(
     name: str, series: list[Series], folds: list[list[tuple[int, int, int]]], fs: ForecastSpec,
-    horizon: int, season: int, freq: str, seed: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """(errors, scales, forecasts): errors[f, s, h] = actual - forecast; scales[f, s]."""
+    horizon: int, season: int, freq: str, seed: int, deadline: float = np.inf,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:  # fmt: skip
+    """(errors, scales, forecasts): errors[f, s, h] = actual - forecast; scales[f, s].
+
+    None when ``deadline`` (a ``time.monotonic()``) passes before the last fold starts.
+    """
     shape = (len(folds), len(series), horizon)
     errors, preds = np.zeros(shape), np.zeros(shape)
     scales = np.ones(shape[:2])
     for f, fold in enumerate(folds):
+        if time.monotonic() > deadline:
+            return None
         train = [_cut(s, a, b) for s, (a, b, _) in zip(series, fold, strict=True)]
         model = make(name, seed)
         model.fit(train, season, freq)
@@ -191,7 +199,8 @@ def fit_forecast(
     season = season_length(freq, fs.season)
     horizon = fs.horizon
     folds = cv_folds(series, fs, horizon, fs.ids)
-    order = ["seasonal_naive", *[m for m in fs.models if m != "seasonal_naive"]]
+    # cheapest first, so a short budget still sees the global model on long series
+    order = sorted({"seasonal_naive", *fs.models}, key=COST.index)
     if "ets" in order and importlib.util.find_spec("statsmodels") is None:
         order.remove("ets")
         warnings.warn(
@@ -202,13 +211,20 @@ def fit_forecast(
         )
     rows: list[dict[str, Any]] = []
     cv: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    not_run: list[str] = []
     for name in order:
         if max_trials is not None and len(rows) >= max_trials:
             break
         if rows and time.monotonic() - started > budget_s:
-            break
+            not_run.append(name)
+            continue
         tick = time.monotonic()
-        errors, scales, _ = _evaluate(name, series, folds, fs, horizon, season, freq, seed)
+        deadline = started + budget_s if rows else np.inf  # the baseline always completes
+        done = _evaluate(name, series, folds, fs, horizon, season, freq, seed, deadline)
+        if done is None:
+            not_run.append(name)
+            continue
+        errors, scales, _ = done
         mase = float(np.mean(np.abs(errors).mean(axis=2) / scales))
         row = {
             "model": name,
@@ -238,6 +254,7 @@ def fit_forecast(
         "cv_score": float(best_row["mase"]),
         "metric": "mase",
         "seasonal_naive_mase": naive,
+        "not_run": not_run,  # out of the budget (``train.budget``)
         "coverage": float(best_row["coverage"]),
         "level": fs.level,
         "horizon": horizon,
