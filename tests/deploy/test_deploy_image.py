@@ -15,6 +15,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 
 from kzsupport import REPO
 
@@ -256,6 +257,7 @@ def test_compose_up_serves_the_store(tmp_path: Path) -> None:
         f"S3_SECRET_KEY=test-only-secret\nKEIZOKU_MODEL=penguins\nKEIZOKU_PROJECT={tmp_path}\n"
     )
     shutil.copy(REPO / "examples" / "data" / "penguins.csv", tmp_path)
+    tmp_path.chmod(0o777)  # the containers run as 10001: `init` writes keizoku.yaml here
     compose = [docker, "compose", "--project-name", "keizoku-test", "--env-file", str(env_file),
                "--file", str(REPO / "docker-compose.yml")]  # fmt: skip
     try:
@@ -269,3 +271,40 @@ def test_compose_up_serves_the_store(tmp_path: Path) -> None:
             subprocess.run([*compose, *args], check=True, timeout=1800)
     finally:
         subprocess.run([*compose, "down", "--volumes"], timeout=600)
+
+
+# ------------------------------------------------------------------- the guide is true
+
+
+def _guide_table(first_header: str) -> dict[str, str]:
+    """{first cell: second cell} of the guide's table whose header starts ``first_header``."""
+    text = (REPO / "docs" / "deployment.md").read_text()
+    table = re.search(rf"^\| {first_header} \|.*\n\|[-|]+\|\n((?:\|.*\n)+)", text, re.M)
+    assert table, first_header
+    rows = [[c.strip().strip("`") for c in line.strip("|").split("|")]
+            for line in table[1].splitlines()]  # fmt: skip
+    return {row[0]: row[1] for row in rows}
+
+
+def test_the_guide_lists_every_build_argument_with_its_default() -> None:
+    args = {rest.split("=")[0]: rest.partition("=")[2].strip('"')
+            for word, rest in instructions(DOCKERFILE) if word == "ARG"}  # fmt: skip
+    documented = {name: "" if default == "empty" else default
+                  for name, default in _guide_table("build argument").items()}  # fmt: skip
+    assert documented == args
+
+
+def test_the_guide_explains_every_variable_the_containers_set() -> None:
+    documented = set()
+    for cell in _guide_table("variable"):
+        documented |= set(re.findall(r"[A-Z][A-Z0-9_]+", cell))
+    env = " ".join(rest for word, rest in stages()["runtime"] if word == "ENV")
+    names = set(re.findall(r"([A-Z][A-Z0-9_]+)=", env)) - {"PATH", "HOME"}
+    names = {n for n in names if not n.startswith("PYTHON")}
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    names |= set(compose["x-keizoku-env"])
+    for path in (REPO / "deploy" / "k8s").glob("*.yaml"):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc["kind"] in ("ConfigMap", "Secret"):
+                names |= set(doc.get("data") or doc.get("stringData"))
+    assert names - documented == set()

@@ -94,6 +94,20 @@ def test_every_pod_runs_unprivileged_on_a_read_only_root() -> None:
             assert {"/tmp", "/var/lib/keizoku"} <= mounts, f"{name}: writable paths mounted"
 
 
+def test_the_servers_and_the_loop_share_one_home() -> None:
+    found = resources()
+    claims = set()
+    for kind, name in (("Deployment", "keizoku-api"), ("CronJob", "keizoku-loop")):
+        spec = pod_spec(found[(kind, name)])
+        mounts = {m["mountPath"]: m["name"] for m in spec["containers"][0]["volumeMounts"]}
+        volume = next(v for v in spec["volumes"] if v["name"] == mounts["/var/lib/keizoku"])
+        claims.add(volume["persistentVolumeClaim"]["claimName"])
+    assert len(claims) == 1
+    claim = found[("PersistentVolumeClaim", claims.pop())]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert found[("ConfigMap", "keizoku-config")]["data"]["KEIZOKU_HOME"] == "/var/lib/keizoku"
+
+
 def test_the_service_and_autoscaler_target_the_servers() -> None:
     found = resources()
     deployment = found[("Deployment", "keizoku-api")]
