@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,15 @@ DEPLOY_FILES = [
 ]
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|ACCESS_KEY|API_KEY|_STORE$", re.I)
 PLACEHOLDERS = ("REPLACE_ME", "change-me")
+PENGUIN = {
+    "island": "Biscoe",
+    "bill_length_mm": 45.1,
+    "bill_depth_mm": 14.5,
+    "flipper_length_mm": 215,
+    "body_mass_g": 5000,
+    "sex": "female",
+    "year": 2008,
+}
 
 
 def probe_paths() -> dict[str, str]:
@@ -86,6 +97,51 @@ def test_a_server_beyond_loopback_needs_a_key_first(tmp_path: Path) -> None:
                           timeout=120)  # fmt: skip
     assert proc.returncode == 2
     assert "keizoku keys create --role admin" in proc.stderr
+
+
+# ------------------------------------------- the wheel the image's builder stage makes
+
+
+@pytest.fixture(scope="module")
+def wheel_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """keizoku as the builder installs it: a wheel built from the files the Dockerfile
+    copies (and nothing else), installed apart from the source tree."""
+    context = tmp_path_factory.mktemp("deploy-context")
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(REPO / name, context)
+    shutil.copytree(REPO / "src", context / "src",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))  # fmt: skip
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", "dist", "."],
+                   cwd=context, check=True, timeout=600)  # fmt: skip
+    site = context / "site"
+    wheel = next((context / "dist").glob("keizoku-*.whl"))
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)],
+                   check=True, timeout=600)  # fmt: skip
+    return site
+
+
+def test_the_installed_wheel_serves_the_api_console_and_docs(
+    wheel_site: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    home = relocated_copy(built_once("deploy-penguins", _train),
+                          tmp_path_factory.mktemp("deploy-wheel"))  # fmt: skip
+    env = {**os.environ, "KEIZOKU_HOME": str(home / ".keizoku"), "PYTHONPATH": str(wheel_site)}
+    where = subprocess.run([KEIZOKU_EXE, "--version"], env=env, capture_output=True, text=True,
+                           timeout=120, check=True)  # fmt: skip
+    assert where.stdout.startswith("keizoku ")
+    srv = Server(home, env=env).wait_ready()
+    try:
+        for path in ("/healthz", "/readyz", "/console/login", "/console/static/console.css",
+                     "/docs", "/static/keizoku/swagger-ui.css"):  # fmt: skip
+            assert srv.client.get(path).status_code == 200, path
+        served = srv.client.post("/v1/models/penguins/predict", json=PENGUIN)
+        assert served.status_code == 200, served.text
+    finally:
+        srv.stop()
+    module = subprocess.run([sys.executable, "-c", "import keizoku; print(keizoku.__file__)"],
+                            env=env, capture_output=True, text=True, check=True)  # fmt: skip
+    assert module.stdout.startswith(str(wheel_site)), "the wheel's copy, not the source tree"
 
 
 # ------------------------------------------------------------------ no committed secret
