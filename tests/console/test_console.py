@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-from console_support import DRIFTED, SECRET, SHIFTED_HOURS, Project
 
+from console_support import DRIFTED, SECRET, SHIFTED_HOURS, Project
 from kzsupport import REPO
 from rollout_support import MODEL, cli
 

@@ -11,8 +11,8 @@ import venv
 from pathlib import Path
 
 import pytest
-from export_support import Models, need_onnx_extra
 
+from export_support import Models, need_onnx_extra
 from kzsupport import KEIZOKU_EXE, built_once
 
 need_onnx_extra()

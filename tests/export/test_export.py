@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from export_support import Models, need_onnx_extra
 
+from export_support import Models, need_onnx_extra
 from keizoku.errors import UserInputError
 from keizoku.export import TOLERANCE, export_onnx
 from keizoku.export.runner import Bundle, RecordError

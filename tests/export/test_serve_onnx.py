@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from export_support import Models, need_onnx_extra
 
+from export_support import Models, need_onnx_extra
 from kzsupport import KEIZOKU_EXE, Server, free_port, json_records
 
 need_onnx_extra()

@@ -8,11 +8,11 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from ragsupport import serve_in_thread
 
 from keizoku import auth
 from keizoku.rag.collection import file_inputs, ingest
 from keizoku.serving.rag_routes import router
+from ragsupport import serve_in_thread
 
 
 @pytest.fixture

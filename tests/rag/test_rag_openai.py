@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from ragsupport import serve_in_thread
 
 from keizoku import auth
 from keizoku.rag import audit
@@ -23,6 +22,7 @@ from keizoku.rag.collection import file_inputs, ingest
 from keizoku.serving.app import ServeOptions, create_app
 from keizoku.serving.ratelimit import parse_rate
 from kzsupport import KEIZOKU_EXE, free_port
+from ragsupport import serve_in_thread
 
 SECRET = "marmoset77"
 HR_TEXT = "人事部の給与コードは"
