@@ -1,6 +1,6 @@
 """MLflow artifacts on S3-compatible storage (``KEIZOKU_ARTIFACT_ROOT=s3://…``): train →
 register → verified load → serve → predict, against moto's S3 server on a loopback port
-(a real HTTP server speaking the S3 protocol; docs/scale-out-log.md says what it does not
+(a real HTTP server speaking the S3 protocol; docs/log.md says what it does not
 prove). The real ``keizoku`` executable in subprocesses, a real server."""
 
 from __future__ import annotations

@@ -223,7 +223,7 @@ def artifact_root() -> str:
     """Where MLflow puts new experiments' artifacts: ``KEIZOKU_ARTIFACT_ROOT`` (a folder, or
     S3-compatible storage ``s3://bucket/prefix``, its endpoint in ``MLFLOW_S3_ENDPOINT_URL``),
     else ``KEIZOKU_HOME/artifacts``. An S3 root needs the ``s3`` extra (boto3) and a bucket
-    name; the error says so before anything is trained (docs/scale-out-log.md)."""
+    name; the error says so before anything is trained (docs/log.md)."""
     value = os.environ.get("KEIZOKU_ARTIFACT_ROOT", "").strip()
     if not value:
         return (home() / "artifacts").as_uri()
