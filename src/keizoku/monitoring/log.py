@@ -134,6 +134,8 @@ def server_id() -> str:
 
 
 _MANIFESTS: dict[tuple[str, int, int], frozenset[str]] = {}  # (path, mtime, size) → names
+_MANIFESTS_KEPT = 1024
+_MANIFESTS_LOCK = threading.Lock()
 
 
 def replaced_by(path: Path) -> frozenset[str]:
@@ -146,7 +148,10 @@ def replaced_by(path: Path) -> frozenset[str]:
     if names is None:
         meta = pq.read_metadata(path).metadata or {}
         names = frozenset(json.loads(meta.get(REPLACES, b"[]")))
-        _MANIFESTS[key] = names
+        with _MANIFESTS_LOCK:
+            _MANIFESTS[key] = names
+            while len(_MANIFESTS) > _MANIFESTS_KEPT:  # a long-running server: oldest out
+                _MANIFESTS.pop(next(iter(_MANIFESTS)))
     return names
 
 
