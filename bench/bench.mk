@@ -81,7 +81,8 @@ bench-clustering:
 
 # The prediction log at scale (issue 20): `monitor` over 10M logged rows as 1 s-flush
 # segments vs after `keizoku log compact`. LOGSCALE_SEGMENTS=86400 is one day of 1 s
-# flushes (about half an hour of writing on 2 cores). Results: docs/benchmarks.md
+# flushes (writing them would take ~1.5 h on the loaded 2-core machine, extrapolated from
+# 8,640 segments in 509 s; LOGSCALE_SEGMENTS=8640 is 10 s flushes). Results: docs/benchmarks.md
 # "## Prediction log at scale".
 LOGSCALE_ROWS     ?= 10000000
 LOGSCALE_SEGMENTS ?= 86400
