@@ -67,6 +67,7 @@ __all__ = [
     "REPLACES",
     "PredictionLog",
     "feature_types",
+    "live_files",
     "log_dir",
     "log_root",
     "log_scan",
@@ -75,7 +76,6 @@ __all__ = [
     "segment_files",
     "segment_glob",
     "server_id",
-    "live_files",
     "write_segment",
 ]
 
