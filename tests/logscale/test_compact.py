@@ -332,3 +332,26 @@ def test_cli_compacts_with_json_and_refuses_bad_values(tmp_path: Path) -> None:
         assert word in bad.stderr
     bad = _cli(home, "log", "compact", "../etc")
     assert bad.returncode == 2 and "Model name" in bad.stderr
+
+
+def test_each_loop_tick_compacts_with_the_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop's step: segments younger than an hour wait; replaced files go a grace
+    period (10 min) after their compacted file was written."""
+    from keizoku.lifecycle.loop import compact_step
+
+    monkeypatch.setenv("KEIZOKU_LOG_ROOT", str(tmp_path))
+    ids = _segments(tmp_path, 12, 4)
+    buckets.wait_folded(timeout=60)
+    assert compact_step(MODEL) == []
+    hours_later = time.time() + 7200
+    assert compact_step(MODEL, now=hours_later) == [
+        "predictions: 12 files merged into 1, 0 deleted"
+    ]
+    assert sorted(_seen(tmp_path)) == sorted(ids) and len(_on_disk(tmp_path)) == 13
+    assert compact_step(MODEL, now=hours_later + 601) == [
+        "predictions: 0 files merged into 0, 12 deleted"
+    ]
+    assert len(_on_disk(tmp_path)) == 1 and sorted(_seen(tmp_path)) == sorted(ids)
+    assert _folded_rows(tmp_path) == len(ids)

@@ -124,7 +124,7 @@ def tick(
     policy = parse_policy(spec.retraining)
     result = Tick(name)
     result.rollout = rollout_step(name, policy, actor=actor)
-    result.log = compact_step(name)
+    result.log = compact_step(name, now=now)
     champion = resolve(f"{name}@champion")[1]
     labels, traffic = activity(name)
     mark = load_watermark(name)
@@ -149,13 +149,13 @@ def tick(
     return result
 
 
-def compact_step(name: str) -> list[str]:
+def compact_step(name: str, *, now: float | None = None) -> list[str]:
     """Compact the model's log (``keizoku log compact`` with its defaults); a failure is
     reported, never fatal to the tick (the next tick tries again)."""
     from keizoku.monitoring.compact import compact
 
     try:
-        results = compact(name)
+        results = compact(name, now=now)
     except Exception as exc:  # noqa: BLE001 - compaction must not stop the retrain
         _log.error("log compaction of '%s' failed: %s", name, exc)
         return [f"log compaction failed: {exc}"]
