@@ -78,3 +78,14 @@ bench-test-cpu:
 .PHONY: bench-clustering
 bench-clustering:
 	$(BENCH_PY) bench/clustering.py $(BENCH_ARGS)
+
+# The prediction log at scale (issue 20): `monitor` over 10M logged rows as 1 s-flush
+# segments vs after `keizoku log compact`. LOGSCALE_SEGMENTS=86400 is one day of 1 s
+# flushes (writing them would take ~1.5 h on the loaded 2-core machine, extrapolated from
+# 8,640 segments in 509 s; LOGSCALE_SEGMENTS=8640 is 10 s flushes). Results: docs/benchmarks.md
+# "## Prediction log at scale".
+LOGSCALE_ROWS     ?= 10000000
+LOGSCALE_SEGMENTS ?= 86400
+.PHONY: bench-logscale
+bench-logscale:
+	$(BENCH_PY) bench/logscale.py --rows $(LOGSCALE_ROWS) --segments $(LOGSCALE_SEGMENTS) $(BENCH_ARGS)

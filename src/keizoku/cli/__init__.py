@@ -913,6 +913,7 @@ from keizoku.cli import (  # noqa: E402
     forecast,
     keys,
     lifecycle,
+    log,
     monitoring,
     rag,
     rollout,
@@ -921,7 +922,7 @@ from keizoku.cli import (  # noqa: E402
 )
 
 for _group in (serving, lifecycle, rollout, monitoring, evaluation, keys, rag, doctor, ui,
-               export, forecast):  # fmt: skip
+               export, forecast, log):  # fmt: skip
     _group.register(app)
 
 

@@ -256,6 +256,8 @@ def loop(
             return
         for line in t.rollout:
             console.print(f"rollout: {line}")
+        for line in t.log:
+            console.print(f"log: {line}")
         if t.error:
             console.print(f"[red]tick failed:[/] {t.error}")
         else:

@@ -256,14 +256,14 @@ def logged_inputs(name: str, since: float | None) -> pd.DataFrame:
     """The inputs the server logged for ``name`` since ``since`` (not shadow), oldest first."""
     import duckdb
 
-    from keizoku.monitoring.log import segment_glob
+    from keizoku.monitoring.log import log_scan, segment_glob
     from keizoku.monitoring.performance import has_files
 
     pattern = segment_glob(name)
     if not has_files(pattern):
         return pd.DataFrame()
     sql = (
-        f"SELECT request_id, ts, inputs FROM read_parquet('{pattern}', union_by_name=true) "
+        f"SELECT request_id, ts, inputs FROM {log_scan(pattern)} "
         "WHERE NOT shadow AND ts >= ? ORDER BY ts"
     )
     rows = duckdb.connect().execute(sql, [since or 0.0]).df().drop_duplicates("request_id")

@@ -10,7 +10,6 @@ the CV MASE the version was chosen with. The latest forecast of a period counts.
 
 from __future__ import annotations
 
-import glob
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,13 @@ import pandas as pd
 
 from keizoku.errors import DataError
 from keizoku.forecast.series import when
-from keizoku.monitoring.log import FEATURE_PREFIX, segment_glob
+from keizoku.monitoring.log import FEATURE_PREFIX, segment_files
 
 __all__ = ["forecast_error"]
 
 
 def _logged(name: str, time_col: str, root: Path | None) -> pd.DataFrame:
-    files = sorted(glob.glob(segment_glob(name, root)))
+    files = segment_files(name, root)
     column = FEATURE_PREFIX + time_col
     parts = [pd.read_parquet(f) for f in files]
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

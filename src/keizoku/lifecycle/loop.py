@@ -7,12 +7,13 @@ One **tick**:
    promotes the treatment with the verdict as evidence, ``keep`` ends the experiment,
    ``continue`` waits); with no experiment and ``retraining.rollout.mode`` set, a
    challenger that passed its gates is deployed as a canary, split or shadow;
-2. retrain, unless nothing is new: the **watermark** (``home()/loop/<name>.json``)
+2. the log is compacted (``keizoku.monitoring.compact``: small segments merged);
+3. retrain, unless nothing is new: the **watermark** (``home()/loop/<name>.json``)
    records the number of labels and of logged predictions at the last retrain attempt;
    a tick that sees the same numbers (and the same champion) does nothing, so a lasting
    population change cannot retrain again and again on identical rows; a **cooldown**
    (``retraining.cooldown``) separates two retrains;
-3. the tick's exit code (``keizoku loop --once``): 6 when a retrain failed its gates,
+4. the tick's exit code (``keizoku loop --once``): 6 when a retrain failed its gates,
    else 10 when the drift trigger fired, 11 when the metric-drop trigger fired, else 0
    (``keizoku.lifecycle.retrain.exit_code``: the one map from a typed ``Trigger`` to a code).
 
@@ -66,6 +67,7 @@ class Tick:
     triggers: list[Trigger] = field(default_factory=list)
     version: int | None = None
     rollout: list[str] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)  # what log compaction did
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -91,11 +93,12 @@ def save_watermark(name: str, mark: Watermark) -> None:
 def _count(pattern: str, where: str = "") -> int:
     import duckdb
 
+    from keizoku.monitoring.log import log_scan
     from keizoku.monitoring.performance import has_files
 
     if not has_files(pattern):
         return 0
-    sql = f"SELECT count(*) FROM read_parquet('{pattern}', union_by_name=true) {where}"
+    sql = f"SELECT count(*) FROM {log_scan(pattern)} {where}"
     return int(duckdb.connect().execute(sql).fetchone()[0])  # type: ignore[index]
 
 
@@ -121,6 +124,7 @@ def tick(
     policy = parse_policy(spec.retraining)
     result = Tick(name)
     result.rollout = rollout_step(name, policy, actor=actor)
+    result.log = compact_step(name, now=now)
     champion = resolve(f"{name}@champion")[1]
     labels, traffic = activity(name)
     mark = load_watermark(name)
@@ -143,6 +147,20 @@ def tick(
         save_watermark(name, Watermark(labels, traffic, champion, now))
     result.code = int(exit_code(outcome.status, outcome.triggers))
     return result
+
+
+def compact_step(name: str, *, now: float | None = None) -> list[str]:
+    """Compact the model's log (``keizoku log compact`` with its defaults); a failure is
+    reported, never fatal to the tick (the next tick tries again)."""
+    from keizoku.monitoring.compact import compact
+
+    try:
+        results = compact(name, now=now)
+    except Exception as exc:  # noqa: BLE001 - compaction must not stop the retrain
+        _log.error("log compaction of '%s' failed: %s", name, exc)
+        return [f"log compaction failed: {exc}"]
+    return [f"{r.kind}: {r.replaced} files merged into {len(r.written)}, {r.deleted} deleted"
+            for r in results if r.replaced or r.deleted]  # fmt: skip
 
 
 def rollout_step(name: str, policy: RetrainingPolicy, *, actor: str | None = None) -> list[str]:

@@ -137,14 +137,13 @@ def _new_labels(name: str, after: float) -> int:
     import duckdb
 
     from keizoku.monitoring.feedback import feedback_glob
+    from keizoku.monitoring.log import log_scan
     from keizoku.monitoring.performance import has_files
 
     pattern = feedback_glob(name)
     if not has_files(pattern):
         return 0
-    sql = (
-        f"SELECT count(*) FROM read_parquet('{pattern}', union_by_name=true) WHERE received_ts > ?"
-    )
+    sql = f"SELECT count(*) FROM {log_scan(pattern)} WHERE received_ts > ?"
     return int(duckdb.connect().execute(sql, [after]).fetchone()[0])  # type: ignore[index]
 
 

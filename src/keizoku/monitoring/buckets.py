@@ -39,7 +39,7 @@ import numpy as np
 import pyarrow as pa
 
 from keizoku.errors import KeizokuError
-from keizoku.monitoring.log import FEATURE_PREFIX, log_dir
+from keizoku.monitoring.log import COMPACTED, FEATURE_PREFIX, live_files, log_dir
 
 if TYPE_CHECKING:  # imported where used: the log's flusher imports this module cheaply
     from keizoku.monitoring.drift import BucketCounts, DriftConfig, NumericCounts
@@ -55,6 +55,7 @@ __all__ = [
     "catch_up",
     "drift_series",
     "fold_table",
+    "folded_segments",
     "submit",
     "traffic_series",
     "wait_folded",
@@ -344,20 +345,39 @@ def wait_folded(timeout: float | None = None) -> bool:
     return True
 
 
+def folded_segments(model: str, root: Path | None = None) -> set[str]:
+    """The names of the segments already folded into ``model``'s buckets."""
+    if not _db(model, root).is_file():
+        return set()
+    conn = _connect(model, root)
+    try:
+        return {r[0] for r in conn.execute("SELECT segment FROM folded")}
+    finally:
+        conn.close()
+
+
 def catch_up(model: str, root: Path | None = None) -> int:
-    """Fold the model's segments not folded yet (oldest first); the number folded."""
+    """Fold the model's segments not folded yet (oldest first); the number folded.
+
+    A compacted file (``cmp-…``) is never folded: compaction takes folded segments only
+    (``keizoku.monitoring.compact``), so its rows are in the buckets already, and the
+    segments it replaces are skipped by the reader rule (``log.live_files``)."""
     folder = log_dir(model, root)
     if not folder.is_dir():
         return 0
-    conn = _connect(model, root)
-    try:
-        done = {r[0] for r in conn.execute("SELECT segment FROM folded")}
-    finally:
-        conn.close()
+    done = folded_segments(model, root)
     import pyarrow.parquet as pq
 
-    todo = sorted(p for p in folder.glob("*.parquet") if p.name not in done)
-    return sum(fold_table(model, pq.read_table(p), p.name, root) for p in todo)
+    todo = [p for p in live_files(folder)
+            if p.name not in done and not p.name.startswith(COMPACTED + "-")]  # fmt: skip
+    folded = 0
+    for path in todo:
+        try:
+            table = pq.read_table(path)
+        except FileNotFoundError:  # compacted and deleted meanwhile: folded before that
+            continue
+        folded += fold_table(model, table, path.name, root)
+    return folded
 
 
 # --------------------------------------------------------------------------------- reads

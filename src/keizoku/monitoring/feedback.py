@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from keizoku.data.labels import LabelCodec, as_number
 from keizoku.errors import DataError, UserInputError
-from keizoku.monitoring.log import log_dir, segment_glob, write_segment
+from keizoku.monitoring.log import log_dir, log_scan, segment_glob, write_segment
 from keizoku.names import check_name
 
 __all__ = [
@@ -103,10 +103,7 @@ def _known(model: str, root: Path | None, column: str, values: set[str]) -> set[
     if not values or not has_files(pattern):
         return set()
     con = duckdb.connect()
-    sql = (
-        f"SELECT DISTINCT {column} FROM read_parquet('{pattern}', union_by_name=true) "
-        f"WHERE list_contains(?, {column})"
-    )
+    sql = f"SELECT DISTINCT {column} FROM {log_scan(pattern)} WHERE list_contains(?, {column})"
     return {str(r[0]) for r in con.execute(sql, [sorted(values)]).fetchall()}
 
 

@@ -3,9 +3,18 @@
 ``PredictionLog.append`` only puts a record into an in-memory buffer (it never
 touches the disk); a background thread flushes the buffer every
 ``flush_interval_s`` into one Parquet segment per model under
-``home()/predictions/<model>/``. A segment is written to a hidden temporary
-name, fsynced and then ``os.replace``d into place, so a reader (DuckDB:
-``read_parquet('.../*.parquet')``) never sees a half-written segment.
+``<log root>/predictions/<model>/`` (the log root is ``KEIZOKU_LOG_ROOT``, else
+``KEIZOKU_HOME``). A segment is written to a hidden temporary name, fsynced and then
+``os.replace``d into place, so a reader never sees a half-written segment. Its name
+carries the writing server (``seg-<time_ns>-<host>-<pid>-<random>.parquet``), so several
+servers can write one shared folder without colliding.
+
+**The reader rule** (docs/log.md, decision 25): ``keizoku log compact``
+(``keizoku.monitoring.compact``) replaces small segments by one ``cmp-…`` file whose
+Parquet metadata lists the names it replaces (``keizoku.replaces``); the replaced files
+are deleted later. A reader lists the folder once (:func:`segment_files`), drops every
+name a listed ``cmp-`` file replaces and reads the rest (:func:`parquet_scan`): at any
+instant it sees every record exactly once.
 
 Durability:
 
@@ -34,6 +43,7 @@ import json
 import logging
 import math
 import os
+import socket
 import sys
 import threading
 import time
@@ -52,11 +62,20 @@ from keizoku.names import safe_child
 from keizoku.prediction import Prediction
 
 __all__ = [
+    "COMPACTED",
     "FEATURE_PREFIX",
+    "REPLACES",
     "PredictionLog",
     "feature_types",
+    "live_files",
     "log_dir",
+    "log_root",
+    "log_scan",
+    "parquet_scan",
+    "replaced_by",
+    "segment_files",
     "segment_glob",
+    "server_id",
     "write_segment",
 ]
 
@@ -79,14 +98,91 @@ _META: list[tuple[str, pa.DataType]] = [
 ]
 
 
+COMPACTED = "cmp"  # the name prefix of a compacted file
+REPLACES = b"keizoku.replaces"  # its Parquet metadata key: JSON list of the names replaced
+
+
+def log_root() -> Path:
+    """Where the log lives: ``KEIZOKU_LOG_ROOT`` (a folder several servers share), else
+    the home."""
+    value = os.environ.get("KEIZOKU_LOG_ROOT")
+    return Path(value).expanduser() if value else home()
+
+
 def log_dir(model: str, root: Path | None = None, kind: str = "predictions") -> Path:
-    """Folder of one model's segments: ``<root or home()>/<kind>/<model>``."""
-    base = Path(root) if root is not None else home()
+    """Folder of one model's segments: ``<root or log_root()>/<kind>/<model>``."""
+    base = Path(root) if root is not None else log_root()
     return safe_child(base / kind, model)
 
 
 def segment_glob(model: str, root: Path | None = None, kind: str = "predictions") -> str:
+    """Every segment file, replaced ones included: for listing, never for reading
+    records (read :func:`segment_files`)."""
     return str(log_dir(model, root, kind) / "*.parquet")
+
+
+_SERVER: list[str] = []
+
+
+def server_id() -> str:
+    """``<host>-<pid>`` of this process, in file-name characters."""
+    pid = os.getpid()
+    if not _SERVER or not _SERVER[0].endswith(f"-{pid}"):
+        host = "".join(c if c.isalnum() else "_" for c in socket.gethostname())[:40] or "host"
+        _SERVER[:] = [f"{host}-{pid}"]
+    return _SERVER[0]
+
+
+_MANIFESTS: dict[tuple[str, int, int], frozenset[str]] = {}  # (path, mtime, size) → names
+_MANIFESTS_KEPT = 1024
+_MANIFESTS_LOCK = threading.Lock()
+
+
+def replaced_by(path: Path) -> frozenset[str]:
+    """The segment names a compacted file replaces (empty for any other file)."""
+    if not path.name.startswith(COMPACTED + "-"):
+        return frozenset()
+    st = path.stat()
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    names = _MANIFESTS.get(key)
+    if names is None:
+        meta = pq.read_metadata(path).metadata or {}
+        names = frozenset(json.loads(meta.get(REPLACES, b"[]")))
+        with _MANIFESTS_LOCK:
+            _MANIFESTS[key] = names
+            while len(_MANIFESTS) > _MANIFESTS_KEPT:  # a long-running server: oldest out
+                _MANIFESTS.pop(next(iter(_MANIFESTS)))
+    return names
+
+
+def live_files(folder: Path) -> list[Path]:
+    """The files a reader reads: every segment not replaced by a listed compacted file
+    (the reader rule); a file that vanishes while listed was replaced and is skipped."""
+    listed = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    gone: set[str] = set()
+    for path in listed:
+        try:
+            gone |= replaced_by(path)
+        except FileNotFoundError:  # a compacted file replaced by a newer one, deleted
+            gone.add(path.name)
+    return [p for p in listed if p.name not in gone]
+
+
+def segment_files(model: str, root: Path | None = None, kind: str = "predictions") -> list[str]:
+    """The model's log files to read, each record exactly once (see :func:`live_files`)."""
+    return [str(p) for p in live_files(log_dir(model, root, kind))]
+
+
+def parquet_scan(files: list[str]) -> str:
+    """DuckDB's ``read_parquet`` over exactly ``files`` (columns united by name)."""
+    quoted = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+    return f"read_parquet([{quoted}], union_by_name=true)"
+
+
+def log_scan(pattern: str) -> str:
+    """``read_parquet`` over the files to read of the folder a :func:`segment_glob` names
+    (the reader rule); the caller checked there is one (``performance.has_files``)."""
+    return parquet_scan([str(p) for p in live_files(Path(pattern).parent)])
 
 
 def _is_number(value: Any) -> bool:
@@ -144,9 +240,12 @@ def _table(rows: list[dict[str, Any]]) -> pa.Table:
 
 
 def write_segment(folder: Path, table: pa.Table, prefix: str = "seg") -> Path:
-    """Write ``table`` as a new segment: temp name, fsync, atomic rename, fsync the folder."""
+    """Write ``table`` as a new segment: temp name, fsync, atomic rename, fsync the folder.
+
+    The name is ``<prefix>-<time_ns>-<host>-<pid>-<random>.parquet`` (unique across the
+    servers writing one folder)."""
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"{prefix}-{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
+    name = f"{prefix}-{time.time_ns():020d}-{server_id()}-{uuid.uuid4().hex[:8]}.parquet"
     final = folder / name
     tmp = folder / f".{name}.tmp"
     with open(tmp, "wb") as fh:

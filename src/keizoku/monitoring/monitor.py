@@ -26,7 +26,7 @@ from keizoku.monitoring.drift import (
 )
 from keizoku.monitoring.estimate import EstimatedPerformance, estimate_performance
 from keizoku.monitoring.feedback import feedback_glob
-from keizoku.monitoring.log import FEATURE_PREFIX, segment_glob
+from keizoku.monitoring.log import FEATURE_PREFIX, log_scan, segment_glob
 from keizoku.monitoring.multivariate import MultivariateDrift, domain_classifier, skipped
 from keizoku.monitoring.performance import (
     LivePerformance,
@@ -325,7 +325,7 @@ def _distance_drift(
 
 
 def _log_columns(con: Any, pattern: str) -> set[str]:
-    cur = con.execute(f"DESCRIBE SELECT * FROM read_parquet('{pattern}', union_by_name=true)")
+    cur = con.execute(f"DESCRIBE SELECT * FROM {log_scan(pattern)}")
     return {r[0] for r in cur.fetchall()}
 
 
@@ -548,7 +548,7 @@ def log_source(
     window = f"ts >= {since!r} AND " if since is not None else ""
     source = (
         f"SELECT floor(ts / {width}) * {width} AS bucket, * FROM "
-        f"read_parquet('{pattern}', union_by_name=true) WHERE {window}NOT shadow"
+        f"{log_scan(pattern)} WHERE {window}NOT shadow"
     )
     kind = reference.prediction.kind if reference.prediction else "numeric"
     pred = (

@@ -9,7 +9,6 @@ the latest received wins.
 
 from __future__ import annotations
 
-import glob as globlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,18 +18,19 @@ import numpy as np
 import pandas as pd
 
 from keizoku.monitoring.feedback import feedback_glob
-from keizoku.monitoring.log import segment_glob
+from keizoku.monitoring.log import live_files, log_scan, segment_glob
 from keizoku.training.metrics import get_metric
 
 __all__ = ["labelled_rows", "metric_on_rows", "LivePerformance", "live_performance", "has_files"]
 
 
 def has_files(pattern: str) -> bool:
-    return bool(globlib.glob(pattern))
+    """Whether the folder a ``segment_glob`` names holds a file to read."""
+    return bool(live_files(Path(pattern).parent))
 
 
 def _parquet(pattern: str) -> str:
-    return f"read_parquet('{pattern}', union_by_name=true)"
+    return log_scan(pattern)
 
 
 def labelled_rows(

@@ -56,6 +56,7 @@ from keizoku.home import home, mlflow_uri
 
 __all__ = [
     "LOCK_WAIT_S",
+    "artifact_root",
     "MLFLOW_HEAD",
     "RepairResult",
     "SqliteReader",
@@ -216,6 +217,29 @@ def client() -> Any:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(uri, uri)
+
+
+def artifact_root() -> str:
+    """Where MLflow puts new experiments' artifacts: ``KEIZOKU_ARTIFACT_ROOT`` (a folder, or
+    S3-compatible storage ``s3://bucket/prefix``, its endpoint in ``MLFLOW_S3_ENDPOINT_URL``),
+    else ``KEIZOKU_HOME/artifacts``. An S3 root needs the ``s3`` extra (boto3) and a bucket
+    name; the error says so before anything is trained (docs/log.md)."""
+    value = os.environ.get("KEIZOKU_ARTIFACT_ROOT", "").strip()
+    if not value:
+        return (home() / "artifacts").as_uri()
+    parsed = urlparse(value)
+    if parsed.scheme == "s3":
+        from keizoku.errors import UserInputError, require_extra
+
+        if not parsed.netloc:
+            raise UserInputError(
+                f"KEIZOKU_ARTIFACT_ROOT {value!r} names no bucket: write s3://BUCKET/PREFIX."
+            )
+        require_extra("boto3", "s3")
+        return value.rstrip("/")
+    if parsed.scheme == "" and not value.startswith("/"):
+        return Path(value).expanduser().resolve().as_uri()  # a relative folder: absolute
+    return value.rstrip("/")
 
 
 def prepare(uri: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import threading
 import warnings
@@ -234,9 +235,11 @@ def _local_dir(c: Any, name: str, version: int) -> Path:
     cache = home() / "cache" / name / str(version)
     if not cache.exists():
         tmp = Path(tempfile.mkdtemp(dir=home()))
-        mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp))
+        # MLflow puts a folder's files under dst_path/<its last name>: use what it returns
+        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp))
         cache.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, cache)
+        os.replace(local, cache)
+        shutil.rmtree(tmp, ignore_errors=True)
     return cache
 
 

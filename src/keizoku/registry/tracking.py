@@ -10,7 +10,6 @@ e.g. ``s3://bucket/prefix``).
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
@@ -20,8 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from keizoku.home import home
-from keizoku.registry.backend import client
+from keizoku.registry.backend import artifact_root, client
 from keizoku.registry.models import MODEL_FILE, sha256_file
 from keizoku.registry.models import register as register_version
 from keizoku.registry.servable import ServableModel
@@ -39,10 +37,6 @@ class LoggedModel:
     artifacts: dict[str, str]  # file name → sha256, the model file included
 
 
-def _artifact_root() -> str:
-    return os.environ.get("KEIZOKU_ARTIFACT_ROOT") or (home() / "artifacts").as_uri()
-
-
 def _experiment(c: Any, project: str) -> str:
     """The id of the project's experiment, created on first use."""
     from mlflow.exceptions import MlflowException
@@ -50,7 +44,7 @@ def _experiment(c: Any, project: str) -> str:
     exp = c.get_experiment_by_name(project)
     if exp is None:
         try:
-            location = f"{_artifact_root()}/{project}"
+            location = f"{artifact_root()}/{project}"
             return str(c.create_experiment(project, artifact_location=location))
         except MlflowException:  # another command created it meanwhile
             exp = c.get_experiment_by_name(project)
