@@ -70,7 +70,9 @@ class RayExecutor:
 
     def __init__(self, address: str) -> None:
         self.ray = connect(address)
-        self.task = self.ray.remote(num_cpus=1, max_retries=MAX_RETRIES)(_fold_task)
+        # SPREAD: the folds of a trial go to different nodes, not first to the driver's.
+        remote = self.ray.remote(num_cpus=1, max_retries=MAX_RETRIES, scheduling_strategy="SPREAD")
+        self.task = remote(_fold_task)
         # per Folds (kept alive, so its id is not reused) and encoder mode: refs shipped once
         self.shipped: dict[tuple[int, str], tuple[Folds, Any, Any, Any, list[Any]]] = {}
 
