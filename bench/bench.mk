@@ -78,3 +78,10 @@ bench-test-cpu:
 .PHONY: bench-clustering
 bench-clustering:
 	$(BENCH_PY) bench/clustering.py $(BENCH_ARGS)
+
+# Ray (issue 20): trials per minute locally vs on a local 2-process Ray cluster (head +
+# worker node, one CPU each), the per-trial overhead, and predict's scoring with Ray Data.
+# Needs keizoku[ray]. Writes bench/work/ray.json (docs/benchmarks.md "## Ray").
+.PHONY: bench-ray
+bench-ray:
+	$(BENCH_PY) bench/ray_bench.py --out bench/work/ray.json $(BENCH_ARGS)

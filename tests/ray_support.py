@@ -163,9 +163,17 @@ def local_cluster(workers: int = 1) -> Iterator[Cluster]:
             cluster.add_node()
         yield cluster
     finally:
-        import ray
+        try:
+            import ray
 
-        ray.shutdown()
+            ray.shutdown()
+        finally:  # the nodes go even when the driver's shutdown fails
+            _stop_all(cluster)
+
+
+def _stop_all(cluster: Cluster) -> None:
+    try:
         for node in reversed(cluster.nodes):
             node.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        shutil.rmtree(cluster.folder, ignore_errors=True)
