@@ -46,11 +46,13 @@ def _data(rows: int) -> Any:
         return frame, TrainingData.build(frame, infer_schema(frame, "target"))
 
 
-def _search(data: Any, trials: int, ray: str | None) -> tuple[float, Any]:
+def _search(
+    data: Any, trials: int, ray: str | None, models: tuple[str, ...] = ("lightgbm", "linear")
+) -> tuple[float, Any]:
     from keizoku.training.config import TrainSpec
     from keizoku.training.search import run_search
 
-    settings = {"budget": "3600s", "max_trials": trials, "models": ["lightgbm", "linear"],
+    settings = {"budget": "3600s", "max_trials": trials, "models": list(models),
                 "folds": 5, "ray": ray}  # fmt: skip
     res = run_search(data, TrainSpec.model_validate(settings))
     return res.phases["search"], res
@@ -82,7 +84,11 @@ def main() -> None:
     from ray_support import local_cluster
 
     frame, data = _data(args.rows)
+    _, tiny = _data(200)
     local_s, local = _search(data, args.trials, None)
+    # The overhead probe: linear models on 200 rows fit in milliseconds, so what a trial
+    # costs on the cluster beyond the local one is Ray's (scheduling, shipping), not CPU.
+    probe_local_s, probe = _search(tiny, args.trials, None, ("linear",))
     with tempfile.TemporaryDirectory(prefix="kzbench-ray-") as tmp:
         big = pd.concat([frame.drop(columns=["target"])] * (args.score_rows // len(frame) + 1))
         path = Path(tmp) / "score.parquet"
@@ -90,6 +96,7 @@ def main() -> None:
         score_local_s, scored_local = _score(local.model, path, None)
         with local_cluster(workers=1) as cluster:
             ray_s, remote = _search(data, args.trials, cluster.address)
+            probe_ray_s, _ = _search(tiny, args.trials, cluster.address, ("linear",))
             score_ray_s, scored_ray = _score(local.model, path, cluster.address)
     n = len(local.trials)
     result = {
@@ -102,7 +109,12 @@ def main() -> None:
         "ray_search_s": round(ray_s, 2),
         "local_trials_per_min": round(60 * n / local_s, 1),
         "ray_trials_per_min": round(60 * n / ray_s, 1),
+        "finished": sum(t.status == "ok" for t in local.trials),
         "overhead_per_trial_s": round((ray_s - local_s) / n, 2),
+        "probe_trials": len(probe.trials),
+        "probe_local_s": round(probe_local_s, 2),
+        "probe_ray_s": round(probe_ray_s, 2),
+        "probe_overhead_per_trial_s": round((probe_ray_s - probe_local_s) / len(probe.trials), 3),
         "same_leaderboard": bool(local.leaderboard[SAME].equals(remote.leaderboard[SAME])),
         "score_rows": args.score_rows,
         "score_local_s": round(score_local_s, 2),

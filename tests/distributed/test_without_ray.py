@@ -34,13 +34,13 @@ def test_only_the_cluster_module_imports_ray() -> None:
     for path in sorted(src.rglob("*.py")):
         tree = ast.parse(path.read_text(), str(path))
         for node in ast.walk(tree):
-            names = []
+            names: list[str] = []
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names = [node.module]
             elif isinstance(node, ast.Call) and getattr(node.func, "id", "") == "require_extra":
-                names = [a.value for a in node.args[:1] if isinstance(a, ast.Constant)]
+                names = [str(a.value) for a in node.args[:1] if isinstance(a, ast.Constant)]
             if any(n == "ray" or n.startswith("ray.") for n in names):
                 importers.append(str(path.relative_to(src)))
     assert sorted(set(importers)) == ["distributed/cluster.py"]
