@@ -10,7 +10,9 @@ are pruned. Candidates that are too slow or too big to serve (``max_latency_ms``
 configurations are served either as the bag of their fold models (averaged) or
 refitted once on all rows, and classifier probabilities are temperature-scaled
 when that lowers the out-of-fold log loss. The budget covers all of it; the
-seconds of each phase are in ``SearchResult.phases``.
+seconds of each phase are in ``SearchResult.phases``. A trial's folds are fitted by the
+search's executor: in this process, or as Ray tasks with ``train.ray``
+(``keizoku.training.executor``); the clock, sampler and pruner stay here either way.
 
 The configuration is the spec's ``train:`` section (:class:`TrainSpec`) as it is.
 With ``max_trials`` the search stops after that many finished trials whatever the
