@@ -89,3 +89,10 @@ LOGSCALE_SEGMENTS ?= 86400
 .PHONY: bench-logscale
 bench-logscale:
 	$(BENCH_PY) bench/logscale.py --rows $(LOGSCALE_ROWS) --segments $(LOGSCALE_SEGMENTS) $(BENCH_ARGS)
+
+# Ray (issue 20): trials per minute locally vs on a local 2-process Ray cluster (head +
+# worker node, one CPU each), the per-trial overhead, and predict's scoring with Ray Data.
+# Needs keizoku[ray]. Writes bench/work/ray.json (docs/benchmarks.md "## Ray").
+.PHONY: bench-ray
+bench-ray:
+	$(BENCH_PY) bench/ray_bench.py --out bench/work/ray.json $(BENCH_ARGS)

@@ -27,6 +27,7 @@ RANKS: dict[str, float] = {
     "registry.models": 2.2, "registry.pyfunc": 2.3, "registry.tracking": 2.3,
     "registry": 2.4,
     "training": 3, "deep": 3,  # deep: the PyTorch networks, imported by training only
+    "distributed": 3,  # Ray: the search's fold executor, Ray Data scoring (decision 23)
     # keizoku.forecast: a training package; its monitor reads the log, its loop gates.
     "forecast": 3, "forecast.monitor": 4, "forecast.loop": 6,
     "clustering": 3, "clustering.report": 4, "clustering.gates": 4.5, "clustering.lifecycle": 6,

@@ -45,7 +45,7 @@ MISSPELT = [
     (
         {"train": {"budgett": "5s"}},
         "train.budgett is not a known key (did you mean 'budget'?). Known keys: budget, "
-        "ensemble, folds, max_latency_ms, max_size_mb, max_trials, metric, models, preset, "
+        "ensemble, folds, max_latency_ms, max_size_mb, max_trials, metric, models, preset, ray, "
         "search, seed.",
     ),
 ]

@@ -445,8 +445,12 @@ def predict_file(
     batch_size: int = 10_000,
     on_batch: Callable[[int, int], None] | None = None,
     allow_unseen: bool = False,
+    ray: str | None = None,
 ) -> int:
     """Score ``data`` with model ``ref`` in batches; write ``out`` (.csv or .parquet) atomically.
+
+    ``ray``: score a Parquet file or folder with Ray Data on that cluster (the same rows
+    out, in the same order; ``keizoku.distributed.ray_predict``).
 
     Rows are checked by the server's record validator (``keizoku.data.validate``): an unseen
     category or a missing feature is a DataError naming the column, value and first row,
@@ -462,6 +466,10 @@ def predict_file(
         scored = model.score_frame(read_table(data, read))
         if on_batch is not None:
             on_batch(len(scored), len(scored))
+    elif ray:
+        from keizoku.distributed.ray_predict import score_parquet
+
+        scored = score_parquet(ray, model, data, batch_size, allow_unseen)
     else:
         scored = _score_batches(model, data, read, batch_size, on_batch, allow_unseen)
     with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:

@@ -472,6 +472,17 @@ def _time_summary(outcome: Any, wall: float) -> str:
     return f"Time: {wall:.1f}s of a {outcome.budget_s:g}s budget — " + " · ".join(parts) + " (s)"
 
 
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        metavar="ADDRESS",
+        help="Run on this Ray cluster: auto, HOST:PORT or ray://HOST:PORT (keizoku[ray]; "
+        "docs/ray.md).",
+    ),
+]
+
+
 @app.command()
 def train(
     config: Annotated[Path, typer.Option("--config", "-c", help="Spec file.")] = Path(
@@ -508,6 +519,7 @@ def train(
     every: Annotated[
         bool, typer.Option("--all", help="Show every trial, not the best of each family.")
     ] = False,
+    ray: RayAddress = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the result as JSON (schema: docs/training.md).")
     ] = False,
@@ -530,6 +542,7 @@ def train(
     if old_families:
         err.print("[yellow]warning:[/] `keizoku train --model` is deprecated: use --family.")
     spec, _ = load_spec(config)
+    _connect_ray(ray or spec.train.ray, spec)  # before any work: a bad address trains nothing
     if spec.task == "clustering":  # its own search, gates and output: keizoku.cli.clustering
         from keizoku.cli.clustering import train_clustering_command
 
@@ -556,6 +569,7 @@ def train(
         "folds": folds,
         "seed": seed,
         "max_trials": max_trials,
+        "ray": ray,
     }
     lines = not (console.is_terminal and err.is_terminal)
     with (
@@ -593,6 +607,20 @@ def train(
             "fitted on the last cross-validation fold is registered. Raise --budget for more."
         )
     _print_admission(outcome.name, outcome.version, admission)
+
+
+def _connect_ray(address: str | None, spec: Any = None) -> None:
+    """Connect to the Ray cluster at ``address`` (if any) or fail with one line (exit 2/7)."""
+    if not address:
+        return
+    if spec is not None and (spec.task in ("clustering", "forecast") or spec.images is not None):
+        raise UserInputError(
+            f"--ray / train.ray '{address}' runs tabular searches; this project "
+            f"({spec.task if spec.images is None else 'images'}) trains here: drop --ray."
+        )
+    from keizoku.distributed.cluster import connect
+
+    connect(address)
 
 
 def _metric_sign(spec: Any, metric: str | None) -> float | None:
@@ -821,9 +849,13 @@ def predict(
         Path | None,
         typer.Option("--config", "-c", help="Spec whose data: read keys apply (default: found)."),
     ] = None,
+    ray: RayAddress = None,
     as_json: AsJson = False,
 ) -> None:
     """Score a file with a registered model, in batches (rows checked as the server does).
+
+    With --ray, a Parquet file or folder is scored with Ray Data on that cluster, in
+    parallel blocks; the output is the same as without it.
 
     The file is read with the read keys of the model's project spec (data.header, names,
     na_values, …) when the spec found is that project's; flags override them.
@@ -848,6 +880,7 @@ def predict(
                          allow_duplicate_columns)  # fmt: skip
     base = project_read_options(rf.model_name(model), config)
     read = rf.read_options(base, flags, **({"drop": drop} if drop else {}))
+    _connect_ray(ray)
     with Progress(console=err, transient=True, disable=_io.quiet()) as progress:
         bar = progress.add_task("scoring", total=None)
 
@@ -858,7 +891,8 @@ def predict(
             warnings.simplefilter("always", KeizokuWarning)
             direct = not to_stdout and suffix in (".csv", ".parquet", ".pq")
             target = output if direct else None
-            n, scored = _score(model, data, target, read, batch_size, on_batch, allow_unseen)
+            n, scored = _score(model, data, target, read, batch_size, on_batch, allow_unseen,
+                               ray)  # fmt: skip
     _show_warnings(caught)
     if to_stdout:
         scored.to_csv(sys.stdout, index=False)
@@ -873,7 +907,7 @@ def predict(
 
 def _score(
     model: str, data: str, out: str | None, read: Any, batch_size: int, on_batch: Any,
-    allow_unseen: bool,
+    allow_unseen: bool, ray: str | None = None,
 ) -> tuple[int, Any]:  # fmt: skip
     """Score ``data`` into ``out`` (.csv/.parquet, written atomically by ``predict_file``),
     or, without ``out``, return the scored rows (through a temporary Parquet file)."""
@@ -884,7 +918,7 @@ def _score(
     from keizoku.project import predict_file
 
     opts = {"read": read, "batch_size": batch_size, "on_batch": on_batch,
-            "allow_unseen": allow_unseen}  # fmt: skip
+            "allow_unseen": allow_unseen, "ray": ray}  # fmt: skip
     if out is not None:
         return predict_file(model, data, out, **opts), None
     with tempfile.TemporaryDirectory(prefix="keizoku-predict-") as tmp:

@@ -40,6 +40,9 @@ class TrainSpec(Section):
     ensemble: bool = True
     seed: int = 0
     max_trials: int | None = Field(default=None, ge=1)
+    # Fit each trial's folds as tasks on this Ray cluster ('auto', HOST:PORT, ray://…):
+    # the same leaderboard as locally (keizoku.distributed, docs/ray.md).
+    ray: str | None = None
 
 
 def merge_train(

@@ -19,7 +19,18 @@ from keizoku.training.metrics import Metric
 from keizoku.training.model import raw_predict, serving_mode
 from keizoku.training.zoo import Family
 
-__all__ = ["Folds", "TrialResult", "make_folds", "evaluate_config", "DeadlineReached"]
+__all__ = [
+    "DeadlineReached",
+    "FoldFit",
+    "Folds",
+    "TrialResult",
+    "add_fold",
+    "evaluate_config",
+    "finish_trial",
+    "fit_fold",
+    "make_folds",
+    "new_oof",
+]
 
 
 class DeadlineReached(Exception):
@@ -217,6 +228,79 @@ def _fit(
     return None
 
 
+@dataclass
+class FoldFit:
+    """One fold's fitted model and its predictions on the fold's validation rows."""
+
+    model: Any
+    pred: np.ndarray
+    best_iteration: int | None = None
+    curve: list[tuple[int, float, float | None]] | None = None
+    fit_s: float = 0.0
+
+
+def fit_fold(
+    family: Family,
+    params: dict[str, Any],
+    task: str,
+    seed: int,
+    enc: TabularEncoder,
+    X: np.ndarray,
+    y: np.ndarray,
+    split: tuple[np.ndarray, np.ndarray],
+    n_classes: int,
+    deadline: float,
+    graceful: bool = False,
+) -> FoldFit:
+    """Fit one configuration on one fold: a pure function of its arguments (the unit the
+    Ray executor ships to a worker, ``keizoku.distributed``)."""
+    tr, va = split
+    start = time.perf_counter()
+    est = with_threads(family.make(task, params, seed, enc), len(tr))
+    with warnings.catch_warnings(), thread_limit(len(tr)):
+        warnings.simplefilter("ignore")
+        best = _fit(family, est, X[tr], y[tr], X[va], y[va], deadline, graceful)
+    pred = raw_predict(est, X[va], task)
+    if task != "regression":
+        pred = _expand_proba(est, pred, n_classes)
+    curve = list(est.history_) if getattr(est, "history_", None) else None
+    return FoldFit(est, pred, best, curve, time.perf_counter() - start)
+
+
+def add_fold(
+    result: TrialResult, fit: FoldFit, folds: Folds, i: int, oof: np.ndarray, metric: Metric
+) -> None:
+    """Record fold ``i``'s fit in ``result`` and its predictions in ``oof``."""
+    va = folds.splits[i][1]
+    result.fold_models.append(fit.model)
+    if fit.best_iteration is not None:
+        result.best_iterations.append(fit.best_iteration)
+    if fit.curve is not None:
+        result.curves.append(fit.curve)
+    oof[va] = fit.pred
+    result.fold_scores.append(metric.oriented(folds.y[va], fit.pred))
+
+
+def new_oof(n_rows: int, task: str, n_classes: int) -> np.ndarray:
+    return np.zeros((n_rows, n_classes)) if task != "regression" else np.zeros(n_rows)
+
+
+def finish_trial(
+    result: TrialResult, folds: Folds, oof: np.ndarray, enc: TabularEncoder, task: str
+) -> TrialResult:
+    """The trial's out-of-fold predictions (only the folds done, when partial), its shared
+    encoder, and its serving cost (measured here, on the machine that runs the search)."""
+    if result.partial:
+        rows = np.sort(np.concatenate([va for _, va in folds.splits[: len(result.fold_scores)]]))
+        result.oof, result.oof_rows = oof[rows], rows
+    else:
+        result.oof = oof
+    result.encoder = enc
+    with thread_limit(0):  # a request is scored on one thread
+        _measure_serving_cost(result, folds, enc, result.fold_models[-1], task)
+    return result
+
+
 def evaluate_config(
     number: int,
     family: Family,
@@ -236,43 +320,22 @@ def evaluate_config(
     so far and cross-validation stops after the folds done, so there is always a model.
     """
     result = TrialResult(number, family.name, dict(params))
-    y = folds.y
-    oof = np.zeros((len(y), n_classes)) if task != "regression" else np.zeros(len(y))
+    oof = new_oof(len(folds.y), task, n_classes)
     start = time.perf_counter()
     enc, X = folds.encoded(family.mode)
-    for i, (tr, va) in enumerate(folds.splits):
+    for i, split in enumerate(folds.splits):
         if time.monotonic() > deadline:
             if graceful and result.fold_scores:
                 result.partial = True
                 break
             raise DeadlineReached()
-        Xt, Xv = X[tr], X[va]
-        est = with_threads(family.make(task, params, seed, enc), len(tr))
-        with warnings.catch_warnings(), thread_limit(len(tr)):
-            warnings.simplefilter("ignore")
-            best = _fit(family, est, Xt, y[tr], Xv, y[va], deadline, graceful)
-        result.fold_models.append(est)
-        if best is not None:
-            result.best_iterations.append(best)
-        if getattr(est, "history_", None):
-            result.curves.append(list(est.history_))
-        pred = raw_predict(est, Xv, task)
-        if task != "regression":
-            pred = _expand_proba(est, pred, n_classes)
-        oof[va] = pred
-        result.fold_scores.append(metric.oriented(y[va], pred))
+        fit = fit_fold(family, params, task, seed, enc, X, folds.y, split, n_classes, deadline,
+                       graceful)  # fmt: skip
+        add_fold(result, fit, folds, i, oof, metric)
         if report is not None:
             report(i, float(np.mean(result.fold_scores)))
     result.fit_time_s = time.perf_counter() - start
-    if result.partial:
-        rows = np.sort(np.concatenate([va for _, va in folds.splits[: len(result.fold_scores)]]))
-        result.oof, result.oof_rows = oof[rows], rows
-    else:
-        result.oof = oof
-    result.encoder = enc
-    with thread_limit(0):  # a request is scored on one thread
-        _measure_serving_cost(result, folds, enc, result.fold_models[-1], task)
-    return result
+    return finish_trial(result, folds, oof, enc, task)
 
 
 def _measure_serving_cost(result: TrialResult, folds: Folds, enc: Any, est: Any, task: str) -> None:

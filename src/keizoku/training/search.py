@@ -10,7 +10,9 @@ are pruned. Candidates that are too slow or too big to serve (``max_latency_ms``
 configurations are served either as the bag of their fold models (averaged) or
 refitted once on all rows, and classifier probabilities are temperature-scaled
 when that lowers the out-of-fold log loss. The budget covers all of it; the
-seconds of each phase are in ``SearchResult.phases``.
+seconds of each phase are in ``SearchResult.phases``. A trial's folds are fitted by the
+search's executor: in this process, or as Ray tasks with ``train.ray``
+(``keizoku.training.executor``); the clock, sampler and pruner stay here either way.
 
 The configuration is the spec's ``train:`` section (:class:`TrainSpec`) as it is.
 With ``max_trials`` the search stops after that many finished trials whatever the
@@ -38,13 +40,13 @@ from keizoku.training.cv import (
     DeadlineReached,
     Folds,
     TrialResult,
-    evaluate_config,
     make_folds,
     refit_seconds,
     thread_limit,
     with_threads,
 )
 from keizoku.training.ensemble import greedy_ensemble
+from keizoku.training.executor import TrialExecutor, executor_for
 from keizoku.training.metrics import Metric, get_metric
 from keizoku.training.model import (
     KeizokuModel,
@@ -99,8 +101,11 @@ class _Search:
         cfg: TrainSpec,
         warm_start: Sequence[Mapping[str, Any]],
         on_trial: Callback | None,
+        executor: TrialExecutor | None = None,
     ) -> None:
         preset = _check_config(cfg)
+        # Where folds are fitted: here, or on the Ray cluster of train.ray (decision 23).
+        self.evaluate = executor or executor_for(cfg.ray)
         frame, y, schema = data.frame, data.y, data.schema
         # A preset's latency limit is a preference; a user's --max-latency-ms is a rule.
         # With max_trials the preference is dropped: latency depends on the machine's speed.
@@ -179,7 +184,7 @@ class _Search:
         # (fewer folds, fewer boosting rounds) so a slow machine still gets a model.
         graceful = not any(t.status in FINISHED for t in self.trials)
         try:
-            res = evaluate_config(
+            res = self.evaluate(
                 number,
                 family,
                 params,
@@ -419,16 +424,18 @@ def run_search(
     *,
     warm_start: Sequence[Mapping[str, Any]] = (),
     on_trial: Callback | None = None,
+    executor: TrialExecutor | None = None,
 ) -> SearchResult:
     """Search, ensemble and refit a model for the target of ``data``.
 
     ``warm_start``: member configurations (``{"family", "params"}``) tried first, e.g.
-    the champion's when retraining.
+    the champion's when retraining. ``executor``: where each trial's folds are fitted
+    (default: ``train.ray``'s cluster when set, else this process).
     """
     frame, y = data.frame, data.y
     with warnings.catch_warnings():
         warnings.simplefilter("always", KeizokuWarning)
-        search = _Search(data, cfg, warm_start, on_trial)
+        search = _Search(data, cfg, warm_start, on_trial, executor)
     clock = _Clock()
     if cfg.search == "grid":
         _run_grid(search)

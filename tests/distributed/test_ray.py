@@ -1,0 +1,148 @@
+"""Training and scoring on a real local Ray cluster (tests/distributed/conftest.py): the
+same leaderboard as the local search for the same seed and ``max_trials``, a worker node
+killed mid-search losing no trial, and ``train --ray`` / ``predict --ray`` through the
+real executable. Tiny data, two families, three folds, a handful of trials."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+from keizoku.data.schema import infer_schema
+from keizoku.training.config import TrainSpec
+from keizoku.training.context import TrainingData
+from keizoku.training.search import SearchResult, run_search
+from kzsupport import KEIZOKU_EXE
+from ray_support import Cluster
+
+# Everything but the clock: fit time and latency are measured, not computed.
+SAME = ["trial", "model", "score", "std", "status", "chosen", "params"]
+SETTINGS: dict[str, Any] = {
+    "budget": "600s",
+    "max_trials": 4,
+    "models": ["lightgbm", "linear"],
+    "folds": 3,
+    "seed": 3,
+}
+
+
+def _frame() -> pd.DataFrame:
+    frame = load_breast_cancer(as_frame=True).frame.sample(150, random_state=0)
+    frame.columns = [c.replace(" ", "_") for c in frame.columns]
+    return frame.reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def data() -> TrainingData:
+    frame = _frame()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return TrainingData.build(frame, infer_schema(frame, "target"))
+
+
+@pytest.fixture(scope="module")
+def local(data: TrainingData) -> SearchResult:
+    return run_search(data, TrainSpec.model_validate(SETTINGS))
+
+
+def _on(cluster: Cluster) -> TrainSpec:
+    return TrainSpec.model_validate({**SETTINGS, "ray": cluster.address})
+
+
+def test_the_cluster_gives_the_local_leaderboard(
+    ray_cluster: Cluster, data: TrainingData, local: SearchResult
+) -> None:
+    remote = run_search(data, _on(ray_cluster))
+    pd.testing.assert_frame_equal(remote.leaderboard[SAME], local.leaderboard[SAME])
+    assert remote.cv_score == local.cv_score
+    assert [m.family for m in remote.model.members] == [m.family for m in local.model.members]
+    rows = data.frame.drop(columns=["target"]).head(20)
+    pd.testing.assert_frame_equal(remote.model.score_frame(rows), local.model.score_frame(rows))
+    # both nodes fitted folds (SPREAD): the work left this process's node
+    import ray
+
+    assert sum(n["Alive"] for n in ray.nodes()) == 2
+
+
+def test_a_worker_killed_mid_search_loses_no_trial(
+    ray_cluster: Cluster, data: TrainingData, local: SearchResult
+) -> None:
+    import ray
+
+    spare = ray_cluster.add_node()  # killed below; the session's two nodes stay
+    raylet = spare.raylet_pid()
+    killed: list[int] = []
+
+    def kill_after_first(trial: Any, _elapsed: float) -> None:
+        # The next trial's folds are spread over three nodes, one of them now dead.
+        if not killed:
+            os.kill(raylet, signal.SIGKILL)
+            killed.append(trial.number)
+
+    remote = run_search(data, _on(ray_cluster), on_trial=kill_after_first)
+    assert killed == [0]
+    dead = [n for n in ray.nodes() if not n["Alive"]]
+    assert len(dead) == 1, "the killed node should be reported dead by the cluster"
+    assert sum(t.status == "ok" for t in remote.trials) == SETTINGS["max_trials"]
+    pd.testing.assert_frame_equal(remote.leaderboard[SAME], local.leaderboard[SAME])
+
+
+def _keizoku(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KEIZOKU_HOME": str(cwd / ".keizoku"), "COLUMNS": "200"}
+    return subprocess.run(
+        [KEIZOKU_EXE, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_train_and_predict_through_the_cli(ray_cluster: Cluster, tmp_path: Path) -> None:
+    frame = _frame()
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    frame.drop(columns=["target"]).to_parquet(tmp_path / "score.parquet", index=False)
+    assert _keizoku("init", "train.csv", "--target", "target", cwd=tmp_path).returncode == 0
+    spec = tmp_path / "keizoku.yaml"
+    # The spec key (train: ray:), as a team sets it once; --ray overrides it.
+    text = spec.read_text()
+    assert "\ntrain:\n" in text
+    spec.write_text(text.replace("\ntrain:\n", f"\ntrain:\n  ray: '{ray_cluster.address}'\n"))
+    flags = ["--budget", "600s", "--max-trials", "3", "--family", "lightgbm", "--folds", "3"]
+    trained = _keizoku("train", *flags, "--json", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    out = json.loads(trained.stdout)
+    assert (out["version"], out["state"]) == (1, "champion")
+    assert sum(r["status"] == "ok" for r in out["leaderboard"]) == 3
+
+    model = ["--model", "train@champion"]
+    here = _keizoku("predict", "score.parquet", *model, "-o", "here.parquet", cwd=tmp_path)
+    assert here.returncode == 0, here.stderr
+    there = _keizoku(
+        "predict", "score.parquet", *model, "-o", "ray.parquet", "--ray", ray_cluster.address,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert there.returncode == 0, there.stderr
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "ray.parquet"), pd.read_parquet(tmp_path / "here.parquet")
+    )
+
+
+def test_an_unreachable_address_is_one_line_and_registers_nothing(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="ray is not installed: pip install 'keizoku[ray]'")
+    _frame().to_csv(tmp_path / "train.csv", index=False)
+    assert _keizoku("init", "train.csv", "--target", "target", cwd=tmp_path).returncode == 0
+    closed = "127.0.0.1:9"  # the discard port: nothing listens there
+    res = _keizoku("train", "--max-trials", "1", "--ray", closed, cwd=tmp_path)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and closed in lines[0] and "ray start --head" in lines[0]
+    bad = _keizoku("train", "--ray", "not-an-address", cwd=tmp_path)
+    assert bad.returncode == 2 and "'not-an-address'" in bad.stderr
+    models = _keizoku("models", "--json", cwd=tmp_path)
+    assert models.returncode == 0 and json.loads(models.stdout) == []

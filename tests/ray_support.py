@@ -1,0 +1,179 @@
+"""A real local Ray cluster for tests/distributed and the bench: a head and worker nodes,
+each a `ray start --block` process group of its own (one CPU each), in a short temporary
+folder; torn down by killing those process groups (by id, never by name)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kzsupport import REPO, free_port
+
+RAY_EXE = str(Path(sys.executable).with_name("ray"))
+START_S = 120.0  # a node joins in seconds on an idle machine; the 2-core one is not idle
+
+
+@dataclass
+class Node:
+    """One `ray start --block` process (and its process group: gcs, raylet, workers)."""
+
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def raylet_pid(self) -> int:
+        """The pid of this node's raylet (a child of the `ray start` process)."""
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                comm = stat.read_text().split("(", 1)[1].rsplit(")", 1)[0]
+            except (OSError, IndexError):
+                continue
+            if comm == "raylet" and int(fields[1]) == self.proc.pid:
+                return int(stat.parent.name)
+        raise AssertionError(f"no raylet under pid {self.proc.pid}; log: {self.log.read_text()}")
+
+    def stop(self) -> None:
+        """SIGTERM to the node's process group, then SIGKILL to all its descendants: Ray's
+        workers run in sessions of their own, so the group alone does not reach them."""
+        tree = _descendants(self.proc.pid)
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+        for pid in [self.proc.pid, *tree]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(timeout=30)
+
+
+def _descendants(root: int) -> list[int]:
+    """Every process below ``root`` (read from /proc: pid → parent pid)."""
+    parent: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    found, frontier = [], [root]
+    while frontier:
+        children = [pid for pid, ppid in parent.items() if ppid in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+@dataclass
+class Cluster:
+    address: str
+    folder: Path
+    env: dict[str, str]
+    nodes: list[Node] = field(default_factory=list)
+
+    def add_node(self) -> Node:
+        """A worker node joining the head, started and waited for."""
+        node = _start(
+            [f"--address={self.address}", f"--dashboard-agent-listen-port={free_port()}"],
+            self.folder / f"node{len(self.nodes)}.log",
+            self.env,
+        )
+        self.nodes.append(node)
+        _wait_for_nodes(self, sum(n.proc.poll() is None for n in self.nodes))
+        return node
+
+
+def _start(args: list[str], log: Path, env: dict[str, str]) -> Node:
+    out = log.open("wb")
+    proc = subprocess.Popen(
+        [RAY_EXE, "start", "--num-cpus=1", "--disable-usage-stats", "--block", *args],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,  # its own process group: torn down by id, with its children
+    )
+    return Node(proc, log)
+
+
+def _wait_for_port(port: int, node: Node) -> None:
+    deadline = time.monotonic() + START_S
+    while time.monotonic() < deadline:
+        if node.proc.poll() is not None:
+            raise AssertionError(f"ray start exited: {node.log.read_text()[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"the Ray head did not open port {port}: {node.log.read_text()[-2000:]}")
+
+
+def _wait_for_nodes(cluster: Cluster, n: int) -> None:
+    ray = _driver(cluster)
+    deadline = time.monotonic() + START_S
+    while sum(node["Alive"] for node in ray.nodes()) < n:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{n} Ray nodes did not join within {START_S:g}s")
+        time.sleep(0.5)
+
+
+def _driver(cluster: Cluster) -> Any:
+    """This process connected to the cluster (as `--ray ADDRESS` connects)."""
+    from keizoku.distributed.cluster import connect
+
+    return connect(cluster.address)
+
+
+@contextmanager
+def local_cluster(workers: int = 1) -> Iterator[Cluster]:
+    """A head and ``workers`` worker nodes on this machine, one CPU each; this process is
+    connected to it as a driver while it runs."""
+    # Short: Ray's unix sockets live under it (a socket path has at most 107 bytes).
+    folder = Path(tempfile.mkdtemp(prefix="kzray-", dir="/tmp"))
+    src = str(REPO / "src")
+    pythonpath = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": pythonpath, "RAY_USAGE_STATS_ENABLED": "0"}
+    port = free_port()
+    cluster = Cluster(f"127.0.0.1:{port}", folder, env)
+    head_args = [
+        "--head",
+        f"--port={port}",
+        "--include-dashboard=false",
+        f"--temp-dir={folder / 't'}",
+        f"--dashboard-agent-listen-port={free_port()}",
+    ]
+    head = _start(head_args, folder / "head.log", env)
+    cluster.nodes.append(head)
+    try:
+        _wait_for_port(port, head)
+        for _ in range(workers):
+            cluster.add_node()
+        yield cluster
+    finally:
+        try:
+            import ray
+
+            ray.shutdown()
+        finally:  # the nodes go even when the driver's shutdown fails
+            _stop_all(cluster)
+
+
+def _stop_all(cluster: Cluster) -> None:
+    try:
+        for node in reversed(cluster.nodes):
+            node.stop()
+    finally:
+        shutil.rmtree(cluster.folder, ignore_errors=True)
