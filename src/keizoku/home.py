@@ -96,11 +96,14 @@ def home() -> Path:
 
 
 def mlflow_uri() -> str:
-    """Tracking/registry URI: ``KEIZOKU_TRACKING_URI`` or SQLite under the home folder."""
+    """Tracking/registry URI: ``KEIZOKU_TRACKING_URI``, else the database of
+    ``KEIZOKU_STORE`` (:func:`keizoku.store.tracking_uri`), else SQLite under the home."""
     uri = os.environ.get("KEIZOKU_TRACKING_URI")
     if uri:
         return uri
-    return f"sqlite:///{home() / 'mlflow.db'}"
+    from keizoku.store import tracking_uri  # the store sits beside home, and imports it
+
+    return tracking_uri() or f"sqlite:///{home() / 'mlflow.db'}"
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -8,9 +8,10 @@ and left the store broken for good. So, before any ``MlflowClient`` touches a
 database store, :func:`prepare` (called by :func:`client`, the one place an
 ``MlflowClient`` is made):
 
-1. takes an exclusive ``fcntl.flock`` on ``<db file>.lock`` (for the default store
-   ``KEIZOKU_HOME/mlflow.db.lock``; ``KEIZOKU_HOME/mlflow.db.lock`` for a server
-   database), waiting at most :data:`LOCK_WAIT_S`;
+1. takes an exclusive lock, waiting at most :data:`LOCK_WAIT_S`: an ``fcntl.flock``
+   on ``<db file>.lock`` for SQLite (the default store: ``KEIZOKU_HOME/mlflow.db.lock``),
+   an advisory lock in the database for PostgreSQL (shared by every home using it,
+   e.g. through ``KEIZOKU_STORE``), ``KEIZOKU_HOME/mlflow.db.lock`` for another server;
 2. inspects the schema (:func:`check`): a fresh database is created and migrated
    to MLflow's head here, once; a healthy one is left alone;
 3. switches a SQLite file to WAL (persistent): readers never block the writer and
@@ -174,7 +175,18 @@ def lock_path(uri: str) -> Path:
 
 @contextmanager
 def store_lock(uri: str, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
-    """Hold the exclusive lock that serialises schema work on ``uri`` across processes."""
+    """Hold the exclusive lock that serialises schema work on ``uri`` across processes.
+
+    For PostgreSQL, an advisory lock in that database (so processes of every home and
+    machine sharing it take the same lock); otherwise an ``flock`` on :func:`lock_path`.
+    """
+    scheme, sep, rest = uri.partition("://")
+    if scheme.split("+", 1)[0] in ("postgresql", "postgres") and sep:
+        from keizoku.store.postgres import PostgresStore
+
+        with PostgresStore(f"postgresql://{rest}").lock("mlflow/registry", wait_s):
+            yield
+        return
     path = lock_path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as fh:
