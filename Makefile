@@ -2,7 +2,7 @@
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTHON ?= python3
-EXTRAS ?= eval,rag,torch,catboost,onnx,forecast,dev
+EXTRAS ?= eval,rag,torch,catboost,onnx,forecast,postgres,dev
 
 .PHONY: install demo test test-fast check format clean
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,7 @@ def _tamper(store: Store, stream: str, number: int, old: str, new: str) -> None:
 
     with psycopg.connect(os.environ["KEIZOKU_STORE"], autocommit=True) as conn:
         cur = conn.execute(
-            "UPDATE keizoku.lines SET line=replace(line, %s, %s) WHERE stream=%s AND seq=%s",
+            "UPDATE keizoku_store.lines SET line=replace(line, %s, %s) WHERE stream=%s AND seq=%s",
             (old, new, stream, number),
         )
         assert cur.rowcount == 1
@@ -107,8 +108,16 @@ def test_streams_plain_and_chained(store: Store) -> None:
     store.append("rag/audit/audit", '{"q": 2}')
     assert store.lines("rag/audit/audit") == ['{"q": "日本語"}', '{"q": 2}']
     seen: list[str] = []
+
+    def build(i: int) -> Callable[[str], str]:
+        def line(prev: str) -> str:
+            seen.append(prev)
+            return f'{{"i":{i}}}'
+
+        return line
+
     for i in range(3):
-        store.append_chained("audit/m", lambda prev, i=i: seen.append(prev) or f'{{"i":{i}}}')
+        store.append_chained("audit/m", build(i))
     from keizoku.store.embedded import GENESIS, line_hash
 
     lines = store.lines("audit/m")

@@ -962,7 +962,11 @@ def _root(
 
         found = find_home()
         err.print(f"home: {found.describe()}", highlight=False, soft_wrap=True)
-        store = mlflow_uri() if found.exists or "KEIZOKU_TRACKING_URI" in os.environ else None
+        from keizoku.store import redact
+
+        store = (
+            redact(mlflow_uri()) if found.exists or "KEIZOKU_TRACKING_URI" in os.environ else None
+        )
         err.print(f"store: {store or '(none yet)'}", highlight=False, soft_wrap=True)
         err.print(f"spec: {spec_path() or '(none found)'}", highlight=False, soft_wrap=True)
 

@@ -54,6 +54,7 @@ from urllib.parse import urlparse
 
 from keizoku.errors import ConflictError, NotFoundError
 from keizoku.home import home, mlflow_uri
+from keizoku.store import redact
 
 __all__ = [
     "LOCK_WAIT_S",
@@ -252,7 +253,7 @@ def check(uri: str) -> StoreHealth:
     """Inspect the store's schema (under the lock) without changing anything."""
     if not is_database(uri):
         raise ConflictError(
-            f"The tracking store '{uri}' is not a database: keizoku doctor checks "
+            f"The tracking store '{redact(uri)}' is not a database: keizoku doctor checks "
             "sqlite:///, postgresql:// and mysql:// stores. Set KEIZOKU_TRACKING_URI to one."
         )
     with store_lock(uri):
@@ -278,13 +279,15 @@ def repair(uri: str) -> RepairResult:
                 _use_wal(engine, uri)
                 after = _check(engine, uri)
                 if not after.ok:
-                    raise ConflictError(f"The repair of {uri} left: {'; '.join(after.problems())}.")
+                    raise ConflictError(
+                        f"The repair of {redact(uri)} left: {'; '.join(after.problems())}."
+                    )
             except Exception as exc:
                 engine.dispose()
                 _restore(uri, backup)
                 where = f" The store is back as it was (backup {backup})." if backup else ""
                 raise ConflictError(
-                    f"Could not repair the registry store {uri}: {type(exc).__name__}: "
+                    f"Could not repair the registry store {redact(uri)}: {type(exc).__name__}: "
                     f"{_first_line(exc)}.{where} Restore an older backup of the store, or "
                     "move it aside to start a new registry."
                 ) from exc
@@ -336,7 +339,7 @@ def _check(engine: Any, uri: str) -> StoreHealth:
     tmp = [t for t in tables if t.startswith(TMP_PREFIX)]
     revision = _get_schema_version(engine) if "alembic_version" in present else None  # type: ignore[no-untyped-call]
     return StoreHealth(
-        uri=uri,
+        uri=redact(uri),  # printed by doctor and in errors: never with a password
         revision=revision,
         head=_head(),
         known_revision=_known(revision),

@@ -7,7 +7,7 @@ a :class:`~keizoku.store.base.Store`. Two exist:
 - ``embedded`` (the default): files and SQLite under ``KEIZOKU_HOME``, exactly the
   layout keizoku has always written (``auth.db``, ``audit/``, ``deployments/``,
   ``experiments/``, ``servers/``), so existing homes need no migration;
-- ``postgresql``: one ``keizoku`` schema in a PostgreSQL database, shared by every
+- ``postgresql``: one ``keizoku_store`` schema in a PostgreSQL database, shared by every
   process and every machine that names it (:mod:`keizoku.store.postgres`).
 
 Which one, in order (:func:`store_from_env`):
@@ -51,14 +51,12 @@ def redact(url: str) -> str:
     """``url`` without its password (in the user part or as a ``password=`` parameter)."""
     try:
         parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port
     except ValueError:
         return "<unparsable URL>"
     netloc = parts.netloc
-    if parts.password is not None or "@" in netloc:
-        user = parts.username or ""
-        where = f"{host}:{port}" if port else host
+    if "@" in netloc:
+        userinfo, _, where = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
         netloc = f"{user}@{where}" if user else where
     query = urlencode(
         [(k, "***" if k.lower() == "password" else v) for k, v in parse_qsl(parts.query)]

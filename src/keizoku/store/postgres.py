@@ -1,4 +1,9 @@
-"""The shared store: one ``keizoku`` schema in a PostgreSQL database (psycopg 3).
+"""The shared store: one ``keizoku_store`` schema in a PostgreSQL database (psycopg 3).
+
+MLflow's tables stay in the database's default schema (``public``). The schema is not
+called ``keizoku``: PostgreSQL's default ``search_path`` starts with ``"$user"``, so a
+schema named like the login user (``keizoku`` is the obvious user name) would become
+the default schema and MLflow would find our tables where it expects its own.
 
 Tables (created when first needed, idempotently, under an advisory lock so processes
 starting together do not race): ``documents`` (kind, key, body, stamp), ``lines``
@@ -40,19 +45,19 @@ __all__ = ["PostgresStore"]
 
 _SCHEMA_LOCK = "keizoku/schema"
 _DDL = """
-CREATE SCHEMA IF NOT EXISTS keizoku;
-CREATE TABLE IF NOT EXISTS keizoku.documents (
+CREATE SCHEMA IF NOT EXISTS keizoku_store;
+CREATE TABLE IF NOT EXISTS keizoku_store.documents (
     kind TEXT NOT NULL, key TEXT NOT NULL, body JSONB NOT NULL,
     stamp DOUBLE PRECISION NOT NULL, PRIMARY KEY (kind, key));
-CREATE TABLE IF NOT EXISTS keizoku.lines (
+CREATE TABLE IF NOT EXISTS keizoku_store.lines (
     stream TEXT NOT NULL, seq BIGINT NOT NULL, line TEXT NOT NULL, PRIMARY KEY (stream, seq));
-CREATE TABLE IF NOT EXISTS keizoku.heads (
+CREATE TABLE IF NOT EXISTS keizoku_store.heads (
     stream TEXT PRIMARY KEY, count BIGINT NOT NULL, hash TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS keizoku.keys (
+CREATE TABLE IF NOT EXISTS keizoku_store.keys (
     name TEXT PRIMARY KEY, role TEXT NOT NULL, "user" TEXT,
     token_sha256 TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL,
     revoked BOOLEAN NOT NULL DEFAULT FALSE);
-CREATE TABLE IF NOT EXISTS keizoku.users (
+CREATE TABLE IF NOT EXISTS keizoku_store.users (
     "user" TEXT PRIMARY KEY, groups TEXT NOT NULL, updated_at TEXT NOT NULL);
 """
 _KEY_COLUMNS = 'name, role, "user", token_sha256, created_at, revoked'
@@ -70,7 +75,7 @@ def _key_row(row: tuple[Any, ...]) -> KeyRow:
 
 
 class PostgresStore:
-    """State in the ``keizoku`` schema of one PostgreSQL database."""
+    """State in the ``keizoku_store`` schema of one PostgreSQL database."""
 
     kind = "postgresql"
 
@@ -141,7 +146,7 @@ class PostgresStore:
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
         with self._run() as conn:
             row = conn.execute(
-                "SELECT body FROM keizoku.documents WHERE kind=%s AND key=%s", (kind, key)
+                "SELECT body FROM keizoku_store.documents WHERE kind=%s AND key=%s", (kind, key)
             ).fetchone()
         return None if row is None else dict(row[0])
 
@@ -150,25 +155,25 @@ class PostgresStore:
         body = json.dumps(doc, default=str)
         with self._run() as conn:
             conn.execute(
-                "INSERT INTO keizoku.documents (kind, key, body, stamp) "
+                "INSERT INTO keizoku_store.documents (kind, key, body, stamp) "
                 "VALUES (%s, %s, %s::jsonb, extract(epoch FROM clock_timestamp())) "
                 "ON CONFLICT (kind, key) DO UPDATE SET body=EXCLUDED.body, "
-                "stamp=GREATEST(EXCLUDED.stamp, keizoku.documents.stamp + 1e-6)",
+                "stamp=GREATEST(EXCLUDED.stamp, keizoku_store.documents.stamp + 1e-6)",
                 (kind, key, body),
             )
 
     def delete(self, kind: str, key: str) -> bool:
         with self._run() as conn:
             cur = conn.execute(
-                "DELETE FROM keizoku.documents WHERE kind=%s AND key=%s", (kind, key)
+                "DELETE FROM keizoku_store.documents WHERE kind=%s AND key=%s", (kind, key)
             )
         return cur.rowcount > 0
 
     def documents(self, kind: str, prefix: str = "") -> list[tuple[str, dict[str, Any]]]:
         with self._run() as conn:
             rows = conn.execute(
-                "SELECT key, body FROM keizoku.documents WHERE kind=%s AND starts_with(key, %s) "
-                "ORDER BY key",
+                "SELECT key, body FROM keizoku_store.documents "
+                "WHERE kind=%s AND starts_with(key, %s) ORDER BY key",
                 (kind, prefix),
             ).fetchall()
         return [(str(k), dict(b)) for k, b in rows if isinstance(b, dict)]
@@ -176,31 +181,32 @@ class PostgresStore:
     def stamp(self, kind: str, key: str) -> float:
         with self._run() as conn:
             row = conn.execute(
-                "SELECT stamp FROM keizoku.documents WHERE kind=%s AND key=%s", (kind, key)
+                "SELECT stamp FROM keizoku_store.documents WHERE kind=%s AND key=%s", (kind, key)
             ).fetchone()
         return 0.0 if row is None else float(row[0])
 
     # ------------------------------------------------------------------ lines
 
     def where(self, stream: str) -> str:
-        return f"{self.safe_url} (keizoku.lines, stream {stream!r})"
+        return f"{self.safe_url} (keizoku_store.lines, stream {stream!r})"
 
     def append_chained(self, stream: str, build: Callable[[str], str]) -> str:
         check_path(stream, "stream")
         with self._run() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_id(f"stream/{stream}"),))
             row = conn.execute(
-                "SELECT seq, line FROM keizoku.lines WHERE stream=%s ORDER BY seq DESC LIMIT 1",
+                "SELECT seq, line FROM keizoku_store.lines WHERE stream=%s "
+                "ORDER BY seq DESC LIMIT 1",
                 (stream,),
             ).fetchone()
             seq, prev = (0, GENESIS) if row is None else (int(row[0]), line_hash(row[1]))
             line = build(prev).rstrip("\n")
             conn.execute(
-                "INSERT INTO keizoku.lines (stream, seq, line) VALUES (%s, %s, %s)",
+                "INSERT INTO keizoku_store.lines (stream, seq, line) VALUES (%s, %s, %s)",
                 (stream, seq + 1, line),
             )
             conn.execute(
-                "INSERT INTO keizoku.heads (stream, count, hash) VALUES (%s, %s, %s) "
+                "INSERT INTO keizoku_store.heads (stream, count, hash) VALUES (%s, %s, %s) "
                 "ON CONFLICT (stream) DO UPDATE SET count=EXCLUDED.count, hash=EXCLUDED.hash",
                 (stream, seq + 1, line_hash(line)),
             )
@@ -211,22 +217,22 @@ class PostgresStore:
         with self._run() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_id(f"stream/{stream}"),))
             conn.execute(
-                "INSERT INTO keizoku.lines (stream, seq, line) SELECT %s, "
-                "COALESCE(MAX(seq), 0) + 1, %s FROM keizoku.lines WHERE stream=%s",
+                "INSERT INTO keizoku_store.lines (stream, seq, line) SELECT %s, "
+                "COALESCE(MAX(seq), 0) + 1, %s FROM keizoku_store.lines WHERE stream=%s",
                 (stream, line.rstrip("\n"), stream),
             )
 
     def lines(self, stream: str) -> list[str]:
         with self._run() as conn:
             rows = conn.execute(
-                "SELECT line FROM keizoku.lines WHERE stream=%s ORDER BY seq", (stream,)
+                "SELECT line FROM keizoku_store.lines WHERE stream=%s ORDER BY seq", (stream,)
             ).fetchall()
         return [str(r[0]) for r in rows]
 
     def head(self, stream: str) -> tuple[int, str] | None:
         with self._run() as conn:
             row = conn.execute(
-                "SELECT count, hash FROM keizoku.heads WHERE stream=%s", (stream,)
+                "SELECT count, hash FROM keizoku_store.heads WHERE stream=%s", (stream,)
             ).fetchone()
         return None if row is None else (int(row[0]), str(row[1]))
 
@@ -259,7 +265,7 @@ class PostgresStore:
     def add_key(self, row: KeyRow) -> bool:
         with self._run() as conn:
             cur = conn.execute(
-                f"INSERT INTO keizoku.keys ({_KEY_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s) "
+                f"INSERT INTO keizoku_store.keys ({_KEY_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s) "
                 "ON CONFLICT DO NOTHING",
                 (row.name, row.role, row.user, row.token_sha256, row.created_at, row.revoked),
             )
@@ -268,31 +274,34 @@ class PostgresStore:
     def keys(self) -> list[KeyRow]:
         with self._run() as conn:
             rows = conn.execute(
-                f"SELECT {_KEY_COLUMNS} FROM keizoku.keys ORDER BY created_at, name"
+                f"SELECT {_KEY_COLUMNS} FROM keizoku_store.keys ORDER BY created_at, name"
             ).fetchall()
         return [_key_row(r) for r in rows]
 
     def key_by_hash(self, token_sha256: str) -> KeyRow | None:
         with self._run() as conn:
             row = conn.execute(
-                f"SELECT {_KEY_COLUMNS} FROM keizoku.keys WHERE token_sha256=%s", (token_sha256,)
+                f"SELECT {_KEY_COLUMNS} FROM keizoku_store.keys WHERE token_sha256=%s",
+                (token_sha256,),
             ).fetchone()
         return None if row is None else _key_row(row)
 
     def revoke_key(self, name: str) -> bool:
         with self._run() as conn:
-            cur = conn.execute("UPDATE keizoku.keys SET revoked=TRUE WHERE name=%s", (name,))
+            cur = conn.execute("UPDATE keizoku_store.keys SET revoked=TRUE WHERE name=%s", (name,))
         return cur.rowcount > 0
 
     def has_active_key(self) -> bool:
         with self._run() as conn:
-            row = conn.execute("SELECT 1 FROM keizoku.keys WHERE NOT revoked LIMIT 1").fetchone()
+            row = conn.execute(
+                "SELECT 1 FROM keizoku_store.keys WHERE NOT revoked LIMIT 1"
+            ).fetchone()
         return row is not None
 
     def set_groups(self, user: str, groups: list[str], updated_at: str) -> None:
         with self._run() as conn:
             conn.execute(
-                'INSERT INTO keizoku.users ("user", groups, updated_at) VALUES (%s, %s, %s) '
+                'INSERT INTO keizoku_store.users ("user", groups, updated_at) VALUES (%s, %s, %s) '
                 'ON CONFLICT ("user") DO UPDATE SET groups=EXCLUDED.groups, '
                 "updated_at=EXCLUDED.updated_at",
                 (user, json.dumps(groups), updated_at),
@@ -301,13 +310,13 @@ class PostgresStore:
     def groups(self, user: str) -> list[str] | None:
         with self._run() as conn:
             row = conn.execute(
-                'SELECT groups FROM keizoku.users WHERE "user"=%s', (user,)
+                'SELECT groups FROM keizoku_store.users WHERE "user"=%s', (user,)
             ).fetchone()
         return None if row is None else list(json.loads(row[0]))
 
     def users(self) -> list[tuple[str, list[str], str]]:
         with self._run() as conn:
             rows = conn.execute(
-                'SELECT "user", groups, updated_at FROM keizoku.users ORDER BY "user"'
+                'SELECT "user", groups, updated_at FROM keizoku_store.users ORDER BY "user"'
             ).fetchall()
         return [(u, list(json.loads(g)), t) for u, g, t in rows]
