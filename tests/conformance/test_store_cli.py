@@ -25,11 +25,15 @@ TWO_TRIALS = ("--budget", "5m", "--family", "lightgbm", "--max-trials", "2")
 SECRET = "s3cr3t-Pa55"
 
 
-def keizoku(where: Path, store: str, *args: str) -> CliResult:
-    """``keizoku ARGS`` in project folder ``where`` (its own home), on ``store``."""
+def keizoku(where: Path, store: str, *args: str, home: bool = True) -> CliResult:
+    """``keizoku ARGS`` in project folder ``where`` (its own home, or none), on ``store``."""
     env = {**os.environ, "COLUMNS": "200", "KEIZOKU_HOME": str(where / ".keizoku"),
            "KEIZOKU_STORE": store}  # fmt: skip
-    for name in ("KEIZOKU_TRACKING_URI", "KEIZOKU_ARTIFACT_ROOT"):
+    for name in (
+        "KEIZOKU_TRACKING_URI",
+        "KEIZOKU_ARTIFACT_ROOT",
+        *([] if home else ["KEIZOKU_HOME"]),
+    ):
         env.pop(name, None)
     where.mkdir(parents=True, exist_ok=True)
     done = subprocess.run([KEIZOKU_EXE, *args], cwd=where, env=env, capture_output=True,
@@ -74,6 +78,8 @@ def test_two_homes_on_one_store_share_keys_registry_and_audit(
     rows = json.loads(models.out)
     champion = [r for r in rows if r["model"] == "penguins" and "champion" in r["aliases"]]
     assert [r["version"] for r in champion] == [2], rows
+    elsewhere = keizoku(tmp_path / "c", url, "models", "--json", home=False)  # no home at all
+    assert elsewhere.code == 0 and json.loads(elsewhere.out) == rows, elsewhere.text
     history = keizoku(b, url, "history", "penguins", "--verify")
     assert history.code == 0 and "hash chain intact" in history.out, history.text
     entries = [

@@ -705,7 +705,8 @@ def models(
     from keizoku.home import find_home
 
     found = find_home()
-    if found.reason == "new" and not found.exists and "KEIZOKU_TRACKING_URI" not in os.environ:
+    shared = "KEIZOKU_TRACKING_URI" in os.environ or os.environ.get("KEIZOKU_STORE")
+    if found.reason == "new" and not found.exists and not shared:
         _no_project(name, found.describe(), as_json)  # read-only: never create an empty home
         return
     rows = _model_rows(name)
@@ -964,9 +965,8 @@ def _root(
         err.print(f"home: {found.describe()}", highlight=False, soft_wrap=True)
         from keizoku.store import redact
 
-        store = (
-            redact(mlflow_uri()) if found.exists or "KEIZOKU_TRACKING_URI" in os.environ else None
-        )
+        shared = "KEIZOKU_TRACKING_URI" in os.environ or os.environ.get("KEIZOKU_STORE")
+        store = redact(mlflow_uri()) if found.exists or shared else None
         err.print(f"store: {store or '(none yet)'}", highlight=False, soft_wrap=True)
         err.print(f"spec: {spec_path() or '(none found)'}", highlight=False, soft_wrap=True)
 

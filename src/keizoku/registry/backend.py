@@ -214,7 +214,8 @@ def _quiet() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_TRACKING_DISABLE_TELEMETRY", "true")
-    for name in ("mlflow", "alembic", "mlflow.store.db.utils"):
+    # psycopg warns when MLflow's SQLAlchemy ends a pipeline after an error MLflow handles
+    for name in ("mlflow", "alembic", "mlflow.store.db.utils", "psycopg"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
