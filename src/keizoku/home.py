@@ -127,8 +127,8 @@ def file_lock(path: str | Path, mode: int = 0o644) -> Iterator[int]:
     """Hold an exclusive ``flock`` on ``path`` (created if absent) for the block.
 
     Yields the descriptor, opened for appending, so a journal can write under its own
-    lock. Every cross-process lock in keizoku (per-model, per-deployment, audit files)
-    is this one function.
+    lock. The embedded store's locks (per-model, per-deployment, audit files) are this
+    one function; with ``KEIZOKU_STORE`` they are advisory locks (:mod:`keizoku.store`).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)

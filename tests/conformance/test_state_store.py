@@ -289,3 +289,23 @@ def test_experiments(store: Store) -> None:
     assert experiments.load_experiment("churn", "ab-1") == ended and ended.status == "ended"
     with pytest.raises(NotFoundError, match="has no experiment 'ab-3'"):
         experiments.load_experiment("churn", "ab-3")
+
+
+def test_store_urls_are_redacted_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from keizoku.store import parse_store_url, redact, tracking_uri
+
+    assert redact("postgresql://u:pw@h:5/db?sslmode=require&password=pw2") == (
+        "postgresql://u@h:5/db?sslmode=require&password=%2A%2A%2A"
+    )
+    assert redact("sqlite:////tmp/x/mlflow.db") == "sqlite:////tmp/x/mlflow.db"
+    assert parse_store_url("postgres://u:pw@h/db") == "postgresql://u:pw@h/db"
+    monkeypatch.setenv("KEIZOKU_STORE", "postgres://u:pw@h:5/db")
+    monkeypatch.delenv("KEIZOKU_TRACKING_URI", raising=False)
+    assert tracking_uri() == "postgresql+psycopg://u:pw@h:5/db"
+    from keizoku.home import mlflow_uri
+
+    assert mlflow_uri() == tracking_uri()
+    monkeypatch.setenv("KEIZOKU_TRACKING_URI", "sqlite:////elsewhere/mlflow.db")
+    assert mlflow_uri() == "sqlite:////elsewhere/mlflow.db"  # the explicit URI wins
+    monkeypatch.setenv("KEIZOKU_STORE", "embedded")
+    assert tracking_uri() is None and store_from_env().kind == "embedded"

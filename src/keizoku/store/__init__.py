@@ -53,14 +53,14 @@ def redact(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "<unparsable URL>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, where = netloc.rpartition("@")
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}@{where}" if user else where
-    query = urlencode(
-        [(k, "***" if k.lower() == "password" else v) for k, v in parse_qsl(parts.query)]
-    )
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    secret_query = any(k.lower() == "password" for k, _ in pairs)
+    if "@" not in parts.netloc and not secret_query:
+        return url  # nothing to hide (and sqlite:////path keeps its slashes)
+    userinfo, at, where = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    netloc = f"{user}@{where}" if at and user else where
+    query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs])
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
