@@ -12,12 +12,13 @@ import json
 import os
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from keizoku.errors import ExitCode
-from kzsupport import KEIZOKU_EXE, REPO, CliResult
+from kzsupport import KEIZOKU_EXE, REPO, CliResult, Server
 from pgsupport import Postgres, postgres  # noqa: F401 (the fixture)
 
 PENGUINS = REPO / "examples" / "data" / "penguins.csv"
@@ -88,6 +89,7 @@ def test_two_homes_on_one_store_share_keys_registry_and_audit(
     ]
     assert [e["reason"] for e in entries if e["action"] == "promote"] == ["shared"]
     assert keizoku(b, url, "keys", "history", "--verify").code == 0
+    _two_servers_share_keys_and_heartbeats(url, a, b)
     assert not (b / ".keizoku" / "audit").exists() and not (b / ".keizoku" / "mlflow.db").exists()
 
 
@@ -121,3 +123,33 @@ def test_verbose_and_doctor_print_the_store_without_its_password(tmp_path: Path)
         result = keizoku(tmp_path / "p", store, *args)
         assert result.code == ExitCode.USAGE, result.text
         assert "kz@127.0.0.1" in result.err and SECRET not in result.out + result.err
+
+
+def _two_servers_share_keys_and_heartbeats(url: str, a: Path, b: Path) -> None:
+    """A server in each home: a key created in one home opens both, its revocation in the
+    other closes both within the guard's cache time; `status` in one home sees both."""
+    web = keizoku(a, url, "keys", "create", "--role", "predict", "--name", "web").out.strip()
+    keep = keizoku(a, url, "keys", "create", "--role", "admin", "--name", "keep")
+    assert web.startswith("kz_") and keep.code == 0, keep.text  # keys stay required
+    servers = []
+    try:
+        for home in (a, b):
+            env = {**os.environ, "KEIZOKU_HOME": str(home / ".keizoku"), "KEIZOKU_STORE": url}
+            env.pop("KEIZOKU_TRACKING_URI", None)
+            servers.append(Server(home, "--poll-interval", "1", env=env).wait_ready(300))
+        auth = {"Authorization": f"Bearer {web}"}
+        assert [s.client.get("/v1/models", headers=auth).status_code for s in servers] == [200] * 2
+        assert keizoku(b, url, "keys", "revoke", "web").code == 0
+        deadline = time.monotonic() + 30  # the guard caches a key for 5 s
+        codes: list[int] = []
+        while time.monotonic() < deadline:
+            codes = [s.client.get("/v1/models", headers=auth).status_code for s in servers]
+            if codes == [401, 401]:
+                break
+            time.sleep(0.5)
+        assert codes == [401, 401]
+        status = keizoku(a, url, "status", "penguins", "--json")
+        assert all(f":{s.port}" in status.out for s in servers), status.text
+    finally:
+        for server in servers:
+            server.stop()
