@@ -2,7 +2,7 @@
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTHON ?= python3
-EXTRAS ?= eval,rag,torch,catboost,onnx,forecast,s3,ray,dev
+EXTRAS ?= eval,rag,torch,catboost,onnx,forecast,postgres,s3,ray,dev
 
 .PHONY: install demo test test-fast check format clean
 

@@ -96,11 +96,14 @@ def home() -> Path:
 
 
 def mlflow_uri() -> str:
-    """Tracking/registry URI: ``KEIZOKU_TRACKING_URI`` or SQLite under the home folder."""
+    """Tracking/registry URI: ``KEIZOKU_TRACKING_URI``, else the database of
+    ``KEIZOKU_STORE`` (:func:`keizoku.store.tracking_uri`), else SQLite under the home."""
     uri = os.environ.get("KEIZOKU_TRACKING_URI")
     if uri:
         return uri
-    return f"sqlite:///{home() / 'mlflow.db'}"
+    from keizoku.store import tracking_uri  # the store sits beside home, and imports it
+
+    return tracking_uri() or f"sqlite:///{home() / 'mlflow.db'}"
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -124,8 +127,8 @@ def file_lock(path: str | Path, mode: int = 0o644) -> Iterator[int]:
     """Hold an exclusive ``flock`` on ``path`` (created if absent) for the block.
 
     Yields the descriptor, opened for appending, so a journal can write under its own
-    lock. Every cross-process lock in keizoku (per-model, per-deployment, audit files)
-    is this one function.
+    lock. The embedded store's locks (per-model, per-deployment, audit files) are this
+    one function; with ``KEIZOKU_STORE`` they are advisory locks (:mod:`keizoku.store`).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,8 @@
 """Every registry store through the same checks: SQLite, and PostgreSQL where it can run.
 
 The store is picked by URL (``KEIZOKU_TRACKING_URI``), as users pick it. PostgreSQL runs
-as a real server started here (``initdb`` + ``pg_ctl`` on a loopback port, one database
-per test); without the server binaries or the ``psycopg`` driver its cases skip, saying
+as a real server (``tests/pgsupport.py``: ``initdb`` + ``pg_ctl`` on a loopback port, one
+database per test); without the server binaries or the ``psycopg`` driver its cases skip, saying
 which is missing. Checks: register, aliases, tags and a verified load; commands
 registering at once get distinct, complete versions; a damaged schema is found, refused
 with the repair command, and repaired.
@@ -10,19 +10,11 @@ with the repair command, and repaired.
 
 from __future__ import annotations
 
-import importlib.util
-import itertools
 import os
-import pwd
-import shutil
-import socket
 import subprocess
-import tempfile
 import threading
 import warnings
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -37,78 +29,10 @@ from keizoku.training.context import TrainingData
 from keizoku.training.model import KeizokuModel
 from keizoku.training.search import run_search
 from kzsupport import KEIZOKU_EXE
+from pgsupport import postgres  # noqa: F401 (the fixture)
 
 STORES = ("sqlite", "postgresql")
 WRITERS = 4  # registrations at once
-
-
-# ------------------------------------------------------------------ a PostgreSQL server
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Postgres:
-    """A throwaway PostgreSQL server; ``database()`` makes a fresh database per test."""
-
-    port: int
-    counter: itertools.count[int]
-
-    def database(self) -> str:
-        import psycopg
-
-        name = f"kz{next(self.counter)}"
-        with psycopg.connect(self._url("postgres"), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return f"postgresql+psycopg://keizoku@127.0.0.1:{self.port}/{name}"
-
-    def _url(self, db: str) -> str:
-        return f"postgresql://keizoku@127.0.0.1:{self.port}/{db}"
-
-
-def _why_no_postgres() -> str | None:
-    for exe in ("initdb", "pg_ctl"):
-        if shutil.which(exe) is None:
-            return f"no PostgreSQL server binary '{exe}' (Debian: apt-get install postgresql)"
-    if importlib.util.find_spec("psycopg") is None:
-        return "no PostgreSQL driver: pip install 'keizoku[postgres]'"
-    if os.geteuid() == 0:
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            return "running as root, and no 'postgres' user to run the server as"
-    return None
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[Postgres]:
-    why = _why_no_postgres()
-    if why is not None:
-        pytest.skip(why)
-    as_user: list[str] = []
-    root = Path(tempfile.mkdtemp(prefix="keizoku-pg-"))
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        user = pwd.getpwnam("postgres")
-        os.chown(root, user.pw_uid, user.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data, port = root / "data", _free_port()
-    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-
-    def pg(*args: str) -> None:
-        subprocess.run([*as_user, *args], check=True, capture_output=True, timeout=120)
-
-    try:
-        pg("initdb", "-D", str(data), "-U", "keizoku", "--auth=trust", "-E", "UTF8")
-        pg("pg_ctl", "-D", str(data), "-l", str(root / "server.log"), "-w", "-o", opts, "start")
-        yield Postgres(port, itertools.count())
-    finally:
-        if (data / "postmaster.pid").exists():
-            pg("pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(root, ignore_errors=True)
 
 
 # ------------------------------------------------------------------ one store per test
@@ -134,7 +58,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mo
     if request.param == "sqlite":
         monkeypatch.delenv("KEIZOKU_TRACKING_URI", raising=False)
         return f"sqlite:///{tmp_path / '.keizoku' / 'mlflow.db'}"
-    url = request.getfixturevalue("postgres").database()
+    url = (
+        request.getfixturevalue("postgres").database().replace("postgresql:", "postgresql+psycopg:")
+    )
     monkeypatch.setenv("KEIZOKU_TRACKING_URI", url)
     return url
 

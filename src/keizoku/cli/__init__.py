@@ -733,7 +733,8 @@ def models(
     from keizoku.home import find_home
 
     found = find_home()
-    if found.reason == "new" and not found.exists and "KEIZOKU_TRACKING_URI" not in os.environ:
+    shared = "KEIZOKU_TRACKING_URI" in os.environ or os.environ.get("KEIZOKU_STORE")
+    if found.reason == "new" and not found.exists and not shared:
         _no_project(name, found.describe(), as_json)  # read-only: never create an empty home
         return
     rows = _model_rows(name)
@@ -997,7 +998,10 @@ def _root(
 
         found = find_home()
         err.print(f"home: {found.describe()}", highlight=False, soft_wrap=True)
-        store = mlflow_uri() if found.exists or "KEIZOKU_TRACKING_URI" in os.environ else None
+        from keizoku.store import redact
+
+        shared = "KEIZOKU_TRACKING_URI" in os.environ or os.environ.get("KEIZOKU_STORE")
+        store = redact(mlflow_uri()) if found.exists or shared else None
         err.print(f"store: {store or '(none yet)'}", highlight=False, soft_wrap=True)
         err.print(f"spec: {spec_path() or '(none found)'}", highlight=False, soft_wrap=True)
 

@@ -1,6 +1,7 @@
 """Deployments: which aliases of a model answer requests, in what split, and which shadows.
 
-One JSON file per model at ``home()/deployments/<name>.json``, written atomically::
+One store document per model, ``deployments/<name>`` (:mod:`keizoku.store`; in the
+embedded store the file ``home()/deployments/<name>.json``, written atomically)::
 
     {"split": {"champion": 90, "challenger": 10}, "sticky_key": "customer_id",
      "entity_key": "customer_id", "shadow": null,
@@ -12,15 +13,14 @@ made: the server routes to those versions even if an alias moves later, so a mov
 dropped alias can never silently change who answers. ``keizoku.lifecycle.experiments``
 writes deployments (it checks the gates and audits); this module only stores them.
 
-No file means "champion answers everything" (the version behind the ``champion`` alias).
-The server re-reads the file when it changes, so ``keizoku deploy`` takes effect without
-a restart.
+No document means "champion answers everything" (the version behind the ``champion``
+alias). The server re-reads it when its stamp changes (:func:`deployment_stamp`), so
+``keizoku deploy`` takes effect without a restart, on every server sharing the store.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import re
 from pathlib import Path
@@ -29,14 +29,16 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from keizoku.errors import UserInputError
-from keizoku.home import atomic_write_text, home
-from keizoku.names import safe_child
+from keizoku.home import home
+from keizoku.names import check_name, safe_child
+from keizoku.store import store_from_env
 
 __all__ = [
     "served_versions",
     "Deployment",
     "choose_variant",
     "deployment_path",
+    "deployment_stamp",
     "load_deployment",
     "parse_split",
     "reset_deployment",
@@ -91,32 +93,41 @@ class Deployment(BaseModel):
         return names
 
 
+KIND = "deployments"
+
+
 def deployment_path(name: str) -> Path:
-    return safe_child(home() / "deployments", name, ".json")
+    """The embedded store's file of ``name``'s deployment."""
+    return safe_child(home() / KIND, name, ".json")
+
+
+def deployment_stamp(name: str) -> float:
+    """Changes whenever ``name``'s deployment is saved or reset (0.0: none saved)."""
+    return store_from_env().stamp(KIND, check_name(name))
 
 
 def load_deployment(name: str) -> Deployment:
     """The model's deployment, or the default (champion only) when none is saved."""
-    path = deployment_path(name)
-    if not path.is_file():
-        return Deployment()
+    store = store_from_env()
     try:
-        return Deployment.model_validate(json.loads(path.read_text()))
+        data = store.get(KIND, check_name(name))
+        return Deployment() if data is None else Deployment.model_validate(data)
     except (ValueError, OSError) as exc:
         raise UserInputError(
-            f"Deployment file '{path}' is not valid: {exc}. Fix it or run "
-            f"`keizoku deploy {name} --reset`."
+            f"Deployment {KIND}/{name} in {store.describe()} is not valid: {exc}. Fix it or "
+            f"run `keizoku deploy {name} --reset`."
         ) from exc
 
 
-def save_deployment(name: str, deployment: Deployment) -> Path:
-    path = deployment_path(name)
-    atomic_write_text(path, json.dumps(deployment.model_dump(), indent=2) + "\n")
-    return path
+def save_deployment(name: str, deployment: Deployment) -> str:
+    """Save ``name``'s deployment; returns where (for messages)."""
+    store = store_from_env()
+    store.put(KIND, check_name(name), deployment.model_dump())
+    return f"{store.describe()}, {KIND}/{name}"
 
 
 def reset_deployment(name: str) -> None:
-    deployment_path(name).unlink(missing_ok=True)
+    store_from_env().delete(KIND, check_name(name))
 
 
 def parse_split(text: str) -> dict[str, float]:

@@ -6,7 +6,8 @@ it, refuses a version that did not pass its gates (MLflow tag ``keizoku.gate=pas
 unless it is the champion, starts an **experiment** when a second version gets traffic,
 and writes the audit entry, all under the model's deployment lock.
 
-An experiment is an object, one JSON file at ``home()/experiments/<model>/<id>.json``::
+An experiment is an object, one store document ``experiments/<model>/<id>`` (in the
+embedded store the file ``home()/experiments/<model>/<id>.json``)::
 
     {"id": "split-20261129T101500-1a2b", "model": "churn", "kind": "split",
      "control": {"alias": "champion", "version": 3},
@@ -40,8 +41,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from keizoku import audit
 from keizoku.errors import ConflictError, UserInputError
-from keizoku.home import atomic_write_text, file_lock, home
+from keizoku.home import home
 from keizoku.names import check_name, safe_child
+from keizoku.store import store_from_env
 
 __all__ = [
     "Arm",
@@ -101,46 +103,54 @@ class Experiment(BaseModel):
 # --- storage ---------------------------------------------------------------------------
 
 
+KIND = "experiments"
+
+
 def _folder(name: str) -> Path:
-    return safe_child(home() / "experiments", name)
+    return safe_child(home() / KIND, name)
 
 
 def experiment_path(name: str, exp_id: str) -> Path:
+    """The embedded store's file of an experiment."""
     return safe_child(_folder(name), exp_id, ".json", what="Experiment id")
 
 
-def save_experiment(exp: Experiment) -> Path:
-    path = experiment_path(exp.model, exp.id)
-    atomic_write_text(path, exp.model_dump_json(indent=1) + "\n")
-    return path
+def _key(name: str, exp_id: str) -> str:
+    return f"{check_name(name)}/{check_name(exp_id, 'Experiment id')}"
+
+
+def save_experiment(exp: Experiment) -> str:
+    """Save ``exp``; returns where (for messages)."""
+    store = store_from_env()
+    store.put(KIND, _key(exp.model, exp.id), exp.model_dump(mode="json"))
+    return f"{store.describe()}, {KIND}/{exp.model}/{exp.id}"
 
 
 def load_experiment(name: str, exp_id: str) -> Experiment:
     from keizoku.errors import NotFoundError
 
-    path = experiment_path(name, exp_id)
-    if not path.is_file():
-        known = [e.id for e in list_experiments(name)][-5:]
-        raise NotFoundError(
-            f"Model '{name}' has no experiment '{exp_id}' (recent: {known or 'none'}). "
-            f"List them with `keizoku status {name}`."
-        )
+    store = store_from_env()
     try:
-        return Experiment.model_validate_json(path.read_text())
+        data = store.get(KIND, _key(name, exp_id))
+        if data is not None:
+            return Experiment.model_validate(data)
     except ValueError as exc:
         raise UserInputError(
-            f"Experiment file '{path}' is not valid: {exc}. Restore it or remove it."
+            f"Experiment {KIND}/{name}/{exp_id} in {store.describe()} is not valid: {exc}. "
+            "Restore it or remove it."
         ) from exc
+    known = [e.id for e in list_experiments(name)][-5:]
+    raise NotFoundError(
+        f"Model '{name}' has no experiment '{exp_id}' (recent: {known or 'none'}). "
+        f"List them with `keizoku status {name}`."
+    )
 
 
 def list_experiments(name: str) -> list[Experiment]:
-    folder = _folder(name)
-    if not folder.is_dir():
-        return []
     out = []
-    for path in folder.glob("*.json"):
+    for _, data in store_from_env().documents(KIND, prefix=f"{check_name(name)}/"):
         try:
-            out.append(Experiment.model_validate_json(path.read_text()))
+            out.append(Experiment.model_validate(data))
         except ValueError:
             continue
     return sorted(out, key=lambda e: e.started)
@@ -166,7 +176,7 @@ def end_experiment(exp: Experiment, status: str, reason: str = "") -> Experiment
 @contextmanager
 def deployment_lock(name: str) -> Iterator[None]:
     """One writer of a model's deployment at a time (deploy, promote, rollback, canary)."""
-    with file_lock(safe_child(home() / "deployments", name, ".lock")):
+    with store_from_env().lock(f"deployments/{check_name(name)}.lock"):
         yield
 
 

@@ -1,7 +1,9 @@
 """Heartbeats: every running server says which versions it serves, so the registry can check.
 
-Each server process writes ``home()/servers/<host>-<pid>.json`` (atomically: a reader
-never sees half a file) once at startup and then every beat interval::
+Each server process writes the store document ``servers/<host>-<pid>`` (in the embedded
+store ``home()/servers/<host>-<pid>.json``, atomically: a reader never sees half a file;
+with ``KEIZOKU_STORE``, a row every server and command sharing the database reads) once
+at startup and then every beat interval::
 
     {"pid": 4242, "host": "build-1", "port": 8000, "bind": "127.0.0.1",
      "started": 1796000000.0, "beat": 1796000042.5, "interval_s": 5.0,
@@ -26,8 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from keizoku.home import atomic_write_text, home
+from keizoku.errors import KeizokuError
+from keizoku.home import home
 from keizoku.names import slug
+from keizoku.store import store_from_env
 
 __all__ = [
     "STALE_BEATS",
@@ -73,14 +77,20 @@ class Beat:
         return {**self.__dict__, "label": self.label}
 
 
+KIND = "servers"
+
+
 def servers_dir() -> Path:
-    return home() / "servers"
+    return home() / KIND
+
+
+def _beat_key(pid: int | None = None, host: str | None = None) -> str:
+    return f"{slug(host or socket.gethostname())}-{pid or os.getpid()}"
 
 
 def beat_path(pid: int | None = None, host: str | None = None) -> Path:
-    host = host or socket.gethostname()
-    safe = slug(host)
-    return servers_dir() / f"{safe}-{pid or os.getpid()}.json"
+    """The embedded store's file of a beat."""
+    return servers_dir() / f"{_beat_key(pid, host)}.json"
 
 
 def snapshot(model_set: Any) -> dict[str, dict[str, Any]]:
@@ -113,8 +123,8 @@ def _request_counts(metrics: Any) -> dict[str, dict[str, dict[str, int]]]:
 
 def write_beat(
     model_set: Any, *, port: int | None, bind: str, started: float, interval_s: float
-) -> Path:
-    path = beat_path()
+) -> str:
+    """Write this process's beat; returns where (for messages)."""
     data = {
         "pid": os.getpid(),
         "host": socket.gethostname(),
@@ -125,14 +135,15 @@ def write_beat(
         "interval_s": interval_s,
         "models": snapshot(model_set),
     }
-    atomic_write_text(path, json.dumps(data, default=str) + "\n")
-    return path
+    store = store_from_env()
+    store.put(KIND, _beat_key(), json.loads(json.dumps(data, default=str)))
+    return f"{store.describe()}, {KIND}/{_beat_key()}"
 
 
 def remove_beat() -> None:
     """On a clean shutdown: this server no longer serves anything."""
-    with contextlib.suppress(OSError):
-        beat_path().unlink()
+    with contextlib.suppress(OSError, KeizokuError):  # the store may be gone at shutdown
+        store_from_env().delete(KIND, _beat_key())
 
 
 def _alive(pid: int) -> bool:
@@ -145,16 +156,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _read(path: Path) -> Beat | None:
+def _read(data: dict[str, Any]) -> Beat | None:
     try:
-        data = json.loads(path.read_text())
         return Beat(
             pid=int(data["pid"]), host=str(data["host"]), port=data.get("port"),
             bind=str(data.get("bind", "")), started=float(data["started"]),
             beat=float(data["beat"]), interval_s=float(data["interval_s"]),
             models=dict(data.get("models") or {}),
         )  # fmt: skip
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return None
 
 
@@ -166,19 +176,17 @@ def _is_live(beat: Beat, now: float, here: str) -> bool:
 
 def live_beats(*, now: float | None = None, prune: bool = False) -> list[Beat]:
     """Beats of servers that are running now (see the module docstring), oldest first."""
-    folder = servers_dir()
-    if not folder.is_dir():
-        return []
+    store = store_from_env()
     now = now or time.time()
     here = socket.gethostname()
     out: list[Beat] = []
-    for path in sorted(folder.glob("*.json")):
-        beat = _read(path)
+    for key, data in store.documents(KIND):
+        beat = _read(data)
         if beat is not None and _is_live(beat, now, here):
             out.append(beat)
         elif prune:
             with contextlib.suppress(OSError):
-                path.unlink()
+                store.delete(KIND, key)
     return sorted(out, key=lambda b: b.started)
 
 

@@ -31,7 +31,8 @@ from typing import Any, Literal
 
 from keizoku import audit
 from keizoku.errors import ConflictError, GateError, UserInputError
-from keizoku.home import file_lock
+from keizoku.names import check_name
+from keizoku.store import store_from_env
 
 __all__ = [
     "State",
@@ -84,7 +85,7 @@ def model_lock(name: str) -> Iterator[None]:
         finally:
             held[name] -= 1
         return
-    with file_lock(audit.audit_path(name).with_suffix(".lock")):
+    with store_from_env().lock(f"audit/{check_name(name)}.lock"):  # shared with the store
         held[name] = 1
         try:
             yield

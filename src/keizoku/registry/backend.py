@@ -8,9 +8,10 @@ and left the store broken for good. So, before any ``MlflowClient`` touches a
 database store, :func:`prepare` (called by :func:`client`, the one place an
 ``MlflowClient`` is made):
 
-1. takes an exclusive ``fcntl.flock`` on ``<db file>.lock`` (for the default store
-   ``KEIZOKU_HOME/mlflow.db.lock``; ``KEIZOKU_HOME/mlflow.db.lock`` for a server
-   database), waiting at most :data:`LOCK_WAIT_S`;
+1. takes an exclusive lock, waiting at most :data:`LOCK_WAIT_S`: an ``fcntl.flock``
+   on ``<db file>.lock`` for SQLite (the default store: ``KEIZOKU_HOME/mlflow.db.lock``),
+   an advisory lock in the database for PostgreSQL (shared by every home using it,
+   e.g. through ``KEIZOKU_STORE``), ``KEIZOKU_HOME/mlflow.db.lock`` for another server;
 2. inspects the schema (:func:`check`): a fresh database is created and migrated
    to MLflow's head here, once; a healthy one is left alone;
 3. switches a SQLite file to WAL (persistent): readers never block the writer and
@@ -53,6 +54,7 @@ from urllib.parse import urlparse
 
 from keizoku.errors import ConflictError, NotFoundError
 from keizoku.home import home, mlflow_uri
+from keizoku.store import redact
 
 __all__ = [
     "LOCK_WAIT_S",
@@ -175,7 +177,18 @@ def lock_path(uri: str) -> Path:
 
 @contextmanager
 def store_lock(uri: str, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
-    """Hold the exclusive lock that serialises schema work on ``uri`` across processes."""
+    """Hold the exclusive lock that serialises schema work on ``uri`` across processes.
+
+    For PostgreSQL, an advisory lock in that database (so processes of every home and
+    machine sharing it take the same lock); otherwise an ``flock`` on :func:`lock_path`.
+    """
+    scheme, sep, rest = uri.partition("://")
+    if scheme.split("+", 1)[0] in ("postgresql", "postgres") and sep:
+        from keizoku.store.postgres import PostgresStore
+
+        with PostgresStore(f"postgresql://{rest}").lock("mlflow/registry", wait_s):
+            yield
+        return
     path = lock_path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as fh:
@@ -202,7 +215,8 @@ def _quiet() -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_TRACKING_DISABLE_TELEMETRY", "true")
-    for name in ("mlflow", "alembic", "mlflow.store.db.utils"):
+    # psycopg warns when MLflow's SQLAlchemy ends a pipeline after an error MLflow handles
+    for name in ("mlflow", "alembic", "mlflow.store.db.utils", "psycopg"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
@@ -264,7 +278,7 @@ def check(uri: str) -> StoreHealth:
     """Inspect the store's schema (under the lock) without changing anything."""
     if not is_database(uri):
         raise ConflictError(
-            f"The tracking store '{uri}' is not a database: keizoku doctor checks "
+            f"The tracking store '{redact(uri)}' is not a database: keizoku doctor checks "
             "sqlite:///, postgresql:// and mysql:// stores. Set KEIZOKU_TRACKING_URI to one."
         )
     with store_lock(uri):
@@ -290,13 +304,15 @@ def repair(uri: str) -> RepairResult:
                 _use_wal(engine, uri)
                 after = _check(engine, uri)
                 if not after.ok:
-                    raise ConflictError(f"The repair of {uri} left: {'; '.join(after.problems())}.")
+                    raise ConflictError(
+                        f"The repair of {redact(uri)} left: {'; '.join(after.problems())}."
+                    )
             except Exception as exc:
                 engine.dispose()
                 _restore(uri, backup)
                 where = f" The store is back as it was (backup {backup})." if backup else ""
                 raise ConflictError(
-                    f"Could not repair the registry store {uri}: {type(exc).__name__}: "
+                    f"Could not repair the registry store {redact(uri)}: {type(exc).__name__}: "
                     f"{_first_line(exc)}.{where} Restore an older backup of the store, or "
                     "move it aside to start a new registry."
                 ) from exc
@@ -348,7 +364,7 @@ def _check(engine: Any, uri: str) -> StoreHealth:
     tmp = [t for t in tables if t.startswith(TMP_PREFIX)]
     revision = _get_schema_version(engine) if "alembic_version" in present else None  # type: ignore[no-untyped-call]
     return StoreHealth(
-        uri=uri,
+        uri=redact(uri),  # printed by doctor and in errors: never with a password
         revision=revision,
         head=_head(),
         known_revision=_known(revision),

@@ -91,7 +91,7 @@ async def _heartbeat(state: ServerState, options: ServeOptions) -> None:
                     write_beat, state.models, port=options.port, bind=options.host,
                     started=started, interval_s=interval,
                 )  # fmt: skip
-            except OSError as exc:
+            except (OSError, KeizokuError) as exc:  # the store may be away for a while
                 _log.error("Could not write the heartbeat: %s", exc)
         await asyncio.sleep(interval if state.models.ready else 0.2)
 

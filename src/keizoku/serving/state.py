@@ -17,7 +17,7 @@ from typing import Any
 from keizoku.errors import KeizokuError, NotFoundError
 from keizoku.lifecycle.deployment import (
     Deployment,
-    deployment_path,
+    deployment_stamp,
     load_deployment,
     served_versions,
 )
@@ -79,10 +79,7 @@ class SwapReport:
 
 
 def _stamp(name: str) -> float:
-    try:
-        return deployment_path(name).stat().st_mtime_ns / 1e9
-    except FileNotFoundError:
-        return 0.0
+    return deployment_stamp(name)
 
 
 @dataclass

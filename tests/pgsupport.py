@@ -1,0 +1,118 @@
+"""A real PostgreSQL server for the store tests, started from the system's binaries.
+
+``postgres`` (session scope: one server per test process) runs ``initdb`` and ``pg_ctl``
+in a temporary folder on a free loopback port, trusting local connections, as the
+``postgres`` user when the tests run as root (``initdb`` refuses root). Binaries are
+taken from ``PATH`` or from Debian's ``/usr/lib/postgresql/<version>/bin`` (where the
+``postgresql`` package puts them; ``.ci/run`` installs it when absent). ``database()``
+creates a fresh database and returns its ``postgresql://`` URL.
+
+Import the fixture into a test module: ``from pgsupport import postgres  # noqa: F401``.
+Without the binaries or the ``psycopg`` driver the cases that need it skip, saying which.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import itertools
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+__all__ = ["Postgres", "pg_bin", "postgres", "why_no_postgres"]
+
+
+def pg_bin(exe: str) -> str | None:
+    """``exe`` on PATH, else the newest Debian ``/usr/lib/postgresql/*/bin/exe``."""
+    found = shutil.which(exe)
+    if found:
+        return found
+    candidates = glob.glob(f"/usr/lib/postgresql/*/bin/{exe}")
+    return max(candidates, key=lambda p: int(Path(p).parts[-3]), default=None)
+
+
+def why_no_postgres() -> str | None:
+    for exe in ("initdb", "pg_ctl"):
+        if pg_bin(exe) is None:
+            return f"no PostgreSQL server binary '{exe}' (Debian: apt-get install postgresql)"
+    if importlib.util.find_spec("psycopg") is None:
+        return "no PostgreSQL driver: pip install 'keizoku[postgres]'"
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return "running as root, and no 'postgres' user to run the server as"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Postgres:
+    """A throwaway PostgreSQL server; ``database()`` makes a fresh database."""
+
+    port: int
+    user: str = "keizoku"
+    counter: itertools.count[int] = field(default_factory=itertools.count)
+
+    def url(self, db: str) -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{db}"
+
+    def database(self) -> str:
+        """A new, empty database: its ``postgresql://`` URL."""
+        import psycopg
+
+        name = f"kz{os.getpid()}_{next(self.counter)}"
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def execute(self, url: str, sql: str) -> list[tuple[object, ...]]:
+        """Run ``sql`` in the database at ``url`` (as an outsider would)."""
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            cur = conn.execute(sql)
+            return list(cur.fetchall()) if cur.description else []
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    why = why_no_postgres()
+    if why is not None:
+        pytest.skip(why)
+    initdb, pg_ctl = pg_bin("initdb"), pg_bin("pg_ctl")
+    assert initdb and pg_ctl
+    as_user: list[str] = []
+    root = Path(tempfile.mkdtemp(prefix="keizoku-pg-"))
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        user = pwd.getpwnam("postgres")
+        os.chown(root, user.pw_uid, user.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, port = root / "data", _free_port()
+    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+
+    def pg(*args: str) -> None:
+        subprocess.run([*as_user, *args], check=True, capture_output=True, timeout=120)
+
+    try:
+        pg(initdb, "-D", str(data), "-U", "keizoku", "--auth=trust", "-E", "UTF8")
+        pg(pg_ctl, "-D", str(data), "-l", str(root / "server.log"), "-w", "-o", opts, "start")
+        yield Postgres(port)
+    finally:
+        if (data / "postmaster.pid").exists():
+            pg(pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(root, ignore_errors=True)
