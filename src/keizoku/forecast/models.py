@@ -80,8 +80,9 @@ class ETS:
         from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
         trend, damped, seasonal = form
+        recent = y[-max(ETS_SEASONS * self.season, ETS_MIN_HISTORY) :]
         model = ExponentialSmoothing(
-            y[-max(ETS_SEASONS * self.season, ETS_MIN_HISTORY) :], trend=trend, damped_trend=damped, seasonal=seasonal,
+            recent, trend=trend, damped_trend=damped, seasonal=seasonal,
             seasonal_periods=self.season if seasonal else None, initialization_method="estimated",
         )  # fmt: skip
         return model.fit(use_brute=False)
