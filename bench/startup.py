@@ -5,8 +5,9 @@ penguins table: ``--help``, ``--version``, ``init``, ``train --max-trials 1`` (t
 second registers version 2), ``models``, ``status``, ``predict``, ``promote --force`` and
 ``serve`` until ``/readyz`` answers. For each it prints the exit code, the command's CPU
 (user + system, from ``getrusage`` of the waited child; for ``serve`` from ``/proc`` once
-ready), wall seconds, the seconds ``-X importtime`` counts in imports, and which heavy
-packages the process imported. CPU, unlike wall time, survives a loaded machine.
+ready), wall seconds, the seconds ``-X importtime`` counts in imports (wall clock: load
+inflates it) and which heavy packages the process imported. CPU, unlike wall time,
+survives a loaded machine.
 """
 
 from __future__ import annotations
