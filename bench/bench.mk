@@ -9,7 +9,7 @@ BENCH_ARGS  ?=
 
 .PHONY: bench bench-quick bench-peers bench-render bench-console
 
-.PHONY: bench bench-quick bench-peers bench-render bench-test-cpu
+.PHONY: bench bench-quick bench-peers bench-render bench-test-cpu bench-startup
 
 bench-peers:
 	@for p in $(BENCH_PEERS); do bash bench/setup_peer.sh $$p || echo "bench: peer $$p failed to install (reported as 'not installed')"; done
@@ -71,6 +71,12 @@ bench-test-cpu:
 		-p no:cacheprovider -p pytest_cpu -n 2 --dist loadfile --no-loadscope-reorder || true
 	awk -F'\t' '{split($$1,a,"::"); s[a[1]]+=$$3+$$4; t+=$$3+$$4} END {for (k in s) \
 		printf "%8.1f %s\n", s[k], k; printf "%8.1f TOTAL\n", t}' bench/work/test-cpu.* | sort -rn
+
+# Start-up per command (decision 0008, fourth pass): CPU and heavy imports of --help,
+# init, train, models, status, predict, promote and serve to /readyz, in a fresh home.
+bench-startup:
+	mkdir -p bench/work
+	PYTHONPATH=src $(BENCH_PY) bench/startup.py bench/work/startup.json
 
 # Clustering (issue 16): ARI of keizoku's clustering search against plain k-means told the
 # true number of groups, on sets with known groups (iris, wine, wholesale Channel/Region,

@@ -28,14 +28,17 @@ from keizoku.home import atomic_write_bytes
 from keizoku.monitoring.reference import reference_artifact
 from keizoku.spec import DataSpec, Spec, load_spec
 from keizoku.training.config import merge_train
-from keizoku.training.context import TrainingContext, TrainingData
-from keizoku.training.cv import TrialResult
-from keizoku.training.search import SearchResult, run_search
 
+# The search and the training context (scikit-learn, the model zoo) load where a version
+# is trained, so that init and predict do not pay for them (decision 0008).
 if TYPE_CHECKING:
     from keizoku.registry import TrainingRun
+    from keizoku.training.context import TrainingContext
+    from keizoku.training.cv import TrialResult
+    from keizoku.training.search import SearchResult
 
-ArtifactBuilder = Callable[[TrainingContext, Path], dict[str, Path]]
+    ArtifactBuilder = Callable[[TrainingContext, Path], dict[str, Path]]
+
 
 # Builders of the artifacts saved with every trained version, beside schema.yaml,
 # leaderboard.csv and training.json. Each writes files into the folder and returns
@@ -292,6 +295,8 @@ def train_project(
     timed since ``started`` (e.g. reading the data to split off a hold-out).
     """
     from keizoku.registry.tracking import TrainingRun
+    from keizoku.training.context import TrainingContext, TrainingData
+    from keizoku.training.search import run_search
 
     clock = started if started is not None else time.monotonic()
     phases = _Phases(clock, on_phase, earlier_phases or {})

@@ -10,7 +10,6 @@ import typer
 
 from keizoku.cli import _io
 from keizoku.cli import _read as rf
-from keizoku.duration import parse_duration
 
 
 def feedback(
@@ -86,6 +85,7 @@ def monitor(
 
     --data is read with the project spec's read keys (data.header, names, …); flags override.
     """
+    from keizoku.duration import parse_duration
     from keizoku.monitoring.monitor import drift_config
     from keizoku.monitoring.monitor import monitor as run_monitor
     from keizoku.spec import project_read_options

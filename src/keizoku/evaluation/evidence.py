@@ -23,10 +23,7 @@ import pandas as pd
 
 from keizoku.data.schema import Schema
 from keizoku.evaluation.card import intended_use, lineage, render_card
-from keizoku.evaluation.explain import global_importance
 from keizoku.evaluation.fairness import fairness_report
-from keizoku.evaluation.learning import learning_curve
-from keizoku.evaluation.metrics import evaluate_predictions
 
 if TYPE_CHECKING:
     from keizoku.training.context import TrainingContext
@@ -78,6 +75,11 @@ def data_period(frame: pd.DataFrame, schema: Schema) -> dict[str, dict[str, str]
 
 
 def build_evidence(ctx: TrainingContext, folder: Path) -> dict[str, Path]:
+    # here, not at the top: readers of EVIDENCE_FILES (promote's gate) need no scikit-learn
+    from keizoku.evaluation.explain import global_importance
+    from keizoku.evaluation.learning import learning_curve
+    from keizoku.evaluation.metrics import evaluate_predictions
+
     """Artifact builder: write the evidence files into ``folder``; return {name: path}."""
     started = time.monotonic()
     result, schema = ctx.result, ctx.schema

@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 
 from keizoku.data.schema import Schema
-from keizoku.evaluation.metrics import quantile_segments
 from keizoku.sections import Section, validate_section
 
 __all__ = ["FairnessSpec", "fairness_report", "parse_fairness", "GAP_NAMES"]
@@ -79,6 +78,9 @@ def parse_fairness(section: FairnessSpec | Mapping[str, Any] | None) -> Fairness
 
 
 def _groups(series: pd.Series, kind: str) -> pd.Series:
+    # here, not at the top: FairnessSpec is read with every keizoku.yaml (no scikit-learn)
+    from keizoku.evaluation.metrics import quantile_segments
+
     if kind == "numeric" and pd.to_numeric(series, errors="coerce").nunique() > MAX_GROUPS:
         values = pd.to_numeric(series, errors="coerce")
         return quantile_segments(values, NUMERIC_BINS)

@@ -26,10 +26,10 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from keizoku.lifecycle.resample import index_blocks, resampled_scores
-from keizoku.training.metrics import Metric
 
 if TYPE_CHECKING:
     from keizoku.registry.servable import ServableModel
+    from keizoku.training.metrics import Metric  # an annotation: no scikit-learn for the spec
 
 __all__ = [
     "GateConfig",

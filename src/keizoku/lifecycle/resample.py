@@ -12,10 +12,12 @@ Other metrics return ``None`` and the caller loops.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from keizoku.training.metrics import Metric
+if TYPE_CHECKING:
+    from keizoku.training.metrics import Metric  # an annotation: no scikit-learn for the spec
 
 __all__ = ["ARRAY_METRICS", "resampled_scores", "index_blocks"]
 

@@ -36,7 +36,6 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
-from scipy import special, stats
 
 from keizoku.duration import Duration
 from keizoku.monitoring.reference import OTHER, FeatureRef, Reference
@@ -141,6 +140,8 @@ def ks_from_cdf(
         return 0.0, 1.0
     d = float(np.max(np.abs(np.asarray(cdf_ref) - np.asarray(cdf_cur))))
     en = math.sqrt(n_ref * n_cur / (n_ref + n_cur))
+    from scipy import special  # here: DriftConfig is read with every keizoku.yaml
+
     p = float(special.kolmogorov((en + 0.12 + 0.11 / en) * d)) if d > 0 else 1.0
     return d, min(max(p, 0.0), 1.0)
 
@@ -286,6 +287,8 @@ def _null_test(ref: FeatureRef, nulls_cur: int, n_cur: int) -> tuple[float, floa
     table = np.array([[ref_nulls, ref.n - ref_nulls], [nulls_cur, n_cur - nulls_cur]])
     if (table.sum(axis=0) == 0).any():  # no nulls (or only nulls) on either side
         return h, 1.0
+    from scipy import stats  # here: DriftConfig is read with every keizoku.yaml
+
     _, p, _, _ = stats.chi2_contingency(table, correction=False)
     return h, float(p)
 
@@ -323,6 +326,8 @@ def _chi2(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float]
     table = np.vstack([ref_counts[keep], cur_counts[keep]])
     if table.shape[1] < 2 or cur_counts.sum() == 0:
         return 0.0, 1.0
+    from scipy import stats
+
     stat, p, _, _ = stats.chi2_contingency(table, correction=False)
     return float(stat), float(p)
 

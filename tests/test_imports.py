@@ -1,0 +1,94 @@
+"""Each command imports only what it uses (docs/decisions/0008-fast-tests.md, fourth pass).
+
+Every ``keizoku`` process pays for its imports before it works (MLflow ~2 s of CPU,
+scikit-learn ~1.5 s, pandas ~0.5 s), and the suite starts hundreds of them. These tests
+run the real executable and read which modules it imported (``PYTHONPROFILEIMPORTTIME``
+lists each one on stderr; only the names are read, never the times), so an eager import
+added back at the top of a module fails here. The positive checks (``predict`` loads
+scikit-learn to unpickle its model, ``promote`` loads MLflow to write the alias) show that
+the listing sees a heavy package when one is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kzsupport import KEIZOKU_EXE, REPO
+from rollout_support import MODEL, trained_copy
+
+# Never needed to parse arguments, print help or read the registry.
+HEAVY = {"mlflow", "sklearn", "scipy", "torch", "duckdb", "lightgbm", "xgboost", "pandas"}
+
+
+def _packages(modules: list[str]) -> set[str]:
+    return {name.split(".")[0] for name in modules}
+
+
+def imported(args: list[str], cwd: Path, home: Path) -> set[str]:
+    """The top-level packages that ``keizoku ARGS`` imported (it must succeed)."""
+    env = {**os.environ, "KEIZOKU_HOME": str(home), "COLUMNS": "200"}
+    env["PYTHONPROFILEIMPORTTIME"] = "1"
+    proc = subprocess.run([KEIZOKU_EXE, *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    lines = proc.stderr.splitlines()
+    timed = [line for line in lines if line.startswith("import time:")]
+    said = "\n".join(line for line in lines if not line.startswith("import time:"))
+    assert proc.returncode == 0, f"keizoku {' '.join(args)}: {proc.stdout}\n{said}"
+    assert timed, "no import listing on stderr: PYTHONPROFILEIMPORTTIME was not honoured"
+    return _packages([line.rsplit("|", 1)[1].strip() for line in timed[1:]])
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained penguins project (peng v1 champion, v2 challenger), copied for this file."""
+    return trained_copy(tmp_path_factory.mktemp("imports"))
+
+
+def test_importing_the_cli_loads_no_heavy_package() -> None:
+    code = "import json, sys, keizoku.cli; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120)  # fmt: skip
+    loaded = _packages(json.loads(out.stdout))
+    assert "typer" in loaded  # the listing is real
+    assert loaded & HEAVY == set()
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["train", "--help"]])
+def test_help_and_version_load_no_heavy_package(args: list[str], tmp_path: Path) -> None:
+    assert imported(args, tmp_path, tmp_path / ".keizoku") & HEAVY == set()
+
+
+def test_registry_reads_load_neither_mlflow_nor_pandas(project: Path) -> None:
+    home = project / ".keizoku"
+    for args in (["models"], ["status", MODEL], ["history", MODEL]):
+        assert imported(args, project, home) & HEAVY == set(), args
+
+
+def test_init_reads_the_table_without_scikit_learn_or_mlflow(tmp_path: Path) -> None:
+    shutil.copy(REPO / "examples" / "data" / "penguins.csv", tmp_path)
+    args = ["init", "penguins.csv", "--target", "species"]
+    loaded = imported(args, tmp_path, tmp_path / ".keizoku")
+    assert "pandas" in loaded
+    assert loaded & {"mlflow", "sklearn", "scipy", "torch", "duckdb", "lightgbm"} == set()
+
+
+def test_predict_reads_the_registry_without_mlflow(project: Path) -> None:
+    args = ["predict", "penguins.csv", "-m", MODEL, "-o", "scored.csv"]
+    loaded = imported(args, project, project / ".keizoku")
+    assert "sklearn" in loaded  # unpickling the model needs it
+    assert "mlflow" not in loaded
+
+
+def test_promote_writes_with_mlflow_and_checks_evidence_without_scikit_learn(
+    project: Path,
+) -> None:
+    loaded = imported(["promote", MODEL, "2"], project, project / ".keizoku")
+    assert "mlflow" in loaded  # the alias is written through MLflow, the only writer
+    assert loaded & {"sklearn", "torch", "duckdb", "lightgbm"} == set()
