@@ -78,3 +78,11 @@ bench-test-cpu:
 .PHONY: bench-clustering
 bench-clustering:
 	$(BENCH_PY) bench/clustering.py $(BENCH_ARGS)
+
+# Text columns (issue 17): Japanese classification with word vs keizoku tokens, JSQuAD
+# question -> paragraph matching (skipped without ../shared/datasets/qa/jsquad), and what
+# the MiniLM embeddings view costs. Writes bench/work/text.json (docs/benchmarks.md
+# "## Text columns").
+.PHONY: bench-text
+bench-text:
+	$(BENCH_PY) bench/text.py --out bench/work/text.json $(BENCH_ARGS)

@@ -224,6 +224,11 @@ class TabularEncoder(BaseEstimator, TransformerMixin):  # type: ignore[misc]
             ]
         return state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        # an embeddings view loads its model with the encoder, not at the first request
+        textcol.load_models([st for _, step, st in state.get("plan_", []) if step == "text"])
+
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.array(self.feature_names_out_, dtype=object)
 

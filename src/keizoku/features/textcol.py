@@ -25,7 +25,7 @@ import pandas as pd
 
 from keizoku.features.text import TextTokenizer
 
-__all__ = ["fit_text", "transform_text", "encode_one", "embed_texts", "tokenizer_of"]
+__all__ = ["fit_text", "transform_text", "encode_one", "embed_texts", "load_models"]
 
 EMB = "emb_"  # feature names of the embedding view: <column>__emb_<j>
 _CACHE_ROWS = 50_000  # texts whose embedding is kept per process (a search encodes each fold)
@@ -60,11 +60,6 @@ def fit_text(
     return state, names
 
 
-def tokenizer_of(state: dict[str, Any]) -> Any:
-    """The analyzer a fitted column tokenises with (the default word one for old encoders)."""
-    return state["vectorizer"].build_analyzer()
-
-
 def transform_text(state: dict[str, Any], s: pd.Series) -> np.ndarray:
     """The column's features for every row of ``s`` (nulls as the empty text)."""
     text = s.fillna("").astype(str)
@@ -80,6 +75,14 @@ def encode_one(state: dict[str, Any], text: str) -> list[float]:
     if state.get("embed"):
         row.extend(embed_texts(state["embed"], [text])[0].astype(np.float64).tolist())
     return row
+
+
+def load_models(states: list[dict[str, Any]]) -> None:
+    """Load the embedding model of every column state that has one (once per process)."""
+    from keizoku.features.embed import get_embedder
+
+    for name in {st["embed"] for st in states if st.get("embed")}:
+        get_embedder(name)
 
 
 def embed_texts(model: str, texts: list[str]) -> np.ndarray:

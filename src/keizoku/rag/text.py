@@ -6,22 +6,10 @@ TF-IDF of text columns uses it too; retrieval imports it from there, unchanged.
 
 from __future__ import annotations
 
-from keizoku.features.text import (
-    STOPWORDS,
-    detect_language,
-    has_japanese,
-    japanese_analyzer,
-    split_sentences,
-    stem,
-    tokenize,
-)
-
-__all__ = [
-    "split_sentences",
-    "stem",
-    "tokenize",
-    "detect_language",
-    "has_japanese",
-    "japanese_analyzer",
-    "STOPWORDS",
-]
+from keizoku.features.text import STOPWORDS as STOPWORDS
+from keizoku.features.text import detect_language as detect_language
+from keizoku.features.text import has_japanese as has_japanese
+from keizoku.features.text import japanese_analyzer as japanese_analyzer
+from keizoku.features.text import split_sentences as split_sentences
+from keizoku.features.text import stem as stem
+from keizoku.features.text import tokenize as tokenize
