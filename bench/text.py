@@ -3,7 +3,7 @@
     python bench/text.py --out bench/work/text.json [--parts classify,jsquad,embed]
 
 **classify** (issue 17's Japanese text-classification check): the generated support
-tickets (``tests/text/ticketgen.py``, CC0; 600 rows, 3 topics, half Japanese), each
+tickets (``tests/text_support.py``, CC0; 600 rows, 3 topics, half Japanese), each
 language alone; TF-IDF (min_df 2, sublinear tf) + logistic regression, 5-fold CV
 accuracy, with scikit-learn's default word tokens (what a whitespace/word tokenizer makes
 of text without spaces) against keizoku's ``TextTokenizer`` (SudachiPy words; bigrams).
@@ -31,7 +31,6 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "text"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 
@@ -54,9 +53,9 @@ def classify() -> dict[str, Any]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_score
     from sklearn.pipeline import make_pipeline
-    from ticketgen import tickets
 
     from keizoku.features.text import has_japanese
+    from text_support import tickets
 
     data = tickets(600, 1)
     out: dict[str, Any] = {}
@@ -83,7 +82,9 @@ def jsquad() -> dict[str, Any]:
     path = shared_datasets() / "qa" / "jsquad" / "valid-v1.3.json"
     if not path.exists():
         return {"skipped": f"{path} is absent (shared data of the keizoku workplace)"}
-    paragraphs, questions, answers = [], [], []
+    paragraphs: list[str] = []
+    questions: list[str] = []
+    answers: list[int] = []
     for article in json.loads(path.read_text())["data"]:
         for para in article["paragraphs"]:
             for qa in para["qas"]:
@@ -111,12 +112,12 @@ def jsquad() -> dict[str, Any]:
 def embed() -> dict[str, Any]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_score
-    from ticketgen import tickets
 
     from keizoku.data.schema import Column
     from keizoku.features.embed import get_embedder
     from keizoku.features.encoder import TabularEncoder
     from keizoku.features.text import has_japanese
+    from text_support import tickets
 
     data = tickets(720, 2)
     en = data[~data["message"].map(has_japanese)].reset_index(drop=True)

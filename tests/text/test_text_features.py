@@ -14,7 +14,6 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
-from ticketgen import tickets
 
 from keizoku.data.schema import Column, infer_schema
 from keizoku.features import text as features_text
@@ -24,6 +23,7 @@ from keizoku.monitoring.drift import DriftConfig
 from keizoku.monitoring.text import build_text_reference, text_drift_of
 from keizoku.rag import text as rag_text
 from kzsupport import need_shared
+from text_support import tickets
 
 SUDACHI = japanese_analyzer() is not None
 TICKETS = tickets(360, 0)
@@ -65,7 +65,7 @@ def test_records_give_the_frame_features_in_both_languages(mode: Any) -> None:
 
 def test_missing_text_is_the_empty_text() -> None:
     enc = TabularEncoder([Column(name="message", kind="text")], mode="onehot").fit(TICKETS)
-    rows = [{"message": None}, {"message": ""}]
+    rows: list[dict[str, Any]] = [{"message": None}, {"message": ""}]
     out = enc.transform_records(rows)
     assert np.array_equal(out, enc.transform(pd.DataFrame({"message": [None, ""]})))
     assert not out.any()
@@ -95,7 +95,9 @@ def test_question_to_paragraph_matching_on_jsquad() -> None:
     """JSQuAD (shared data): TF-IDF cosine from each question to the 1,145 paragraphs."""
     path = need_shared("qa/jsquad/valid-v1.3.json")
     data = json.loads(path.read_text())["data"]
-    paragraphs, questions, answers = [], [], []
+    paragraphs: list[str] = []
+    questions: list[str] = []
+    answers: list[int] = []
     for article in data:
         for para in article["paragraphs"]:
             for qa in para["qas"]:

@@ -21,9 +21,9 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-from ticketgen import tickets
 
 from kzsupport import KEIZOKU_EXE, REPO, CliResult, Server, json_records
+from text_support import tickets
 
 TICKETS = REPO / "examples" / "data" / "tickets.csv"
 

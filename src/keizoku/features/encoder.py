@@ -109,8 +109,8 @@ class TabularEncoder(BaseEstimator, TransformerMixin):  # type: ignore[misc]
             return "datetime", {}, [f"{col.name}__{p}" for p in DATE_PARTS]
         if col.kind == "text":
             width = self.text_features or (50 if self.mode == "ordinal" else 300)
-            state, out = textcol.fit_text(col.name, s, width, embeddings=bool(col.embeddings))
-            return "text", state, out
+            fitted, names = textcol.fit_text(col.name, s, width, embeddings=bool(col.embeddings))
+            return "text", fitted, names
         # categorical / boolean
         keys = s.dropna().map(canonical)
         counts = keys.value_counts()

@@ -192,7 +192,7 @@ def text_drift_of(
     )  # fmt: skip
     scaled = cast(dict[str | None, int], {k: v * scale for k, v in counts.items()})
     verdict = compare_categorical(f"{name} ({TOKENS})", sketch, scaled, cfg)
-    verdict.kind = "text"
+    verdict.kind = "text"  # levels and the categorical threshold, as a category's
     verdict.n = n_docs
     verdict.reason = verdict.reason.replace("null rate", "out-of-vocabulary share")
     verdict.labels = [lab if lab != "null" else "<out of vocabulary>" for lab in verdict.labels]
@@ -206,8 +206,7 @@ def text_drift_of(
         moved = compare_numeric(
             f"{name} ({EMBEDDING})", ref.similarity, numeric_counts(values_, ref.similarity), cfg
         )
-        moved.kind = "text"
-        out.append(moved)
+        out.append(moved)  # kind "numeric": bins and the numeric threshold in the report
     return out
 
 

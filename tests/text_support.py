@@ -8,7 +8,7 @@ time, a product and an order number, so the topic is in the words while whole se
 almost never repeat, as in real messages. ``shifted=True`` uses the nouns of another kind
 of message (a product recall and safety complaints) with the same greetings, predicates
 and other columns: the vocabulary moves, nothing else does. ``examples/data/tickets.csv``
-is ``tickets(360, 0)``: ``python tests/text/ticketgen.py examples/data/tickets.csv``.
+is ``tickets(360, 0)``: ``python tests/text_support.py examples/data/tickets.csv``.
 """
 
 from __future__ import annotations
