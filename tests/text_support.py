@@ -13,10 +13,18 @@ is ``tickets(360, 0)``: ``python tests/text_support.py examples/data/tickets.csv
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
+
+from kzsupport import KEIZOKU_EXE, REPO, CliResult, json_records
+
+TICKETS = REPO / "examples" / "data" / "tickets.csv"
 
 NOUNS = {
     "billing": (["invoice", "charge", "refund", "payment", "receipt", "bill", "fee"],
@@ -76,6 +84,24 @@ def tickets(n: int, seed: int = 0, *, shifted: bool = False) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+class Project:
+    """A project folder with its own ``KEIZOKU_HOME``; ``run`` is the real executable."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.env = {**os.environ, "COLUMNS": "200", "KEIZOKU_HOME": str(root / ".keizoku")}
+
+    def run(self, *args: str) -> CliResult:
+        proc = subprocess.run([KEIZOKU_EXE, *args], cwd=self.root, env=self.env,
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+        return CliResult(proc)
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``frame`` as a client sends them, without the target."""
+    return json_records(frame.drop(columns="topic"))
 
 
 if __name__ == "__main__":

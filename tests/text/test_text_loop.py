@@ -11,32 +11,18 @@ fires on that drift.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 import yaml
 
-from kzsupport import KEIZOKU_EXE, REPO, CliResult, Server, json_records
-from text_support import tickets
+from kzsupport import Server
+from text_support import TICKETS, Project, records, tickets
 
-TICKETS = REPO / "examples" / "data" / "tickets.csv"
-
-
-class Project:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.env = {**os.environ, "COLUMNS": "200", "KEIZOKU_HOME": str(root / ".keizoku")}
-
-    def run(self, *args: str) -> CliResult:
-        proc = subprocess.run([KEIZOKU_EXE, *args], cwd=self.root, env=self.env,
-                              capture_output=True, text=True, timeout=600)  # fmt: skip
-        return CliResult(proc)
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -61,15 +47,11 @@ def server(project: Project) -> Iterator[Server]:
     srv.stop()
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return json_records(frame.drop(columns="topic"))
-
-
 def test_served_equals_predict_on_english_and_japanese(project: Project, server: Server) -> None:
     rows = tickets(40, seed=7)
     langs = rows["message"].map(lambda t: "ja" if "。" in t or "、" in t else "en")
     assert set(langs) == {"ja", "en"}
-    resp = server.client.post("/v1/models/tickets/predict", json=_records(rows))
+    resp = server.client.post("/v1/models/tickets/predict", json=records(rows))
     assert resp.status_code == 200, resp.text
     served = resp.json()["predictions"]
     rows.drop(columns="topic").to_csv(project.root / "rows.csv", index=False)
@@ -102,7 +84,7 @@ def test_empty_or_non_string_text_is_a_422_naming_the_field(
 
 def test_shifted_text_drifts_and_triggers_retrain(project: Project, server: Server) -> None:
     shifted = tickets(150, seed=11, shifted=True)
-    resp = server.client.post("/v1/models/tickets/predict", json=_records(shifted))
+    resp = server.client.post("/v1/models/tickets/predict", json=records(shifted))
     assert resp.status_code == 200, resp.text
     labels = [
         {"request_id": p["request_id"], "label": y}
