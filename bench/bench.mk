@@ -102,3 +102,11 @@ bench-logscale:
 .PHONY: bench-ray
 bench-ray:
 	$(BENCH_PY) bench/ray_bench.py --out bench/work/ray.json $(BENCH_ARGS)
+
+# Text columns (issue 17): Japanese classification with word vs keizoku tokens, JSQuAD
+# question -> paragraph matching (skipped without ../shared/datasets/qa/jsquad), and what
+# the MiniLM embeddings view costs. Writes bench/work/text.json (docs/benchmarks.md
+# "## Text columns").
+.PHONY: bench-text
+bench-text:
+	$(BENCH_PY) bench/text.py --out bench/work/text.json $(BENCH_ARGS)

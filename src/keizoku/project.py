@@ -26,6 +26,7 @@ from keizoku.errors import DataError, UserInputError
 from keizoku.evaluation.evidence import STEP_BUDGET_S, build_evidence
 from keizoku.home import atomic_write_bytes
 from keizoku.monitoring.reference import reference_artifact
+from keizoku.monitoring.text import text_reference_artifact
 from keizoku.spec import DataSpec, Spec, load_spec
 from keizoku.training.config import merge_train
 
@@ -43,7 +44,11 @@ if TYPE_CHECKING:
 # Builders of the artifacts saved with every trained version, beside schema.yaml,
 # leaderboard.csv and training.json. Each writes files into the folder and returns
 # {name: path}; each takes the training context, built once.
-ARTIFACT_BUILDERS: tuple[ArtifactBuilder, ...] = (reference_artifact, build_evidence)
+ARTIFACT_BUILDERS: tuple[ArtifactBuilder, ...] = (
+    reference_artifact,
+    text_reference_artifact,  # text columns only (monitoring/text.py)
+    build_evidence,
+)
 
 # What the command does after the search, in seconds on an idle core (measured on the
 # shared 2-core machine, docs/decisions/0013-whole-command-budget.md). The budget keeps

@@ -45,6 +45,8 @@ class Column(BaseModel):
     min: float | None = None
     max: float | None = None
     note: str | None = None
+    # text: MiniLM sentence embeddings as a second view beside TF-IDF (docs/text.md)
+    embeddings: bool | None = None
 
 
 class Schema(BaseModel):
@@ -163,7 +165,7 @@ def _infer_kind(series: pd.Series, n_rows: int) -> tuple[Kind, str | None]:
     if _looks_datetime(text):
         return "datetime", None
     ratio = nunique / max(len(values), 1)
-    words = float(text.str.split().str.len().mean()) if len(text) else 0.0
+    words = float(text.map(_words).mean()) if len(text) else 0.0
     if ratio > 0.5 and words >= 3:
         return "text", f"free text ({nunique} distinct values, ~{words:.0f} words each)"
     if ratio > 0.5 and nunique > 20:
@@ -171,6 +173,14 @@ def _infer_kind(series: pd.Series, n_rows: int) -> tuple[Kind, str | None]:
     if words >= 5 and nunique > 50:
         return "text", None
     return "categorical", None
+
+
+def _words(value: str) -> float:
+    """Words in ``value``: whitespace-separated, or about one per two kana/kanji (Japanese
+    has no spaces, docs/text.md)."""
+    from keizoku.features.text import japanese_chars
+
+    return max(len(value.split()), japanese_chars(value) / 2)
 
 
 def _label_encoded(values: pd.Series) -> bool:

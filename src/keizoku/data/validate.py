@@ -133,6 +133,8 @@ def _text(col: Column) -> Check:
             return f"expected a string, got {_json_type(value)}"
         if len(value) > MAX_TEXT:
             return f"text longer than {MAX_TEXT} characters"
+        if not value.strip():  # nothing to tokenise: send words, or null (docs/text.md)
+            return "empty text: send at least one word" + (", or null" if col.nullable else "")
         return None
 
     return check

@@ -3,10 +3,11 @@
 One fitted object turns raw columns into the model's numeric matrix: numbers
 (median-imputed, optionally standardised, with missing indicators), categories
 (ordinal codes for trees, one-hot for linear models), booleans, datetime parts
-and TF-IDF text. ``transform`` works on a DataFrame (training, batch scoring);
-``transform_records`` works on plain dicts (serving) and returns the same matrix
-without building a DataFrame, which is what keeps one-row latency near the
-model's own cost.
+and text (TF-IDF over keizoku's English + Japanese tokens, plus MiniLM sentence
+embeddings when the column asks for them; docs/text.md). ``transform`` works on a
+DataFrame (training, batch scoring); ``transform_records`` works on plain dicts
+(serving) and returns the same matrix without building a DataFrame, which is what
+keeps one-row latency near the model's own cost.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from keizoku.data.labels import canonical
 from keizoku.data.schema import Column
+from keizoku.features import textcol
 
 __all__ = ["TabularEncoder"]
 
@@ -106,18 +108,9 @@ class TabularEncoder(BaseEstimator, TransformerMixin):  # type: ignore[misc]
         if col.kind == "datetime":
             return "datetime", {}, [f"{col.name}__{p}" for p in DATE_PARTS]
         if col.kind == "text":
-            from sklearn.feature_extraction.text import TfidfVectorizer
-
-            text = s.fillna("").astype(str)
             width = self.text_features or (50 if self.mode == "ordinal" else 300)
-            vec = TfidfVectorizer(max_features=width, min_df=2, sublinear_tf=True, dtype=np.float64)
-            try:
-                vec.fit(text)
-            except ValueError:  # empty vocabulary
-                vec = TfidfVectorizer(max_features=width, dtype=np.float64)
-                vec.fit(text.replace("", "empty"))
-            vocab = vec.get_feature_names_out().tolist()
-            return "text", {"vectorizer": vec}, [f"{col.name}__{w}" for w in vocab]
+            fitted, names = textcol.fit_text(col.name, s, width, embeddings=bool(col.embeddings))
+            return "text", fitted, names
         # categorical / boolean
         keys = s.dropna().map(canonical)
         counts = keys.value_counts()
@@ -159,8 +152,7 @@ class TabularEncoder(BaseEstimator, TransformerMixin):  # type: ignore[misc]
             )
             return parts if self.mode == "ordinal" else np.nan_to_num(parts, nan=0.0)
         if step == "text":
-            mat = state["vectorizer"].transform(s.fillna("").astype(str))
-            return np.asarray(mat.todense())
+            return textcol.transform_text(state, s)
         codes = np.array([self._code(state, v) for v in s.tolist()], dtype=float)
         return self._expand(state, codes)
 
@@ -212,7 +204,7 @@ class TabularEncoder(BaseEstimator, TransformerMixin):  # type: ignore[misc]
                 row.extend(self._expand(state, np.array([code]))[0].tolist())
             elif step == "text":
                 text = "" if _is_missing(value) else str(value)
-                row.extend(_tfidf_one(state, text))
+                row.extend(textcol.encode_one(state, text))
             else:
                 row.extend(self._date_parts(value))
         return row
@@ -232,30 +224,13 @@ class TabularEncoder(BaseEstimator, TransformerMixin):  # type: ignore[misc]
             ]
         return state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        # an embeddings view loads its model with the encoder, not at the first request
+        textcol.load_models([st for _, step, st in state.get("plan_", []) if step == "text"])
+
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         return np.array(self.feature_names_out_, dtype=object)
-
-
-def _tfidf_one(state: dict[str, Any], text: str) -> list[float]:
-    """TF-IDF of one document, equal to ``TfidfVectorizer.transform`` at a fraction of its cost."""
-    vec = state["vectorizer"]
-    analyzer = state.get("_analyzer")
-    if analyzer is None:
-        analyzer = state["_analyzer"] = vec.build_analyzer()
-    vocab, idf = vec.vocabulary_, vec.idf_
-    counts: dict[int, int] = {}
-    for token in analyzer(text):
-        j = vocab.get(token)
-        if j is not None:
-            counts[j] = counts.get(j, 0) + 1
-    out = [0.0] * len(idf)
-    for j, c in counts.items():
-        tf = 1.0 + math.log(c) if vec.sublinear_tf else float(c)
-        out[j] = tf * idf[j]
-    norm = math.sqrt(sum(v * v for v in out))
-    if norm > 0:
-        out = [v / norm for v in out]
-    return out
 
 
 def _is_int_text(key: Any) -> bool:

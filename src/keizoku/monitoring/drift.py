@@ -50,6 +50,7 @@ __all__ = [
     "compare_numeric",
     "compare_categorical",
     "NumericCounts",
+    "numeric_counts",
     "drift_sql",
     "collect_counts",
     "BucketCounts",
@@ -172,6 +173,20 @@ class NumericCounts:
     le: np.ndarray
     below: float | None = None
     above: float | None = None
+
+
+def numeric_counts(values: np.ndarray, ref: FeatureRef) -> NumericCounts:
+    """``NumericCounts`` of in-memory ``values`` on ``ref``'s edges (NaN = null)."""
+    values = np.asarray(values, dtype=float)
+    ok = np.sort(values[~np.isnan(values)])
+    below, above = tail_sums(ok, ref.edges)
+    return NumericCounts(
+        n=len(values),
+        nulls=int(len(values) - len(ok)),
+        le=np.searchsorted(ok, np.asarray(ref.edges), side="right").astype(float),
+        below=below,
+        above=above,
+    )
 
 
 def tail_sums(values: np.ndarray, edges: list[float]) -> tuple[float, float]:

