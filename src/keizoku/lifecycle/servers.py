@@ -209,19 +209,24 @@ def disagreements(
     return out
 
 
+MIN_WAIT_S = 15.0
+
+
 def wait_for_servers(
     name: str, *, timeout_s: float | None = None, poll_s: float = 0.2
 ) -> tuple[dict[str, int], list[Beat], list[tuple[Beat, dict[str, int]]]]:
     """Wait (bounded) until every live server of ``name`` serves what it should.
 
-    The bound is three beat intervals of the slowest live server (a poll, then a beat; at
-    most 60 s) unless ``timeout_s`` is given. Returns (expected, the live servers serving
+    The bound is three beat intervals of the slowest live server (a poll, then a beat),
+    and at least 15 s (loading a version takes seconds on a busy machine), at most 60 s,
+    unless ``timeout_s`` is given. Returns (expected, the live servers serving
     ``name``, those that still disagree at the end).
     """
     expected = expected_variants(name)
     beats = [b for b in live_beats() if b.variants(name) is not None]
     if timeout_s is None:
-        timeout_s = min(3 * max([b.interval_s for b in beats], default=0) + 1.0, 60.0)
+        slowest = max([b.interval_s for b in beats], default=0)
+        timeout_s = min(max(3 * slowest + 1.0, MIN_WAIT_S), 60.0)
     deadline = time.monotonic() + timeout_s
     while True:
         beats = [b for b in live_beats() if b.variants(name) is not None]

@@ -245,15 +245,20 @@ def transition(
                 changes.tag(version, GATE_TAG, "passed" if gate["passed"] else "failed")
                 reasons = " | ".join(gate.get("reasons") or [])[:4900]
                 changes.tag(version, REASONS_TAG, reasons or None)
+            # a version's state is written before an alias points at it, and after the
+            # aliases leave it: a server polling in between never finds an alias on a
+            # version whose recorded state may not answer (it would refuse the swap)
             if to == "champion":
                 old = before.get("champion")
+                changes.tag(version, STATE_TAG, to)
+                if old is not None and old != version:
+                    changes.tag(old, STATE_TAG, "archived")
                 set_alias(name, "champion", version)
                 if before.get("challenger") == version:
                     delete_alias(name, "challenger")
-                if old is not None and old != version:
-                    changes.tag(old, STATE_TAG, "archived")
             elif to == "challenger":
                 old = before.get("challenger")
+                changes.tag(version, STATE_TAG, to)
                 set_alias(name, "challenger", version)
                 if old is not None and old != version:
                     changes.tag(old, STATE_TAG, "gated-pass")
@@ -261,7 +266,7 @@ def transition(
                 for alias, v in before.items():
                     if v == version:
                         delete_alias(name, alias)
-            changes.tag(version, STATE_TAG, to)
+                changes.tag(version, STATE_TAG, to)
             previous = before.get("champion") if to == "champion" else before.get(to)
             return audit.record(
                 name,
