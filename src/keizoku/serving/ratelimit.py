@@ -8,9 +8,10 @@ RAG, feedback, admin routes. Each server process counts on its own, so with
 ``--workers N`` (or N servers) a caller may get up to N times the rate.
 
 Wrong API keys are throttled whatever ``--rate-limit`` says (``wrong_keys``): after 10
-from one client address (API or console sign-in), that address may try a key it has not
-used successfully in the last seconds only once every 6 s; until then the key is not even
-checked, and the answer is 429.
+distinct wrong keys from one client address (API or console sign-in), that address may
+try a key the server has never seen valid only once every 6 s; until then the key is not
+even checked, and the answer is 429. Keys seen valid before are still checked (callers
+behind one proxy share an address), and a wrong key sent again counts once.
 """
 
 from __future__ import annotations

@@ -71,6 +71,8 @@ class Guard:
     failures: RateLimit = field(default_factory=wrong_keys)  # wrong keys per address
     _configured: tuple[float, bool] = (0.0, False)
     _cache: dict[str, tuple[float, Principal]] = field(default_factory=dict)
+    _seen_valid: set[str] = field(default_factory=set)  # sha256 of keys once valid here
+    _seen_wrong: set[str] = field(default_factory=set)  # ... and of wrong keys, counted once
 
     def keys_required(self) -> bool:
         if not self.loopback:
@@ -94,23 +96,30 @@ class Guard:
         return require_role(principal, role)
 
     def check_key(self, request: Request, token: str | None) -> Principal:
-        """``token``'s principal (AuthError otherwise); wrong keys are throttled per address.
+        """``token``'s principal (AuthError otherwise); guessing is throttled per address.
 
-        A key seen valid in the last ``ttl_s`` seconds is answered from memory; any other
-        key from an address that sent too many wrong ones is refused (429) unchecked.
+        A key seen valid in the last ``ttl_s`` seconds is answered from memory. From an
+        address that sent too many *distinct* wrong keys, a key this server has never seen
+        valid is refused (429) unchecked. A key seen valid before (a client behind the same
+        proxy) is still checked, and one wrong key sent again (a client with a revoked key)
+        counts once, so neither blocks the other callers of an address.
         """
         principal = self._lookup(token) if token else None
         if principal is not None:
             return principal
         address = f"address {_address(request)}"
-        if token:
+        digest = hashlib.sha256((token or "").encode()).hexdigest()
+        if token and digest not in self._seen_valid:
             self.failures.check(address)
         try:
             principal = authenticate(token)
         except AuthError:
-            if token:
+            if token and digest not in self._seen_wrong:
+                _bounded_add(self._seen_wrong, digest)
                 self.failures.spend(address)
             raise
+        _bounded_add(self._seen_valid, digest)
+        self._seen_wrong.discard(digest)
         self._remember(token or "", principal)
         return principal
 
@@ -129,3 +138,10 @@ class Guard:
             self._cache.clear()
         digest = hashlib.sha256(token.encode()).hexdigest()
         self._cache[digest] = (time.monotonic() + self.ttl_s, principal)
+
+
+def _bounded_add(seen: set[str], digest: str, limit: int = 100_000) -> None:
+    """Remember ``digest`` in ``seen``, forgetting everything at ``limit`` (bounded memory)."""
+    if len(seen) >= limit:
+        seen.clear()
+    seen.add(digest)
