@@ -20,6 +20,10 @@ from kzsupport import KEIZOKU_EXE, SHARED_ENV, CliResult
 # none of them starts last and leaves the other workers idle. Only an order: a file
 # missing here still runs, after these.
 LONG_FIRST = (
+    "distributed/test_ray.py",
+    "conformance/test_store_cli.py",
+    "conformance/test_scaleout.py",
+    "text/test_text_embed_loop.py",
     "serving/test_boundary.py",
     "e2e/test_loop.py",
     "lifecycle/test_gates_before_traffic.py",
