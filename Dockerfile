@@ -32,7 +32,7 @@ COPY src/ src/
 RUN /opt/keizoku/bin/pip wheel --no-deps --wheel-dir /build/dist .
 RUN set -eu; \
     case ",${EXTRAS}," in \
-      *,torch,*|*,rag,*) \
+      *,torch,*|*,rag,*|*,text,*) \
         /opt/keizoku/bin/pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" ;; \
     esac; \
     wheel="$(ls /build/dist/keizoku-*.whl)"; \
