@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 
+from kzsupport import KEIZOKU_EXE, CliResult
+
 __all__ = ["Postgres", "pg_bin", "postgres", "why_no_postgres"]
 
 
@@ -116,3 +118,24 @@ def postgres() -> Iterator[Postgres]:
         if (data / "postmaster.pid").exists():
             pg(pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(root, ignore_errors=True)
+
+
+# ------------------------------------------------------------ the CLI on a store
+
+TWO_TRIALS = ("--budget", "5m", "--family", "lightgbm", "--max-trials", "2")
+
+
+def keizoku(where: Path, store: str, *args: str, home: bool = True) -> CliResult:
+    """``keizoku ARGS`` in project folder ``where`` (its own home, or none), on ``store``."""
+    env = {**os.environ, "COLUMNS": "200", "KEIZOKU_HOME": str(where / ".keizoku"),
+           "KEIZOKU_STORE": store}  # fmt: skip
+    for name in (
+        "KEIZOKU_TRACKING_URI",
+        "KEIZOKU_ARTIFACT_ROOT",
+        *([] if home else ["KEIZOKU_HOME"]),
+    ):
+        env.pop(name, None)
+    where.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([KEIZOKU_EXE, *args], cwd=where, env=env, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    return CliResult(done)

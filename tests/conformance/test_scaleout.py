@@ -21,11 +21,10 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-from test_store_cli import TWO_TRIALS, keizoku
 
 from keizoku.monitoring.log import segment_files
 from kzsupport import REPO, Server
-from pgsupport import Postgres, postgres  # noqa: F401 (the fixture)
+from pgsupport import TWO_TRIALS, Postgres, keizoku, postgres  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.slow
 

@@ -11,35 +11,17 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from keizoku.errors import ExitCode
-from kzsupport import KEIZOKU_EXE, REPO, CliResult, Server
-from pgsupport import Postgres, postgres  # noqa: F401 (the fixture)
+from kzsupport import REPO, Server
+from pgsupport import TWO_TRIALS, Postgres, keizoku, postgres  # noqa: F401 (the fixture)
 
 PENGUINS = REPO / "examples" / "data" / "penguins.csv"
-TWO_TRIALS = ("--budget", "5m", "--family", "lightgbm", "--max-trials", "2")
 SECRET = "s3cr3t-Pa55"
-
-
-def keizoku(where: Path, store: str, *args: str, home: bool = True) -> CliResult:
-    """``keizoku ARGS`` in project folder ``where`` (its own home, or none), on ``store``."""
-    env = {**os.environ, "COLUMNS": "200", "KEIZOKU_HOME": str(where / ".keizoku"),
-           "KEIZOKU_STORE": store}  # fmt: skip
-    for name in (
-        "KEIZOKU_TRACKING_URI",
-        "KEIZOKU_ARTIFACT_ROOT",
-        *([] if home else ["KEIZOKU_HOME"]),
-    ):
-        env.pop(name, None)
-    where.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([KEIZOKU_EXE, *args], cwd=where, env=env, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
-    return CliResult(done)
 
 
 def _dead_port() -> int:
