@@ -25,8 +25,9 @@ after it the compacted file and not the segments, so every record exactly once. 
 before the rename leaves a temporary file (swept later) and the segments; after it, the
 replaced segments stay on disk, skipped by readers, until a sweep at least ``grace_s``
 later deletes them, so a reader that listed just before the rename still finds the files
-it listed (a reader slower than ``grace_s`` gets a missing file and lists again). The
-bucket pre-aggregates never fold a compacted file: it only holds folded segments.
+it listed (a reader slower than ``grace_s`` fails on a missing file; run again, it lists
+anew). The bucket pre-aggregates never fold a compacted file: it only holds folded
+segments.
 """
 
 from __future__ import annotations
