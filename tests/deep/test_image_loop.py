@@ -10,6 +10,7 @@ import glob
 import io
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,7 +61,9 @@ class Project:
     def train(self, *args: str) -> dict[str, Any]:
         res = self.run("train", "--json", *args)
         assert res.code in (0, 6), res.text
-        return json.loads(res.out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+        body: dict[str, Any] = json.loads(res.out.strip().splitlines()[-1])
+        body["_stderr"] = res.err
+        return body
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +117,16 @@ def test_first_version_is_the_champion_trained_on_the_images(first: dict[str, An
     assert len(first["trials"]) == 1 and first["trials"][0]["channels"] == 8
     # 3 well-separated digits: the CNN learns them well above chance (1/3)
     assert first["holdout_accuracy"] >= 0.6, first
+
+
+def test_piped_training_prints_one_line_per_epoch(first: dict[str, Any]) -> None:
+    """stderr is a pipe here: every epoch of the one trial is a line, in order, with its
+    losses (25 epochs, patience 25: none stops early)."""
+    found = re.findall(
+        r"trial 1 \(8 channels\) epoch (\d+)/25: train loss [0-9.]+ · val loss [0-9.]+",
+        first["_stderr"],
+    )
+    assert [int(e) for e in found] == list(range(1, 26)), first["_stderr"][-2000:]
 
 
 def test_second_version_is_gated_on_the_common_holdout(

@@ -4,6 +4,7 @@ trials, its hold-out accuracy, gates)."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,9 @@ def train_images(config: Path, overrides: dict[str, Any], as_json: bool, started
     from keizoku.cli import _print_admission
     from keizoku.deep.loop import train_images_gated
 
-    outcome, admission = train_images_gated(config, overrides=overrides)
+    lines = not (_io.console.is_terminal and _io.err.is_terminal)
+    with _EpochLog(started, lines) as log:
+        outcome, admission = train_images_gated(config, overrides=overrides, on_epoch=log.epoch)
     info = outcome.model.info
     if as_json:
         body = {
@@ -45,3 +48,40 @@ def train_images(config: Path, overrides: dict[str, Any], as_json: bool, started
         f"on {info['holdout_rows']} image(s)"
     )
     _print_admission(outcome.name, outcome.version, admission)
+
+
+class _EpochLog:
+    """The CNN's progress: a live bar per trial on a terminal, else one flushed line per
+    epoch on stderr (CI logs, ``| cat``, nohup)."""
+
+    def __init__(self, started: float, lines: bool) -> None:
+        self.started, self.lines = started, lines
+        self.progress: Any = None
+        self.bars: dict[int, Any] = {}
+
+    def __enter__(self) -> _EpochLog:
+        if not self.lines:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[loss]}"), console=_io.err, transient=True,
+            )  # fmt: skip
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(None, None, None)
+
+    def epoch(self, trial: int, channels: int, epoch: int, most: int, train: float,
+              val: float | None) -> None:  # fmt: skip
+        loss = f"train loss {train:.4f}" + (f" · val loss {val:.4f}" if val is not None else "")
+        what = f"trial {trial + 1} ({channels} channels)"
+        if self.lines:
+            now = time.monotonic() - self.started
+            print(f"[{now:7.1f}s] {what} epoch {epoch}/{most}: {loss}", file=sys.stderr, flush=True)
+            return
+        if trial not in self.bars:
+            self.bars[trial] = self.progress.add_task(what, total=most, loss="")
+        self.progress.update(self.bars[trial], completed=epoch, loss=loss)

@@ -16,6 +16,7 @@ import hashlib
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ from keizoku.lifecycle.retrain import (
 )
 from keizoku.spec import Spec, load_spec
 
-__all__ = ["ImageOutcome", "holdout_mask", "retrain_images", "train_images_gated"]
+__all__ = ["EpochReport", "ImageOutcome", "holdout_mask", "retrain_images", "train_images_gated"]
 
 
 @dataclass
@@ -78,8 +79,17 @@ def _data_sha(table: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
+# ``on_epoch(trial, channels, epoch, max_epochs, train_loss, val_loss)``: progress only.
+EpochReport = Callable[[int, int, int, int, float, float | None], None]
+
+
 def _fit(
-    x: np.ndarray, y: np.ndarray, ims: ImagesSpec, max_trials: int | None, seed: int
+    x: np.ndarray,
+    y: np.ndarray,
+    ims: ImagesSpec,
+    max_trials: int | None,
+    seed: int,
+    on_epoch: EpochReport | None = None,
 ) -> tuple[Any, list[dict[str, Any]]]:
     """The best ``ImageCNN`` on a validation split, and one row per trial."""
     from sklearn.model_selection import train_test_split
@@ -93,7 +103,15 @@ def _fit(
     for number, channels in enumerate(ims.channels[: max_trials or len(ims.channels)]):
         started = time.monotonic()
         cnn = ImageCNN(channels=channels, max_epochs=ims.epochs, patience=ims.patience, seed=seed)
-        cnn.fit(x[fit_i], y[fit_i], eval_set=(x[val_i], y[val_i]))
+        report = None
+        if on_epoch is not None:
+
+            def report(epoch: int, train: float, val: float | None, n: int = number,
+                       c: int = channels) -> bool:  # fmt: skip
+                on_epoch(n, c, epoch, ims.epochs, train, val)
+                return False  # never asks to stop: early stopping stays the CNN's
+
+        cnn.fit(x[fit_i], y[fit_i], eval_set=(x[val_i], y[val_i]), on_epoch=report)
         acc = float(np.mean(cnn.predict(x[val_i]) == y[val_i]))
         trials.append({"number": number, "channels": channels, "val_accuracy": acc,
                        "epochs": int(cnn.best_epoch_ or len(cnn.history_)),
@@ -165,8 +183,10 @@ def train_images_gated(
     overrides: dict[str, Any] | None = None,
     actor: str | None = None,
     reason: str = "",
+    on_epoch: EpochReport | None = None,
 ) -> tuple[ImageOutcome, Admission]:
-    """Train the CNN per the spec, register it and gate it (see the module docstring)."""
+    """Train the CNN per the spec, register it and gate it (see the module docstring);
+    ``on_epoch`` hears of every finished epoch of every trial."""
     from keizoku.names import check_name
     from keizoku.registry.models import delete_version
 
@@ -181,7 +201,7 @@ def train_images_gated(
     x = load_images(table["path"].tolist(), ims.size)
     y = table["label"].astype(str).to_numpy()
     seed = int(given.get("seed") or spec.train.seed or 0)
-    cnn, trials = _fit(x[~held], y[~held], ims, given.get("max_trials"), seed)
+    cnn, trials = _fit(x[~held], y[~held], ims, given.get("max_trials"), seed, on_epoch)
     hold_acc = float(np.mean(cnn.predict(x[held]) == y[held])) if held.any() else float("nan")
     info = {"family": "image_cnn", "rows": int((~held).sum()), "holdout_rows": int(held.sum()),
             "val_accuracy": max(t["val_accuracy"] for t in trials), "holdout_accuracy": hold_acc,
