@@ -160,7 +160,8 @@ def init(
         counts = ", ".join(f"{c} {n}" for c, n in spec.images.counts.items())
         console.print(
             f"Images ({spec.images.source}): {len(spec.images.classes)} classes ({counts}), "
-            f"resized to {spec.images.size[0]}x{spec.images.size[1]} grayscale. Edit the "
+            f"resized to {spec.images.size[0]}x{spec.images.size[1]} "
+            f"{'RGB' if spec.images.colour else 'grayscale'}. Edit the "
             "images: section of the spec to change them."
         )
     console.print(

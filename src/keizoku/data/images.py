@@ -24,6 +24,7 @@ __all__ = [
     "FORMATS",
     "ImageLimits",
     "image_stats",
+    "has_colour",
     "load_image",
     "load_images",
     "read_paths_csv",
@@ -89,8 +90,10 @@ def load_image(
     size: tuple[int, int],
     name: str | None = None,
     limits: ImageLimits = ImageLimits(),
+    colour: bool = False,
 ) -> np.ndarray:
-    """One image as a ``size`` (height, width) grayscale float32 array in [0, 1]."""
+    """One image as a ``size`` (height, width) grayscale float32 array in [0, 1], or with
+    ``colour`` a (height, width, 3) RGB one."""
     from PIL import Image, UnidentifiedImageError
 
     label = name or (str(source) if not isinstance(source, bytes) else "the upload")
@@ -114,10 +117,10 @@ def load_image(
                     f"Image {label} is {img.width}x{img.height} pixels, over the "
                     f"{limits.max_pixels:,}-pixel limit: send a smaller image."
                 )
-            gray = img.convert("L")
-            if gray.size != (size[1], size[0]):
-                gray = gray.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            return np.asarray(gray, dtype=np.float32) / 255.0
+            pixels = img.convert("RGB" if colour else "L")
+            if pixels.size != (size[1], size[0]):
+                pixels = pixels.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            return np.asarray(pixels, dtype=np.float32) / 255.0
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(
             f"Image {label} is corrupt or not an image ({type(exc).__name__}): "
@@ -125,9 +128,30 @@ def load_image(
         ) from exc
 
 
-def load_images(paths: list[str], size: tuple[int, int]) -> np.ndarray:
-    """Every image of ``paths`` as one (n, height, width) array."""
-    return np.stack([load_image(p, size) for p in paths]) if paths else np.zeros((0, *size))
+def load_images(paths: list[str], size: tuple[int, int], colour: bool = False) -> np.ndarray:
+    """Every image of ``paths`` as one (n, height, width) array, (n, height, width, 3) with
+    ``colour``."""
+    if not paths:
+        return np.zeros((0, *size, 3) if colour else (0, *size))
+    return np.stack([load_image(p, size, colour=colour) for p in paths])
+
+
+def has_colour(paths: list[str]) -> bool:
+    """Whether any of ``paths`` has pixels whose red, green and blue differ (a grey image
+    saved as RGB is not colour)."""
+    from PIL import Image
+
+    for path in paths:
+        with Image.open(path) as img:
+            if img.mode in ("L", "LA", "1", "I", "I;16", "F"):
+                continue
+            rgb = np.asarray(img.convert("RGB"), dtype=np.int16)
+        if (
+            np.abs(rgb[..., 0] - rgb[..., 1]).max() > 8
+            or np.abs(rgb[..., 1] - rgb[..., 2]).max() > 8
+        ):
+            return True
+    return False
 
 
 def image_stats(images: np.ndarray) -> pd.DataFrame:

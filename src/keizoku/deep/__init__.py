@@ -2,7 +2,7 @@
 
 ``TabularMLP`` is the zoo's ``torch_mlp`` family: an estimator over the
 ``TabularEncoder``'s ordinal matrix, with an embedding per category column.
-``ImageCNN`` is a small image classifier over grayscale arrays. Among keizoku's layers
+``ImageCNN`` is a small image classifier over grayscale or RGB arrays. Among keizoku's layers
 only ``keizoku.training`` imports this package; importing it does not import torch
 (torch loads on the first fit or unpickle), and the names below load on first use, so
 that ``keizoku.deep.spec`` (read with every ``keizoku.yaml``) does not import scikit-learn.

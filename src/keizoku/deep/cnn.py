@@ -1,5 +1,5 @@
 """``ImageCNN``: a small convolutional network trained from scratch, as a scikit-learn
-classifier over (n, height, width) grayscale arrays in [0, 1].
+classifier over (n, height, width) grayscale or (n, height, width, 3) RGB arrays in [0, 1].
 
 Two blocks of two 3x3 convolutions (batch norm, ReLU) and a max-pool, a global average
 pool, a dense penultimate layer (``embed``: what the monitor watches) and the class
@@ -31,7 +31,7 @@ from keizoku.deep.mlp import EpochCallback
 __all__ = ["ImageCNN"]
 
 
-def _net(channels: int, hidden: int, dropout: float, n_out: int) -> Any:
+def _net(channels: int, hidden: int, dropout: float, n_out: int, in_channels: int = 1) -> Any:
     from torch import nn
 
     def block(c_in: int, c_out: int) -> list[Any]:
@@ -46,7 +46,7 @@ def _net(channels: int, hidden: int, dropout: float, n_out: int) -> Any:
         ]
 
     body = nn.Sequential(
-        *block(1, channels),
+        *block(in_channels, channels),
         *block(channels, 2 * channels),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
@@ -131,6 +131,7 @@ class ImageCNN(NumpyPickle, BaseEstimator):  # type: ignore[misc]
             "hidden": int(self.hidden),
             "dropout": float(self.dropout),
             "n_out": len(self.classes_),
+            "in_channels": int(X.shape[3]) if X.ndim == 4 else 1,
         }
         with session(self.seed, self.n_jobs):
             eval_set = known_classes(eval_set, self.classes_)
@@ -141,6 +142,8 @@ class ImageCNN(NumpyPickle, BaseEstimator):  # type: ignore[misc]
         import torch
 
         X = np.asarray(X, dtype=np.float32)
+        if X.ndim == 4:  # (n, height, width, RGB) → (n, RGB, height, width)
+            return torch.from_numpy(np.ascontiguousarray(X.transpose(0, 3, 1, 2)))
         return torch.from_numpy(np.ascontiguousarray(X.reshape(len(X), 1, *X.shape[1:3])))
 
     def _train(

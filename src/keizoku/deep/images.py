@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from keizoku.data.images import SUFFIXES, load_images, read_paths_csv, scan_folder
+from keizoku.data.images import SUFFIXES, has_colour, load_images, read_paths_csv, scan_folder
 from keizoku.data.schema import Column, Schema, Task
 from keizoku.deep.spec import ImagesSpec
 from keizoku.errors import DataError, UserInputError
@@ -64,6 +64,7 @@ def infer_images(data: str, target: str) -> ImagesSpec | None:
             return None
         spec = ImagesSpec(source="csv", path_column=column)
     table = image_table(path, spec, target)
+    colour = has_colour(table["path"].sample(min(len(table), 20), random_state=0).tolist())
     try:
         with Image.open(table["path"].iloc[0]) as first:
             width, height = first.size
@@ -76,6 +77,7 @@ def infer_images(data: str, target: str) -> ImagesSpec | None:
     return spec.model_copy(
         update={
             "size": (min(height, MAX_SIDE), min(width, MAX_SIDE)),
+            "colour": colour,
             "classes": [str(c) for c in counts.index],
             "counts": {str(c): int(n) for c, n in counts.items()},
         }
@@ -87,7 +89,8 @@ def image_schema(images: ImagesSpec, target: str) -> Schema:
     task: Task = "binary" if len(images.classes) == 2 else "multiclass"
     columns = [
         Column(name=images.path_column, kind="text", role="feature", dtype="str",
-               note=f"image path ({images.size[0]}x{images.size[1]} grayscale)"),
+               note=f"image path ({images.size[0]}x{images.size[1]} "
+                    f"{'RGB' if images.colour else 'grayscale'})"),
         Column(name=target, kind="categorical", role="target", dtype="str"),
     ]  # fmt: skip
     return Schema(columns=columns, target=target, task=task, classes=list(images.classes))
@@ -101,6 +104,11 @@ class ImageModel:
         self.size = (int(size[0]), int(size[1]))
         self.cnn = cnn
         self._info = info
+
+    @property
+    def colour(self) -> bool:
+        """Whether the CNN reads RGB (three channels) rather than grayscale."""
+        return int(self.cnn.arch_.get("in_channels", 1)) == 3
 
     # --- what the registry and the lifecycle read (ServableModel)
     @property
@@ -158,7 +166,8 @@ class ImageModel:
                 f"The table has no column '{column}' of image paths (columns: "
                 f"{list(frame.columns)}): add it, one PNG/JPEG path per row."
             )
-        proba = self.predict_images(load_images([str(p) for p in frame[column]], self.size))
+        paths = [str(p) for p in frame[column]]
+        proba = self.predict_images(load_images(paths, self.size, self.colour))
         out = frame.copy()
         out["prediction"] = self.labels(proba)
         for j, c in enumerate(self.cnn.classes_):

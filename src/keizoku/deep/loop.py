@@ -198,7 +198,7 @@ def train_images_gated(
     source = Path(spec.data.path or ".")
     table = image_table(source if source.is_absolute() else base / source, ims, spec.target)
     held = holdout_mask(table, ims.holdout)
-    x = load_images(table["path"].tolist(), ims.size)
+    x = load_images(table["path"].tolist(), ims.size, ims.colour)
     y = table["label"].astype(str).to_numpy()
     seed = int(given.get("seed") or spec.train.seed or 0)
     cnn, trials = _fit(x[~held], y[~held], ims, given.get("max_trials"), seed, on_epoch)

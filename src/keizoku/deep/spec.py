@@ -19,7 +19,8 @@ __all__ = ["ImagesSpec"]
 class ImagesSpec(Section):
     """An image classification project (the images are read by ``keizoku.data.images``).
 
-    ``size``: (height, width) every image is resized to, in grayscale. ``holdout``: the
+    ``size``: (height, width) every image is resized to. ``colour``: read as RGB (three
+    channels) instead of grayscale; ``init`` sets it when the images have colour. ``holdout``: the
     share of images (per class, fixed by ``seed``) kept out of every version's training;
     a later version is gated against the champion on it. ``epochs``/``patience``: the
     CNN's early-stopped training; ``channels``: the widths ``max_trials`` searches in order.
@@ -28,6 +29,7 @@ class ImagesSpec(Section):
     source: Literal["folder", "csv"] = "folder"
     path_column: str = "path"
     size: tuple[int, int] = (8, 8)
+    colour: bool = False
     classes: list[str] = Field(default_factory=list)
     counts: dict[str, int] = Field(default_factory=dict)
     holdout: float = Field(default=0.2, gt=0.0, lt=0.9)

@@ -168,7 +168,10 @@ def score_images(
             f"{name}:{version} is a {model.task} model on a table, not an image model: use "
             f"POST /v1/models/{name}/predict."
         )
-    images = np.stack([load_image(data, model.size, name=n, limits=LIMITS) for n, data in files])
+    images = np.stack(
+        [load_image(data, model.size, name=n, limits=LIMITS, colour=model.colour)
+         for n, data in files]
+    )  # fmt: skip
     return name, version, model, images, model.predict_images(images)
 
 
