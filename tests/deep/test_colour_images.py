@@ -8,8 +8,6 @@ folder with ``colour: false`` is the control: in grayscale the classes are the s
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from kzsupport import KEIZOKU_EXE, CliResult, Server
+import text_support
+from kzsupport import Server
 
 pytest.importorskip("torch", reason="the image CNN needs torch: pip install 'keizoku[torch]'")
 
@@ -40,16 +39,7 @@ def write_squares(root: Path, seed: int = 0) -> None:
             img.save(root / name / f"{i:03d}.png")
 
 
-class Project:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.env = {**os.environ, "COLUMNS": "200", "KEIZOKU_HOME": str(root / ".keizoku")}
-
-    def run(self, *args: str) -> CliResult:
-        proc = subprocess.run([KEIZOKU_EXE, *args], cwd=self.root, env=self.env,
-                              capture_output=True, text=True, timeout=600)  # fmt: skip
-        return CliResult(proc)
-
+class Project(text_support.Project):
     def init_and_train(self, colour: bool | None = None) -> dict[str, Any]:
         init = self.run("init", "squares", "--target", "colour")
         assert init.code == 0, init.text
