@@ -129,7 +129,8 @@ def monitor(
     console.print(table)
     if report.n_rows < cfg.min_rows:
         console.print(
-            f"[yellow]Only {report.n_rows:,} rows in the window: drift is judged from "
+            f"[yellow]Only {report.n_rows:,} row{'' if report.n_rows == 1 else 's'} in the "
+            "window: drift is judged from "
             f"{cfg.min_rows} rows on (monitoring.min_rows). Widen --since or send more traffic.[/]"
         )
     if report.performance is not None:
