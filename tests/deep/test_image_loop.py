@@ -216,8 +216,13 @@ def test_monitor_flags_the_brightness_of_served_images(project: Project) -> None
     res = project.run("monitor", "digits", "--json")
     assert res.code == 10, res.text  # ExitCode.DRIFT
     report = json.loads(res.out)
-    drifted = {f["feature"] for f in report["features"] if f["drifted"]}
+    judged = {f["feature"]: f["drifted"] for f in report["features"]}
+    drifted = {name for name, flag in judged.items() if flag}
     assert {"brightness", "dark_share"} <= drifted, report["features"]
+    # the network's penultimate layer (its principal components) moves too; the size as
+    # sent (8x8 like the training images) does not
+    assert any(name.startswith("emb_pc") for name in drifted), report["features"]
+    assert judged["width"] is False and judged["height"] is False, report["features"]
 
 
 def test_retrain_fires_on_the_drift_and_gates_the_new_version(project: Project) -> None:

@@ -25,6 +25,7 @@ __all__ = [
     "ImageLimits",
     "image_stats",
     "has_colour",
+    "image_size",
     "load_image",
     "load_images",
     "read_paths_csv",
@@ -134,6 +135,15 @@ def load_images(paths: list[str], size: tuple[int, int], colour: bool = False) -
     if not paths:
         return np.zeros((0, *size, 3) if colour else (0, *size))
     return np.stack([load_image(p, size, colour=colour) for p in paths])
+
+
+def image_size(source: bytes | str | Path) -> tuple[int, int]:
+    """(width, height) of an image as sent, before any resizing (reads the header only)."""
+    from PIL import Image
+
+    stream = io.BytesIO(source) if isinstance(source, bytes) else Path(source).open("rb")
+    with stream, Image.open(stream) as img:
+        return int(img.width), int(img.height)
 
 
 def has_colour(paths: list[str]) -> bool:

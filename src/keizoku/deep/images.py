@@ -18,12 +18,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from keizoku.data.images import SUFFIXES, has_colour, load_images, read_paths_csv, scan_folder
+from keizoku.data.images import (
+    SUFFIXES,
+    has_colour,
+    image_stats,
+    load_images,
+    read_paths_csv,
+    scan_folder,
+)
 from keizoku.data.schema import Column, Schema, Task
 from keizoku.deep.spec import ImagesSpec
 from keizoku.errors import DataError, UserInputError
 
-__all__ = ["MAX_SIDE", "ImageModel", "image_schema", "image_table", "infer_images"]
+__all__ = [
+    "EMBED_PCS",
+    "MAX_SIDE",
+    "ImageModel",
+    "fit_embedding_pca",
+    "image_schema",
+    "image_table",
+    "infer_images",
+]
 
 MAX_SIDE = 64  # init caps the inferred image size: a small CNN trained from scratch
 
@@ -96,6 +111,16 @@ def image_schema(images: ImagesSpec, target: str) -> Schema:
     return Schema(columns=columns, target=target, task=task, classes=list(images.classes))
 
 
+EMBED_PCS = 4  # the penultimate layer's drift is watched on its first principal components
+
+
+def fit_embedding_pca(embedding: np.ndarray, k: int = EMBED_PCS) -> dict[str, list[Any]]:
+    """The mean and first ``k`` principal axes of the training images' embeddings."""
+    mean = embedding.mean(axis=0)
+    _, _, axes = np.linalg.svd(embedding - mean, full_matrices=False)
+    return {"mean": mean.tolist(), "components": axes[:k].tolist()}
+
+
 class ImageModel:
     """A fitted ``ImageCNN`` with its schema, image size and how it was trained."""
 
@@ -157,6 +182,21 @@ class ImageModel:
     def predict_images(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities (n × classes, in ``classes`` order) of decoded images."""
         return np.asarray(self.cnn.predict_proba(np.asarray(images, dtype=np.float32)))
+
+    def image_features(self, images: np.ndarray, sizes: list[tuple[int, int]]) -> pd.DataFrame:
+        """What the monitor compares per image: brightness, contrast, dark share, the size as
+        sent (``width``, ``height``) and the penultimate layer's first principal components
+        (``emb_pc1 …``, axes fitted on the training images; absent for models trained before)."""
+        frame = image_stats(images)
+        frame["width"] = [float(w) for w, _ in sizes]
+        frame["height"] = [float(h) for _, h in sizes]
+        pca = self._info.get("embedding_pca")
+        if pca:
+            centred = self.cnn.embed(np.asarray(images, dtype=np.float32)) - np.asarray(pca["mean"])
+            scores = centred @ np.asarray(pca["components"]).T
+            for j in range(scores.shape[1]):
+                frame[f"emb_pc{j + 1}"] = scores[:, j]
+        return frame
 
     def score_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` (a column of image paths) plus ``prediction`` and ``proba_<class>``."""

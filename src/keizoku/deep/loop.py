@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from keizoku import audit
-from keizoku.data.images import load_images
-from keizoku.deep.images import ImageModel, image_schema, image_table
+from keizoku.data.images import image_size, load_images
+from keizoku.deep.images import ImageModel, fit_embedding_pca, image_schema, image_table
 from keizoku.deep.spec import ImagesSpec
 from keizoku.errors import ConflictError, UserInputError
 from keizoku.lifecycle.gates import GateCheck, GateReport
@@ -121,10 +121,12 @@ def _fit(
     return best, trials
 
 
-def _reference(model: ImageModel, images: np.ndarray, folder: Path) -> dict[str, Path]:
-    """``reference.json`` (and its row sample): the training images' statistics as numeric
-    features, so ``keizoku monitor`` compares them with those the serving route logs."""
-    from keizoku.data.images import image_stats
+def _reference(
+    model: ImageModel, images: np.ndarray, sizes: list[tuple[int, int]], folder: Path
+) -> dict[str, Path]:
+    """``reference.json`` (and its row sample): the training images' features
+    (``ImageModel.image_features``) as numeric features, so ``keizoku monitor`` compares
+    them with those the serving route logs."""
     from keizoku.data.schema import Column
     from keizoku.monitoring.reference import (
         REFERENCE_FILE,
@@ -133,7 +135,7 @@ def _reference(model: ImageModel, images: np.ndarray, folder: Path) -> dict[str,
         reference_sample,
     )
 
-    stats = image_stats(images)
+    stats = model.image_features(images, sizes)
     columns = [Column(name=c, kind="numeric") for c in stats.columns]
     target = Column(name=str(model.schema.target), kind="categorical", role="target")
     schema = model.schema.model_copy(update={"columns": [*columns, target]})
@@ -146,7 +148,12 @@ def _reference(model: ImageModel, images: np.ndarray, folder: Path) -> dict[str,
 
 
 def _register(
-    name: str, model: ImageModel, trials: list[dict[str, Any]], data_sha: str, images: np.ndarray
+    name: str,
+    model: ImageModel,
+    trials: list[dict[str, Any]],
+    data_sha: str,
+    images: np.ndarray,
+    sizes: list[tuple[int, int]],
 ) -> int:
     from keizoku.registry.tracking import TrainingRun
 
@@ -165,7 +172,7 @@ def _register(
             (folder / "training.json").write_text(json.dumps(model.info, indent=2, default=str))
             names = (("schema", "yaml"), ("leaderboard", "csv"), ("training", "json"))
             files = {n: folder / f"{n}.{e}" for n, e in names}
-            files.update(_reference(model, images, folder))
+            files.update(_reference(model, images, sizes, folder))
             tags = {
                 "keizoku.data_sha256": data_sha,
                 "keizoku.schema_sha256": model.schema.fingerprint(),
@@ -207,10 +214,12 @@ def train_images_gated(
             "val_accuracy": max(t["val_accuracy"] for t in trials), "holdout_accuracy": hold_acc,
             "channels": cnn.channels, "best_epoch": cnn.best_epoch_,
             "history": cnn.history_}  # fmt: skip
+    info["embedding_pca"] = fit_embedding_pca(cnn.embed(x[~held]))
     model = ImageModel(image_schema(ims, spec.target), ims.size, cnn, info)
     data_sha = _data_sha(table[~held])
     name = spec.project
-    version = _register(name, model, trials, data_sha, x[~held])
+    sizes = [image_size(p) for p in table["path"][~held]]
+    version = _register(name, model, trials, data_sha, x[~held], sizes)
     outcome = ImageOutcome(name, version, model, trials, hold_acc, data_sha,
                            {"train": time.monotonic() - clock})  # fmt: skip
     try:

@@ -11,8 +11,8 @@ Limits, each answered with the file or field it is about: a body over
 not PNG or JPEG (by its first bytes, not its name) → 415; an empty or corrupt image, bad
 base64, no image at all → 422. Response: ``model``, ``version`` and one object per image
 (``name``, ``prediction``, ``probabilities``, ``request_id``). Each is written to the
-prediction log with the image's statistics as inputs (``keizoku.data.images.image_stats``),
-so ``keizoku feedback`` can attach its true label to the ``request_id``.
+prediction log with the image's features as inputs (``ImageModel.image_features``: statistics,
+size as sent, the embedding's principal components), so ``keizoku feedback`` can attach its true label to the ``request_id``.
 
 Auth and errors: ``keizoku.serving.boundary``, as for ``/predict``.
 """
@@ -33,7 +33,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from keizoku.data.images import ImageLimits, image_stats, load_image
+from keizoku.data.images import ImageLimits, image_size, load_image
 from keizoku.errors import DataError, UserInputError
 from keizoku.prediction import Prediction
 from keizoku.registry.refs import parse_ref
@@ -175,14 +175,15 @@ def score_images(
     return name, version, model, images, model.predict_images(images)
 
 
-def _log(request: Request, name: str, version: int, files: list[tuple[str, bytes]],
+def _log(request: Request, name: str, version: int, model: Any, files: list[tuple[str, bytes]],
          images: np.ndarray, preds: list[Prediction], latency_ms: float) -> None:  # fmt: skip
     state = getattr(request.app.state, "keizoku", None)
     log = getattr(state, "log", None)
     if log is None:
         return
     ts = time.time()
-    stats = image_stats(images).to_dict(orient="records")
+    sizes = [image_size(data) for _, data in files]
+    stats = model.image_features(images, sizes).to_dict(orient="records")
     for (file, _), pred, row in zip(files, preds, stats, strict=True):
         inputs = {"file": file, **{k: float(v) for k, v in row.items()}}
         log.append(pred, ts=ts, model=name, inputs=inputs, latency_ms=latency_ms)
@@ -212,6 +213,6 @@ async def predict_image_route(name: str, request: Request, who: PredictCaller) -
         )  # fmt: skip
         for label, row in zip(labels, proba, strict=True)
     ]
-    _log(request, model_name, version, files, images, preds, latency_ms)
+    _log(request, model_name, version, model, files, images, preds, latency_ms)
     out = [{"name": n, **p.to_response()} for (n, _), p in zip(files, preds, strict=True)]
     return json_response({"model": model_name, "version": version, "predictions": out})
