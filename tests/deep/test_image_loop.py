@@ -129,6 +129,17 @@ def test_piped_training_prints_one_line_per_epoch(first: dict[str, Any]) -> None
     assert [int(e) for e in found] == list(range(1, 26)), first["_stderr"][-2000:]
 
 
+def test_report_shows_the_holdout_metrics_and_the_epochs(
+    project: Project, first: dict[str, Any]
+) -> None:
+    res = project.run("report", f"digits:{first['version']}", "-o", "digits.html")
+    assert res.code == 0, res.text
+    page = (project.root / "digits.html").read_text()
+    assert "hold-out images (never trained on)" in page
+    assert "Learning curve (image_cnn, 8 channels)" in page and "Epoch" in page
+    assert "No metrics was saved" not in page and "No learning curve" not in page
+
+
 def test_second_version_is_gated_on_the_common_holdout(
     project: Project, first: dict[str, Any]
 ) -> None:

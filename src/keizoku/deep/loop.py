@@ -29,6 +29,7 @@ from keizoku.data.images import image_size, load_images
 from keizoku.deep.images import ImageModel, fit_embedding_pca, image_schema, image_table
 from keizoku.deep.spec import ImagesSpec
 from keizoku.errors import ConflictError, UserInputError
+from keizoku.evaluation.evidence import EVIDENCE_FILES, write_json
 from keizoku.lifecycle.gates import GateCheck, GateReport
 from keizoku.lifecycle.policy import parse_policy
 from keizoku.lifecycle.retrain import (
@@ -147,6 +148,28 @@ def _reference(
     return {"reference": path, "reference_sample": sample}
 
 
+def _holdout_evaluation(
+    model: ImageModel, images: np.ndarray, labels: np.ndarray, rows: pd.DataFrame, column: str
+) -> dict[str, Any] | None:
+    """What ``keizoku report`` shows of an image version: its metrics, curves and confusion
+    matrix on the hold-out images (never trained on), and the epochs' losses."""
+    from keizoku.evaluation.metrics import evaluate_predictions
+
+    if not len(labels):
+        return None
+    classes = [str(c) for c in model.cnn.classes_]
+    codes = np.asarray([classes.index(str(v)) for v in labels])
+    frame = pd.DataFrame({column: rows["path"].to_numpy()})
+    out = evaluate_predictions(model.task, codes, model.predict_images(images), classes, frame,
+                               model.schema, "hold-out images (never trained on)")  # fmt: skip
+    out["epoch_curve"] = {
+        "history": [list(h) for h in model.cnn.history_],
+        "best_epoch": model.cnn.best_epoch_,
+        "family": f"image_cnn, {model.cnn.channels} channels",
+    }
+    return out
+
+
 def _register(
     name: str,
     model: ImageModel,
@@ -154,6 +177,7 @@ def _register(
     data_sha: str,
     images: np.ndarray,
     sizes: list[tuple[int, int]],
+    evaluation: dict[str, Any] | None,
 ) -> int:
     from keizoku.registry.tracking import TrainingRun
 
@@ -173,6 +197,8 @@ def _register(
             names = (("schema", "yaml"), ("leaderboard", "csv"), ("training", "json"))
             files = {n: folder / f"{n}.{e}" for n, e in names}
             files.update(_reference(model, images, sizes, folder))
+            if evaluation is not None:
+                files["evaluation"] = write_json(folder / EVIDENCE_FILES["evaluation"], evaluation)
             tags = {
                 "keizoku.data_sha256": data_sha,
                 "keizoku.schema_sha256": model.schema.fingerprint(),
@@ -215,11 +241,17 @@ def train_images_gated(
             "channels": cnn.channels, "best_epoch": cnn.best_epoch_,
             "history": cnn.history_}  # fmt: skip
     info["embedding_pca"] = fit_embedding_pca(cnn.embed(x[~held]))
-    model = ImageModel(image_schema(ims, spec.target), ims.size, cnn, info)
+    schema = image_schema(ims, spec.target)
+    members = [{"family": "image_cnn", "weight": 1}]
+    info.update(task=schema.task, target=spec.target, metric="accuracy",
+                cv_score=info["val_accuracy"], members=members,
+                trained_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))  # fmt: skip
+    model = ImageModel(schema, ims.size, cnn, info)
+    evaluation = _holdout_evaluation(model, x[held], y[held], table[held], ims.path_column)
     data_sha = _data_sha(table[~held])
     name = spec.project
     sizes = [image_size(p) for p in table["path"][~held]]
-    version = _register(name, model, trials, data_sha, x[~held], sizes)
+    version = _register(name, model, trials, data_sha, x[~held], sizes, evaluation)
     outcome = ImageOutcome(name, version, model, trials, hold_acc, data_sha,
                            {"train": time.monotonic() - clock})  # fmt: skip
     try:

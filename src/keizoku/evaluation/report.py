@@ -334,7 +334,30 @@ def _leaderboard(board: pd.DataFrame | None) -> dict[str, Any] | None:
     }
 
 
+def _epochs(curve: dict[str, Any]) -> dict[str, Any]:
+    """A neural network's learning curve: the loss per epoch, training and validation."""
+    history = curve["history"]
+    epochs = [h[0] for h in history]
+    series = [_series("training", epochs, [h[1] for h in history], dashed=True)]
+    if any(h[2] is not None for h in history):
+        series.append(_series("validation", epochs, [h[2] for h in history]))
+    chart = {
+        "kind": "line",
+        "chart_id": "learning-curve",
+        "title": f"Learning curve ({curve['family']})",
+        "series": series,
+        "xlabel": "Epoch",
+        "ylabel": "cross-entropy loss (lower is better)",
+        "markers": False,
+    }
+    note = (f"Loss per epoch while training; the weights of epoch {curve['best_epoch']} "
+            "(lowest validation loss) are the ones kept.")  # fmt: skip
+    return {"chart": chart, "note": note}
+
+
 def _learning(evaluation: dict[str, Any] | None) -> dict[str, Any] | None:
+    if (evaluation or {}).get("epoch_curve"):
+        return _epochs(evaluation["epoch_curve"])  # type: ignore[index]
     lc = (evaluation or {}).get("learning_curve")
     if not lc or not lc.get("points"):
         return None
@@ -353,7 +376,8 @@ def _learning(evaluation: dict[str, Any] | None) -> dict[str, Any] | None:
         "ylabel": f"{lc['metric']} ({better} is better)",
         "markers": True,
     }
-    return {"chart": chart, "validation_rows": lc["validation_rows"], "complete": lc["complete"]}
+    return {"chart": chart, "validation_rows": lc["validation_rows"], "complete": lc["complete"],
+            "note": None}  # fmt: skip
 
 
 def _slices(e: dict[str, Any], tag: str) -> dict[str, Any]:
