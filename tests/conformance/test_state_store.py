@@ -416,3 +416,60 @@ def test_feedback_from_every_server_lands_in_the_shared_log(
     assert list(rows["label"]) == ["Gentoo", "Adelie"] * 3
     assert len(list((shared / "feedback" / "penguins").glob("fb-*.parquet"))) == 2
     assert not any((f / ".keizoku" / "feedback").exists() for f in {*homes, where})
+
+
+# ------------------------------------------------------------------ RAG collections
+
+_SEARCH = """
+import sys
+from keizoku.rag.access import Identity
+from keizoku.rag.collection import search
+hits = search("docs", sys.argv[1], Identity(sys.argv[2], ()), k=10)
+print(",".join(sorted({h.source.rsplit("/", 1)[-1] for h in hits})))
+"""
+
+
+def test_rag_access_changes_apply_at_the_next_query_on_every_server(
+    store: Store, tmp_path: Path
+) -> None:
+    """A collection's documents, chunks and access lists in the store: an access change
+    made by another process (the real CLI) applies at this process's next query (its kept
+    reader) and, on PostgreSQL, at a second server's (another home), as the same decision."""
+    from keizoku.rag.access import Identity
+    from keizoku.rag.collection import file_inputs, ingest, list_docs, search
+    from keizoku.rag.embed import EmbeddingConfig
+    from keizoku.rag.store import list_collections
+    from kzsupport import KEIZOKU_EXE
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "pay.md").write_text("---\nallow: [group:hr]\n---\n# Pay\n\nSalary bands 2026.")
+    (folder / "wiki.md").write_text("---\nallow: [group:everyone]\n---\n# Wiki\n\nSalary FAQ.")
+    lexical = EmbeddingConfig(backend="none", model="none")
+    report = ingest("docs", *file_inputs([folder]), embedding=lexical)
+    assert sorted(report.added) == sorted(str(p) for p in folder.iterdir())
+    assert list_collections() == ["docs"]
+    dave = Identity("dave", ())
+
+    def sources(who: Identity = dave) -> set[str]:
+        return {Path(h.source).name for h in search("docs", "salary", who, k=10)}
+
+    assert sources() == {"wiki.md"} and sources(Identity("eve", ("hr",))) == {"pay.md", "wiki.md"}
+    here = Path(os.environ["KEIZOKU_HOME"])
+    other = here if store.kind == "embedded" else tmp_path / "server-b" / ".keizoku"
+    assert _in_home(_SEARCH, other, "salary", "dave") == "wiki.md"
+    env = {**os.environ, "KEIZOKU_HOME": str(other)}
+    acl = [KEIZOKU_EXE, "rag", "acl", "set", str(folder / "pay.md"), "--collection", "docs"]
+    for allow, seen in (("user:dave", {"pay.md", "wiki.md"}), ("group:legal", {"wiki.md"})):
+        done = subprocess.run([*acl, "--allow", allow], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert sources() == seen  # this process's kept reader, at its next query
+        assert _in_home(_SEARCH, other, "salary", "dave") == ",".join(sorted(seen))
+    listed = {Path(str(d["source"])).name: d["allow"] for d in list_docs("docs")}
+    assert listed == {"pay.md": ["group:legal"], "wiki.md": ["group:everyone"]}
+    (folder / "wiki.md").unlink()  # a re-ingest removes it, from every server's index
+    assert ingest("docs", *file_inputs([folder]), embedding=lexical).removed
+    assert sources(Identity("eve", ("legal",))) == {"pay.md"}
+    assert _in_home(_SEARCH, other, "salary", "dave") == ""
+    if store.kind == "postgresql":
+        assert not (here / "rag" / "docs" / "rag.db").exists()  # nothing of it in a home
