@@ -177,8 +177,8 @@ def list_collections() -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / "rag.db").is_file())
 
 
-def _marks(items: Sequence[Any], mark: str) -> str:
-    return ",".join(mark * len(items)) if mark == "?" else ",".join([mark] * len(items))
+def _marks(items: Sequence[Any]) -> str:
+    return ",".join("?" * len(items))
 
 
 class SqliteCollection:
@@ -325,7 +325,7 @@ class SqliteCollection:
         index = "INDEXED BY acl_principal_doc" if covering else ""
         listed = self.conn.execute(  # one string: far cheaper than a Python row per document
             f"SELECT group_concat(doc_id) FROM acl {index} "
-            f"WHERE principal IN ({_marks(principals, '?')})",
+            f"WHERE principal IN ({_marks(principals)})",
             tuple(principals),
         ).fetchone()[0]
         if not listed:
@@ -338,9 +338,9 @@ class SqliteCollection:
         return list(
             self.conn.execute(
                 "SELECT c.id, d.source, d.title, c.heading_path, c.position, c.text FROM chunks c "
-                f"JOIN docs d ON d.id = c.doc_id WHERE c.id IN ({_marks(ids, '?')}) AND EXISTS ("
+                f"JOIN docs d ON d.id = c.doc_id WHERE c.id IN ({_marks(ids)}) AND EXISTS ("
                 "SELECT 1 FROM acl a WHERE a.doc_id = d.id AND a.principal IN "
-                f"({_marks(principals, '?')}))",
+                f"({_marks(principals)}))",
                 (*ids, *principals),
             )
         )
