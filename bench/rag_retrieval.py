@@ -83,15 +83,16 @@ def quality(quick: bool) -> dict:
         for i, p in enumerate(paragraphs)
     ]  # fmt: skip
     report = col.ingest("xquad-sent", inputs, chunking=ChunkConfig(max_words=1, overlap_words=0))
-    conn = col.connect("xquad-sent")
-    gen = int(col._meta(conn, "generation") or 0)
+    db = col.connect("xquad-sent")
+    conn = db.conn
+    gen = int(db.meta("generation") or 0)
     row_key = {}
     for cid, src, pos in conn.execute(
         "SELECT c.id, d.source, c.position FROM chunks c JOIN docs d ON d.id = c.doc_id"
     ):
         row_key[cid] = (int(src[3:]), pos)
     conn.close()
-    g = col._load_generation("xquad-sent", gen)
+    g = col._load_generation(db, gen)
     keys = [row_key[int(c)] for c in g.rows]
     key_to_row = {k: i for i, k in enumerate(keys)}
     n_expected = sum(len(p["sentences"]) for p in paragraphs)
@@ -156,7 +157,8 @@ def synthetic(name: str, n_chunks: int, seed: int = 0) -> None:
     vocab = [f"w{i}" for i in range(20_000)]
     zipf = 1.0 / np.arange(1, len(vocab) + 1)
     zipf /= zipf.sum()
-    conn = col.connect(name, create=True)
+    db = col.connect(name, create=True)
+    conn = db.conn
     conn.execute("BEGIN")
     n_docs = n_chunks // 10
     conn.executemany("INSERT INTO docs (id, source, title, kind, sha256, ingested_at) "
@@ -177,10 +179,10 @@ def synthetic(name: str, n_chunks: int, seed: int = 0) -> None:
     vecs = rng.standard_normal((n_chunks, 384)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     emb = get_embedder()
-    col._build_generation(conn, name, 0, {c + 1: vecs[c] for c in range(n_chunks)}, 384)
-    col._set_meta(conn, "generation", "0")
-    col._set_meta(conn, "model", emb.name)
-    col._set_meta(conn, "embedding", EmbeddingConfig(model=emb.name).to_json())
+    col._build_generation(db, name, 0, {c + 1: vecs[c] for c in range(n_chunks)}, 384)
+    db.set_meta("generation", "0")
+    db.set_meta("model", emb.name)
+    db.set_meta("embedding", EmbeddingConfig(model=emb.name).to_json())
     conn.execute("COMMIT")
     conn.close()
 
@@ -347,7 +349,8 @@ def jsquad(quick: bool) -> dict:
             for i, p in enumerate(paragraphs)
         ]  # fmt: skip
         report = col.ingest(name, inputs, chunking=chunking)
-        conn = col.connect(name)
+        db = col.connect(name)
+        conn = db.conn
         pos_of = {
             cid: (int(src[3:]), pos)
             for cid, src, pos in conn.execute(
@@ -386,7 +389,8 @@ def jsquad_latency(n_chunks: int, n_queries: int) -> dict:
     toks = [" ".join(tokenize(s)) for s in sents]
     rng = np.random.default_rng(2)
     name = f"jsyn{n_chunks}"
-    conn = col.connect(name, create=True)
+    db = col.connect(name, create=True)
+    conn = db.conn
     conn.execute("BEGIN")
     n_docs = n_chunks // 10
     conn.executemany("INSERT INTO docs (id, source, title, kind, sha256, ingested_at) "
@@ -401,11 +405,11 @@ def jsquad_latency(n_chunks: int, n_queries: int) -> dict:
         "VALUES (?, ?, ?, '[]', ?, ?)",
         [(c + 1, c // 10 + 1, c % 10, sents[i], toks[i]) for c, i in enumerate(pick.tolist())],
     )
-    col._build_generation(conn, name, 0, {c + 1: np.zeros(0, np.float32)
+    col._build_generation(db, name, 0, {c + 1: np.zeros(0, np.float32)
                                           for c in range(n_chunks)}, 0)  # fmt: skip
-    col._set_meta(conn, "generation", "0")
-    col._set_meta(conn, "model", "none")
-    col._set_meta(conn, "embedding", EmbeddingConfig(backend="none", model="none").to_json())
+    db.set_meta("generation", "0")
+    db.set_meta("model", "none")
+    db.set_meta("embedding", EmbeddingConfig(backend="none", model="none").to_json())
     conn.execute("COMMIT")
     conn.close()
     who = Identity("u", ("g1", "g2", "g3", "g4", "g5"))

@@ -19,7 +19,6 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from kzsupport import KEIZOKU_EXE, CliResult
+from kzsupport import KEIZOKU_EXE, CliResult, free_port
 
 __all__ = ["Postgres", "pg_bin", "postgres", "why_no_postgres"]
 
@@ -54,12 +53,6 @@ def why_no_postgres() -> str | None:
         except KeyError:
             return "running as root, and no 'postgres' user to run the server as"
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -104,7 +97,7 @@ def postgres() -> Iterator[Postgres]:
         user = pwd.getpwnam("postgres")
         os.chown(root, user.pw_uid, user.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
-    data, port = root / "data", _free_port()
+    data, port = root / "data", free_port()
     opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
 
     def pg(*args: str) -> None:

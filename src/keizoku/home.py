@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -123,22 +124,47 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 @contextmanager
-def file_lock(path: str | Path, mode: int = 0o644) -> Iterator[int]:
+def file_lock(path: str | Path, mode: int = 0o644, wait_s: float | None = None) -> Iterator[int]:
     """Hold an exclusive ``flock`` on ``path`` (created if absent) for the block.
 
     Yields the descriptor, opened for appending, so a journal can write under its own
-    lock. The embedded store's locks (per-model, per-deployment, audit files) are this
-    one function; with ``KEIZOKU_STORE`` they are advisory locks (:mod:`keizoku.store`).
+    lock. ``wait_s=None`` waits as long as it takes; otherwise a ConflictError names the
+    lock after ``wait_s`` seconds. The embedded store's locks (per-model, per-deployment,
+    audit files) and the SQLite registry's schema lock are this one function; with
+    ``KEIZOKU_STORE`` they are advisory locks (:mod:`keizoku.store`).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(target, os.O_RDWR | os.O_APPEND | os.O_CREAT, mode)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield fd
+        _flock(fd, target, wait_s)
+        try:
+            yield fd
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def _flock(fd: int, path: Path, wait_s: float | None) -> None:
+    if wait_s is None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                from keizoku.errors import ConflictError
+
+                raise ConflictError(
+                    f"Another process has held the lock {path} for over {wait_s:g} s. Wait "
+                    "for the other keizoku command to finish, or stop it; then run the "
+                    "command again."
+                ) from None
+            time.sleep(0.05)
 
 
 def append_durably(path: str | Path, data: bytes, mode: int = 0o644) -> None:

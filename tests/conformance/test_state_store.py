@@ -309,3 +309,167 @@ def test_store_urls_are_redacted_and_checked(monkeypatch: pytest.MonkeyPatch) ->
     assert mlflow_uri() == "sqlite:////elsewhere/mlflow.db"  # the explicit URI wins
     monkeypatch.setenv("KEIZOKU_STORE", "embedded")
     assert tracking_uri() is None and store_from_env().kind == "embedded"
+
+
+# ------------------------------------------------------------------ the console's secret
+
+_SIGN = """
+from starlette.responses import Response
+from keizoku.auth import Principal
+from keizoku.console.session import SESSION, sign_in
+response = Response()
+sign_in(Principal("ci", "admin", None, ()), response, secure=False)
+print(response.headers["set-cookie"].split(";")[0].removeprefix(SESSION + "="))
+"""
+_READ = """
+import sys
+from starlette.requests import Request
+from keizoku.console.session import SESSION, read_session
+cookie = f"{SESSION}={sys.argv[1]}".encode()
+print(read_session(Request({"type": "http", "headers": [(b"cookie", cookie)]})) is not None)
+"""
+
+
+def _in_home(code: str, home: Path, *args: str) -> str:
+    """``code`` in a separate process whose home is ``home`` (same store)."""
+    env = {**os.environ, "KEIZOKU_HOME": str(home)}
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_a_console_session_signed_by_one_server_is_valid_on_another(
+    store: Store, tmp_path: Path
+) -> None:
+    """Two homes (two servers) on one store: with PostgreSQL they accept each other's
+    sessions; embedded, each home signs with its own secret and only it accepts."""
+    auth.create_key("ci", "admin")
+    here, there = Path(os.environ["KEIZOKU_HOME"]), tmp_path / "other" / ".keizoku"
+    cookie = _in_home(_SIGN, here)
+    assert _in_home(_READ, here, cookie) == "True"
+    assert _in_home(_READ, here, cookie[:-1] + ("0" if cookie[-1] != "0" else "1")) == "False"
+    if store.kind == "embedded":
+        assert (here / "console.secret").is_file()
+        assert _in_home(_READ, there, cookie) == "False"  # another home, another secret
+    else:
+        assert not (here / "console.secret").exists()  # nothing of it in the home
+        assert _in_home(_READ, there, cookie) == "True"
+        assert list(store.documents("console")) == [("secret", store.get("console", "secret"))]
+
+
+# ------------------------------------------------------------------ feedback
+
+
+@pytest.fixture(scope="module", params=STORES)
+def penguins_on(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, Path]:
+    """(store, project folder): penguins trained on a fresh store of each kind."""
+    from pgsupport import TWO_TRIALS, keizoku
+
+    url = "embedded"
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres").database()
+    where = tmp_path_factory.mktemp("penguins")
+    penguins = Path(__file__).resolve().parents[2] / "examples" / "data" / "penguins.csv"
+    assert keizoku(where, url, "init", str(penguins), "-t", "species").code == 0
+    trained = keizoku(where, url, "train", *TWO_TRIALS)
+    assert trained.code == 0, trained.text
+    return url, where
+
+
+def test_feedback_from_every_server_lands_in_the_shared_log(
+    penguins_on: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Feedback is Parquet beside the predictions it labels (decision 0022, "Feedback"):
+    two servers (two homes on PostgreSQL; one home embedded, as one machine) write labels
+    into ``KEIZOKU_LOG_ROOT`` and the performance join reads them all, nothing in a home."""
+    from keizoku.monitoring.log import PredictionLog
+    from keizoku.monitoring.performance import labelled_rows
+    from kzsupport import log_prediction
+    from pgsupport import keizoku
+
+    url, where = penguins_on
+    shared = tmp_path / "shared-log"
+    monkeypatch.setenv("KEIZOKU_LOG_ROOT", str(shared))
+    monkeypatch.setenv("KEIZOKU_HOME", str(where / ".keizoku"))
+    if url == "embedded":
+        monkeypatch.delenv("KEIZOKU_STORE", raising=False)
+        homes = [where, where]
+    else:
+        monkeypatch.setenv("KEIZOKU_STORE", url)
+        homes = [tmp_path / "server-a", tmp_path / "server-b"]
+    with PredictionLog() as log:
+        for i in range(6):
+            log_prediction(log, request_id=f"r{i}", ts=1e9 + i, model="penguins", version=1,
+                           variant="champion", inputs={}, prediction="Adelie")  # fmt: skip
+    for n, folder in enumerate(homes):
+        labels = tmp_path / f"labels-{n}.csv"
+        labels.write_text("request_id,label\n" + "".join(
+            f"r{i},{'Adelie' if i % 2 else 'Gentoo'}\n" for i in range(n * 3, n * 3 + 3)
+        ))  # fmt: skip
+        sent = keizoku(folder, url, "feedback", "penguins", str(labels))
+        assert sent.code == 0 and "Stored 3 labels" in sent.out, sent.text
+    rows = labelled_rows("penguins").sort_values("request_id")
+    assert list(rows["request_id"]) == [f"r{i}" for i in range(6)]
+    assert list(rows["label"]) == ["Gentoo", "Adelie"] * 3
+    assert len(list((shared / "feedback" / "penguins").glob("fb-*.parquet"))) == 2
+    assert not any((f / ".keizoku" / "feedback").exists() for f in {*homes, where})
+
+
+# ------------------------------------------------------------------ RAG collections
+
+_SEARCH = """
+import sys
+from keizoku.rag.access import Identity
+from keizoku.rag.collection import search
+hits = search("docs", sys.argv[1], Identity(sys.argv[2], ()), k=10)
+print(",".join(sorted({h.source.rsplit("/", 1)[-1] for h in hits})))
+"""
+
+
+def test_rag_access_changes_apply_at_the_next_query_on_every_server(
+    store: Store, tmp_path: Path
+) -> None:
+    """A collection's documents, chunks and access lists in the store: an access change
+    made by another process (the real CLI) applies at this process's next query (its kept
+    reader) and, on PostgreSQL, at a second server's (another home), as the same decision."""
+    from keizoku.rag.access import Identity
+    from keizoku.rag.collection import file_inputs, ingest, list_docs, search
+    from keizoku.rag.embed import EmbeddingConfig
+    from keizoku.rag.store import list_collections
+    from kzsupport import KEIZOKU_EXE
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "pay.md").write_text("---\nallow: [group:hr]\n---\n# Pay\n\nSalary bands 2026.")
+    (folder / "wiki.md").write_text("---\nallow: [group:everyone]\n---\n# Wiki\n\nSalary FAQ.")
+    lexical = EmbeddingConfig(backend="none", model="none")
+    report = ingest("docs", *file_inputs([folder]), embedding=lexical)
+    assert sorted(report.added) == sorted(str(p) for p in folder.iterdir())
+    assert list_collections() == ["docs"]
+    dave = Identity("dave", ())
+
+    def sources(who: Identity = dave) -> set[str]:
+        return {Path(h.source).name for h in search("docs", "salary", who, k=10)}
+
+    assert sources() == {"wiki.md"} and sources(Identity("eve", ("hr",))) == {"pay.md", "wiki.md"}
+    here = Path(os.environ["KEIZOKU_HOME"])
+    other = here if store.kind == "embedded" else tmp_path / "server-b" / ".keizoku"
+    assert _in_home(_SEARCH, other, "salary", "dave") == "wiki.md"
+    env = {**os.environ, "KEIZOKU_HOME": str(other)}
+    acl = [KEIZOKU_EXE, "rag", "acl", "set", str(folder / "pay.md"), "--collection", "docs"]
+    for allow, seen in (("user:dave", {"pay.md", "wiki.md"}), ("group:legal", {"wiki.md"})):
+        done = subprocess.run([*acl, "--allow", allow], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert sources() == seen  # this process's kept reader, at its next query
+        assert _in_home(_SEARCH, other, "salary", "dave") == ",".join(sorted(seen))
+    listed = {Path(str(d["source"])).name: d["allow"] for d in list_docs("docs")}
+    assert listed == {"pay.md": ["group:legal"], "wiki.md": ["group:everyone"]}
+    (folder / "wiki.md").unlink()  # a re-ingest removes it, from every server's index
+    assert ingest("docs", *file_inputs([folder]), embedding=lexical).removed
+    assert sources(Identity("eve", ("legal",))) == {"pay.md"}
+    assert _in_home(_SEARCH, other, "salary", "dave") == ""
+    if store.kind == "postgresql":
+        assert not (here / "rag" / "docs" / "rag.db").exists()  # nothing of it in a home

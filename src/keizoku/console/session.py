@@ -1,10 +1,12 @@
 """Console sessions: an API key signs in once, a signed cookie carries the session.
 
 * ``kz_session`` = ``base64url(JSON {"k": key name, "e": expiry, "n": nonce}) "." HMAC``,
-  signed with the home's console secret (``<home>/console.secret``, 32 random bytes, mode
-  0600, created once). The cookie never holds the key. Every request checks the signature
-  and the expiry, then reads the key by name from the key store (``keizoku.auth``): a
-  revoked key ends every session it opened at the next click, in every worker.
+  signed with the console secret (``<home>/console.secret``, 32 random bytes, mode 0600,
+  created once; with ``KEIZOKU_STORE``, one row of the shared store, so every server
+  accepts the sessions of the others). The cookie never holds the key. Every request
+  checks the signature and the expiry, then reads the key by name from the key store
+  (``keizoku.auth``): a revoked key ends every session it opened at the next click, in
+  every worker.
 * Cookies are ``HttpOnly``, ``SameSite=Strict``, ``Path=/console``, and ``Secure`` unless
   the server is bound to loopback.
 * CSRF: every form carries ``csrf`` = HMAC(secret, "csrf:" + nonce), the nonce being the
@@ -55,6 +57,22 @@ def _secret_path() -> Path:
 
 
 def _secret() -> bytes:
+    """The console's signing secret: the home's file, or one row of a shared store.
+
+    With ``KEIZOKU_STORE`` every server reads the same secret (created once, under the
+    store's lock), so a session signed by one server is valid on the others."""
+    from keizoku.store import store_from_env
+
+    store = store_from_env()
+    if store.kind != "embedded":
+        doc = store.get("console", "secret")  # one indexed read; the lock only to create it
+        if doc is None:
+            with store.lock("console/secret.lock"):
+                doc = store.get("console", "secret")
+                if doc is None:
+                    doc = {"secret": secrets.token_hex(32)}
+                    store.put("console", "secret", doc)
+        return str(doc["secret"]).encode()
     path = _secret_path()
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import sqlite3
 import threading
 import time
 import warnings
@@ -27,8 +26,17 @@ from keizoku.rag.embed import (
 )
 from keizoku.rag.index import DenseIndex, FusionConfig, LexicalIndex, fuse, top_k
 from keizoku.rag.parse import SUFFIXES, ParsedDoc, parse_file
-from keizoku.rag.store import collection_dir, connect, prune_generations, reader
+from keizoku.rag.store import (
+    PgCollection,
+    SqliteCollection,
+    connect,
+    generation_dir,
+    prune_generations,
+    reader,
+)
 from keizoku.rag.text import detect_language, tokenize
+
+_DB = SqliteCollection | PgCollection
 
 __all__ = [
     "DocInput",
@@ -153,16 +161,6 @@ def _effective_acl(content: str, ingest_: str, override: str | None) -> tuple[st
     return normalize_acl((*json.loads(content), *json.loads(ingest_)))
 
 
-def _write_acl(conn: sqlite3.Connection, doc_id: int, acl: Iterable[str]) -> bool:
-    old = {r[0] for r in conn.execute("SELECT principal FROM acl WHERE doc_id=?", (doc_id,))}
-    new = set(acl)
-    if old == new:
-        return False
-    conn.execute("DELETE FROM acl WHERE doc_id=?", (doc_id,))
-    conn.executemany("INSERT INTO acl VALUES (?, ?)", [(doc_id, p) for p in sorted(new)])
-    return True
-
-
 def _embed_text(title: str, headings: Sequence[str], text: str) -> str:
     head = " > ".join(h for h in (title, *headings) if h)
     return f"{head}: {text}" if head else text
@@ -183,13 +181,12 @@ _GEN_CACHE: dict[tuple[str, int], _Generation] = {}
 _GEN_LOCK = threading.Lock()
 
 
-def _load_generation(name: str, gen: int, where: Path | None = None) -> _Generation:
-    where = where or collection_dir(name)
-    key = (str(where), gen)
+def _load_generation(db: _DB, gen: int) -> _Generation:
+    key = (str(db.folder), gen)
     with _GEN_LOCK:
         if key in _GEN_CACHE:
             return _GEN_CACHE[key]
-    folder = where / f"gen-{gen}"
+    folder = generation_dir(db, gen)
     with np.load(folder / "rows.npz") as z:
         arrays = {k: z[k] for k in ("rows", "row_docs", "prev_row", "next_row")}
     loaded = _Generation(gen, lexical=LexicalIndex.load(folder), dense=DenseIndex.load(folder),
@@ -201,17 +198,8 @@ def _load_generation(name: str, gen: int, where: Path | None = None) -> _Generat
     return loaded
 
 
-def _meta(conn: sqlite3.Connection, key: str) -> str | None:
-    row = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-    return None if row is None else str(row[0])
-
-
-def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
-    conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
-
-
 def _build_generation(
-    conn: sqlite3.Connection,
+    db: _DB,
     name: str,
     new_gen: int,
     new_vecs: dict[int, np.ndarray],
@@ -219,9 +207,7 @@ def _build_generation(
 ) -> int:
     from keizoku.rag.index import _save_npz
 
-    rows = conn.execute(
-        "SELECT c.id, c.doc_id, c.tokens FROM chunks c ORDER BY c.doc_id, c.position"
-    ).fetchall()
+    rows = db.chunk_rows()
     ids = np.asarray([r[0] for r in rows], dtype=np.int64)
     docs = np.asarray([r[1] for r in rows], dtype=np.int64)
     same_prev = np.r_[False, docs[1:] == docs[:-1]] if len(docs) else np.zeros(0, bool)
@@ -230,11 +216,11 @@ def _build_generation(
     prev_row = np.where(same_prev, arange - 1, -1).astype(np.int64)
     next_row = np.where(same_next, arange + 1, -1).astype(np.int64)
 
-    old_gen = _meta(conn, "generation")
+    old_gen = db.meta("generation")
     old_pos: dict[int, int] = {}
     old: _Generation | None = None
     if old_gen is not None:
-        old = _load_generation(name, int(old_gen))
+        old = _load_generation(db, int(old_gen))
         old_pos = {int(c): i for i, c in enumerate(old.rows)}
         if not new_vecs:
             dim = old.dense.vectors.shape[1]
@@ -249,7 +235,7 @@ def _build_generation(
                 f"Chunk {cid} of collection {name!r} has no embedding. Rebuild the collection "
                 f"with 'keizoku rag ingest PATH --collection {name} --rebuild'."
             )
-    folder = collection_dir(name) / f"gen-{new_gen}"
+    folder = db.folder / f"gen-{new_gen}"
     folder.mkdir(parents=True, exist_ok=True)
     _save_npz(folder / "rows.npz", rows=ids, row_docs=docs, prev_row=prev_row, next_row=next_row)
     LexicalIndex.build([r[2].split() for r in rows]).save(folder)
@@ -276,10 +262,10 @@ def ingest(
     """
     start = time.perf_counter()
     report = IngestReport(name)
-    conn = connect(name, create=True)
+    db = connect(name, create=True)
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        stored = _stored_embedding(conn)
+        db.begin_write()
+        stored = _stored_embedding(db)
         requested = embedding or (EmbeddingConfig(model=resolve_model_name(model)) if model
                                   else None)  # fmt: skip
         if requested and stored and requested != stored and not rebuild:
@@ -288,10 +274,7 @@ def ingest(
                 f"{requested.describe()}. Re-ingest with --rebuild to change it, or ingest into "
                 "a new collection."
             )
-        existing = {
-            r[0]: r[1:]
-            for r in conn.execute("SELECT source, id, sha256, content_acl, acl_override FROM docs")
-        }
+        existing = {r[0]: r[1:] for r in db.docs()}
         seen: set[str] = set()
         pending: list[tuple[int, str]] = []
         for inp in inputs:
@@ -302,31 +285,22 @@ def ingest(
             ingest_acl = json.dumps(list(inp.extra_acl))
             if row is not None and row[1] == inp.sha256 and not rebuild:
                 doc_id, content_acl, override = row[0], row[2], row[3]
-                conn.execute("UPDATE docs SET ingest_acl=? WHERE id=?", (ingest_acl, doc_id))
-                if _write_acl(conn, doc_id, _effective_acl(content_acl, ingest_acl, override)):
+                db.set_ingest_acl(doc_id, ingest_acl)
+                if db.write_acl(doc_id, _effective_acl(content_acl, ingest_acl, override)):
                     report.acl_changed.append(inp.source)
                 report.unchanged.append(inp.source)
                 continue
             parsed = inp.parse()
             content_acl = json.dumps(list(parsed.acl))
             if row is None:
-                cur = conn.execute(
-                    "INSERT INTO docs (source, title, kind, sha256, content_acl, ingest_acl, "
-                    "ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (inp.source, parsed.title, parsed.kind, inp.sha256, content_acl, ingest_acl,
-                     _now()),
-                )  # fmt: skip
-                doc_id, override = int(cur.lastrowid or 0), None
+                doc_id = db.add_doc(inp.source, parsed.title, parsed.kind, inp.sha256,
+                                    content_acl, ingest_acl, _now())  # fmt: skip
+                override = None
                 report.added.append(inp.source)
             else:
                 doc_id, override = row[0], row[3]
-                conn.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
-                conn.execute(
-                    "UPDATE docs SET title=?, kind=?, sha256=?, content_acl=?, ingest_acl=?, "
-                    "ingested_at=? WHERE id=?",
-                    (parsed.title, parsed.kind, inp.sha256, content_acl, ingest_acl, _now(),
-                     doc_id),
-                )  # fmt: skip
+                db.replace_doc(doc_id, parsed.title, parsed.kind, inp.sha256, content_acl,
+                               ingest_acl, _now())  # fmt: skip
                 report.updated.append(inp.source)
             acl = _effective_acl(content_acl, ingest_acl, override)
             if not acl:
@@ -336,24 +310,18 @@ def ingest(
                     KeizokuWarning,
                     stacklevel=2,
                 )
-            _write_acl(conn, doc_id, acl)
+            db.write_acl(doc_id, acl)
             for ch in chunk_document(parsed, chunking):
                 tokens = tokenize(" ".join((parsed.title, *ch.heading_path, ch.text)))
-                cur = conn.execute(
-                    "INSERT INTO chunks (doc_id, position, heading_path, text, tokens) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (doc_id, ch.position, json.dumps(list(ch.heading_path)), ch.text,
-                     " ".join(tokens)),
-                )  # fmt: skip
-                pending.append(
-                    (int(cur.lastrowid or 0), _embed_text(parsed.title, ch.heading_path, ch.text))
-                )
+                chunk_id = db.add_chunk(doc_id, ch.position, json.dumps(list(ch.heading_path)),
+                                        ch.text, " ".join(tokens))  # fmt: skip
+                pending.append((chunk_id, _embed_text(parsed.title, ch.heading_path, ch.text)))
         for source, row in existing.items():
             if source not in seen and _in_scope(source, scopes):
-                conn.execute("DELETE FROM docs WHERE id=?", (row[0],))
+                db.delete_doc(row[0])
                 report.removed.append(source)
         changed = report.added or report.updated or report.removed
-        gen = _meta(conn, "generation")
+        gen = db.meta("generation")
         cfg = (requested if rebuild and requested else stored) or requested
         if cfg is None:
             cfg = _default_embedding([t for _, t in pending], report)
@@ -364,20 +332,20 @@ def ingest(
             new_vecs = {cid: vecs[i] for i, (cid, _) in enumerate(pending)}
             new_gen = 0 if gen is None else int(gen) + 1
             dim = vecs.shape[1] if len(pending) else embedder.dim
-            report.chunks_total = _build_generation(conn, name, new_gen, new_vecs, dim)
+            report.chunks_total = _build_generation(db, name, new_gen, new_vecs, dim)
+            db.publish(new_gen)
             report.chunks_embedded = len(pending) if cfg.backend != "none" else 0
-            _set_meta(conn, "generation", str(new_gen))
-            _set_meta(conn, "model", cfg.model if cfg.backend != "none" else "none")
-            _set_meta(conn, "embedding", cfg.to_json())
+            db.set_meta("generation", str(new_gen))
+            db.set_meta("model", cfg.model if cfg.backend != "none" else "none")
+            db.set_meta("embedding", cfg.to_json())
         else:
-            report.chunks_total = int(conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
-        conn.execute("COMMIT")
+            report.chunks_total = db.counts()[1]
+        db.commit()
     except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        db.rollback()
         raise
     finally:
-        conn.close()
+        db.close()
     if changed:
         prune_generations(name, int(gen or 0) + 1)
     report.seconds = time.perf_counter() - start
@@ -393,16 +361,11 @@ def _allowed_rows(row_docs: np.ndarray, doc_ids: np.ndarray) -> np.ndarray:
     return np.flatnonzero(mask[row_docs])
 
 
-def _has_index(conn: sqlite3.Connection, name: str) -> bool:
-    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type='index' AND name=?", (name,))
-    return row.fetchone() is not None
-
-
-def _stored_embedding(conn: sqlite3.Connection) -> EmbeddingConfig | None:
-    raw = _meta(conn, "embedding")
+def _stored_embedding(db: _DB) -> EmbeddingConfig | None:
+    raw = db.meta("embedding")
     if raw is not None:
         return EmbeddingConfig(**json.loads(raw))
-    legacy = _meta(conn, "model")  # collections made before per-collection embedding configs
+    legacy = db.meta("model")  # collections made before per-collection embedding configs
     return EmbeddingConfig(model=legacy) if legacy else None
 
 
@@ -422,22 +385,22 @@ def _default_embedding(texts: Sequence[str], report: IngestReport) -> EmbeddingC
 
 def embedding_config(name: str) -> EmbeddingConfig | None:
     """The collection's embedding config (``None`` before its first ingest)."""
-    conn = connect(name)
+    db = connect(name)
     try:
-        return _stored_embedding(conn)
+        return _stored_embedding(db)
     finally:
-        conn.close()
+        db.close()
 
 
 def collection_info(name: str) -> dict[str, object]:
     """Documents, chunks, languages and how the collection is searched."""
-    conn = connect(name)
+    db = connect(name)
     try:
-        cfg = _stored_embedding(conn)
-        docs = int(conn.execute("SELECT COUNT(*) FROM docs").fetchone()[0])
-        texts = [r[0] for r in conn.execute("SELECT text FROM chunks")]
+        cfg = _stored_embedding(db)
+        docs = db.counts()[0]
+        texts = db.chunk_texts()
     finally:
-        conn.close()
+        db.close()
     langs: dict[str, int] = {}
     for t in texts:
         lang = detect_language(t)
@@ -450,15 +413,15 @@ def collection_info(name: str) -> dict[str, object]:
     }  # fmt: skip
 
 
-def _resolve_source(conn: sqlite3.Connection, source: str) -> tuple[int, str]:
+def _resolve_source(db: _DB, source: str) -> tuple[int, str]:
     candidates = [source]
     path = Path(source).expanduser()
     if path.exists():
         candidates.insert(0, str(path.resolve()))
     for cand in candidates:
-        row = conn.execute("SELECT id, source FROM docs WHERE source=?", (cand,)).fetchone()
-        if row:
-            return int(row[0]), str(row[1])
+        found = db.find_source(cand)
+        if found:
+            return found
     raise NotFoundError(
         f"Document {source!r} is not in this collection. List documents with "
         "'keizoku rag docs --collection NAME'."
@@ -467,40 +430,33 @@ def _resolve_source(conn: sqlite3.Connection, source: str) -> tuple[int, str]:
 
 def set_acl(name: str, source: str, allow: Sequence[str] | None) -> tuple[str, ...]:
     """Override a document's access list (``None`` clears the override); effective now."""
-    conn = connect(name)
+    db = connect(name)
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        doc_id, _ = _resolve_source(conn, source)
+        db.begin_write()
+        doc_id, _ = _resolve_source(db, source)
         override = None if allow is None else json.dumps(list(normalize_acl(allow)))
-        conn.execute("UPDATE docs SET acl_override=? WHERE id=?", (override, doc_id))
-        content, ingest_ = conn.execute(
-            "SELECT content_acl, ingest_acl FROM docs WHERE id=?", (doc_id,)
-        ).fetchone()
+        content, ingest_ = db.set_override(doc_id, override)
         acl = _effective_acl(content, ingest_, override)
-        _write_acl(conn, doc_id, acl)
-        conn.execute("COMMIT")
+        db.write_acl(doc_id, acl)
+        db.commit()
         return acl
     except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        db.rollback()
         raise
     finally:
-        conn.close()
+        db.close()
 
 
 def list_docs(name: str, identity: Identity | None = None) -> list[dict[str, object]]:
     """Documents with their access lists; with ``identity``, only the ones it may see."""
-    conn = connect(name)
+    db = connect(name)
     try:
-        docs = conn.execute(
-            "SELECT d.id, d.source, d.title, d.kind, d.ingested_at, COUNT(c.id) FROM docs d "
-            "LEFT JOIN chunks c ON c.doc_id = d.id GROUP BY d.id ORDER BY d.source"
-        ).fetchall()
+        docs = db.doc_list()
         acl: dict[int, list[str]] = {}
-        for doc_id, principal in conn.execute("SELECT doc_id, principal FROM acl"):
+        for doc_id, principal in db.acl_pairs():
             acl.setdefault(doc_id, []).append(principal)
     finally:
-        conn.close()
+        db.close()
     allowed = None if identity is None else set(identity.principals())
     return [
         {"source": s, "title": t, "kind": k, "ingested_at": at, "chunks": n,
@@ -531,7 +487,7 @@ def search(
         derived = kept.snapshot()  # one snapshot for the generation, the ACL and the chunks
         state = derived.get(None)
         if state is None:
-            state = derived[None] = _read_state(kept.conn, name)
+            state = derived[None] = _read_state(kept.db)
         if state is None:
             return []
         gen, emb = state
@@ -543,10 +499,12 @@ def search(
                     "embeddings.url in the collection config and re-ingest with --rebuild."
                 )
             cfg = FusionConfig(cfg.alpha, cfg.neighbour, "lexical")
-        g = _load_generation(name, gen, kept.folder)
+        g = _load_generation(kept.db, gen)
         allowed = derived.get(principals)
         if allowed is None:
-            allowed = derived[principals] = _allowed_for(kept.conn, g, principals)
+            allowed = derived[principals] = _allowed_rows(
+                g.row_docs, kept.db.allowed_docs(principals)
+            )
         if len(allowed) == 0:
             return []
         lexical = None
@@ -562,48 +520,23 @@ def search(
             # chunks without a query term: raw BM25 0 (min-max would also zero the lowest match)
             order = order[lexical[order] > 0]
         picked = [(int(g.rows[allowed[i]]), float(fused[i])) for i in order]
-        return _hits(kept.conn, picked, principals)
+        return _hits(kept.db, picked, principals)
     finally:
         kept.end()
 
 
-def _read_state(conn: sqlite3.Connection, name: str) -> tuple[int, EmbeddingConfig] | None:
+def _read_state(db: _DB) -> tuple[int, EmbeddingConfig] | None:
     """The generation a search reads and the collection's embedding (None: nothing indexed)."""
-    gen = _meta(conn, "generation")
-    emb = _stored_embedding(conn)
+    gen = db.meta("generation")
+    emb = _stored_embedding(db)
     return None if gen is None or emb is None else (int(gen), emb)
 
 
-def _allowed_for(
-    conn: sqlite3.Connection, g: _Generation, principals: tuple[str, ...]
-) -> np.ndarray:
-    """Sorted rows of ``g`` whose document lists one of ``principals``."""
-    marks = ",".join("?" * len(principals))
-    index = "INDEXED BY acl_principal_doc" if _has_index(conn, "acl_principal_doc") else ""
-    listed = conn.execute(  # one string: far cheaper than a Python row per document
-        f"SELECT group_concat(doc_id) FROM acl {index} WHERE principal IN ({marks})",
-        principals,
-    ).fetchone()[0]
-    if not listed:
-        return np.zeros(0, dtype=np.int64)
-    return _allowed_rows(g.row_docs, np.asarray(listed.split(","), dtype=np.int64))
-
-
-def _hits(
-    conn: sqlite3.Connection, picked: list[tuple[int, float]], principals: Sequence[str]
-) -> list[Hit]:
+def _hits(db: _DB, picked: list[tuple[int, float]], principals: Sequence[str]) -> list[Hit]:
     if not picked:
         return []
-    ids = [cid for cid, _ in picked]
-    marks = ",".join("?" * len(ids))
-    pmarks = ",".join("?" * len(principals))
     # the access list is checked again here, in SQL, as a second guard
-    rows = conn.execute(
-        f"SELECT c.id, d.source, d.title, c.heading_path, c.position, c.text FROM chunks c "
-        f"JOIN docs d ON d.id = c.doc_id WHERE c.id IN ({marks}) AND EXISTS ("
-        f"SELECT 1 FROM acl a WHERE a.doc_id = d.id AND a.principal IN ({pmarks}))",
-        (*ids, *principals),
-    ).fetchall()
+    rows = db.hit_rows([cid for cid, _ in picked], principals)
     by_id = {r[0]: r for r in rows}
     hits: list[Hit] = []
     for cid, score in picked:

@@ -40,7 +40,6 @@ caller takes the ``MlflowClient`` path with its checks and its clear errors.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import sqlite3
@@ -53,7 +52,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from keizoku.errors import ConflictError, NotFoundError
-from keizoku.home import home, mlflow_uri
+from keizoku.home import file_lock, home, mlflow_uri
 from keizoku.store import redact
 
 __all__ = [
@@ -189,26 +188,8 @@ def store_lock(uri: str, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
         with PostgresStore(f"postgresql://{rest}").lock("mlflow/registry", wait_s):
             yield
         return
-    path = lock_path(uri)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise ConflictError(
-                        f"Another process has held the registry lock {path} for over "
-                        f"{wait_s:g} s. Wait for the other keizoku command to finish, "
-                        f"or stop it; then run the command again."
-                    ) from None
-                time.sleep(0.05)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    with file_lock(lock_path(uri), wait_s=wait_s):
+        yield
 
 
 def _quiet() -> None:

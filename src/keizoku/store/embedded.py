@@ -13,18 +13,15 @@ uses the new one.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import sqlite3
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from keizoku.errors import ConflictError
 from keizoku.home import atomic_write_text, file_lock, home
 from keizoku.store.base import KeyRow, check_path
 
@@ -195,30 +192,8 @@ class EmbeddedStore:
 
     @contextmanager
     def lock(self, name: str, wait_s: float | None = None) -> Iterator[None]:
-        path = home().joinpath(*check_path(name, "lock name"))
-        if wait_s is None:
-            with file_lock(path):
-                yield
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as fh:
-            deadline = time.monotonic() + wait_s
-            while True:
-                try:
-                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise ConflictError(
-                            f"Another process has held the lock {path} for over {wait_s:g} s. "
-                            "Wait for the other keizoku command to finish, or stop it; then "
-                            "run the command again."
-                        ) from None
-                    time.sleep(0.05)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        with file_lock(home().joinpath(*check_path(name, "lock name")), wait_s=wait_s):
+            yield
 
     # ------------------------------------------------------------------ keys and users
 

@@ -87,6 +87,7 @@ class PostgresStore:
         self._local = threading.local()
         self._ready = False
         self._ready_lock = threading.Lock()
+        self._ensured: set[str] = set()
 
     def describe(self) -> str:
         return f"the PostgreSQL store {self.safe_url}"
@@ -129,6 +130,24 @@ class PostgresStore:
                         conn.execute(_DDL)
                     self._ready = True
         return conn
+
+    def connect(self, *, autocommit: bool = True) -> psycopg.Connection[Any]:
+        """A new connection of the caller's own (closed by the caller), schema in place."""
+        self._conn()
+        conn = self._connect()
+        conn.autocommit = autocommit
+        return conn
+
+    def ensure(self, key: str, ddl: str) -> None:
+        """Run ``ddl`` (idempotent ``CREATE … IF NOT EXISTS``) once per process, under the
+        schema lock: the tables of a module that keeps more than the primitives (RAG)."""
+        with self._ready_lock:
+            if key in self._ensured:
+                return
+        with self._run() as conn, self.lock(_SCHEMA_LOCK):
+            conn.execute(ddl)
+        with self._ready_lock:
+            self._ensured.add(key)
 
     @contextmanager
     def _run(self) -> Iterator[psycopg.Connection[Any]]:
