@@ -98,8 +98,8 @@ def _no_champion(waiting: dict[str, str]) -> str:
     names = ", ".join(f"'{n}'" for n in sorted(waiting))
     first = sorted(waiting)[0]
     return (
-        f"No champion yet: {names} has no version a server may answer with ({waiting[first]}). "
-        f"Promote one (keizoku promote {first} VERSION); the server picks it up at its next poll."
+        f"No champion yet for {names}: {waiting[first]} Promote a version (keizoku promote "
+        f"{first} VERSION); the server picks it up at its next poll."
     )
 
 
