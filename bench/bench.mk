@@ -110,3 +110,12 @@ bench-ray:
 .PHONY: bench-text
 bench-text:
 	$(BENCH_PY) bench/text.py --out bench/work/text.json $(BENCH_ARGS)
+
+# Several servers (issue 20): requests/s with one vs two `keizoku serve` processes on one
+# PostgreSQL store (a throwaway server; penguins trained once), the same total connections,
+# alternating rounds. Writes bench/work/scaleout.json (docs/benchmarks.md "## Two servers").
+SCALEOUT_CONNECTIONS ?= 8
+SCALEOUT_DURATION    ?= 15
+.PHONY: bench-scaleout
+bench-scaleout:
+	$(BENCH_PY) bench/scaleout.py --connections $(SCALEOUT_CONNECTIONS) --duration $(SCALEOUT_DURATION) $(BENCH_ARGS)

@@ -43,13 +43,16 @@ def _serve(
         ),
     ] = "python",
 ) -> None:
-    """Serve the champion of each model over REST (FastAPI + uvicorn)."""
+    """Serve the champion of each model over REST (FastAPI + uvicorn).
+
+    Without --model: every registered model with a champion, including those registered
+    later (picked up at the next poll); on an empty store the server starts not ready.
+    """
     import uvicorn
 
     from keizoku.serving.app import OPTIONS_ENV, ServeOptions, create_app
     from keizoku.serving.ratelimit import parse_rate
     from keizoku.serving.security import check_bind
-    from keizoku.serving.state import ModelSet
 
     check_bind(host)
     if runtime not in ("python", "onnx"):
@@ -64,9 +67,7 @@ def _serve(
         models=list(model or []), host=host, port=port, poll_interval_s=poll_interval,
         prediction_log=prediction_log, rate_limit=rate_limit, runtime=runtime,
     )  # fmt: skip
-    ModelSet(
-        names=options.models or None, runtime=runtime
-    ).load_all()  # fail fast, with the registry's message
+    _load_or_wait(options.models, runtime, poll_interval)
     common = {"host": host, "port": port, "log_level": log_level, "timeout_graceful_shutdown": 30}
     if workers == 1:
         uvicorn.run(create_app(options), **common)  # type: ignore[arg-type]
@@ -75,6 +76,26 @@ def _serve(
 
     os.environ[OPTIONS_ENV] = options.to_env()
     uvicorn.run("keizoku.serving.app:app_from_env", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+
+
+def _load_or_wait(names: list[str], runtime: str, poll_interval: float) -> None:
+    """Fail fast on what the registry refuses (exit 3, 5...); nothing to serve yet is fine.
+
+    Without ``--model`` on a store with no servable model the server starts anyway, not
+    ready (``/readyz`` 503 with the reason), and picks up the first model at a poll; with
+    ``--poll-interval 0`` it never would, so that is exit 3.
+    """
+    from keizoku.errors import NotFoundError
+    from keizoku.serving.state import ModelSet
+
+    models = ModelSet(names=names or None, runtime=runtime)
+    models.load_all()
+    if models.ready:
+        return
+    reason = models.load_error or "Nothing to serve."
+    if poll_interval <= 0:
+        raise NotFoundError(f"{reason} (--poll-interval 0: the server would never pick it up.)")
+    typer.echo(f"warning: {reason} Until then /readyz answers 503.", err=True)
 
 
 def _check_port_free(host: str, port: int) -> None:

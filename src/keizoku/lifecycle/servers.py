@@ -6,7 +6,7 @@ with ``KEIZOKU_STORE``, a row every server and command sharing the database read
 at startup and then every beat interval::
 
     {"pid": 4242, "host": "build-1", "port": 8000, "bind": "127.0.0.1",
-     "started": 1796000000.0, "beat": 1796000042.5, "interval_s": 5.0,
+     "started": 1796000000.0, "beat": 1796000042.5, "interval_s": 5.0, "discover": true,
      "models": {"churn": {"variants": {"champion": 3, "challenger": 4},
                           "deployment": {...}, "requests": {"4": {"total": 120, "errors": 0}}}}}
 
@@ -15,6 +15,8 @@ most ``STALE_BEATS`` intervals old; older or orphaned beats are ignored (and rem
 ``live_beats(prune=True)``). ``keizoku status`` and the bounded wait after ``deploy``,
 ``promote`` and ``rollback`` read them: ``disagreements`` names every live server whose
 variants differ from what the registry and the deployment say it should serve.
+``discover`` marks a server started without ``--model``: it serves every registered model
+with a champion, so it is waited for on a model it does not serve yet (decision 0028).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class Beat:
     beat: float
     interval_s: float
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    discover: bool = False  # started without --model: picks up every model with a champion
 
     @property
     def label(self) -> str:
@@ -133,6 +136,7 @@ def write_beat(
         "started": started,
         "beat": time.time(),
         "interval_s": interval_s,
+        "discover": bool(getattr(model_set, "discovers", False)),
         "models": snapshot(model_set),
     }
     store = store_from_env()
@@ -163,6 +167,7 @@ def _read(data: dict[str, Any]) -> Beat | None:
             bind=str(data.get("bind", "")), started=float(data["started"]),
             beat=float(data["beat"]), interval_s=float(data["interval_s"]),
             models=dict(data.get("models") or {}),
+            discover=bool(data.get("discover", False)),
         )  # fmt: skip
     except (ValueError, KeyError, TypeError):
         return None
@@ -200,13 +205,21 @@ def expected_variants(name: str) -> dict[str, int]:
 def disagreements(
     name: str, beats: list[Beat], expected: dict[str, int]
 ) -> list[tuple[Beat, dict[str, int]]]:
-    """The live servers that serve ``name`` but not exactly ``expected`` (with what they serve)."""
+    """The live servers that should serve ``name`` but not exactly ``expected`` (with what
+    they serve: ``{}`` for a discovering server that has not picked ``name`` up yet)."""
     out = []
     for beat in beats:
         served = beat.variants(name)
+        if served is None and beat.discover:
+            served = {}
         if served is not None and served != expected:
             out.append((beat, served))
     return out
+
+
+def _serving(name: str, beat: Beat) -> bool:
+    """Should ``beat``'s server serve ``name``? (It does, or it discovers every model.)"""
+    return beat.discover or beat.variants(name) is not None
 
 
 MIN_WAIT_S = 15.0
@@ -217,19 +230,22 @@ def wait_for_servers(
 ) -> tuple[dict[str, int], list[Beat], list[tuple[Beat, dict[str, int]]]]:
     """Wait (bounded) until every live server of ``name`` serves what it should.
 
+    The servers of ``name``: those that serve it, and those started without ``--model``
+    (they pick a model with a new champion up at their next poll).
+
     The bound is three beat intervals of the slowest live server (a poll, then a beat),
     and at least 15 s (loading a version takes seconds on a busy machine), at most 60 s,
     unless ``timeout_s`` is given. Returns (expected, the live servers serving
     ``name``, those that still disagree at the end).
     """
     expected = expected_variants(name)
-    beats = [b for b in live_beats() if b.variants(name) is not None]
+    beats = [b for b in live_beats() if _serving(name, b)]
     if timeout_s is None:
         slowest = max([b.interval_s for b in beats], default=0)
         timeout_s = min(max(3 * slowest + 1.0, MIN_WAIT_S), 60.0)
     deadline = time.monotonic() + timeout_s
     while True:
-        beats = [b for b in live_beats() if b.variants(name) is not None]
+        beats = [b for b in live_beats() if _serving(name, b)]
         late = disagreements(name, beats, expected)
         if not late or time.monotonic() >= deadline:
             return expected, beats, late

@@ -4,6 +4,10 @@
 until they are), opens the prediction log, starts the registry poller (hot swap), and on
 shutdown (SIGTERM: uvicorn lets in-flight requests finish first) stops the poller and
 closes the prediction log so every accepted record reaches the disk.
+
+Without ``--model`` the poller also picks up models registered after startup; on an empty
+store the server runs not ready (``/readyz`` 503 with the reason, ``/healthz`` 200) until
+one has a champion (decision 0028).
 """
 
 from __future__ import annotations
@@ -66,11 +70,12 @@ def _open_log(options: ServeOptions) -> Any:
     return PredictionLog(flush_interval_s=options.log_flush_s)
 
 
-async def _poll(state: ServerState, interval: float) -> None:
-    """Every ``interval`` seconds, pick up moved aliases and changed deployments."""
+async def _poll(state: ServerState, interval: float, loading: asyncio.Task[None]) -> None:
+    """Every ``interval`` seconds, pick up moved aliases, changed deployments and new models."""
+    await loading
     while True:
         await asyncio.sleep(interval)
-        if not state.models.ready:
+        if not (state.models.ready or state.models.discovers):
             continue
         try:
             await asyncio.to_thread(state.models.refresh_all)
@@ -78,14 +83,20 @@ async def _poll(state: ServerState, interval: float) -> None:
             _log.error("Registry poll failed: %s", exc)
 
 
-async def _heartbeat(state: ServerState, options: ServeOptions) -> None:
-    """Write this server's heartbeat (what it serves) every poll interval, 5 s when off."""
+async def _heartbeat(
+    state: ServerState, options: ServeOptions, loading: asyncio.Task[None]
+) -> None:
+    """Write this server's heartbeat (what it serves) every poll interval, 5 s when off.
+
+    A discovering server beats while it serves nothing yet too: ``promote`` waits for it.
+    """
     from keizoku.lifecycle.servers import write_beat
 
     interval = options.poll_interval_s if options.poll_interval_s > 0 else 5.0
     started = time.time()
+    await loading
     while True:
-        if state.models.ready:
+        if state.models.ready or (state.models.discovers and options.poll_interval_s > 0):
             try:
                 await asyncio.to_thread(
                     write_beat, state.models, port=options.port, bind=options.host,
@@ -93,17 +104,22 @@ async def _heartbeat(state: ServerState, options: ServeOptions) -> None:
                 )  # fmt: skip
             except (OSError, KeizokuError) as exc:  # the store may be away for a while
                 _log.error("Could not write the heartbeat: %s", exc)
-        await asyncio.sleep(interval if state.models.ready else 0.2)
+        await asyncio.sleep(interval)
 
 
 async def _load(state: ServerState) -> None:
     try:
         await asyncio.to_thread(state.models.load_all)
-    except KeizokuError as exc:
-        _log.error("Could not load the models: %s", exc.message)
+    except Exception as exc:  # noqa: BLE001 - logged; /readyz says why; the poller goes on
+        _log.error("Could not load the models: %s", getattr(exc, "message", exc))
+        if state.models.load_error is None:
+            state.models.load_error = f"Could not load the models: {exc}"
     else:
-        versions = {n: m.versions() for n, m in state.models.models.items()}
-        _log.info("Serving %s", versions)
+        if state.models.ready:
+            versions = {n: m.versions() for n, m in state.models.models.items()}
+            _log.info("Serving %s", versions)
+        else:
+            _log.warning("Not ready: %s", state.models.load_error)
 
 
 def _lifespan(options: ServeOptions) -> Any:
@@ -111,10 +127,10 @@ def _lifespan(options: ServeOptions) -> Any:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state: ServerState = app.state.keizoku
         state.log = _open_log(options)
-        tasks = [asyncio.create_task(_load(state))]
+        loading = asyncio.create_task(_load(state))
+        tasks = [loading, asyncio.create_task(_heartbeat(state, options, loading))]
         if options.poll_interval_s > 0:
-            tasks.append(asyncio.create_task(_poll(state, options.poll_interval_s)))
-        tasks.append(asyncio.create_task(_heartbeat(state, options)))
+            tasks.append(asyncio.create_task(_poll(state, options.poll_interval_s, loading)))
         try:
             yield
         finally:

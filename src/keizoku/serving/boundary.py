@@ -21,6 +21,7 @@ the same format. ``KeizokuRoute`` does the same for a router mounted in another 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections.abc import Callable, Coroutine
@@ -38,6 +39,7 @@ from keizoku.auth import Principal
 from keizoku.errors import KeizokuError, NotFoundError, UserInputError, ValidationError
 from keizoku.names import check_name
 from keizoku.serving.fastpath import PayloadTooLarge, dumps, parse_body
+from keizoku.serving.outage import RETRY_AFTER_S, StoreUnavailableError, outage
 from keizoku.serving.security import Guard
 
 __all__ = [
@@ -46,6 +48,7 @@ __all__ = [
     "ErrorBody",
     "KeizokuRoute",
     "NotReadyError",
+    "StoreUnavailableError",
     "PredictCaller",
     "model_part",
     "caller",
@@ -71,8 +74,11 @@ _FALLBACK = Guard(loopback=True, ttl_s=0.0)
 
 
 class NotReadyError(KeizokuError):
+    """Nothing to answer with yet: loading, no model registered, or no champion yet."""
+
     code = "not_ready"
     http_status = 503
+    retry_after_s = RETRY_AFTER_S
 
 
 class ErrorBody(BaseModel):
@@ -91,7 +97,8 @@ _DESCRIPTIONS = {
     413: "the body is larger than the limit, or has too many records",
     422: "the body is not valid: a field is missing, unknown, of the wrong type, or unseen",
     409: "the current state refuses it (a gate, an artifact's hash, a conflict)",
-    503: "the server is still loading its models",
+    503: "not ready (loading, no model registered, no champion yet) or the store does not "
+    "answer; see Retry-After",
     429: "too many requests from this caller (`keizoku serve --rate-limit`); see Retry-After",
 }
 _DEFAULT = (400, 401, 403, 404, 413, 422)
@@ -135,8 +142,18 @@ def _guard(request: Request) -> Guard:
 
 
 def caller(request: Request, role: str) -> Principal | None:
-    """The caller of ``request`` for a route that needs ``role`` (None: keys are off)."""
-    return _guard(request).principal(request, role)
+    """The caller of ``request`` for a route that needs ``role`` (None: keys are off).
+
+    503 (``outage``) when the keys cannot be read because the store is away and the guard
+    has no recent answer for this caller to fall back on.
+    """
+    try:
+        return _guard(request).principal(request, role)
+    except Exception as exc:
+        down = outage(exc)
+        if down is None:
+            raise
+        raise down from exc
 
 
 def _predict_caller(request: Request) -> Principal | None:
@@ -168,8 +185,13 @@ def served_name(request: Request, name: str) -> str:
     models = state.models
     if name in models.models:
         return name
+    if name in models.waiting:
+        raise NotReadyError(
+            f"Model '{name}' is registered but not served yet: {models.waiting[name]}"
+        )
     if not models.ready:
-        raise NotReadyError("The server is still loading its models; retry in a moment.")
+        reason = models.load_error or "The server is still loading its models."
+        raise NotReadyError(f"{reason} Retry in a moment.")
     from keizoku.data.schema import closest
 
     best = closest(name, list(models.models))
@@ -267,6 +289,10 @@ def body_doc(model: type[BaseModel]) -> dict[str, Any]:
 
 
 async def _keizoku_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, RequestValidationError | HTTPException):
+        down = await asyncio.to_thread(outage, exc)  # a store that is away: 503, not 4xx/500
+        if down is not None:
+            return error_response(down)
     if isinstance(exc, KeizokuError):
         return error_response(exc)
     if isinstance(exc, RequestValidationError):
@@ -299,5 +325,12 @@ class KeizokuRoute(APIRoute):
                 return await handler(request)
             except (KeizokuError, RequestValidationError) as exc:
                 return await _keizoku_error(request, exc)
+            except HTTPException:
+                raise
+            except Exception as exc:  # a store that is away answers 503; anything else: 500
+                down = await asyncio.to_thread(outage, exc)
+                if down is None:
+                    raise
+                return error_response(down)
 
         return route

@@ -9,6 +9,12 @@
 
 A valid token is remembered for ``ttl_s`` seconds (by its sha256, never in clear), so a
 revoked key stops working within that time. Keys are never logged.
+
+When the store does not answer (``KEIZOKU_STORE`` down, ``auth.db`` unreadable), a key
+this server saw valid in the last ``grace_s`` seconds keeps working, and so does the last
+answer to "are keys configured": predictions from loaded models go on through a short
+store outage. A key revoked while the store is down cannot be revoked anyway (revoking
+writes to the store); decision 0028 weighs this. A key never seen valid gets 503.
 """
 
 from __future__ import annotations
@@ -69,7 +75,9 @@ class Guard:
     ttl_s: float = 5.0
     limit: RateLimit | None = None  # requests per caller (``--rate-limit``)
     failures: RateLimit = field(default_factory=wrong_keys)  # wrong keys per address
+    grace_s: float = 300.0  # the store is away: keys seen valid this recently keep working
     _configured: tuple[float, bool] = (0.0, False)
+    _retry_at: float = 0.0  # after a store error, ask it again only from then on
     _cache: dict[str, tuple[float, Principal]] = field(default_factory=dict)
     _seen_valid: set[str] = field(default_factory=set)  # sha256 of keys once valid here
     _seen_wrong: set[str] = field(default_factory=set)  # ... and of wrong keys, counted once
@@ -80,7 +88,16 @@ class Guard:
         checked, value = self._configured
         now = time.monotonic()
         if now - checked > self.ttl_s:
-            value = keys_configured()
+            known = checked > 0 and now - checked <= self.grace_s
+            if known and now < self._retry_at:
+                return value
+            try:
+                value = keys_configured()
+            except Exception:
+                if not known:
+                    raise
+                self._retry_at = now + 1.0
+                return value  # the store is away: the last answer stands
             self._configured = (now, value)
         return value
 
@@ -111,6 +128,9 @@ class Guard:
         digest = hashlib.sha256((token or "").encode()).hexdigest()
         if token and digest not in self._seen_valid:
             self.failures.check(address)
+        stale = self._stale(token)
+        if stale is not None and time.monotonic() < self._retry_at:
+            return stale
         try:
             principal = authenticate(token)
         except AuthError:
@@ -118,6 +138,11 @@ class Guard:
                 _bounded_add(self._seen_wrong, digest)
                 self.failures.spend(address)
             raise
+        except Exception:  # the store does not answer
+            if stale is None:
+                raise
+            self._retry_at = time.monotonic() + 1.0
+            return stale
         _bounded_add(self._seen_valid, digest)
         self._seen_wrong.discard(digest)
         self._remember(token or "", principal)
@@ -130,6 +155,15 @@ class Guard:
     def _lookup(self, token: str) -> Principal | None:
         hit = self._cache.get(hashlib.sha256(token.encode()).hexdigest())
         if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1]
+
+    def _stale(self, token: str | None) -> Principal | None:
+        """``token``'s principal when it was valid here within ``grace_s`` (a store outage)."""
+        if not token:
+            return None
+        hit = self._cache.get(hashlib.sha256(token.encode()).hexdigest())
+        if hit is None or hit[0] + self.grace_s < time.monotonic():
             return None
         return hit[1]
 

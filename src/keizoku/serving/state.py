@@ -5,6 +5,11 @@ alias it routes to. A request takes the snapshot once and uses it to the end, so
 (building a new snapshot beside the old one, then one dict assignment) can never show a
 request a half-loaded model. Loading happens off the event loop; a version whose
 artifact fails its sha256 check is refused and the old snapshot keeps serving.
+
+Without ``--model`` (``names`` None) the set *discovers*: every poll lists the registry and
+loads each model that has a champion and is not served yet. A store with nothing
+servable is not an error then: the set stays not ready, ``load_error`` saying why (no model
+registered, or no champion yet), until a model appears (decision 0028).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from keizoku.lifecycle.deployment import (
 )
 from keizoku.registry.servable import ServableModel
 from keizoku.serving.metrics import Metrics
+from keizoku.serving.outage import outage
 from keizoku.serving.schemas import RecordValidator
 
 __all__ = ["LoadedVersion", "ModelSet", "ServedModel", "SwapReport"]
@@ -82,6 +88,21 @@ def _stamp(name: str) -> float:
     return deployment_stamp(name)
 
 
+NOTHING_REGISTERED = (
+    "No model is registered yet, so there is nothing to serve. Train one on this store "
+    "(keizoku init DATA --target COL; keizoku train): the server picks it up at its next poll."
+)
+
+
+def _no_champion(waiting: dict[str, str]) -> str:
+    names = ", ".join(f"'{n}'" for n in sorted(waiting))
+    first = sorted(waiting)[0]
+    return (
+        f"No champion yet for {names}: {waiting[first]} Promote a version (keizoku promote "
+        f"{first} VERSION); the server picks it up at its next poll."
+    )
+
+
 @dataclass
 class ModelSet:
     """The served models, their loading, and atomic swaps."""
@@ -92,38 +113,88 @@ class ModelSet:
     models: dict[str, ServedModel] = field(default_factory=dict)
     ready: bool = False
     load_error: str | None = None
+    waiting: dict[str, str] = field(default_factory=dict)  # registered, not servable: why
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _reported: set[tuple[str, str]] = field(default_factory=set)
 
-    def model_names(self) -> list[str]:
-        from keizoku.registry.models import list_models
-
-        if self.names:
-            return list(self.names)
-        names = list_models()
-        if not names:
-            raise NotFoundError(
-                "No registered models to serve. Train one first: keizoku init DATA --target "
-                "COL; keizoku train"
-            )
-        return names
+    @property
+    def discovers(self) -> bool:
+        """True without ``--model``: models registered later are served too."""
+        return not self.names
 
     def load_all(self) -> None:
-        """Load every served model (startup). Raises on the first model that cannot load."""
+        """Load the served models (startup).
+
+        With ``names``: raises on the first one that cannot load. Discovering: a model
+        without a champion waits (``waiting``), any other failure (a modified artifact)
+        raises; with nothing loaded the set stays not ready, ``load_error`` saying why.
+        """
         try:
-            for name in self.model_names():
-                self.refresh(name, force=True, strict=True)
+            if self.names:
+                for name in self.names:
+                    self.refresh(name, force=True, strict=True)
+            else:
+                self._discover(strict=True)
         except KeizokuError as exc:
             self.load_error = exc.message
             raise
-        self.ready = True
+        self._settle()
 
     def refresh_all(self) -> list[SwapReport]:
-        """Poll: pick up moved aliases and changed deployments; never raises."""
+        """Poll: pick up moved aliases, changed deployments and (discovering) new models.
+
+        Never raises: a failure is reported and the served snapshots stay as they are.
+        """
         reports = []
         for name in list(self.models):
             reports.append(self.refresh(name))
+        if self.discovers:
+            try:
+                reports.extend(self._discover(strict=False))
+            except Exception as exc:  # noqa: BLE001 - the registry may be away for a while
+                if ("", str(exc)) not in self._reported:
+                    self._reported.add(("", str(exc)))
+                    _log.error("Could not list the registered models: %s", exc)
+            else:
+                self._reported = {k for k in self._reported if k[0] != ""}
+            self._settle()
         return reports
+
+    def _discover(self, *, strict: bool) -> list[SwapReport]:
+        """Load each registered model that is not served yet and has a champion now.
+
+        A model without a champion waits, quietly. Any other failure (a modified artifact)
+        raises when ``strict`` (startup), else is logged once and retried at the next poll.
+        """
+        from keizoku.registry.models import list_models
+
+        reports = []
+        for name in list_models():
+            if name in self.models:
+                continue
+            try:
+                reports.append(self.refresh(name, force=True, strict=True))
+            except NotFoundError as exc:  # no champion yet
+                self.waiting[name] = exc.message
+            except KeizokuError as exc:
+                if strict:
+                    raise
+                if self.waiting.get(name) != exc.message:
+                    _log.error("Model '%s' cannot be served yet: %s", name, exc.message)
+                self.waiting[name] = exc.message
+                reports.append(SwapReport(name, {}, {}, False, exc.message, exc.http_status))
+            else:
+                self.waiting.pop(name, None)
+        return reports
+
+    def _settle(self) -> None:
+        """``ready`` once something is served; otherwise ``load_error`` says why not."""
+        if self.models:
+            self.ready, self.load_error = True, None
+        elif not self.waiting:
+            self.load_error = NOTHING_REGISTERED
+        else:
+            self.load_error = _no_champion(self.waiting)
 
     def refresh(self, name: str, *, force: bool = False, strict: bool = False) -> SwapReport:
         """Load what ``name``'s aliases point at now and swap it in if anything changed.
@@ -156,8 +227,10 @@ class ModelSet:
         if key not in self._reported:
             self._reported.add(key)
             _log.error("Model '%s' keeps serving %s: %s", name, before, exc.message)
+        down = outage(exc)  # a store that is away: 503, not the 400/404 it caused
+        why = down or exc
         return SwapReport(
-            name, before, before, changed=False, error=exc.message, status=exc.http_status
+            name, before, before, changed=False, error=why.message, status=why.http_status
         )
 
     def _build(self, name: str, old: ServedModel | None, force: bool) -> ServedModel | None:

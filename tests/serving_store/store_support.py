@@ -1,0 +1,106 @@
+"""Helpers for the tests of servers whose store is empty, or goes away and comes back."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kzsupport import REPO
+from pgsupport import Postgres, pg_bin
+
+PENGUINS = REPO / "examples" / "data" / "penguins.csv"
+RECORDS = [
+    {k: (None if v != v else v) for k, v in r.items()}
+    for r in pd.read_csv(PENGUINS).drop(columns="species").head(20).to_dict("records")
+]
+
+
+@dataclass
+class OwnPostgres(Postgres):
+    """A PostgreSQL server this module may ``stop()`` and ``start()`` again."""
+
+    root: Path = field(default_factory=Path)
+    as_user: list[str] = field(default_factory=list)
+
+    def _ctl(self, *args: str) -> None:
+        pg_ctl = pg_bin("pg_ctl")
+        assert pg_ctl
+        subprocess.run([*self.as_user, pg_ctl, "-D", str(self.root / "data"), *args],
+                       check=True, capture_output=True, timeout=120)  # fmt: skip
+
+    def start(self) -> None:
+        opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._ctl("-l", str(self.root / "server.log"), "-w", "-o", opts, "start")
+
+    def stop(self) -> None:
+        self._ctl("-m", "fast", "-w", "stop")  # ends every session: servers lose connections
+
+
+def server_env(home: Path, store: str | None) -> dict[str, str]:
+    """The environment of a server with its own home on ``store`` (None: embedded)."""
+    env = {**os.environ, "KEIZOKU_HOME": str(home / ".keizoku")}
+    for name in ("KEIZOKU_TRACKING_URI", "KEIZOKU_ARTIFACT_ROOT", "KEIZOKU_STORE"):
+        env.pop(name, None)
+    if store is not None:
+        env["KEIZOKU_STORE"] = store
+    home.mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll ``check`` until it returns something true (a refused connection is false);
+    fail naming ``what`` after ``timeout``."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            got = check()
+        except httpx.TransportError:  # not listening yet, or the connection dropped
+            got = None
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:g} s")
+        time.sleep(0.2)
+
+
+@dataclass
+class Traffic:
+    """One thread posting predictions to one server with one key until ``stop`` is set."""
+
+    url: str
+    key: str | None = None
+    model: str = "penguins"
+    answers: list[tuple[float, int]] = field(default_factory=list)  # (monotonic, status)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
+        with httpx.Client(base_url=self.url, timeout=60) as client:
+            i = 0
+            while not self.stop.is_set():
+                record = RECORDS[i % len(RECORDS)]
+                i += 1
+                try:
+                    r = client.post(f"/v1/models/{self.model}/predict", json=record,
+                                    headers=headers)  # fmt: skip
+                    self.answers.append((time.monotonic(), r.status_code))
+                except httpx.HTTPError:  # a refused connection is a failed request
+                    self.answers.append((time.monotonic(), 0))
+                time.sleep(0.02)
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run, daemon=True)
+        thread.start()
+        return thread
