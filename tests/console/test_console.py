@@ -217,7 +217,8 @@ def test_operator_promotes_the_gated_challenger_and_audit_shows_it(
     shot(operator, "models")
     form = operator.locator("tr[data-version='2'] form.promote")
     form.locator("input[name=reason]").fill("console test")
-    form.locator("button").click()
+    with operator.expect_navigation(timeout=180_000):  # promote waits for the servers
+        form.locator("button").click(no_wait_after=True)
     operator.wait_for_url("**/console/audit?model=peng")
     entry = operator.locator("#history tr[data-action=promote][data-version='2']")
     assert entry.count() == 1

@@ -371,7 +371,7 @@ def _live(
     dropped = bool(last and threshold is not None and last.value is not None and
                    (last.value <= threshold if better else last.value >= threshold))  # fmt: skip
     xs = sorted({p.bucket for p in labelled} | {p.bucket for p in estimated})
-    series = []
+    series: list[dict[str, Any]] = []
     if labelled:
         series.append({"name": f"{metric} (labels)", "xs": [p.bucket for p in labelled],
                        "ys": [p.value for p in labelled]})  # fmt: skip
