@@ -7,6 +7,9 @@
 2. writes ``--rows`` logged predictions of version 1 spread evenly over ``--days`` days, one
    Parquet segment per day, each written and folded as ``PredictionLog.flush`` does
    (``log.write_segment`` then ``monitoring.buckets.fold_table``); the fold time is measured;
+   each day also gets labels for ``--labelled`` of its rows (a feedback segment, folded by
+   ``buckets.fold_feedback`` as the page's ``catch_up`` does) and 24 hours of request
+   counts (``buckets.add_requests``, as each server process adds them);
 3. times each console page in process (Starlette ``TestClient`` on the ``keizoku serve``
    app, loopback without keys), ``--repeat`` times after one warm-up: median and max wall
    time, and the median CPU time of the process (what the page costs on an idle machine;
@@ -63,7 +66,7 @@ def _segment(rows: pd.DataFrame, ts: np.ndarray, types: dict[str, pa.DataType]) 
         "latency_ms": pa.array(np.random.default_rng(n).gamma(2.0, 1.5, n)),
         "prediction": pa.array(rows["species"].astype(str).tolist()),
         "probabilities": pa.array([None] * n, pa.string()),
-        "score": pa.array([None] * n, pa.float64()),
+        "score": pa.array(np.random.default_rng(n + 1).uniform(0.5, 1.0, n)),
         "inputs": pa.array(["{}"] * n),
     }
     for name, typ in types.items():
@@ -75,8 +78,38 @@ def _segment(rows: pd.DataFrame, ts: np.ndarray, types: dict[str, pa.DataType]) 
     return pa.table(cols)
 
 
-def _log(home: Path, rows_total: int, days: int) -> dict[str, float]:
+def _labels(table: pa.Table, share: float, rng: np.random.Generator) -> pa.Table:
+    """Feedback for a random ``share`` of a segment's rows, a twentieth of them wrong."""
+    pick = rng.random(table.num_rows) < share
+    ids = table.column("request_id").to_numpy(zero_copy_only=False)[pick]
+    said = table.column("prediction").to_numpy(zero_copy_only=False)[pick]
+    wrong = rng.random(len(ids)) < 0.05
+    label = np.where(wrong, "Gentoo", said)
+    ts = table.column("ts").to_numpy(zero_copy_only=False)[pick] + 3600
+    return pa.table({
+        "request_id": pa.array(ids, pa.string()), "entity_id": pa.array([None] * len(ids),
+        pa.string()), "label": pa.array(label, pa.string()),
+        "label_num": pa.array([None] * len(ids), pa.float64()),
+        "ts": pa.array(ts, pa.float64()), "received_ts": pa.array(ts, pa.float64()),
+    })  # fmt: skip
+
+
+def _requests(day_start: float, per_day: int, rng: np.random.Generator) -> dict[float, Any]:
+    """A day of request counts per hour as a server process adds them."""
+    from keizoku.serving.metrics import BUCKETS
+
+    hours: dict[float, Any] = {}
+    for h in range(24):
+        n = max(1, per_day // 24)
+        hist = np.bincount(np.searchsorted(BUCKETS, rng.gamma(2.0, 0.002, n)),
+                           minlength=len(BUCKETS) + 1)  # fmt: skip
+        hours[day_start + h * 3600] = (n, int(rng.binomial(n, 0.01)), hist.tolist())
+    return hours
+
+
+def _log(home: Path, rows_total: int, days: int, labelled: float) -> dict[str, float]:
     from keizoku.monitoring import buckets
+    from keizoku.monitoring.feedback import FEEDBACK_KIND
     from keizoku.monitoring.log import log_dir, write_segment
     from keizoku.monitoring.reference import load_reference
 
@@ -88,7 +121,7 @@ def _log(home: Path, rows_total: int, days: int) -> dict[str, float]:
     rng = np.random.default_rng(0)
     start = (time.time() // 86400 - days) * 86400
     per_day = rows_total // days
-    write_s = fold_s = 0.0
+    write_s = fold_s = label_s = 0.0
     for day in range(days):
         picks = data.iloc[rng.integers(0, len(data), per_day)].reset_index(drop=True)
         if day >= days - 30:  # the last month drifts on one feature
@@ -101,8 +134,16 @@ def _log(home: Path, rows_total: int, days: int) -> dict[str, float]:
         buckets.fold_table(MODEL, table, path.name, home)
         t2 = time.perf_counter()
         write_s, fold_s = write_s + t1 - t0, fold_s + t2 - t1
+        feedback = write_segment(log_dir(MODEL, home, FEEDBACK_KIND), _labels(table, labelled,
+                                 rng), prefix="fb")  # fmt: skip
+        t3 = time.perf_counter()
+        buckets.fold_feedback(MODEL, feedback, home)
+        label_s += time.perf_counter() - t3
+        buckets.add_requests(MODEL, _requests(start + day * 86400, per_day, rng), home)
     return {"rows": per_day * days, "segments": days, "write_s": write_s, "fold_s": fold_s,
-            "fold_ms_per_segment": fold_s / days * 1000}  # fmt: skip
+            "fold_ms_per_segment": fold_s / days * 1000, "labelled_share": labelled,
+            "label_fold_s": label_s,
+            "label_fold_ms_per_segment": label_s / days * 1000}  # fmt: skip
 
 
 def _pages(repeat: int) -> dict[str, dict[str, float]]:
@@ -149,13 +190,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--labelled", type=float, default=0.1, help="share of rows labelled")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="keizoku-bench-console-"))
     os.environ["KEIZOKU_HOME"] = str(root / ".keizoku")
     try:
         _train(root)
-        log = _log(root / ".keizoku", args.rows, args.days)
+        log = _log(root / ".keizoku", args.rows, args.days, args.labelled)
         result = {"log": log, "pages": _pages(args.repeat),
                   "load_average": os.getloadavg(), "cpus": os.cpu_count()}  # fmt: skip
     finally:

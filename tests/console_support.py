@@ -1,6 +1,8 @@
 """The console tests' project (see conftest.py): peng v1 (champion) and v2 (challenger, gated),
-an A/B split, a planted drift in the prediction log, a RAG collection with a forbidden
-document, and three keys (viewer, operator, one to revoke). Built once per module."""
+an A/B split, a planted drift in the prediction log, labels for its first two days (worse
+predictions on the second), a spec with its own thresholds, a RAG collection with a
+forbidden document, and three keys (viewer, operator, one to revoke). Built once per
+package."""
 
 from __future__ import annotations
 
@@ -20,6 +22,9 @@ from rollout_support import MODEL, cli, frame, trained_copy
 
 DRIFTED = "bill_length_mm"  # the feature whose values are shifted in the last 24 hours
 HOURS, PER_HOUR, SHIFTED_HOURS = 72, 300, 24
+LABELLED_HOURS, WORSE_FROM = 48, 24  # labels for hours 0-47; a third wrong from hour 24 on
+NUMERIC_THRESHOLD, METRIC_DROP = 0.2, 0.1  # the spec's (defaults: 0.1 and 0.05)
+OTHER = {"Adelie": "Gentoo", "Gentoo": "Chinstrap", "Chinstrap": "Adelie"}
 SECRET = "marmoset77"  # only in the hr-only document
 
 
@@ -38,10 +43,12 @@ class Project:
 
 
 def plant_log(home: Path, start: float) -> int:
-    """HOURS of hourly traffic for v1; DRIFTED shifted by +15 mm in the last SHIFTED_HOURS."""
+    """HOURS of hourly traffic for v1; DRIFTED shifted by +15 mm in the last SHIFTED_HOURS;
+    labels for the first LABELLED_HOURS, a third of the predictions wrong from WORSE_FROM."""
     import pyarrow as pa
 
     from keizoku.monitoring import buckets
+    from keizoku.monitoring.feedback import record_feedback
     from keizoku.monitoring.log import PredictionLog
     from keizoku.monitoring.reference import load_reference
     from keizoku.prediction import Prediction
@@ -54,6 +61,7 @@ def plant_log(home: Path, start: float) -> int:
     rng = np.random.default_rng(3)
     log = PredictionLog(root=home, flush_interval_s=3600)
     n = 0
+    labels: list[dict[str, Any]] = []
     for hour in range(HOURS):
         picks = rows.iloc[rng.integers(0, len(rows), PER_HOUR)]
         for i, (_, row) in enumerate(picks.iterrows()):
@@ -61,13 +69,28 @@ def plant_log(home: Path, start: float) -> int:
             if hour >= HOURS - SHIFTED_HOURS and inputs[DRIFTED] is not None:
                 inputs[DRIFTED] = float(inputs[DRIFTED]) + 15.0
             label = str(row["species"])
-            pred = Prediction(label, {label: 1.0}, None, 1, "champion", f"r{hour}-{i}", None)
+            said = OTHER[label] if hour >= WORSE_FROM and i % 3 == 0 else label
+            pred = Prediction(said, {said: 0.9}, 0.9, 1, "champion", f"r{hour}-{i}", None)
+            if hour < LABELLED_HOURS:
+                labels.append({"request_id": pred.request_id, "label": label})
             ts = start + hour * 3600 + i * (3600 / PER_HOUR)
             log.append(pred, ts=ts, model=MODEL, inputs=inputs, latency_ms=2.0 + i % 7, types=types)
             n += 1
     log.close()
     buckets.wait_folded()
+    record_feedback(MODEL, labels, root=home)
     return n
+
+
+def set_spec(root: Path) -> None:
+    """The spec's own drift threshold and metric-drop alert, for the page to draw."""
+    import yaml
+
+    path = root / "keizoku.yaml"
+    spec = yaml.safe_load(path.read_text())
+    spec.setdefault("monitoring", {})["numeric_threshold"] = NUMERIC_THRESHOLD
+    spec.setdefault("retraining", {}).setdefault("triggers", {})["metric_drop"] = METRIC_DROP
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
 
 
 def build_kb(root: Path) -> None:
@@ -103,6 +126,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
         operator = auth.create_key("olga-op", "admin", user="olga")
         doomed = auth.create_key("temp-viewer", "predict", user="vic")
         build_kb(root)
+        set_spec(root)
         start = (time.time() // 3600 - HOURS) * 3600
         plant_log(home, start)
         out = cli(root, "deploy", MODEL, "--split", "champion=90,challenger=10")

@@ -6,14 +6,27 @@ operator's promotion, then revocation. Screenshots at 1280 px go to docs/console
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from console_support import DRIFTED, SECRET, SHIFTED_HOURS, Project
-from kzsupport import REPO
+from console_support import (
+    DRIFTED,
+    HOURS,
+    LABELLED_HOURS,
+    METRIC_DROP,
+    NUMERIC_THRESHOLD,
+    PER_HOUR,
+    SECRET,
+    SHIFTED_HOURS,
+    WORSE_FROM,
+    Project,
+)
+from kzsupport import REPO, Server
 from rollout_support import MODEL, cli
 
 SHOTS = REPO / "docs" / "console"
@@ -134,12 +147,64 @@ def test_planted_drift_shows_for_that_feature_only(operator: Any, project: Proje
     features = {f: d for f, d in flags.items() if f != "prediction"}
     assert len(features) >= 5
     assert {f for f, d in features.items() if d == "true"} == {DRIFTED}
+    limits = data(operator, "#drift tr[data-feature]", "feature", "threshold")
+    assert float(limits[DRIFTED]) == NUMERIC_THRESHOLD  # the spec's, not the default 0.1
+    assert float(str(operator.locator("#settings").get_attribute("data-numeric"))) == (
+        NUMERIC_THRESHOLD)  # fmt: skip
     cell = operator.locator(f"#drift tr[data-feature={DRIFTED}] td").nth(2).inner_text()
     assert int(cell.split(" of ")[0]) >= SHIFTED_HOURS - 2
     chart = operator.locator(f'svg[data-chart="drift-{DRIFTED}"]')
     assert chart.count() == 1 and chart.locator("line.reference").count() == 1
     assert operator.locator('svg[data-chart="latency"]').count() == 1
     shot(operator, "monitoring")
+
+
+def test_live_metric_against_training_with_the_spec_threshold(
+    viewer: Any, project: Project
+) -> None:
+    from keizoku.monitoring.reference import load_reference
+
+    ref = load_reference(f"{MODEL}:1")
+    viewer.goto(f"{project.url}/console/monitoring?model={MODEL}&version=1")
+    live = viewer.locator("#live")
+    attr = {k: live.get_attribute(f"data-{k}") for k in
+            ("metric", "labels", "last", "training", "threshold", "dropped")}  # fmt: skip
+    assert attr["metric"] == ref.metric
+    assert int(str(attr["labels"])) == LABELLED_HOURS * PER_HOUR
+    assert float(str(attr["training"])) == ref.cv_score
+    drop = -METRIC_DROP if ref.greater_is_better else METRIC_DROP
+    assert abs(float(str(attr["threshold"])) - (ref.cv_score + drop)) < 1e-12
+    last = float(str(attr["last"]))  # hour 47: a third of the predictions wrong
+    if ref.metric == "accuracy":
+        assert abs(last - 2 / 3) < 1e-9
+    assert attr["dropped"] == "true" and LABELLED_HOURS > WORSE_FROM
+    chart = viewer.locator('svg[data-chart="live-metric"]')
+    assert chart.count() == 1 and chart.locator("line.reference").count() == 1  # training
+    assert "Estimated from the model's confidence" in live.inner_text()  # late labels
+    assert viewer.locator('svg[data-chart="requests"]').count() == 1
+
+
+def test_traffic_and_requests_add_up_across_servers(viewer: Any, project: Project) -> None:
+    viewer.goto(f"{project.url}/console/models")
+    served = viewer.locator("tr[data-version='1'] td[data-served]").get_attribute("data-served")
+    assert int(str(served)) >= (HOURS - 48) * PER_HOUR  # v1's rows of the last 24 hours
+    env = {**os.environ, "KEIZOKU_HOME": str(project.home), "HF_HUB_OFFLINE": "1"}
+    other = Server(project.root, env=env).wait_ready()  # a second server of the same home
+    try:
+        auth = {"Authorization": f"Bearer {project.viewer}"}
+        r = other.client.post(f"/v1/models/{MODEL}/predict", content=b"{", headers=auth)
+        assert r.status_code == 422, r.text
+    finally:
+        assert other.stop() == 0  # it shares its counts on exit
+    url = f"{project.url}/console/monitoring?model={MODEL}&version=1"
+    for _ in range(40):  # this server shares its own every 5 s
+        viewer.goto(url)
+        box = viewer.locator("#requests")
+        if box.count() and int(str(box.get_attribute("data-requests"))) >= 2:
+            break
+        time.sleep(0.5)
+    assert int(str(box.get_attribute("data-errors"))) == 1  # the other server's 422
+    assert int(str(box.get_attribute("data-requests"))) >= 2
 
 
 def test_operator_promotes_the_gated_challenger_and_audit_shows_it(
@@ -152,7 +217,8 @@ def test_operator_promotes_the_gated_challenger_and_audit_shows_it(
     shot(operator, "models")
     form = operator.locator("tr[data-version='2'] form.promote")
     form.locator("input[name=reason]").fill("console test")
-    form.locator("button").click()
+    with operator.expect_navigation(timeout=180_000):  # promote waits for the servers
+        form.locator("button").click(no_wait_after=True)
     operator.wait_for_url("**/console/audit?model=peng")
     entry = operator.locator("#history tr[data-action=promote][data-version='2']")
     assert entry.count() == 1

@@ -214,11 +214,6 @@ async def _swap(request: Request, name: str) -> None:
         await asyncio.to_thread(state.models.refresh, name, force=True)
 
 
-def _metrics(request: Request) -> Any:
-    state = getattr(request.app.state, "keizoku", None)
-    return getattr(state, "metrics", None)
-
-
 # -------------------------------------------------------------------------------- pages
 
 
@@ -269,8 +264,7 @@ async def logout(request: Request) -> Response:
 @router.get("/models")
 async def models_page(request: Request) -> Response:
     visitor = _visitor(request)
-    served = views.served_counts(_metrics(request))
-    context = await asyncio.to_thread(views.models_context, served)
+    context = await asyncio.to_thread(views.models_context)
     return _page(request, "models.html.j2", {**context, "title": "Models"}, visitor)
 
 
@@ -357,9 +351,8 @@ async def monitoring_page(
         model = names[0]
     check_name(model)
     bucket, span = SPANS[width]
-    context = await asyncio.to_thread(
-        views.monitoring_context, model, version, bucket, span, _metrics(request)
-    )
+    conf = await asyncio.to_thread(views.settings)
+    context = await asyncio.to_thread(views.monitoring_context, model, version, bucket, span, conf)
     return _page(request, "monitoring.html.j2", {**context, "title": "Monitoring"}, visitor)
 
 

@@ -1,58 +1,93 @@
 """What each console page shows, as plain contexts (dicts, lists, numbers) for its template.
 
 Reads only: the registry (versions, aliases, tags), the lifecycle state, the audit log,
-experiments, the pre-aggregated buckets (``keizoku.monitoring.buckets``: never the raw
-log) and the server's in-process metrics. The state changes (promote, rollback) live in
-``keizoku.console.pages`` and go through ``keizoku.lifecycle.experiments``.
+experiments and the pre-aggregated buckets (``keizoku.monitoring.buckets``: never the raw
+log), which every worker and server of the home writes to: traffic per version, requests,
+errors and latency, drift, the labelled and the estimated live metric. Thresholds are the
+spec's (:func:`settings`), as ``keizoku monitor`` reads them. The state changes (promote,
+rollback) live in ``keizoku.console.pages`` and go through ``keizoku.lifecycle.experiments``.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from keizoku import audit
 from keizoku.errors import IntegrityError, KeizokuError
 
+if TYPE_CHECKING:
+    from keizoku.monitoring.drift import DriftConfig
+
 __all__ = [
+    "Settings",
     "audit_context",
     "experiments_context",
     "models_context",
     "monitoring_context",
-    "served_counts",
+    "settings",
     "version_context",
 ]
 
 GATE_TAG, REASONS_TAG = "keizoku.gate", "keizoku.gate_reasons"
+TRAFFIC_S = 86400.0  # the Models page's traffic window
 
 
 def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts)) if ts else ""
 
 
-def served_counts(metrics: Any) -> dict[tuple[str, int], int]:
-    """(model, version) → predictions this server answered (not shadow) since it started."""
-    out: dict[tuple[str, int], int] = {}
-    for labels, n in dict(getattr(metrics, "predictions", {}) or {}).items():
-        d = dict(labels)
-        if d.get("shadow") == "true" or not str(d.get("version", "")).isdigit():
-            continue
-        key = (d["model"], int(d["version"]))
-        out[key] = out.get(key, 0) + n
-    return out
+@dataclass(frozen=True)
+class Settings:
+    """The spec's thresholds the pages draw: those ``keizoku monitor`` would use here."""
+
+    drift: DriftConfig
+    metric_drop: float | None  # retraining.triggers.metric_drop (None: off)
+    source: str  # the spec's path, or "" (defaults)
 
 
-def models_context(served: dict[tuple[str, int], int]) -> dict[str, Any]:
-    """Every registered model: its versions with state, aliases, gate verdict, traffic."""
+def settings() -> Settings:
+    """The ``monitoring:`` section and ``retraining.triggers.metric_drop`` of the spec
+    ``keizoku monitor`` reads from the server's folder (the nearest ``keizoku.yaml``)."""
+    from keizoku.spec import spec_path
+
+    path = spec_path(None)
+    if path is None or not path.is_file():
+        return _settings("", 0.0)
+    return _settings(str(path.resolve()), path.stat().st_mtime)
+
+
+@lru_cache(maxsize=8)
+def _settings(path: str, mtime: float) -> Settings:
+    from keizoku.lifecycle.policy import parse_policy
+    from keizoku.monitoring.monitor import drift_config
+
+    if not path:
+        return Settings(drift_config(None), parse_policy(None).triggers.metric_drop, "")
+    from keizoku.spec import load_spec
+
+    spec, _ = load_spec(Path(path))
+    drop = parse_policy(spec.retraining).triggers.metric_drop
+    return Settings(drift_config(spec.monitoring), drop, path)
+
+
+def models_context() -> dict[str, Any]:
+    """Every registered model: its versions with state, aliases, gate verdict, and traffic
+    (served rows in the last 24 hours, every worker and server of the home)."""
     from keizoku.lifecycle.deployment import load_deployment
     from keizoku.lifecycle.state import states
+    from keizoku.monitoring import buckets
     from keizoku.registry.models import list_models, list_versions
 
     models = []
     for name in list_models():
         by_state = states(name)
         dep = load_deployment(name)
+        served = buckets.version_traffic(name, time.time() - TRAFFIC_S)
         versions = [
             {
                 "version": v.version,
@@ -62,7 +97,7 @@ def models_context(served: dict[tuple[str, int], int]) -> dict[str, Any]:
                 "gate_reasons": v.tags.get(REASONS_TAG, ""),
                 "metrics": {k: v.metrics[k] for k in sorted(v.metrics)[:3]},
                 "created": _when(v.created),
-                "served": served.get((name, v.version), 0),
+                "served": served.get(v.version, 0),
                 "weight": sum(w for a, w in dep.split.items() if a in v.aliases),
             }
             for v in sorted(list_versions(name), key=lambda v: -v.version)
@@ -206,13 +241,21 @@ def _ticks(buckets: list[float], width: int) -> list[tuple[float, str]]:
     return [(b, time.strftime(fmt, time.gmtime(b))) for b in buckets[::step]]
 
 
+def _line(chart_id: str, title: str, xs: list[float], series: list[dict[str, Any]],
+          ylabel: str, width: int, **more: Any) -> dict[str, Any]:  # fmt: skip
+    for one in series:
+        one.setdefault("xs", xs)
+    chart = {"kind": "line", "chart_id": chart_id, "title": title, "series": series,
+             "xlabel": "time (UTC)", "ylabel": ylabel, "xticks": _ticks(xs, width)}  # fmt: skip
+    return chart | more
+
+
 def monitoring_context(
-    name: str, version: int | None, width: int, span_s: float, metrics: Any
+    name: str, version: int | None, width: int, span_s: float, conf: Settings
 ) -> dict[str, Any]:
-    """Drift per feature over time, traffic and latency per bucket (pre-aggregated), the
-    server's error rate, and the training metric."""
+    """Drift per feature over time, the live metric (labelled and estimated) against the
+    training metric, traffic and requests per bucket: all pre-aggregated, all servers."""
     from keizoku.monitoring import buckets
-    from keizoku.monitoring.drift import DriftConfig
     from keizoku.registry.models import aliases, list_models, require_model
 
     names = list_models()
@@ -221,48 +264,140 @@ def monitoring_context(
     buckets.catch_up(name)
     version = version or aliases(name).get("champion")
     since = (time.time() // width - span_s // width) * width
-    series = buckets.drift_series(name, version, width, since) if version else {}
-    min_rows = DriftConfig().min_rows
-    features = []
-    for feature, points in series.items():
-        label = "prediction" if feature == buckets.PREDICTION else feature
-        xs = [p.bucket for p in points]
-        threshold = max((p.threshold for p in points), default=0.0)
-        drifted = [p for p in points if p.drifted]
-        judged = [p for p in points if p.n >= min_rows]
-        features.append({
-            "feature": label, "drifted": bool(judged and judged[-1].drifted),
-            "drifted_buckets": len(drifted),
-            "buckets": len(points), "last": points[-1].distance if points else 0.0,
-            "threshold": threshold,
-            "first_drift": _when(drifted[0].bucket) if drifted else "",
-            "chart": {"kind": "line", "chart_id": f"drift-{label}", "title": f"Drift of {label}",
-                      "series": [{"name": label, "xs": xs, "ys": [p.distance for p in points]}],
-                      "xlabel": "time (UTC)", "ylabel": "distance to training",
-                      "hline": threshold or None, "hline_label": "threshold",
-                      "xticks": _ticks(xs, width)},
-        })  # fmt: skip
+    series = buckets.drift_series(name, version, width, since, config=conf.drift) if version else {}
+    features = [_feature(f, points, width, conf.drift) for f, points in series.items()]
     features.sort(key=lambda f: (not f["drifted"], f["feature"]))
-    traffic = buckets.traffic_series(name, width, since)
-    xs = [t.bucket for t in traffic]
-    ticks = _ticks(xs, width)
-    per = "hour" if width < 86400 else "day"
-    charts = []
-    if traffic:
-        charts = [
-            {"kind": "line", "chart_id": "traffic", "title": f"Predictions per {per}",
-             "series": [{"name": "rows", "xs": xs, "ys": [t.n for t in traffic]}],
-             "xlabel": "time (UTC)", "ylabel": "predictions", "xticks": ticks},
-            {"kind": "line", "chart_id": "latency", "title": "Latency percentiles (logged)",
-             "series": [{"name": "p50", "xs": xs, "ys": [t.p50_ms for t in traffic]},
-                        {"name": "p95", "xs": xs, "ys": [t.p95_ms for t in traffic]}],
-             "xlabel": "time (UTC)", "ylabel": "ms (upper bin edge)", "xticks": ticks},
-        ]  # fmt: skip
+    training = _training_metric(name, version)
     return {
-        "name": name, "models": names, "version": version, "width": per,
-        "features": features, "traffic": charts, "server": _server(name, metrics),
-        "training": _training_metric(name, version),
+        "name": name, "models": names, "version": version,
+        "width": "hour" if width < 86400 else "day", "features": features,
+        "traffic": _traffic(name, width, since), "requests": _requests(name, width, since),
+        "training": training, "settings": conf,
+        "live": _live(name, version, width, since, training, conf) if version else None,
     }  # fmt: skip
+
+
+def _feature(feature: str, points: list[Any], width: int, cfg: DriftConfig) -> dict[str, Any]:
+    from keizoku.monitoring.buckets import PREDICTION
+
+    label = "prediction" if feature == PREDICTION else feature
+    xs = [p.bucket for p in points]
+    threshold = max((p.threshold for p in points), default=0.0)
+    drifted = [p for p in points if p.drifted]
+    judged = [p for p in points if p.n >= cfg.min_rows]
+    return {
+        "feature": label, "drifted": bool(judged and judged[-1].drifted),
+        "drifted_buckets": len(drifted), "buckets": len(points),
+        "last": points[-1].distance if points else 0.0, "threshold": threshold,
+        "first_drift": _when(drifted[0].bucket) if drifted else "",
+        "chart": _line(f"drift-{label}", f"Drift of {label}", xs,
+                       [{"name": label, "ys": [p.distance for p in points]}],
+                       "distance to training", width, hline=threshold or None,
+                       hline_label="threshold"),
+    }  # fmt: skip
+
+
+def _traffic(name: str, width: int, since: float) -> list[dict[str, Any]]:
+    """Logged predictions and their latency per bucket (the prediction log's buckets)."""
+    from keizoku.monitoring.buckets import traffic_series
+
+    traffic = traffic_series(name, width, since)
+    if not traffic:
+        return []
+    xs = [t.bucket for t in traffic]
+    per = "hour" if width < 86400 else "day"
+    return [
+        _line("traffic", f"Predictions per {per}", xs,
+              [{"name": "rows", "ys": [t.n for t in traffic]}], "predictions", width),
+        _line("latency", "Latency percentiles (logged)", xs,
+              [{"name": "p50", "ys": [t.p50_ms for t in traffic]},
+               {"name": "p95", "ys": [t.p95_ms for t in traffic]}],
+              "ms (upper bin edge)", width),
+    ]  # fmt: skip
+
+
+def _requests(name: str, width: int, since: float) -> dict[str, Any] | None:
+    """Requests, errors (answers ≥ 400) and server-side latency, every process together."""
+    from keizoku.monitoring.buckets import percentile, request_series
+    from keizoku.serving.metrics import BUCKETS
+
+    points = request_series(name, width, since)
+    if not points:
+        return None
+    total, errors = sum(p.requests for p in points), sum(p.errors for p in points)
+    hist = [sum(col) for col in zip(*(p.latency for p in points), strict=True)]
+    hour = math.floor(time.time() / 3600) * 3600
+    last_hour = sum(p.requests for p in points if p.bucket >= hour) if width < 86400 else None
+    xs = [p.bucket for p in points]
+
+    def ms(h: list[int], q: float) -> float:
+        return percentile(h, q, BUCKETS) * 1000
+
+    per = "hour" if width < 86400 else "day"
+    charts = [
+        _line("requests", f"Requests per {per} (all servers)", xs,
+              [{"name": "requests", "ys": [p.requests for p in points]},
+               {"name": "errors", "ys": [p.errors for p in points], "dashed": True}],
+              "requests", width),
+        _line("request-latency", "Request latency (server side, all servers)", xs,
+              [{"name": q, "ys": [ms(p.latency, v) for p in points]}
+               for q, v in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))],
+              "ms (upper bin edge)", width),
+    ]  # fmt: skip
+    return {"requests": total, "errors": errors, "error_rate": errors / total if total else 0.0,
+            "last_hour": last_hour, "p50_ms": ms(hist, 0.5), "p95_ms": ms(hist, 0.95),
+            "p99_ms": ms(hist, 0.99), "charts": charts}  # fmt: skip
+
+
+def _live(
+    name: str, version: int, width: int, since: float, training: dict[str, Any] | None,
+    conf: Settings,
+) -> dict[str, Any] | None:  # fmt: skip
+    """The labelled metric per bucket against the training one, the drop threshold drawn;
+    the confidence-based estimate beside it where labels are late."""
+    from keizoku.monitoring.buckets import estimate_series, label_series
+
+    labelled = [p for p in label_series(name, version, width, since) if p.value is not None]
+    estimated = [p for p in estimate_series(name, version, width, since) if p.value is not None]
+    if not labelled and not estimated:
+        return None
+    metric = labelled[0].metric if labelled else (training or {}).get("metric") or ""
+    cv = (training or {}).get("cv_score")
+    better = (training or {}).get("greater_is_better", True)
+    threshold = None
+    if cv is not None and conf.metric_drop is not None:
+        threshold = cv - conf.metric_drop if better else cv + conf.metric_drop
+    last = labelled[-1] if labelled else None
+    dropped = bool(last and threshold is not None and last.value is not None and
+                   (last.value <= threshold if better else last.value >= threshold))  # fmt: skip
+    xs = sorted({p.bucket for p in labelled} | {p.bucket for p in estimated})
+    series: list[dict[str, Any]] = []
+    if labelled:
+        series.append({"name": f"{metric} (labels)", "xs": [p.bucket for p in labelled],
+                       "ys": [p.value for p in labelled]})  # fmt: skip
+    same = [p for p in estimated if p.metric == metric]
+    if same:
+        series.append({"name": f"{metric} (estimated)", "xs": [p.bucket for p in same],
+                       "ys": [p.value for p in same], "dashed": True})  # fmt: skip
+    if threshold is not None and xs:
+        series.append({"name": "alert threshold", "xs": [xs[0], xs[-1]],
+                       "ys": [threshold, threshold], "dashed": True})  # fmt: skip
+    charts = [_line("live-metric", f"Live {metric} against training", xs, series, metric,
+                    width, hline=cv, hline_label="training (cross-validated)",
+                    markers=len(xs) < 60)] if series else []  # fmt: skip
+    other = [p for p in estimated if p.metric != metric]
+    if other:
+        ex = [p.bucket for p in other]
+        charts.append(_line("estimated-metric", f"Estimated {other[0].metric} (from confidence)",
+                            ex, [{"name": other[0].metric, "ys": [p.value for p in other]}],
+                            other[0].metric, width))  # fmt: skip
+    return {"metric": metric, "training": cv, "threshold": threshold, "dropped": dropped,
+            "labels": sum(p.n for p in labelled), "last": last.value if last else None,
+            "last_n": last.n if last else 0, "last_when": _when(last.bucket) if last else "",
+            "estimated": estimated[-1].value if estimated else None,
+            "estimated_metric": estimated[-1].metric if estimated else "",
+            "estimated_when": _when(estimated[-1].bucket) if estimated else "",
+            "charts": charts}  # fmt: skip
 
 
 def _training_metric(name: str, version: int | None) -> dict[str, Any] | None:
@@ -274,39 +409,5 @@ def _training_metric(name: str, version: int | None) -> dict[str, Any] | None:
     if not text:
         return None
     ref = json.loads(text)
-    return {"metric": ref.get("metric"), "cv_score": ref.get("cv_score")}
-
-
-def _server(name: str, metrics: Any) -> dict[str, Any] | None:
-    """This server's requests, error rate and latency percentiles (since it started)."""
-    if metrics is None:
-        return None
-    from keizoku.serving.metrics import BUCKETS
-
-    total = errors = 0
-    for labels, n in dict(metrics.requests).items():
-        d = dict(labels)
-        if d.get("model") != name:
-            continue
-        total += n
-        errors += n if int(d.get("status", "200")) >= 400 else 0
-    counts = [0] * (len(BUCKETS) + 1)
-    for labels, hist in dict(metrics.latency).items():
-        if dict(labels).get("model") == name:
-            counts = [a + b for a, b in zip(counts, hist.counts, strict=True)]
-    up = max(time.time() - metrics.started, 1e-9)
-
-    def pct(q: float) -> float | None:
-        seen = sum(counts)
-        if not seen:
-            return None
-        run = 0
-        for edge, c in zip((*BUCKETS, float("inf")), counts, strict=True):
-            run += c
-            if run >= q * seen:
-                return edge * 1000
-        return None
-
-    return {"requests": total, "errors": errors, "error_rate": errors / total if total else 0.0,
-            "rate_per_min": total / up * 60, "p50_ms": pct(0.5), "p95_ms": pct(0.95),
-            "p99_ms": pct(0.99)}  # fmt: skip
+    return {"metric": ref.get("metric"), "cv_score": ref.get("cv_score"),
+            "greater_is_better": ref.get("greater_is_better", True)}  # fmt: skip

@@ -10,9 +10,26 @@ the queue, or written before this module existed): per model version, per hour a
   same DuckDB query ``keizoku monitor`` runs) added to what the bucket held, and the
   bucket's verdict recomputed from the merged counts (``compare_numeric`` /
   ``compare_categorical`` with the default ``DriftConfig``): distance, threshold, drifted;
-* the number of served rows and a latency histogram (``LATENCY_MS`` bin edges).
+* the number of served rows and a latency histogram (``LATENCY_MS`` bin edges);
+* for a calibrated classifier, the confidence-based estimate of its metric
+  (``keizoku.monitoring.estimate``: accuracy, or log loss when that is the metric; both
+  are means over rows, so a bucket's estimate merges exactly).
 
-Reads (:func:`drift_series`, :func:`traffic_series`) are one indexed SELECT each.
+A verdict is stored with the statistics behind it (p-value, distance, null-rate test), and
+:func:`drift_series` judges them again with the caller's ``DriftConfig`` (the spec's
+``monitoring:`` thresholds: ``drift.drift_rule``, the rule ``keizoku monitor`` applies).
+
+Two more sources are folded here, so that every worker and server of a home reads the same
+numbers:
+
+* **labels** (:func:`fold_feedback`, from :func:`catch_up`): a feedback segment is joined
+  to the log to find the days whose predictions it labels; those days' labelled rows
+  (``performance.labelled_rows``) are scored again per bucket with the training metric;
+* **requests** (:func:`add_requests`, from ``serving.metrics``): each process adds its
+  request count, errors and server-side latency histogram per hour every few seconds.
+
+Reads (:func:`drift_series`, :func:`traffic_series`, :func:`label_series`, …) are one
+indexed SELECT each.
 
 Storage: ``<home>/buckets/<model>/buckets.sqlite``. A fold is one SQLite transaction that
 also records the segment's file name, so a segment is counted once even when the log's
@@ -30,6 +47,8 @@ import sqlite3
 import threading
 import time
 from bisect import bisect_left
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import Path
@@ -51,13 +70,22 @@ __all__ = [
     "LATENCY_MS",
     "PREDICTION",
     "DriftPoint",
+    "LabelPoint",
+    "RequestPoint",
     "TrafficPoint",
+    "add_requests",
     "catch_up",
     "drift_series",
+    "estimate_series",
+    "fold_feedback",
     "fold_table",
     "folded_segments",
+    "label_series",
+    "percentile",
+    "request_series",
     "submit",
     "traffic_series",
+    "version_traffic",
     "wait_folded",
 ]
 
@@ -66,6 +94,7 @@ WIDTHS = (HOUR, DAY)
 LATENCY_MS = (0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 PREDICTION = "__prediction__"
 _NULL = "\x00null"
+FEEDBACK = "feedback/"  # the ``folded`` name of a feedback segment
 _log = logging.getLogger("keizoku.monitoring")  # a null level in the JSON of categorical counts
 
 _SCHEMA = """
@@ -75,6 +104,18 @@ CREATE TABLE IF NOT EXISTS drift (
     counts TEXT NOT NULL, n INTEGER NOT NULL, distance REAL,
     threshold REAL NOT NULL, drifted INTEGER NOT NULL,
     PRIMARY KEY (width, version, feature, bucket)
+);
+CREATE TABLE IF NOT EXISTS labels (
+    width INTEGER, bucket REAL, version INTEGER, metric TEXT NOT NULL, value REAL,
+    n INTEGER NOT NULL, PRIMARY KEY (width, version, bucket)
+);
+CREATE TABLE IF NOT EXISTS estimate (
+    width INTEGER, bucket REAL, version INTEGER, metric TEXT NOT NULL, n INTEGER NOT NULL,
+    total REAL NOT NULL, PRIMARY KEY (width, version, bucket)
+);
+CREATE TABLE IF NOT EXISTS requests (
+    width INTEGER, bucket REAL, requests INTEGER NOT NULL, errors INTEGER NOT NULL,
+    latency TEXT NOT NULL, PRIMARY KEY (width, bucket)
 );
 CREATE TABLE IF NOT EXISTS traffic (
     width INTEGER, bucket REAL, version INTEGER, n INTEGER NOT NULL, latency TEXT NOT NULL,
@@ -95,6 +136,26 @@ class DriftPoint:
 
 
 @dataclass(frozen=True)
+class LabelPoint:
+    """A metric in one bucket: from labels (``n`` labelled rows) or estimated (``n`` rows)."""
+
+    bucket: float
+    n: int
+    metric: str
+    value: float | None
+
+
+@dataclass(frozen=True)
+class RequestPoint:
+    """Prediction requests in one bucket, every process of the home together."""
+
+    bucket: float
+    requests: int
+    errors: int
+    latency: list[int]  # histogram over the caller's bin edges (``serving.metrics.BUCKETS``)
+
+
+@dataclass(frozen=True)
 class TrafficPoint:
     """Served rows and latency percentiles (upper bin edges, ms) in one bucket."""
 
@@ -108,11 +169,23 @@ def _db(model: str, root: Path | None) -> Path:
     return log_dir(model, root, "buckets") / "buckets.sqlite"
 
 
+_STATS = ("kind TEXT", "p_value REAL", "null_p REAL", "null_effect REAL")  # drift, since s6
+
+
 def _connect(model: str, root: Path | None) -> sqlite3.Connection:
     path = _db(model, root)
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=60, isolation_level=None)
-    conn.executescript(_SCHEMA)
+    if conn.execute("PRAGMA user_version").fetchone()[0] < 2:
+        conn.executescript(_SCHEMA)
+        have = {r[1] for r in conn.execute("PRAGMA table_info(drift)")}
+        for column in _STATS:
+            if column.split()[0] not in have:
+                try:  # another process may add it at the same moment
+                    conn.execute(f"ALTER TABLE drift ADD COLUMN {column}")
+                except sqlite3.OperationalError:
+                    pass
+        conn.execute("PRAGMA user_version = 2")
     return conn
 
 
@@ -237,9 +310,49 @@ def _merge_feature(
         fd, text = compare_categorical(name, ref, levels, cfg), _dump(ref, None, levels)
     distance = float(fd.distance) if math.isfinite(fd.distance) else None  # NaN: not measured
     conn.execute(
-        "INSERT OR REPLACE INTO drift VALUES (?,?,?,?,?,?,?,?,?)",
-        (*key, text, fd.n, distance, float(fd.threshold), int(fd.drifted)),
-    )
+        "INSERT OR REPLACE INTO drift (width, bucket, version, feature, counts, n, distance, "
+        "threshold, drifted, kind, p_value, null_p, null_effect) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (*key, text, fd.n, distance, float(fd.threshold), int(fd.drifted), fd.kind,
+         float(fd.p_value), float(fd.null_p), float(fd.null_effect)),
+    )  # fmt: skip
+
+
+ESTIMATED = ("accuracy", "log_loss")  # means over rows: a bucket's estimate merges exactly
+
+
+def _fold_estimate(
+    conn: sqlite3.Connection, table: pa.Table, model: str, version: int, columns: set[str]
+) -> None:
+    """The confidence-based estimate of the version's metric per bucket (a calibrated
+    classifier with logged scores only)."""
+    from keizoku.monitoring.estimate import estimable, estimate_metrics
+
+    ref = _reference(model, version)
+    if ref is None or ref.calibration is None or "score" not in columns:
+        return
+    metric = ref.metric if ref.metric in ESTIMATED and estimable(ref.task, ref.metric) else (
+        "accuracy")  # fmt: skip
+    if not estimable(ref.task, metric):
+        return
+    score = table.column("score").to_numpy(zero_copy_only=False).astype(float)
+    pick = (table.column("version").to_numpy(zero_copy_only=False) == version) & ~table.column(
+        "shadow").to_numpy(zero_copy_only=False).astype(bool) & np.isfinite(score)  # fmt: skip
+    ts = table.column("ts").to_numpy(zero_copy_only=False)[pick]
+    score = score[pick]
+    for width in WIDTHS:
+        bucket = np.floor(ts / width) * width
+        for b in np.unique(bucket):
+            s = score[bucket == b]
+            value = estimate_metrics(s, ref.calibration, [metric]).get(metric, float("nan"))
+            if not math.isfinite(value):
+                continue
+            key = (width, float(b), version)
+            row = conn.execute("SELECT n, total FROM estimate WHERE width=? AND bucket=? AND "
+                               "version=?", key).fetchone()  # fmt: skip
+            n, total = len(s) + (row[0] if row else 0), value * len(s) + (row[1] if row else 0.0)
+            conn.execute("INSERT OR REPLACE INTO estimate VALUES (?,?,?,?,?,?)",
+                         (*key, metric, n, total))  # fmt: skip
 
 
 def _fold_traffic(conn: sqlite3.Connection, table: pa.Table) -> None:
@@ -266,17 +379,38 @@ def _fold_traffic(conn: sqlite3.Connection, table: pa.Table) -> None:
                          (*key, n, json.dumps(hist.tolist())))  # fmt: skip
 
 
+@contextmanager
+def _writing(model: str, root: Path | None) -> Iterator[sqlite3.Connection]:
+    """One write transaction on the model's buckets: committed, or rolled back on error."""
+    conn = _connect(model, root)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.close()
+
+
+def _folded(conn: sqlite3.Connection, segment: str, rows: int) -> bool:
+    """Whether ``segment`` was folded already; else record it (in the fold's transaction)."""
+    if conn.execute("SELECT 1 FROM folded WHERE segment=?", (segment,)).fetchone():
+        return True
+    conn.execute("INSERT INTO folded VALUES (?, ?)", (segment, rows))
+    return False
+
+
 def fold_table(model: str, table: pa.Table, segment: str, root: Path | None = None) -> bool:
     """Add one segment's rows to ``model``'s buckets; False when it was folded already."""
     import duckdb
 
-    conn = _connect(model, root)
     con = duckdb.connect()
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if conn.execute("SELECT 1 FROM folded WHERE segment=?", (segment,)).fetchone():
-                conn.execute("ROLLBACK")
+        with _writing(model, root) as conn:
+            if _folded(conn, segment, table.num_rows):
                 return False
             con.register("seg", table)
             columns = set(table.column_names)
@@ -284,16 +418,91 @@ def fold_table(model: str, table: pa.Table, segment: str, root: Path | None = No
             for version in sorted(versions):
                 for width in WIDTHS:
                     _fold_drift(conn, con, model, version, width, columns)
+                _fold_estimate(conn, table, model, version, columns)
             _fold_traffic(conn, table)
-            conn.execute("INSERT INTO folded VALUES (?, ?)", (segment, table.num_rows))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     finally:
         con.close()
-        conn.close()
     return True
+
+
+def _labelled_span(model: str, segment: Path, root: Path | None) -> tuple[float, float] | None:
+    """The first and last time of the logged predictions a feedback segment labels (by
+    request id, or by entity id as ``performance.labelled_rows`` joins it)."""
+    import duckdb
+
+    from keizoku.monitoring.log import log_scan, parquet_scan, segment_glob
+
+    if not live_files(log_dir(model, root)):
+        return None
+    sql = f"""
+    WITH p AS (SELECT request_id, entity_id, ts FROM {log_scan(segment_glob(model, root))}
+               WHERE NOT shadow),
+    f AS (SELECT * FROM {parquet_scan([str(segment)])}),
+    hit AS (
+        SELECT p.ts FROM f JOIN p USING (request_id)
+        UNION ALL
+        SELECT pp.ts FROM (SELECT * FROM f WHERE request_id IS NULL AND entity_id IS NOT NULL) fe
+        ASOF JOIN p pp ON fe.entity_id = pp.entity_id AND fe.ts >= pp.ts
+    )
+    SELECT min(ts), max(ts) FROM hit"""
+    con = duckdb.connect()
+    try:
+        lo, hi = con.execute(sql).fetchone() or (None, None)
+    finally:
+        con.close()
+    return None if lo is None else (float(lo), float(hi))
+
+
+def _score_labels(conn: sqlite3.Connection, model: str, since: float, until: float,
+                  root: Path | None) -> None:  # fmt: skip
+    """Score every labelled prediction of [since, until) per bucket and version again."""
+    from keizoku.monitoring.performance import labelled_rows, metric_on_rows
+
+    cols = "p.ts, p.version, p.shadow, p.prediction, p.score, p.probabilities"
+    rows = labelled_rows(model, since=since, until=until, columns=cols, root=root)
+    rows = rows[~rows["shadow"].astype(bool)]
+    for width in WIDTHS:
+        keys = (np.floor(rows["ts"].to_numpy(dtype=float) / width) * width, rows["version"])
+        for (bucket, version), part in rows.groupby(list(keys), sort=False):
+            ref = _reference(model, int(version))
+            if ref is None:
+                continue
+            value = metric_on_rows(part, ref.metric, ref.task, ref.classes)
+            conn.execute("INSERT OR REPLACE INTO labels VALUES (?,?,?,?,?,?)",
+                         (width, float(bucket), int(version), ref.metric,
+                          value if math.isfinite(value) else None, len(part)))  # fmt: skip
+
+
+def fold_feedback(model: str, segment: Path, root: Path | None = None) -> bool:
+    """Score again the days of predictions a feedback segment labels; False when it was
+    folded already. (A label may replace an earlier one for the same request: a bucket's
+    metric is recomputed from its labelled rows, never added to.)"""
+    with _writing(model, root) as conn:
+        if _folded(conn, FEEDBACK + segment.name, 0):
+            return False
+        span = _labelled_span(model, segment, root)
+        if span is not None:
+            since = math.floor(span[0] / DAY) * DAY  # whole days: hours and days agree
+            _score_labels(conn, model, since, math.floor(span[1] / DAY) * DAY + DAY, root)
+    return True
+
+
+def add_requests(
+    model: str, hours: dict[float, tuple[int, int, list[int]]], root: Path | None = None
+) -> None:
+    """Add one process's prediction requests per hour: (requests, errors, latency
+    histogram), to the hourly and daily buckets every process of the home shares."""
+    with _writing(model, root) as conn:
+        for hour, (n, errors, hist) in hours.items():
+            for width in WIDTHS:
+                key = (width, math.floor(hour / width) * width)
+                row = conn.execute("SELECT requests, errors, latency FROM requests WHERE "
+                                   "width=? AND bucket=?", key).fetchone()  # fmt: skip
+                was = (0, 0, [0] * len(hist)) if row is None else (
+                    row[0], row[1], json.loads(row[2]))  # fmt: skip
+                total = [a + b for a, b in zip(was[2], hist, strict=True)]
+                values = (*key, n + was[0], errors + was[1], json.dumps(total))
+                conn.execute("INSERT OR REPLACE INTO requests VALUES (?,?,?,?,?)", values)
 
 
 # ------------------------------------------------------------- folding off the log's path
@@ -357,7 +566,8 @@ def folded_segments(model: str, root: Path | None = None) -> set[str]:
 
 
 def catch_up(model: str, root: Path | None = None) -> int:
-    """Fold the model's segments not folded yet (oldest first); the number folded.
+    """Fold the model's segments not folded yet (oldest first), then its feedback segments
+    not folded yet; the number folded.
 
     A compacted file (``cmp-…``) is never folded: compaction takes folded segments only
     (``keizoku.monitoring.compact``), so its rows are in the buckets already, and the
@@ -377,58 +587,106 @@ def catch_up(model: str, root: Path | None = None) -> int:
         except FileNotFoundError:  # compacted and deleted meanwhile: folded before that
             continue
         folded += fold_table(model, table, path.name, root)
+    from keizoku.monitoring.feedback import FEEDBACK_KIND
+
+    for path in live_files(log_dir(model, root, FEEDBACK_KIND)):
+        if FEEDBACK + path.name not in done:
+            folded += fold_feedback(model, path, root)
     return folded
 
 
 # --------------------------------------------------------------------------------- reads
 
 
-def drift_series(
-    model: str, version: int, width: int, since: float, root: Path | None = None
-) -> dict[str, list[DriftPoint]]:
-    """Per feature (``__prediction__`` for the predictions), its buckets from ``since``."""
+def _rows(model: str, root: Path | None, sql: str, args: tuple[Any, ...]) -> list[Any]:
     if not _db(model, root).is_file():
-        return {}
+        return []
     conn = _connect(model, root)
     try:
-        rows = conn.execute(
-            "SELECT feature, bucket, n, distance, threshold, drifted FROM drift "
-            "WHERE width=? AND version=? AND bucket>=? ORDER BY feature, bucket",
-            (width, version, since),
-        ).fetchall()
+        return conn.execute(sql, args).fetchall()
     finally:
         conn.close()
+
+
+def drift_series(
+    model: str,
+    version: int,
+    width: int,
+    since: float,
+    root: Path | None = None,
+    config: DriftConfig | None = None,
+) -> dict[str, list[DriftPoint]]:
+    """Per feature (``__prediction__`` for the predictions), its buckets from ``since``,
+    judged with ``config`` (the spec's ``monitoring:`` section; default ``DriftConfig()``)."""
+    from keizoku.monitoring.drift import DriftConfig, drift_rule
+
+    cfg = config or DriftConfig()
+    rows = _rows(model, root,
+                 "SELECT feature, bucket, n, distance, threshold, drifted, kind, p_value, null_p, "
+                 "null_effect FROM drift WHERE width=? AND version=? AND bucket>=? "
+                 "ORDER BY feature, bucket", (width, version, since))  # fmt: skip
     out: dict[str, list[DriftPoint]] = {}
-    for feature, bucket, n, distance, threshold, drifted in rows:
+    for feature, bucket, n, distance, threshold, drifted, kind, p, null_p, null_h in rows:
+        if kind is not None:  # the statistics are stored: judge them with ``cfg``
+            d = float("nan") if distance is None else distance
+            shape, nulls, threshold = drift_rule(kind, p, d, null_p, null_h, cfg)
+            drifted = n >= cfg.min_rows and (shape or nulls)
         out.setdefault(feature, []).append(
             DriftPoint(bucket, n, distance, threshold, bool(drifted))
         )
     return out
 
 
-def _percentile(hist: list[int], q: float) -> float:
-    """The upper latency bin edge below which a share ``q`` of the rows falls (0: none)."""
+def percentile(hist: list[int], q: float, edges: tuple[float, ...] = LATENCY_MS) -> float:
+    """The upper bin edge below which a share ``q`` of the counts falls (0: none); past
+    the last edge, the last edge."""
     total = sum(hist)
     if total == 0:
         return 0.0
     i = bisect_left(list(accumulate(hist)), q * total)
-    return float(LATENCY_MS[min(i, len(LATENCY_MS) - 1)])
+    return float(edges[min(i, len(edges) - 1)])
+
+
+def version_traffic(model: str, since: float, root: Path | None = None) -> dict[int, int]:
+    """Served rows (not shadow) per version since ``since``, every process of the home."""
+    rows = _rows(model, root, "SELECT version, sum(n) FROM traffic WHERE width=? AND bucket>=? "
+                 "GROUP BY version", (HOUR, math.floor(since / HOUR) * HOUR))  # fmt: skip
+    return {int(v): int(n) for v, n in rows}
+
+
+def label_series(
+    model: str, version: int, width: int, since: float, root: Path | None = None
+) -> list[LabelPoint]:
+    """The training metric on the labelled predictions of each bucket from ``since``."""
+    rows = _rows(model, root, "SELECT bucket, n, metric, value FROM labels WHERE width=? AND "
+                 "version=? AND bucket>=? ORDER BY bucket", (width, version, since))  # fmt: skip
+    return [LabelPoint(*r) for r in rows]
+
+
+def estimate_series(
+    model: str, version: int, width: int, since: float, root: Path | None = None
+) -> list[LabelPoint]:
+    """The confidence-based estimate per bucket from ``since`` (calibrated classifiers)."""
+    rows = _rows(model, root, "SELECT bucket, n, metric, total FROM estimate WHERE width=? AND "
+                 "version=? AND bucket>=? ORDER BY bucket", (width, version, since))  # fmt: skip
+    return [LabelPoint(b, n, metric, total / n if n else None) for b, n, metric, total in rows]
+
+
+def request_series(
+    model: str, width: int, since: float, root: Path | None = None
+) -> list[RequestPoint]:
+    """Prediction requests per bucket from ``since``, every process of the home."""
+    rows = _rows(model, root, "SELECT bucket, requests, errors, latency FROM requests WHERE "
+                 "width=? AND bucket>=? ORDER BY bucket", (width, since))  # fmt: skip
+    return [RequestPoint(b, n, e, json.loads(h)) for b, n, e, h in rows]
 
 
 def traffic_series(
     model: str, width: int, since: float, root: Path | None = None
 ) -> list[TrafficPoint]:
     """Served rows and latency percentiles per bucket from ``since`` (all versions)."""
-    if not _db(model, root).is_file():
-        return []
-    conn = _connect(model, root)
-    try:
-        rows = conn.execute(
-            "SELECT bucket, n, latency FROM traffic WHERE width=? AND bucket>=? ORDER BY bucket",
-            (width, since),
-        ).fetchall()
-    finally:
-        conn.close()
+    rows = _rows(model, root, "SELECT bucket, n, latency FROM traffic WHERE width=? AND "
+                 "bucket>=? ORDER BY bucket", (width, since))  # fmt: skip
     merged: dict[float, tuple[int, list[int]]] = {}
     for bucket, n, latency in rows:
         hist = json.loads(latency)
@@ -437,6 +695,6 @@ def traffic_series(
             n, hist = n + old[0], [a + b for a, b in zip(old[1], hist, strict=True)]
         merged[bucket] = (n, hist)
     return [
-        TrafficPoint(b, n, _percentile(h, 0.5), _percentile(h, 0.95))
+        TrafficPoint(b, n, percentile(h, 0.5), percentile(h, 0.95))
         for b, (n, h) in sorted(merged.items())
     ]

@@ -49,6 +49,7 @@ __all__ = [
     "wasserstein_from_cdf",
     "compare_numeric",
     "compare_categorical",
+    "drift_rule",
     "NumericCounts",
     "numeric_counts",
     "drift_sql",
@@ -308,6 +309,19 @@ def _null_test(ref: FeatureRef, nulls_cur: int, n_cur: int) -> tuple[float, floa
     return h, float(p)
 
 
+def drift_rule(
+    kind: str, p_value: float, distance: float, null_p: float, null_effect: float,
+    cfg: DriftConfig,
+) -> tuple[bool, bool, float]:  # fmt: skip
+    """The rule on a judged column's statistics: (shape drifted, null rate drifted, the
+    distance threshold of its kind). Stored statistics are judged again with it
+    (``monitoring.buckets``), so a spec's thresholds apply to what was measured before."""
+    limit = cfg.numeric_threshold if kind == "numeric" else cfg.categorical_threshold
+    shape = p_value < cfg.alpha and distance >= limit
+    nulls = null_p < cfg.alpha and null_effect >= cfg.null_threshold
+    return bool(shape), bool(nulls), limit
+
+
 def _decide(fd: FeatureDrift, cfg: DriftConfig, ref: FeatureRef, n: int) -> FeatureDrift:
     """Drift = significant (p < alpha) and large enough (effect ≥ threshold); say why."""
     fd.null_effect, fd.null_p = _null_test(ref, round(fd.null_rate_cur * n), n)
@@ -315,10 +329,9 @@ def _decide(fd: FeatureDrift, cfg: DriftConfig, ref: FeatureRef, n: int) -> Feat
         fd.drifted, fd.threshold = False, 0.0
         fd.reason = f"{n} rows < min_rows {cfg.min_rows}: not judged"
         return fd
-    limit = cfg.numeric_threshold if fd.kind == "numeric" else cfg.categorical_threshold
-    shape = fd.p_value < cfg.alpha and fd.distance >= limit
-    nulls = fd.null_p < cfg.alpha and fd.null_effect >= cfg.null_threshold
-    fd.drifted = bool(shape or nulls)
+    shape, nulls, limit = drift_rule(fd.kind, fd.p_value, fd.distance, fd.null_p,
+                                     fd.null_effect, cfg)  # fmt: skip
+    fd.drifted = shape or nulls
     if nulls and not shape:
         fd.effect, fd.threshold = fd.null_effect, cfg.null_threshold
         fd.reason = (

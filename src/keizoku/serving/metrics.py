@@ -2,17 +2,30 @@
 
 ``prometheus_client`` is not a dependency; the server needs counters and histograms
 only, held per process (with ``--workers N`` each worker exposes its own).
+
+What every process of a home shares: each adds its prediction requests per model and hour
+(count, answers ≥ 400, latency histogram over ``BUCKETS``) to the model's buckets
+(``keizoku.monitoring.buckets.add_requests``) every ``SHARE_S`` seconds from a thread of
+its own, and at exit; the console's Monitoring page reads them, all workers and servers
+together. A process killed without exiting loses at most its last ``SHARE_S`` seconds.
 """
 
 from __future__ import annotations
 
+import atexit
+import logging
+import math
 import threading
 import time
 from bisect import bisect_left
+from pathlib import Path
+from typing import Any
 
 __all__ = ["Metrics", "CONTENT_TYPE"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+SHARE_S = 5.0
+_log = logging.getLogger("keizoku.serving")
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 Labels = tuple[tuple[str, str], ...]
@@ -50,8 +63,12 @@ class _Histogram:
 class Metrics:
     """Request counts, latency histograms, errors and predictions, by model and version."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, share: bool = True, root: Path | None = None) -> None:
+        """``share``: add requests to the home's buckets (``root``: the log root)."""
         self._lock = threading.Lock()
+        self._share, self._root = share, root
+        self._pending: dict[tuple[str, float], list[Any]] = {}  # (model, hour) → n, errors, hist
+        self._sharer: threading.Thread | None = None
         self.started = time.time()
         self.requests: dict[Labels, int] = {}
         self.predictions: dict[Labels, int] = {}
@@ -70,6 +87,44 @@ class Metrics:
             if hist is None:
                 hist = self.latency[lat] = _Histogram()
             hist.observe(seconds)
+            if self._share and not model.startswith("<"):  # "<unknown>": no such model
+                hour = math.floor(time.time() / 3600) * 3600
+                add = self._pending.setdefault((model, hour), [0, 0, [0] * (len(BUCKETS) + 1)])
+                add[0], add[1] = add[0] + 1, add[1] + (status >= 400)
+                add[2][bisect_left(BUCKETS, seconds)] += 1
+                if self._sharer is None:
+                    self._start_sharing()
+
+    def _start_sharing(self) -> None:
+        self._sharer = threading.Thread(target=self._share_loop, name="keizoku-metrics",
+                                        daemon=True)  # fmt: skip
+        self._sharer.start()
+        atexit.register(self.share)
+
+    def _share_loop(self) -> None:
+        while True:
+            time.sleep(SHARE_S)
+            self.share()
+
+    def share(self) -> None:
+        """Add the requests counted since the last call to the home's buckets."""
+        from keizoku.monitoring.buckets import add_requests
+
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        by_model: dict[str, dict[float, tuple[int, int, list[int]]]] = {}
+        for (model, hour), (n, errors, hist) in pending.items():
+            by_model.setdefault(model, {})[hour] = (n, errors, hist)
+        for model, hours in by_model.items():
+            try:
+                add_requests(model, hours, self._root)
+            except Exception as exc:  # noqa: BLE001 - kept for the next try
+                _log.warning("Could not share request metrics of '%s': %s", model, exc)
+                with self._lock:
+                    for hour, (n, errors, hist) in hours.items():
+                        add = self._pending.setdefault((model, hour), [0, 0, [0] * len(hist)])
+                        add[0], add[1] = add[0] + n, add[1] + errors
+                        add[2] = [a + b for a, b in zip(add[2], hist, strict=True)]
 
     def predicted(self, model: str, version: int, variant: str, n: int, shadow: bool) -> None:
         key = (
