@@ -278,7 +278,7 @@ def _prepare(uri: str, db: Path | None) -> None:
         health = _check(engine, uri)
         if health.fresh:
             _initialize(engine)
-            engine.dispose()  # alembic's pooled connection would keep the WAL switch from taking
+            engine.dispose()  # else, after this check, the WAL switch fails (seen: mode 'delete')
             health = _check(engine, uri)
         elif not health.ok:
             raise ConflictError(damage_message(health))
