@@ -5,7 +5,9 @@ set to a path prefix writes one line per test to ``PREFIX.<worker>`` (``main`` w
 xdist): node id, wall seconds, CPU seconds of the pytest process, CPU seconds of the
 subprocesses it waited for (every ``keizoku`` command and stopped server). A module or
 session fixture counts in the first test that uses it. CPU, unlike wall time, is
-comparable between runs on a machine that other people load.
+comparable between runs on a machine that other people load. Not counted: processes
+that leave their parent (the Ray cluster ``ray start`` daemonises: ``tests/distributed``
+reads low) and children a test stopped by ``--timeout`` never waited for.
 """
 
 from __future__ import annotations

@@ -240,3 +240,51 @@ def test_a_temporary_table_without_its_original_is_not_guessed_at(
     assert "restore a backup of the store" in line
     assert not list(keizoku_home.glob("mlflow.db.bak-*"))
     assert "_alembic_tmp_vanished" in tables(db)
+
+
+def test_a_checked_store_is_checked_again_with_sqlite3_only(
+    tmp_path: Path, healthy_store: Path
+) -> None:
+    """The full schema check runs once per store; later processes verify its record."""
+    import json
+    import re
+    import sys
+
+    from keizoku.registry import backend
+
+    marker = healthy_store.with_name("mlflow.db.schema")
+    note = json.loads(marker.read_text())  # written by the check that created the store
+    assert note["revision"] == head() and {"model_versions", "alembic_version"} <= set(
+        note["tables"]
+    )
+    probe = (
+        "import sys; from keizoku.registry import backend; backend.prepare(sys.argv[1]); "
+        "print(sorted({'sqlalchemy', 'alembic', 'mlflow'} & set(sys.modules)))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    uri = f"sqlite:///{healthy_store}"
+    done = subprocess.run([sys.executable, "-c", probe, uri], env=env, capture_output=True)
+    assert done.returncode == 0 and done.stdout.decode().strip() == "[]", done
+
+    damages = {  # each is refused as the full check refuses it, marker or not
+        "CREATE TABLE _alembic_tmp_model_versions (name VARCHAR(256))": "left by an interrupted",
+        "UPDATE alembic_version SET version_num = 'abc'": "unknown to the installed MLflow",
+        "DROP TABLE model_version_tags": "missing table(s) model_version_tags",
+    }
+    for i, (damage, message) in enumerate(damages.items()):
+        db = copy_store(healthy_store, tmp_path / str(i))
+        marker_copy = db.with_name(marker.name)
+        marker_copy.write_text(marker.read_text())
+        sql(db, damage)
+        with pytest.raises(backend.ConflictError, match=re.escape(message)):
+            backend.prepare(f"sqlite:///{db}")
+        assert marker_copy.read_text() == marker.read_text()  # not re-recorded
+
+    # a record from another MLflow version is not trusted: the full check runs and rewrites it
+    db = copy_store(healthy_store, tmp_path / "other-mlflow")
+    sql(db, "PRAGMA journal_mode=WAL")
+    db.with_name(marker.name).write_text(json.dumps({**note, "mlflow": "0.0.1"}))
+    done = subprocess.run([sys.executable, "-c", probe, f"sqlite:///{db}"], env=env,
+                          capture_output=True)  # fmt: skip
+    assert done.returncode == 0 and "sqlalchemy" in done.stdout.decode(), done
+    assert json.loads(db.with_name(marker.name).read_text()) == note

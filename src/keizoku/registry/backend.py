@@ -23,8 +23,11 @@ database store, :func:`prepare` (called by :func:`client`, the one place an
 :func:`repair` backs the SQLite file up, drops leftover temporary tables whose
 original table still holds the data, re-runs the migration and checks again; if
 anything fails it restores the backup, so a failed repair changes nothing.
-Each process prepares a store once. File, HTTP and Databricks stores are not
-databases and are left to MLflow.
+Each process prepares a store once, and a SQLite store is checked in full once: the
+check that passed is recorded beside it (``mlflow.db.schema``: MLflow version, revision,
+tables), and later processes verify the file against that record with ``sqlite3``
+(:func:`_marked`). File, HTTP and Databricks stores are not databases and are left to
+MLflow.
 
 **Reads without MLflow.** Importing MLflow's tracking stack costs 4-5 s of CPU, and
 most ``keizoku`` commands only read the registry (``models``, ``predict``, ``monitor``, a
@@ -40,6 +43,7 @@ caller takes the ``MlflowClient`` path with its checks and its clear errors.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -52,7 +56,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from keizoku.errors import ConflictError, NotFoundError
-from keizoku.home import file_lock, home, mlflow_uri
+from keizoku.home import atomic_write_text, file_lock, home, mlflow_uri
 from keizoku.store import redact
 
 __all__ = [
@@ -241,18 +245,84 @@ def prepare(uri: str) -> None:
     """Make sure the store at ``uri`` has MLflow's current schema before MLflow opens it."""
     if uri in _prepared or not is_database(uri):
         return
+    db = sqlite_path(uri)
     with store_lock(uri):
-        engine = _engine(uri)
-        try:
-            health = _check(engine, uri)
-            if health.fresh:
-                _initialize(engine)
-            elif not health.ok:
-                raise ConflictError(damage_message(health))
-            _use_wal(engine, uri)
-        finally:
-            engine.dispose()
+        if db is None or not _marked(db):
+            _prepare(uri, db)
     _prepared.add(uri)
+
+
+def _prepare(uri: str, db: Path | None) -> None:
+    """The full check with SQLAlchemy and alembic (the caller holds the lock)."""
+    engine = _engine(uri)
+    try:
+        health = _check(engine, uri)
+        if health.fresh:
+            _initialize(engine)
+            engine.dispose()  # else, after this check, the WAL switch fails (seen: mode 'delete')
+            health = _check(engine, uri)
+        elif not health.ok:
+            raise ConflictError(damage_message(health))
+        _use_wal(engine, uri)
+        if db is not None and health.ok and _journal_mode(engine) == "wal":
+            _mark(db, health)
+    finally:
+        engine.dispose()
+
+
+# ---- the schema marker: prepare's full check once per SQLite store, not once per process
+#
+# A full check imports SQLAlchemy's ORM, MLflow's table models and alembic's migration
+# scripts. After one passes, ``mlflow.db.schema`` records the MLflow version, the schema
+# revision and the tables it found. A later process checks the file against that with
+# sqlite3 (same revision, every table still there, no ``_alembic_tmp_*`` table, WAL) and
+# the installed MLflow's version: the same verdict as the full check, since MLflow's head
+# and tables follow from its version. Anything else takes the full check (and its errors).
+
+
+def _marker(db: Path) -> Path:
+    return db.with_name(db.name + ".schema")
+
+
+def _mlflow_version() -> str:
+    from importlib.metadata import version
+
+    return version("mlflow")
+
+
+def _mark(db: Path, health: StoreHealth) -> None:
+    note = {"mlflow": _mlflow_version(), "revision": health.revision, "tables": health.tables}
+    atomic_write_text(_marker(db), json.dumps(note, indent=1) + "\n")
+
+
+def _marked(db: Path) -> bool:
+    """True when ``db`` is, checked with sqlite3, the store the marker describes."""
+    try:
+        note = json.loads(_marker(db).read_text())
+        if not db.is_file() or note["mlflow"] != _mlflow_version():
+            return False
+        return _wal_store_at(db, note["revision"], set(note["tables"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _wal_store_at(db: Path, revision: str, needed: set[str]) -> bool:
+    """``db`` (read with sqlite3) is at ``revision``, has ``needed``, no temporary table, WAL."""
+    try:
+        with closing(sqlite3.connect(db, timeout=30)) as conn:
+            tables = {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master")}
+            if not needed | {"alembic_version"} <= tables:
+                return False
+            revisions = [str(r[0]) for r in conn.execute("SELECT version_num FROM alembic_version")]
+            mode = conn.execute("PRAGMA journal_mode").fetchone()
+    except sqlite3.Error:
+        return False
+    return (
+        revisions == [revision]
+        and not any(t.startswith(TMP_PREFIX) for t in tables)
+        and mode is not None
+        and str(mode[0]).lower() == "wal"
+    )
 
 
 def check(uri: str) -> StoreHealth:
@@ -564,15 +634,4 @@ def open_reader(db: Path | None) -> SqliteReader | None:
 
 
 def _ready(db: Path) -> bool:
-    try:
-        with closing(sqlite3.connect(db, timeout=30)) as conn:
-            tables = {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master")}
-            if not READ_TABLES | {"alembic_version"} <= tables:
-                return False
-            if any(t.startswith(TMP_PREFIX) for t in tables):
-                return False
-            revisions = [str(r[0]) for r in conn.execute("SELECT version_num FROM alembic_version")]
-            mode = conn.execute("PRAGMA journal_mode").fetchone()
-    except sqlite3.Error:
-        return False
-    return revisions == [MLFLOW_HEAD] and mode is not None and str(mode[0]).lower() == "wal"
+    return _wal_store_at(db, MLFLOW_HEAD, set(READ_TABLES))
