@@ -25,6 +25,7 @@ members are mixed by their weights, then temperature-scaled, in the graph.
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from keizoku.errors import UserInputError
+from keizoku.export.trees import TreeParts, converted_parts, hist_parts, merged_trees
 from keizoku.registry.servable import ServableMember, ServableModel
 
 __all__ = [
@@ -111,8 +113,8 @@ def check_families(model: ServableModel) -> None:
     why = "; ".join(NOT_EXPORTABLE.get(f, f"'{f}' has no ONNX converter here") for f in bad)
     raise UserInputError(
         f"Cannot export to ONNX: the model has member famil{'ies' if len(bad) > 1 else 'y'} "
-        f"{', '.join(bad)} ({why}). Retrain with exportable families only, e.g. "
-        f"`keizoku train --family lightgbm --family xgboost` (exportable: "
+        f"{', '.join(bad)} ({why}). Retrain without {'them' if len(bad) > 1 else 'it'}: "
+        f"`keizoku train --exclude-family {','.join(bad)}` (exportable: "
         f"{', '.join(sorted(EXPORTABLE))})."
     )
 
@@ -136,15 +138,22 @@ def build_graph(model: ServableModel, *, name: str = "keizoku", for_int8: bool =
                 "categorical", TensorProto.STRING, [None, len(categorical)]
             )
         )
-    encoded: dict[int, str] = {}
+    encoded: dict[Any, str] = {}
     outputs: list[tuple[str, float]] = []
+    trees: list[tuple[TreeParts, str, int, float]] = []
+    total = float(sum(m.weight for m in model.members))
+    n_classes = len(model.classes or [])
+    mergeable = _tree_parts(model.members, model.task, n_classes)
     for i, member in enumerate(model.members):
-        key = id(member.encoder)
+        key = _encoder_key(member.encoder)
         if key not in encoded:
             encoded[key] = _encoder(g, member.encoder, numeric, categorical)
+        if i in mergeable:
+            trees.append((mergeable[i], encoded[key], _width_of(member), member.weight / total))
+            continue
         out = _member(g, member, encoded[key], model.task, f"m{i}", for_int8)
-        outputs.append((out, member.weight))
-    mixed = _mix(g, outputs)
+        outputs.append((out, member.weight / total))
+    mixed = _mix(g, outputs, trees, model.task, n_classes)
     temperature = float(getattr(model, "temperature", 1.0))
     if model.task == "regression":
         result = [helper.make_tensor_value_info("value", TensorProto.DOUBLE, [None])]
@@ -293,8 +302,6 @@ def _member(
 
     if member.family == "knn":
         return _knn(g, member.estimator, x, task)
-    if member.family == "hist_gradient_boosting":
-        return _hist_trees(g, member.estimator, x, task)
     if member.family == "linear":
         return _linear(g, member.estimator, x, task, for_int8)
     # scikit-learn's trees compare float32; onnxruntime has no float64 SVMRegressor
@@ -372,73 +379,6 @@ def _knn(g: Graph, est: Any, x: str, task: str) -> str:
     return g.op("Div", [g.op("ReduceSum", [weighted, axes1], keepdims=0), total])
 
 
-def _hist_trees(g: Graph, est: Any, x: str, task: str) -> str:
-    """HistGradientBoosting as one ``TreeEnsembleRegressor`` with float64 inputs and
-    thresholds (``nodes_values_as_tensor``): its thresholds lie a hair from data values
-    (15.129999999999999 for 15.13), which the float32 inputs skl2onnx uses cannot tell
-    apart. The raw scores come out as float32 (onnxruntime's only output type), ~1e-7
-    relative; the link (sigmoid, softmax) is applied in float64."""
-    from onnx import helper, numpy_helper
-
-    n_targets = len(est._predictors[0])
-    base = np.asarray(est._baseline_prediction, dtype=np.float64).ravel()
-    a: dict[str, Any] = {k: [] for k in (
-        "nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_modes", "nodes_values",
-        "nodes_truenodeids", "nodes_falsenodeids", "nodes_missing_value_tracks_true",
-        "target_treeids", "target_nodeids", "target_ids", "target_weights")}  # fmt: skip
-    tree_id = 0
-    for per_iteration in est._predictors:
-        for k, predictor in enumerate(per_iteration):
-            nodes = predictor.nodes
-            if nodes["is_categorical"].any():
-                raise UserInputError(
-                    "ONNX export does not support HistGradientBoosting's native categorical "
-                    "splits; keizoku's encoder codes categories itself (retrain the model)."
-                )
-            for i, node in enumerate(nodes):
-                leaf = bool(node["is_leaf"])
-                a["nodes_treeids"].append(tree_id)
-                a["nodes_nodeids"].append(i)
-                a["nodes_featureids"].append(0 if leaf else int(node["feature_idx"]))
-                a["nodes_modes"].append("LEAF" if leaf else "BRANCH_LEQ")
-                a["nodes_values"].append(0.0 if leaf else float(node["num_threshold"]))
-                a["nodes_truenodeids"].append(0 if leaf else int(node["left"]))
-                a["nodes_falsenodeids"].append(0 if leaf else int(node["right"]))
-                a["nodes_missing_value_tracks_true"].append(
-                    0 if leaf else int(node["missing_go_to_left"])
-                )
-                if leaf:
-                    a["target_treeids"].append(tree_id)
-                    a["target_nodeids"].append(i)
-                    a["target_ids"].append(k)
-                    a["target_weights"].append(float(node["value"]))
-            tree_id += 1
-    values = numpy_helper.from_array(np.array(a.pop("nodes_values"), dtype=np.float64))
-    weights = numpy_helper.from_array(np.array(a.pop("target_weights"), dtype=np.float64))
-    raw = g.name("hist_raw")
-    g.nodes.append(
-        helper.make_node(
-            "TreeEnsembleRegressor",
-            [x],
-            [raw],
-            domain="ai.onnx.ml",
-            n_targets=n_targets,
-            aggregate_function="SUM",
-            post_transform="NONE",
-            nodes_values_as_tensor=values,
-            target_weights_as_tensor=weights,
-            **a,
-        )  # fmt: skip
-    )
-    raw = g.op("Add", [g.op("Cast", [raw], to=11), g.const(base)])
-    if task == "regression":
-        return g.op("Reshape", [raw, g.const(np.array([-1], dtype=np.int64))])
-    if n_targets == 1:  # binary: the raw score is the log-odds of the second class
-        p = g.op("Sigmoid", [raw])
-        return g.op("Concat", [g.op("Sub", [g.const(1.0), p]), p], axis=1)
-    return g.op("Softmax", [raw], axis=1)
-
-
 def _width_of(member: ServableMember) -> int:
     return int(member.encoder.n_features_out_)
 
@@ -449,13 +389,51 @@ def _cast_node(x: str, name: str, single: bool) -> Any:
     return helper.make_node("Cast", [x], [name], to=1 if single else 11)  # FLOAT / DOUBLE
 
 
-def _mix(g: Graph, outputs: list[tuple[str, float]]) -> str:
-    """The weighted mean of the members' outputs (one member: its output as it is)."""
-    if len(outputs) == 1:
+def _mix(
+    g: Graph,
+    outputs: list[tuple[str, float]],
+    trees: list[tuple[TreeParts, str, int, float]],
+    task: str,
+    n_classes: int,
+) -> str:
+    """The weighted mean of the members' outputs: ``outputs`` are (output, share) of the
+    members with their own nodes, ``trees`` the members merged into one tree node; the
+    shares sum to 1. One member alone: its output as it is."""
+    if not trees and len(outputs) == 1:
         return outputs[0][0]
-    weighted = [g.op("Mul", [out, g.const(float(w))]) for out, w in outputs]
-    total = g.op("Sum", weighted)
-    return g.op("Div", [total, g.const(float(sum(w for _, w in outputs)))])
+    parts = [merged_trees(g, trees, task, n_classes)[0]] if trees else []
+    parts += [g.op("Mul", [out, g.const(share)]) for out, share in outputs]
+    return parts[0] if len(parts) == 1 else g.op("Sum", parts)
+
+
+def _tree_parts(
+    members: Sequence[ServableMember], task: str, n_classes: int
+) -> dict[int, TreeParts]:
+    """The members (by index) whose trees go into one merged node: every HistGradientBoosting
+    member, and the converted tree members when there are two or more (one alone keeps the
+    converter's node, which already applies its link: fewer nodes)."""
+    parts: dict[int, TreeParts] = {}
+    for i, m in enumerate(members):
+        if m.family == "hist_gradient_boosting":
+            parts[i] = hist_parts(m.estimator)
+    converted = [i for i, m in enumerate(members) if m.family in TREE_FAMILIES and i not in parts]
+    if not parts and len(converted) < 2:
+        return parts
+    for i in converted:
+        proto = convert_estimator(members[i].estimator, _width_of(members[i]), single=True)
+        found = converted_parts(proto, task, n_classes)
+        if found is not None:
+            parts[i] = found
+    return parts
+
+
+def _encoder_key(enc: Any) -> Any:
+    """Equal for encoders that encode alike (members trained on the same columns share
+    the encoder's ops), else the encoder's identity."""
+    try:
+        return pickle.dumps((enc.mode, enc.plan_, enc.n_features_out_))
+    except (AttributeError, pickle.PicklingError, TypeError):
+        return id(enc)
 
 
 _registered: list[bool] = []
