@@ -17,6 +17,12 @@ from keizoku.registry import load_model
 
 need_onnx_extra()
 
+
+@pytest.fixture(scope="module")
+def models(registry_home: Path) -> Models:
+    return Models(registry_home.parent, prefix="merge")
+
+
 # (task, the two families, how many tree nodes the graph must have: one per precision)
 CASES = [
     ("binary", ("lightgbm", "xgboost"), 1),  # both logistic, float32

@@ -204,11 +204,17 @@ def parity(
     tolerance: float = TOLERANCE,
 ) -> Parity:
     """The bundle in ``folder`` against ``model`` on ``records`` (no manifest needed)."""
-    from keizoku.export.runner import Bundle
+    from keizoku.export.runner import Bundle, RecordError
 
     bundle = Bundle(folder, check=False)  # the manifest is written after this check
     ours = np.asarray(model.predict_raw_records(records), dtype=float)
-    theirs = np.asarray(bundle.raw(records, allow_unseen=True), dtype=float)
+    try:
+        theirs = np.asarray(bundle.raw(records, allow_unseen=True), dtype=float)
+    except RecordError as exc:
+        raise UserInputError(
+            f"The parity sample has a row the bundle's runner refuses ({exc}); pass --data "
+            "with rows as the REST API accepts them (dates as ISO 8601 strings)."
+        ) from exc
     if model.task == "regression":
         per_row = np.abs(theirs - ours) / np.maximum(1.0, np.abs(ours))
         same = per_row <= (QUANTIZE_VALUE_TOL if quantize else tolerance)
@@ -296,7 +302,7 @@ def _classes(model: ServableModel) -> list[Any] | None:
 
 def schema_json(model: ServableModel) -> dict[str, Any]:
     """The REST fields (name, kind, type, nullable, categories) and the graph's inputs."""
-    numeric, categorical = onnx_graph.input_layout(model)
+    numeric, categorical, dates = onnx_graph.input_layout(model)
     fields = {
         c.name: {"kind": c.kind, "dtype": c.dtype, "nullable": c.nullable,
                  "categories": c.categories}
@@ -306,10 +312,13 @@ def schema_json(model: ServableModel) -> dict[str, Any]:
                 if c.role in ("id", "ignored", "sensitive") and c.name not in fields]  # fmt: skip
     return {
         "task": model.task, "numeric": numeric, "categorical": categorical,
-        "fields": fields, "optional": optional,
+        "datetime": dates, "fields": fields, "optional": optional,
         "inputs": {"numeric": "double [N, len(numeric)], NaN when missing",
                    "categorical": "string [N, len(categorical)], canonical text; "
-                                  f"{onnx_graph.MISSING!r} when missing"},
+                                  f"{onnx_graph.MISSING!r} when missing",
+                   "datetime": "double [N, len(datetime)], seconds since "
+                               "1970-01-01T00:00 of the wall-clock time (the UTC offset "
+                               "ignored), NaN when missing"},
     }  # fmt: skip
 
 

@@ -16,6 +16,8 @@ import hashlib
 import json
 import math
 import sys
+import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ MANIFEST = "manifest.json"
 MISSING = "\x1fmissing"  # keizoku.export.graph.MISSING: the text of a missing category
 MAX_ABS = 1e15
 MAX_TEXT = 100_000
+EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
 
 
 class BundleError(Exception):
@@ -101,6 +104,7 @@ class Bundle:
         self.classes = json.loads((self.folder / "labels.json").read_text())["classes"]
         self.numeric: list[str] = self.schema["numeric"]
         self.categorical: list[str] = self.schema["categorical"]
+        self.dates: list[str] = self.schema.get("datetime", [])
         self.fields: dict[str, dict[str, Any]] = self.schema["fields"]
         self.optional = set(self.schema.get("optional", []))
         self.known = {
@@ -114,6 +118,7 @@ class Bundle:
         )
         self.outputs = ["value"] if self.classes is None else ["probabilities"]
         self._np = np
+        self._local = threading.local()  # per thread: one record's input buffers
 
     # ----------------------------------------------------------------- validation
     def _check(self, index: int, record: Any, allow_unseen: bool) -> None:
@@ -149,6 +154,14 @@ class Bundle:
                 raise RecordError(f"{where}: field '{name}' = {value!r}: {problem}")
 
     def _problem(self, name: str, spec: dict[str, Any], value: Any) -> str | None:
+        if spec["kind"] == "datetime":
+            if not isinstance(value, str):
+                return f"expected a date/time string (ISO 8601), got {_json_type(value)}."
+            try:
+                datetime.fromisoformat(value)
+            except ValueError:
+                return "expected an ISO 8601 date/time such as '2024-01-31T12:00:00'."
+            return None
         if spec["kind"] == "numeric":
             if isinstance(value, bool) or not isinstance(value, int | float):
                 return f"expected a number, got {_json_type(value)}."
@@ -171,8 +184,12 @@ class Bundle:
 
     # -------------------------------------------------------------------- scoring
     def feeds(self, records: list[dict[str, Any]]) -> dict[str, Any]:
-        """The graph's inputs for (validated) records."""
+        """The graph's inputs for (validated) records. For one record they are this
+        thread's own buffers, filled in place and valid until its next call: onnxruntime
+        takes an array it saw before faster than a new one (~10 µs of a ~40 µs call)."""
         np = self._np
+        if len(records) == 1:
+            return self._one(records[0])
         feeds: dict[str, Any] = {}
         if self.numeric:
             numbers = [[_number(r.get(n)) for n in self.numeric] for r in records]
@@ -180,7 +197,30 @@ class Bundle:
         if self.categorical:
             texts = [[_category(r.get(n)) for n in self.categorical] for r in records]
             feeds["categorical"] = np.array(texts, dtype=object).reshape(len(records), -1)
+        if self.dates:
+            stamps = [[_seconds(r.get(n)) for n in self.dates] for r in records]
+            feeds["datetime"] = np.array(stamps, dtype=np.float64).reshape(len(records), -1)
         return feeds
+
+    def _one(self, record: dict[str, Any]) -> dict[str, Any]:
+        buffers: dict[str, Any] | None = getattr(self._local, "feeds", None)
+        if buffers is None:
+            np = self._np
+            buffers = {}
+            if self.numeric:
+                buffers["numeric"] = np.empty((1, len(self.numeric)), dtype=np.float64)
+            if self.categorical:
+                buffers["categorical"] = np.empty((1, len(self.categorical)), dtype=object)
+            if self.dates:
+                buffers["datetime"] = np.empty((1, len(self.dates)), dtype=np.float64)
+            self._local.feeds = buffers
+        if self.numeric:
+            buffers["numeric"][0] = [_number(record.get(n)) for n in self.numeric]
+        if self.categorical:
+            buffers["categorical"][0] = [_category(record.get(n)) for n in self.categorical]
+        if self.dates:
+            buffers["datetime"][0] = [_seconds(record.get(n)) for n in self.dates]
+        return buffers
 
     def raw(self, records: list[dict[str, Any]], allow_unseen: bool = False) -> Any:
         """Probabilities (n×k) or values (n) of ``records``, after validating them."""
@@ -210,6 +250,16 @@ def _number(value: Any) -> float:
 
 def _category(value: Any) -> str:
     return MISSING if value is None else canonical(value)
+
+
+def _seconds(value: Any) -> float:
+    """Seconds since 1970-01-01T00:00 of the date/time's wall clock (its UTC offset left
+    out, as keizoku's encoder reads the parts): the graph's ``datetime`` input."""
+    if value is None:
+        return math.nan
+    stamp = datetime.fromisoformat(value)
+    days = stamp.toordinal() - EPOCH_ORDINAL
+    return float(days * 86400 + stamp.hour * 3600 + stamp.minute * 60 + stamp.second)
 
 
 _bundle: list[Bundle] = []
