@@ -93,6 +93,8 @@ class Models:
                 params = SMALL if family in ("random_forest", "extra_trees") else {}
                 if family in ("lightgbm", "xgboost", "hist_gradient_boosting", "catboost"):
                     params = {"n_estimators": 30}
+                if family == "torch_mlp":  # n_estimators: its epochs
+                    params = {"n_estimators": 30, "width": 32}
                 data = TrainingData.build(frame, schema)
                 result = run_search(data, cfg, warm_start=[{"family": family, "params": params}])
             self.fitted[key] = result.model

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from keizoku.errors import UserInputError
+from keizoku.export.neural import NEURAL_FAMILIES, mlp
 from keizoku.export.trees import TreeParts, converted_parts, hist_parts, merged_trees
 from keizoku.features.encoder import DATE_PARTS
 from keizoku.registry.servable import ServableMember, ServableModel
@@ -51,7 +52,7 @@ OPSET = {"": 20, "ai.onnx.ml": 4}  # StringConcat needs 20; LabelEncoder to doub
 MISSING = "\x1fmissing"  # the text of a missing category value (never a canonical value)
 SEP = "\x1f"
 TREE_FAMILIES = {"lightgbm", "xgboost", "hist_gradient_boosting", "random_forest", "extra_trees"}
-EXPORTABLE = TREE_FAMILIES | {"linear", "knn", "svm"}
+EXPORTABLE = TREE_FAMILIES | NEURAL_FAMILIES | {"linear", "knn", "svm"}
 NOT_EXPORTABLE = {
     "catboost": "CatBoost has no converter to ONNX that keeps its categorical handling exact",
 }
@@ -395,6 +396,8 @@ def _member(
 
     if member.family == "knn":
         return _knn(g, member.estimator, x, task)
+    if member.family in NEURAL_FAMILIES:
+        return mlp(g, member.estimator, x, task)
     if member.family == "linear":
         return _linear(g, member.estimator, x, task, for_int8)
     # scikit-learn's trees compare float32; onnxruntime has no float64 SVMRegressor
