@@ -3,7 +3,8 @@
 For each set: a keizoku model (search budget ``--budget``, optionally one ``--family``) is
 registered in a temporary home and exported (``keizoku.export.export_onnx``) with the
 test split as the parity sample. Measured: parity (max |Δ|), single-record latency
-(median µs; JSON record in, answer out) of the bundle runner vs keizoku's in-process
+(median µs; JSON record in, answer out; and the graph's ``session.run`` alone, its node
+and tree counts) of the bundle runner vs keizoku's in-process
 ``predict_raw_records`` vs the native estimator on one encoded numpy row, bundle and model
 file sizes, and the runner's cold start (a fresh process: import, verify, load, first
 answer) and peak memory (max RSS).
@@ -61,6 +62,7 @@ def plain(value: Any) -> Any:
 
 def one_set(spec: Any, budget: float, family: str | None, work: Path) -> dict[str, Any]:
     import numpy as np
+    import onnx
     import pandas as pd
     from common import make_split
 
@@ -107,6 +109,12 @@ def one_set(spec: Any, budget: float, family: str | None, work: Path) -> dict[st
     row["parity_max_abs_diff"] = exported.parity.max_abs_diff
     row["parity_rows"] = exported.parity.rows
     row["bundle_us"] = median_us(lambda: bundle.predict([record], allow_unseen=True))
+    feeds = {k: v.copy() for k, v in bundle.feeds([record]).items()}
+    row["run_us"] = median_us(lambda: bundle.session.run(bundle.outputs, feeds))  # graph alone
+    graph = onnx.load(str(folder / "model.onnx")).graph
+    row["nodes"] = len(graph.node)
+    row["trees"] = sum(len(set(a.ints)) for n in graph.node for a in n.attribute
+                       if a.name == "nodes_treeids")  # fmt: skip
     row["keizoku_us"] = median_us(lambda: loaded.predict_raw_records([record]))
     first = loaded.members[0]
     x = first.encoder.transform_records([record])
@@ -157,8 +165,10 @@ def main() -> None:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = ("| set | members | parity max abs diff | bundle µs | keizoku µs | native µs | "
-            "bundle KiB | model KiB | cold start s | peak RSS MiB |")  # fmt: skip
+    head = (
+        "| set | members | parity max abs diff | bundle µs (graph alone; nodes, trees) | "
+        "keizoku µs | native µs | bundle KiB | model KiB | cold start s | peak RSS MiB |"
+    )
     lines = [head, "|" + "---|" * 10]
     for r in rows:
         if "error" in r:
@@ -167,7 +177,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             continue
         lines.append(
             f"| {r['set']} | {', '.join(r['members'])} ({r['n_members']}) | "
-            f"{r['parity_max_abs_diff']:.1e} | {r['bundle_us']:.0f} | {r['keizoku_us']:.0f} | "
+            f"{r['parity_max_abs_diff']:.1e} | {r['bundle_us']:.0f} ({r['run_us']:.0f}; "
+            f"{r['nodes']}, {r['trees']}) | {r['keizoku_us']:.0f} | "
             f"{r['native_us']:.0f} ({r['native_family']}) | {r['bundle_kib']:.0f} | "
             f"{r.get('model_kib', 0):.0f} | {r['cold_start_s']:.2f} | {r['peak_rss_mib']:.0f} |"
         )

@@ -61,8 +61,12 @@ def task_frame(task: str) -> pd.DataFrame:
 class Models:
     """Fits (one family, one configuration) and registers each case once, on first use."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, prefix: str = "exp") -> None:
+        """``prefix`` names the registered models (``<prefix>-<task>``): a module of its own
+        prefix never meets another module's model under the same reference in the
+        process's model cache."""
         self.root = root
+        self.prefix = prefix
         self.frames: dict[str, pd.DataFrame] = {}
         self.refs: dict[tuple[str, str], str] = {}
         self.fitted: dict[tuple[str, str], KeizokuModel] = {}
@@ -89,6 +93,8 @@ class Models:
                 params = SMALL if family in ("random_forest", "extra_trees") else {}
                 if family in ("lightgbm", "xgboost", "hist_gradient_boosting", "catboost"):
                     params = {"n_estimators": 30}
+                if family == "torch_mlp":  # n_estimators: its epochs
+                    params = {"n_estimators": 30, "width": 32}
                 data = TrainingData.build(frame, schema)
                 result = run_search(data, cfg, warm_start=[{"family": family, "params": params}])
             self.fitted[key] = result.model
@@ -97,7 +103,7 @@ class Models:
     def register(self, task: str, label: str, model: KeizokuModel) -> str:
         key = (task, label)
         if key not in self.refs:
-            name = f"exp-{task}"
+            name = f"{self.prefix}-{task}"
             schema_file = self.root / f"{task}-{label}-schema.yaml"
             model.schema.save(schema_file)
             with TrainingRun(name) as run:

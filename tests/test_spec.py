@@ -45,8 +45,8 @@ MISSPELT = [
     (
         {"train": {"budgett": "5s"}},
         "train.budgett is not a known key (did you mean 'budget'?). Known keys: budget, "
-        "ensemble, folds, max_latency_ms, max_size_mb, max_trials, metric, models, preset, ray, "
-        "search, seed.",
+        "ensemble, exclude_models, folds, max_latency_ms, max_size_mb, max_trials, metric, "
+        "models, preset, ray, search, seed.",
     ),
 ]
 

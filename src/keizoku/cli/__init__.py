@@ -503,6 +503,15 @@ def train(
         list[str] | None,
         typer.Option("--model", hidden=True, help="Deprecated: use --family."),
     ] = None,
+    excluded: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude-family",
+            metavar="F[,F]",
+            help="Never try these model families (repeatable), e.g. one `keizoku export` "
+            "cannot convert.",
+        ),
+    ] = None,
     max_latency_ms: Annotated[
         float | None, typer.Option(help="Only choose models that score one row within this time.")
     ] = None,
@@ -565,6 +574,8 @@ def train(
         "preset": preset,
         "metric": metric,
         "models": [*(families or []), *(old_families or [])] or None,
+        "exclude_models": [f.strip() for v in excluded or [] for f in v.split(",") if f.strip()]
+        or None,
         "max_latency_ms": max_latency_ms,
         "max_size_mb": max_size_mb,
         "folds": folds,

@@ -26,12 +26,13 @@ def export(
         typer.Option("--quantize", help="int8: quantized weights (linear, k-NN models)."),
     ] = None,
     tolerance: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--tolerance",
-            help="Largest difference the parity check allows (default 1e-5; 0 to 1e-2).",
+            help="Largest difference the parity check allows (default 1e-5, 1e-4 with a "
+            "neural member; 0 to 1e-2).",
         ),
-    ] = 1e-5,
+    ] = None,
     config: Annotated[str | None, typer.Option("--config", "-c", help="Project spec.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:

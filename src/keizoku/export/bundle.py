@@ -25,12 +25,14 @@ import pandas as pd
 
 from keizoku.errors import GateError, IntegrityError, UserInputError, require_extra
 from keizoku.export import graph as onnx_graph
+from keizoku.export.neural import NEURAL_FAMILIES
 from keizoku.home import atomic_write_bytes, sha256_file
 from keizoku.registry import models as registry
 from keizoku.registry.servable import ServableModel
 
 __all__ = [
     "MAX_TOLERANCE",
+    "NEURAL_TOLERANCE",
     "PARITY_ROWS",
     "QUANTIZE_FAMILIES",
     "QUANTIZE_MAX_DROP",
@@ -43,6 +45,7 @@ __all__ = [
 ]
 
 TOLERANCE = 1e-5  # |Δ probability| (classifiers); |Δ value| / max(1, |value|) (regression)
+NEURAL_TOLERANCE = 1e-4  # the default with a neural member: PyTorch computes in float32
 MAX_TOLERANCE = 1e-2  # the loosest --tolerance accepted: beyond it "parity" would mean little
 PARITY_ROWS = 1000  # rows of the sample the parity check scores (drawn with seed 0)
 QUANTIZE_FAMILIES = {"linear"}  # the families with weights int8 can hold (MatMul)
@@ -92,20 +95,24 @@ def export_onnx(
     sample: pd.DataFrame,
     *,
     quantize: str | None = None,
-    tolerance: float = TOLERANCE,
+    tolerance: float | None = None,
 ) -> ExportResult:
     """Export ``ref`` to ``folder`` after a parity check on ``sample`` (see the module);
-    ``tolerance`` tightens (or loosens) the check's largest allowed difference."""
+    ``tolerance`` tightens (or loosens) the check's largest allowed difference (default
+    ``TOLERANCE``, ``NEURAL_TOLERANCE`` when the model has a neural member)."""
     _require()
     if quantize not in (None, "int8"):
         raise UserInputError(f"--quantize {quantize!r} is not supported; use int8 or leave it out.")
-    if not (math.isfinite(tolerance) and 0 <= tolerance <= MAX_TOLERANCE):
+    if tolerance is not None and not (math.isfinite(tolerance) and 0 <= tolerance <= MAX_TOLERANCE):
         raise UserInputError(
             f"--tolerance {tolerance!r} is out of range: give a number from 0 to "
             f"{MAX_TOLERANCE:g} (default {TOLERANCE:g})."
         )
     name, version = registry.resolve(ref)
     model = registry.load_model(f"{name}:{version}")
+    if tolerance is None:
+        neural = any(m.family in NEURAL_FAMILIES for m in model.members)
+        tolerance = NEURAL_TOLERANCE if neural else TOLERANCE
     _check_target(folder)
     if quantize:
         _check_quantizable(model)
@@ -204,11 +211,17 @@ def parity(
     tolerance: float = TOLERANCE,
 ) -> Parity:
     """The bundle in ``folder`` against ``model`` on ``records`` (no manifest needed)."""
-    from keizoku.export.runner import Bundle
+    from keizoku.export.runner import Bundle, RecordError
 
     bundle = Bundle(folder, check=False)  # the manifest is written after this check
     ours = np.asarray(model.predict_raw_records(records), dtype=float)
-    theirs = np.asarray(bundle.raw(records, allow_unseen=True), dtype=float)
+    try:
+        theirs = np.asarray(bundle.raw(records, allow_unseen=True), dtype=float)
+    except RecordError as exc:
+        raise UserInputError(
+            f"The parity sample has a row the bundle's runner refuses ({exc}); pass --data "
+            "with rows as the REST API accepts them (dates as ISO 8601 strings)."
+        ) from exc
     if model.task == "regression":
         per_row = np.abs(theirs - ours) / np.maximum(1.0, np.abs(ours))
         same = per_row <= (QUANTIZE_VALUE_TOL if quantize else tolerance)
@@ -296,7 +309,7 @@ def _classes(model: ServableModel) -> list[Any] | None:
 
 def schema_json(model: ServableModel) -> dict[str, Any]:
     """The REST fields (name, kind, type, nullable, categories) and the graph's inputs."""
-    numeric, categorical = onnx_graph.input_layout(model)
+    numeric, categorical, dates = onnx_graph.input_layout(model)
     fields = {
         c.name: {"kind": c.kind, "dtype": c.dtype, "nullable": c.nullable,
                  "categories": c.categories}
@@ -306,10 +319,13 @@ def schema_json(model: ServableModel) -> dict[str, Any]:
                 if c.role in ("id", "ignored", "sensitive") and c.name not in fields]  # fmt: skip
     return {
         "task": model.task, "numeric": numeric, "categorical": categorical,
-        "fields": fields, "optional": optional,
+        "datetime": dates, "fields": fields, "optional": optional,
         "inputs": {"numeric": "double [N, len(numeric)], NaN when missing",
                    "categorical": "string [N, len(categorical)], canonical text; "
-                                  f"{onnx_graph.MISSING!r} when missing"},
+                                  f"{onnx_graph.MISSING!r} when missing",
+                   "datetime": "double [N, len(datetime)], seconds since "
+                               "1970-01-01T00:00 of the wall-clock time (the UTC offset "
+                               "ignored), NaN when missing"},
     }  # fmt: skip
 
 

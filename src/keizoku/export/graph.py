@@ -25,6 +25,7 @@ members are mixed by their weights, then temperature-scaled, in the graph.
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,9 @@ from typing import Any
 import numpy as np
 
 from keizoku.errors import UserInputError
+from keizoku.export.neural import NEURAL_FAMILIES, mlp
+from keizoku.export.trees import TreeParts, converted_parts, hist_parts, merged_trees
+from keizoku.features.encoder import DATE_PARTS
 from keizoku.registry.servable import ServableMember, ServableModel
 
 __all__ = [
@@ -48,11 +52,12 @@ OPSET = {"": 20, "ai.onnx.ml": 4}  # StringConcat needs 20; LabelEncoder to doub
 MISSING = "\x1fmissing"  # the text of a missing category value (never a canonical value)
 SEP = "\x1f"
 TREE_FAMILIES = {"lightgbm", "xgboost", "hist_gradient_boosting", "random_forest", "extra_trees"}
-EXPORTABLE = TREE_FAMILIES | {"linear", "knn", "svm"}
+EXPORTABLE = TREE_FAMILIES | NEURAL_FAMILIES | {"linear", "knn", "svm"}
 NOT_EXPORTABLE = {
     "catboost": "CatBoost has no converter to ONNX that keeps its categorical handling exact",
 }
 CATEGORY_KINDS = ("categorical", "boolean")
+GRAPH_DATE_PARTS = ("year", "month", "day", "day_of_week", "hour")  # what _date_parts builds
 
 
 @dataclass
@@ -83,24 +88,27 @@ class Graph:
         return out
 
 
-def input_layout(model: ServableModel) -> tuple[list[str], list[str]]:
-    """(numeric feature names, categorical feature names), each in schema order.
+def input_layout(model: ServableModel) -> tuple[list[str], list[str], list[str]]:
+    """(numeric, categorical, datetime feature names), each in schema order.
 
-    Raises a clear error for a feature kind the graph cannot encode (text, datetime).
+    Raises a clear error for a feature kind the graph cannot encode (text).
     """
-    numeric, categorical = [], []
+    numeric, categorical, dates = [], [], []
     for col in model.schema.features:
         if col.kind == "numeric":
             numeric.append(col.name)
         elif col.kind in CATEGORY_KINDS:
             categorical.append(col.name)
+        elif col.kind == "datetime":
+            dates.append(col.name)
         else:
             raise UserInputError(
                 f"Feature '{col.name}' is a {col.kind} column: ONNX export encodes numeric, "
-                "categorical and boolean features only. Retrain without it (set its role to "
+                "categorical, boolean and datetime features only (keizoku's text tokens have "
+                "no ONNX equivalent). Retrain without it (set its role to "
                 "'ignored' in schema.yaml, then `keizoku train`) to export the model."
             )
-    return numeric, categorical
+    return numeric, categorical, dates
 
 
 def check_families(model: ServableModel) -> None:
@@ -111,8 +119,8 @@ def check_families(model: ServableModel) -> None:
     why = "; ".join(NOT_EXPORTABLE.get(f, f"'{f}' has no ONNX converter here") for f in bad)
     raise UserInputError(
         f"Cannot export to ONNX: the model has member famil{'ies' if len(bad) > 1 else 'y'} "
-        f"{', '.join(bad)} ({why}). Retrain with exportable families only, e.g. "
-        f"`keizoku train --family lightgbm --family xgboost` (exportable: "
+        f"{', '.join(bad)} ({why}). Retrain without {'them' if len(bad) > 1 else 'it'}: "
+        f"`keizoku train --exclude-family {','.join(bad)}` (exportable: "
         f"{', '.join(sorted(EXPORTABLE))})."
     )
 
@@ -123,7 +131,7 @@ def build_graph(model: ServableModel, *, name: str = "keizoku", for_int8: bool =
     from onnx import TensorProto, helper
 
     check_families(model)
-    numeric, categorical = input_layout(model)
+    numeric, categorical, dates = input_layout(model)
     g = Graph()
     inputs = []
     if numeric:
@@ -136,26 +144,37 @@ def build_graph(model: ServableModel, *, name: str = "keizoku", for_int8: bool =
                 "categorical", TensorProto.STRING, [None, len(categorical)]
             )
         )
-    encoded: dict[int, str] = {}
+    if dates:
+        inputs.append(
+            helper.make_tensor_value_info("datetime", TensorProto.DOUBLE, [None, len(dates)])
+        )
+    encoded: dict[Any, str] = {}
     outputs: list[tuple[str, float]] = []
+    trees: list[tuple[TreeParts, str, int, float]] = []
+    total = float(sum(m.weight for m in model.members))
+    n_classes = len(model.classes or [])
+    mergeable = _tree_parts(model.members, model.task, n_classes)
     for i, member in enumerate(model.members):
-        key = id(member.encoder)
+        key = _encoder_key(member.encoder)
         if key not in encoded:
-            encoded[key] = _encoder(g, member.encoder, numeric, categorical)
+            encoded[key] = _encoder(g, member.encoder, numeric, categorical, dates)
+        if i in mergeable:
+            trees.append((mergeable[i], encoded[key], _width_of(member), member.weight / total))
+            continue
         out = _member(g, member, encoded[key], model.task, f"m{i}", for_int8)
-        outputs.append((out, member.weight))
-    mixed = _mix(g, outputs)
+        outputs.append((out, member.weight / total))
+    mixed = _mix(g, outputs, trees, model.task, n_classes)
     temperature = float(getattr(model, "temperature", 1.0))
     if model.task == "regression":
         result = [helper.make_tensor_value_info("value", TensorProto.DOUBLE, [None])]
-        g.nodes.append(helper.make_node("Identity", [mixed], ["value"]))
+        _name_output(g, mixed, "value")
     else:
         if temperature != 1.0:
             clipped = g.op("Clip", [mixed, g.const(1e-15), g.const(1.0)])
             logits = g.op("Div", [g.op("Log", [clipped]), g.const(temperature)])
             mixed = g.op("Softmax", [logits], axis=1)
         k = len(model.classes or [])
-        g.nodes.append(helper.make_node("Identity", [mixed], ["probabilities"]))
+        _name_output(g, mixed, "probabilities")
         g.nodes.append(helper.make_node("ArgMax", ["probabilities"], ["label"], axis=1, keepdims=0))
         result = [
             helper.make_tensor_value_info("probabilities", TensorProto.DOUBLE, [None, k]),
@@ -168,10 +187,32 @@ def build_graph(model: ServableModel, *, name: str = "keizoku", for_int8: bool =
     return onnx_model
 
 
+def _name_output(g: Graph, tensor: str, name: str) -> None:
+    """Make ``tensor`` the graph output ``name``: its node renamed when nothing else reads
+    it (an ``Identity`` is one more node per call), else through an ``Identity``."""
+    from onnx import helper
+
+    producers = [n for n in g.nodes if tensor in n.output]
+    if len(producers) == 1 and not any(tensor in n.input for n in g.nodes):
+        outputs = producers[0].output
+        outputs[list(outputs).index(tensor)] = name
+    else:
+        g.nodes.append(helper.make_node("Identity", [tensor], [name]))
+
+
+def _columns(g: Graph, source: str, cols: list[int], width: int) -> str:
+    """``source[:, cols]``: the input itself when ``cols`` are all its columns in order."""
+    if cols == list(range(width)):
+        return source
+    return g.op("Gather", [source, g.const(np.array(cols, dtype=np.int64))], source, axis=1)
+
+
 # ------------------------------------------------------------------------ encoder
 
 
-def _encoder(g: Graph, enc: Any, numeric: list[str], categorical: list[str]) -> str:
+def _encoder(
+    g: Graph, enc: Any, numeric: list[str], categorical: list[str], dates: list[str]
+) -> str:
     """The encoder's output matrix (double [N, n_features_out_]) as ONNX ops."""
     num_at = {n: j for j, n in enumerate(numeric)}
     cat_at = {n: j for j, n in enumerate(categorical)}
@@ -180,6 +221,7 @@ def _encoder(g: Graph, enc: Any, numeric: list[str], categorical: list[str]) -> 
     order: list[int] = []  # block column → the encoder's output position
     num_plan = [(n, s) for n, step, s in enc.plan_ if step == "numeric"]
     cat_plan = [(n, s) for n, step, s in enc.plan_ if step == "category"]
+    date_plan = [n for n, step, _ in enc.plan_ if step == "datetime"]
     position: dict[tuple[str, int], int] = {}  # (column, slot) → output position
     at = 0
     for name, step, state in enc.plan_:
@@ -188,8 +230,7 @@ def _encoder(g: Graph, enc: Any, numeric: list[str], categorical: list[str]) -> 
             position[(name, slot)] = at + slot
         at += width
     if num_plan:
-        cols = g.const(np.array([num_at[n] for n, _ in num_plan], dtype=np.int64))
-        x = g.op("Gather", ["numeric", cols], "numeric", axis=1)
+        x = _columns(g, "numeric", [num_at[n] for n, _ in num_plan], len(numeric))
         if onehot:
             miss = g.op("IsNaN", [x])
             medians = g.const(np.array([s["median"] for _, s in num_plan]))
@@ -227,6 +268,15 @@ def _encoder(g: Graph, enc: Any, numeric: list[str], categorical: list[str]) -> 
         else:
             blocks.append(codes)
             order += [position[(n, 0)] for n, _ in cat_plan]
+    if date_plan:
+        if DATE_PARTS != GRAPH_DATE_PARTS:  # pragma: no cover - a guard for a future encoder
+            raise UserInputError(
+                f"ONNX export builds the date parts {GRAPH_DATE_PARTS}, "
+                f"the encoder makes {DATE_PARTS}: update export/graph.py."
+            )
+        stamps = _columns(g, "datetime", [dates.index(n) for n in date_plan], len(dates))
+        blocks.append(_date_parts(g, stamps, len(date_plan), onehot))
+        order += [position[(n, slot)] for n in date_plan for slot in range(len(DATE_PARTS))]
     if not blocks:
         raise UserInputError("The model has no features to encode: nothing to export.")
     matrix = blocks[0] if len(blocks) == 1 else g.op("Concat", blocks, axis=1)
@@ -236,9 +286,58 @@ def _encoder(g: Graph, enc: Any, numeric: list[str], categorical: list[str]) -> 
     return g.op("Gather", [matrix, g.const(inverse.astype(np.int64))], "encoded", axis=1)
 
 
+def _date_parts(g: Graph, stamps: str, n: int, onehot: bool) -> str:
+    """double [N, 5n]: each column's year, month, day, day of the week (Monday 0) and hour
+    (``DATE_PARTS``, as pandas gives them) from its seconds since 1970-01-01T00:00 of the
+    wall-clock time, by integer arithmetic in float64 (exact below 2^53; H. Hinnant's
+    ``civil_from_days``). NaN when missing (0 in one-hot mode, as the encoder does)."""
+
+    def c(v: float) -> str:
+        return g.const(np.float64(v))
+
+    def floordiv(a: str, b: float) -> str:
+        return g.op("Floor", [g.op("Div", [a, c(b)])])
+
+    def sub(a: str, b: str) -> str:
+        return g.op("Sub", [a, b])
+
+    def add(a: str, b: str) -> str:
+        return g.op("Add", [a, b])
+
+    def mul(a: str, b: float) -> str:
+        return g.op("Mul", [a, c(b)])
+
+    days = floordiv(stamps, 86400)
+    hour = floordiv(sub(stamps, mul(days, 86400)), 3600)
+    shifted = g.op("Add", [days, c(3)])  # 1970-01-01 was a Thursday (3)
+    weekday = sub(shifted, mul(floordiv(shifted, 7), 7))
+    z = g.op("Add", [days, c(719468)])  # days since 0000-03-01
+    era = floordiv(z, 146097)
+    doe = sub(z, mul(era, 146097))  # day of the 400-year era
+    yoe = floordiv(
+        sub(add(sub(doe, floordiv(doe, 1460)), floordiv(doe, 36524)), floordiv(doe, 146096)), 365
+    )
+    doy = sub(doe, add(mul(yoe, 365), sub(floordiv(yoe, 4), floordiv(yoe, 100))))
+    mp = floordiv(g.op("Add", [mul(doy, 5), c(2)]), 153)  # month from March = 0
+    day = g.op("Add", [sub(doy, floordiv(g.op("Add", [mul(mp, 153), c(2)]), 5)), c(1)])
+    late = g.op("Cast", [g.op("GreaterOrEqual", [mp, c(10)])], to=11)
+    month = sub(g.op("Add", [mp, c(3)]), mul(late, 12))
+    early = g.op("Cast", [g.op("LessOrEqual", [month, c(2)])], to=11)
+    year = add(add(yoe, mul(era, 400)), early)
+    axes = g.const(np.array([2], dtype=np.int64))
+    parts = [g.op("Unsqueeze", [p, axes]) for p in (year, month, day, weekday, hour)]
+    stacked = g.op("Concat", parts, axis=2)  # [N, n, 5]
+    flat = g.op("Reshape", [stacked, g.const(np.array([-1, 5 * n], dtype=np.int64))])
+    if not onehot:
+        return flat
+    return g.op("Where", [g.op("IsNaN", [flat]), c(0.0), flat])
+
+
 def _width(step: str, state: dict[str, Any], onehot: bool) -> int:
     if step == "numeric":
         return 2 if onehot and state["indicator"] else 1
+    if step == "datetime":
+        return len(DATE_PARTS)
     if step != "category":
         raise UserInputError(f"ONNX export cannot encode a '{step}' feature.")
     return len(state["index"]) + (1 if state["other"] else 0) + 1 if onehot else 1
@@ -265,11 +364,13 @@ def _codes(
             unknown.append(math.nan)
         else:
             unknown.append(float(len(state["index"])) if state["other"] else -1.0)
-    cols = g.const(np.array([at[n] for n, _ in plan], dtype=np.int64))
-    text = g.op("Gather", ["categorical", cols], "categorical", axis=1)
+    text = _columns(g, "categorical", [at[n] for n, _ in plan], len(at))
     prefixes = g.const(np.array([f"{j}{SEP}" for j in range(len(plan))], dtype=object))
     joined = g.op("StringConcat", [prefixes, text])
-    sentinel = -1e300  # no code is this: an unknown key, replaced by its column's code below
+    same = len({"nan" if math.isnan(u) else u for u in unknown}) == 1
+    # one code for every column's unknown keys: LabelEncoder's default; else a sentinel
+    # (no code is -1e300) replaced by each column's code
+    sentinel = unknown[0] if same else -1e300
     codes = g.op(
         "LabelEncoder",
         [joined],
@@ -278,6 +379,8 @@ def _codes(
         values_tensor=numpy_helper.from_array(np.array(values, dtype=np.float64)),
         default_tensor=numpy_helper.from_array(np.array([sentinel], dtype=np.float64)),
     )
+    if same:
+        return codes
     is_unknown = g.op("Equal", [codes, g.const(sentinel)])
     return g.op("Where", [is_unknown, g.const(np.array(unknown)), codes])
 
@@ -293,8 +396,8 @@ def _member(
 
     if member.family == "knn":
         return _knn(g, member.estimator, x, task)
-    if member.family == "hist_gradient_boosting":
-        return _hist_trees(g, member.estimator, x, task)
+    if member.family in NEURAL_FAMILIES:
+        return mlp(g, member.estimator, x, task)
     if member.family == "linear":
         return _linear(g, member.estimator, x, task, for_int8)
     # scikit-learn's trees compare float32; onnxruntime has no float64 SVMRegressor
@@ -372,73 +475,6 @@ def _knn(g: Graph, est: Any, x: str, task: str) -> str:
     return g.op("Div", [g.op("ReduceSum", [weighted, axes1], keepdims=0), total])
 
 
-def _hist_trees(g: Graph, est: Any, x: str, task: str) -> str:
-    """HistGradientBoosting as one ``TreeEnsembleRegressor`` with float64 inputs and
-    thresholds (``nodes_values_as_tensor``): its thresholds lie a hair from data values
-    (15.129999999999999 for 15.13), which the float32 inputs skl2onnx uses cannot tell
-    apart. The raw scores come out as float32 (onnxruntime's only output type), ~1e-7
-    relative; the link (sigmoid, softmax) is applied in float64."""
-    from onnx import helper, numpy_helper
-
-    n_targets = len(est._predictors[0])
-    base = np.asarray(est._baseline_prediction, dtype=np.float64).ravel()
-    a: dict[str, Any] = {k: [] for k in (
-        "nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_modes", "nodes_values",
-        "nodes_truenodeids", "nodes_falsenodeids", "nodes_missing_value_tracks_true",
-        "target_treeids", "target_nodeids", "target_ids", "target_weights")}  # fmt: skip
-    tree_id = 0
-    for per_iteration in est._predictors:
-        for k, predictor in enumerate(per_iteration):
-            nodes = predictor.nodes
-            if nodes["is_categorical"].any():
-                raise UserInputError(
-                    "ONNX export does not support HistGradientBoosting's native categorical "
-                    "splits; keizoku's encoder codes categories itself (retrain the model)."
-                )
-            for i, node in enumerate(nodes):
-                leaf = bool(node["is_leaf"])
-                a["nodes_treeids"].append(tree_id)
-                a["nodes_nodeids"].append(i)
-                a["nodes_featureids"].append(0 if leaf else int(node["feature_idx"]))
-                a["nodes_modes"].append("LEAF" if leaf else "BRANCH_LEQ")
-                a["nodes_values"].append(0.0 if leaf else float(node["num_threshold"]))
-                a["nodes_truenodeids"].append(0 if leaf else int(node["left"]))
-                a["nodes_falsenodeids"].append(0 if leaf else int(node["right"]))
-                a["nodes_missing_value_tracks_true"].append(
-                    0 if leaf else int(node["missing_go_to_left"])
-                )
-                if leaf:
-                    a["target_treeids"].append(tree_id)
-                    a["target_nodeids"].append(i)
-                    a["target_ids"].append(k)
-                    a["target_weights"].append(float(node["value"]))
-            tree_id += 1
-    values = numpy_helper.from_array(np.array(a.pop("nodes_values"), dtype=np.float64))
-    weights = numpy_helper.from_array(np.array(a.pop("target_weights"), dtype=np.float64))
-    raw = g.name("hist_raw")
-    g.nodes.append(
-        helper.make_node(
-            "TreeEnsembleRegressor",
-            [x],
-            [raw],
-            domain="ai.onnx.ml",
-            n_targets=n_targets,
-            aggregate_function="SUM",
-            post_transform="NONE",
-            nodes_values_as_tensor=values,
-            target_weights_as_tensor=weights,
-            **a,
-        )  # fmt: skip
-    )
-    raw = g.op("Add", [g.op("Cast", [raw], to=11), g.const(base)])
-    if task == "regression":
-        return g.op("Reshape", [raw, g.const(np.array([-1], dtype=np.int64))])
-    if n_targets == 1:  # binary: the raw score is the log-odds of the second class
-        p = g.op("Sigmoid", [raw])
-        return g.op("Concat", [g.op("Sub", [g.const(1.0), p]), p], axis=1)
-    return g.op("Softmax", [raw], axis=1)
-
-
 def _width_of(member: ServableMember) -> int:
     return int(member.encoder.n_features_out_)
 
@@ -449,13 +485,51 @@ def _cast_node(x: str, name: str, single: bool) -> Any:
     return helper.make_node("Cast", [x], [name], to=1 if single else 11)  # FLOAT / DOUBLE
 
 
-def _mix(g: Graph, outputs: list[tuple[str, float]]) -> str:
-    """The weighted mean of the members' outputs (one member: its output as it is)."""
-    if len(outputs) == 1:
+def _mix(
+    g: Graph,
+    outputs: list[tuple[str, float]],
+    trees: list[tuple[TreeParts, str, int, float]],
+    task: str,
+    n_classes: int,
+) -> str:
+    """The weighted mean of the members' outputs: ``outputs`` are (output, share) of the
+    members with their own nodes, ``trees`` the members merged into one tree node; the
+    shares sum to 1. One member alone: its output as it is."""
+    if not trees and len(outputs) == 1:
         return outputs[0][0]
-    weighted = [g.op("Mul", [out, g.const(float(w))]) for out, w in outputs]
-    total = g.op("Sum", weighted)
-    return g.op("Div", [total, g.const(float(sum(w for _, w in outputs)))])
+    parts = [merged_trees(g, trees, task, n_classes)[0]] if trees else []
+    parts += [g.op("Mul", [out, g.const(share)]) for out, share in outputs]
+    return parts[0] if len(parts) == 1 else g.op("Sum", parts)
+
+
+def _tree_parts(
+    members: Sequence[ServableMember], task: str, n_classes: int
+) -> dict[int, TreeParts]:
+    """The members (by index) whose trees go into one merged node: every HistGradientBoosting
+    member, and the converted tree members when there are two or more (one alone keeps the
+    converter's node, which already applies its link: fewer nodes)."""
+    parts: dict[int, TreeParts] = {}
+    for i, m in enumerate(members):
+        if m.family == "hist_gradient_boosting":
+            parts[i] = hist_parts(m.estimator)
+    converted = [i for i, m in enumerate(members) if m.family in TREE_FAMILIES and i not in parts]
+    if not parts and len(converted) < 2:
+        return parts
+    for i in converted:
+        proto = convert_estimator(members[i].estimator, _width_of(members[i]), single=True)
+        found = converted_parts(proto, task, n_classes)
+        if found is not None:
+            parts[i] = found
+    return parts
+
+
+def _encoder_key(enc: Any) -> Any:
+    """Equal for encoders that encode alike (members trained on the same columns share
+    the encoder's ops), else the encoder's identity."""
+    try:
+        return pickle.dumps((enc.mode, enc.plan_, enc.n_features_out_))
+    except (AttributeError, pickle.PicklingError, TypeError):
+        return id(enc)
 
 
 _registered: list[bool] = []

@@ -16,6 +16,8 @@ import hashlib
 import json
 import math
 import sys
+import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,11 @@ MANIFEST = "manifest.json"
 MISSING = "\x1fmissing"  # keizoku.export.graph.MISSING: the text of a missing category
 MAX_ABS = 1e15
 MAX_TEXT = 100_000
+_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "bool": (bool,)}  # else numbers
+_BOOLEANS = {"true": "true", "false": "false"}
+_ABSENT = object()
+Row = tuple[list[float], list[str], list[float]]  # numeric, categorical, datetime values
+EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
 
 
 class BundleError(Exception):
@@ -45,7 +52,7 @@ def canonical(value: Any) -> str:
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else str(value)
     text = str(value).strip()
-    return {"true": "true", "false": "false"}.get(text.lower(), text)
+    return _BOOLEANS.get(text.lower(), text)
 
 
 def _sha256(path: Path) -> str:
@@ -101,6 +108,7 @@ class Bundle:
         self.classes = json.loads((self.folder / "labels.json").read_text())["classes"]
         self.numeric: list[str] = self.schema["numeric"]
         self.categorical: list[str] = self.schema["categorical"]
+        self.dates: list[str] = self.schema.get("datetime", [])
         self.fields: dict[str, dict[str, Any]] = self.schema["fields"]
         self.optional = set(self.schema.get("optional", []))
         self.known = {
@@ -114,6 +122,22 @@ class Bundle:
         )
         self.outputs = ["value"] if self.classes is None else ["probabilities"]
         self._np = np
+        self._local = threading.local()  # per thread: one record's input buffers
+        # (name, kind, nullable, the JSON types of its values, its known categories): the
+        # fast path's view of the fields, in the graph's input order (else no fast path)
+        specs = [
+            (n, f["kind"], bool(f["nullable"]), _TYPES.get(f["dtype"], (int, float)), self.known[n])
+            for n, f in self.fields.items()
+        ]
+        order = tuple(
+            [n for n, kind, *_ in specs if group(kind)]
+            for group in (lambda k: k == "numeric", lambda k: k not in ("numeric", "datetime"),
+                          lambda k: k == "datetime")
+        )  # fmt: skip
+        same = order == (self.numeric, self.categorical, self.dates)
+        self._specs: list[tuple[str, str, bool, tuple[type, ...], set[str]]] | None = (
+            specs if same else None
+        )
 
     # ----------------------------------------------------------------- validation
     def _check(self, index: int, record: Any, allow_unseen: bool) -> None:
@@ -149,6 +173,14 @@ class Bundle:
                 raise RecordError(f"{where}: field '{name}' = {value!r}: {problem}")
 
     def _problem(self, name: str, spec: dict[str, Any], value: Any) -> str | None:
+        if spec["kind"] == "datetime":
+            if not isinstance(value, str):
+                return f"expected a date/time string (ISO 8601), got {_json_type(value)}."
+            try:
+                datetime.fromisoformat(value)
+            except ValueError:
+                return "expected an ISO 8601 date/time such as '2024-01-31T12:00:00'."
+            return None
         if spec["kind"] == "numeric":
             if isinstance(value, bool) or not isinstance(value, int | float):
                 return f"expected a number, got {_json_type(value)}."
@@ -170,23 +202,97 @@ class Bundle:
         return None
 
     # -------------------------------------------------------------------- scoring
-    def feeds(self, records: list[dict[str, Any]]) -> dict[str, Any]:
-        """The graph's inputs for (validated) records."""
+    def _fast_row(self, record: Any) -> Row | None:
+        """A plainly valid record's row (every field, nothing else, each value of its
+        kind and seen), or None when anything needs ``_check``'s full rules and messages."""
+        if type(record) is not dict or len(record) != len(self.fields) or self._specs is None:
+            return None
+        nums: list[float] = []
+        cats: list[str] = []
+        dates: list[float] = []
+        for name, kind, nullable, kinds, known in self._specs:
+            value = record.get(name, _ABSENT)
+            kind_of = type(value)
+            if value is None:
+                if not nullable:
+                    return None
+                if kind == "numeric":
+                    nums.append(math.nan)
+                elif kind == "datetime":
+                    dates.append(math.nan)
+                else:
+                    cats.append(MISSING)
+            elif kind == "numeric":
+                if kind_of not in (int, float) or not -MAX_ABS <= value <= MAX_ABS:
+                    return None  # also NaN and ±inf (no comparison holds)
+                nums.append(float(value))
+            elif kind == "datetime":
+                if kind_of is not str:
+                    return None
+                try:
+                    dates.append(_seconds(value))
+                except ValueError:
+                    return None
+            else:
+                if kind_of not in kinds or (kind_of is str and len(value) > MAX_TEXT):
+                    return None
+                if kind_of is float and not math.isfinite(value):
+                    return None
+                key = canonical(value)
+                if known and key not in known:
+                    return None
+                cats.append(key)
+        return nums, cats, dates
+
+    def _row(self, record: dict[str, Any]) -> Row:
+        """A (validated) record's values as the graph's inputs take them."""
+        return (
+            [_number(record.get(n)) for n in self.numeric],
+            [_category(record.get(n)) for n in self.categorical],
+            [_seconds(record.get(n)) for n in self.dates],
+        )
+
+    def _feeds(self, rows: list[Row]) -> dict[str, Any]:
+        """The graph's inputs. For one row they are this thread's own buffers, filled in
+        place and valid until its next call: onnxruntime takes an array it saw before
+        faster than a new one (~10 µs of a ~40 µs call)."""
         np = self._np
-        feeds: dict[str, Any] = {}
-        if self.numeric:
-            numbers = [[_number(r.get(n)) for n in self.numeric] for r in records]
-            feeds["numeric"] = np.array(numbers, dtype=np.float64).reshape(len(records), -1)
-        if self.categorical:
-            texts = [[_category(r.get(n)) for n in self.categorical] for r in records]
-            feeds["categorical"] = np.array(texts, dtype=object).reshape(len(records), -1)
-        return feeds
+        names = (("numeric", self.numeric), ("categorical", self.categorical),
+                 ("datetime", self.dates))  # fmt: skip
+        if len(rows) == 1:
+            buffers: dict[str, Any] | None = getattr(self._local, "feeds", None)
+            if buffers is None:
+                buffers = self._local.feeds = {
+                    key: np.empty((1, len(cols)), dtype=object if key == "categorical" else float)
+                    for key, cols in names
+                    if cols
+                }
+            for j, (key, cols) in enumerate(names):
+                if cols:
+                    buffers[key][0] = rows[0][j]
+            return buffers
+        return {
+            key: np.array(
+                [r[j] for r in rows], dtype=object if key == "categorical" else float
+            ).reshape(len(rows), len(cols))
+            for j, (key, cols) in enumerate(names)
+            if cols
+        }
+
+    def feeds(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """The graph's inputs for (validated) records (see ``_feeds`` for one record)."""
+        return self._feeds([self._row(r) for r in records])
 
     def raw(self, records: list[dict[str, Any]], allow_unseen: bool = False) -> Any:
         """Probabilities (n×k) or values (n) of ``records``, after validating them."""
+        rows = []
         for i, record in enumerate(records):
-            self._check(i, record, allow_unseen)
-        return self.session.run(self.outputs, self.feeds(records))[0]
+            row = self._fast_row(record)
+            if row is None:  # the full rules: an error names the field, or the row is fine
+                self._check(i, record, allow_unseen)
+                row = self._row(record)
+            rows.append(row)
+        return self.session.run(self.outputs, self._feeds(rows))[0]
 
     def predict(
         self, records: list[dict[str, Any]] | dict[str, Any], allow_unseen: bool = False
@@ -210,6 +316,16 @@ def _number(value: Any) -> float:
 
 def _category(value: Any) -> str:
     return MISSING if value is None else canonical(value)
+
+
+def _seconds(value: Any) -> float:
+    """Seconds since 1970-01-01T00:00 of the date/time's wall clock (its UTC offset left
+    out, as keizoku's encoder reads the parts): the graph's ``datetime`` input."""
+    if value is None:
+        return math.nan
+    stamp = datetime.fromisoformat(value)
+    days = stamp.toordinal() - EPOCH_ORDINAL
+    return float(days * 86400 + stamp.hour * 3600 + stamp.minute * 60 + stamp.second)
 
 
 _bundle: list[Bundle] = []

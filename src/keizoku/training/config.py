@@ -35,6 +35,9 @@ class TrainSpec(Section):
     metric: str | None = None
     folds: int | None = Field(default=None, ge=2, le=20)
     models: list[str] | None = None
+    # Families the search never tries (`keizoku train --exclude-family`), e.g. one that
+    # `keizoku export` cannot convert.
+    exclude_models: list[str] | None = None
     max_latency_ms: float | None = Field(default=None, gt=0)
     max_size_mb: float | None = Field(default=None, gt=0)
     ensemble: bool = True

@@ -126,11 +126,15 @@ class _Search:
         if n > 20_000:
             k = min(k, 3)
         self.k = k
+        exclude = cfg.exclude_models
         if cfg.models:  # the user's choice, as given
-            self.families = families_for(cfg.models, n)
+            self.families = families_for(cfg.models, n, exclude)
         else:  # the preset's, among those that suit the data size and are installed
             among = preset["families"]
-            self.families = [f for f in families_for(None, n) if among is None or f.name in among]
+            chosen = families_for(None, n, exclude)
+            self.families = [f for f in chosen if among is None or f.name in among]
+            if not self.families:  # the preset's own families were all excluded
+                self.families = chosen
         self.pool = preset["ensemble_candidates"]
         self.preset = preset
         self.folds = Folds(

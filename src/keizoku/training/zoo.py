@@ -421,10 +421,28 @@ ALL_FAMILIES: dict[str, Family] = {
 FAMILIES: dict[str, Family] = {n: f for n, f in ALL_FAMILIES.items() if f.available()}
 
 
-def families_for(names: list[str] | None, n_rows: int) -> list[Family]:
-    """The families to search: ``names`` if given, else every family that suits ``n_rows``."""
+def families_for(
+    names: list[str] | None, n_rows: int, exclude: list[str] | None = None
+) -> list[Family]:
+    """The families to search: ``names`` if given, else every family that suits ``n_rows``;
+    never those in ``exclude`` (``keizoku train --exclude-family``)."""
     from keizoku.errors import UserInputError
 
+    if exclude:
+        unknown = sorted(set(exclude) - set(ALL_FAMILIES))
+        if unknown:
+            raise UserInputError(
+                f"Unknown model famil{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)} "
+                f"in train.exclude_models (--exclude-family). Choose from: "
+                f"{', '.join(sorted(ALL_FAMILIES))}."
+            )
+        kept = [f for f in families_for(names, n_rows) if f.name not in exclude]
+        if not kept:
+            raise UserInputError(
+                f"--exclude-family {','.join(exclude)} leaves no model family to search: "
+                "exclude fewer families (or name others with --family)."
+            )
+        return kept
     if names:
         missing = [n for n in names if n in ALL_FAMILIES and n not in FAMILIES]
         if missing:
