@@ -41,7 +41,8 @@ for case in manifest["cases"]:
             if (val < thr) if is_p else (val >= thr):
                 drifted.append(cfg["column"])
     results.append({"dir": str(d), "drifted": sorted(drifted), "methods": methods,
-                    "seconds": seconds})
+                    "seconds": seconds,
+                    "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
 out.write_text(json.dumps({
     "status": "ok", "results": results,
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
