@@ -34,6 +34,16 @@ from keizoku.monitoring.reference import (
 manifest, out = json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2])
 cfg = DriftConfig()
 results = []
+
+
+def save() -> None:
+    """Write what is done so far (an interrupted run keeps its finished cases)."""
+    out.write_text(json.dumps({
+        "status": "ok", "results": results,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }))
+
+
 for case in manifest["cases"]:
     d, kinds = Path(case["dir"]), case["features"]
     ref_frame = pd.read_parquet(d / "reference.parquet")
@@ -69,7 +79,5 @@ for case in manifest["cases"]:
         "seconds": time.perf_counter() - t0,
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     })
-out.write_text(json.dumps({
-    "status": "ok", "results": results,
-    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-}))
+    save()
+save()
