@@ -1,28 +1,37 @@
 """Drift detection: keizoku vs Evidently's DataDriftPreset on synthetic data.
 
-    python bench/drift.py --out bench/work/drift.json [--quick] [--sizes 1000,10000]
-        [--trials 20,20,10,2] [--null-factor 3] [--rows 100000,1000000] [--parts power,e2e]
-        [--kinds 'null,mean 0.1 sd']
+    python bench/drift.py --out bench/work/drift.json [--quick] [--parts log,e2e,power]
+        [--sizes 1000,10000,100000,1000000] [--trials 10,10,3,1] [--nulls 20,20,6,2]
+        [--focus 'mean 0.1 sd=10,20,5,2'] [--kinds 'null,mean 0.1 sd'] [--rows 1000000]
+        [--tools keizoku,evidently] [--e2e-tools keizoku] [--reuse]
+    python bench/drift.py --markdown bench/work/drift.json   # the docs/benchmarks.md tables
 
-Two parts.
+Three parts, in this order (each record is written as soon as it is measured).
+
+**e2e** (`keizoku monitor --data` against Evidently's preset) and **log** (`keizoku monitor`
+over the prediction log): the generator (seed 0) writes reference.parquet and current.parquet
+(same size, default 1M rows) under bench/work/drift/<rows>/; features f00..f13 are numeric,
+f14..f19 categorical, `y` is a binary target (keizoku trains a model on reference.parquet's
+first 100k rows, one LightGBM trial: the reference statistics it monitors). Planted: f00 mean
++0.5 sd, f01 scale x1.5, f02 log-normal shift, f14 category frequencies, f15 a new category.
+The log part scores current.parquet with that model and logs it as 24 hourly segments of the
+last day
+(bench/runners/drift_log_write.py), then times `keizoku monitor NAME --since 2d --json` twice.
+Time = the whole command (CLI start included); for Evidently the report computation after
+loading; peak memory = largest resident set of the process (MB).
 
 **power** (detection rate and false alarms): seeded cases of 8 features (n_norm normal,
 n_logn log-normal, n_unif uniform, n_miss normal with 5 % nulls, c5 five equal levels, c3 three
-levels .5/.3/.2, pa/pb independent standard normals), reference and current of the same size
-(1k/10k/100k/1M rows; quick: 1k/10k), one planted change per case (POWER_KINDS) or none (null
-cases, ``--null-factor`` times as many trials). Detection rate = share of trials where the planted
-feature is flagged (correlation: keizoku's domain classifier, or either feature by a per-feature
-test). False-alarm rate = flagged features / features judged, over the null cases. Both tools see
-the same Parquet files; time per case and peak memory per tool process.
-
-**e2e**: the whole `keizoku monitor` command against Evidently's preset on one data set
-
-The generator (seed 0) writes reference.parquet and current.parquet (same size) under
-bench/work/drift/<rows>/; features f00..f13 are numeric, f14..f19 categorical, `y` is a binary
-target (so keizoku can train the model whose reference statistics it monitors). Planted:
-f00 mean +0.5 sd, f01 scale x1.5, f02 log-normal shift, f14 category frequencies, f15 a new
-category. Time = the drift computation only (data loading excluded for Evidently; for keizoku the
-whole `keizoku monitor` command); peak memory = largest resident set of the process (MB).
+levels .5/.3/.2, pa/pb independent standard normals), reference and current of the same size,
+one planted change per case (POWER_KINDS) or none (null cases). ``--trials`` planted cases per
+kind, ``--nulls`` null cases and ``--focus KIND=...`` a kind's own count, each one number per
+size (defaults TRIALS, NULLS, FOCUS: about an hour on 2 quiet cores, Evidently taking ~65 s per
+1M case). Detection rate = share of trials where the planted feature is flagged (correlation:
+keizoku's domain classifier, or either feature by a per-feature test). False-alarm rate =
+flagged features / features judged, over the null cases. Both tools see the same Parquet files;
+each tool runs all its cases in one process (smallest first), time per case, peak memory per
+size. The seeds are ``[rows, trial, kind index]``; the rule was chosen on other seeds
+(bench/runners/drift_choose.py).
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import argparse
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +72,28 @@ POWER_KINDS: dict[str, tuple[list[str], str]] = {
     "correlation": (["pa", "pb"], "pa, pb: correlation 0 -> 0.7, marginals unchanged"),
 }
 
+# the full run's cases per size (1k, 10k, 100k, 1M rows a side): planted cases per kind, and
+# null cases; sized so that the whole run (Evidently takes ~65 s per 1M case) ends in an hour
+TRIALS, NULLS, FOCUS = "10,10,3,1", "20,20,6,2", "10,20,5,2"
+NOTE = (
+    "**Power**: seeded synthetic cases, 8 features (4 numeric, 2 categorical, a pair of "
+    "independent normals), reference and current of the same size, one planted change per "
+    "case or none (null). Detection = the planted feature flagged (for the correlation "
+    "change: keizoku's domain classifier, or either feature by any per-feature test); false "
+    "alarms = features flagged on null cases / features judged. keizoku = the reference "
+    "statistics training saves + the DuckDB drift query of `keizoku monitor` + the domain "
+    "classifier; Evidently = `Report([DataDriftPreset()])` with its default per-column tests. "
+    "**End to end** (20 features, drift planted in " + ", ".join(PLANTED) + "): Evidently "
+    "time = `Report([DataDriftPreset()]).run(...)` + `.dict()` after loading; keizoku time = "
+    "the whole `keizoku monitor NAME --data current.parquet --json` command (CLI start, "
+    "loading, scoring the rows for prediction drift, feature drift, domain classifier). "
+    "**Prediction log**: the same model, current.parquet logged as 24 hourly segments; time "
+    "= the whole `keizoku monitor NAME --since 2d --json` command (second run, files in the "
+    "page cache; the first is `seconds_cold`). Peak memory = max resident set (MB); in the "
+    "power part keizoku's includes reading the reference rows to build the sketch that "
+    "training saves."
+)
+
 
 def power_frame(n: int, kind: str, rng: np.random.Generator) -> pd.DataFrame:
     """One side of a case: the 8 features, with ``kind`` planted (``"null"``: none)."""
@@ -89,12 +121,17 @@ def power_frame(n: int, kind: str, rng: np.random.Generator) -> pd.DataFrame:
     })
 
 
-def power_cases(sizes: list[int], trials: list[int], null_factor: int) -> list[dict[str, Any]]:
-    """Write every case's reference/current Parquet (reused when present); the manifest."""
+def power_cases(sizes: list[int], trials: list[int], nulls: list[int],
+                focus: dict[str, list[int]] | None = None) -> list[dict[str, Any]]:
+    """Write every case's reference/current Parquet (reused when present); the manifest.
+
+    ``trials``: planted cases per kind, ``nulls``: null cases, one number per size;
+    ``focus``: kind -> its own cases per size (the kinds where the rates are close)."""
     cases = []
-    for n, t in zip(sizes, trials, strict=True):
+    for i, (n, t, t0) in enumerate(zip(sizes, trials, nulls, strict=True)):
         for kind in POWER_KINDS:
-            for trial in range(t * (null_factor if kind == "null" else 1)):
+            count = t0 if kind == "null" else (focus or {}).get(kind, [t] * len(sizes))[i]
+            for trial in range(count):
                 d = WORK / "drift_power" / str(n) / f"{kind.replace(' ', '_')}-{trial}"
                 if not (d / "current.parquet").exists():
                     d.mkdir(parents=True, exist_ok=True)
@@ -107,51 +144,46 @@ def power_cases(sizes: list[int], trials: list[int], null_factor: int) -> list[d
 
 
 def run_power_tool(tool: str, cases: list[dict[str, Any]], reuse: bool = False) -> dict[str, Any]:
-    """Run one tool's runner over the cases (one process per size, for its peak memory).
+    """Run one tool's runner over the cases: one process, smallest windows first (the tool
+    is imported once); the peak memory of a size is the process's largest resident set at
+    the end of that size's cases (sizes grow, so it is that size's own peak).
 
-    ``reuse``: read the runner outputs already in bench/work/drift_power instead (a size
-    without one is left out for this tool; the summary keeps the cases every tool ran)."""
+    ``reuse``: read the runner output already in bench/work/drift_power instead (the
+    summary keeps the cases every tool ran)."""
     py = Path(sys.executable) if tool == "keizoku" else tool_python("evidently")
     if py is None:
         return {"status": "not installed"}
-    if reuse:
-        by_dir, peaks = {}, {}
-        for n in sorted({c["rows"] for c in cases}):
-            out = WORK / "drift_power" / f"out-{tool}-{n}.json"
-            if out.exists():
-                res = json.loads(out.read_text())
-                peaks[n] = res["peak_rss_mb"]
-                by_dir.update({x["dir"]: x for x in res["results"]})
-        return {"status": "ok", "by_dir": by_dir, "peak_rss_mb": peaks}
-    runner = BENCH / "runners" / f"drift_{tool}_power.py"
-    by_dir: dict[str, Any] = {}
-    peaks: dict[int, float] = {}
-    for n in sorted({c["rows"] for c in cases}):
-        part = [c for c in cases if c["rows"] == n]
-        man = WORK / "drift_power" / f"manifest-{tool}-{n}.json"
-        out = WORK / "drift_power" / f"out-{tool}-{n}.json"
+    out = WORK / "drift_power" / f"out-{tool}.json"
+    if not reuse:
+        runner = BENCH / "runners" / f"drift_{tool}_power.py"
+        man = WORK / "drift_power" / f"manifest-{tool}.json"
         out.unlink(missing_ok=True)
-        man.write_text(json.dumps({"cases": part}))
+        man.write_text(json.dumps({"cases": sorted(cases, key=lambda c: c["rows"])}))
         r = subprocess.run([str(py), str(runner), str(man), str(out)], capture_output=True,
                            text=True, timeout=6 * 3600)
-        if r.returncode != 0 or not out.exists():
+        if not out.exists():
             return {"status": "failed", "error": (r.stdout + r.stderr)[-800:]}
-        res = json.loads(out.read_text())
-        peaks[n] = res["peak_rss_mb"]
-        by_dir.update({x["dir"]: x for x in res["results"]})
-        print(f"[drift] power {tool:9s} {n:>8d} rows: {len(part)} cases, peak "
-              f"{res['peak_rss_mb']:.0f} MB", flush=True)
-    return {"status": "ok", "by_dir": by_dir, "peak_rss_mb": peaks}
+        status = "ok" if r.returncode == 0 else "partial: " + (r.stdout + r.stderr)[-300:]
+    if not out.exists():
+        return {"status": "no output to reuse"}
+    res = json.loads(out.read_text())
+    by_dir = {x["dir"]: x for x in res["results"]}
+    peaks: dict[int, float] = {}
+    for c in cases:
+        if c["dir"] in by_dir:
+            peaks[c["rows"]] = max(peaks.get(c["rows"], 0.0), by_dir[c["dir"]]["rss_mb"])
+    print(f"[drift] power {tool}: {len(by_dir)} cases, peak {peaks} MB", flush=True)
+    return {"status": "ok" if reuse else status, "by_dir": by_dir, "peak_rss_mb": peaks}
 
 
 def power_summary(cases: list[dict[str, Any]], runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Detection rate per kind and size, false alarms per feature, time per case, per tool."""
     out: dict[str, Any] = {"detection": [], "false_alarms": [], "time": []}
-    ok = [r for r in runs.values() if r.get("status") == "ok"]
+    ok = [r for r in runs.values() if "by_dir" in r]
     cases = [c for c in cases if all(c["dir"] in r["by_dir"] for r in ok)]  # run by every tool
     sizes = sorted({c["rows"] for c in cases})
     for tool, run in runs.items():
-        if run.get("status") != "ok":
+        if "by_dir" not in run:
             continue
         got = run["by_dir"]
         for n in sizes:
@@ -256,120 +288,223 @@ def keizoku_has(cmd: str) -> bool:
     return r.returncode == 0
 
 
-def run_keizoku(d: Path, rows: int) -> dict[str, Any]:
-    rec: dict[str, Any] = {"tool": "keizoku monitor", "rows": rows, "features": 20,
-                           "drifted_planted": len(PLANTED)}
-    if not keizoku_has("monitor"):
-        return {**rec, "status": "not available (`keizoku monitor` does not exist yet)"}
-    # Train a model on reference.parquet (keizoku computes its reference statistics at training),
-    # then `keizoku monitor reference --data current.parquet --json` (prints the report as JSON).
+# the model `monitor` compares with: one LightGBM trial on at most TRAIN_ROWS reference rows
+# (its reference statistics are what matters here, not its quality; the budget is a ceiling
+# for a loaded machine, where reading a million rows alone took 6 minutes)
+TRAIN_ROWS, TRAIN_BUDGET_S = 100_000, 900
+
+
+def train_keizoku(d: Path) -> tuple[Path, dict[str, str]] | str:
+    """Train a model on reference.parquet once (keizoku computes its reference statistics
+    at training): (work folder, environment), or the error."""
     import os
     import shutil
 
     work = d / "keizoku"
+    env = {**os.environ, "KEIZOKU_HOME": str(work / ".keizoku")}
+    if (work / ".trained").exists():
+        return work, env
     if work.exists():
         shutil.rmtree(work)
     work.mkdir()
-    env = {**os.environ, "KEIZOKU_HOME": str(work / ".keizoku")}
-    shutil.copy(d / "reference.parquet", work / "reference.parquet")
-    budget = max(30, rows // 10_000)
+    pd.read_parquet(d / "reference.parquet").head(TRAIN_ROWS).to_parquet(
+        work / "reference.parquet", index=False)
     for args in (["init", "reference.parquet", "--target", "y", "--task", "binary"],
-                 ["train", "--budget", f"{budget}s"]):
+                 ["train", "--budget", f"{TRAIN_BUDGET_S}s", "--family", "lightgbm",
+                  "--max-trials", "1"]):
         r = subprocess.run([str(KEIZOKU_BIN), *args], cwd=work, env=env, capture_output=True,
                            text=True, timeout=3600)
         if r.returncode != 0:
-            return {**rec, "status": f"failed (keizoku {args[0]})",
-                    "error": (r.stdout + r.stderr)[-800:]}
+            return f"keizoku {args[0]}: " + (r.stdout + r.stderr)[-800:]
+    (work / ".trained").touch()
+    return work, env
+
+
+def run_keizoku(d: Path, rows: int) -> dict[str, Any]:
+    """`keizoku monitor reference --data current.parquet --json` (the report as JSON)."""
+    rec: dict[str, Any] = {"tool": "keizoku monitor", "rows": rows, "features": 20,
+                           "drifted_planted": len(PLANTED)}
+    if not keizoku_has("monitor"):
+        return {**rec, "status": "not available (`keizoku monitor` does not exist yet)"}
+    trained = train_keizoku(d)
+    if isinstance(trained, str):
+        return {**rec, "status": "failed (training)", "error": trained}
+    work, env = trained
     cmd = [sys.executable, str(BENCH / "runners" / "peak.py"), str(KEIZOKU_BIN), "monitor",
            "reference", "--data", str(d / "current.parquet"), "--json"]
     r = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=3600)
+    got = _monitor_output(r)
+    if "error" in got:
+        return {**rec, "status": "failed", "error": got["error"]}
+    return {**rec, "status": "ok", "seconds": got["seconds"], "peak_rss_mb": got["peak_rss_mb"],
+            "keizoku_elapsed_s": got["elapsed"], "train_budget_s": TRAIN_BUDGET_S,
+            "drifted_found": got["found"], "drifted": got["drifted"]}
+
+
+def run_keizoku_log(d: Path, rows: int, times: int = 2) -> dict[str, Any]:
+    """`keizoku monitor NAME` over the prediction log: a model trained on reference.parquet,
+    current.parquet logged as 24 hourly segments of the last day."""
+    import shutil
+
+    rec: dict[str, Any] = {"tool": "keizoku monitor (prediction log)", "rows": rows,
+                           "features": 20, "drifted_planted": len(PLANTED)}
+    trained = train_keizoku(d)
+    if isinstance(trained, str):
+        return {**rec, "status": "failed (training)", "error": trained}
+    work, env = trained
+    log = work / "log"
+    shutil.rmtree(log, ignore_errors=True)
+    env = {**env, "KEIZOKU_LOG_ROOT": str(log)}
+    r = subprocess.run([sys.executable, str(BENCH / "runners" / "drift_log_write.py"),
+                        "reference", str(d / "current.parquet")], cwd=work, env=env,
+                       capture_output=True, text=True, timeout=3600)
+    if r.returncode != 0:
+        return {**rec, "status": "failed (writing the log)", "error": (r.stdout + r.stderr)[-800:]}
+    runs = []
+    for _ in range(times):  # the second with the segments in the page cache
+        cmd = [sys.executable, str(BENCH / "runners" / "peak.py"), str(KEIZOKU_BIN), "monitor",
+               "reference", "--since", "2d", "--json"]
+        r = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=3600)
+        got = _monitor_output(r)
+        if "error" in got:
+            return {**rec, "status": "failed", "error": got["error"]}
+        runs.append(got)
+    best = runs[-1]
+    return {**rec, "status": "ok", "seconds": best["seconds"], "seconds_cold": runs[0]["seconds"],
+            "peak_rss_mb": best["peak_rss_mb"], "keizoku_elapsed_s": best["elapsed"],
+            "n_rows": best["n_rows"], "drifted_found": best["found"],
+            "drifted": best["drifted"]}
+
+
+def _monitor_output(r: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """Time, peak memory and the verdicts of one `keizoku monitor --json` under peak.py."""
     lines = r.stdout.splitlines()
     line = next((ln for ln in lines if ln.startswith("PEAK ")), None)
     if r.returncode not in (0, 10, 11) or line is None:  # 10/11: drift / metric drop found
-        return {**rec, "status": "failed", "error": (r.stdout + r.stderr)[-800:]}
+        return {"error": (r.stdout + r.stderr)[-800:]}
     peak = json.loads(line[5:])
-    found: list[str] = []
-    elapsed = None
-    try:
-        rep = json.loads(next(ln for ln in lines if ln.startswith("{")))
-        found = [str(f) for f in rep.get("drifted", [])]
-        elapsed = rep.get("elapsed_s")
-    except Exception as exc:  # noqa: BLE001
-        rec["parse_error"] = str(exc)
+    rep = json.loads(next(ln for ln in lines if ln.startswith("{")))
+    found = [str(f) for f in rep.get("drifted", [])]
     feats = [f for f in found if f != "prediction"]
-    return {**rec, "status": "ok", "seconds": peak["seconds"], "peak_rss_mb": peak["peak_rss_mb"],
-            "keizoku_elapsed_s": elapsed, "train_budget_s": budget,
-            "drifted_found": f"{len(set(feats) & set(PLANTED))}/{len(PLANTED)} "
-                             f"+{len(set(feats) - set(PLANTED))} false",
-            "drifted": found}
+    return {"seconds": peak["seconds"], "peak_rss_mb": peak["peak_rss_mb"],
+            "elapsed": rep.get("elapsed_s"), "n_rows": rep.get("n_rows"), "drifted": found,
+            "found": f"{len(set(feats) & set(PLANTED))}/{len(PLANTED)} "
+                     f"+{len(set(feats) - set(PLANTED))} false"}
+
+
+def _load() -> float:
+    import os
+
+    return round(os.getloadavg()[0], 2)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The run as the Markdown of docs/benchmarks.md (bench/run.py's drift tables, with
+    this run's case counts and the load)."""
+    from run import render_drift, render_drift_power
+
+    cfg = result.get("power_config", {})
+    loads = [x["load_1m"] for x in result.get("load", [])]
+    lines = [result.get("note", ""), "",
+             f"Load (1-min average, at each stage): {loads} "
+             f"({', '.join(x['stage'] + ' ' + x['utc'] for x in result.get('load', []))} UTC).",
+             ""]
+    power = result.get("power")
+    if power:
+        lines += [f"Power: rows per side {cfg.get('sizes')}; cases per planted kind "
+                  f"{cfg.get('trials')}, per focus kind {cfg.get('focus')}, null cases "
+                  f"{cfg.get('nulls')} (one number per size); status "
+                  f"{result.get('power_status')}.", ""]
+        lines += render_drift_power(result, power)[2:]
+    if result.get("results"):
+        lines += render_drift({**result, "power": None, "note": None})
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--out", type=Path, default=WORK / "drift.json")
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--parts", default="power,e2e")
+    p.add_argument("--parts", default="power,e2e,log")
     p.add_argument("--sizes", default="", help="power: rows per side (default 1k,10k,100k,1M)")
-    p.add_argument("--trials", default="", help="power: trials per kind, one per size")
-    p.add_argument("--null-factor", type=int, default=0, help="power: null trials x this")
+    p.add_argument("--trials", default="", help="power: planted cases per kind, one per size")
+    p.add_argument("--nulls", default="", help="power: null cases, one number per size")
+    p.add_argument("--focus", action="append", default=[], metavar="KIND=N,N,..",
+                   help="power: this kind's own cases per size (default 'mean 0.1 sd=" +
+                   FOCUS + "')")
+    p.add_argument("--e2e-tools", default="", help="e2e: tools (default: --tools)")
     p.add_argument("--kinds", default="", help="power: only these planted kinds (comma-separated, "
                    "e.g. 'null,mean 0.1 sd'; default all)")
-    p.add_argument("--rows", default="", help="e2e: rows (default 100k,1M; quick 20k)")
+    p.add_argument("--rows", default="", help="e2e and log: rows (default 1M; quick 20k)")
     p.add_argument("--tools", default="keizoku,evidently")
     p.add_argument("--reuse", action="store_true",
                    help="power: summarise the runner outputs already in bench/work/drift_power")
+    p.add_argument("--markdown", type=Path, help="print the Markdown of this result JSON")
     a = p.parse_args(argv)
+    if a.markdown:
+        print(markdown(json.loads(a.markdown.read_text())))
+        return 0
     parts = [x.strip() for x in a.parts.split(",")]
     tools = [t.strip() for t in a.tools.split(",")]
     sizes = [int(r) for r in (a.sizes or ("1000,10000" if a.quick
                                           else "1000,10000,100000,1000000")).split(",")]
-    trials = [int(t) for t in (a.trials or ("3,3" if a.quick else "20,20,10,2")).split(",")]
-    null_factor = a.null_factor or (2 if a.quick else 3)
+    trials = [int(t) for t in (a.trials or ("3,3" if a.quick else TRIALS)).split(",")]
+    nulls = [int(t) for t in (a.nulls or ("6,6" if a.quick else NULLS)).split(",")]
     result: dict[str, Any] = {
-        "section": "drift", "results": [], "planted": PLANTED,
+        "section": "drift", "results": [], "planted": PLANTED, "load": [],
         "versions": {"evidently": package_versions("evidently")},
         "power_kinds": {k: v[1] for k, v in POWER_KINDS.items()},
-        "power_config": {"sizes": sizes, "trials": trials, "null_factor": null_factor},
-        "note": ("**Power**: seeded synthetic cases, 8 features (4 numeric, 2 categorical, a pair "
-                 "of independent normals), reference and current of the same size, one planted "
-                 "change per case or none (null). Detection = the planted feature flagged (for "
-                 "the correlation change: keizoku's domain classifier, or either feature by any "
-                 "per-feature test); false alarms = features flagged on null cases / features "
-                 "judged. keizoku = the reference statistics training saves + the DuckDB drift "
-                 "query of `keizoku monitor` + the domain classifier; Evidently = "
-                 "`Report([DataDriftPreset()])` with its default per-column tests. **End to end** "
-                 "(20 features, drift planted in " + ", ".join(PLANTED) + "): Evidently time = "
-                 "`Report([DataDriftPreset()]).run(...)` + `.dict()` after loading; keizoku time "
-                 "= the whole `keizoku monitor NAME --data current.parquet --json` command (CLI "
-                 "start, loading, scoring the rows for prediction drift, feature drift, domain "
-                 "classifier). Peak memory = max resident set (MB); in the power part keizoku's "
-                 "includes reading the reference rows to build the sketch that training saves."),
+        "power_config": {"sizes": sizes, "trials": trials, "nulls": nulls},
+        "note": NOTE,
     }
+
+    def mark(stage: str) -> None:
+        result["load"].append({"stage": stage, "load_1m": _load(),
+                               "utc": time.strftime("%H:%M:%S", time.gmtime())})
+        write_json(a.out, result)
+
+    mark("start")
+    rows = [int(r) for r in (a.rows or ("20000" if a.quick else "1000000")).split(",")]
+    for n in rows:
+        if "e2e" not in parts and "log" not in parts:
+            break
+        d = generate(n, WORK / "drift" / str(n))
+        for t in (a.e2e_tools.split(",") if a.e2e_tools else tools) if "e2e" in parts else []:
+            rec = run_keizoku(d, n) if t == "keizoku" else run_evidently(d, n)
+            _report(result, rec, n)
+            mark(f"e2e {t} {n}")
+        if "log" in parts and "keizoku" in tools:
+            _report(result, run_keizoku_log(d, n), n)
+            mark(f"log {n}")
     if "power" in parts:
         t = (trials * len(sizes))[: len(sizes)] if len(trials) == 1 else trials
-        cases = power_cases(sizes, t, null_factor)
+        z = (nulls * len(sizes))[: len(sizes)] if len(nulls) == 1 else nulls
+        focus = dict(f.split("=", 1) for f in (a.focus or ([] if a.quick else
+                                                         ["mean 0.1 sd=" + FOCUS])))
+        counts = {k: [int(x) for x in v.split(",")] for k, v in focus.items()}
+        result["power_config"]["focus"] = counts
+        cases = power_cases(sizes, t, z, counts)
         if a.kinds:
             kinds = [k.strip() for k in a.kinds.split(",")]
             cases = [c for c in cases if c["kind"] in kinds]
-        runs = {tool: run_power_tool(tool, cases, a.reuse) for tool in tools}
+        runs = {}
+        for tool in tools:
+            runs[tool] = run_power_tool(tool, cases, a.reuse)
+            mark(f"power {tool}")
         result["power"] = power_summary(cases, runs)
         result["power_status"] = {k: v.get("status") for k, v in runs.items()}
         result["power_errors"] = {k: v["error"] for k, v in runs.items() if "error" in v}
         write_json(a.out, result)
-    if "e2e" in parts:
-        rows = [int(r) for r in (a.rows or ("20000" if a.quick else "100000,1000000")).split(",")]
-        for n in rows:
-            d = generate(n, WORK / "drift" / str(n))
-            for t in tools:
-                rec = run_keizoku(d, n) if t == "keizoku" else run_evidently(d, n)
-                print(f"[drift] {n:>8d} rows  {rec['tool']:28s} {rec['status']:10s} "
-                      f"{rec.get('seconds', 0):.1f}s {rec.get('peak_rss_mb', 0):.0f} MB "
-                      f"{rec.get('drifted_found', '')}", flush=True)
-                result["results"].append(rec)
-                write_json(a.out, result)
     result["status"] = "ok"
     write_json(a.out, result)
     return 0
+
+
+def _report(result: dict[str, Any], rec: dict[str, Any], n: int) -> None:
+    print(f"[drift] {n:>8d} rows  {rec['tool']:34s} {rec['status']:10s} "
+          f"{rec.get('seconds', 0):.1f}s {rec.get('peak_rss_mb', 0):.0f} MB "
+          f"{rec.get('drifted_found', '')}", flush=True)
+    result["results"].append(rec)
 
 
 if __name__ == "__main__":

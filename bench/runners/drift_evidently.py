@@ -32,7 +32,8 @@ drifted = []
 for m in res["metrics"]:
     cfg = m.get("config", {})
     if cfg.get("type", "").endswith("ValueDrift"):
-        method, thr, val = str(cfg.get("method", "")), float(cfg.get("threshold", 0.1)), float(m["value"])
+        method, thr = str(cfg.get("method", "")), float(cfg.get("threshold", 0.1))
+        val = float(m["value"])
         is_p = "p_value" in method.lower() or "p-value" in method.lower()
         if (val < thr) if is_p else (val >= thr):
             drifted.append(cfg["column"])

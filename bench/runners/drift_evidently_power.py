@@ -20,6 +20,16 @@ from evidently.presets import DataDriftPreset
 
 manifest, out = json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2])
 results = []
+
+
+def save() -> None:
+    """Write what is done so far (an interrupted run keeps its finished cases)."""
+    out.write_text(json.dumps({
+        "status": "ok", "results": results,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }))
+
+
 for case in manifest["cases"]:
     d, kinds = Path(case["dir"]), case["features"]
     ref = pd.read_parquet(d / "reference.parquet")[list(kinds)]
@@ -41,8 +51,7 @@ for case in manifest["cases"]:
             if (val < thr) if is_p else (val >= thr):
                 drifted.append(cfg["column"])
     results.append({"dir": str(d), "drifted": sorted(drifted), "methods": methods,
-                    "seconds": seconds})
-out.write_text(json.dumps({
-    "status": "ok", "results": results,
-    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-}))
+                    "seconds": seconds,
+                    "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+    save()
+save()

@@ -8,7 +8,8 @@ training would save (``numeric_ref``/``categorical_ref`` on the reference rows, 
 reference row sample); the current rows are counted by the same DuckDB query `keizoku monitor`
 runs over Parquet, and the domain classifier sees the same samples. Time per case = reading the
 current file + per-feature drift + multivariate check (the reference statistics are computed
-at training, so not timed); peak memory = this process's ru_maxrss.
+at training, so not timed); peak memory = this process's ru_maxrss, and after each
+case (``rss_mb``).
 """
 
 import json
@@ -33,6 +34,16 @@ from keizoku.monitoring.reference import (
 manifest, out = json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2])
 cfg = DriftConfig()
 results = []
+
+
+def save() -> None:
+    """Write what is done so far (an interrupted run keeps its finished cases)."""
+    out.write_text(json.dumps({
+        "status": "ok", "results": results,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }))
+
+
 for case in manifest["cases"]:
     d, kinds = Path(case["dir"]), case["features"]
     ref_frame = pd.read_parquet(d / "reference.parquet")
@@ -66,8 +77,7 @@ for case in manifest["cases"]:
         "top": [f for f, _ in multi.top_features[:2]],
         "seconds_features": t_features,
         "seconds": time.perf_counter() - t0,
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     })
-out.write_text(json.dumps({
-    "status": "ok", "results": results,
-    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-}))
+    save()
+save()

@@ -10,12 +10,21 @@ dilutes it. The sizes and seeds are fixed, so a verdict that changes is a behavi
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
-from keizoku.monitoring.drift import BucketCounts, DriftConfig, collect_counts
+from keizoku.monitoring.drift import (
+    BucketCounts,
+    DriftConfig,
+    collect_counts,
+    compare_numeric,
+    numeric_counts,
+    numeric_limit,
+)
 from keizoku.monitoring.monitor import drift_of_counts, drift_started, per_bucket, recent_drift
 from keizoku.monitoring.multivariate import domain_classifier
 from keizoku.monitoring.reference import (
@@ -39,7 +48,7 @@ def stream(n: int, rng: np.random.Generator, plant: str = "null") -> pd.DataFram
         cat[rng.random(n) < 0.05] = "new"
     rho = 0.7 if plant == "correlation" else 0.0
     pa = rng.normal(0, 1, n)
-    shift = {"mean 0.2 sd": 0.2, "mean 0.3 sd": 0.3, "mean 0.5 sd": 0.5}.get(plant, 0.0)
+    shift = float(plant.split()[1]) if plant.startswith("mean") else 0.0
     return pd.DataFrame({
         "num": rng.normal(shift, 1.25 if plant == "variance" else 1.0, n),
         "skew": rng.lognormal(0, 0.5, n),
@@ -83,6 +92,7 @@ def drifted(ref: Reference, current: pd.DataFrame, cfg: DriftConfig | None = Non
 
 
 PLANTED = [
+    ("mean 0.1 sd", {"num"}),  # the smallest shift detected reliably from 10k rows a side
     ("mean 0.2 sd", {"num"}),
     ("mean 0.3 sd", {"num"}),
     ("mean 0.5 sd", {"num"}),
@@ -119,7 +129,8 @@ def test_the_issue_case_a_third_of_a_standard_deviation_at_a_million_rows() -> N
     num = verdicts["num"]
     assert num.drifted and num.psi < 0.2
     assert num.distance == pytest.approx(0.3, abs=0.02)
-    assert num.reason.startswith("wasserstein/std 0.3") and "≥ 0.1" in num.reason
+    assert num.reason.startswith("wasserstein/std 0.3") and "≥ 0.05 (threshold at" in num.reason
+    assert num.threshold == 0.05 and num.tests["ks"] < 0.01
 
 
 def test_small_windows_need_a_significant_test() -> None:
@@ -171,3 +182,53 @@ def test_a_recent_shift_diluted_by_the_whole_window_is_reported() -> None:
     assert not whole["num"].drifted  # 0.5 sd over 1/24 of the rows: ~0.02 sd overall
     recent, _ = recent_drift(counts, ref, None, cfg, until=24 * 3600.0, width=3600.0)
     assert {f.feature for f in recent if f.drifted} == {"num"}
+
+
+def test_the_numeric_threshold_follows_the_noise_of_the_window() -> None:
+    """0.05 from ~5k values a side, 0.1 at 1k, the sketch's null 99th percentile between;
+    a spec's ``numeric_threshold`` moves the whole curve."""
+    cfg = DriftConfig()
+    assert numeric_limit(cfg, 1000, 1000) == 0.1
+    assert 0.05 < numeric_limit(cfg, 2000, 2000) < 0.1
+    assert numeric_limit(cfg, 10_000, 10_000) == numeric_limit(cfg, 10**6, 10**6) == 0.05
+    assert numeric_limit(cfg, 10**6, 1000) > numeric_limit(cfg, 10**6, 10_000)  # small window
+    strict = DriftConfig(numeric_threshold=0.2)
+    assert numeric_limit(strict, 10**6, 10**6) == 0.2 and numeric_limit(strict, 50, 50) == 0.4
+
+
+def _numeric_verdicts(n: int, plant: str, seeds: range, test: str = "") -> list[Any]:
+    """Per seed, the verdict on the ``num`` column (with ``test``: and whether that test
+    alone was significant)."""
+    out: list[Any] = []
+    for seed in seeds:
+        rng = np.random.default_rng([n, seed, 77])
+        ref = numeric_ref(stream(n, rng)["num"])
+        cur = numeric_counts(stream(n, rng, plant)["num"].to_numpy(), ref)
+        fd = compare_numeric("num", ref, cur, DriftConfig())
+        out.append((fd.drifted, fd.tests[test] < 0.01) if test else fd.drifted)
+    return out
+
+
+def test_a_tenth_of_a_standard_deviation_is_flagged_at_ten_thousand_rows() -> None:
+    """At 10k rows a side the measured distance of a 0.1 sd shift (0.10 ± 0.013) clears the
+    0.05 floor every time; a 0.1 threshold caught it about half the time."""
+    assert _numeric_verdicts(10_000, "mean 0.1 sd", range(20)) == [True] * 20
+    assert _numeric_verdicts(10_000, "null", range(20)) == [False] * 20
+
+
+def test_the_chi2_half_of_the_test_sees_a_change_of_spread_in_small_windows() -> None:
+    """sd × 1.25 at 1,000 rows: KS alone is significant in about a third of the windows,
+    KS and chi-squared together (Bonferroni) in about nine of ten."""
+    verdicts = _numeric_verdicts(1000, "variance", range(20), test="ks")
+    assert sum(v for v, _ in verdicts) >= 16  # 20 of these 20
+    assert sum(ks for _, ks in verdicts) <= 10  # 9: the old rule (KS only) missed half
+    rng = np.random.default_rng([1000, 0, 77])
+    ref = numeric_ref(stream(1000, rng)["num"])
+    fd = compare_numeric(
+        "num",
+        ref,
+        numeric_counts(stream(1000, rng, "variance")["num"].to_numpy(), ref),
+        DriftConfig(),
+    )
+    assert fd.test == "ks+chi2" and fd.p_value == min(1.0, 2 * min(fd.tests.values()))
+    assert "chi2 p=" in fd.reason and "2×min p=" in fd.reason

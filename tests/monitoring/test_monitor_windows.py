@@ -83,7 +83,7 @@ def test_the_terminal_and_the_html_report_say_why(project: Path) -> None:
     text = " ".join(out.stdout.split())
     assert "body_mass_g: shift confined to the recent part" in text
     assert "Multivariate:" in text and "domain classifier AUC" in text
-    assert "drift = p &lt; 0.01" not in text and "drift = p < 0.01 and distance ≥ 0.1" in text
+    assert "drift = p &lt; 0.01" not in text and "drift = p < 0.01 and distance ≥ 0.05" in text
     html = (project / "d.html").read_text()
     assert '<section id="recent">' in html and '<section id="multivariate">' in html
     recent = html.split('<section id="recent">')[1].split("</section>")[0]

@@ -285,7 +285,7 @@ def test_drift_page_puts_the_planted_shift_first_and_marks_it() -> None:
     assert len(charts_drawn) == 6  # per feature: shares and effect size per hour (3 buckets)
     assert "wasserstein/std per hour" in html
     # the bucket chart plots the verdict's effect size with the rule's threshold drawn
-    assert "drift threshold: wasserstein/std ≥ 0.1 (with p &lt; 0.01)" in html
+    assert "drift threshold: wasserstein/std ≥ 0.05 (with p &lt; 0.01)" in html
     assert 'data-chart="distance-0"' in html
 
 

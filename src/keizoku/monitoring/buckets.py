@@ -618,9 +618,11 @@ def drift_series(
 ) -> dict[str, list[DriftPoint]]:
     """Per feature (``__prediction__`` for the predictions), its buckets from ``since``,
     judged with ``config`` (the spec's ``monitoring:`` section; default ``DriftConfig()``)."""
-    from keizoku.monitoring.drift import DriftConfig, drift_rule
+    from keizoku.monitoring.drift import DriftConfig, drift_rule, numeric_limit
 
     cfg = config or DriftConfig()
+    ref = _reference(model, version)
+    ref_rows = {f: int(r.n * (1 - r.null_rate)) for f, r in (ref.features if ref else {}).items()}
     rows = _rows(model, root,
                  "SELECT feature, bucket, n, distance, threshold, drifted, kind, p_value, null_p, "
                  "null_effect FROM drift WHERE width=? AND version=? AND bucket>=? "
@@ -629,7 +631,8 @@ def drift_series(
     for feature, bucket, n, distance, threshold, drifted, kind, p, null_p, null_h in rows:
         if kind is not None:  # the statistics are stored: judge them with ``cfg``
             d = float("nan") if distance is None else distance
-            shape, nulls, threshold = drift_rule(kind, p, d, null_p, null_h, cfg)
+            limit = numeric_limit(cfg, ref_rows.get(feature, n), n) if kind == "numeric" else None
+            shape, nulls, threshold = drift_rule(kind, p, d, null_p, null_h, cfg, limit)
             drifted = n >= cfg.min_rows and (shape or nulls)
         out.setdefault(feature, []).append(
             DriftPoint(bucket, n, distance, threshold, bool(drifted))

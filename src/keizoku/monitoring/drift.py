@@ -3,9 +3,11 @@
 Numbers per feature type (defaults in ``DriftConfig``, overridable in the spec's
 ``monitoring:`` section):
 
-* numbers: two-sample Kolmogorov-Smirnov on the reference quantile bins (the
-  statistic is the largest CDF gap at a bin edge, so it is a slight
-  under-estimate and the test is conservative), and the Wasserstein-1 distance
+* numbers: two tests on the reference quantile bins, combined by Bonferroni
+  (p = 2·min(p_KS, p_χ²)): two-sample Kolmogorov-Smirnov (the statistic is the
+  largest CDF gap at a bin edge, so it is a slight under-estimate and the test is
+  conservative; it sees shifts of location) and chi-squared on the bin counts (it
+  sees changes of spread and shape the KS misses); and the Wasserstein-1 distance
   divided by the reference standard deviation (the area between the CDFs on the
   bins, plus the two tails beyond the first and last edge from their partial
   means, so a pure shift of d standard deviations measures d);
@@ -18,10 +20,13 @@ Numbers per feature type (defaults in ``DriftConfig``, overridable in the spec's
 The rule (chosen by measurement, docs/decisions/0010-drift-defaults.md): a feature
 drifts when its shape moved both *significantly* (test p < ``alpha``, 0.01: what
 keeps small windows quiet on noise) and *enough* (an effect size that does not
-shrink with the number of rows: Wasserstein/std ≥ ``numeric_threshold``, 0.1, or
-Jensen-Shannon ≥ ``categorical_threshold``, 0.1), or when its null rate did
-(p < ``alpha`` and Cohen's h ≥ ``null_threshold``, 0.1). Every verdict carries the
-``effect`` it compared, the ``threshold`` and a one-line ``reason``.
+shrink with the number of rows: Wasserstein/std ≥ a threshold that depends on the
+window, or Jensen-Shannon ≥ ``categorical_threshold``, 0.1), or when its null rate
+did (p < ``alpha`` and Cohen's h ≥ ``null_threshold``, 0.1). The numeric threshold
+(:func:`numeric_limit`) is ``numeric_threshold`` (0.05) from about 5,000 rows a side;
+below, the 99th percentile of the sketch distance on unchanged data at the window's
+size, up to 0.1 (1,000 rows). Every verdict carries the ``effect`` it compared, the
+``threshold`` and a one-line ``reason``.
 
 All counting happens in DuckDB: one scan computes, per time bucket, the count of
 values at or below each reference bin edge (numbers) and per level (categories),
@@ -57,9 +62,14 @@ __all__ = [
     "BucketCounts",
     "tail_sums",
     "cohens_h",
+    "numeric_limit",
 ]
 
 EPS = 1e-4
+# Wasserstein/std between two samples of one distribution, 99th percentile ≈
+# NOISE_Q99·√(1/n_ref + 1/n_cur) (measured on the sketch for normal, log-normal and
+# uniform columns at 1k-100k rows a side: bench/runners/drift_choose.py, decision 10)
+NOISE_Q99 = 2.8
 
 
 class DriftConfig(BaseModel):
@@ -68,7 +78,7 @@ class DriftConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     alpha: float = 0.01  # the tests' significance (guards small windows against noise)
-    numeric_threshold: float = 0.1  # Wasserstein-1 / reference std
+    numeric_threshold: float = 0.05  # Wasserstein-1 / reference std (raised in small windows)
     categorical_threshold: float = 0.1  # Jensen-Shannon distance (base 2)
     null_threshold: float = 0.1  # Cohen's h between the null rates
     psi_threshold: float = 0.2  # unused since the bucket charts plot the effect size
@@ -101,6 +111,7 @@ class FeatureDrift:
     reason: str = ""  # one line: why drifted or not
     null_effect: float = 0.0  # Cohen's h between the null rates
     null_p: float = 1.0
+    tests: dict[str, float] = field(default_factory=dict)  # numbers: each test's p-value
     labels: list[str] = field(default_factory=list)
     ref_probs: list[float] = field(default_factory=list)
     cur_probs: list[float] = field(default_factory=list)
@@ -208,15 +219,27 @@ def _tails(ref: FeatureRef, cur: NumericCounts, nonnull: int) -> float:
     return abs(ref.below - cur.below / nonnull) + abs(ref.above - cur.above / nonnull)
 
 
+def numeric_limit(cfg: DriftConfig, n_ref: int, n_cur: int) -> float:
+    """The Wasserstein/std threshold for ``n_ref`` and ``n_cur`` non-null values:
+    ``numeric_threshold``, raised to the distance's 99th percentile on unchanged data at
+    that size where it is larger (small windows), up to twice ``numeric_threshold``."""
+    t = cfg.numeric_threshold
+    if n_ref <= 0 or n_cur <= 0:
+        return 2 * t
+    return max(t, min(NOISE_Q99 * math.sqrt(1 / n_ref + 1 / n_cur), 2 * t))
+
+
 def compare_numeric(
     name: str, ref: FeatureRef, cur: NumericCounts, cfg: DriftConfig
 ) -> FeatureDrift:
     nonnull = cur.n - cur.nulls
+    n_ref = int(ref.n * (1 - ref.null_rate))
     cdf_ref = np.asarray(ref.cdf, dtype=float)
     cdf_cur = cur.le / nonnull if nonnull else np.zeros(len(cdf_ref))
-    d, p = ks_from_cdf(cdf_ref, cdf_cur, int(ref.n * (1 - ref.null_rate)), nonnull)
+    d, p_ks = ks_from_cdf(cdf_ref, cdf_cur, n_ref, nonnull)
     ref_bins = ref.bin_probs() * (1 - ref.null_rate)
     cur_bins = np.diff(np.concatenate([[0.0], cdf_cur, [1.0]])) if nonnull else ref_bins * 0
+    _, p_chi2 = _chi2(ref.bin_probs() * n_ref, cur_bins * nonnull)  # (1.0 without rows)
     cur_bins = cur_bins * (nonnull / cur.n if cur.n else 0)
     ref_all = np.concatenate([ref_bins, [ref.null_rate]])
     cur_all = np.concatenate([cur_bins, [cur.nulls / cur.n if cur.n else 0.0]])
@@ -230,9 +253,9 @@ def compare_numeric(
     fd = FeatureDrift(
         feature=name,
         kind="numeric",
-        test="ks",
+        test="ks+chi2",
         statistic=d,
-        p_value=p,
+        p_value=min(1.0, 2 * min(p_ks, p_chi2)),
         psi=value,
         distance=w,
         distance_name="wasserstein/std",
@@ -244,7 +267,8 @@ def compare_numeric(
         ref_probs=[float(x) for x in ref_all],
         cur_probs=[float(x) for x in cur_all],
     )
-    return _decide(fd, cfg, ref, cur.n)
+    fd.tests = {"ks": p_ks, "chi2": p_chi2}
+    return _decide(fd, cfg, ref, cur.n, numeric_limit(cfg, n_ref, nonnull))
 
 
 def _bin_labels(edges: list[float]) -> list[str]:
@@ -285,7 +309,7 @@ def compare_categorical(
         ref_probs=[float(x) for x in ref_all],
         cur_probs=[float(x) for x in cur_all],
     )
-    return _decide(fd, cfg, ref, n)
+    return _decide(fd, cfg, ref, n, cfg.categorical_threshold)
 
 
 def cohens_h(p0: float, p1: float) -> float:
@@ -311,26 +335,31 @@ def _null_test(ref: FeatureRef, nulls_cur: int, n_cur: int) -> tuple[float, floa
 
 def drift_rule(
     kind: str, p_value: float, distance: float, null_p: float, null_effect: float,
-    cfg: DriftConfig,
+    cfg: DriftConfig, limit: float | None = None,
 ) -> tuple[bool, bool, float]:  # fmt: skip
     """The rule on a judged column's statistics: (shape drifted, null rate drifted, the
-    distance threshold of its kind). Stored statistics are judged again with it
-    (``monitoring.buckets``), so a spec's thresholds apply to what was measured before."""
-    limit = cfg.numeric_threshold if kind == "numeric" else cfg.categorical_threshold
+    distance threshold used). ``limit``: the distance threshold (default: the kind's
+    configured one; a numeric column's window gives :func:`numeric_limit`). Stored
+    statistics are judged again with it (``monitoring.buckets``), so a spec's thresholds
+    apply to what was measured before."""
+    if limit is None:
+        limit = cfg.numeric_threshold if kind == "numeric" else cfg.categorical_threshold
     shape = p_value < cfg.alpha and distance >= limit
     nulls = null_p < cfg.alpha and null_effect >= cfg.null_threshold
     return bool(shape), bool(nulls), limit
 
 
-def _decide(fd: FeatureDrift, cfg: DriftConfig, ref: FeatureRef, n: int) -> FeatureDrift:
-    """Drift = significant (p < alpha) and large enough (effect ≥ threshold); say why."""
+def _decide(
+    fd: FeatureDrift, cfg: DriftConfig, ref: FeatureRef, n: int, limit: float
+) -> FeatureDrift:
+    """Drift = significant (p < alpha) and large enough (effect ≥ ``limit``); say why."""
     fd.null_effect, fd.null_p = _null_test(ref, round(fd.null_rate_cur * n), n)
     if n < cfg.min_rows:
         fd.drifted, fd.threshold = False, 0.0
         fd.reason = f"{n} rows < min_rows {cfg.min_rows}: not judged"
         return fd
     shape, nulls, limit = drift_rule(fd.kind, fd.p_value, fd.distance, fd.null_p,
-                                     fd.null_effect, cfg)  # fmt: skip
+                                     fd.null_effect, cfg, limit)  # fmt: skip
     fd.drifted = shape or nulls
     if nulls and not shape:
         fd.effect, fd.threshold = fd.null_effect, cfg.null_threshold
@@ -342,9 +371,12 @@ def _decide(fd: FeatureDrift, cfg: DriftConfig, ref: FeatureRef, n: int) -> Feat
     fd.effect, fd.threshold = fd.distance, limit
     big = "≥" if fd.distance >= limit else "<"
     sig = "<" if fd.p_value < cfg.alpha else "≥"
+    parts = " ".join(f"{t} p={v:.2g}" for t, v in fd.tests.items())
+    combined = f"{parts}: 2×min p={fd.p_value:.2g}" if parts else f"{fd.test} p={fd.p_value:.2g}"
+    size = f" (threshold at {n - round(fd.null_rate_cur * n):,} values)" if fd.tests else ""
     fd.reason = (
-        f"{fd.distance_name} {fd.distance:.3f} {big} {limit:g}, "
-        f"{fd.test} p={fd.p_value:.2g} {sig} {cfg.alpha:g}"
+        f"{fd.distance_name} {fd.distance:.3f} {big} {limit:.3g}{size}, "
+        f"{combined} {sig} {cfg.alpha:g}"
     )
     return fd
 
@@ -352,7 +384,7 @@ def _decide(fd: FeatureDrift, cfg: DriftConfig, ref: FeatureRef, n: int) -> Feat
 def _chi2(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float]:
     keep = (ref_counts + cur_counts) > 0
     table = np.vstack([ref_counts[keep], cur_counts[keep]])
-    if table.shape[1] < 2 or cur_counts.sum() == 0:
+    if table.shape[1] < 2 or cur_counts.sum() == 0 or ref_counts.sum() == 0:
         return 0.0, 1.0
     from scipy import stats
 

@@ -133,9 +133,9 @@ def rule_text(cfg: DriftConfig) -> str:
     """The drift rule in one sentence, with the thresholds in force."""
     return (
         f"drift = p < {cfg.alpha:g} and distance ≥ {cfg.numeric_threshold:g} "
-        f"(Wasserstein/std, numbers) or ≥ {cfg.categorical_threshold:g} (Jensen-Shannon, "
-        f"categories), or a null rate with p < {cfg.alpha:g} and Cohen's h ≥ "
-        f"{cfg.null_threshold:g}"
+        f"(Wasserstein/std, numbers; up to {2 * cfg.numeric_threshold:g} in small windows) "
+        f"or ≥ {cfg.categorical_threshold:g} (Jensen-Shannon, categories), or a "
+        f"null rate with p < {cfg.alpha:g} and Cohen's h ≥ {cfg.null_threshold:g}"
     )
 
 

@@ -59,7 +59,7 @@ TAG_ARTIFACTS = "keizoku.artifacts"  # JSON {file name: sha256} of every artifac
 TAG_STATE = "keizoku.state"  # lifecycle state, see keizoku.lifecycle.state
 TAG_EXPORT = "keizoku.export."  # + format: JSON summary of the last verified export
 _lock = threading.Lock()
-_cache: dict[tuple[str, int], ServableModel] = {}
+_cache: dict[tuple[str, str, int], ServableModel] = {}  # (store URI, name, version)
 CACHE_SIZE = 8  # loaded models kept in memory per process
 
 
@@ -315,9 +315,10 @@ def load_model(ref: str | ModelRef) -> ServableModel:
     import joblib
 
     name, version = resolve(ref)
+    key = (mlflow_uri(), name, version)  # two homes in one process may share a model name
     with _lock:
-        if (name, version) in _cache:
-            return _cache[(name, version)]
+        if key in _cache:
+            return _cache[key]
     c = _reader()
     mv = c.get_model_version(name, str(version))
     expected = (mv.tags or {}).get(TAG_SHA)
@@ -342,7 +343,7 @@ def load_model(ref: str | ModelRef) -> ServableModel:
             "registered by `keizoku train` can be loaded."
         )
     with _lock:
-        _cache[(name, version)] = model
+        _cache[key] = model
         while len(_cache) > CACHE_SIZE:  # oldest first: a hot swap keeps the new and the old
             _cache.pop(next(iter(_cache)))
     return model
