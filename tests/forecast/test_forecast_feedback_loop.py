@@ -72,6 +72,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     spec = yaml.safe_load((p.root / "keizoku.yaml").read_text())
     spec["forecast"].update(horizon=HORIZON, exogenous=["promo"], cv={"folds": 2},
                             models=["seasonal_naive", "lightgbm"])  # fmt: skip
+    spec.setdefault("train", {})["max_trials"] = 2  # both, whatever the load (no budget)
     (p.root / "keizoku.yaml").write_text(yaml.safe_dump(spec))
     p.set_min_gain(100.0)  # the first retrain must fail its gate: MASE 100 better
     first = p.run("train", "--json")
@@ -169,4 +170,4 @@ def test_retrain_admits_a_candidate_trained_on_the_new_periods(
     assert outcome["status"] == "passed" and outcome["version"] == 3
     assert "new_labels" in {t["kind"] for t in outcome["triggers"]}
     admitted = [e for e in _audit(project, "admit") if e.get("version") == 3]
-    assert admitted and admitted[-1]["state"] == "challenger", admitted
+    assert admitted and admitted[-1]["evidence"]["transition"]["to"] == "challenger", admitted

@@ -59,6 +59,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     assert spec["task"] == "forecast" and spec["forecast"]["ids"] == ["store"]
     spec["forecast"].update(horizon=HORIZON, exogenous=["promo"], cv={"folds": 2},
                             models=["seasonal_naive", "lightgbm"])  # fmt: skip
+    spec.setdefault("train", {})["max_trials"] = 2  # both, whatever the load (no budget)
     (p.root / "keizoku.yaml").write_text(yaml.safe_dump(spec))
     yield p
 

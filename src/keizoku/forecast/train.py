@@ -215,11 +215,12 @@ def fit_forecast(
     for name in order:
         if max_trials is not None and len(rows) >= max_trials:
             break
-        if rows and time.monotonic() - started > budget_s:
+        timed = bool(rows) and max_trials is None  # max_trials: deterministic, whatever the clock
+        if timed and time.monotonic() - started > budget_s:
             not_run.append(name)
             continue
         tick = time.monotonic()
-        deadline = started + budget_s if rows else np.inf  # the baseline always completes
+        deadline = started + budget_s if timed else np.inf  # the baseline always completes
         done = _evaluate(name, series, folds, fs, horizon, season, freq, seed, deadline)
         if done is None:
             not_run.append(name)
