@@ -44,11 +44,14 @@ EXPORT_BUDGET ?= 60
 bench-export:
 	$(BENCH_PY) bench/export.py --sets $(EXPORT_SETS) --budget $(EXPORT_BUDGET)
 
-# Forecasting (issue 16): keizoku's pick vs seasonal naive, LightGBM with lags and ETS on
-# every series of ../shared/datasets/timeseries/ (MASE on the last horizon, interval
-# coverage). Minutes on 2 cores. Results: docs/benchmarks.md "## Forecasting".
+# Forecasting (issue 16): keizoku's pick vs seasonal naive, LightGBM with lags, ETS and
+# statsforecast's AutoETS/AutoARIMA (own venv: pandas < 3) on every series of
+# ../shared/datasets/timeseries/ and two generated ones (trending monthly, hourly load):
+# MASE on the last horizon, interval coverage. Minutes on 2 cores. Results:
+# docs/benchmarks.md "## Forecasting".
 .PHONY: bench-forecast
 bench-forecast:
+	@bash bench/setup_peer.sh statsforecast || echo "bench: statsforecast failed to install (left out)"
 	$(BENCH_PY) bench/forecast.py --out bench/work/forecast.json
 
 # Deep learning (issue 17): the image CNN on digits as PNG folders vs SVC on raw pixels and

@@ -1,15 +1,20 @@
-"""Forecasting: keizoku's pick vs seasonal naive, LightGBM with lags and ETS, on every series
-of ../shared/datasets/timeseries/ (skipped, with a note, when that folder is absent).
+"""Forecasting: keizoku's pick vs seasonal naive, LightGBM with lags, ETS and statsforecast's
+AutoETS/AutoARIMA, on every series of ../shared/datasets/timeseries/ (skipped, with a note,
+when that folder is absent) and on generated series the project does not ship (a trending
+monthly one, an hourly load with daily and weekly seasons).
 
     python bench/forecast.py [--out bench/work/forecast.json] [--only AirPassengers,...]
 
 Per series: the last ``horizon`` periods are the test window, never seen in training.
 keizoku (``keizoku.forecast.train.fit_forecast``: time-ordered CV, MASE leaderboard,
 conformal intervals) trains on the rest; each baseline (seasonal naive; LightGBM with lags,
-recursive; ETS with its form chosen by AIC from statsmodels) is fitted on the same periods.
-MASE = test MAE / in-sample seasonal-naive MAE of the training periods. Coverage: the share
-of test actuals inside keizoku's interval (nominal ``level``), and the cross-conformal CV
-coverage keizoku reports. Prints a Markdown table; ``--out`` writes the rows as JSON.
+recursive; ETS with its form chosen by AIC from statsmodels) is fitted on the same periods,
+and so are statsforecast's automatic models, in their own venv (bench/setup_peer.sh
+statsforecast; left out with a note when it is absent). MASE = test MAE / in-sample
+seasonal-naive MAE of the training periods. Coverage: the share of test actuals inside
+keizoku's interval (nominal ``level``) and inside AutoETS's own interval at the same level,
+and the cross-conformal CV coverage keizoku reports. Prints a Markdown table; ``--out``
+writes the rows as JSON.
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,18 +60,53 @@ SERIES: dict[str, tuple[str, str, dict[str, Any], list[str]]] = {
                           "gaps": "fill", "horizon": 10, "window": 500}, ["ddm"]),
 }  # fmt: skip
 
+BENCH = Path(__file__).resolve().parent
+PEER = BENCH / ".venv-statsforecast" / "bin" / "python"
+
+
+def _trending(seed: int = 7) -> pd.DataFrame:
+    """20 years of a monthly series with a strong, bending trend, a season and noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(240)
+    y = 100 + 1.5 * t + 0.004 * t**2 + 12 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 4, 240)
+    months = pd.date_range("2000-01-01", periods=240, freq="MS").strftime("%Y-%m-%d")
+    return pd.DataFrame({"month": months, "value": y.round(2)})
+
+
+def _hourly(seed: int = 11) -> pd.DataFrame:
+    """60 days of hourly load: a daily and a weekly season, a slow trend, noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(60 * 24)
+    daily = 20 * np.sin(2 * np.pi * (t % 24 - 6) / 24)
+    weekend = np.where((t // 24) % 7 >= 5, -25.0, 0.0)
+    y = 200 + 0.01 * t + daily + weekend + rng.normal(0, 3, len(t))
+    hours = pd.date_range("2026-01-05", periods=len(t), freq="h").strftime("%Y-%m-%d %H:%M")
+    return pd.DataFrame({"hour": hours, "load": y.round(2)})
+
+
+# name: (make the frame, target, spec keys): series the project does not ship.
+GENERATED: dict[str, tuple[Callable[[], pd.DataFrame], str, dict[str, Any]]] = {
+    "trending monthly (generated)": (_trending, "value", {"time": "month"}),
+    "hourly load (generated)": (_hourly, "load", {"time": "hour", "horizon": 48}),
+}
+
 
 def _mase(actual: np.ndarray, pred: np.ndarray, train: np.ndarray, season: int) -> float:
     return float(np.mean(np.abs(actual - pred)) / mase_scale(train, season))
 
 
-def run_one(name: str, file: str, target: str, keys: dict[str, Any], drop: list[str]) -> dict:  # type: ignore[type-arg]
+def _read(file: str, keys: dict[str, Any], drop: list[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
     frame = pd.read_csv(SHARED / file).drop(columns=["rownames", *drop])
     keys = dict(keys)
     if "start" in keys:  # consecutive periods: date them once, so a cut keeps the calendar
         stamps = pd.date_range(keys.pop("start"), periods=len(frame), freq=keys["frequency"])
         frame.insert(0, "period", stamps.strftime("%Y-%m-%d"))
         keys["time"] = "period"
+    return frame, keys
+
+
+def run_one(name: str, frame: pd.DataFrame, target: str, keys: dict[str, Any]) -> tuple[dict, dict]:  # type: ignore[type-arg]
+    """(the row of results, the statsforecast job) of one series."""
     fs = ForecastSpec(**{"horizon": 12, **keys})
     (full,), freq = split_series(frame, fs, target, window=fs.window)
     h = fs.horizon
@@ -82,12 +125,44 @@ def run_one(name: str, file: str, target: str, keys: dict[str, Any], drop: list[
         "keizoku": _mase(actual, point, train.y, season),
         "coverage_test": float(np.mean(np.abs(actual - point) <= half)),
         "coverage_cv": result.coverage, "level": fs.level, "fit_s": fit_s,
+        "actual": actual.tolist(), "scale": mase_scale(train.y, season),
     }  # fmt: skip
     for base in ("seasonal_naive", "lightgbm", "ets"):
         model = make(base)
         model.fit([train], season, freq)
         row[base] = _mase(actual, model.forecast(train, h, future), train.y, season)
-    return row
+    job = {"name": name, "y": train.y.tolist(), "freq": freq, "season": season, "h": h,
+           "level": fs.level}  # fmt: skip
+    return row, job
+
+
+def with_statsforecast(rows: list[dict], jobs: list[dict]) -> str:  # type: ignore[type-arg]
+    """Add AutoETS/AutoARIMA MASE (and AutoETS's coverage) to ``rows``; a note on failure."""
+    if not PEER.exists():
+        return (
+            "statsforecast: bench/.venv-statsforecast is absent (bench/setup_peer.sh statsforecast)"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        jobs_file, out_file = Path(tmp) / "jobs.json", Path(tmp) / "out.json"
+        jobs_file.write_text(json.dumps(jobs))
+        runner = BENCH / "runners" / "forecast_statsforecast.py"
+        done = subprocess.run([str(PEER), str(runner), str(jobs_file), str(out_file)],
+                              capture_output=True, text=True)  # fmt: skip
+        if done.returncode != 0:
+            return f"statsforecast failed: {done.stderr.strip()[-300:]}"
+        results = json.loads(out_file.read_text())
+    for row in rows:
+        actual, scale = np.asarray(row["actual"]), row["scale"]
+        for model, got in results.get(row["series"], {}).items():
+            if "error" in got:
+                row[model], row[f"{model}_error"] = float("nan"), got["error"]
+                continue
+            mean = np.asarray(got["mean"])
+            row[model] = float(np.mean(np.abs(actual - mean)) / scale)
+            row[f"{model}_fit_s"] = got["fit_s"]
+            lo, hi = np.asarray(got["lo"]), np.asarray(got["hi"])
+            row[f"{model}_coverage"] = float(np.mean((lo <= actual) & (actual <= hi)))
+    return ""
 
 
 def main() -> None:
@@ -95,30 +170,42 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--only", default="")
     args = parser.parse_args()
-    if not SHARED.is_dir():
-        print(f"bench/forecast.py: {SHARED} is absent; nothing measured.")
-        return
     wanted = [s for s in args.only.split(",") if s]
-    rows = []
-    for name, (file, target, keys, drop) in SERIES.items():
+    sources = {name: lambda f=file, k=keys, d=drop, t=target: (*_read(f, k, d), t)
+               for name, (file, target, keys, drop) in SERIES.items()}  # fmt: skip
+    if not SHARED.is_dir():
+        print(f"bench/forecast.py: {SHARED} is absent; the generated series only.")
+        sources = {}
+    for name, (make_frame, target, keys) in GENERATED.items():
+        sources[name] = lambda m=make_frame, k=keys, t=target: (m(), k, t)
+    rows, jobs = [], []
+    for name, source in sources.items():
         if wanted and not any(w in name for w in wanted):
             continue
-        rows.append(run_one(name, file, target, keys, drop))
-        print(json.dumps(rows[-1]), flush=True)
+        frame, keys, target = source()
+        row, job = run_one(name, frame, target, keys)
+        rows.append(row)
+        jobs.append(job)
+        print(json.dumps({k: v for k, v in row.items() if k != "actual"}), flush=True)
+    note = with_statsforecast(rows, jobs)
     load = os.getloadavg()[0]
     print(f"\nMASE on the last horizon of each series (lower is better); load average {load:.1f}\n")
     print(
         "| series | periods | freq | h | keizoku (pick) | seasonal naive | LightGBM lags | "
-        "ETS (AIC) | coverage test / CV @level | fit s |"
+        "ETS (AIC) | AutoETS | AutoARIMA | coverage test keizoku / AutoETS, CV @level | fit s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        peer = f"{r.get('AutoETS_coverage', float('nan')):.2f}"
         print(
             f"| {r['series']} | {r['periods']} | {r['frequency']} | {r['horizon']} | "
             f"{r['keizoku']:.3f} ({r['keizoku_pick']}) | {r['seasonal_naive']:.3f} | "
-            f"{r['lightgbm']:.3f} | {r['ets']:.3f} | {r['coverage_test']:.2f} / "
+            f"{r['lightgbm']:.3f} | {r['ets']:.3f} | {r.get('AutoETS', float('nan')):.3f} | "
+            f"{r.get('AutoARIMA', float('nan')):.3f} | {r['coverage_test']:.2f} / {peer}, "
             f"{r['coverage_cv']:.2f} @{r['level']:g} | {r['fit_s']:.0f} |"
         )
+    if note:
+        print(f"\n{note}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"load_average": load, "rows": rows}, indent=2))

@@ -1,8 +1,9 @@
 """keizoku (継続, "continuation"): from a raw table to a monitored model that keeps improving.
 
 The public surface is small; see ``__all__``. Heavy modules load lazily: ``import keizoku``
-imports neither pandas nor the model zoo; ``keizoku.train`` and ``keizoku.load`` (from
-:mod:`keizoku.api`) and the scikit-learn estimators (:mod:`keizoku.sklearn`) load on first use.
+imports neither pandas nor the model zoo; ``keizoku.train``, ``keizoku.cluster`` and
+``keizoku.load`` (from :mod:`keizoku.api`) and the scikit-learn estimators
+(:mod:`keizoku.sklearn`) load on first use.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from keizoku.errors import KeizokuError
 
 if TYPE_CHECKING:
-    from keizoku.api import Predictor, load, train
+    from keizoku.api import Predictor, cluster, load, train
     from keizoku.sklearn import KeizokuClassifier, KeizokuRegressor
 
 __version__ = "0.1.0"
@@ -22,12 +23,14 @@ __all__ = [
     "KeizokuRegressor",
     "Predictor",
     "__version__",
+    "cluster",
     "load",
     "train",
 ]
 
 _LAZY = {
     "train": "keizoku.api",
+    "cluster": "keizoku.api",
     "load": "keizoku.api",
     "Predictor": "keizoku.api",
     "KeizokuClassifier": "keizoku.sklearn",

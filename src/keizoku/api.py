@@ -6,6 +6,8 @@
     model.predict(new_rows)          # a Series of labels / values
     model.register("penguins")       # gated and audited exactly as `keizoku train`
     same = keizoku.load("penguins@champion")
+    groups = keizoku.cluster(df.drop(columns="species"), max_trials=12)
+    groups.predict(new_rows)         # the cluster of each row; predict_proba: membership
 
 Training is the CLI's path, not a second trainer: the typed ``TrainSpec`` (``budget``,
 ``max_trials``, ``families`` …), ``TrainingData``/``TrainingContext`` and ``run_search``.
@@ -33,7 +35,16 @@ if TYPE_CHECKING:
     from keizoku.lifecycle.retrain import Admission
     from keizoku.registry.servable import ServableModel
 
-__all__ = ["Explanation", "Leaderboard", "Predictor", "check_frame", "fit_frame", "load", "train"]
+__all__ = [
+    "Explanation",
+    "Leaderboard",
+    "Predictor",
+    "check_frame",
+    "cluster",
+    "fit_frame",
+    "load",
+    "train",
+]
 
 DEFAULT_NAME = "model"  # the project name in training.json until register() names it
 
@@ -216,6 +227,12 @@ class Predictor:
         """
         from keizoku.names import check_name
 
+        if self.task == "clustering":
+            raise UserInputError(
+                "register() takes models from keizoku.train(); a clustering is registered, "
+                "gated and audited by `keizoku train` on a task: clustering spec (`keizoku "
+                "init DATA` without --target writes one)."
+            )
         if self.context is None and self.name is not None:
             raise UserInputError(
                 f"This model is already registered as {self.name}:{self.version}; register() "
@@ -367,6 +384,44 @@ def train(
     }
     cfg = merge_train(TrainSpec(), given)
     return fit_frame(frame, target, cfg, task=task, id_columns=id_columns, sensitive=sensitive)
+
+
+def cluster(
+    frame: pd.DataFrame,
+    *,
+    budget: float | str = "60s",
+    max_trials: int | None = None,
+    algorithms: Sequence[str] | None = None,
+    k_min: int | None = None,
+    k_max: int | None = None,
+    scaling: str | None = None,
+    choose: str | None = None,
+    seed: int | None = None,
+) -> Predictor:
+    """Cluster the rows of an in-memory DataFrame, as ``keizoku train`` does for a
+    ``task: clustering`` spec (every column a feature; the keyword arguments are the
+    ``clustering:`` keys). ``predict`` gives each row's cluster, ``predict_proba`` its
+    membership of each, ``leaderboard()`` the candidates, ``model.info`` the choice and
+    each cluster's profile (``profile``). ``max_trials`` makes the search deterministic.
+    """
+    from keizoku.clustering.spec import ClusteringSpec
+    from keizoku.clustering.train import fit_clustering
+    from keizoku.duration import parse_duration
+    from keizoku.sections import validate_section
+
+    check_frame(frame, "the data")
+    if not all(isinstance(c, str) for c in frame.columns):
+        frame = frame.rename(columns=str)
+    keys = {"max_trials": max_trials, "algorithms": algorithms, "k_min": k_min, "k_max": k_max,
+            "scaling": scaling, "choose": choose, "seed": seed}  # fmt: skip
+    given = {k: v for k, v in keys.items() if v is not None}
+    cfg = validate_section(ClusteringSpec, given, "clustering", source="keizoku.cluster()")
+    seconds = parse_duration(budget, what="budget")
+    schema = infer_schema(frame, None, task="clustering")
+    result = fit_clustering(frame, schema, cfg, budget_s=seconds)
+    result.model.info["profile"] = result.profile
+    board = result.leaderboard.reset_index(drop=True)
+    return Predictor(result.model, board, result.silhouette)
 
 
 def load(ref: str) -> Predictor:

@@ -28,7 +28,9 @@ def _schema(frame: pd.DataFrame) -> Schema:
 @pytest.fixture(scope="module")
 def wine() -> tuple[pd.DataFrame, np.ndarray, ClusterResult]:
     frame, y = _frame(load_wine)
-    cfg = ClusteringSpec(k_min=2, k_max=4, algorithms=["kmeans", "gmm", "hdbscan"])
+    cfg = ClusteringSpec(
+        k_min=2, k_max=4, algorithms=["kmeans", "gmm", "hdbscan"], choose="silhouette"
+    )
     return frame, y, fit_clustering(frame, _schema(frame), cfg)
 
 

@@ -12,7 +12,7 @@ import typer
 
 from keizoku.cli import _io
 
-__all__ = ["forecast_error", "register", "train_forecast"]
+__all__ = ["forecast_error", "monitor_forecast", "register", "train_forecast"]
 
 
 def train_forecast(config: Path, overrides: dict[str, Any], as_json: bool, started: float) -> None:
@@ -60,6 +60,27 @@ def train_forecast(config: Path, overrides: dict[str, Any], as_json: bool, start
     _print_admission(outcome.name, outcome.version, admission)
 
 
+def _print_live(name: str, report: dict[str, Any], where: str) -> None:
+    if not report["matched"]:
+        _io.console.print(
+            f"{name}: none of {report['logged']} logged forecast period(s) has an actual "
+            f"{where} (matched on the series ids and the time column)."
+        )
+        return
+    coverage = (
+        f" · coverage {report['coverage']:.3f} at {report['level']:g} (CV "
+        f"{report['cv_coverage']:.3f})" if report["coverage"] is not None else ""
+    )  # fmt: skip
+    _io.console.print(
+        f"{name}: {report['matched']} of {report['logged']} logged forecast period(s) have an "
+        f"actual · MAE {report['mae']:.4g} · RMSE {report['rmse']:.4g} · MASE "
+        f"{report['mase']:.4f} (CV MASE {report['cv_mase']:.4f}){coverage}"
+    )
+    if report["mae_by_step"]:
+        steps = ", ".join(f"{k}: {v:.4g}" for k, v in report["mae_by_step"].items())
+        _io.console.print(f"MAE by horizon step: {steps}")
+
+
 def forecast_error(
     name: Annotated[str, typer.Argument(help="Forecasting model name.")],
     actuals: Annotated[
@@ -78,20 +99,31 @@ def forecast_error(
     if as_json:
         _io.emit_json(report)
         return
-    if not report["matched"]:
-        _io.console.print(
-            f"{name}: none of {report['logged']} logged forecast period(s) has an actual in "
-            f"{actuals} (matched on the series ids and the time column)."
-        )
-        return
-    _io.console.print(
-        f"{name}: {report['matched']} of {report['logged']} logged forecast period(s) have an "
-        f"actual · MAE {report['mae']:.4g} · RMSE {report['rmse']:.4g} · MASE "
-        f"{report['mase']:.4f} (CV MASE {report['cv_mase']:.4f})"
-    )
-    if report["mae_by_step"]:
-        steps = ", ".join(f"{k}: {v:.4g}" for k, v in report["mae_by_step"].items())
-        _io.console.print(f"MAE by horizon step: {steps}")
+    _print_live(name, report, f"in {actuals}")
+
+
+def monitor_forecast(name: str, version: int | None, as_json: bool) -> None:
+    """``keizoku monitor`` on a forecasting model: the live error of its logged forecasts
+    against the actuals stored with ``keizoku feedback``; exit 11 when the live MASE
+    exceeds the CV MASE by more than ``keizoku.forecast.loop.LIVE_TOLERANCE``."""
+    from keizoku.errors import ExitCode
+    from keizoku.forecast.loop import LIVE_TOLERANCE
+    from keizoku.forecast.monitor import forecast_error as live_error
+
+    report = live_error(name, version=version)
+    worse = bool(report["matched"]) and report["mase"] > report["cv_mase"] * (1 + LIVE_TOLERANCE)
+    report["metric_drop"] = worse
+    if as_json:
+        _io.emit_json(report)
+    else:
+        _print_live(name, report, "yet (send them with `keizoku feedback NAME ACTUALS`)")
+        if worse:
+            _io.console.print(
+                f"The live MASE exceeds the CV MASE by more than {LIVE_TOLERANCE:.0%}: "
+                f"`keizoku retrain {name}` will retrain."
+            )
+    if worse:
+        raise typer.Exit(int(ExitCode.METRIC_DROP))
 
 
 def register(app: typer.Typer) -> None:

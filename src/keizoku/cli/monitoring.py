@@ -22,12 +22,22 @@ def feedback(
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Store true labels for earlier predictions; report rejected rows (exit 2 if any)."""
+    """Store true labels for earlier predictions; report rejected rows (exit 2 if any).
+
+    For a forecasting model FILE holds the periods that came true (the id columns, the
+    time column, the target), joined to the logged forecasts of those periods.
+    """
+    from keizoku.forecast.monitor import is_forecast, record_actuals
     from keizoku.monitoring.feedback import read_feedback_file, store_feedback
     from keizoku.names import check_name
 
     check_name(name)
-    report = store_feedback(name, read_feedback_file(file), partial=True)
+    if is_forecast(name):  # forecasting: actuals by series and period (keizoku.forecast)
+        from keizoku.data.ingest import read_table
+
+        report = record_actuals(name, read_table(str(file), None))
+    else:
+        report = store_feedback(name, read_feedback_file(file), partial=True)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), default=str))
     else:
@@ -86,10 +96,15 @@ def monitor(
     --data is read with the project spec's read keys (data.header, names, …); flags override.
     """
     from keizoku.duration import parse_duration
+    from keizoku.forecast.monitor import is_forecast
     from keizoku.monitoring.monitor import drift_config
     from keizoku.monitoring.monitor import monitor as run_monitor
     from keizoku.spec import project_read_options
 
+    if data is None and is_forecast(name):  # forecasting: the live error of its forecasts
+        from keizoku.cli.forecast import monitor_forecast
+
+        return monitor_forecast(name, version, as_json)
     cfg = drift_config(_spec_monitoring(config))
     window = parse_duration(since or cfg.window)
     flags = rf.ReadFlags(header, names, sep, na_values, encoding, allow_ragged_rows,

@@ -6,7 +6,9 @@ Light on purpose (pydantic only), so the spec loads without importing scikit-lea
       algorithms: [kmeans, gmm, hdbscan]   # the families tried
       k_min: 2                             # the range of cluster counts tried
       k_max: 8
-      scaling: standard                    # standard | robust | minmax (after z-scores)
+      scaling: standard                    # standard | robust | minmax | log | quantile
+      choose: consensus                    # consensus (silhouette, Calinski-Harabasz and
+                                           # Davies-Bouldin ranks) | silhouette
       sample: 2000                         # rows the silhouette is computed on
       max_trials: null                     # stop after N fitted candidates
       min_gain: -0.05                      # gates: silhouette change a new version may cost
@@ -21,10 +23,11 @@ from pydantic import Field, model_validator
 
 from keizoku.sections import Section
 
-__all__ = ["ALGORITHMS", "Algorithm", "ClusteringSpec", "Scaling"]
+__all__ = ["ALGORITHMS", "Algorithm", "Choice", "ClusteringSpec", "Scaling"]
 
 Algorithm = Literal["kmeans", "gmm", "hdbscan"]
-Scaling = Literal["standard", "robust", "minmax"]
+Scaling = Literal["standard", "robust", "minmax", "log", "quantile"]
+Choice = Literal["consensus", "silhouette"]
 ALGORITHMS: tuple[Algorithm, ...] = ("kmeans", "gmm", "hdbscan")
 
 
@@ -35,6 +38,7 @@ class ClusteringSpec(Section):
     k_min: int = Field(default=2, ge=2, le=100)
     k_max: int = Field(default=8, ge=2, le=100)
     scaling: Scaling = "standard"
+    choose: Choice = "consensus"
     sample: int = Field(default=2000, ge=100)
     max_trials: int | None = Field(default=None, ge=1)
     min_cluster_size: int | None = Field(default=None, ge=2)  # HDBSCAN (default: 1% of rows)

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from keizoku.clustering.model import ClusterMember, ClusterModel
+from keizoku.clustering.scaling import make_scaler
 from keizoku.clustering.spec import ClusteringSpec
 from keizoku.data.labels import canonical
 from keizoku.data.schema import Schema
@@ -59,6 +60,7 @@ class ClusterTrial:
     silhouette: float = float("nan")
     bic: float | None = None
     davies_bouldin: float = float("nan")
+    calinski_harabasz: float = float("nan")
     fit_time_s: float = 0.0
     status: str = "ok"  # "ok" | "failed"
     note: str = ""
@@ -72,6 +74,7 @@ class ClusterTrial:
             "silhouette": round(self.silhouette, 4),
             "bic": None if self.bic is None else round(self.bic, 1),
             "davies_bouldin": round(self.davies_bouldin, 4),
+            "calinski_harabasz": round(self.calinski_harabasz, 1),
             "fit_time_s": round(self.fit_time_s, 3),
             "status": self.status,
             "params": ", ".join(f"{k}={v}" for k, v in self.params.items()),
@@ -129,16 +132,6 @@ def check_features(frame: pd.DataFrame, schema: Schema) -> list[str]:
     return names
 
 
-def _scaler(kind: str) -> Any:
-    from sklearn.preprocessing import MinMaxScaler, RobustScaler
-
-    if kind == "robust":
-        return RobustScaler()
-    if kind == "minmax":
-        return MinMaxScaler()
-    return None  # standard: the encoder's z-scores as they are
-
-
 def silhouette_on(X: np.ndarray, labels: np.ndarray) -> float:
     """Silhouette of ``labels`` on rows ``X`` (-1 … 1; NaN with fewer than two clusters)."""
     from sklearn.metrics import silhouette_score
@@ -154,6 +147,14 @@ def _davies_bouldin(X: np.ndarray, labels: np.ndarray) -> float:
     if len(np.unique(labels)) < 2:
         return float("nan")
     return float(davies_bouldin_score(X, labels))
+
+
+def _calinski_harabasz(X: np.ndarray, labels: np.ndarray) -> float:
+    from sklearn.metrics import calinski_harabasz_score
+
+    if len(np.unique(labels)) < 2:
+        return float("nan")
+    return float(calinski_harabasz_score(X, labels))
 
 
 def _candidates(cfg: ClusteringSpec, n: int, d: int) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -221,6 +222,7 @@ def _trial(
     labels = model.assign(X[sample])[0]
     trial.silhouette = silhouette_on(X[sample], labels)
     trial.davies_bouldin = _davies_bouldin(X[sample], labels)
+    trial.calinski_harabasz = _calinski_harabasz(X[sample], labels)
     if family == "gmm":
         trial.bic = float(estimator.bic(X))
     if family == "hdbscan":
@@ -230,7 +232,16 @@ def _trial(
     return trial
 
 
-def _choose(trials: list[ClusterTrial]) -> tuple[ClusterTrial, str]:
+def _consensus(pool: list[ClusterTrial]) -> list[float]:
+    """Each candidate's mean rank by silhouette (high), Calinski-Harabasz (high) and
+    Davies-Bouldin (low): 0 is best on all three."""
+    scores = np.array([[t.silhouette, t.calinski_harabasz, -t.davies_bouldin] for t in pool])
+    scores = np.nan_to_num(scores, nan=-np.inf)
+    ranks = (-scores).argsort(axis=0).argsort(axis=0)
+    return [float(r) for r in ranks.mean(axis=1)]
+
+
+def _choose(trials: list[ClusterTrial], rule: str = "consensus") -> tuple[ClusterTrial, str]:
     ok = [t for t in trials if t.status == "ok" and t.silhouette == t.silhouette]
     if not ok:
         notes = "; ".join(f"{t.family} {t.params}: {t.note}" for t in trials[:3])
@@ -241,8 +252,18 @@ def _choose(trials: list[ClusterTrial]) -> tuple[ClusterTrial, str]:
     mixtures = [t for t in ok if t.family == "gmm" and t.bic is not None]
     best_bic = min(mixtures, key=lambda t: t.bic or 0.0) if mixtures else None
     pool = [t for t in ok if t.family != "gmm"] + ([best_bic] if best_bic else [])
-    winner = max(pool, key=lambda t: t.silhouette)
-    reason = f"highest silhouette {winner.silhouette:.4f} on a common sample"
+    if rule == "silhouette" or len(pool) < 2:
+        winner = max(pool, key=lambda t: t.silhouette)
+        reason = f"highest silhouette {winner.silhouette:.4f} on a common sample"
+    else:
+        ranks = _consensus(pool)
+        best = min(range(len(pool)), key=lambda i: (ranks[i], -pool[i].silhouette))
+        winner = pool[best]
+        reason = (
+            f"best mean rank {ranks[best]:.1f} of {len(pool)} by silhouette "
+            f"{winner.silhouette:.4f}, Calinski-Harabasz {winner.calinski_harabasz:.1f} and "
+            f"Davies-Bouldin {winner.davies_bouldin:.4f} on a common sample"
+        )
     if winner is best_bic:
         reason = f"BIC chose k={winner.k} among the mixtures; then {reason}"
     return winner, reason
@@ -266,7 +287,7 @@ def fit_clustering(
     names = check_features(frame, schema)
     columns = [c for c in schema.features if c.name in names]
     encoder = TabularEncoder(columns, mode="onehot").fit(frame)
-    scaler = _scaler(cfg.scaling)
+    scaler = make_scaler(cfg.scaling, encoder)
     X = encoder.transform(frame)
     if scaler is not None:
         X = scaler.fit_transform(X)
@@ -292,7 +313,7 @@ def fit_clustering(
         trials.append(trial)
         if on_trial is not None:
             on_trial(trial, time.monotonic() - started)
-    chosen, reason = _choose(trials)
+    chosen, reason = _choose(trials, cfg.choose)
     model = chosen.model
     assert model is not None  # an "ok" trial has its model
     clusters, distance, _ = model.assign(X)

@@ -15,9 +15,11 @@ import pandas as pd
 __all__ = ["calendar", "lag_block", "lags_for", "scale_of"]
 
 
-def lags_for(season: int, history: int) -> tuple[list[int], list[int]]:
-    """(lags, rolling windows) for a seasonal period and the shortest history."""
+def lags_for(season: int, history: int, week: int | None = None) -> tuple[list[int], list[int]]:
+    """(lags, rolling windows) for a seasonal period and the shortest history; ``week``: a
+    second, longer season (168 for hourly data) whose lag is added when the history allows."""
     lags = set(range(2, min(max(season, 3), 13) + 1)) | {season, 2 * season}
+    lags |= {week} if week else set()
     cap = max(history // 2, 2)
     windows = sorted({w for w in (3, season) if 2 <= w <= cap})
     return sorted(k for k in lags if 2 <= k <= cap), windows

@@ -25,7 +25,7 @@ from keizoku import audit
 from keizoku.data.ingest import read_table
 from keizoku.errors import ConflictError, UserInputError
 from keizoku.forecast.model import ForecastModel
-from keizoku.forecast.series import Series, split_series
+from keizoku.forecast.series import Series, split_series, times_of
 from keizoku.forecast.spec import ForecastSpec
 from keizoku.forecast.train import ForecastResult, _cut, fit_forecast, mase_scale
 from keizoku.lifecycle.gates import GateCheck, GateReport
@@ -44,8 +44,10 @@ from keizoku.spec import Spec, load_spec
 __all__ = [
     "LIVE_TOLERANCE",
     "ForecastOutcome",
+    "continued",
     "forecast_spec",
     "holdout_mase",
+    "new_periods",
     "retrain_forecast",
     "train_forecast_gated",
 ]
@@ -160,8 +162,13 @@ def train_forecast_gated(
     started: float | None = None,
     actor: str | None = None,
     reason: str = "",
+    frame: pd.DataFrame | None = None,
 ) -> tuple[ForecastOutcome, Admission]:
-    """Train a forecaster per the spec, register it and gate it (see the module docstring)."""
+    """Train a forecaster per the spec, register it and gate it (see the module docstring).
+
+    ``frame``: the table to train on (default: the spec's data file; the retrain passes
+    the file continued by the actuals that came in as feedback).
+    """
     from keizoku.duration import parse_duration
     from keizoku.names import check_name
     from keizoku.registry.models import delete_version
@@ -171,7 +178,7 @@ def train_forecast_gated(
     spec, base = load_spec(spec_path)
     check_name(spec.project, "Project name")
     fs = forecast_spec(spec)
-    frame = _read(spec, base)
+    frame = _read(spec, base) if frame is None else frame
     budget = parse_duration(given["budget"]) if "budget" in given else spec.train.budget
     seed = int(given.get("seed") or spec.train.seed or 0)
     champion = _champion(spec.project)
@@ -221,38 +228,103 @@ def _admit(
     )  # fmt: skip
 
 
+def continued(
+    frame: pd.DataFrame, fs: ForecastSpec, target: str, actuals: pd.DataFrame
+) -> pd.DataFrame:
+    """``frame`` continued by the ``actuals`` (``monitor.stored_actuals``) that extend each
+    of its series without a gap after its last period; ``frame`` itself when none do.
+
+    Appended rows carry the series' id values as the data has them, and the time column
+    becomes timestamps (the file's own format and the log's need not agree).
+    """
+    if actuals.empty:
+        return frame
+    series, freq = split_series(frame, fs, target)
+    time_col = fs.time or "time"
+    keys = actuals[fs.ids].astype(str).agg("/".join, axis=1) if fs.ids else pd.Series(
+        "", index=actuals.index
+    )  # fmt: skip
+    parts = []
+    for s in series:
+        mine = actuals[keys == "/".join(map(str, s.key))].set_index(time_col)
+        after = pd.date_range(s.index[-1], periods=len(mine) + 1, freq=freq)[1:]
+        run = int(np.argmin(np.append(after.isin(mine.index), False)))  # contiguous periods
+        if run == 0:
+            continue
+        part = mine.loc[after[:run], [target, *fs.exogenous]].reset_index(names=time_col)
+        for column, value in zip(fs.ids, s.key, strict=True):
+            part[column] = value
+        parts.append(part)
+    if not parts:
+        return frame
+    out = frame.copy()
+    if fs.time is not None:
+        out[fs.time] = pd.DatetimeIndex(times_of(frame, fs))
+        return pd.concat([out, *parts], ignore_index=True)[frame.columns]
+    new = pd.concat(parts, ignore_index=True).drop(columns=time_col)
+    return pd.concat([out, new], ignore_index=True)[frame.columns]
+
+
+def new_periods(info: dict[str, Any], frame: pd.DataFrame, fs: ForecastSpec, target: str) -> int:
+    """The most periods any series of ``frame`` has after the last one a version with
+    ``info`` was trained on (0 for a version that did not record it)."""
+    ends = info.get("ends") or {}
+    series, _ = split_series(frame, fs, target)
+    counts = [int((s.index > pd.Timestamp(ends[k])).sum())
+              for s in series if (k := "/".join(map(str, s.key))) in ends]  # fmt: skip
+    return max(counts, default=0)
+
+
 def retrain_forecast(
     name: str, spec_path: str | Path, champion: int, *, force: bool, actor: str | None
 ) -> RetrainOutcome:
-    """``keizoku retrain`` for a forecasting champion: a trigger (``--force``, or the live
-    MASE of its logged forecasts against the actuals now in the spec's data file above its
-    CV MASE by ``LIVE_TOLERANCE``), then train (rolling ``forecast.window``), gate, audit."""
-    from keizoku.forecast.monitor import forecast_error
+    """``keizoku retrain`` / ``keizoku loop`` for a forecasting champion.
+
+    The data: the spec's data file, continued by the actuals that came in as feedback
+    (``keizoku feedback``; :func:`continued`). Triggers: ``--force``; the live MASE of
+    the champion's logged forecasts (against the stored actuals, else the data file)
+    above its CV MASE by ``LIVE_TOLERANCE``; at least ``horizon`` new periods in a series
+    since the champion's training. Then train (rolling ``forecast.window``), gate, audit.
+    """
+    from keizoku.forecast.monitor import forecast_error, stored_actuals
+    from keizoku.registry.models import load_model
 
     spec, base = load_spec(spec_path)
+    fs = forecast_spec(spec)
+    file = _read(spec, base)
+    frame = continued(file, fs, spec.target, stored_actuals(name))
     outcome = RetrainOutcome(name, "skipped", champion)
     if force:
         outcome.triggers = [Trigger(TriggerKind.FORCED, "forced (--force)")]
     else:
-        live = forecast_error(name, _read(spec, base), version=champion)
+        live = forecast_error(name, version=champion)
+        live = live if live["matched"] else forecast_error(name, file, version=champion)
         limit = live["cv_mase"] * (1 + LIVE_TOLERANCE)
         if live["matched"] and live["mase"] > limit:
-            outcome.triggers = [Trigger(
+            outcome.triggers.append(Trigger(
                 TriggerKind.METRIC_DROP,
                 f"live MASE {live['mase']:.4f} over {live['matched']} forecast period(s) "
                 f"exceeds the CV MASE {live['cv_mase']:.4f} by more than {LIVE_TOLERANCE:.0%}",
-            )]  # fmt: skip
+            ))  # fmt: skip
+        fresh = new_periods(load_model(f"{name}:{champion}").info, frame, fs, spec.target)
+        if fresh >= fs.horizon:
+            outcome.triggers.append(Trigger(
+                TriggerKind.NEW_LABELS,
+                f"{fresh} new period(s) since v{champion} was trained (at least the horizon, "
+                f"{fs.horizon})",
+            ))  # fmt: skip
     triggers = [t.to_dict() for t in outcome.triggers]
     if not outcome.triggers:
         outcome.reasons = ["no trigger fired"]
         return outcome
     because = "; ".join(map(str, outcome.triggers))
-    trained, admission = train_forecast_gated(spec_path, actor=actor, reason=because)
+    trained, admission = train_forecast_gated(spec_path, actor=actor, reason=because, frame=frame)
     outcome.version = trained.version
     outcome.gates, outcome.stats = admission.gates, admission.stats
     outcome.status = "passed" if admission.passed else "failed"
     outcome.reasons += admission.gates.reasons if admission.gates else []
-    outcome.rows = {"periods": int(trained.result.model.info["periods"])}
+    outcome.rows = {"periods": int(trained.result.model.info["periods"]),
+                    "from_feedback": len(frame) - len(file)}  # fmt: skip
     audit.record(
         name, "retrain", actor=actor, version=outcome.version, previous=champion,
         reason=because,

@@ -133,7 +133,7 @@ class ForecastModel:
 
         ``future``: the exogenous values of those periods (required when the model has
         exogenous columns). Columns: the id columns, the time column, ``step``,
-        ``forecast``, ``lower``, ``upper``.
+        ``forecast``, ``lower``, ``upper``, the exogenous columns.
         """
         steps = self.horizon if horizon is None else int(horizon)
         if not 1 <= steps <= self.horizon:
@@ -160,5 +160,7 @@ class ForecastModel:
             part["forecast"] = point
             part["lower"] = point - half
             part["upper"] = point + half
+            for j, column in enumerate(self.spec.exogenous):  # what the forecast assumed
+                part[column] = exog[s.key][:, j]
             parts.append(part)
         return pd.concat(parts, ignore_index=True)

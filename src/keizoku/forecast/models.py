@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from keizoku.forecast.features import calendar, lag_block, lags_for, scale_of
-from keizoku.forecast.series import Series
+from keizoku.forecast.series import Series, week_length
 
 __all__ = ["ETS", "Forecaster", "LightGBMLags", "SeasonalNaive", "make"]
 
@@ -149,7 +149,8 @@ class LightGBMLags:
         import lightgbm as lgb
 
         self.freq = freq
-        self.lags, self.windows = lags_for(season, min(len(s) for s in series))
+        shortest = min(len(s) for s in series)
+        self.lags, self.windows = lags_for(season, shortest, week_length(freq))
         self.codes = {s.key: i for i, s in enumerate(series)}
         xs, ts = [], []
         for s in series:

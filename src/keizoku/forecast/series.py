@@ -25,6 +25,9 @@ __all__ = [
     "season_length",
     "series_name",
     "split_series",
+    "times_of",
+    "week_length",
+    "when",
 ]
 
 DEFAULT_START = "2000-01-01"
@@ -56,6 +59,17 @@ def series_name(key: tuple[Any, ...], ids: list[str]) -> str:
     )
 
 
+# A second, longer season by base unit: the week of hourly data (its lag is a feature of
+# the gradient-boosted forecaster; the seasonal period stays the day).
+WEEKS = {"H": 168, "BH": 40}
+
+
+def week_length(frequency: str) -> int | None:
+    """The periods in a week for sub-daily ``frequency`` (168 hourly), else None."""
+    base = pd.tseries.frequencies.to_offset(frequency).rule_code.upper().split("-")[0]
+    return WEEKS.get(base)
+
+
 def season_length(frequency: str, given: int | None = None) -> int:
     """The seasonal period of ``frequency`` (12 for monthly, 7 for daily, ...)."""
     if given:
@@ -64,7 +78,10 @@ def season_length(frequency: str, given: int | None = None) -> int:
     return SEASONS.get(base, SEASONS.get(base.rstrip("S"), 1))
 
 
-def _times(frame: pd.DataFrame, fs: ForecastSpec) -> pd.Series:
+def times_of(frame: pd.DataFrame, fs: ForecastSpec) -> pd.Series:
+    """The timestamp of each row of ``frame`` (read with ``forecast.time_format``; without a
+    time column, consecutive periods from ``forecast.start``); an unreadable one is an error
+    naming the row."""
     if fs.time is None:
         if not fs.frequency:
             raise UserInputError(
@@ -153,7 +170,7 @@ def split_series(
     ``window``: keep the last N periods of each series (rolling retraining).
     """
     frame = frame.reset_index(drop=True)
-    times = _times(frame, fs)
+    times = times_of(frame, fs)
     y = _numeric(frame, target) if need_target else np.full(len(frame), np.nan)
     exog = np.column_stack([_numeric(frame, c) for c in fs.exogenous]) if fs.exogenous else (
         np.zeros((len(frame), 0))

@@ -35,7 +35,7 @@ from keizoku.data.schema import Column, Schema
 from keizoku.errors import DataError, KeizokuWarning, UserInputError
 from keizoku.forecast.model import ForecastModel
 from keizoku.forecast.models import Forecaster, make
-from keizoku.forecast.series import Series, season_length, series_name, split_series
+from keizoku.forecast.series import Series, season_length, series_name, split_series, when
 from keizoku.forecast.spec import ForecastSpec
 
 __all__ = ["ForecastResult", "cv_folds", "fit_forecast", "forecast_schema", "mase_scale"]
@@ -215,11 +215,12 @@ def fit_forecast(
     for name in order:
         if max_trials is not None and len(rows) >= max_trials:
             break
-        if rows and time.monotonic() - started > budget_s:
+        timed = bool(rows) and max_trials is None  # max_trials: deterministic, whatever the clock
+        if timed and time.monotonic() - started > budget_s:
             not_run.append(name)
             continue
         tick = time.monotonic()
-        deadline = started + budget_s if rows else np.inf  # the baseline always completes
+        deadline = started + budget_s if timed else np.inf  # the baseline always completes
         done = _evaluate(name, series, folds, fs, horizon, season, freq, seed, deadline)
         if done is None:
             not_run.append(name)
@@ -268,6 +269,8 @@ def fit_forecast(
         "interval_q": q,
         # MASE scale per series ("/"-joined ids), for the monitor's live MASE
         "scales": {"/".join(map(str, s.key)): mase_scale(s.y, season) for s in series},
+        # the last period trained on per series, for the retrain's "new periods" trigger
+        "ends": {"/".join(map(str, s.key)): when(s.index[-1]) for s in series},
     }
     schema = forecast_schema(frame, target, fs)
     model = ForecastModel(schema, fs, freq, season, final, sigma, q, info)

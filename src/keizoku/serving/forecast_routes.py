@@ -11,8 +11,9 @@ The history goes through the same series checks as training (``keizoku.forecast.
 duplicate timestamps, gaps, missing values, a history shorter than the horizon), each a
 422 naming the row. Response: ``model``, ``version``, ``level`` and one object per series
 and step (``step``, the time column, the id columns, ``forecast``, ``lower``, ``upper``,
-``request_id``). Each step is written to the prediction log (inputs: ids, time, step), so
-``keizoku feedback`` can attach the actual value to its ``request_id``.
+the exogenous values, ``request_id``). Each step is written to the prediction log (inputs:
+ids, time, step, lower, upper, the exogenous values), so ``keizoku feedback NAME ACTUALS``
+can attach the value that came true to it (``keizoku.forecast.monitor.record_actuals``).
 
 Auth, body limit and errors: ``keizoku.serving.boundary``, as for ``/predict``.
 """
@@ -73,20 +74,21 @@ def forecast_ref(ref: str, body: ForecastRequest) -> tuple[str, int, Any, pd.Dat
     return name, version, model, out
 
 
-def _log(request: Request, name: str, version: int, ids: list[str], out: pd.DataFrame,
-         latency_ms: float) -> list[str]:  # fmt: skip
+def _log(request: Request, name: str, version: int, ids: list[str], exogenous: list[str],
+         out: pd.DataFrame, latency_ms: float) -> list[str]:  # fmt: skip
     state = getattr(request.app.state, "keizoku", None)
     log = getattr(state, "log", None)
     request_ids = [uuid.uuid4().hex for _ in range(len(out))]
     if log is None:
         return request_ids
     ts = time.time()
+    numbers = {"lower", "upper", *exogenous}
     for rid, rec in zip(request_ids, out.to_dict(orient="records"), strict=True):
         entity = "/".join(str(rec[c]) for c in ids) if ids else None
         value = float(rec["forecast"])
         pred = Prediction(value, None, value, version, "forecast", rid, entity)
-        inputs = {k: (str(v) if k not in ("step",) else int(v)) for k, v in rec.items()
-                  if k not in ("forecast", "lower", "upper")}  # fmt: skip
+        inputs = {k: (int(v) if k == "step" else float(v) if k in numbers else str(v))
+                  for k, v in rec.items() if k != "forecast"}  # fmt: skip
         log.append(pred, ts=ts, model=name, inputs=inputs, latency_ms=latency_ms)
     return request_ids
 
@@ -102,7 +104,8 @@ async def forecast_route(name: str, request: Request, who: PredictCaller) -> Res
     model_name, version, model, out = await asyncio.to_thread(forecast_ref, name, body)
     latency_ms = (time.perf_counter() - started) * 1000
     ids = list(model.spec.ids)
-    out["request_id"] = _log(request, model_name, version, ids, out, latency_ms)
+    exogenous = list(model.spec.exogenous)
+    out["request_id"] = _log(request, model_name, version, ids, exogenous, out, latency_ms)
     time_col = model.spec.time or "time"
     out[time_col] = out[time_col].dt.strftime("%Y-%m-%dT%H:%M:%S")
     return json_response(
