@@ -11,8 +11,9 @@ Limits, each answered with the file or field it is about: a body over
 not PNG or JPEG (by its first bytes, not its name) → 415; an empty or corrupt image, bad
 base64, no image at all → 422. Response: ``model``, ``version`` and one object per image
 (``name``, ``prediction``, ``probabilities``, ``request_id``). Each is written to the
-prediction log with the image's features as inputs (``ImageModel.image_features``: statistics,
-size as sent, the embedding's principal components), so ``keizoku feedback`` can attach its true label to the ``request_id``.
+prediction log with the image's features as inputs (``ImageModel.image_features``:
+statistics, size as sent, the embedding's principal components), so ``keizoku feedback``
+can attach its true label to the ``request_id``.
 
 Auth and errors: ``keizoku.serving.boundary``, as for ``/predict``.
 """
