@@ -98,7 +98,7 @@ def _keizoku(
     alone, _ = _choose(result.trials, "silhouette")
     labels = result.clusters
     if alone.number != result.chosen.number:
-        one = {"algorithms": [alone.family], "max_trials": 1, "scaling": scaling}
+        one: dict[str, Any] = {"algorithms": [alone.family], "max_trials": 1, "scaling": scaling}
         if alone.family == "hdbscan":
             one["min_cluster_size"] = alone.params["min_cluster_size"]
         else:

@@ -171,7 +171,7 @@ def main() -> None:
     parser.add_argument("--only", default="")
     args = parser.parse_args()
     wanted = [s for s in args.only.split(",") if s]
-    sources = {name: lambda f=file, k=keys, d=drop, t=target: (*_read(f, k, d), t)
+    sources: dict[str, Any] = {name: lambda f=file, k=keys, d=drop, t=target: (*_read(f, k, d), t)
                for name, (file, target, keys, drop) in SERIES.items()}  # fmt: skip
     if not SHARED.is_dir():
         print(f"bench/forecast.py: {SHARED} is absent; the generated series only.")

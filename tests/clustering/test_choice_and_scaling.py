@@ -86,7 +86,8 @@ def test_quantile_scaling_maps_numbers_onto_a_normal() -> None:
 def test_keizoku_cluster_from_python_predicts_clusters_and_membership() -> None:
     frame, groups = _blobs(n=40, seed=2)
     model = keizoku.cluster(frame, algorithms=["kmeans", "gmm"], k_max=5, max_trials=8)
-    assert model.task == "clustering" and model.model.k == 4
+    fitted: Any = model.model  # a ClusteringModel behind the ServableModel protocol
+    assert model.task == "clustering" and fitted.k == 4
     labels = model.predict(frame)
     assert list(labels.index) == list(frame.index)
     assert pd.crosstab(labels, groups).max(axis=1).sum() == len(frame)  # the planted groups

@@ -453,6 +453,7 @@ class Lifecycle(RuleBasedStateMachine):
 
     @rule(pick=st.integers(0, 20))
     def tamper(self, pick: int) -> None:
+        from keizoku.home import mlflow_uri
         from keizoku.registry.backend import client
         from keizoku.registry.models import MODEL_FILE, _cache, _local_dir
 
@@ -461,7 +462,7 @@ class Lifecycle(RuleBasedStateMachine):
         path.write_bytes(path.read_bytes() + b"tampered")  # stays tampered however often
         # Server and commands are separate processes in real life: none holds this version
         # in memory any more, except a server variant that already serves it.
-        _cache.pop((NAME, version), None)
+        _cache.pop((mlflow_uri(), NAME, version), None)
         self.tampered.add(version)
         served = self.server.models.models.get(NAME)
         if served and version in {lv.version for lv in served.variants.values()}:

@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from store_support import OwnPostgres
 
 from kzsupport import free_port
 from pgsupport import pg_bin, why_no_postgres
+from store_outage_support import OwnPostgres
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from store_support import PENGUINS, RECORDS, OwnPostgres, server_env, until
 
 from keizoku.lifecycle.servers import MIN_WAIT_S
 from kzsupport import KEIZOKU_EXE, Server
 from pgsupport import TWO_TRIALS, keizoku
+from store_outage_support import PENGUINS, RECORDS, OwnPostgres, server_env, until
 
 pytestmark = pytest.mark.slow
 PREDICT = "/v1/models/{}/predict"

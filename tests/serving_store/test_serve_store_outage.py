@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from store_support import PENGUINS, RECORDS, OwnPostgres, Traffic, server_env, until
 
 from kzsupport import Server
 from pgsupport import TWO_TRIALS, keizoku
+from store_outage_support import PENGUINS, RECORDS, OwnPostgres, Traffic, server_env, until
 
 pytestmark = pytest.mark.slow
 DETAIL = "/v1/models/penguins"
