@@ -239,6 +239,51 @@ def throughput() -> dict:
             "chunks_per_s": report.chunks_total / report.seconds}  # fmt: skip
 
 
+def xquad_beir(quick: bool) -> dict:
+    """XQuAD-en split into sentences as a plain BEIR corpus: one document a sentence, no title.
+
+    The real ``ingest_beir`` and ``search()`` (access filter, one query embedding a
+    question); a question's relevant document is the sentence holding its answer span.
+    Dev = questions of even-numbered articles, test = odd-numbered ones.
+    """
+    from keizoku.rag import collection as col
+    from keizoku.rag.access import Identity
+    from keizoku.rag.evaluate import ingest_beir
+    from keizoku.rag.index import FusionConfig
+
+    paragraphs, questions = load_xquad(DATA / "xquad.en.json")
+    if quick:
+        questions = questions[::4]
+    folder = Path(tempfile.mkdtemp(prefix="xquad-beir-"))
+    ids = {(p, j): f"{p}-{j}" for p, para in enumerate(paragraphs)
+           for j in range(len(para["sentences"]))}  # fmt: skip
+    with open(folder / "corpus.jsonl", "w", encoding="utf-8") as fh:
+        for (p, j), doc_id in ids.items():
+            row = {"_id": doc_id, "title": "", "text": paragraphs[p]["sentences"][j]}
+            fh.write(json.dumps(row) + "\n")
+    report = ingest_beir("xquad-beir", folder / "corpus.jsonl", ["group:everyone"])
+    texts = [paragraphs[p]["sentences"][j] for p, j in ids]
+    qtext = [q["q"] for q in questions]
+    rel = [ids[(q["doc"], q["sent"])] for q in questions]
+    dev = [q["dev"] for q in questions]
+    who = Identity("bench", ())
+    out: dict = {"sentences": len(ids), "chunks": report.chunks_total, "questions": len(qtext)}
+    for label, cfg in [("keizoku hybrid (default)", None), ("keizoku lexical", FusionConfig(
+            mode="lexical")), ("keizoku dense (MiniLM)", FusionConfig(mode="dense"))]:  # fmt: skip
+        ranked, times = [], []
+        for q in qtext:
+            t = time.perf_counter()
+            hits = col.search("xquad-beir", q, who, k=10, fusion=cfg)
+            times.append((time.perf_counter() - t) * 1000)
+            ranked.append([h.source[len("beir:") :] for h in hits])
+        out[label] = _metrics(ranked, rel, times, dev)
+    row_id = list(ids.values())
+    for label, tok in [("BM25 whitespace \\w+", _whitespace), ("BM25 character bigrams", _bigrams)]:
+        m = _plain_bm25(texts, qtext, [row_id.index(r) for r in rel], tok, dev)
+        out[label] = m
+    return out
+
+
 # --- Japanese: JSQuAD ----------------------------------------------------------------------
 
 JSQUAD = DATA.parent / "jsquad" / "valid-v1.3.json"
@@ -249,7 +294,7 @@ def load_jsquad(path: Path) -> tuple[list[dict], list[dict]]:
     from keizoku.rag.text import split_sentences
 
     paragraphs, questions = [], []
-    for art in json.loads(path.read_text(encoding="utf-8"))["data"]:
+    for a_i, art in enumerate(json.loads(path.read_text(encoding="utf-8"))["data"]):
         for para in art["paragraphs"]:
             ctx = para["context"]
             head = f"{art['title']} [SEP] "
@@ -266,11 +311,13 @@ def load_jsquad(path: Path) -> tuple[list[dict], list[dict]]:
             for qa in para["qas"]:
                 start = qa["answers"][0]["answer_start"] - shift
                 s_i = max([i for i, st in enumerate(starts) if st <= start] or [0])
-                questions.append({"q": qa["question"], "doc": p_i, "sent": s_i})
+                questions.append({"q": qa["question"], "doc": p_i, "sent": s_i,
+                                  "dev": a_i % 2 == 0})  # fmt: skip
     return paragraphs, questions
 
 
-def _metrics(ranked: list[list], rel: list, times_ms: list[float]) -> dict:
+def _metrics(ranked: list[list], rel: list, times_ms: list[float], dev: list | None = None) -> dict:
+    """nDCG@10, Recall@1/@10 (all; with ``dev`` flags also the dev and held-out test halves)."""
     nd, r1, r10 = [], [], []
     for got, want in zip(ranked, rel, strict=True):
         a, b = ndcg_recall(got, want)
@@ -279,13 +326,17 @@ def _metrics(ranked: list[list], rel: list, times_ms: list[float]) -> dict:
         r1.append(float(bool(got) and got[0] == want))
     out = {"ndcg@10": float(np.mean(nd)), "recall@1": float(np.mean(r1)),
            "recall@10": float(np.mean(r10)), "queries": len(rel)}  # fmt: skip
+    if dev is not None:
+        d = np.asarray(dev, dtype=bool)
+        out["ndcg@10 dev"] = float(np.mean(np.asarray(nd)[d]))
+        out["ndcg@10 test"] = float(np.mean(np.asarray(nd)[~d]))
     if times_ms:
         out["p50_ms"] = float(np.percentile(times_ms, 50))
         out["p95_ms"] = float(np.percentile(times_ms, 95))
     return out
 
 
-def _plain_bm25(texts: list[str], questions: list[str], rel: list, tok) -> dict:
+def _plain_bm25(texts: list[str], questions: list[str], rel: list, tok, dev: list) -> dict:
     """BM25 (same scorer) over ``texts`` with tokenizer ``tok``, no headers, no analysis."""
     from keizoku.rag.index import LexicalIndex, top_k
 
@@ -296,7 +347,7 @@ def _plain_bm25(texts: list[str], questions: list[str], rel: list, tok) -> dict:
         t = time.perf_counter()
         ranked.append(top_k(index.scores(tok(q), allowed), 10).tolist())
         times.append((time.perf_counter() - t) * 1000)
-    return _metrics(ranked, rel, times)
+    return _metrics(ranked, rel, times, dev)
 
 
 def _whitespace(text: str) -> list[str]:
@@ -329,6 +380,7 @@ def jsquad(quick: bool) -> dict:
     who = Identity("bench", ())
     out: dict = {"paragraphs": len(paragraphs), "questions": len(questions)}
     qtext = [q["q"] for q in questions]
+    dev = [q["dev"] for q in questions]
     for level in ("paragraph", "sentence"):
         name = f"jsquad-{level}"
         if level == "paragraph":
@@ -370,9 +422,9 @@ def jsquad(quick: bool) -> dict:
                 ranked.append([key_row.get(pos_of[h.chunk_id], -1) for h in hits])
         out[level] = {
             "chunks": report.chunks_total, "embedding": report.embedding,
-            "keizoku (search(), lexical-only)": _metrics(ranked, rel, times),
-            "BM25 whitespace \\w+": _plain_bm25(texts, qtext, rel, _whitespace),
-            "BM25 character bigrams": _plain_bm25(texts, qtext, rel, _bigrams),
+            "keizoku (search(), lexical-only)": _metrics(ranked, rel, times, dev),
+            "BM25 whitespace \\w+": _plain_bm25(texts, qtext, rel, _whitespace, dev),
+            "BM25 character bigrams": _plain_bm25(texts, qtext, rel, _bigrams, dev),
         }  # fmt: skip
     return out
 
@@ -423,7 +475,7 @@ def jsquad_latency(n_chunks: int, n_queries: int) -> dict:
             "p95_ms": float(np.percentile(times, 95))}  # fmt: skip
 
 
-PARTS = ("xquad", "latency", "ingest", "jsquad", "jsquad-latency")
+PARTS = ("xquad", "xquad-beir", "latency", "ingest", "jsquad", "jsquad-latency")
 
 
 def main() -> int:
@@ -434,7 +486,7 @@ def main() -> int:
                     help="run only these parts (repeatable; default: all)")  # fmt: skip
     args = ap.parse_args()
     parts = args.only or list(PARTS)
-    need = [DATA / "xquad.en.json"] if {"xquad", "ingest"} & set(parts) else []
+    need = [DATA / "xquad.en.json"] if {"xquad", "xquad-beir", "ingest"} & set(parts) else []
     need += [JSQUAD] if {"jsquad", "jsquad-latency"} & set(parts) else []
     missing = [str(p) for p in need if not p.is_file()]
     if missing:
@@ -459,6 +511,11 @@ def main() -> int:
     if "xquad" in parts:
         results["quality"] = quality(args.quick)
         _print_xquad(results["quality"])
+    if "xquad-beir" in parts:
+        results["xquad_beir"] = xquad_beir(args.quick)
+        _print_table(f"XQuAD-en as plain BEIR sentences ({results['xquad_beir']['sentences']} "
+                     f"sentences, no titles; {results['xquad_beir']['questions']} questions)",
+                     results["xquad_beir"])  # fmt: skip
     if "latency" in parts:
         results["latency"] = latency([10_000] if args.quick else [10_000, 100_000],
                                      30 if args.quick else 100)  # fmt: skip
@@ -479,15 +536,22 @@ def _print_jsquad(js: dict) -> None:
     print(f"\nJSQuAD retrieval: {js['paragraphs']} paragraphs, {js['questions']} questions")
     for level in ("paragraph", "sentence"):
         r = js[level]
-        print(f"\nquestion -> {level} ({r['chunks']} chunks; embeddings: {r['embedding']})\n")
-        print("| retriever | nDCG@10 | Recall@1 | Recall@10 | p50 ms | p95 ms |")
-        print("|---|---|---|---|---|---|")
-        for label, m in r.items():
-            if isinstance(m, dict):
-                print(
-                    f"| {label} | {m['ndcg@10']:.3f} | {m['recall@1']:.3f} | "
-                    f"{m['recall@10']:.3f} | {m['p50_ms']:.2f} | {m['p95_ms']:.2f} |"
-                )
+        _print_table(f"question -> {level} ({r['chunks']} chunks; embeddings: {r['embedding']})",
+                     r)  # fmt: skip
+
+
+def _print_table(title: str, rows: dict) -> None:
+    """One markdown row per retriever; dev = even articles, test = odd (held out)."""
+    print(f"\n{title}\n")
+    print("| retriever | nDCG@10 | nDCG@10 dev / test | Recall@1 | Recall@10 | p50 ms | p95 ms |")
+    print("|---|---|---|---|---|---|---|")
+    for label, m in rows.items():
+        if isinstance(m, dict):
+            print(
+                f"| {label} | {m['ndcg@10']:.3f} | {m['ndcg@10 dev']:.3f} / "
+                f"{m['ndcg@10 test']:.3f} | {m['recall@1']:.3f} | {m['recall@10']:.3f} | "
+                f"{m['p50_ms']:.2f} | {m['p95_ms']:.2f} |"
+            )
 
 
 def _print_xquad(q: dict) -> None:

@@ -10,8 +10,9 @@ from typer.testing import CliRunner
 
 from keizoku.cli.rag import rag_app
 from keizoku.rag.access import Identity
-from keizoku.rag.collection import ingest
+from keizoku.rag.collection import ingest, search
 from keizoku.rag.evaluate import (
+    beir_inputs,
     eval_squad,
     mrr_at_k,
     ndcg_at_k,
@@ -20,6 +21,7 @@ from keizoku.rag.evaluate import (
     squad_f1,
     squad_inputs,
 )  # fmt: skip
+from keizoku.rag.index import FusionConfig
 from kzsupport import shared_datasets
 
 XQUAD = shared_datasets() / "qa" / "xquad"
@@ -58,6 +60,18 @@ def test_beir_eval_from_the_cli(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out == {"queries": 3, "ndcg@10": 1.0, "mrr@10": 1.0, "recall@10": 1.0}
+
+
+def test_a_beir_document_without_title_is_indexed_by_its_text_only(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    rows = [{"_id": "zebra7", "title": "", "text": "Stripes confuse biting flies."},
+            {"_id": "okapi1", "text": "A zebra is a striped horse."}]  # fmt: skip
+    corpus.write_text("\n".join(json.dumps(r) for r in rows))
+    ingest("plain", beir_inputs(corpus, ["group:everyone"]))
+    who, lexical = Identity("u", ()), FusionConfig(mode="lexical")
+    # the key 'zebra7' is not the document's words: only okapi1 says zebra
+    assert [h.source for h in search("plain", "zebra", who, fusion=lexical)] == ["beir:okapi1"]
+    assert search("plain", "okapi", who, fusion=lexical) == []
 
 
 @pytest.mark.shared

@@ -23,7 +23,7 @@ from keizoku.rag.embed import EmbeddingConfig, EmbeddingError
 from keizoku.rag.evaluate import eval_squad, squad_em, squad_f1, squad_inputs
 from keizoku.rag.index import FusionConfig
 from keizoku.rag.parse import ParsedDoc, Section
-from keizoku.rag.text import detect_language, split_sentences, tokenize
+from keizoku.rag.text import detect_language, split_sentences, tokenize, tokenize_query
 
 TSUYU = (
     "梅雨（つゆ、ばいう）は、北海道と小笠原諸島を除く日本で見られる気象現象で、"
@@ -44,6 +44,16 @@ def test_language_sentences_and_tokens() -> None:
     # NFKC folds half-width kana; the analyser normalises spellings; English is stemmed
     assert {"片仮名", "付属", "病院", "deploi", "#附属"} <= set(toks)
     assert tokenize("Deploys happen") == ["deploi", "happen"]  # English as before
+
+
+def test_compounds_and_their_parts_and_no_question_words_in_queries() -> None:
+    toks = tokenize("国際連合の本部はどこにあるか")
+    # split mode C keeps the compound, mode A its parts; the index keeps every word
+    assert {"国際連合", "国際", "連合", "本部", "どこ"} <= set(toks)
+    query = tokenize_query("国際連合の本部はどこにあるか。誰が何を決めるのか")
+    assert {"国際連合", "本部", "決める"} <= set(query)
+    assert not {"どこ", "誰", "何"} & set(query)  # interrogatives ask; the passage answers
+    assert tokenize_query("Where is the UN based?") == tokenize("Where is the UN based?")
 
 
 def test_japanese_chunks_are_sized_in_characters() -> None:

@@ -67,8 +67,8 @@ def _read_jsonl(path: Path, what: str) -> list[dict[str, Any]]:
 
 def _doc_input(source: str, title: str, text: str, allow: tuple[str, ...]) -> DocInput:
     digest = hashlib.sha256(f"{title}\x00{text}".encode()).hexdigest()
-    return DocInput(source, digest, lambda: ParsedDoc(title or source, "text",
-                                                      [Section((), text)]), allow)  # fmt: skip
+    # no title: none in the indexed text either (the source key is not the document's words)
+    return DocInput(source, digest, lambda: ParsedDoc(title, "text", [Section((), text)]), allow)
 
 
 def beir_inputs(corpus: str | Path, allow: Sequence[str]) -> list[DocInput]:
