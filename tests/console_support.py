@@ -23,7 +23,7 @@ from rollout_support import MODEL, cli, frame, trained_copy
 DRIFTED = "bill_length_mm"  # the feature whose values are shifted in the last 24 hours
 HOURS, PER_HOUR, SHIFTED_HOURS = 72, 300, 24
 LABELLED_HOURS, WORSE_FROM = 48, 24  # labels for hours 0-47; a third wrong from hour 24 on
-NUMERIC_THRESHOLD, METRIC_DROP = 0.2, 0.1  # the spec's (defaults: 0.1 and 0.05)
+NUMERIC_THRESHOLD, METRIC_DROP = 0.2, 0.1  # the spec's (defaults: 0.05 and 0.05)
 OTHER = {"Adelie": "Gentoo", "Gentoo": "Chinstrap", "Chinstrap": "Adelie"}
 SECRET = "marmoset77"  # only in the hr-only document
 

@@ -148,7 +148,9 @@ def test_planted_drift_shows_for_that_feature_only(operator: Any, project: Proje
     assert len(features) >= 5
     assert {f for f, d in features.items() if d == "true"} == {DRIFTED}
     limits = data(operator, "#drift tr[data-feature]", "feature", "threshold")
-    assert float(limits[DRIFTED]) == NUMERIC_THRESHOLD  # the spec's, not the default 0.1
+    # the spec's threshold, raised in a small bucket as `monitor` raises it (at most
+    # twice: numeric_limit); the default's (0.05, at most 0.1) would stay under it
+    assert NUMERIC_THRESHOLD <= float(limits[DRIFTED]) <= 2 * NUMERIC_THRESHOLD
     assert float(str(operator.locator("#settings").get_attribute("data-numeric"))) == (
         NUMERIC_THRESHOLD)  # fmt: skip
     cell = operator.locator(f"#drift tr[data-feature={DRIFTED}] td").nth(2).inner_text()

@@ -30,6 +30,9 @@ __all__ = [
     "split_sentences",
     "stem",
     "tokenize",
+    "search_tokens",
+    "query_tokens",
+    "INTERROGATIVES",
     "detect_language",
     "has_japanese",
     "japanese_analyzer",
@@ -220,24 +223,71 @@ def japanese_analyzer() -> Callable[[str], list[str]] | None:
 _PIECE = 4000  # characters per SudachiPy call (it refuses inputs past ~49 kB)
 
 
-def _analyse(text: str) -> list[str]:
-    tok = getattr(_LOCAL, "sudachi", None)
+def _sudachi(mode: str) -> Any:
+    """This thread's SudachiPy tokenizer in split ``mode`` ("A" fine, "C" compounds)."""
+    key = f"sudachi_{mode}"
+    tok = getattr(_LOCAL, key, None)
     if tok is None:
         from sudachipy import SplitMode
 
-        tok = _LOCAL.sudachi = _dictionary().tokenizer(mode=SplitMode.A)
+        tok = _dictionary().tokenizer(mode=getattr(SplitMode, mode))
+        setattr(_LOCAL, key, tok)
+    return tok
+
+
+def _analyse(text: str, mode: str = "A", query: bool = False, latin: bool = True) -> list[str]:
+    """Normalised forms in split ``mode`` (particles, auxiliaries, symbols dropped); Latin
+    words and numbers the English way (once: ``latin``); with ``query``, interrogatives out."""
+    tok = _sudachi(mode)
     out: list[str] = []
     for line in text.splitlines():
         for lo in range(0, len(line), _PIECE):
             for m in tok.tokenize(line[lo : lo + _PIECE]):
-                if m.part_of_speech()[0] in _DROP_POS:
+                pos = m.part_of_speech()
+                if pos[0] in _DROP_POS:
                     continue
                 surface = m.surface()
-                if has_japanese(surface):
-                    out.append(m.normalized_form())
-                else:  # Latin words and numbers: the English way (no Sudachi spelling changes)
-                    out.extend(_tokenize_en(surface))
+                if not has_japanese(surface):  # no Sudachi spelling changes for Latin words
+                    if latin:
+                        out.extend(_tokenize_en(surface))
+                    continue
+                form = m.normalized_form()
+                if query and (pos[1] == "代名詞" or form in INTERROGATIVES or surface in
+                              INTERROGATIVES):  # fmt: skip
+                    continue
+                out.append(form)
     return out
+
+
+# --- retrieval's two extra steps (decision 0029), for text with kana/kanji only -------------
+
+# Japanese question words, in Sudachi's normalised forms and common spellings
+INTERROGATIVES = frozenset(
+    "何 なに なん 誰 だれ 何処 どこ 何時 いつ 何れ どれ どの 何故 なぜ 如何 どう いくつ 幾つ "
+    "どんな どちら どっち どのよう".split()
+)
+
+
+def search_tokens(text: str) -> list[str]:
+    """Retrieval's index tokens: :func:`tokenize`, plus SudachiPy's split mode C beside
+    mode A for Japanese, so a compound (``国際連合``) is one token as well as its parts."""
+    return _search_tokens(text, query=False)
+
+
+def query_tokens(text: str) -> list[str]:
+    """Retrieval's query tokens: :func:`search_tokens` less Japanese interrogatives
+    (``何``, ``誰``, ``どこ`` …: they ask for the answer and never occur in its passage)."""
+    return _search_tokens(text, query=True)
+
+
+def _search_tokens(text: str, query: bool) -> list[str]:
+    if not has_japanese(text) or japanese_analyzer() is None:
+        return tokenize(text)  # English, or Japanese as bigrams only without SudachiPy
+
+    def analyse(norm: str) -> list[str]:  # NFKC + lowercase text, modes A then C
+        return _analyse(norm, "A", query) + _analyse(norm, "C", query, latin=False)
+
+    return _tokenize_ja(text, analyse)
 
 
 # --- Porter (1980) stemmer -------------------------------------------------------------------
