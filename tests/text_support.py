@@ -91,7 +91,8 @@ class Project:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.env = {**os.environ, "COLUMNS": "200", "KEIZOKU_HOME": str(root / ".keizoku")}
+        self.home = root / ".keizoku"
+        self.env = {**os.environ, "COLUMNS": "200", "KEIZOKU_HOME": str(self.home)}
 
     def run(self, *args: str) -> CliResult:
         proc = subprocess.run([KEIZOKU_EXE, *args], cwd=self.root, env=self.env,

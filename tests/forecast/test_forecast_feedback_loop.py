@@ -5,9 +5,6 @@ live MASE and coverage, and `loop --once` retrains on the continued series and g
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from kzsupport import KEIZOKU_EXE, CliResult, Server
+import text_support
+from kzsupport import Server
 
 HORIZON = 3
 N = 60
@@ -37,17 +35,7 @@ def _data(n: int = N, seed: int = 0) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-class Project:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.home = root / ".keizoku"
-        self.env = {**os.environ, "COLUMNS": "200", "KEIZOKU_HOME": str(self.home)}
-
-    def run(self, *args: str) -> CliResult:
-        proc = subprocess.run([KEIZOKU_EXE, *args], cwd=self.root, env=self.env,
-                              capture_output=True, text=True, timeout=600)  # fmt: skip
-        return CliResult(proc)
-
+class Project(text_support.Project):
     def set_min_gain(self, value: float) -> None:
         spec = yaml.safe_load((self.root / "keizoku.yaml").read_text())
         spec["retraining"] = {"gates": {"min_gain": value}, "cooldown": "0s"}
