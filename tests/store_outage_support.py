@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import os
+import pwd
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from kzsupport import REPO
+from kzsupport import REPO, free_port
 from pgsupport import Postgres, pg_bin
 
 PENGUINS = REPO / "examples" / "data" / "penguins.csv"
@@ -42,6 +46,31 @@ class OwnPostgres(Postgres):
 
     def stop(self) -> None:
         self._ctl("-m", "fast", "-w", "stop")  # ends every session: servers lose connections
+
+
+@contextmanager
+def own_postgres_server() -> Iterator[OwnPostgres]:
+    """A PostgreSQL server of the caller's own, in a temporary folder, stopped and removed
+    at the end (the caller checks ``pgsupport.why_no_postgres()`` first)."""
+    initdb = pg_bin("initdb")
+    assert initdb
+    root = Path(tempfile.mkdtemp(prefix="keizoku-own-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        user = pwd.getpwnam("postgres")
+        os.chown(root, user.pw_uid, user.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    pg = OwnPostgres(free_port(), root=root, as_user=as_user)
+    try:
+        subprocess.run([*as_user, initdb, "-D", str(root / "data"), "-U", "keizoku",
+                        "--auth=trust", "-E", "UTF8"], check=True, capture_output=True,
+                       timeout=120)  # fmt: skip
+        pg.start()
+        yield pg
+    finally:
+        if (root / "data" / "postmaster.pid").exists():
+            pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def server_env(home: Path, store: str | None) -> dict[str, str]:

@@ -52,9 +52,10 @@ def _serve(
 
     from keizoku.serving.app import OPTIONS_ENV, ServeOptions, create_app
     from keizoku.serving.ratelimit import parse_rate
-    from keizoku.serving.security import check_bind
+    from keizoku.store import store_from_env
 
-    check_bind(host)
+    store_from_env()  # a malformed KEIZOKU_STORE is configuration: exit 2 before anything
+    _check_bind(host)
     if runtime not in ("python", "onnx"):
         from keizoku.errors import UserInputError
 
@@ -83,19 +84,46 @@ def _load_or_wait(names: list[str], runtime: str, poll_interval: float) -> None:
 
     Without ``--model`` on a store with no servable model the server starts anyway, not
     ready (``/readyz`` 503 with the reason), and picks up the first model at a poll; with
-    ``--poll-interval 0`` it never would, so that is exit 3.
+    ``--poll-interval 0`` it never would, so that is exit 3. A store that does not answer
+    is an outage, not an error: the server starts not ready and loads the models once it
+    answers (``--model`` names are checked then).
     """
     from keizoku.errors import NotFoundError
+    from keizoku.serving.outage import startup_outage
     from keizoku.serving.state import ModelSet
 
     models = ModelSet(names=names or None, runtime=runtime)
-    models.load_all()
+    try:
+        models.load_all()
+    except Exception as exc:
+        down = startup_outage(exc)
+        if down is None:
+            raise
+        typer.echo(f"warning: {down.message} Until then /readyz and predict answer 503 "
+                   "store_unavailable.", err=True)  # fmt: skip
+        return
     if models.ready:
         return
     reason = models.load_error or "Nothing to serve."
     if poll_interval <= 0:
         raise NotFoundError(f"{reason} (--poll-interval 0: the server would never pick it up.)")
     typer.echo(f"warning: {reason} Until then /readyz answers 503.", err=True)
+
+
+def _check_bind(host: str) -> None:
+    """Refuse a non-loopback bind without API keys (exit 2). When the store does not
+    answer, the keys cannot be counted: start anyway, since beyond loopback every
+    request needs a valid key, which the store must confirm first."""
+    from keizoku.serving.outage import startup_outage
+    from keizoku.serving.security import check_bind
+
+    try:
+        check_bind(host)
+    except Exception as exc:
+        down = startup_outage(exc)
+        if down is None:
+            raise
+        typer.echo(f"warning: the API keys cannot be checked: {down.message}", err=True)
 
 
 def _check_port_free(host: str, port: int) -> None:

@@ -7,7 +7,9 @@ closes the prediction log so every accepted record reaches the disk.
 
 Without ``--model`` the poller also picks up models registered after startup; on an empty
 store the server runs not ready (``/readyz`` 503 with the reason, ``/healthz`` 200) until
-one has a champion (decision 0028).
+one has a champion (decision 0028). A store that does not answer at start-up is the same
+state as an outage later: the server starts, not ready (503 ``store_unavailable``), and
+loads the models by itself once the store answers.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from keizoku.errors import KeizokuError
 from keizoku.serving import boundary
 from keizoku.serving.metrics import Metrics
 from keizoku.serving.openapi import install_openapi
+from keizoku.serving.outage import RETRY_AFTER_S, startup_outage
 from keizoku.serving.ratelimit import parse_rate
 from keizoku.serving.routes import ServerState, add_predict_route, router
 from keizoku.serving.security import Guard, is_loopback
@@ -107,19 +110,35 @@ async def _heartbeat(
         await asyncio.sleep(interval)
 
 
-async def _load(state: ServerState) -> None:
-    try:
-        await asyncio.to_thread(state.models.load_all)
-    except Exception as exc:  # noqa: BLE001 - logged; /readyz says why; the poller goes on
-        _log.error("Could not load the models: %s", getattr(exc, "message", exc))
-        if state.models.load_error is None:
-            state.models.load_error = f"Could not load the models: {exc}"
-    else:
-        if state.models.ready:
-            versions = {n: m.versions() for n, m in state.models.models.items()}
-            _log.info("Serving %s", versions)
+async def _load(state: ServerState, retry_s: float) -> None:
+    """Load the models; while the store does not answer, stay not ready (503
+    ``store_unavailable``) and try again every ``retry_s`` seconds (decision 0028)."""
+    told: str | None = None
+    while True:
+        try:
+            await asyncio.to_thread(state.models.load_all)
+        except Exception as exc:  # noqa: BLE001 - logged; /readyz says why; the poller goes on
+            down = await asyncio.to_thread(startup_outage, exc)
+            if down is not None:
+                state.models.wait_for_store(down.message)
+                if down.message != told:
+                    _log.error("%s Retrying every %g s.", down.message, retry_s)
+                    told = down.message
+                await asyncio.sleep(retry_s)
+                continue
+            _log.error("Could not load the models: %s", getattr(exc, "message", exc))
+            state.models.store_down = False
+            if state.models.load_error is None:
+                state.models.load_error = f"Could not load the models: {exc}"
         else:
-            _log.warning("Not ready: %s", state.models.load_error)
+            if told is not None:
+                _log.info("The store answers again.")
+            if state.models.ready:
+                versions = {n: m.versions() for n, m in state.models.models.items()}
+                _log.info("Serving %s", versions)
+            else:
+                _log.warning("Not ready: %s", state.models.load_error)
+        return
 
 
 def _lifespan(options: ServeOptions) -> Any:
@@ -127,7 +146,8 @@ def _lifespan(options: ServeOptions) -> Any:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state: ServerState = app.state.keizoku
         state.log = _open_log(options)
-        loading = asyncio.create_task(_load(state))
+        retry_s = min(options.poll_interval_s or RETRY_AFTER_S, RETRY_AFTER_S)
+        loading = asyncio.create_task(_load(state, retry_s))
         tasks = [loading, asyncio.create_task(_heartbeat(state, options, loading))]
         if options.poll_interval_s > 0:
             tasks.append(asyncio.create_task(_poll(state, options.poll_interval_s, loading)))

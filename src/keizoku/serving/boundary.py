@@ -112,8 +112,12 @@ def errors_doc(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": ErrorBody, "description": _DESCRIPTIONS[c]} for c in chosen}
 
 
-def json_response(data: Any, status: int = 200, background: Any = None) -> Response:
-    return Response(dumps(data), status, media_type="application/json", background=background)
+def json_response(
+    data: Any, status: int = 200, background: Any = None, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        dumps(data), status, headers, media_type="application/json", background=background
+    )
 
 
 def error_headers(exc: KeizokuError) -> dict[str, str]:
@@ -191,6 +195,8 @@ def served_name(request: Request, name: str) -> str:
         )
     if not models.ready:
         reason = models.load_error or "The server is still loading its models."
+        if models.store_down:
+            raise StoreUnavailableError(reason)
         raise NotReadyError(f"{reason} Retry in a moment.")
     from keizoku.data.schema import closest
 

@@ -8,6 +8,10 @@ the store itself: when a request fails in a way the store could explain (``suspe
 ``outage`` probes it (a key lookup and a registry listing, at most once a second per
 process) and, if the probe fails too, answers ``StoreUnavailableError`` instead of the
 original error. Decision 0028 lists which routes need the store and which do not.
+
+At start-up (``startup_outage``) the same probe decides whether a failure to load the
+models is an outage: then the server starts anyway, not ready, answers 503
+``store_unavailable`` and retries until the store answers (decision 0028, s7 section).
 """
 
 from __future__ import annotations
@@ -17,7 +21,14 @@ import time
 
 from keizoku.errors import AuthError, DataError, KeizokuError
 
-__all__ = ["RETRY_AFTER_S", "StoreUnavailableError", "outage", "store_problem", "suspect"]
+__all__ = [
+    "RETRY_AFTER_S",
+    "StoreUnavailableError",
+    "outage",
+    "startup_outage",
+    "store_problem",
+    "suspect",
+]
 
 RETRY_AFTER_S = 5.0  # what a 503 asks the client to wait: about one registry poll
 PROBE_EVERY_S = 1.0
@@ -78,14 +89,29 @@ def suspect(exc: BaseException) -> bool:
     return exc.http_status in (400, 404, 500)
 
 
+def _behind(exc: BaseException) -> str | None:
+    """Why the store does not answer, when its absence could explain ``exc``; else None."""
+    return store_problem() if suspect(exc) else None
+
+
 def outage(exc: BaseException) -> StoreUnavailableError | None:
     """The 503 to answer instead of ``exc`` when the store is away; None when it answers."""
-    if not suspect(exc):
-        return None
-    problem = store_problem()
+    problem = _behind(exc)
     if problem is None:
         return None
     return StoreUnavailableError(
         f"The store does not answer, so this request cannot be served now: {problem} "
         f"Retry in {RETRY_AFTER_S:g} s (Retry-After); predictions from loaded models go on."
+    )
+
+
+def startup_outage(exc: BaseException) -> StoreUnavailableError | None:
+    """Why nothing could be loaded at start-up when the store is away (None: it answers,
+    so ``exc`` is the real problem: a wrong ``--model``, a modified artifact)."""
+    problem = _behind(exc)
+    if problem is None:
+        return None
+    return StoreUnavailableError(
+        f"The store does not answer, so no model is loaded yet: {problem} The server keeps "
+        "trying and becomes ready by itself once the store answers."
     )

@@ -34,6 +34,7 @@ from keizoku.serving.boundary import (
     allow_unseen,
     body_doc,
     caller,
+    error_headers,
     error_response,
     errors_doc,
     json_response,
@@ -43,6 +44,7 @@ from keizoku.serving.boundary import (
 )
 from keizoku.serving.fastpath import parse_body, records_of, score
 from keizoku.serving.metrics import CONTENT_TYPE, Metrics
+from keizoku.serving.outage import StoreUnavailableError
 from keizoku.serving.security import Guard
 from keizoku.serving.state import ModelSet, ServedModel
 
@@ -371,11 +373,15 @@ async def healthz() -> Response:
 
 @router.get("/readyz", tags=["health"], responses={503: {"description": "still loading"}})
 async def readyz(request: Request) -> Response:
-    """Ready once every served model is loaded (503 before, with the reason)."""
+    """Ready once every served model is loaded (503 before, with the reason and
+    ``Retry-After``; ``"error": "store_unavailable"`` while the store does not answer)."""
     st = _state(request)
     if not st.models.ready:
         reason = st.models.load_error or "loading models"
-        return json_response({"ready": False, "reason": reason}, 503)
+        body: dict[str, Any] = {"ready": False, "reason": reason}
+        if st.models.store_down:
+            body["error"] = StoreUnavailableError.code
+        return json_response(body, 503, headers=error_headers(NotReadyError(reason)))
     models = {name: m.versions() for name, m in st.models.models.items()}
     return json_response({"ready": True, "models": models})
 

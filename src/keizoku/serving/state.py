@@ -9,7 +9,8 @@ artifact fails its sha256 check is refused and the old snapshot keeps serving.
 Without ``--model`` (``names`` None) the set *discovers*: every poll lists the registry and
 loads each model that has a champion and is not served yet. A store with nothing
 servable is not an error then: the set stays not ready, ``load_error`` saying why (no model
-registered, or no champion yet), until a model appears (decision 0028).
+registered, or no champion yet), until a model appears (decision 0028). A store that does
+not answer at start-up leaves it not ready too (``store_down``) until it answers.
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ class ModelSet:
     ready: bool = False
     load_error: str | None = None
     waiting: dict[str, str] = field(default_factory=dict)  # registered, not servable: why
+    store_down: bool = False  # the store did not answer at start-up: 503 store_unavailable
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _reported: set[tuple[str, str]] = field(default_factory=set)
 
@@ -187,8 +189,14 @@ class ModelSet:
                 self.waiting.pop(name, None)
         return reports
 
+    def wait_for_store(self, why: str) -> None:
+        """The store did not answer at start-up: not ready, ``why`` the reason, until a
+        ``load_all`` succeeds."""
+        self.store_down, self.load_error = True, why
+
     def _settle(self) -> None:
         """``ready`` once something is served; otherwise ``load_error`` says why not."""
+        self.store_down = False
         if self.models:
             self.ready, self.load_error = True, None
         elif not self.waiting:
