@@ -1,4 +1,9 @@
-"""``keizoku doctor``: check the registry store's schema, and repair an interrupted migration."""
+"""``keizoku doctor``: check the registry store's schema, and repair an interrupted migration.
+
+It also warns about settings that work on one machine but not on several: a PostgreSQL
+``KEIZOKU_STORE`` without ``KEIZOKU_LOG_ROOT`` (each server's prediction log stays in its
+own home, out of sight of ``monitor`` elsewhere). A warning does not change the exit code.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import typer
 
 from keizoku.errors import ConflictError
 
-__all__ = ["doctor", "register"]
+__all__ = ["doctor", "register", "setting_warnings"]
 
 
 def doctor(
@@ -26,6 +31,10 @@ def doctor(
     from keizoku.home import mlflow_uri
     from keizoku.registry import backend
 
+    warnings = setting_warnings()
+    if not as_json:
+        for warning in warnings:
+            typer.echo(f"warning: {warning}", err=True)
     uri = mlflow_uri()
     if repair:
         result = backend.repair(uri)
@@ -35,12 +44,31 @@ def doctor(
     else:
         health = backend.check(uri)
         report = health.to_dict()
+    report["warnings"] = warnings
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:
         _print(report)
     if not health.ok:
         raise ConflictError(backend.damage_message(health))
+
+
+def setting_warnings() -> list[str]:
+    """What in the environment will not work across machines, each with its fix."""
+    import os
+
+    from keizoku.monitoring.log import log_root
+    from keizoku.store import STORE_ENV, store_from_env
+
+    found = []
+    if store_from_env().kind != "embedded" and not os.environ.get("KEIZOKU_LOG_ROOT"):
+        found.append(
+            f"{STORE_ENV} names a shared PostgreSQL store but KEIZOKU_LOG_ROOT is unset: this "
+            f"process keeps the prediction log and feedback in {log_root()}, where `keizoku "
+            "monitor` and the loop on another machine cannot see them. Set KEIZOKU_LOG_ROOT "
+            "to a folder every server and the loop share (docs/log.md)."
+        )
+    return found
 
 
 def _print(report: dict[str, object]) -> None:
