@@ -11,6 +11,14 @@ trials per minute, the per-trial overhead of the cluster ((cluster - local) / tr
 whether the two leaderboards are equal (they must be). Then ``predict``'s scoring of a
 Parquet file of ``--score-rows`` rows: in batches here vs with Ray Data on the cluster.
 On 2 shared cores the cluster cannot be faster: it measures what shipping costs.
+
+    python bench/ray_bench.py --only rss --rss-rows 200000,1000000 [--before SRC]
+
+The driver's memory with ``keizoku predict --ray`` (the real executable, its peak RSS from
+``wait4``) on Parquet files of several sizes, scored in blocks of 10,000 rows and streamed
+to the output; ``--before SRC`` (another checkout's ``src``, e.g. one that gathered every
+block on the driver) runs the same commands with that code for comparison, and the local
+``predict`` (which reads the whole file) is measured as a reference.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -64,7 +73,8 @@ def _score(model: Any, path: Path, ray: str | None) -> tuple[float, pd.DataFrame
 
     t0 = time.perf_counter()
     if ray:
-        out = score_parquet(ray, model, str(path), 10_000, False)
+        score_parquet(ray, model, str(path), str(path.with_name("ray.parquet")), 10_000, False)
+        out = pd.read_parquet(path.with_name("ray.parquet"))
     else:
         frame = validate_frame(model.schema, pd.read_parquet(path))
         parts = [
@@ -74,13 +84,79 @@ def _score(model: Any, path: Path, ray: str | None) -> tuple[float, pd.DataFrame
     return time.perf_counter() - t0, out
 
 
+def _peak_rss_mb(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, int]:
+    """(peak RSS in MB, seconds, exit status) of ``cmd`` run to its end."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        print(err.decode()[-2000:], file=sys.stderr)
+    return usage.ru_maxrss / 1024, time.perf_counter() - t0, proc.returncode
+
+
+def rss(sizes: list[int], before: str | None) -> dict[str, Any]:
+    """The driver's peak RSS for ``predict --ray`` on files of ``sizes`` rows."""
+    from kzsupport import KEIZOKU_EXE
+    from ray_support import local_cluster
+
+    frame, _ = _data(2000)
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="kzbench-rss-") as tmp:
+        where = Path(tmp)
+        env = {**os.environ, "KEIZOKU_HOME": str(where / ".keizoku")}
+        env.pop("KEIZOKU_STORE", None)
+        frame.to_csv(where / "train.csv", index=False)
+        for args in (
+            ["init", "train.csv", "--target", "target"],
+            ["train", "--max-trials", "1", "--family", "linear", "--budget", "300s"],
+        ):
+            subprocess.run([KEIZOKU_EXE, *args], cwd=where, env=env, check=True,
+                           capture_output=True)  # fmt: skip
+        features = frame.drop(columns=["target"])
+        with local_cluster(workers=1) as cluster:
+            for n in sizes:
+                big = pd.concat([features] * (n // len(features) + 1)).head(n)
+                big.to_parquet(where / "in.parquet", index=False, row_group_size=50_000)
+                mb = (where / "in.parquet").stat().st_size / 1e6
+                predict = [KEIZOKU_EXE, "predict", "in.parquet", "--model", "train@champion",
+                           "--batch-size", "10000", "-o", "out.parquet"]  # fmt: skip
+                modes = [
+                    ("local", predict, env),
+                    ("ray", [*predict, "--ray", cluster.address], env),
+                ]
+                if before:
+                    old = {**env, "PYTHONPATH": before}
+                    modes.append(("ray, before", [*predict, "--ray", cluster.address], old))
+                for mode, cmd, run_env in modes:
+                    peak, secs, code = _peak_rss_mb(cmd, where, run_env)
+                    runs.append({"rows": n, "file_mb": round(mb, 1), "mode": mode,
+                                 "peak_rss_mb": round(peak), "seconds": round(secs, 1),
+                                 "exit": code, "load_average": os.getloadavg()})  # fmt: skip
+                    print(json.dumps(runs[-1]), flush=True)
+    return {"measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "batch_size": 10_000, "runs": runs}  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="bench/work/ray.json")
     ap.add_argument("--trials", type=int, default=8)
     ap.add_argument("--rows", type=int, default=2000)
     ap.add_argument("--score-rows", type=int, default=200_000)
+    ap.add_argument("--only", choices=["all", "rss"], default="all")
+    ap.add_argument("--rss-rows", default="200000,1000000")
+    ap.add_argument("--before", help="another src folder to run predict --ray from (rss)")
     args = ap.parse_args()
+    if args.only == "rss":
+        result = rss([int(n) for n in args.rss_rows.split(",")], args.before)
+        out = Path(args.out).with_name("ray-rss.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
+        return
     from ray_support import local_cluster
 
     frame, data = _data(args.rows)

@@ -459,8 +459,8 @@ def predict_file(
 ) -> int:
     """Score ``data`` with model ``ref`` in batches; write ``out`` (.csv or .parquet) atomically.
 
-    ``ray``: score a Parquet file or folder with Ray Data on that cluster (the same rows
-    out, in the same order; ``keizoku.distributed.ray_predict``).
+    ``ray``: score a Parquet file or folder with Ray Data on that cluster, streamed into
+    ``out`` (the same rows out, in the same order; ``keizoku.distributed.ray_predict``).
 
     Rows are checked by the server's record validator (``keizoku.data.validate``): an unseen
     category or a missing feature is a DataError naming the column, value and first row,
@@ -472,14 +472,14 @@ def predict_file(
     if suffix not in (".csv", ".parquet", ".pq"):
         raise UserInputError(f"Output '{out}' must end in .csv or .parquet.")
     model = load_model(ref)
+    if ray and model.task != "forecast":  # streamed block by block into ``out``
+        from keizoku.distributed.ray_predict import score_parquet
+
+        return score_parquet(ray, model, data, out, batch_size, allow_unseen, on_batch)
     if model.task == "forecast":  # a history file in, the next horizon out (keizoku.forecast)
         scored = model.score_frame(read_table(data, read))
         if on_batch is not None:
             on_batch(len(scored), len(scored))
-    elif ray:
-        from keizoku.distributed.ray_predict import score_parquet
-
-        scored = score_parquet(ray, model, data, batch_size, allow_unseen)
     else:
         scored = _score_batches(model, data, read, batch_size, on_batch, allow_unseen)
     with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:

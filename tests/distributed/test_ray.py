@@ -1,7 +1,8 @@
 """Training and scoring on a real local Ray cluster (tests/distributed/conftest.py): the
 same leaderboard as the local search for the same seed and ``max_trials``, a worker node
 killed mid-search losing no trial, and ``train --ray`` / ``predict --ray`` through the
-real executable. Tiny data, two families, three folds, a handful of trials."""
+real executable (the scored blocks streamed into the file a local ``predict`` writes).
+Tiny data, two families, three folds, a handful of trials."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from sklearn.datasets import load_breast_cancer
 
@@ -103,34 +106,94 @@ def _keizoku(*args: str, cwd: Path, timeout: float = 600) -> subprocess.Complete
     )
 
 
-def test_train_and_predict_through_the_cli(ray_cluster: Cluster, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def project(ray_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project trained on the cluster through the CLI (the spec's ``train: ray:``)."""
+    where = tmp_path_factory.mktemp("ray-project")
     frame = _frame()
-    frame.to_csv(tmp_path / "train.csv", index=False)
-    frame.drop(columns=["target"]).to_parquet(tmp_path / "score.parquet", index=False)
-    assert _keizoku("init", "train.csv", "--target", "target", cwd=tmp_path).returncode == 0
-    spec = tmp_path / "keizoku.yaml"
+    frame.to_csv(where / "train.csv", index=False)
+    assert _keizoku("init", "train.csv", "--target", "target", cwd=where).returncode == 0
+    spec = where / "keizoku.yaml"
     # The spec key (train: ray:), as a team sets it once; --ray overrides it.
     text = spec.read_text()
     assert "\ntrain:\n" in text
     spec.write_text(text.replace("\ntrain:\n", f"\ntrain:\n  ray: '{ray_cluster.address}'\n"))
     flags = ["--budget", "600s", "--max-trials", "3", "--family", "lightgbm", "--folds", "3"]
-    trained = _keizoku("train", *flags, "--json", cwd=tmp_path)
+    trained = _keizoku("train", *flags, "--json", cwd=where)
     assert trained.returncode == 0, trained.stderr
     out = json.loads(trained.stdout)
     assert (out["version"], out["state"]) == (1, "champion")
     assert sum(r["status"] == "ok" for r in out["leaderboard"]) == 3
+    return where
 
-    model = ["--model", "train@champion"]
-    here = _keizoku("predict", "score.parquet", *model, "-o", "here.parquet", cwd=tmp_path)
+
+MODEL = ["--model", "train@champion"]
+
+
+def test_train_and_predict_through_the_cli(ray_cluster: Cluster, project: Path) -> None:
+    _frame().drop(columns=["target"]).to_parquet(project / "score.parquet", index=False)
+    here = _keizoku("predict", "score.parquet", *MODEL, "-o", "here.parquet", cwd=project)
     assert here.returncode == 0, here.stderr
     there = _keizoku(
-        "predict", "score.parquet", *model, "-o", "ray.parquet", "--ray", ray_cluster.address,
-        cwd=tmp_path,
+        "predict", "score.parquet", *MODEL, "-o", "ray.parquet", "--ray", ray_cluster.address,
+        cwd=project,
     )  # fmt: skip
     assert there.returncode == 0, there.stderr
     pd.testing.assert_frame_equal(
-        pd.read_parquet(tmp_path / "ray.parquet"), pd.read_parquet(tmp_path / "here.parquet")
+        pd.read_parquet(project / "ray.parquet"), pd.read_parquet(project / "here.parquet")
     )
+
+
+def _many_blocks(rows: int) -> pa.Table:
+    """``rows`` rows to score in many blocks, written by pyarrow (no pandas metadata), with
+    an integer column whose only nulls are in the last blocks and a text column that is all
+    null in the first ones: what per-block typing would get wrong."""
+    frame = pd.concat([_frame().drop(columns=["target"])] * (rows // 150 + 1)).head(rows)
+    table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+    late_nulls = pa.array([None if i >= rows - 30 and i % 2 else i for i in range(rows)],
+                          pa.int64())  # fmt: skip
+    sparse_text = pa.array([None if i < 100 else f"r{i}" for i in range(rows)], pa.string())
+    return table.append_column("row_id", late_nulls).append_column("note", sparse_text)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_predict_streams_many_blocks_into_the_local_output(
+    ray_cluster: Cluster, project: Path, suffix: str
+) -> None:
+    """Scored blocks are written one by one (--batch-size 40: ten blocks and more), and
+    the file equals the local predict's: same rows, order, columns and types (Parquet) or
+    the same bytes (CSV)."""
+    pq.write_table(_many_blocks(450), project / "many.parquet", row_group_size=100)
+    batch = ["--batch-size", "40"]
+    local, remote = f"local{suffix}", f"remote{suffix}"
+    here = _keizoku("predict", "many.parquet", *MODEL, *batch, "-o", local, cwd=project)
+    assert here.returncode == 0, here.stderr
+    there = _keizoku("predict", "many.parquet", *MODEL, *batch, "-o", remote,
+                     "--ray", ray_cluster.address, cwd=project)  # fmt: skip
+    assert there.returncode == 0, there.stderr
+    if suffix == ".csv":
+        assert (project / remote).read_bytes() == (project / local).read_bytes()
+    else:
+        ours, theirs = pq.read_table(project / remote), pq.read_table(project / local)
+        assert ours.schema.equals(theirs.schema, check_metadata=False)
+        assert ours.schema.field("row_id").type == pa.float64()  # as pandas reads the file
+        pd.testing.assert_frame_equal(ours.to_pandas(), theirs.to_pandas())
+    assert not list(project.glob(f".{remote}.tmp-*")), "the temporary file was renamed"
+
+
+def test_a_bad_row_in_a_late_block_writes_nothing(ray_cluster: Cluster, project: Path) -> None:
+    table = _many_blocks(300)
+    bad = table.column("mean_radius").to_pylist()
+    bad[290] = 1e300  # beyond the validator's bound, in the last block
+    table = table.set_column(table.schema.get_field_index("mean_radius"), "mean_radius",
+                             pa.array(bad, pa.float64()))  # fmt: skip
+    pq.write_table(table, project / "bad.parquet", row_group_size=100)
+    res = _keizoku("predict", "bad.parquet", *MODEL, "--batch-size", "40", "-o", "bad_out.csv",
+                   "--ray", ray_cluster.address, cwd=project)  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    assert "mean_radius" in res.stderr and "too large" in res.stderr
+    assert not (project / "bad_out.csv").exists()
+    assert not list(project.glob(".bad_out.csv.tmp-*")), "the partial file was removed"
 
 
 def test_an_unreachable_address_is_one_line_and_registers_nothing(tmp_path: Path) -> None:
