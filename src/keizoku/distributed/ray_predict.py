@@ -77,13 +77,13 @@ def score_parquet(
                 written += write(block)
                 if on_batch is not None:
                     on_batch(written, total)
+            if written != total:  # before the rename: a short file is never the output
+                raise DataError(f"Scored {written} rows of {total}: nothing was written.")
     except Exception as exc:  # a worker's DataError (a bad row) comes back wrapped
         cause = _keizoku_cause(exc)
         if cause is not None:
             raise cause from None
         raise
-    if written != total:
-        raise DataError(f"Scored {written} rows of {total}: nothing was written.")
     return written
 
 
