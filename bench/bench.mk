@@ -20,6 +20,15 @@ bench-peers:
 # docs/benchmarks.md (one current summary per area) and docs/benchmarks-archive.md.
 bench: bench-peers
 	$(BENCH_PY) bench/run.py $(BENCH_ARGS)
+	$(MAKE) bench-areas BENCH_ARGS=
+
+# Every area's own benchmark, one after another (each writes its JSON under bench/work/).
+BENCH_AREAS ?= bench-export bench-forecast bench-clustering bench-deep bench-text \
+	bench-console bench-logscale bench-ray bench-scaleout
+.PHONY: bench-areas
+bench-areas:
+	@fail=""; for t in $(BENCH_AREAS); do $(MAKE) $$t || fail="$$fail $$t"; done; \
+	if [ -n "$$fail" ]; then echo "bench: failed:$$fail (see their output above)"; exit 1; fi
 
 # Quick run (minutes): the sets marked quick (3 shared + 3 PMLB: binary, multiclass,
 # regression), 20 s budget, small serving/drift runs, with

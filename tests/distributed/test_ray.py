@@ -209,3 +209,14 @@ def test_an_unreachable_address_is_one_line_and_registers_nothing(tmp_path: Path
     assert bad.returncode == 2 and "'not-an-address'" in bad.stderr
     models = _keizoku("models", "--json", cwd=tmp_path)
     assert models.returncode == 0 and json.loads(models.stdout) == []
+
+
+@pytest.mark.parametrize("flag", [["--drop", "row_id"], ["--na-values", "?"], ["--no-header"]])
+def test_read_flags_with_ray_are_refused_not_ignored(tmp_path: Path, flag: list[str]) -> None:
+    """Ray Data reads Parquet blocks as they are: a read flag is an error naming it, before
+    anything connects or writes (no cluster is needed to be told)."""
+    res = _keizoku("predict", "x.parquet", "-m", "m", "-o", "out.parquet",
+                   "--ray", "127.0.0.1:1", *flag, cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    assert flag[0] in res.stderr and "--ray" in res.stderr
+    assert not (tmp_path / "out.parquet").exists()

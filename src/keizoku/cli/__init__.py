@@ -891,6 +891,8 @@ def predict(
         )
     flags = rf.ReadFlags(header, names, sep, na_values, encoding, allow_ragged_rows,
                          allow_duplicate_columns)  # fmt: skip
+    if ray:
+        _refuse_read_flags_with_ray(flags, drop)
     base = project_read_options(rf.model_name(model), config)
     read = rf.read_options(base, flags, **({"drop": drop} if drop else {}))
     _connect_ray(ray)
@@ -916,6 +918,23 @@ def predict(
         _io.emit_json({"model": model, "rows": n, "output": output})
         return
     console.print(f"Wrote {n} predictions to [bold]{output}[/]")
+
+
+def _refuse_read_flags_with_ray(flags: rf.ReadFlags, drop: list[str] | None) -> None:
+    """--ray reads Parquet blocks as they are: a read flag would be silently ignored there."""
+
+    def spelled(name: str, value: object) -> str:
+        return "--no-header" if name == "header" and value is False else f"--{name}"
+
+    given = [spelled(name.replace("_", "-"), value) for name, value in vars(flags).items()
+             if value is not None]  # fmt: skip
+    if drop:
+        given.append("--drop")
+    if given:
+        raise UserInputError(
+            f"{', '.join(given)} cannot be applied with --ray: Ray Data reads the Parquet "
+            "blocks as they are. Drop the flag(s), or score without --ray."
+        )
 
 
 def _score(
