@@ -7,7 +7,6 @@ the bundle's runner, run in a subprocess without keizoku on its path, answers as
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from export_support import need_onnx_extra
+from export_support import bare_env, lean_runner_python, need_onnx_extra, run_runner
 from keizoku.data.images import load_image
 from kzsupport import free_port
 from text_support import Project
@@ -85,9 +84,7 @@ def export(project: Project, name: str, out: str, *args: str) -> tuple[int, Any,
 
 def runner(bundle: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``python -m runner`` in the bundle, with no keizoku on the path."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    return subprocess.run([sys.executable, "-m", "runner", *args], cwd=bundle, env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return run_runner(Path(sys.executable), bundle, *args)
 
 
 def scored(project: Project, name: str, paths: list[Path]) -> pd.DataFrame:
@@ -132,6 +129,16 @@ def test_the_cnn_exports_with_parity_on_the_holdout_images(
     assert card["members"] == [{"family": "image_cnn", "weight": 1}]
 
 
+def test_models_shows_the_image_models_verified_export(
+    bars: Project, bundle: tuple[Path, dict[str, Any]]
+) -> None:
+    _, body = bundle
+    listed = bars.run("models", "bars", "--json")
+    assert listed.code == 0, listed.text
+    rows = {r["version"]: r for r in json.loads(listed.out)}
+    assert rows[body["version"]]["export"] == ["onnx"]
+
+
 def test_the_runner_answers_as_keizoku_predict(
     bars: Project, bundle: tuple[Path, dict[str, Any]], tmp_path: Path
 ) -> None:
@@ -168,9 +175,8 @@ def test_the_runner_scores_a_batch_and_gives_the_embedding(
         "import json, sys, numpy as np, runner; "
         "print(json.dumps(runner.Bundle().embedding(np.load(sys.argv[1])).tolist()))"
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     shown = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "batch.npy")],
-                           cwd=folder, env=env, capture_output=True, text=True)  # fmt: skip
+                           cwd=folder, env=bare_env(), capture_output=True, text=True)  # fmt: skip
     assert shown.returncode == 0, shown.stderr
     ours = (
         "import json, sys, numpy as np; from keizoku.registry import load_model; "
@@ -202,6 +208,25 @@ def test_the_runner_refuses_pixels_it_cannot_score(
     assert done.returncode == 2, done.stdout
     assert message in done.stderr and "Traceback" not in done.stderr
     assert f"send {HEIGHT}x{WIDTH} grayscale pixels scaled to [0, 1]" in done.stderr
+
+
+def test_the_runner_needs_no_pillow_for_pixels(
+    bars: Project, bundle: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    """In a venv with only numpy and onnxruntime: pixels are scored as keizoku scores the
+    image; a PNG is refused, naming Pillow and the ways around it."""
+    folder, _ = bundle
+    lean = lean_runner_python()
+    probe = subprocess.run([str(lean), "-c", "import PIL"], env=bare_env(), capture_output=True)
+    assert probe.returncode != 0, "Pillow is importable in the lean venv"
+    path = write_bars(tmp_path / "lean", seed=3)[0]
+    np.save(tmp_path / "one.npy", load_image(path, (HEIGHT, WIDTH)))
+    done = run_runner(lean, folder, str(tmp_path / "one.npy"))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["prediction"] == scored(bars, "bars", [path])["prediction"][0]
+    png = run_runner(lean, folder, str(path))
+    assert png.returncode == 2 and "needs Pillow (pip install Pillow)" in png.stderr
+    assert "send the pixels as an .npy file or a JSON list" in png.stderr
 
 
 def test_int8_quantizes_the_convolutions_or_refuses_with_the_agreement(bars: Project) -> None:
