@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import venv
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +21,9 @@ from keizoku.training.config import TrainSpec
 from keizoku.training.context import TrainingData
 from keizoku.training.model import KeizokuModel
 from keizoku.training.search import run_search
+from kzsupport import built_once
 
+RUNNER_PACKAGES = ("numpy", "onnxruntime")  # all a bundle's runner may need
 ROWS = 150  # small on purpose: the tests check the graph's equality, not accuracy
 SMALL = {"n_estimators": 20}  # fewer trees than the defaults (families that have the key)
 
@@ -124,3 +129,32 @@ class Models:
                              classes=first.classes, metric=first.metric,
                              temperature=1.0 if task == "regression" else 1.7)  # fmt: skip
         return self.register(task, "+".join(families), model)
+
+
+def _runner_venv(folder: Path) -> None:
+    venv.create(folder, with_pip=True)
+    pip = [str(folder / "bin" / "python"), "-m", "pip", "install", "-q", *RUNNER_PACKAGES]
+    done = subprocess.run(pip, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        (folder / "pip-failed").write_text(done.stderr[-2000:])
+
+
+def lean_runner_python() -> Path:
+    """The python of a fresh venv with only numpy and onnxruntime (built once per test
+    run); skips the caller when pip cannot install them."""
+    folder = built_once("onnx-runner-venv", _runner_venv)
+    if (folder / "pip-failed").exists():
+        pytest.skip(f"pip could not install {RUNNER_PACKAGES} from the registry: "
+                    f"{(folder / 'pip-failed').read_text()[-300:]}")  # fmt: skip
+    return folder / "bin" / "python"
+
+
+def bare_env() -> dict[str, str]:
+    """This environment without the paths that would lend the runner keizoku's packages."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+
+
+def run_runner(python: Path, bundle: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m runner ARGS`` in ``bundle`` with ``python``, keizoku off the path."""
+    return subprocess.run([str(python), "-m", "runner", *args], cwd=bundle, env=bare_env(),
+                          capture_output=True, text=True, timeout=120)  # fmt: skip

@@ -7,17 +7,14 @@ import json
 import os
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 import pytest
 
-from export_support import Models, need_onnx_extra
-from kzsupport import KEIZOKU_EXE, built_once
+from export_support import Models, bare_env, lean_runner_python, need_onnx_extra, run_runner
+from kzsupport import KEIZOKU_EXE
 
 need_onnx_extra()
-
-RUNNER_PACKAGES = ("numpy", "onnxruntime")
 
 
 def keizoku(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -67,32 +64,10 @@ def test_exit_codes_of_bad_exports(models: Models, bundle: Path) -> None:
     assert quant.returncode == 2 and "lightgbm" in quant.stderr
 
 
-def _runner_venv(folder: Path) -> None:
-    venv.create(folder, with_pip=True)
-    pip = [str(folder / "bin" / "python"), "-m", "pip", "install", "-q", *RUNNER_PACKAGES]
-    done = subprocess.run(pip, capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        (folder / "pip-failed").write_text(done.stderr[-2000:])
-
-
 @pytest.fixture(scope="module")
 def lean_python() -> Path:
     """A fresh venv with only numpy and onnxruntime (built once per test run)."""
-    folder = built_once("onnx-runner-venv", _runner_venv)
-    if (folder / "pip-failed").exists():
-        pytest.skip(f"pip could not install {RUNNER_PACKAGES} from the registry: "
-                    f"{(folder / 'pip-failed').read_text()[-300:]}")  # fmt: skip
-    return folder / "bin" / "python"
-
-
-def bare_env() -> dict[str, str]:
-    """This environment without the paths that would lend the runner keizoku's packages."""
-    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-
-
-def run_runner(python: Path, bundle: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(python), "-m", "runner", *args], cwd=bundle, env=bare_env(),
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return lean_runner_python()
 
 
 def test_the_runner_needs_only_numpy_and_onnxruntime(

@@ -19,11 +19,15 @@ def export(
     fmt: Annotated[str, typer.Option("--format", help="Export format: onnx.")] = "onnx",
     data: Annotated[
         str | None,
-        typer.Option("--data", help="Rows for the parity check (default: the project's data)."),
+        typer.Option(
+            "--data",
+            help="Rows for the parity check (default: the project's data; an image "
+            "project's hold-out images).",
+        ),
     ] = None,
     quantize: Annotated[
         str | None,
-        typer.Option("--quantize", help="int8: quantized weights (linear, k-NN models)."),
+        typer.Option("--quantize", help="int8: quantized weights (linear models, image CNN)."),
     ] = None,
     tolerance: Annotated[
         float | None,
@@ -74,12 +78,28 @@ def _parity_rows(model: str, data: str | None, config: str | None) -> Any:
         from keizoku.spec import load_spec
 
         spec, base = load_spec(path)
+        if spec.project == model and spec.images is not None:
+            return _holdout_images(spec, base)
         if spec.project == model:
             return load_training_data(spec, base)[0]
     raise UserInputError(
         f"No rows for the parity check of '{model}': run in its project's folder (its "
         "keizoku.yaml names the data) or pass --data FILE with rows like the training data."
     )
+
+
+def _holdout_images(spec: Any, base: Path) -> Any:
+    """An image project's hold-out images (all its images when it keeps none out), as a
+    table with the model's path column."""
+    from keizoku.deep.images import image_table
+    from keizoku.deep.loop import holdout_mask
+
+    ims = spec.images
+    source = Path(spec.data.path or ".")
+    table = image_table(source if source.is_absolute() else base / source, ims, spec.target)
+    held = holdout_mask(table, ims.holdout)
+    rows = table[held] if held.any() else table
+    return rows.rename(columns={"path": ims.path_column})
 
 
 def register(app: typer.Typer) -> None:

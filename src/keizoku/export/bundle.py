@@ -25,6 +25,7 @@ import pandas as pd
 
 from keizoku.errors import GateError, IntegrityError, UserInputError, require_extra
 from keizoku.export import graph as onnx_graph
+from keizoku.export.image import build_image_graph, is_image_model
 from keizoku.export.neural import NEURAL_FAMILIES
 from keizoku.home import atomic_write_bytes, sha256_file
 from keizoku.registry import models as registry
@@ -49,6 +50,8 @@ NEURAL_TOLERANCE = 1e-4  # the default with a neural member: PyTorch computes in
 MAX_TOLERANCE = 1e-2  # the loosest --tolerance accepted: beyond it "parity" would mean little
 PARITY_ROWS = 1000  # rows of the sample the parity check scores (drawn with seed 0)
 QUANTIZE_FAMILIES = {"linear"}  # the families with weights int8 can hold (MatMul)
+QUANTIZE_OPS = ["MatMul"]  # what int8 quantizes in a tabular graph; an image CNN's: below
+IMAGE_QUANTIZE_OPS = ["Conv", "Gemm", "MatMul"]
 QUANTIZE_MAX_DROP = 0.01  # int8: refuse when label agreement with the model drops below 99 %
 QUANTIZE_VALUE_TOL = 0.01  # int8 regression: a value "agrees" within 1 % (of max(1, |value|))
 FILES = ("model.onnx", "schema.json", "labels.json", "card.json", "parity.json", "runner.py")
@@ -110,26 +113,30 @@ def export_onnx(
         )
     name, version = registry.resolve(ref)
     model = registry.load_model(f"{name}:{version}")
+    image = is_image_model(model)
     if tolerance is None:
-        neural = any(m.family in NEURAL_FAMILIES for m in model.members)
+        neural = image or any(m.family in NEURAL_FAMILIES for m in model.members)
         tolerance = NEURAL_TOLERANCE if neural else TOLERANCE
     _check_target(folder)
-    if quantize:
+    if quantize and not image:
         _check_quantizable(model)
-    proto = onnx_graph.build_graph(model, name=f"{name}_{version}", for_int8=bool(quantize))
+    if image:
+        proto = build_image_graph(model, name=f"{name}_{version}")
+    else:
+        proto = onnx_graph.build_graph(model, name=f"{name}_{version}", for_int8=bool(quantize))
     rows = _sample(sample, model)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
         atomic_write_bytes(tmp / "model.onnx", proto.SerializeToString())
-        _write_json(tmp / "schema.json", schema_json(model))
+        _write_json(tmp / "schema.json", image_schema_json(model) if image else schema_json(model))
         _write_json(tmp / "labels.json", {"task": model.task, "classes": _classes(model)})
-        _write_json(tmp / "card.json", card_json(name, version, model))
+        _write_json(tmp / "card.json", card_json(name, version, model, tolerance))
         shutil.copyfile(Path(__file__).with_name("runner.py"), tmp / "runner.py")
         exact = parity(model, tmp, rows, tolerance=tolerance)
         report = exact
         if quantize:
-            _quantize(tmp / "model.onnx")
+            _quantize(tmp / "model.onnx", IMAGE_QUANTIZE_OPS if image else QUANTIZE_OPS)
             report = parity(model, tmp, rows, quantize=quantize, tolerance=tolerance)
         _write_json(tmp / "parity.json", asdict(report))
         files = {f: sha256_file(str(tmp / f)) for f in FILES}
@@ -165,23 +172,37 @@ def _check_quantizable(model: ServableModel) -> None:
     bad = sorted({m.family for m in model.members} - QUANTIZE_FAMILIES)
     if bad:
         raise UserInputError(
-            f"--quantize int8 applies to {', '.join(sorted(QUANTIZE_FAMILIES))} models; this "
-            f"one has {', '.join(bad)}. Export it without --quantize (tree models gain "
-            "nothing from int8 weights)."
+            f"--quantize int8 applies to {', '.join(sorted(QUANTIZE_FAMILIES))} models and the "
+            f"image CNN; this one has {', '.join(bad)}. Export it without --quantize (tree "
+            "models gain nothing from int8 weights)."
         )
 
 
-def _sample(frame: pd.DataFrame, model: ServableModel) -> list[dict[str, Any]]:
+def _sample(frame: pd.DataFrame, model: ServableModel) -> Any:
+    """The parity sample: JSON records as a client sends them, or for an image model the
+    images ``frame``'s path column names, read as keizoku reads them (its size, colour)."""
+    image = is_image_model(model)
     missing = [c for c in model.feature_names if c not in frame.columns]
     if missing:
+        fix = (
+            "a CSV of image paths, or run in the image project's folder (its hold-out "
+            "images are the sample)" if image else
+            "the data the model was trained on (or rows like it)"
+        )  # fmt: skip
         raise UserInputError(
             f"The parity sample lacks feature column(s) {', '.join(missing)}: pass --data "
-            "with the data the model was trained on (or rows like it)."
+            f"with {fix}."
         )
     if frame.empty:
         raise UserInputError("The parity sample has no rows: pass --data with rows to check.")
     if len(frame) > PARITY_ROWS:
         frame = frame.sample(PARITY_ROWS, random_state=0)
+    if image:
+        from keizoku.data.images import load_images
+
+        images: Any = model  # keizoku.deep.images.ImageModel
+        paths = [str(p) for p in frame[model.feature_names[0]]]
+        return load_images(paths, images.size, images.colour)
     return records_of(frame, model.feature_names)
 
 
@@ -205,15 +226,21 @@ def _plain(value: Any) -> Any:
 def parity(
     model: ServableModel,
     folder: Path,
-    records: list[dict[str, Any]],
+    records: Any,
     *,
     quantize: str | None = None,
     tolerance: float = TOLERANCE,
 ) -> Parity:
-    """The bundle in ``folder`` against ``model`` on ``records`` (no manifest needed)."""
+    """The bundle in ``folder`` against ``model`` on ``records`` (JSON records; an image
+    model's pixels) with no manifest needed."""
     from keizoku.export.runner import Bundle, RecordError
 
     bundle = Bundle(folder, check=False)  # the manifest is written after this check
+    if is_image_model(model):
+        images: Any = model  # keizoku.deep.images.ImageModel
+        ours = np.asarray(images.predict_images(records), dtype=np.float64)
+        theirs = np.asarray(bundle.raw(records), dtype=float)
+        return _compare(ours, theirs, model.task, quantize, tolerance)
     ours = np.asarray(model.predict_raw_records(records), dtype=float)
     try:
         theirs = np.asarray(bundle.raw(records, allow_unseen=True), dtype=float)
@@ -222,7 +249,14 @@ def parity(
             f"The parity sample has a row the bundle's runner refuses ({exc}); pass --data "
             "with rows as the REST API accepts them (dates as ISO 8601 strings)."
         ) from exc
-    if model.task == "regression":
+    return _compare(ours, theirs, model.task, quantize, tolerance)
+
+
+def _compare(
+    ours: np.ndarray, theirs: np.ndarray, task: str, quantize: str | None, tolerance: float
+) -> Parity:
+    """The parity report of the bundle's outputs ``theirs`` against the model's ``ours``."""
+    if task == "regression":
         per_row = np.abs(theirs - ours) / np.maximum(1.0, np.abs(ours))
         same = per_row <= (QUANTIZE_VALUE_TOL if quantize else tolerance)
     else:
@@ -241,7 +275,7 @@ def parity(
     else:
         passed = max_diff <= tolerance and bool(same.all())
     return Parity(
-        rows=len(records), tolerance=tolerance, max_abs_diff=max_diff,
+        rows=len(ours), tolerance=tolerance, max_abs_diff=max_diff,
         labels_equal=int(same.sum()), passed=passed, worst=worst, quantize=quantize,
         agreement=agreement,
     )  # fmt: skip
@@ -272,18 +306,16 @@ def _quantize_message(p: Parity) -> str:
     )
 
 
-def _quantize(path: Path) -> None:
-    """Dynamic int8 quantization of the graph's MatMul weights, in place; an error when
+def _quantize(path: Path, ops: list[str]) -> None:
+    """Dynamic int8 quantization of the graph's ``ops`` weights, in place; an error when
     it found nothing to quantize (the bundle would claim int8 and be float)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     out = path.with_suffix(".int8.onnx")
-    quantize_dynamic(
-        str(path), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"]
-    )
-    ops = {n.op_type for n in onnx.load(str(out)).graph.node}
-    if not ops & {"MatMulInteger", "DynamicQuantizeLinear", "DequantizeLinear"}:
+    quantize_dynamic(str(path), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=ops)
+    found = {n.op_type for n in onnx.load(str(out)).graph.node}
+    if not found & {"MatMulInteger", "ConvInteger", "DynamicQuantizeLinear", "DequantizeLinear"}:
         out.unlink()
         raise UserInputError("int8 quantization found no weights to quantize in this model.")
     out.replace(path)
@@ -329,15 +361,41 @@ def schema_json(model: ServableModel) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def card_json(name: str, version: int, model: ServableModel) -> dict[str, Any]:
+def image_schema_json(model: Any) -> dict[str, Any]:
+    """An image model's input: pixels at its size, and how keizoku makes them from a file."""
+    height, width = model.size
+    shape = [height, width, 3] if model.colour else [height, width]
+    return {
+        "task": model.task, "numeric": [], "categorical": [], "datetime": [], "fields": {},
+        "optional": [], "feature": model.feature_names[0],
+        "image": {
+            "shape": shape, "colour": "RGB" if model.colour else "grayscale",
+            "preprocessing": (
+                "decode the PNG/JPEG; convert to " + ("RGB" if model.colour else
+                "8-bit grayscale (PIL mode 'L': L = R*299/1000 + G*587/1000 + B*114/1000)")
+                + f"; resize to {width}x{height} (width x height) with PIL's bilinear filter "
+                "when the size differs (aspect ratio not kept); divide by 255 (float32)"
+            ),
+        },
+        "inputs": {"pixels": f"float [N, {', '.join(map(str, shape))}], values in [0, 1]"},
+        "outputs": {"probabilities": "double [N, k], in labels.json's class order",
+                    "label": "int64 [N], the class index",
+                    "embedding": "float [N, hidden], the penultimate layer"},
+    }  # fmt: skip
+
+
+def card_json(
+    name: str, version: int, model: ServableModel, tolerance: float = TOLERANCE
+) -> dict[str, Any]:
     """The model card excerpt a device keeps with the model."""
     info = registry.get_version(f"{name}:{version}")
+    members = [{"family": m.family, "weight": m.weight} for m in model.members]
     return {
         "model": name, "version": version, "task": model.task, "metric": model.metric,
         "cv_score": info.tags.get("keizoku.cv_score"),
-        "members": [{"family": m.family, "weight": m.weight} for m in model.members],
+        "members": members or list(model.info.get("members", [])),
         "temperature": float(getattr(model, "temperature", 1.0)),
         "features": model.feature_names, "classes": _classes(model),
         "registered": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(info.created)),
-        "tolerance": TOLERANCE,
+        "tolerance": tolerance,
     }  # fmt: skip

@@ -2,12 +2,16 @@
 
 ``python -m runner record.json`` (a record or a list of records; ``-`` reads stdin) prints
 the predictions as JSON; ``from runner import predict; predict([record, ...])`` returns them.
+An image model's bundle takes pixels instead of records: ``python -m runner image.npy``
+(or a JSON nested list, or a PNG/JPEG file when Pillow is installed) and ``predict(pixels)``
+with one image (height × width, × 3 for RGB) or a batch of them, at the model's size, in
+[0, 1] (``schema.json``'s ``image`` says which).
 Before anything runs, every file of the bundle is checked against the sha256 recorded in
 ``manifest.json``: a changed or missing file is refused. Records are validated as keizoku's
 REST API validates them: every feature is required, types are checked, an unseen category
 is an error unless ``allow_unseen`` (then it is scored as the model scores an unknown value).
 
-Exit codes of the command: 0 done, 2 a bad record or file, 5 a tampered bundle.
+Exit codes of the command: 0 done, 2 a bad record, image or file, 5 a tampered bundle.
 """
 
 from __future__ import annotations
@@ -28,10 +32,14 @@ MANIFEST = "manifest.json"
 MISSING = "\x1fmissing"  # keizoku.export.graph.MISSING: the text of a missing category
 MAX_ABS = 1e15
 MAX_TEXT = 100_000
+IMAGE_FILES = (".npy", ".png", ".jpg", ".jpeg")  # read as images by an image bundle
 _TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "bool": (bool,)}  # else numbers
 _BOOLEANS = {"true": "true", "false": "false"}
 _ABSENT = object()
 Row = tuple[list[float], list[str], list[float]]  # numeric, categorical, datetime values
+_Field = tuple[str, bool]  # name, nullable
+_Category = tuple[str, bool, tuple[type, ...], dict[Any, str], set[str]]
+_Plan = tuple[list[_Field], list[_Category], list[_Field]]
 EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
 
 
@@ -106,6 +114,7 @@ class Bundle:
             verify(self.folder)
         self.schema = json.loads((self.folder / "schema.json").read_text())
         self.classes = json.loads((self.folder / "labels.json").read_text())["classes"]
+        self.image: dict[str, Any] | None = self.schema.get("image")  # an image model's input
         self.numeric: list[str] = self.schema["numeric"]
         self.categorical: list[str] = self.schema["categorical"]
         self.dates: list[str] = self.schema.get("datetime", [])
@@ -115,29 +124,51 @@ class Bundle:
             n: {canonical(c) for c in f.get("categories") or []} for n, f in self.fields.items()
         }
         options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
+        options.intra_op_num_threads = 1  # one record: a thread pool costs more than it saves
         options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(
             str(self.folder / "model.onnx"), options, providers=["CPUExecutionProvider"]
         )
         self.outputs = ["value"] if self.classes is None else ["probabilities"]
+        self.image_shape = () if self.image is None else tuple(self.image["shape"])
+        self._labels = None if self.classes is None else [str(c) for c in self.classes]
+        # the feeds are built here to the graph's inputs: the session's own run (the
+        # Python wrapper's checks of the feed's names cost ~4 µs a call); the wrapper's
+        # when this onnxruntime has no such method
+        self._run = getattr(getattr(self.session, "_sess", None), "run", None)
         self._np = np
         self._local = threading.local()  # per thread: one record's input buffers
-        # (name, kind, nullable, the JSON types of its values, its known categories): the
-        # fast path's view of the fields, in the graph's input order (else no fast path)
-        specs = [
-            (n, f["kind"], bool(f["nullable"]), _TYPES.get(f["dtype"], (int, float)), self.known[n])
-            for n, f in self.fields.items()
-        ]
-        order = tuple(
-            [n for n, kind, *_ in specs if group(kind)]
-            for group in (lambda k: k == "numeric", lambda k: k not in ("numeric", "datetime"),
-                          lambda k: k == "datetime")
+        self._inputs = [
+            (key, cols)
+            for key, cols in (("numeric", self.numeric), ("categorical", self.categorical),
+                              ("datetime", self.dates))
+            if cols
+        ]  # fmt: skip
+        self._plan = self._fast_plan()
+
+    def _fast_plan(self) -> _Plan | None:
+        """The fast path's view of the fields: (name, nullable) of the numeric and datetime
+        ones, (name, nullable, JSON types, {value: canonical text} of its seen categories,
+        seen categories) of the categorical ones, each in the graph's input order; None
+        when the fields do not line up with the graph's inputs (then no fast path)."""
+        fields = self.fields
+        kinds = [(n, f["kind"]) for n, f in fields.items()]
+        nums = [n for n, k in kinds if k == "numeric"]
+        cats = [n for n, k in kinds if k not in ("numeric", "datetime")]
+        dates = [n for n, k in kinds if k == "datetime"]
+        if (nums, cats, dates) != (self.numeric, self.categorical, self.dates):
+            return None
+        return (
+            [(n, bool(fields[n]["nullable"])) for n in nums],
+            [
+                (n, bool(fields[n]["nullable"]), _TYPES.get(fields[n]["dtype"], (int, float)),
+                 _seen_values(self.known[n], fields[n]["dtype"]), self.known[n])
+                for n in cats
+            ],
+            [(n, bool(fields[n]["nullable"])) for n in dates],
         )  # fmt: skip
-        same = order == (self.numeric, self.categorical, self.dates)
-        self._specs: list[tuple[str, str, bool, tuple[type, ...], set[str]]] | None = (
-            specs if same else None
-        )
 
     # ----------------------------------------------------------------- validation
     def _check(self, index: int, record: Any, allow_unseen: bool) -> None:
@@ -205,43 +236,46 @@ class Bundle:
     def _fast_row(self, record: Any) -> Row | None:
         """A plainly valid record's row (every field, nothing else, each value of its
         kind and seen), or None when anything needs ``_check``'s full rules and messages."""
-        if type(record) is not dict or len(record) != len(self.fields) or self._specs is None:
+        plan = self._plan
+        if type(record) is not dict or plan is None or len(record) != len(self.fields):
             return None
+        get = record.get
         nums: list[float] = []
-        cats: list[str] = []
-        dates: list[float] = []
-        for name, kind, nullable, kinds, known in self._specs:
-            value = record.get(name, _ABSENT)
+        for name, nullable in plan[0]:
+            value = get(name, _ABSENT)
             kind_of = type(value)
-            if value is None:
-                if not nullable:
-                    return None
-                if kind == "numeric":
-                    nums.append(math.nan)
-                elif kind == "datetime":
-                    dates.append(math.nan)
-                else:
-                    cats.append(MISSING)
-            elif kind == "numeric":
-                if kind_of not in (int, float) or not -MAX_ABS <= value <= MAX_ABS:
+            if kind_of is float or kind_of is int:
+                if not -MAX_ABS <= value <= MAX_ABS:
                     return None  # also NaN and ±inf (no comparison holds)
-                nums.append(float(value))
-            elif kind == "datetime":
-                if kind_of is not str:
+                nums.append(value)
+            elif value is None and nullable:
+                nums.append(math.nan)
+            else:
+                return None
+        cats: list[str] = []
+        for name, nullable, kinds, seen, known in plan[1]:
+            value = get(name, _ABSENT)
+            if type(value) in kinds:
+                key = seen.get(value) or _seen_key(value, known)
+                if key is None:
                     return None
+                cats.append(key)
+            elif value is None and nullable:
+                cats.append(MISSING)
+            else:
+                return None
+        dates: list[float] = []
+        for name, nullable in plan[2]:
+            value = get(name, _ABSENT)
+            if type(value) is str:
                 try:
                     dates.append(_seconds(value))
                 except ValueError:
                     return None
+            elif value is None and nullable:
+                dates.append(math.nan)
             else:
-                if kind_of not in kinds or (kind_of is str and len(value) > MAX_TEXT):
-                    return None
-                if kind_of is float and not math.isfinite(value):
-                    return None
-                key = canonical(value)
-                if known and key not in known:
-                    return None
-                cats.append(key)
+                return None
         return nums, cats, dates
 
     def _row(self, record: dict[str, Any]) -> Row:
@@ -257,26 +291,23 @@ class Bundle:
         place and valid until its next call: onnxruntime takes an array it saw before
         faster than a new one (~10 µs of a ~40 µs call)."""
         np = self._np
-        names = (("numeric", self.numeric), ("categorical", self.categorical),
-                 ("datetime", self.dates))  # fmt: skip
+        at = {"numeric": 0, "categorical": 1, "datetime": 2}
         if len(rows) == 1:
             buffers: dict[str, Any] | None = getattr(self._local, "feeds", None)
             if buffers is None:
                 buffers = self._local.feeds = {
                     key: np.empty((1, len(cols)), dtype=object if key == "categorical" else float)
-                    for key, cols in names
-                    if cols
+                    for key, cols in self._inputs
                 }
-            for j, (key, cols) in enumerate(names):
-                if cols:
-                    buffers[key][0] = rows[0][j]
+            row = rows[0]
+            for key, _ in self._inputs:
+                buffers[key][0] = row[at[key]]
             return buffers
         return {
             key: np.array(
-                [r[j] for r in rows], dtype=object if key == "categorical" else float
+                [r[at[key]] for r in rows], dtype=object if key == "categorical" else float
             ).reshape(len(rows), len(cols))
-            for j, (key, cols) in enumerate(names)
-            if cols
+            for key, cols in self._inputs
         }
 
     def feeds(self, records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -284,7 +315,10 @@ class Bundle:
         return self._feeds([self._row(r) for r in records])
 
     def raw(self, records: list[dict[str, Any]], allow_unseen: bool = False) -> Any:
-        """Probabilities (n×k) or values (n) of ``records``, after validating them."""
+        """Probabilities (n×k) or values (n) of ``records``, after validating them (an
+        image bundle: of the images ``records``, as :meth:`pixels` takes them)."""
+        if self.image is not None:
+            return self.run({"pixels": self.pixels(records)})
         rows = []
         for i, record in enumerate(records):
             row = self._fast_row(record)
@@ -292,22 +326,128 @@ class Bundle:
                 self._check(i, record, allow_unseen)
                 row = self._row(record)
             rows.append(row)
-        return self.session.run(self.outputs, self._feeds(rows))[0]
+        return self.run(self._feeds(rows))
 
-    def predict(
-        self, records: list[dict[str, Any]] | dict[str, Any], allow_unseen: bool = False
-    ) -> list[dict[str, Any]]:
-        """One answer per record: ``prediction`` (+ ``probabilities`` for classifiers)."""
-        batch = [records] if isinstance(records, dict) else list(records)
+    def run(self, feeds: dict[str, Any]) -> Any:
+        """The graph's first output for ``feeds`` (as ``_feeds`` builds them)."""
+        if self._run is not None:
+            try:
+                return self._run(self.outputs, feeds, None)[0]
+            except TypeError:  # another onnxruntime's signature: the public wrapper from now
+                self._run = None
+        return self.session.run(self.outputs, feeds)[0]
+
+    def predict(self, records: Any, allow_unseen: bool = False) -> list[dict[str, Any]]:
+        """One answer per record (a record, or a list of them): ``prediction`` (+
+        ``probabilities`` for classifiers); an image bundle: per image (see :meth:`pixels`)."""
+        batch = records if self.image is not None else _batch(records)
         out = self.raw(batch, allow_unseen)
-        if self.classes is None:
-            return [{"prediction": float(v)} for v in out]
+        if self._labels is None:
+            return [{"prediction": v} for v in out.tolist()]
+        classes, labels = self.classes, self._labels
         answers = []
         for row in out.tolist():
-            best = max(range(len(row)), key=row.__getitem__)
-            probs = {str(c): p for c, p in zip(self.classes, row, strict=True)}
-            answers.append({"prediction": self.classes[best], "probabilities": probs})
+            best = row.index(max(row))
+            probabilities = dict(zip(labels, row, strict=True))
+            answers.append({"prediction": classes[best], "probabilities": probabilities})
         return answers
+
+    # ----------------------------------------------------------------------- images
+    def pixels(self, images: Any) -> Any:
+        """An image bundle's input: ``images`` (one image, a batch, or a path of an ``.npy``
+        or, with Pillow, a PNG/JPEG file) as float32 [N, *image_shape], checked."""
+        np = self._np
+        shape = self.image_shape
+        what = "x".join(map(str, shape[:2])) + (" RGB" if len(shape) == 3 else " grayscale")
+        fix = (f"send {what} pixels scaled to [0, 1] (resized and converted as "
+               "schema.json's image.preprocessing says)")  # fmt: skip
+        if isinstance(images, str | Path):
+            images = self.read_image(images)
+        try:
+            batch = np.asarray(images, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise RecordError(f"pixels: not an array of numbers ({exc}); {fix}.") from exc
+        if batch.shape == shape:
+            batch = batch[None]
+        if batch.ndim != len(shape) + 1 or batch.shape[1:] != shape or not len(batch):
+            raise RecordError(
+                f"pixels: shape {list(batch.shape)}, expected {list(shape)} (one image) or "
+                f"[N, {', '.join(map(str, shape))}] (a batch); {fix}."
+            )
+        if not np.isfinite(batch).all():
+            raise RecordError(f"pixels: a value is NaN or infinite; {fix}.")
+        low, high = float(batch.min()), float(batch.max())
+        if low < 0.0 or high > 1.0:
+            hint = " (divide 0-255 values by 255)" if high > 1.0 and low >= 0.0 else ""
+            raise RecordError(
+                f"pixels: values from {low:g} to {high:g}, expected [0, 1]{hint}; {fix}."
+            )
+        return np.ascontiguousarray(batch)
+
+    def read_image(self, path: str | Path) -> Any:
+        """The pixels of an ``.npy`` file, or of a PNG/JPEG file read as keizoku reads
+        images (``keizoku.data.images.load_image``: grayscale "L" or "RGB", resized
+        bilinearly to the model's size when it differs, divided by 255); needs Pillow."""
+        np = self._np
+        path = Path(path)
+        if path.suffix.lower() == ".npy":
+            return np.load(path, allow_pickle=False)
+        try:
+            from PIL import Image, UnidentifiedImageError
+        except ImportError as exc:
+            raise RecordError(
+                f"{path}: reading a PNG/JPEG file needs Pillow (pip install Pillow); or send "
+                "the pixels as an .npy file or a JSON list."
+            ) from exc
+        height, width = self.image_shape[:2]
+        try:
+            with Image.open(path) as img:
+                if img.format not in ("PNG", "JPEG"):
+                    raise RecordError(f"{path}: {img.format} is not PNG or JPEG; convert it.")
+                pixels = img.convert("RGB" if len(self.image_shape) == 3 else "L")
+                if pixels.size != (width, height):
+                    pixels = pixels.resize((width, height), Image.Resampling.BILINEAR)
+                return np.asarray(pixels, dtype=np.float32) / 255.0
+        except (UnidentifiedImageError, SyntaxError) as exc:
+            raise RecordError(f"{path}: corrupt or not an image; send a PNG or JPEG.") from exc
+
+    def embedding(self, images: Any) -> Any:
+        """An image bundle's penultimate layer (n × hidden) for ``images``."""
+        return self.session.run(["embedding"], {"pixels": self.pixels(images)})[0]
+
+
+def _batch(records: Any) -> list[Any]:
+    return [records] if isinstance(records, dict) else list(records)
+
+
+def _seen_values(known: set[str], dtype: str) -> dict[Any, str]:
+    """{a JSON value of the field's type: its canonical text} for each seen category whose
+    canonical text gives that value back (``"3"`` → 3 for a number field; 3.0 finds it too)."""
+    seen: dict[Any, str] = {}
+    for text in known:
+        value: Any = text
+        if dtype == "bool":
+            value = {"true": True, "false": False}.get(text)
+        elif dtype != "str":
+            try:
+                number = float(text)
+            except ValueError:
+                continue
+            value = int(number) if number.is_integer() else number
+        if value is not None and canonical(value) == text:
+            seen[value] = text
+    return seen
+
+
+def _seen_key(value: Any, known: set[str]) -> str | None:
+    """A value of the field's type that ``_seen_values`` does not list: its canonical text
+    when it is seen (or the field lists no categories), None when it needs the full rules."""
+    if type(value) is str and len(value) > MAX_TEXT:
+        return None
+    if type(value) is float and not math.isfinite(value):
+        return None
+    key = canonical(value)
+    return key if not known or key in known else None
 
 
 def _number(value: Any) -> float:
@@ -331,13 +471,16 @@ def _seconds(value: Any) -> float:
 _bundle: list[Bundle] = []
 
 
-def predict(
-    records: list[dict[str, Any]] | dict[str, Any], allow_unseen: bool = False
-) -> list[dict[str, Any]]:
-    """Score records with the bundle this module lies in (loaded and verified once)."""
+def _loaded() -> Bundle:
+    """The bundle this module lies in (loaded and verified once)."""
     if not _bundle:
         _bundle.append(Bundle(HERE))
-    return _bundle[0].predict(records, allow_unseen)
+    return _bundle[0]
+
+
+def predict(records: Any, allow_unseen: bool = False) -> list[dict[str, Any]]:
+    """Score records (an image bundle: images) with the bundle this module lies in."""
+    return _loaded().predict(records, allow_unseen)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -346,20 +489,30 @@ def main(argv: list[str] | None = None) -> int:
     files = [a for a in args if a != "--allow-unseen"]
     if len(files) != 1:
         print(
-            "usage: python -m runner RECORD.json [--allow-unseen]  (- reads stdin)", file=sys.stderr
+            "usage: python -m runner RECORD.json [--allow-unseen]  (- reads stdin; an image "
+            "model: IMAGE.npy|.png|.jpg or PIXELS.json)",
+            file=sys.stderr,
         )
         return 2
     try:
-        text = sys.stdin.read() if files[0] == "-" else Path(files[0]).read_text()
-        payload = json.loads(text)
-        answers = predict(payload, allow_unseen=allow)
+        bundle = _loaded()
+        if bundle.image is not None and Path(files[0]).suffix.lower() in IMAGE_FILES:
+            payload: Any = bundle.read_image(files[0])
+        else:
+            text = sys.stdin.read() if files[0] == "-" else Path(files[0]).read_text()
+            payload = json.loads(text)
+        answers = bundle.predict(payload, allow_unseen=allow)
+        if bundle.image is not None:
+            single = bundle._np.ndim(payload) == len(bundle.image_shape)
+        else:
+            single = isinstance(payload, dict)
     except BundleError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 5
     except (OSError, ValueError) as exc:  # RecordError, a bad JSON file, an unreadable file
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(answers[0] if isinstance(payload, dict) else answers))
+    print(json.dumps(answers[0] if single else answers))
     return 0
 
 

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from keizoku.errors import IntegrityError, NotFoundError, require_extra
+from keizoku.errors import IntegrityError, NotFoundError, UserInputError, require_extra
+from keizoku.export.image import is_image_model
 from keizoku.home import sha256_file
 from keizoku.registry import models as registry
 from keizoku.registry.servable import ServableMember, ServableModel
@@ -72,7 +73,7 @@ class OnnxModel:
 
     def predict_raw_records(self, records: list[dict[str, Any]]) -> np.ndarray:
         """The graph's probabilities (n×k) or values (n) for records the server validated."""
-        out = self.bundle.session.run(self.bundle.outputs, self.bundle.feeds(records))[0]
+        out = self.bundle.run(self.bundle.feeds(records))
         return np.asarray(out, dtype=np.float64)
 
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
@@ -106,6 +107,13 @@ def load_onnx(name: str, version: int) -> OnnxModel:
     from keizoku.export.runner import Bundle, BundleError
 
     ref = f"{name}:{version}"
+    model = registry.load_model(ref)
+    if is_image_model(model):
+        raise UserInputError(
+            f"{ref} is an image model: keizoku serve --runtime onnx serves tabular models "
+            "only (the image route scores with PyTorch). Serve it without --runtime onnx, "
+            "or run its exported bundle's runner (python -m runner IMAGE.npy)."
+        )
     raw = registry.get_version(ref).tags.get(TAG)
     summary = json.loads(raw) if raw else {}
     if not summary.get("verified") or not summary.get("folder"):
@@ -131,4 +139,4 @@ def load_onnx(name: str, version: int) -> OnnxModel:
         bundle = Bundle(folder)
     except BundleError as exc:
         raise IntegrityError(f"{exc} (serving {ref} with --runtime onnx)") from exc
-    return OnnxModel(registry.load_model(ref), bundle)
+    return OnnxModel(model, bundle)
