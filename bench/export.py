@@ -136,6 +136,39 @@ def one_set(spec: Any, budget: float, family: str | None, work: Path) -> dict[st
     return row
 
 
+def remeasure(work: Path, repeat: int = 3) -> list[dict[str, Any]]:
+    """Time the bundles an earlier run left in ``work`` again (runner, graph alone, cold
+    start), without training: the first test row of each set's split, ``repeat`` rounds
+    interleaved across sets, the median per set. For a quiet re-measure of the same graphs."""
+    import pandas as pd
+
+    from keizoku.export.runner import Bundle
+
+    rows: dict[str, dict[str, Any]] = {}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    folders = sorted(p for p in (work / "bundles").iterdir() if (p / "model.onnx").exists())
+    samples: dict[str, dict[str, list[float]]] = {f.name: {} for f in folders}
+    for _ in range(repeat):
+        for folder in folders:
+            fields = json.loads((folder / "schema.json").read_text())["fields"]
+            test = pd.read_parquet(work / "splits" / folder.name / "test.parquet")
+            record = {k: plain(v) for k, v in test[list(fields)].iloc[0].items()}
+            bundle = Bundle(folder)
+            feeds = {k: v.copy() for k, v in bundle.feeds([record]).items()}
+            got = samples[folder.name]
+            got.setdefault("bundle_us", []).append(
+                median_us(lambda: bundle.predict([record], allow_unseen=True)))
+            got.setdefault("run_us", []).append(median_us(lambda: bundle.run(feeds)))
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", COLD, json.dumps(record)], cwd=folder,
+                           env=env, capture_output=True, text=True, check=True)  # fmt: skip
+            got.setdefault("cold_start_s", []).append(time.perf_counter() - t)
+    for name, got in samples.items():
+        rows[name] = {"set": name, **{k: statistics.median(v) for k, v in got.items()}}
+        print(json.dumps(rows[name]), flush=True)
+    return list(rows.values())
+
+
 def main() -> None:
     from common import load_datasets
 
@@ -143,7 +176,15 @@ def main() -> None:
     parser.add_argument("--sets", default=DEFAULT_SETS)
     parser.add_argument("--budget", type=float, default=60.0)
     parser.add_argument("--family", default=None)
+    parser.add_argument("--remeasure", type=Path, default=None,
+                        help="time the bundles an earlier run left in this work folder again")
     args = parser.parse_args()
+    if args.remeasure:
+        rows = remeasure(args.remeasure)
+        out = BENCH / "results" / f"export-remeasure-{time.strftime('%Y%m%dT%H%M%S')}.json"
+        meta = {"remeasure": str(args.remeasure), "load": os.getloadavg()}
+        out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+        return
     specs = {s.name: s for s in load_datasets(BENCH / "datasets.shared.yaml")}
     work = Path(tempfile.mkdtemp(prefix="keizoku-bench-export-"))
     os.environ["KEIZOKU_HOME"] = str(work / "home")
