@@ -367,18 +367,29 @@ def run_keizoku_log(d: Path, rows: int, times: int = 2) -> dict[str, Any]:
             "reference", "--since", "2d", "--json"]
     variants = [[]] * times + [["--no-multivariate"], ["--no-multivariate", "--from-rows"]]
     for extra in variants:  # the first cold (right after the writes), then in the page cache
+        before = _children_cpu()
         r = subprocess.run(base + extra, cwd=work, env=env, capture_output=True, text=True,
                            timeout=3600)
         got = _monitor_output(r)
         if "error" in got:
             return {**rec, "status": "failed", "error": got["error"]}
-        runs.append({**got, "flags": " ".join(extra), "load_1m": _load()})
+        runs.append({**got, "flags": " ".join(extra), "load_1m": _load(),
+                     "cpu_s": round(_children_cpu() - before, 2)})
     best = runs[times - 1]
     return {**rec, "status": "ok", "seconds": best["seconds"], "seconds_cold": runs[0]["seconds"],
             "peak_rss_mb": best["peak_rss_mb"], "keizoku_elapsed_s": best["elapsed"],
             "n_rows": best["n_rows"], "drifted_found": best["found"],
             "drifted": best["drifted"], "counts_from": best["counts_from"],
-            "timings": best["timings"], "runs": runs}
+            "timings": best["timings"], "cpu_s": best["cpu_s"], "runs": runs}
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of every finished child process (and theirs): on a busy
+    machine the command's CPU time says more about an idle one than its wall time."""
+    import resource
+
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
 
 
 def _monitor_output(r: subprocess.CompletedProcess[str]) -> dict[str, Any]:
