@@ -246,3 +246,22 @@ def test_the_weighted_auc_matches_scikit_learn() -> None:
         y = np.concatenate([np.ones(n), np.zeros(n)])
         want = roc_auc_score(y, np.concatenate([s, s]), sample_weight=np.concatenate([q, 1 - q]))
         assert _weighted_auc(s, q) == pytest.approx(want, rel=1e-12)
+
+
+def test_the_distribution_tails_match_scipy() -> None:
+    """The KS and chi-squared tails in the standard library (to keep scipy out of the
+    monitor's start) equal scipy.special's, from p ≈ 1 down to the smallest doubles."""
+    from scipy import special
+
+    from keizoku.monitoring.drift import chi2_sf, kolmogorov_sf
+
+    for x in [0.01, 0.2, 0.5, 0.8, 0.99, 1.0, 1.01, 1.3, 2.0, 3.5, 6.0, 10.0, 18.0]:
+        want = float(special.kolmogorov(x))
+        assert kolmogorov_sf(x) == pytest.approx(want, rel=1e-10, abs=1e-300), x
+    for dof in (1, 2, 3, 19, 20, 21, 50):
+        for stat in [1e-6, 0.1, 0.5, 1.0, 5.0, dof - 1.0, dof + 0.5, dof + 3.0, 40.0, 100.0,
+                     700.0, 1400.0]:  # fmt: skip
+            if stat <= 0:
+                continue
+            want = float(special.chdtrc(dof, stat))
+            assert chi2_sf(stat, dof) == pytest.approx(want, rel=1e-10, abs=1e-300), (dof, stat)
