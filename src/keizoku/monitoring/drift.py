@@ -170,7 +170,7 @@ def kolmogorov_sf(x: float) -> float:
     if x < 1.0:  # 1 - √(2π)/x · Σ exp(-(2k-1)²π²/(8x²)): a few terms where x is small
         terms = (math.exp(-((2 * k - 1) ** 2) * math.pi**2 / (8 * x * x)) for k in range(1, 9))
         return min(max(1.0 - math.sqrt(2 * math.pi) / x * sum(terms), 0.0), 1.0)
-    total = sum((-1) ** (k - 1) * math.exp(-2 * k * k * x * x) for k in range(1, 12))
+    total = sum((1.0 if k % 2 else -1.0) * math.exp(-2 * k * k * x * x) for k in range(1, 12))
     return min(max(2 * total, 0.0), 1.0)
 
 
