@@ -89,7 +89,7 @@ class MonitorReport:
     started: dict[str, float] = field(default_factory=dict)  # first bucket of the drift
     multivariate: MultivariateDrift | None = None
     estimated: EstimatedPerformance | None = None  # the live metric from confidence (CBPE)
-    counts_from: str = ""  # where the drift counts came from: buckets, rows (and why), file
+    counts_from: str = ""  # where the drift counts came from: buckets, or rows (and why)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per part
 
     @property
@@ -384,7 +384,7 @@ def monitor(
         source, columns, pred, perf, scored = _register_file(
             con, name, v, reference, data, read, list(texts.columns) if texts else []
         )
-        label, origin = f"file {data}", "file"
+        label, origin = f"file {data}", "the rows of the data file"
         since = None
     else:
         source, columns, pred = log_source(con, name, v, reference, since, until, root)
