@@ -5,7 +5,10 @@ importable; KEIZOKU_HOME and KEIZOKU_LOG_ROOT set by the caller).
 
 Scores the rows with the model's champion (as the server would), then writes them with
 ``write_segment`` as ``SEGMENTS`` (default 24) segments, one per hour of the last day, with
-the columns the server logs. Not timed: this is the setup of the log part of bench/drift.py.
+the columns the server logs, and folds each into the hourly/daily pre-aggregates as the
+server's log does after each write (``monitoring.buckets.fold_table``; ``--no-fold``: a log
+written before buckets existed, which the first ``keizoku monitor`` folds). Not timed: this
+is the setup of the log part of bench/drift.py.
 """
 
 import sys
@@ -17,11 +20,14 @@ import pandas as pd
 import pyarrow as pa
 
 from keizoku.data.labels import canonical
+from keizoku.monitoring.buckets import fold_table
 from keizoku.monitoring.log import FEATURE_PREFIX, log_dir, write_segment
 from keizoku.registry.models import load_model, resolve
 
-name, path = sys.argv[1], sys.argv[2]
-segments = int(sys.argv[3]) if len(sys.argv) > 3 else 24
+fold = "--no-fold" not in sys.argv
+args = [a for a in sys.argv[1:] if a != "--no-fold"]
+name, path = args[0], args[1]
+segments = int(args[2]) if len(args) > 2 else 24
 _, version = resolve(f"{name}@champion")
 model = load_model(f"{name}:{version}")
 frame = pd.read_parquet(path)
@@ -49,6 +55,11 @@ for f in frame.columns:
         cols[FEATURE_PREFIX + f] = pa.array(values.astype(object).tolist(), pa.string())
 table = pa.table(cols)
 folder = log_dir(name)
+t0 = time.perf_counter()
 for part in np.array_split(np.arange(n), segments):
-    write_segment(folder, table.slice(int(part[0]), len(part)))
-print(f"logged {n} rows of {name}:{version} as {segments} segments in {folder}")
+    piece = table.slice(int(part[0]), len(part))
+    segment = write_segment(folder, piece)
+    if fold:
+        fold_table(name, piece, segment.name)
+how = f", folded in {time.perf_counter() - t0:.1f}s with the writes" if fold else ", not folded"
+print(f"logged {n} rows of {name}:{version} as {segments} segments in {folder}{how}")

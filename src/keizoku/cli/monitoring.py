@@ -83,6 +83,20 @@ def monitor(
     config: Annotated[
         Path | None, typer.Option("--config", "-c", help="Spec with a monitoring: section.")
     ] = None,
+    multivariate: Annotated[
+        bool | None,
+        typer.Option(
+            "--multivariate/--no-multivariate",
+            help="Run the domain classifier (default: the spec's monitoring.multivariate, on).",
+        ),
+    ] = None,
+    from_rows: Annotated[
+        bool,
+        typer.Option(
+            "--from-rows",
+            help="Count drift from the logged rows, not the hourly/daily pre-aggregates.",
+        ),
+    ] = False,
     header: rf.Header = None,
     names: rf.Names = None,
     sep: rf.Sep = None,
@@ -106,11 +120,15 @@ def monitor(
 
         return monitor_forecast(name, version, as_json)
     cfg = drift_config(_spec_monitoring(config))
+    if multivariate is not None:
+        cfg = cfg.model_copy(update={"multivariate": multivariate})
     window = parse_duration(since or cfg.window)
     flags = rf.ReadFlags(header, names, sep, na_values, encoding, allow_ragged_rows,
                          allow_duplicate_columns)  # fmt: skip
     read = rf.read_options(project_read_options(name, config), flags) if data else None
-    report = run_monitor(name, version=version, since_s=window, data=data, config=cfg, read=read)
+    report = run_monitor(
+        name, version=version, since_s=window, data=data, config=cfg, read=read, rows=from_rows
+    )
     console = _io.console
     html = output or html
     if html is not None:

@@ -73,6 +73,7 @@ __all__ = [
     "LabelPoint",
     "RequestPoint",
     "TrafficPoint",
+    "WindowCounts",
     "add_requests",
     "catch_up",
     "drift_series",
@@ -87,6 +88,7 @@ __all__ = [
     "traffic_series",
     "version_traffic",
     "wait_folded",
+    "window_counts",
 ]
 
 HOUR, DAY = 3600, 86400
@@ -638,6 +640,132 @@ def drift_series(
             DriftPoint(bucket, n, distance, threshold, bool(drifted))
         )
     return out
+
+
+@dataclass
+class WindowCounts:
+    """What :func:`window_counts` read: the drift counts of a window, or why not."""
+
+    counts: BucketCounts | None  # None: the pre-aggregates do not cover the window exactly
+    why: str  # one line: what was read, or why the caller must scan the rows
+    buckets: int = 0  # the stored buckets merged
+
+
+def _hour_counts(
+    conn: sqlite3.Connection, version: int, width: int, lo: float, hi: float | None
+) -> dict[float, dict[str, tuple[int, str]]]:
+    """{bucket: {feature: (n, counts JSON)}} of ``width`` buckets in [lo, hi)."""
+    sql = "SELECT bucket, feature, n, counts FROM drift WHERE width=? AND version=? AND bucket>=?"
+    args: tuple[Any, ...] = (width, version, lo)
+    if hi is not None:
+        sql, args = sql + " AND bucket<?", (*args, hi)
+    out: dict[float, dict[str, tuple[int, str]]] = {}
+    for bucket, feature, n, counts in conn.execute(sql, args):
+        out.setdefault(float(bucket), {})[feature] = (int(n), counts)
+    return out
+
+
+def _served(conn: sqlite3.Connection, width: int, lo: float, hi: float | None) -> list[Any]:
+    sql = "SELECT bucket, version, n FROM traffic WHERE width=? AND bucket>=? AND n>0"
+    args: tuple[Any, ...] = (width, lo)
+    if hi is not None:
+        sql, args = sql + " AND bucket<?", (*args, hi)
+    return conn.execute(sql, args).fetchall()
+
+
+def window_counts(
+    model: str,
+    version: int,
+    reference: Reference,
+    start: float,
+    width: int,
+    root: Path | None = None,
+) -> WindowCounts:
+    """The drift counts of every row served from ``start`` (a whole hour) on, per bucket
+    of ``width`` (``HOUR`` or ``DAY``), merged from the pre-aggregates: the counts the
+    row scan of ``keizoku monitor`` (``drift.collect_counts``) would have found, exactly.
+
+    A first day that starts inside the window's first hour is merged from its hourly
+    buckets. ``counts`` is None (and ``why`` says why) when the stored buckets do not
+    hold exactly those rows: a segment not folded yet (call :func:`catch_up` first), a
+    bucket folded without this version's reference or in an older format, or rows served
+    by another version in the window (the row scan judges every served row against this
+    version's reference; the buckets hold each version's rows against its own)."""
+    from keizoku.monitoring.drift import BucketCounts
+
+    if start % HOUR:
+        raise ValueError(f"start {start!r} is not a whole hour")
+    folder = log_dir(model, root)
+    if not _db(model, root).is_file():
+        return WindowCounts(None, "no bucket pre-aggregates for this log")
+    done = folded_segments(model, root)
+    behind = [p.name for p in live_files(folder)
+              if p.name not in done and not p.name.startswith(COMPACTED + "-")]  # fmt: skip
+    if behind:
+        return WindowCounts(None, f"{len(behind)} log segment(s) not folded into the buckets")
+    first_day = math.ceil(start / DAY) * DAY if width == DAY else None
+    conn = _connect(model, root)
+    try:
+        served = _served(conn, HOUR, start, first_day)
+        stored = _hour_counts(conn, version, HOUR, start, first_day)
+        if first_day is not None:
+            served += _served(conn, DAY, first_day, None)
+            days = _hour_counts(conn, version, DAY, first_day, None)
+    finally:
+        conn.close()
+    others = sorted({int(v) for _, v, _ in served if int(v) != version})
+    if others:
+        return WindowCounts(None, "version(s) " + ", ".join(map(str, others))
+                            + " also served rows in the window")  # fmt: skip
+    feats = _features(reference)
+    expected = {float(b): int(n) for b, _, n in served}
+    if first_day is not None:
+        expected_days = {b: n for b, n in expected.items() if b >= first_day}
+        expected = {b: n for b, n in expected.items() if b < first_day}
+    parts = [(expected, stored)] + ([(expected_days, days)] if first_day is not None else [])
+    numeric: dict[str, dict[float, NumericCounts]] = {f: {} for f, r in feats.items()
+                                                      if r.kind == "numeric"}  # fmt: skip
+    levels: dict[str, dict[float, dict[str | None, int]]] = {f: {} for f, r in feats.items()
+                                                             if r.kind != "numeric"}  # fmt: skip
+    rows: dict[float, int] = {}
+    merged = 0
+    for want, have in parts:
+        for bucket, n in sorted(want.items()):
+            got = have.get(bucket, {})
+            short = [f for f in feats if got.get(f, (0, ""))[0] != n]
+            if short:
+                return WindowCounts(None, f"the bucket of {_utc(bucket)} lacks the drift "
+                                    f"counts of {len(short)} feature(s)")  # fmt: skip
+            try:
+                _add_bucket(numeric, levels, got, math.floor(bucket / width) * width)
+            except KeyError:  # a bucket folded before the Wasserstein tails were stored
+                return WindowCounts(None, f"the bucket of {_utc(bucket)} has an older format")
+            b = math.floor(bucket / width) * width
+            rows[b] = rows.get(b, 0) + n
+            merged += 1
+    counts = BucketCounts(sorted(rows), rows, numeric, levels)
+    return WindowCounts(counts, f"{merged} stored bucket(s) merged", merged)
+
+
+def _add_bucket(
+    numeric: dict[str, dict[float, NumericCounts]],
+    levels: dict[str, dict[float, dict[str | None, int]]],
+    stored: dict[str, tuple[int, str]],
+    bucket: float,
+) -> None:
+    """Add one stored bucket's counts to ``bucket`` of the window (hours add up to days)."""
+    for feature, per in numeric.items():
+        num = _load_numeric(stored[feature][1])
+        was = per.get(bucket)
+        per[bucket] = num if was is None else _add_numeric(was, num)
+    for feature, per_levels in levels.items():
+        lv = _load_levels(stored[feature][1])
+        was_lv = per_levels.get(bucket)
+        per_levels[bucket] = lv if was_lv is None else _add_levels(was_lv, lv)
+
+
+def _utc(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
 
 
 def percentile(hist: list[int], q: float, edges: tuple[float, ...] = LATENCY_MS) -> float:

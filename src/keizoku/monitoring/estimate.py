@@ -150,12 +150,18 @@ def _div(a: float, b: float) -> float:
 
 
 def _weighted_auc(s: np.ndarray, q: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    if q.sum() <= 0 or (1 - q).sum() <= 0:
+    """ROC AUC of scores ``s``, each row a positive of weight ``q`` and a negative of weight
+    ``1 - q``: the weighted share of (positive, negative) pairs ordered right, ties counting
+    half (what ``sklearn.metrics.roc_auc_score`` gives with these weights; a test checks),
+    in numpy: importing scikit-learn's metrics costs ``keizoku monitor`` 0.5-3 s."""
+    pos, neg = float(q.sum()), float((1 - q).sum())
+    if pos <= 0 or neg <= 0:
         return float("nan")
-    y = np.concatenate([np.ones(len(s)), np.zeros(len(s))])
-    return float(roc_auc_score(y, np.concatenate([s, s]), sample_weight=np.concatenate([q, 1 - q])))
+    values, at = np.unique(s, return_inverse=True)
+    p = np.bincount(at, weights=q, minlength=len(values))
+    n = np.bincount(at, weights=1 - q, minlength=len(values))
+    below = np.cumsum(n) - n  # negative weight at lower scores
+    return float(np.sum(p * (below + 0.5 * n)) / (pos * neg))
 
 
 def _binary(s: np.ndarray, q: np.ndarray, names: list[str]) -> dict[str, float]:

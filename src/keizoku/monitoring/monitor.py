@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from keizoku.data.ingest import ReadOptions
 from keizoku.data.labels import canonical
 from keizoku.errors import KeizokuError, NotFoundError
 from keizoku.monitoring.drift import (
@@ -27,7 +27,7 @@ from keizoku.monitoring.drift import (
 from keizoku.monitoring.estimate import EstimatedPerformance, estimate_performance
 from keizoku.monitoring.feedback import feedback_glob
 from keizoku.monitoring.log import FEATURE_PREFIX, log_scan, segment_glob
-from keizoku.monitoring.multivariate import MultivariateDrift, domain_classifier, skipped
+from keizoku.monitoring.multivariate import MultivariateDrift, skipped
 from keizoku.monitoring.performance import (
     LivePerformance,
     has_files,
@@ -43,6 +43,9 @@ from keizoku.monitoring.reference import (
 from keizoku.monitoring.text import load_text_reference, text_drift
 from keizoku.sections import validate_section
 
+if TYPE_CHECKING:
+    from keizoku.data.ingest import ReadOptions
+
 __all__ = [
     "MonitorReport",
     "monitor",
@@ -52,12 +55,14 @@ __all__ = [
     "per_bucket",
     "recent_drift",
     "drift_config",
+    "window_start",
     "rule_text",
     "summary_lines",
     "estimate_lines",
 ]
 
 PREDICTION = "__prediction__"
+HOUR = 3600
 SCORE_SAMPLE = 100_000  # logged rows a multiclass estimate reads at most (a seeded sample)
 
 
@@ -84,6 +89,8 @@ class MonitorReport:
     started: dict[str, float] = field(default_factory=dict)  # first bucket of the drift
     multivariate: MultivariateDrift | None = None
     estimated: EstimatedPerformance | None = None  # the live metric from confidence (CBPE)
+    counts_from: str = ""  # where the drift counts came from: buckets, or rows (and why)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per part
 
     @property
     def drifted(self) -> list[str]:
@@ -126,6 +133,8 @@ class MonitorReport:
             "estimated": self.estimated.to_dict() if self.estimated else None,
             "config": self.config.model_dump(),
             "elapsed_s": self.elapsed_s,
+            "counts_from": self.counts_from,
+            "timings": self.timings,
         }
 
 
@@ -165,6 +174,8 @@ def summary_lines(report: MonitorReport) -> list[str]:
             else f"Multivariate: {'DRIFT' if m.drifted else 'ok'}: {m.reason}"
         )
     lines += estimate_lines(report.estimated, when)
+    if report.counts_from:
+        lines.append(f"Drift counts from {report.counts_from}.")
     drifted = report.drifted
     lines.append(
         (f"Drifted features: {', '.join(drifted)}" if drifted else "No feature drifted.")
@@ -340,8 +351,15 @@ def monitor(
     root: Path | None = None,
     estimate: bool = True,
     read: ReadOptions | None = None,
+    rows: bool = False,
 ) -> MonitorReport:
     """Drift (and live metric where labels arrived) of ``name``'s champion (or ``version``).
+
+    Over the log, the window starts at the whole hour of ``now - since_s``
+    (:func:`window_start`), and the per-feature counts are merged from the hourly and
+    daily pre-aggregates (``monitoring.buckets``, after folding any segment not folded
+    yet) where they hold exactly the window's rows, else counted from the rows (``rows``:
+    always; ``counts_from`` says which and why).
 
     ``estimate=False`` skips the confidence-based estimate (it reads every logged score:
     about 0.5 s per million rows, several seconds for a multiclass model's JSON).
@@ -359,21 +377,28 @@ def monitor(
     con = duckdb.connect()
     con.execute("SET threads TO 2")
     until = time.time()
-    since = until - since_s if since_s is not None else None
+    since = window_start(until - since_s) if since_s is not None else None
+    timings: dict[str, float] = {"reference": time.perf_counter() - t0}
+    counts: BucketCounts | None = None
     if data is not None:
         source, columns, pred, perf, scored = _register_file(
             con, name, v, reference, data, read, list(texts.columns) if texts else []
         )
-        label = f"file {data}"
+        label, origin = f"file {data}", "the rows of the data file"
         since = None
     else:
         source, columns, pred = log_source(con, name, v, reference, since, until, root)
         label = f"prediction log {Path(segment_glob(name, root)).parent}"
+        counts, origin = _bucket_counts(name, v, reference, since, until, root, rows)
+        timings["buckets"] = time.perf_counter() - t0 - sum(timings.values())
         perf = live_performance(name, v, reference, since=since, root=root)
         if perf.n_labels == 0:
             perf = None
         scored = _logged_scores(con, source, name, v, reference, since, root) if estimate else None
-    counts = collect_counts(con, source, reference, columns, pred)
+        timings["estimate"] = time.perf_counter() - t0 - sum(timings.values())
+    if counts is None:
+        counts = collect_counts(con, source, reference, columns, pred)
+        timings["rows"] = time.perf_counter() - t0 - sum(timings.values())
     n, feats, pdrift, timeline, verdicts = _judge(counts, reference, pred, cfg)
     if reference.distance is not None:  # clustering: the distance to the centre (`score`)
         score = "score" if data is not None else f"CASE WHEN version = {v} THEN score END"
@@ -389,11 +414,14 @@ def monitor(
     width = _bucket_width(since, until) if data is None else 0.0
     recent, recent_since = recent_drift(counts, reference, pred, cfg, until, width)
     started = {k: b for k, v in verdicts.items() if (b := drift_started(v)) is not None}
+    timings["drift"] = time.perf_counter() - t0 - sum(timings.values())
     multi = (
         _multivariate(con, source, columns, reference, f"{name}:{v}", cfg)
         if cfg.multivariate
         else None
     )
+    if multi is not None:
+        timings["multivariate"] = time.perf_counter() - t0 - sum(timings.values())
     return MonitorReport(
         model=name,
         version=v,
@@ -417,6 +445,8 @@ def monitor(
             scored, reference.calibration, reference.task, reference.metric,
             reference.cv_score, min_rows=cfg.min_rows,
         ),
+        counts_from=origin,
+        timings={k: round(t, 4) for k, t in timings.items()},
     )  # fmt: skip
 
 
@@ -486,6 +516,37 @@ def _top(text: Any) -> float:
     return max(probs.values()) if isinstance(probs, dict) and probs else float("nan")
 
 
+def window_start(ts: float) -> float:
+    """The start of a log window: the whole hour at or before ``ts``. The window is widened
+    by less than an hour so that it is made of whole hourly buckets, which the
+    pre-aggregates hold; the row scan uses the same start, so both count the same rows."""
+    return math.floor(ts / HOUR) * HOUR
+
+
+def _bucket_counts(
+    name: str, version: int, reference: Reference, since: float | None, until: float,
+    root: Path | None, rows: bool,
+) -> tuple[BucketCounts | None, str]:  # fmt: skip
+    """The window's drift counts merged from the pre-aggregates, and where they came from
+    (``None`` and the reason: the caller counts the rows)."""
+    import sqlite3
+
+    from keizoku.monitoring import buckets
+
+    if rows:
+        return None, "the rows (asked for)"
+    try:
+        buckets.catch_up(name, root)
+        got = buckets.window_counts(
+            name, version, reference, since or 0.0, int(_bucket_width(since, until)), root
+        )
+    except (OSError, sqlite3.Error, KeizokuError) as exc:
+        return None, f"the rows (the bucket pre-aggregates could not be read: {exc})"
+    if got.counts is None:
+        return None, f"the rows ({got.why})"
+    return got.counts, f"the bucket pre-aggregates ({got.why})"
+
+
 def recent_drift(
     counts: BucketCounts,
     reference: Reference,
@@ -527,6 +588,8 @@ def _multivariate(
     if len(sample) > rows:
         sample = sample.sample(rows, random_state=0)
     kinds = {f: reference.features[f].kind for f in columns}
+    from keizoku.monitoring.multivariate import domain_classifier
+
     return domain_classifier(sample, cur, kinds, auc_threshold=cfg.auc_threshold, alpha=cfg.alpha)
 
 

@@ -19,7 +19,6 @@ import pandas as pd
 
 from keizoku.monitoring.feedback import feedback_glob
 from keizoku.monitoring.log import live_files, log_scan, segment_glob
-from keizoku.training.metrics import get_metric
 
 __all__ = ["labelled_rows", "metric_on_rows", "LivePerformance", "live_performance", "has_files"]
 
@@ -101,6 +100,8 @@ def metric_on_rows(
     """The metric of logged predictions against their labels (NaN when it cannot be computed)."""
     if rows.empty:
         return float("nan")
+    from keizoku.training.metrics import get_metric  # scikit-learn: only with labels
+
     metric = get_metric(metric_name, task)  # type: ignore[arg-type]
     try:
         if task == "regression":
