@@ -91,7 +91,6 @@ class _EpochLog:
 def explain_image(ref: str, image: Path, overlay: Path | None, as_json: bool) -> None:
     """Explain one image's prediction (keizoku.evaluation.image_explain); print or emit JSON."""
     from keizoku.errors import DataError
-    from keizoku.home import atomic_write_bytes
     from keizoku.serving.image_routes import explain_images_ref
 
     if not image.is_file():
@@ -100,12 +99,12 @@ def explain_image(ref: str, image: Path, overlay: Path | None, as_json: bool) ->
     one = result["explanations"][0]
     if overlay is not None:
         from keizoku.data.images import load_image
+        from keizoku.evaluation.report import write_overlay
         from keizoku.registry.models import load_model
-        from keizoku.reporting.charts import overlay_png
 
         model: Any = load_model(f"{result['model']}:{result['version']}")
         pixels = load_image(image.read_bytes(), model.size, name=str(image), colour=model.colour)
-        atomic_write_bytes(overlay, overlay_png(pixels, one["attribution"]))
+        write_overlay(overlay, pixels, one["attribution"])
         result["overlay"] = str(overlay)
     if as_json:
         _io.emit_json(result)

@@ -32,6 +32,7 @@ __all__ = [
     "load_evidence",
     "render_report",
     "report_context",
+    "write_overlay",
     "write_report",
 ]
 
@@ -527,6 +528,17 @@ def render_report(
     from keizoku.reporting import render
 
     return render("evaluation", report_context(ev, data_eval, data_fair, spec))
+
+
+def write_overlay(path: str | Path, image: Any, attribution: Any) -> Path:
+    """An image model's attribution map over its image as a PNG at ``path``, atomically
+    (``keizoku explain --image --overlay``; the report draws the same overlay)."""
+    from keizoku.home import atomic_write_bytes
+    from keizoku.reporting.charts import overlay_png
+
+    target = Path(path)
+    atomic_write_bytes(target, overlay_png(image, attribution))
+    return target
 
 
 def write_report(
