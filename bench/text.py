@@ -1,6 +1,6 @@
 """Text columns: does the tokenizer matter on Japanese, and what do embeddings cost?
 
-    python bench/text.py --out bench/work/text.json [--parts classify,jsquad,embed]
+    python bench/text.py --out bench/work/text.json [--parts classify,jsquad,embed,trees]
 
 **classify** (issue 17's Japanese text-classification check): the generated support
 tickets (``tests/text_support.py``, CC0; 600 rows, 3 topics, half Japanese), each
@@ -15,6 +15,10 @@ MRR@10, the same three tokenizers (ties rank the gold paragraph last).
 **embed**: the encoder on the English tickets (MiniLM is English): fit seconds without and
 with ``embeddings: true``, one record's encoding (median of 50 unseen texts, then of the
 same 50 again from the cache), and the linear model's CV accuracy each way.
+
+**trees** (not in the default parts): what the cap on TF-IDF terms per text column for
+tree models (``TabularEncoder.text_features``, 50) costs them: LightGBM's 5-fold CV
+accuracy at 50, 200 and 1,000 terms on the tickets and on JSQuAD questions → article.
 """
 
 from __future__ import annotations
@@ -111,6 +115,55 @@ def jsquad() -> dict[str, Any]:
     return out
 
 
+def _tree_cv(texts: pd.Series, labels: pd.Series, width: int) -> dict[str, Any]:
+    """5-fold CV accuracy of LightGBM on one text column encoded as keizoku's tree models
+    see it (``TabularEncoder`` in ordinal mode, ``text_features=width`` TF-IDF terms)."""
+    from lightgbm import LGBMClassifier
+    from sklearn.model_selection import StratifiedKFold
+
+    from keizoku.data.schema import Column
+    from keizoku.features.encoder import TabularEncoder
+
+    frame, y = pd.DataFrame({"text": texts.to_numpy()}), labels.to_numpy()
+    scores, t0 = [], time.perf_counter()
+    for fit_i, test_i in StratifiedKFold(5, shuffle=True, random_state=0).split(frame, y):
+        enc = TabularEncoder([Column(name="text", kind="text")], "ordinal", text_features=width)
+        enc.fit(frame.iloc[fit_i])
+        model = LGBMClassifier(n_estimators=200, n_jobs=1, verbose=-1, random_state=0)
+        model.fit(enc.transform(frame.iloc[fit_i]), y[fit_i])
+        scores.append(float(np.mean(model.predict(enc.transform(frame.iloc[test_i])) == y[test_i])))
+    return {"accuracy": round(float(np.mean(scores)), 4), "terms": enc.n_features_out_,
+            "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+
+
+def trees() -> dict[str, Any]:
+    """Tree models read at most ``text_features`` TF-IDF terms per text column (50 unless
+    set): does a wider cap help them? The tickets of **classify**, and JSQuAD questions
+    labelled with their article (the 10 articles with the most questions: 2,523 questions,
+    Japanese; skipped without the shared data)."""
+    from kzsupport import shared_datasets
+    from text_support import tickets
+
+    sets = {"tickets": tickets(600, 1).rename(columns={"message": "text", "topic": "label"})}
+    path = shared_datasets() / "qa" / "jsquad" / "valid-v1.3.json"
+    if path.exists():
+        rows = [(qa["question"], article["title"])
+                for article in json.loads(path.read_text())["data"]
+                for para in article["paragraphs"] for qa in para["qas"]]  # fmt: skip
+        qs = pd.DataFrame(rows, columns=["text", "label"])
+        top = qs["label"].value_counts().index[:10]
+        sets["jsquad articles"] = qs[qs["label"].isin(top)].reset_index(drop=True)
+    out: dict[str, Any] = {}
+    for name, data in sets.items():
+        for width in (50, 200, 1000):
+            out[f"{name} {width}"] = {
+                "rows": len(data),
+                **_tree_cv(data["text"], data["label"], width),
+            }
+            print("trees", name, width, out[f"{name} {width}"], flush=True)
+    return out
+
+
 def embed() -> dict[str, Any]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_score
@@ -162,7 +215,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "work" / "text.json")
     ap.add_argument("--parts", default="classify,jsquad,embed")
     args = ap.parse_args()
-    parts = {"classify": classify, "jsquad": jsquad, "embed": embed}
+    parts = {"classify": classify, "jsquad": jsquad, "embed": embed, "trees": trees}
     result: dict[str, Any] = {"when": time.strftime("%Y-%m-%d %H:%M:%S")}
     for part in args.parts.split(","):
         result[part] = parts[part]()

@@ -228,7 +228,7 @@ def test_unknown_page_and_chart_kind_name_the_choices() -> None:
         charts.draw({"kind": "pie", "chart_id": "p"})
     assert str(kind.value) == (
         "Chart kind 'pie' is unknown (chart 'p'). "
-        "Use one of ['bar', 'heatmap', 'histogram', 'line', 'scatter']."
+        "Use one of ['bar', 'heatmap', 'histogram', 'line', 'overlay', 'scatter']."
     )
 
 
@@ -333,7 +333,7 @@ def test_reporting_knows_no_cli_server_lifecycle_or_domain() -> None:
 def test_only_the_thin_page_functions_import_reporting() -> None:
     allowed = {
         "data/profile.py": {"write_profile_html"},
-        "evaluation/report.py": {"render_report", "write_report"},
+        "evaluation/report.py": {"render_report", "write_report", "write_overlay"},
         "monitoring/report.py": {"render_html", "write_html"},
         "clustering/report.py": {"write_cluster_report"},
         "console/pages.py": {"_env"},  # the console renders its pages on the same base

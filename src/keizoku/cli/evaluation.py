@@ -115,10 +115,29 @@ def explain(
             help="Explain a row with unseen categories or missing features anyway (warns).",
         ),
     ] = False,
+    image: Annotated[
+        Path | None, typer.Option("--image", help="An image model: the PNG/JPEG to explain.")
+    ] = None,
+    overlay: Annotated[
+        Path | None,
+        typer.Option("--overlay", help="With --image: write the heat map over it to this PNG."),
+    ] = None,
 ) -> None:
-    """Explain one prediction: each feature's contribution (they add up to the output)."""
+    """Explain one prediction: each feature's contribution (they add up to the output).
+
+    For an image model, --image FILE: each pixel's attribution (integrated gradients).
+    """
+    from keizoku.errors import UserInputError
     from keizoku.serving.explain_routes import explain_ref
 
+    if image is not None:
+        if row is not None or row_file is not None:
+            raise UserInputError("Give --image for an image model, or --row for a table: not both.")
+        from keizoku.cli.images import explain_image
+
+        return explain_image(ref, image, overlay, as_json)
+    if overlay is not None:
+        raise UserInputError("--overlay draws an image's attribution: add --image FILE.")
     result = explain_ref(ref, _row(row, row_file), top, allow_unseen=allow_unseen)
     if result.get("warnings"):
         _io.err.print(f"[yellow]warning:[/] {result['warnings']['message']}", highlight=False)

@@ -1,5 +1,6 @@
 """Images in the CLI: ``keizoku train`` on a spec with an ``images:`` section (the CNN's
-trials, its hold-out accuracy, gates)."""
+trials, its hold-out accuracy, gates) and ``keizoku explain REF --image FILE`` (each
+pixel's attribution; ``--overlay`` writes it as a PNG heat map over the image)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import typer
 
 from keizoku.cli import _io
 
-__all__ = ["train_images"]
+__all__ = ["explain_image", "train_images"]
 
 
 def train_images(config: Path, overrides: dict[str, Any], as_json: bool, started: float) -> None:
@@ -85,3 +86,43 @@ class _EpochLog:
         if trial not in self.bars:
             self.bars[trial] = self.progress.add_task(what, total=most, loss="")
         self.progress.update(self.bars[trial], completed=epoch, loss=loss)
+
+
+def explain_image(ref: str, image: Path, overlay: Path | None, as_json: bool) -> None:
+    """Explain one image's prediction (keizoku.evaluation.image_explain); print or emit JSON."""
+    from keizoku.errors import DataError
+    from keizoku.serving.image_routes import explain_images_ref
+
+    if not image.is_file():
+        raise DataError(f"No image file at '{image}': give --image the path of a PNG or JPEG.")
+    result = explain_images_ref(ref, [(str(image), image.read_bytes())])
+    one = result["explanations"][0]
+    if overlay is not None:
+        from keizoku.data.images import load_image
+        from keizoku.evaluation.report import write_overlay
+        from keizoku.registry.models import load_model
+
+        model: Any = load_model(f"{result['model']}:{result['version']}")
+        pixels = load_image(image.read_bytes(), model.size, name=str(image), colour=model.colour)
+        write_overlay(overlay, pixels, one["attribution"])
+        result["overlay"] = str(overlay)
+    if as_json:
+        _io.emit_json(result)
+        return
+    focus = one["focus"]
+    h, w = len(one["attribution"]), len(one["attribution"][0])
+    _io.console.print(
+        f"{result['model']}:{result['version']} predicts [bold]{one['prediction']!r}[/] "
+        f"(p {one['probabilities'][one['prediction']]:.3f}) for {image.name}"
+    )
+    if focus["top_share"] is None:
+        _io.console.print("No pixel argues for the prediction (no positive attribution).")
+    else:
+        row, col = focus["centre"]
+        _io.console.print(
+            f"The evidence for it: the top 10 % of pixels hold {focus['top_share']:.0%} of "
+            f"the positive attribution, centred at row {row:.1f}, column {col:.1f} of {h}x{w}."
+        )
+    _io.console.print(f"method: {result['method']}")
+    if overlay is not None:
+        _io.console.print(f"Wrote the heat map over the image to [bold]{overlay}[/]")

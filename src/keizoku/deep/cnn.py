@@ -8,6 +8,10 @@ random rotation of up to ``rotate`` degrees and a shift of up to ``shift`` of th
 size in one affine resampling, then Gaussian pixel noise. Early stopping, the seeded
 session and NumPy-only pickling are those of ``TabularMLP``. ``weights`` names a local
 ``.npz`` of a state dict to start from (no download is possible or attempted).
+
+``forward_both`` gives the probabilities and the penultimate layer from one forward pass
+(what a served request needs); ``attribute`` explains a prediction per pixel (integrated
+gradients of the class's log-odds, ``keizoku.evaluation.image_explain``).
 """
 
 from __future__ import annotations
@@ -28,7 +32,10 @@ from keizoku.deep._runtime import (
 )
 from keizoku.deep.mlp import EpochCallback
 
-__all__ = ["ImageCNN"]
+__all__ = ["ATTRIBUTION_BATCH", "IG_STEPS", "ImageCNN"]
+
+ATTRIBUTION_BATCH = 256  # images per backward pass in ``attribute``
+IG_STEPS = 16  # integrated gradients: points on the path from a black image
 
 
 def _net(channels: int, hidden: int, dropout: float, n_out: int, in_channels: int = 1) -> Any:
@@ -77,6 +84,18 @@ def _augment(x: Any, rotate: float, shift: float, noise: float, gen: Any) -> Any
     if noise:
         out = out + noise * torch.randn(out.shape, generator=gen).to(x.device)
     return out
+
+
+def _log_odds(logits: Any, code: Any) -> Any:
+    """log(p / (1 - p)) of class ``code`` per row: its logit minus the log-sum-exp of the
+    others' (the logit itself for a one-class network)."""
+    import torch
+
+    chosen = logits.gather(1, code[:, None])[:, 0]
+    if logits.shape[1] < 2:
+        return chosen
+    mine = torch.nn.functional.one_hot(code, logits.shape[1]).bool()
+    return chosen - logits.masked_fill(mine, float("-inf")).logsumexp(dim=1)
 
 
 class ImageCNN(NumpyPickle, BaseEstimator):  # type: ignore[misc]
@@ -195,23 +214,76 @@ class ImageCNN(NumpyPickle, BaseEstimator):  # type: ignore[misc]
         self.history_, self.best_epoch_ = stopper.history, stopper.best_epoch
         self.net_ = stopper.restore_best(net)
 
-    def _forward(self, X: np.ndarray, penultimate: bool = False) -> np.ndarray:
+    def _pass(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One forward pass: the class layer's logits and the penultimate layer."""
         import torch
 
         with predict_threads(len(X), self.n_jobs), torch.inference_mode():
             z = self.net_["body"](self._tensor(X))
-            out = z if penultimate else self.net_["head"](z)
-        return np.asarray(out.numpy(), dtype=float)
+            logits = self.net_["head"](z)
+        return np.asarray(logits.numpy(), dtype=float), np.asarray(z.numpy(), dtype=float)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(softmax(self._forward(X)))
+        return np.asarray(softmax(self._pass(X)[0]))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self.classes_[self.predict_proba(X).argmax(axis=1)])
 
     def embed(self, X: np.ndarray) -> np.ndarray:
         """The penultimate layer (n × hidden): the features the monitor's drift tests read."""
-        return self._forward(X, penultimate=True)
+        return self._pass(X)[1]
+
+    def forward_both(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(predict_proba(X), embed(X))`` from one forward pass: what a served request
+        needs (the answer, and the embedding the prediction log keeps for the monitor)."""
+        logits, z = self._pass(X)
+        return np.asarray(softmax(logits)), z
+
+    def attribute(
+        self, X: np.ndarray, target: np.ndarray | None = None, steps: int = IG_STEPS
+    ) -> np.ndarray:
+        """Integrated gradients per pixel (n × height × width, colour channels summed): how
+        much each pixel adds to the log-odds of class code ``target`` against the other
+        classes (default: the predicted class), from a black image to this one.
+
+        The gradient is averaged over ``steps`` images on the straight path from black to
+        ``X`` (midpoint rule) and multiplied by the pixel's value, so each map sums to the
+        class's log-odds on ``X`` minus those on a black image (up to the rule's error).
+        Positive: the pixel pushes toward the class; negative: away from it. The log-odds,
+        not the class's own logit: what raises every logit alike changes no probability and
+        gets no attribution. Plain gradient × input (``steps=1`` at the image itself) was
+        measured first: it gave an equally bright square the network ignores a quarter of
+        the mass (decision 20, s7). The weights are not changed.
+        """
+        import torch
+
+        X = np.asarray(X, dtype=np.float32)
+        out = []
+        with predict_threads(len(X), self.n_jobs), torch.enable_grad():
+            for start in range(0, len(X), ATTRIBUTION_BATCH):
+                x = self._tensor(X[start : start + ATTRIBUTION_BATCH])
+                if target is None:
+                    with torch.no_grad():
+                        code = self.net_["head"](self.net_["body"](x)).argmax(dim=1)
+                else:
+                    chunk = np.asarray(target)[start : start + ATTRIBUTION_BATCH]
+                    code = torch.as_tensor(chunk, dtype=torch.int64)
+                total = torch.zeros_like(x)
+                for alpha in (np.arange(steps) + 0.5) / steps:
+                    xi = (x * float(alpha)).requires_grad_(True)
+                    logits = self.net_["head"](self.net_["body"](xi))
+                    (grad,) = torch.autograd.grad(_log_odds(logits, code).sum(), xi)
+                    total += grad
+                out.append((total / steps * x).sum(dim=1).detach().numpy())
+        return np.concatenate(out).astype(float) if out else np.zeros((0, *X.shape[1:3]))
+
+    def log_odds(self, X: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """The log-odds of class code ``target`` per image (what ``attribute`` explains)."""
+        import torch
+
+        with predict_threads(len(X), self.n_jobs), torch.inference_mode():
+            logits = self.net_["head"](self.net_["body"](self._tensor(X)))
+            return np.asarray(_log_odds(logits, torch.as_tensor(target)).numpy(), dtype=float)
 
     def save_weights(self, path: str) -> None:
         """The weights as an ``.npz`` that ``weights=`` accepts (a local starting point)."""

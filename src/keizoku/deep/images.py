@@ -167,7 +167,8 @@ class ImageModel:
     def _refuse(self, *_: Any) -> Any:
         raise UserInputError(
             "This is an image model: send images (POST /v1/models/NAME/predict-image, or "
-            f"`keizoku predict` on a CSV with a '{self.feature_names[0]}' column of image paths)."
+            f"`keizoku predict` on a CSV with a '{self.feature_names[0]}' column of image paths; "
+            "explain one with `keizoku explain NAME --image FILE`)."
         )
 
     predict_raw = predict_raw_records = predict_records = _refuse
@@ -183,16 +184,36 @@ class ImageModel:
         """Class probabilities (n × classes, in ``classes`` order) of decoded images."""
         return np.asarray(self.cnn.predict_proba(np.asarray(images, dtype=np.float32)))
 
-    def image_features(self, images: np.ndarray, sizes: list[tuple[int, int]]) -> pd.DataFrame:
+    def score_images(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Class probabilities and the penultimate layer of decoded images, from one forward
+        pass (the serving route: the answer, and the embedding the log keeps)."""
+        proba, embedding = self.cnn.forward_both(np.asarray(images, dtype=np.float32))
+        return np.asarray(proba), np.asarray(embedding)
+
+    def explain_images(self, images: np.ndarray, target: np.ndarray | None = None) -> np.ndarray:
+        """Each pixel's attribution (n × height × width: integrated gradients of the log-odds)
+        toward class code ``target`` (default: the predicted class); ``ImageCNN.attribute``."""
+        return np.asarray(self.cnn.attribute(np.asarray(images, dtype=np.float32), target))
+
+    def image_features(
+        self,
+        images: np.ndarray,
+        sizes: list[tuple[int, int]],
+        embedding: np.ndarray | None = None,
+    ) -> pd.DataFrame:
         """What the monitor compares per image: brightness, contrast, dark share, the size as
         sent (``width``, ``height``) and the penultimate layer's first principal components
-        (``emb_pc1 …``, axes fitted on the training images; absent for models trained before)."""
+        (``emb_pc1 …``, axes fitted on the training images; absent for models trained before).
+        ``embedding``: the images' penultimate layer when the caller has it already
+        (``score_images``); otherwise the CNN computes it."""
         frame = image_stats(images)
         frame["width"] = [float(w) for w, _ in sizes]
         frame["height"] = [float(h) for _, h in sizes]
         pca = self._info.get("embedding_pca")
         if pca:
-            centred = self.cnn.embed(np.asarray(images, dtype=np.float32)) - np.asarray(pca["mean"])
+            if embedding is None:
+                embedding = self.cnn.embed(np.asarray(images, dtype=np.float32))
+            centred = np.asarray(embedding) - np.asarray(pca["mean"])
             scores = centred @ np.asarray(pca["components"]).T
             for j in range(scores.shape[1]):
                 frame[f"emb_pc{j + 1}"] = scores[:, j]

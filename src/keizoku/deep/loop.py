@@ -26,7 +26,13 @@ import pandas as pd
 
 from keizoku import audit
 from keizoku.data.images import image_size, load_images
-from keizoku.deep.images import ImageModel, fit_embedding_pca, image_schema, image_table
+from keizoku.deep.images import (
+    EMBED_PCS,
+    ImageModel,
+    fit_embedding_pca,
+    image_schema,
+    image_table,
+)
 from keizoku.deep.spec import ImagesSpec
 from keizoku.errors import ConflictError, UserInputError
 from keizoku.evaluation.evidence import EVIDENCE_FILES, write_json
@@ -80,6 +86,8 @@ def _data_sha(table: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
+VALIDATION = 0.15  # share of the training images that early stopping and the trials read
+
 # ``on_epoch(trial, channels, epoch, max_epochs, train_loss, val_loss)``: progress only.
 EpochReport = Callable[[int, int, int, int, float, float | None], None]
 
@@ -98,7 +106,7 @@ def _fit(
     from keizoku.deep.cnn import ImageCNN
 
     fit_i, val_i = train_test_split(
-        np.arange(len(y)), test_size=0.15, stratify=y, random_state=seed
+        np.arange(len(y)), test_size=VALIDATION, stratify=y, random_state=seed
     )
     trials, best, best_acc = [], None, -1.0
     for number, channels in enumerate(ims.channels[: max_trials or len(ims.channels)]):
@@ -123,7 +131,11 @@ def _fit(
 
 
 def _reference(
-    model: ImageModel, images: np.ndarray, sizes: list[tuple[int, int]], folder: Path
+    model: ImageModel,
+    images: np.ndarray,
+    sizes: list[tuple[int, int]],
+    embedding: np.ndarray,
+    folder: Path,
 ) -> dict[str, Path]:
     """``reference.json`` (and its row sample): the training images' features
     (``ImageModel.image_features``) as numeric features, so ``keizoku monitor`` compares
@@ -136,7 +148,7 @@ def _reference(
         reference_sample,
     )
 
-    stats = model.image_features(images, sizes)
+    stats = model.image_features(images, sizes, embedding)
     columns = [Column(name=c, kind="numeric") for c in stats.columns]
     target = Column(name=str(model.schema.target), kind="categorical", role="target")
     schema = model.schema.model_copy(update={"columns": [*columns, target]})
@@ -177,8 +189,12 @@ def _register(
     data_sha: str,
     images: np.ndarray,
     sizes: list[tuple[int, int]],
-    evaluation: dict[str, Any] | None,
+    embedding: np.ndarray,
+    evidence: dict[str, Any],
 ) -> int:
+    """Register ``model`` with its files; ``evidence``: the hold-out evaluation (or None),
+    the attribution maps and the model card."""
+    from keizoku.evaluation.image_explain import IMAGE_EXPLANATIONS
     from keizoku.registry.tracking import TrainingRun
 
     params = {"task": model.task, "input": "images", "rows": model.info["rows"],
@@ -196,9 +212,16 @@ def _register(
             (folder / "training.json").write_text(json.dumps(model.info, indent=2, default=str))
             names = (("schema", "yaml"), ("leaderboard", "csv"), ("training", "json"))
             files = {n: folder / f"{n}.{e}" for n, e in names}
-            files.update(_reference(model, images, sizes, folder))
-            if evaluation is not None:
-                files["evaluation"] = write_json(folder / EVIDENCE_FILES["evaluation"], evaluation)
+            files.update(_reference(model, images, sizes, embedding, folder))
+            if evidence["evaluation"] is not None:
+                files["evaluation"] = write_json(
+                    folder / EVIDENCE_FILES["evaluation"], evidence["evaluation"]
+                )
+            files["image_explanations"] = write_json(
+                folder / IMAGE_EXPLANATIONS, evidence["explanations"]
+            )
+            files["model_card"] = folder / EVIDENCE_FILES["model_card"]
+            files["model_card"].write_text(evidence["card"])
             tags = {
                 "keizoku.data_sha256": data_sha,
                 "keizoku.schema_sha256": model.schema.fingerprint(),
@@ -208,6 +231,60 @@ def _register(
                 "keizoku.members": "image_cnn",
             }
             return run.register(model, files, tags)
+
+
+MONITORED = ("brightness", "contrast", "dark_share", "width", "height",
+             *(f"emb_pc{j + 1}" for j in range(EMBED_PCS)))  # fmt: skip
+
+
+def _describe(
+    cnn: Any, ims: ImagesSpec, table: pd.DataFrame, held: np.ndarray, trials: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """What the model card says of the data, the network and how it was trained."""
+    labels = table["label"].astype(str)
+    counts = {str(c): {"training": int(((labels == c) & ~held).sum()),
+                       "holdout": int(((labels == c) & held).sum())}
+              for c in ims.classes or sorted(labels.unique())}  # fmt: skip
+    parameters = sum(int(np.prod(v.shape)) for v in cnn.net_.state_dict().values()
+                     if v.dtype.is_floating_point)  # fmt: skip
+    return {
+        "images": {"source": ims.source, "size": list(ims.size), "colour": ims.colour,
+                   "class_counts": counts},
+        "architecture": {**cnn.arch_, "parameters": parameters, "weights": cnn.weights},
+        "recipe": {"max_epochs": cnn.max_epochs, "patience": cnn.patience, "lr": cnn.lr,
+                   "weight_decay": cnn.weight_decay, "batch_size": cnn.batch_size,
+                   "augmentation": {"rotate": cnn.rotate, "shift": cnn.shift,
+                                    "noise": cnn.noise},
+                   "trials": [t["channels"] for t in trials], "validation_share": VALIDATION,
+                   "holdout_share": ims.holdout},
+        "monitor": list(MONITORED),
+    }  # fmt: skip
+
+
+def _evidence(
+    model: ImageModel,
+    x: np.ndarray,
+    y: np.ndarray,
+    held: np.ndarray,
+    table: pd.DataFrame,
+    column: str,
+    base: Path,
+) -> dict[str, Any]:
+    """The hold-out evaluation, the attribution maps (``keizoku report``) and the card."""
+    from keizoku.evaluation.card import intended_use, lineage, render_image_card
+    from keizoku.evaluation.image_explain import attribution_evidence
+
+    evaluation = _holdout_evaluation(model, x[held], y[held], table[held], column)
+    names = [Path(p).name for p in table["path"]]
+    started = time.monotonic()
+    explanations = attribution_evidence(model, x, y, held, names)
+    explanations["seconds"] = round(time.monotonic() - started, 3)
+    name = str(model.info["project"])
+    versions = lineage(name)
+    upcoming = max((v["version"] for v in versions), default=0) + 1
+    card = render_image_card(model.info, evaluation, explanations, versions, upcoming,
+                             intended_use(base))  # fmt: skip
+    return {"evaluation": evaluation, "explanations": explanations, "card": card}
 
 
 def train_images_gated(
@@ -240,18 +317,21 @@ def train_images_gated(
             "val_accuracy": max(t["val_accuracy"] for t in trials), "holdout_accuracy": hold_acc,
             "channels": cnn.channels, "best_epoch": cnn.best_epoch_,
             "history": cnn.history_}  # fmt: skip
-    info["embedding_pca"] = fit_embedding_pca(cnn.embed(x[~held]))
+    embedding = cnn.embed(x[~held])  # the training images' penultimate layer, computed once
+    info["embedding_pca"] = fit_embedding_pca(embedding)
     schema = image_schema(ims, spec.target)
     members = [{"family": "image_cnn", "weight": 1}]
-    info.update(task=schema.task, target=spec.target, metric="accuracy",
-                cv_score=info["val_accuracy"], members=members,
-                trained_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))  # fmt: skip
-    model = ImageModel(schema, ims.size, cnn, info)
-    evaluation = _holdout_evaluation(model, x[held], y[held], table[held], ims.path_column)
     data_sha = _data_sha(table[~held])
     name = spec.project
+    info.update(task=schema.task, target=spec.target, metric="accuracy",
+                cv_score=info["val_accuracy"], members=members, project=name,
+                data_sha256=data_sha, schema_sha256=schema.fingerprint(),
+                trained_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                **_describe(cnn, ims, table, held, trials))  # fmt: skip
+    model = ImageModel(schema, ims.size, cnn, info)
+    evidence = _evidence(model, x, y, held, table, ims.path_column, base)
     sizes = [image_size(p) for p in table["path"][~held]]
-    version = _register(name, model, trials, data_sha, x[~held], sizes, evaluation)
+    version = _register(name, model, trials, data_sha, x[~held], sizes, embedding, evidence)
     outcome = ImageOutcome(name, version, model, trials, hold_acc, data_sha,
                            {"train": time.monotonic() - clock})  # fmt: skip
     try:

@@ -16,7 +16,14 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["render_card", "lineage", "intended_use", "DEFAULT_INTENDED_USE", "INTENDED_USE_FILE"]
+__all__ = [
+    "DEFAULT_INTENDED_USE",
+    "INTENDED_USE_FILE",
+    "intended_use",
+    "lineage",
+    "render_card",
+    "render_image_card",
+]
 
 INTENDED_USE_FILE = "intended_use.md"
 DEFAULT_INTENDED_USE = (
@@ -220,3 +227,166 @@ def render_card(
         "",
     ]
     return "\n".join(parts)
+
+
+# ------------------------------------------------------------------ image models
+
+
+def _image_data(training: dict[str, Any]) -> list[str]:
+    ims = training.get("images") or {}
+    counts = ims.get("class_counts") or {}
+    h, w = ims.get("size") or ("?", "?")
+    train = sum(c["training"] for c in counts.values())
+    held = sum(c["holdout"] for c in counts.values())
+    source = "folder of class subfolders" if ims.get("source") == "folder" else "CSV of paths"
+    lines = [
+        f"- Images: {train + held} ({train} for training, {held} kept out as the hold-out), "
+        f"from a {source}",
+        f"- Read as {h}x{w} {'RGB (three channels)' if ims.get('colour') else 'grayscale'}, "
+        "pixel values in [0, 1]",
+        f"- Data fingerprint (keizoku.data_sha256): `{training.get('data_sha256', 'n/a')}`",
+        "",
+        "| class | training images | hold-out images |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {c} | {n['training']} | {n['holdout']} |" for c, n in counts.items()]
+    return lines
+
+
+def _image_model(training: dict[str, Any]) -> list[str]:
+    arch = training.get("architecture") or {}
+    c, hidden = int(arch.get("channels", 0)), arch.get("hidden", "?")
+    start = arch.get("weights") or "trained from scratch (random initial weights)"
+    return [
+        f"- Task: {training.get('task')} image classification of `{training.get('target')}`",
+        f"- Network: ImageCNN, two blocks of two 3x3 convolutions ({c} then {2 * c} channels; "
+        f"batch norm, ReLU, 2x2 max-pool), a global average pool, a {hidden}-wide "
+        f"penultimate layer (ReLU), dropout {_num(arch.get('dropout'))}, a "
+        f"{arch.get('n_out', '?')}-way class layer; {int(arch.get('parameters', 0)):,} "
+        "parameters",
+        f"- Starting weights: {start}",
+        f"- Trained at: {training.get('trained_at', 'n/a')}",
+    ]
+
+
+def _image_training(training: dict[str, Any]) -> list[str]:
+    r = training.get("recipe") or {}
+    aug = r.get("augmentation") or {}
+    tried = ", ".join(str(t) for t in r.get("trials", [])) or "n/a"
+    history = training.get("history") or []
+    best = training.get("best_epoch")
+    best_val = next((h[2] for h in history if h[0] == best), None)
+    return [
+        f"- Widths tried (first block's channels, one trial each): {tried}; kept "
+        f"{training.get('channels')} (validation accuracy {_num(training.get('val_accuracy'))})",
+        f"- Validation: {r.get('validation_share', 0.15):.0%} of the training images "
+        "(stratified), for early stopping and the choice of width",
+        f"- Epochs: at most {r.get('max_epochs', '?')}, stopped after {r.get('patience', '?')} "
+        f"without a lower validation loss; ran {len(history)}, kept the weights of epoch "
+        f"{best} (validation loss {_num(best_val)})",
+        f"- Optimiser: AdamW, learning rate {_num(r.get('lr'))}, weight decay "
+        f"{_num(r.get('weight_decay'))}, batches of {r.get('batch_size', '?')}",
+        f"- Augmentation (training batches only): rotation up to ±{_num(aug.get('rotate'))}°, "
+        f"shift up to ±{_num(aug.get('shift'))} of the image size, Gaussian pixel noise "
+        f"σ {_num(aug.get('noise'))}",
+    ]
+
+
+def _image_curve(training: dict[str, Any], limit: int = 12) -> list[str]:
+    history = training.get("history") or []
+    if not history:
+        return ["Not recorded."]
+    step = max(1, math.ceil(len(history) / limit))
+    best = training.get("best_epoch")
+    shown = [h for i, h in enumerate(history) if i % step == 0 or h[0] in (best, history[-1][0])]
+    lines = ["Cross-entropy loss per epoch (lower is better); `*` marks the epoch kept.", "",
+             "| epoch | training loss | validation loss |", "|---|---|---|"]  # fmt: skip
+    lines += [f"| {h[0]}{' *' if h[0] == best else ''} | {_num(h[1])} | {_num(h[2])} |"
+              for h in shown]  # fmt: skip
+    return lines
+
+
+def _image_explanations(explanations: dict[str, Any] | None) -> list[str]:
+    if not explanations:
+        return ["Not computed."]
+    lines = [f"Method: {explanations.get('method')}. Per class, over its images: the share "
+             "of the mean |attribution| held by the top 10 % of pixels, and where that mass "
+             "is centred (row, column from the top left):", ""]  # fmt: skip
+    for c in explanations.get("classes", []):
+        f = c.get("focus") or {}
+        if f.get("top_share") is None:
+            continue
+        row, col = f["centre"]
+        lines.append(f"- class {c['class']} ({c['n']} images): {f['top_share']:.0%}, centred "
+                     f"at row {row:.1f}, column {col:.1f}")  # fmt: skip
+    return lines
+
+
+def _image_limits(training: dict[str, Any], evaluation: dict[str, Any]) -> list[str]:
+    ims = training.get("images") or {}
+    h, w = ims.get("size") or ("?", "?")
+    classes = list((ims.get("class_counts") or {}).keys())
+    out = [
+        f"Every image is resized to {h}x{w} (bilinear, aspect ratio not kept): detail finer "
+        "than that is lost, and very different proportions are distorted.",
+        "It reads colour: an image with other colours than the training images may be "
+        "misread." if ims.get("colour") else
+        "It reads grayscale only: colours of the same brightness look alike to it.",
+        f"It knows only the classes {', '.join(classes)}: any other image still gets one of "
+        "these labels, often with high confidence (there is no 'none of these').",
+    ]  # fmt: skip
+    n = int(evaluation.get("n") or 0)
+    acc = (evaluation.get("metrics") or {}).get("accuracy")
+    if n and isinstance(acc, float):
+        half = 1.96 * math.sqrt(max(acc * (1 - acc), 1e-12) / n)
+        out.append(f"Hold-out accuracy {acc:.3f} on {n} images: about ±{half:.3f} (95 %).")
+    conf = evaluation.get("confusion") or {}
+    for label, row in zip(conf.get("labels", []), conf.get("matrix", []), strict=False):
+        i = conf["labels"].index(label)
+        if sum(row) and row[i] / sum(row) < (acc or 0) - 0.1:
+            out.append(f"Weaker on class {label}: {row[i]} of {sum(row)} hold-out images right.")
+    out.append("Trained from scratch on this project's images only: expect it to hold for "
+               "images taken and prepared like them.")  # fmt: skip
+    return [f"- {line}" for line in out]
+
+
+MONITORED = (
+    "- Per served image (`POST /v1/models/NAME/predict-image`, written to the prediction log):",
+    "  - pixel statistics: `brightness` (mean), `contrast` (standard deviation), "
+    "`dark_share` (share of pixels under 0.1);",
+    "  - the size as sent: `width`, `height` (before resizing);",
+    "  - `emb_pc1` … `emb_pc4`: the penultimate layer's first four principal components "
+    "(axes fitted on the training images); a shift the pixel averages miss moves these.",
+    "- Each goes through the same numeric drift test as a table's column (`keizoku monitor`); "
+    "drift triggers `keizoku retrain` per the spec's `retraining:` section.",
+)
+
+
+def render_image_card(
+    training: dict[str, Any],
+    evaluation: dict[str, Any] | None,
+    explanations: dict[str, Any] | None,
+    versions: list[dict[str, Any]],
+    version: int | None,
+    use: str,
+) -> str:
+    """The card of an image model (``ImageModel``, ``keizoku.deep.loop``) as Markdown: its
+    data, network and training, hold-out metrics, learning curve, explanations, known
+    limits and what the monitor watches."""
+    name = training.get("project", "model")
+    title = f"{name}:{version}" if version is not None else f"{name} (new version)"
+    evaluation = evaluation or {}
+    return "\n".join([
+        f"# Model card: {title}", "",
+        "## Intended use", use, "",
+        "## Model", *_image_model(training), "",
+        "## Data", *_image_data(training), "",
+        "## Training", *_image_training(training), "",
+        f"## Metrics ({evaluation.get('source', 'hold-out images')})",
+        *(_metrics(evaluation) if evaluation else ["No hold-out image: not measured."]), "",
+        "## Learning curve", *_image_curve(training), "",
+        "## Explanations: where the network looks", *_image_explanations(explanations), "",
+        "## Known limits", *_image_limits(training, evaluation), "",
+        "## What the monitor watches", *MONITORED, "",
+        "## Version lineage", *_lineage(versions, version), "",
+    ])  # fmt: skip

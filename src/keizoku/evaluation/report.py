@@ -23,6 +23,7 @@ from keizoku.data.labels import LabelCodec, canonical
 from keizoku.errors import DataError, NotFoundError
 from keizoku.evaluation.evidence import EVIDENCE_FILES
 from keizoku.evaluation.fairness import HasFairness, fairness_report, parse_fairness
+from keizoku.evaluation.image_explain import IMAGE_EXPLANATIONS
 from keizoku.evaluation.metrics import evaluate_predictions
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "load_evidence",
     "render_report",
     "report_context",
+    "write_overlay",
     "write_report",
 ]
 
@@ -60,6 +62,7 @@ class Evidence:
     fairness: dict[str, Any] | None
     leaderboard: pd.DataFrame | None
     card: str | None
+    image_explanations: dict[str, Any] | None = None  # an image model's attribution maps
 
 
 def _read(ref: str, filename: str) -> Path | None:
@@ -94,6 +97,7 @@ def load_evidence(ref: str) -> Evidence:
         fairness=_json(exact, EVIDENCE_FILES["fairness"]),
         leaderboard=pd.read_csv(board) if board else None,
         card=card.read_text() if card else None,
+        image_explanations=_json(exact, IMAGE_EXPLANATIONS),
     )
 
 
@@ -162,6 +166,7 @@ def report_context(
         "learning_curve": _learning(ev.evaluation),
         "slices": [_slices(e, _tag(i)) for i, e in enumerate(evals)],
         "importance": _importance(ev.importance),
+        "image_attribution": _image_attribution(ev.image_explanations),
         "fairness": _fairness([ev.fairness, data_fair], spec),
         "card": _card(ev),
     }
@@ -417,6 +422,36 @@ def _importance(imp: dict[str, Any] | None) -> dict[str, Any] | None:
     return {"chart": chart, "members": members, "note": str(imp.get("note", ""))}
 
 
+def _image_attribution(saved: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An image model's explanations: the mean |attribution| per class over its mean image
+    (the global view), then hold-out images with their maps (right and wrong answers)."""
+    if not saved:
+        return None
+
+    def where(focus: dict[str, Any]) -> str:
+        if focus.get("top_share") is None:
+            return "no attribution"
+        row, col = focus["centre"]
+        return f"top 10 % of pixels: {focus['top_share']:.0%}; centre ({row:.1f}, {col:.1f})"
+
+    classes = [
+        {"kind": "overlay", "chart_id": f"attribution-class-{i}",
+         "title": f"class {c['class']} ({c['n']} images)", "image": c["mean_image"],
+         "attribution": c["mean_abs_attribution"], "signed": False,
+         "caption": where(c["focus"])}
+        for i, c in enumerate(saved.get("classes", []))
+    ]  # fmt: skip
+    examples = [
+        {"kind": "overlay", "chart_id": f"attribution-{e['kind']}-{i}",
+         "title": f"{e['name']}: {e['true']} → {e['predicted']} ({e['confidence']:.0%})",
+         "image": e["image"], "attribution": e["attribution"], "signed": True,
+         "caption": f"{'right' if e['kind'] == 'right' else 'WRONG'}; {where(e['focus'])}"}
+        for i, e in enumerate(saved.get("examples", []))
+    ]  # fmt: skip
+    return {"method": saved.get("method", ""), "classes": classes, "examples": examples,
+            "examples_source": saved.get("examples_source", "")}  # fmt: skip
+
+
 def _fairness_column(
     col: str, body: dict[str, Any], limits: dict[str, float], tag: str
 ) -> dict[str, Any]:
@@ -493,6 +528,17 @@ def render_report(
     from keizoku.reporting import render
 
     return render("evaluation", report_context(ev, data_eval, data_fair, spec))
+
+
+def write_overlay(path: str | Path, image: Any, attribution: Any) -> Path:
+    """An image model's attribution map over its image as a PNG at ``path``, atomically
+    (``keizoku explain --image --overlay``; the report draws the same overlay)."""
+    from keizoku.home import atomic_write_bytes
+    from keizoku.reporting.charts import overlay_png
+
+    target = Path(path)
+    atomic_write_bytes(target, overlay_png(image, attribution))
+    return target
 
 
 def write_report(

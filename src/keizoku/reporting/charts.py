@@ -10,7 +10,9 @@ may be marked safe (:func:`draw` does that for the templates). Helpers:
 - ``bar_chart``: horizontal bars, optionally two per label (importance, slices, top values,
   reference vs current shares);
 - ``heatmap``: a count matrix (confusion matrix);
-- ``histogram``: counts of values in equal-width bins.
+- ``histogram``: counts of values in equal-width bins;
+- ``overlay``: an image with a heat map on top (an image model's attribution), drawn as
+  one embedded PNG (``overlay_png``; a ``data:`` URI, nothing fetched).
 
 Pages describe their charts as plain dicts, ``{"kind": "line", ...keyword arguments}``,
 so the packages that build them need not import this module; :func:`draw` turns one
@@ -34,6 +36,8 @@ __all__ = [
     "heatmap",
     "histogram",
     "line_chart",
+    "overlay",
+    "overlay_png",
     "scatter_chart",
 ]
 
@@ -432,6 +436,65 @@ def histogram(
     return _svg(chart_id, title, body, column=column)
 
 
+OVERLAY_PX = 144  # an overlay's longer side on the page
+POSITIVE, NEGATIVE = np.array([0.89, 0.1, 0.11]), np.array([0.13, 0.4, 0.85])
+
+
+def overlay_png(
+    image: Any, attribution: Any, *, signed: bool = True, px: int = OVERLAY_PX
+) -> bytes:
+    """A PNG of ``image`` (height × width grayscale, or × 3 RGB, in [0, 1]) dimmed, with
+    ``attribution`` on top: red where it pushes toward the class, blue where it pushes away
+    (``signed``), or red for magnitude only; opacity grows with |value| (its largest is 75 %).
+    Scaled up by whole pixels so small images stay sharp."""
+    import io
+
+    from PIL import Image
+
+    base = np.clip(np.asarray(image, dtype=float), 0, 1)
+    rgb = np.repeat(base[..., None], 3, axis=2) if base.ndim == 2 else base[..., :3]
+    heat = np.asarray(attribution, dtype=float)
+    top = float(np.abs(heat).max()) if heat.size else 0.0
+    alpha = (np.abs(heat) / top if top > 0 else np.zeros_like(heat))[..., None] * 0.75
+    toward = heat >= 0 if signed else np.ones(heat.shape, dtype=bool)
+    colour = np.where(toward[..., None], POSITIVE, NEGATIVE)
+    out = (0.25 + 0.5 * rgb) * (1 - alpha) + colour * alpha
+    k = max(1, px // max(out.shape[:2]))
+    big = np.kron(np.round(out * 255).astype(np.uint8), np.ones((k, k, 1), dtype=np.uint8))
+    buffer = io.BytesIO()
+    Image.fromarray(big, mode="RGB").save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def overlay(
+    chart_id: str,
+    title: str,
+    image: Sequence[Any],
+    attribution: Sequence[Any],
+    *,
+    signed: bool = True,
+    caption: str = "",
+) -> str:
+    """An attribution heat map over its image (``overlay_png``), titled, with a caption."""
+    import base64
+
+    png = base64.b64encode(overlay_png(image, attribution, signed=signed)).decode("ascii")
+    h, w = np.asarray(attribution).shape[:2]
+    k = max(1, OVERLAY_PX // max(h, w))
+    width, height = max(w * k + 16, 170), h * k + 62
+    x = (width - w * k) / 2
+    return (
+        f'<svg class="chart overlay" data-chart="{_e(chart_id)}" role="img" '
+        f'xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}"><title>{_e(title)}. {_e(caption)}</title>'
+        f'<text class="chart-title" x="{width / 2}" y="16" text-anchor="middle">'
+        f'{_e(title)}</text><image x="{x:.0f}" y="24" width="{w * k}" height="{h * k}" '
+        f'style="image-rendering:pixelated" href="data:image/png;base64,{png}"/>'
+        f'<text x="{width / 2}" y="{h * k + 42}" text-anchor="middle">{_e(caption)}</text>'
+        "</svg>"
+    )
+
+
 def _line_from_spec(**args: Any) -> str:
     args["series"] = [s if isinstance(s, Series) else Series(**s) for s in args["series"]]
     return line_chart(**args)
@@ -443,6 +506,7 @@ _HELPERS: dict[str, Callable[..., str]] = {
     "bar": bar_chart,
     "heatmap": heatmap,
     "histogram": histogram,
+    "overlay": overlay,
 }
 
 

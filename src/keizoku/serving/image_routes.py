@@ -15,6 +15,12 @@ prediction log with the image's features as inputs (``ImageModel.image_features`
 statistics, size as sent, the embedding's principal components), so ``keizoku feedback``
 can attach its true label to the ``request_id``.
 
+``POST /v1/models/{name}/explain-image`` takes the same bodies and limits and answers, per
+image, the prediction and each pixel's attribution toward it (``explain_images_ref``).
+
+One forward pass per request gives both the probabilities and the penultimate layer the
+log keeps (``ImageModel.score_images``); the CNN is not run again for the log.
+
 Auth and errors: ``keizoku.serving.boundary``, as for ``/predict``.
 """
 
@@ -25,6 +31,7 @@ import base64
 import binascii
 import time
 import uuid
+from dataclasses import dataclass
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
@@ -50,7 +57,16 @@ from keizoku.serving.boundary import (
 )
 from keizoku.serving.fastpath import PayloadTooLarge, parse_body
 
-__all__ = ["MAX_IMAGE_BODY", "ImageRequest", "UnsupportedImage", "router"]
+__all__ = [
+    "MAX_IMAGE_BODY",
+    "ImageRequest",
+    "Scored",
+    "UnsupportedImage",
+    "check_image",
+    "explain_images_ref",
+    "router",
+    "score_images",
+]
 
 router = APIRouter(tags=["images"], route_class=KeizokuRoute)
 
@@ -123,7 +139,7 @@ def _from_json(body: bytes) -> list[tuple[str, bytes]]:
     return files
 
 
-def _check(name: str, data: bytes) -> None:
+def check_image(name: str, data: bytes) -> None:
     """413 for an image over the limit, 415 for one that is not PNG or JPEG."""
     if len(data) > LIMITS.max_bytes:
         raise PayloadTooLarge(
@@ -152,14 +168,24 @@ async def read_images(request: Request) -> list[tuple[str, bytes]]:
     if len(files) > MAX_IMAGES:
         raise PayloadTooLarge(f"{len(files)} images in one request; the limit is {MAX_IMAGES}.")
     for name, data in files:
-        _check(name, data)
+        check_image(name, data)
     return files
 
 
-def score_images(
-    ref: str, files: list[tuple[str, bytes]]
-) -> tuple[str, int, Any, np.ndarray, np.ndarray]:
-    """(name, version, model, decoded images, probabilities) of ``files`` with model ``ref``."""
+@dataclass
+class Scored:
+    """One request's images through the model: one forward pass gives both arrays."""
+
+    name: str
+    version: int
+    model: Any
+    images: np.ndarray
+    proba: np.ndarray  # n × classes
+    embedding: np.ndarray  # n × hidden: the penultimate layer, for the prediction log
+
+
+def image_model(ref: str) -> tuple[str, int, Any]:
+    """(name, version, model) of ``ref``; a table model is a 422 naming the other route."""
     from keizoku.registry.models import load_model, resolve
 
     name, version = resolve(parse_ref(ref))
@@ -169,25 +195,49 @@ def score_images(
             f"{name}:{version} is a {model.task} model on a table, not an image model: use "
             f"POST /v1/models/{name}/predict."
         )
-    images = np.stack(
+    return name, version, model
+
+
+def decode(model: Any, files: list[tuple[str, bytes]]) -> np.ndarray:
+    """The images of ``files`` decoded at the model's size and colour (one-line 4xx errors)."""
+    return np.stack(
         [load_image(data, model.size, name=n, limits=LIMITS, colour=model.colour)
          for n, data in files]
     )  # fmt: skip
-    return name, version, model, images, model.predict_images(images)
 
 
-def _log(request: Request, name: str, version: int, model: Any, files: list[tuple[str, bytes]],
-         images: np.ndarray, preds: list[Prediction], latency_ms: float) -> None:  # fmt: skip
+def score_images(ref: str, files: list[tuple[str, bytes]]) -> Scored:
+    """``files`` through model ``ref``: probabilities and embedding from one forward pass."""
+    name, version, model = image_model(ref)
+    images = decode(model, files)
+    proba, embedding = model.score_images(images)
+    return Scored(name, version, model, images, proba, embedding)
+
+
+def explain_images_ref(ref: str, files: list[tuple[str, bytes]]) -> dict[str, Any]:
+    """Why model ``ref`` answers what it does for each image (``keizoku explain --image``
+    and ``POST /v1/models/{name}/explain-image``; ``keizoku.evaluation.image_explain``)."""
+    from keizoku.evaluation.image_explain import METHOD, explain_images
+
+    for file, data in files:
+        check_image(file, data)
+    name, version, model = image_model(ref)
+    explained = explain_images(model, decode(model, files), [file for file, _ in files])
+    return {"model": name, "version": version, "method": METHOD, "explanations": explained}
+
+
+def _log(request: Request, scored: Scored, files: list[tuple[str, bytes]],
+         preds: list[Prediction], latency_ms: float) -> None:  # fmt: skip
     state = getattr(request.app.state, "keizoku", None)
     log = getattr(state, "log", None)
     if log is None:
         return
     ts = time.time()
     sizes = [image_size(data) for _, data in files]
-    stats = model.image_features(images, sizes).to_dict(orient="records")
-    for (file, _), pred, row in zip(files, preds, stats, strict=True):
+    features = scored.model.image_features(scored.images, sizes, scored.embedding)
+    for (file, _), pred, row in zip(files, preds, features.to_dict(orient="records"), strict=True):
         inputs = {"file": file, **{k: float(v) for k, v in row.items()}}
-        log.append(pred, ts=ts, model=name, inputs=inputs, latency_ms=latency_ms)
+        log.append(pred, ts=ts, model=scored.name, inputs=inputs, latency_ms=latency_ms)
 
 
 @router.post(
@@ -200,20 +250,33 @@ async def predict_image_route(name: str, request: Request, who: PredictCaller) -
     served_name(request, parse_ref(name).name)
     files = await read_images(request)
     started = time.perf_counter()
-    model_name, version, model, images, proba = await asyncio.to_thread(score_images, name, files)
+    scored = await asyncio.to_thread(score_images, name, files)
     latency_ms = (time.perf_counter() - started) * 1000
-    labels = model.labels(proba)
+    model = scored.model
     preds = [
         Prediction(
             label,
             {str(c): float(p) for c, p in zip(model.classes, row, strict=True)},
             float(row.max()),
-            version,
+            scored.version,
             "image",
             uuid.uuid4().hex,
         )  # fmt: skip
-        for label, row in zip(labels, proba, strict=True)
+        for label, row in zip(model.labels(scored.proba), scored.proba, strict=True)
     ]
-    _log(request, model_name, version, model, files, images, preds, latency_ms)
+    _log(request, scored, files, preds, latency_ms)
     out = [{"name": n, **p.to_response()} for (n, _), p in zip(files, preds, strict=True)]
-    return json_response({"model": model_name, "version": version, "predictions": out})
+    return json_response({"model": scored.name, "version": scored.version, "predictions": out})
+
+
+@router.post(
+    "/v1/models/{name}/explain-image",
+    responses={**errors_doc(), 415: {"model": ErrorBody, "description": UNSUPPORTED}},
+    openapi_extra=body_doc(ImageRequest),
+)
+async def explain_image_route(name: str, request: Request, who: PredictCaller) -> Response:
+    """Per image: the prediction and each pixel's attribution toward it (integrated
+    gradients), as a height × width map divided by its largest absolute value (``scale``)."""
+    served_name(request, parse_ref(name).name)
+    files = await read_images(request)
+    return json_response(await asyncio.to_thread(explain_images_ref, name, files))
