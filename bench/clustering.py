@@ -40,7 +40,8 @@ if not SHARED.exists():
     SHARED = Path("/work/shared/datasets")
 
 PMLB = ("breast_cancer_wisconsin", "balance_scale", "vowel", "yeast", "waveform_40",
-        "page_blocks", "banana", "satimage", "texture", "pendigits")  # fmt: skip
+        "page_blocks", "banana", "satimage", "texture", "pendigits", "cmc", "led24",
+        "twonorm", "analcatdata_authorship")  # fmt: skip
 QUICK_PMLB = ("breast_cancer_wisconsin", "balance_scale", "waveform_40")
 
 

@@ -35,7 +35,7 @@ import pandas as pd
 from keizoku.forecast.models import make
 from keizoku.forecast.series import season_length, split_series
 from keizoku.forecast.spec import ForecastSpec
-from keizoku.forecast.train import _cut, fit_forecast, mase_scale
+from keizoku.forecast.train import _cut, conformal, cross_coverage, fit_forecast, mase_scale
 
 _DATASETS = os.environ.get("KEIZOKU_SHARED_DATASETS")  # as tests/kzsupport.py finds them
 SHARED = (
@@ -119,12 +119,20 @@ def run_one(name: str, frame: pd.DataFrame, target: str, keys: dict[str, Any]) -
     actual = full.y[len(full) - h :]
     future = full.exog[len(full) - h :]
     point, half = result.model.forecast_series(train, h, future)
+    scale = mase_scale(train.y, season)
+    assert result.errors is not None and result.scales is not None
+    sigma, q = conformal(result.errors, result.scales, fs.level, count="points")
+    half_s6 = q * sigma[:h] * scale  # the s6 rule on the same CV errors: before/after
     row: dict[str, Any] = {
         "series": name, "periods": len(full), "frequency": freq, "horizon": h,
         "keizoku_pick": result.model.info["family"],
         "keizoku": _mase(actual, point, train.y, season),
         "coverage_test": float(np.mean(np.abs(actual - point) <= half)),
         "coverage_cv": result.coverage, "level": fs.level, "fit_s": fit_s,
+        "width": float(np.mean(2 * half) / scale),
+        "coverage_test_s6": float(np.mean(np.abs(actual - point) <= half_s6)),
+        "coverage_cv_s6": cross_coverage(result.errors, result.scales, fs.level, count="points"),
+        "width_s6": float(np.mean(2 * half_s6) / scale),
         "actual": actual.tolist(), "scale": mase_scale(train.y, season),
     }  # fmt: skip
     for base in ("seasonal_naive", "lightgbm", "ets"):
@@ -169,6 +177,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path)
     parser.add_argument("--only", default="")
+    parser.add_argument("--no-peer", action="store_true", help="leave statsforecast out")
     args = parser.parse_args()
     wanted = [s for s in args.only.split(",") if s]
     sources: dict[str, Any] = {name: lambda f=file, k=keys, d=drop, t=target: (*_read(f, k, d), t)
@@ -187,7 +196,7 @@ def main() -> None:
         rows.append(row)
         jobs.append(job)
         print(json.dumps({k: v for k, v in row.items() if k != "actual"}), flush=True)
-    note = with_statsforecast(rows, jobs)
+    note = "statsforecast: left out (--no-peer)" if args.no_peer else with_statsforecast(rows, jobs)
     load = os.getloadavg()[0]
     print(f"\nMASE on the last horizon of each series (lower is better); load average {load:.1f}\n")
     print(
@@ -204,6 +213,19 @@ def main() -> None:
             f"{r.get('AutoARIMA', float('nan')):.3f} | {r['coverage_test']:.2f} / {peer}, "
             f"{r['coverage_cv']:.2f} @{r['level']:g} | {r['fit_s']:.0f} |"
         )
+    print(
+        "\nInterval coverage at the nominal level and mean width (in MASE scale units), the s6 "
+        "rule (+1 point) → the s7 rule (+1 trajectory), same CV errors\n\n"
+        "| series | coverage test | coverage CV | width |\n|---|---|---|---|"
+    )
+    for r in rows:
+        print(
+            f"| {r['series']} | {r['coverage_test_s6']:.2f} → {r['coverage_test']:.2f} | "
+            f"{r['coverage_cv_s6']:.2f} → {r['coverage_cv']:.2f} | "
+            f"{r['width_s6']:.2f} → {r['width']:.2f} |"
+        )
+    before, after = np.mean([r["width_s6"] for r in rows]), np.mean([r["width"] for r in rows])
+    print(f"| mean | | | {before:.2f} → {after:.2f} |")
     if note:
         print(f"\n{note}")
     if args.out:

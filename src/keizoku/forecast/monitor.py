@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,18 @@ import numpy as np
 import pandas as pd
 
 from keizoku.data.labels import canonical
-from keizoku.errors import DataError
+from keizoku.errors import DataError, ValidationError
 from keizoku.forecast.series import when
 from keizoku.monitoring.feedback import FeedbackReport, Rejection
 from keizoku.monitoring.log import FEATURE_PREFIX, segment_files
 
-__all__ = ["forecast_error", "is_forecast", "record_actuals", "stored_actuals"]
+__all__ = [
+    "actual_records",
+    "forecast_error",
+    "is_forecast",
+    "record_actuals",
+    "stored_actuals",
+]
 
 COLUMNS = ["series", "period", "step", "forecast", "lower", "upper", "ts", "version"]
 
@@ -90,55 +97,156 @@ def _truth(model: Any, actuals: pd.DataFrame) -> pd.DataFrame:
     }, index=actuals.index)  # fmt: skip
 
 
+@dataclass(frozen=True)
+class _Problem:
+    """Why one actual was not stored: the row (1-based), the field and its value."""
+
+    row: int
+    series: str
+    field: str
+    value: Any
+    reason: str
+
+
+def _on_grid(period: str, anchor: str, frequency: str) -> bool:
+    """Whether ``period`` lies on the ``frequency`` grid through ``anchor``."""
+    a, b = pd.Timestamp(period), pd.Timestamp(anchor)
+    grid = pd.date_range(min(a, b), max(a, b), freq=frequency)
+    return a in grid and b in grid
+
+
+def _problems(
+    model: Any, actuals: pd.DataFrame, logged: pd.DataFrame
+) -> tuple[pd.DataFrame, list[_Problem]]:
+    """The rows of ``actuals`` that name a logged forecast (series, period, actual), and
+    a problem for each other row: an unreadable time, a series the model never saw nor
+    forecast, a time off the frequency's grid, a target that is not a number, a period
+    with no logged forecast."""
+    spec, target = model.spec, str(model.schema.target)
+    time_col = spec.time or "time"
+    id_field = "/".join(spec.ids)
+    truth = _truth(model, actuals)
+    anchors = dict(model.info.get("ends", {}))
+    anchors.update(logged.drop_duplicates("series").set_index("series")["period"].to_dict())
+    logged_keys = set(zip(logged["series"], logged["period"], strict=True))
+    good, problems = [], []
+    for i, (series, period, actual) in enumerate(truth.itertuples(index=False), 1):
+        raw = actuals.iloc[i - 1]
+        who = f"series '{series}'" if series else "the series"
+        if not isinstance(period, str):  # unreadable (pandas' str columns hold NaN, not None)
+            problems.append(_Problem(i, series, time_col, raw[time_col], (
+                f"has {time_col}={raw[time_col]!r}, which cannot be read as a time"
+                + (f" (format '{spec.time_format}')" if spec.time_format else "")
+            )))  # fmt: skip
+        elif series not in anchors:
+            known = ", ".join(repr(s) for s in sorted(anchors)[:20])
+            problems.append(_Problem(i, series, id_field, series, (
+                f"names {id_field}={series!r}, a series the model neither trained on nor "
+                f"forecast (known: {known})"
+            )))  # fmt: skip
+        elif not _on_grid(period, anchors[series], model.frequency):
+            problems.append(_Problem(i, series, time_col, raw[time_col], (
+                f"has {time_col}={raw[time_col]!r}, not on the model's '{model.frequency}' "
+                f"grid of {who} (e.g. {anchors[series]}): send the period's timestamp"
+            )))  # fmt: skip
+        elif not np.isfinite(actual):
+            problems.append(_Problem(i, series, target, raw[target], (
+                f"has {target}={raw[target]!r}, not a number: send the value that came true "
+                f"for {who} at {period}"
+            )))  # fmt: skip
+        elif (series, period) not in logged_keys:
+            problems.append(_Problem(i, series, time_col, raw[time_col], (
+                f"names {who} at {period}, for which no forecast was logged: send actuals of "
+                "periods the server forecast (matched on the id columns and the time column)"
+            )))  # fmt: skip
+        else:
+            good.append((series, period, float(actual)))
+    return pd.DataFrame(good, columns=["series", "period", "actual"]), problems
+
+
 def record_actuals(
-    name: str, actuals: pd.DataFrame, *, actor: str | None = None, root: Path | None = None
+    name: str,
+    actuals: pd.DataFrame,
+    *,
+    partial: bool = True,
+    actor: str | None = None,
+    root: Path | None = None,
 ) -> FeedbackReport:
     """Store the periods that came true as feedback on the forecasts logged for them.
 
     Each row of ``actuals`` (the id columns, the time column, the target) becomes the label
-    of every logged forecast of that series and period. A row with no logged forecast, an
-    unreadable time or a target that is not a number is reported (``rejected``, naming the
-    row) and not stored; the others are, audited as one ``feedback`` entry.
+    of every logged forecast of that series and period. A row with an unreadable time, a
+    series the model does not know, a time off the frequency's grid, a target that is not a
+    number or no logged forecast is not stored. ``partial=True`` (CLI): the others are,
+    and the report names each rejected row. ``partial=False`` (REST): ValidationError
+    (422) naming the first bad row, field and value, and nothing is stored. What is stored
+    is audited as one ``feedback`` entry.
     """
     from keizoku import audit
     from keizoku.monitoring.feedback import _write
     from keizoku.registry.models import load_model
 
     model: Any = load_model(f"{name}@champion")
-    truth = _truth(model, actuals)
     logged = _logged(name, model.spec.time or "time", root)
+    good, problems = _problems(model, actuals, logged)
+    if problems and not partial:
+        first = problems[0]
+        raise ValidationError(
+            f"Actual {first.row} for '{name}' {first.reason}. {len(problems)} of "
+            f"{len(actuals)} actual(s) rejected; nothing was stored.",
+            details=[{"loc": ["body", p.row - 1, p.field], "field": p.field,
+                      "value": _plain(p.value), "msg": p.reason} for p in problems[:100]],
+        )  # fmt: skip
     by_period = logged.groupby(["series", "period"])["request_id"].agg(list).to_dict()
-    now, rows, rejected = time.time(), [], []
-    for i, (series, period, actual) in enumerate(truth.itertuples(index=False), 1):
-        who = f"series '{series}'" if series else "the series"
-        reason = ""
-        if period is None:
-            reason = f"has a time that cannot be read ({actuals.iloc[i - 1].to_dict()})"
-        elif not np.isfinite(actual):
-            reason = f"has no numeric target for {who} at {period}: send the value that came true"
-        elif (series, period) not in by_period:
-            reason = (
-                f"names {who} at {period}, for which no forecast was logged: send actuals of "
-                "periods the server forecast (matched on the id columns and the time column)"
-            )
-        if reason:
-            rejected.append(Rejection(i, None, series or None, actual, reason))
-            continue
+    now, rows = time.time(), []
+    for series, period, actual in good.itertuples(index=False):
         for rid in by_period[(series, period)]:
             rows.append({"request_id": rid, "entity_id": None, "label": canonical(actual),
-                         "label_num": float(actual), "ts": now, "received_ts": now})  # fmt: skip
+                         "label_num": actual, "ts": now, "received_ts": now})  # fmt: skip
+    rejected = [Rejection(p.row, None, p.series or None, _plain(p.value), p.reason)
+                for p in problems]  # fmt: skip
     report = FeedbackReport(name, 0, rejected)
     if rows:
         _write(name, rows, root)
         report.stored = len(rows)
         audit.record(
             name, "feedback", actor=actor,
-            reason=f"{len(truth) - len(rejected)} actual(s) stored on {len(rows)} logged "
+            reason=f"{len(good)} actual(s) stored on {len(rows)} logged "
                    f"forecast(s), {len(rejected)} rejected",
             evidence={"stored": len(rows), "rejected": len(rejected),
                       "reasons": sorted({r.reason for r in rejected})[:10]},
         )  # fmt: skip
     return report
+
+
+def _plain(value: Any) -> Any:
+    """A cell as JSON holds it (numpy scalars as Python's, missing as None)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value if value is None or isinstance(value, str | int | float) else str(value)
+
+
+def actual_records(name: str, records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Actuals sent as JSON records (``POST /v1/models/{name}/feedback`` on a forecasting
+    model) as a table; a record that lacks a field is a ValidationError naming it."""
+    from keizoku.registry.models import load_model
+
+    model: Any = load_model(f"{name}@champion")
+    spec, target = model.spec, str(model.schema.target)
+    fields = [*spec.ids, spec.time or "time", target]
+    for i, record in enumerate(records):
+        missing = [f for f in fields if f not in record]
+        if missing:
+            raise ValidationError(
+                f"Actual {i + 1} for '{name}' lacks field '{missing[0]}': a forecasting model "
+                f"takes the periods that came true as records of {fields} (the id columns, "
+                "the time column, the target).",
+                details=[{"loc": ["body", i, f], "field": f, "msg": "field required"}
+                         for f in missing],
+            )  # fmt: skip
+    return pd.DataFrame.from_records(records, columns=fields)
 
 
 def _labelled(name: str, logged: pd.DataFrame, root: Path | None) -> pd.DataFrame:

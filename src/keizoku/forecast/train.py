@@ -14,8 +14,9 @@ Intervals: normalised split conformal on the winner's CV errors. Each horizon st
 has a spread ``sigma[h]`` (its mean absolute scaled error, smoothed across steps as
 ``a * h ** b``); the interval is the forecast ±
 ``q * sigma[h] * scale`` where ``q`` is the conformal quantile of the errors over their
-spread at ``level``. The coverage reported is cross-conformal: each fold's actuals
-against an interval calibrated on the other folds.
+spread at ``level``, its "+1" counted as one more trajectory of ``horizon`` errors (s7:
+errors along one forecast move together; decision 0017). The coverage reported is
+cross-conformal: each fold's actuals against an interval calibrated on the other folds.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ class ForecastResult:
     coverage: float
     elapsed_s: float
     trials: list[dict[str, Any]] = field(default_factory=list)
+    # the winner's CV errors[fold, series, step] and scales[fold, series] (its intervals)
+    errors: np.ndarray | None = None
+    scales: np.ndarray | None = None
 
 
 def forecast_schema(frame: pd.DataFrame, target: str, fs: ForecastSpec) -> Schema:
@@ -142,12 +146,23 @@ def _evaluate(
     return errors, scales, preds
 
 
-def conformal(errors: np.ndarray, scales: np.ndarray, level: float) -> tuple[np.ndarray, float]:
-    """(sigma per horizon step, q): the interval at step h is ± q * sigma[h] * scale."""
+def conformal(
+    errors: np.ndarray, scales: np.ndarray, level: float, *, count: str = "trajectories"
+) -> tuple[np.ndarray, float]:
+    """(sigma per horizon step, q): the interval at step h is ± q * sigma[h] * scale.
+
+    ``q`` is the split-conformal quantile of the errors over their spread, its
+    finite-sample "+1" counted as one more **trajectory** (s7): the new forecast is a whole
+    horizon of errors, as each calibration fold of a series is, and they move together
+    (a trend missed at step 1 is missed at every step), so the rank is
+    ``ceil((n + horizon) * level)`` of the ``n`` pooled errors, at most the largest.
+    ``count="points"`` is the s6 rank ``ceil((n + 1) * level)`` (the bench's before/after).
+    """
     scaled = np.abs(errors) / scales[:, :, None]
     sigma = smooth_spread(scaled.reshape(-1, scaled.shape[2]).mean(axis=0))
     scores = np.sort((scaled / sigma).ravel())
-    rank = math.ceil((len(scores) + 1) * level)
+    extra = scaled.shape[2] if count == "trajectories" else 1
+    rank = math.ceil((len(scores) + extra) * level)
     q = float(scores[min(rank, len(scores)) - 1]) if len(scores) else 1.0
     return sigma, q
 
@@ -165,15 +180,17 @@ def smooth_spread(raw: np.ndarray) -> np.ndarray:
     return np.asarray(np.exp(a + b * steps), dtype=float)
 
 
-def cross_coverage(errors: np.ndarray, scales: np.ndarray, level: float) -> float:
+def cross_coverage(
+    errors: np.ndarray, scales: np.ndarray, level: float, *, count: str = "trajectories"
+) -> float:
     """Share of CV actuals inside an interval calibrated on the other folds."""
     if errors.shape[0] < 2:
-        sigma, q = conformal(errors, scales, level)
+        sigma, q = conformal(errors, scales, level, count=count)
         return float(np.mean(np.abs(errors) / scales[:, :, None] <= q * sigma))
     inside = []
     for f in range(errors.shape[0]):
         rest = [g for g in range(errors.shape[0]) if g != f]
-        sigma, q = conformal(errors[rest], scales[rest], level)
+        sigma, q = conformal(errors[rest], scales[rest], level, count=count)
         inside.append(np.abs(errors[f]) / scales[f][:, None] <= q * sigma)
     return float(np.mean(inside))
 
@@ -277,5 +294,5 @@ def fit_forecast(
     board = board.sort_values("mase", kind="stable").reset_index(drop=True)
     return ForecastResult(
         model, board, float(best_row["mase"]), float(best_row["coverage"]),
-        time.monotonic() - started, rows,
+        time.monotonic() - started, rows, errors, scales,
     )  # fmt: skip

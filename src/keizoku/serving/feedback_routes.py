@@ -7,6 +7,13 @@ the same record validator as ``/predict``). Auth, the model check (inside ``keiz
 serve``: a model the server serves, 404 otherwise) and errors come from
 ``keizoku.serving.boundary``, like every route: a ``predict`` key when keys are required,
 checked before the body is read.
+
+On a **forecasting** model a record is a period that came true: the model's id columns,
+its time column and its target (``{"store": "north", "month": "2020-01-01", "sales":
+63.2}``), joined to the forecasts logged for that series and period
+(``keizoku.forecast.monitor.record_actuals``, as ``keizoku feedback`` does). All or
+nothing: a missing field, an unknown series, a time off the model's frequency, a target
+that is not a number or a period never forecast is a 422 naming the record, field and value.
 """
 
 from __future__ import annotations
@@ -45,7 +52,15 @@ class FeedbackRecord(BaseModel):
     inputs: dict[str, Any] | None = Field(None, description="the scored record (validated)")
 
 
-_ONE = FeedbackRecord.model_json_schema()
+_LABEL = FeedbackRecord.model_json_schema()
+_ACTUAL = {
+    "type": "object",
+    "title": "ForecastActual",
+    "description": "for a forecasting model: its id columns, time column and target, e.g. "
+    '{"store": "north", "month": "2020-01-01", "sales": 63.2}',
+    "additionalProperties": True,
+}
+_ONE = {"anyOf": [_LABEL, _ACTUAL]}
 _MANY = {"type": "array", "items": _ONE}
 _DOC = {
     "requestBody": {
@@ -91,15 +106,38 @@ def _check_inputs(request: Request, name: str, records: list[dict[str, Any]]) ->
 
 @router.post("/v1/models/{name}/feedback", responses=errors_doc(), openapi_extra=_DOC)
 async def feedback_route(name: str, request: Request, who: PredictCaller) -> Response:
-    """Store true labels for earlier predictions; returns how many were stored."""
+    """Store true labels for earlier predictions (for a forecasting model, the periods
+    that came true); returns how many were stored."""
     from keizoku.monitoring.feedback import record_feedback
 
     served_name(request, name)
     records = _records(await read_json(request))
-    _check_inputs(request, name, records)
+    forecast = await asyncio.to_thread(_is_forecast, request, name)
+    if not forecast:
+        _check_inputs(request, name, records)
     state = getattr(request.app.state, "keizoku", None)
     if state is not None and state.log is not None:  # labels for predictions just answered
         await asyncio.to_thread(state.log.flush)  # are checked against the log on disk
     actor = f"key:{who.key_name}" if who is not None else None
-    count = await asyncio.to_thread(record_feedback, name, records, actor=actor)
+    if forecast:
+        count = await asyncio.to_thread(_record_actuals, name, records, actor)
+    else:
+        count = await asyncio.to_thread(record_feedback, name, records, actor=actor)
     return json_response({"model": name, "stored": count})
+
+
+def _is_forecast(request: Request, name: str) -> bool:
+    """Whether the champion of ``name`` (the served one inside ``keizoku serve``) forecasts."""
+    from keizoku.forecast.monitor import is_forecast
+
+    state = getattr(request.app.state, "keizoku", None)
+    if state is None:
+        return is_forecast(name)
+    return bool(state.models.models[name].champion.model.task == "forecast")
+
+
+def _record_actuals(name: str, records: list[dict[str, Any]], actor: str | None) -> int:
+    from keizoku.forecast.monitor import actual_records, record_actuals
+
+    frame = actual_records(name, records)
+    return record_actuals(name, frame, partial=False, actor=actor).stored
