@@ -98,6 +98,16 @@ def _log_odds(logits: Any, code: Any) -> Any:
     return chosen - logits.masked_fill(mine, float("-inf")).logsumexp(dim=1)
 
 
+MIN_STEPS = 8  # batches per epoch, at least: batch norm's running statistics need updates
+
+
+def step_size(rows: int, configured: int) -> int:
+    """The batch for ``rows`` training images: the configured size, shrunk so an epoch has
+    at least ``MIN_STEPS`` batches (never under 2 images, which batch norm needs). A folder of
+    a few dozen images made one batch per epoch, and evaluation mode answered at chance."""
+    return max(2, min(configured, -(-rows // MIN_STEPS)))
+
+
 class ImageCNN(NumpyPickle, BaseEstimator):  # type: ignore[misc]
     """A small CNN image classifier (class codes in, ``predict_proba`` out)."""
 
@@ -189,13 +199,14 @@ class ImageCNN(NumpyPickle, BaseEstimator):  # type: ignore[misc]
         opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         gen = torch.Generator().manual_seed(self.seed or 0)
         n = len(xs)
+        step = step_size(n, self.batch_size)
         stopper = EarlyStopping(self.patience, on_epoch)
         for epoch in range(1, self.max_epochs + 1):
             net.train()
             perm = torch.randperm(n, generator=gen).to(device)
             total = 0.0
-            for start in range(0, n, self.batch_size):
-                idx = perm[start : start + self.batch_size]
+            for start in range(0, n, step):
+                idx = perm[start : start + step]
                 if len(idx) < 2:  # batch norm needs two images
                     continue
                 batch = _augment(xs[idx], self.rotate, self.shift, self.noise, gen)
