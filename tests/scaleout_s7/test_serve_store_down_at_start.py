@@ -8,6 +8,7 @@ model and answers predictions, without a restart. A malformed or unsupported
 from __future__ import annotations
 
 import subprocess
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,10 @@ from pgsupport import TWO_TRIALS, keizoku, why_no_postgres
 from store_outage_support import PENGUINS, RECORDS, own_postgres_server, server_env, until
 
 PREDICT = "/v1/models/penguins/predict"
+
+
+def _answers(server: Server, path: str) -> bool:
+    return bool(server.client.get(path).status_code == 200)
 
 
 def _store_unavailable(answer: Any) -> None:
@@ -46,7 +51,7 @@ def test_a_server_started_while_postgres_is_down_recovers_by_itself(tmp_path: Pa
         ]  # fmt: skip
         try:
             for server in servers:
-                until(lambda s=server: s.client.get("/healthz").status_code == 200, 120,
+                until(partial(_answers, server, "/healthz"), 120,
                       "the server listens although the store is down")  # fmt: skip
                 ready = server.client.get("/readyz")
                 _store_unavailable(ready)
@@ -55,7 +60,7 @@ def test_a_server_started_while_postgres_is_down_recovers_by_itself(tmp_path: Pa
                 assert server.proc.poll() is None
             pg.start()
             for server in servers:
-                until(lambda s=server: s.client.get("/readyz").status_code == 200, 120,
+                until(partial(_answers, server, "/readyz"), 120,
                       "the server loads the model once the store answers")  # fmt: skip
                 assert server.client.get("/readyz").json()["models"] == {
                     "penguins": {"champion": 1}
