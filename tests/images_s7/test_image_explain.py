@@ -254,3 +254,20 @@ def test_the_route_answers_and_logs_from_one_pass_what_two_passes_gave(
     inputs = [json.loads(text) for text in logged["inputs"]]
     got = np.asarray([[row[c] for c in pcs] for row in inputs])
     assert np.array_equal(got, features[pcs].to_numpy()), (got, features[pcs])
+
+
+def test_explain_image_refuses_a_file_that_is_not_an_image_before_any_model(
+    tmp_path: Path,
+) -> None:
+    """The CLI checks the file as the route does (first bytes), before it looks the model up."""
+    import os
+    import subprocess
+
+    from kzsupport import KEIZOKU_EXE
+
+    (tmp_path / "x.png").write_text("hello")
+    env = {**os.environ, "KEIZOKU_HOME": str(tmp_path / ".keizoku")}
+    res = subprocess.run([KEIZOKU_EXE, "explain", "m", "--image", "x.png"], cwd=tmp_path,
+                         env=env, capture_output=True, text=True)  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    assert "x.png" in res.stderr and "PNG or JPEG" in res.stderr

@@ -91,11 +91,13 @@ class _EpochLog:
 def explain_image(ref: str, image: Path, overlay: Path | None, as_json: bool) -> None:
     """Explain one image's prediction (keizoku.evaluation.image_explain); print or emit JSON."""
     from keizoku.errors import DataError
-    from keizoku.serving.image_routes import explain_images_ref
+    from keizoku.serving.image_routes import check_image, explain_images_ref
 
     if not image.is_file():
         raise DataError(f"No image file at '{image}': give --image the path of a PNG or JPEG.")
-    result = explain_images_ref(ref, [(str(image), image.read_bytes())])
+    files = [(str(image), image.read_bytes())]
+    check_image(*files[0])
+    result = explain_images_ref(ref, files)
     one = result["explanations"][0]
     if overlay is not None:
         from keizoku.data.images import load_image

@@ -216,11 +216,10 @@ def score_images(ref: str, files: list[tuple[str, bytes]]) -> Scored:
 
 def explain_images_ref(ref: str, files: list[tuple[str, bytes]]) -> dict[str, Any]:
     """Why model ``ref`` answers what it does for each image (``keizoku explain --image``
-    and ``POST /v1/models/{name}/explain-image``; ``keizoku.evaluation.image_explain``)."""
+    and ``POST /v1/models/{name}/explain-image``; ``keizoku.evaluation.image_explain``).
+    ``files`` are already checked (``read_images`` on the route, ``check_image`` in the CLI)."""
     from keizoku.evaluation.image_explain import METHOD, explain_images
 
-    for file, data in files:
-        check_image(file, data)
     name, version, model = image_model(ref)
     explained = explain_images(model, decode(model, files), [file for file, _ in files])
     return {"model": name, "version": version, "method": METHOD, "explanations": explained}
