@@ -24,7 +24,7 @@ from keizoku.data.schema import Schema, Task, infer_schema
 from keizoku.data.validate import validate_frame
 from keizoku.errors import DataError, UserInputError
 from keizoku.evaluation.evidence import STEP_BUDGET_S, build_evidence
-from keizoku.home import atomic_write_bytes
+from keizoku.home import atomic_path
 from keizoku.monitoring.reference import reference_artifact
 from keizoku.monitoring.text import text_reference_artifact
 from keizoku.spec import DataSpec, Spec, load_spec
@@ -482,12 +482,11 @@ def predict_file(
             on_batch(len(scored), len(scored))
     else:
         scored = _score_batches(model, data, read, batch_size, on_batch, allow_unseen)
-    with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
+    with atomic_path(out) as tmp:
         if suffix == ".csv":
-            scored.to_csv(tmp.name, index=False)
+            scored.to_csv(tmp, index=False)
         else:
-            scored.to_parquet(tmp.name, index=False)
-        atomic_write_bytes(out, Path(tmp.name).read_bytes())
+            scored.to_parquet(tmp, index=False)
     return len(scored)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +27,7 @@ import pyarrow.parquet as pq
 from keizoku.data.validate import validate_frame
 from keizoku.distributed.cluster import connect
 from keizoku.errors import DataError, KeizokuError, UserInputError
+from keizoku.home import atomic_path
 
 __all__ = ["PREFETCH", "score_parquet"]
 
@@ -72,7 +72,7 @@ def score_parquet(
     blocks = parts.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=PREFETCH)
     written = 0
     try:
-        with _atomic(out) as tmp, _writer(tmp, suffix, source_schema) as write:
+        with atomic_path(out) as tmp, _writer(tmp, suffix, source_schema) as write:
             for block in blocks:
                 written += write(block)
                 if on_batch is not None:
@@ -145,21 +145,6 @@ def as_pandas(table: pa.Table, floats: frozenset[str] = frozenset()) -> pd.DataF
         if isinstance(frame[name].dtype, np.dtype):  # not pandas' own Int64 (kept as is)
             frame[name] = frame[name].astype("float64")
     return frame
-
-
-@contextmanager
-def _atomic(out: str) -> Iterator[Path]:
-    """A temporary file beside ``out``, renamed onto it when the block exits cleanly."""
-    target = Path(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    try:
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @contextmanager
