@@ -49,10 +49,13 @@ from stats import (  # noqa: E402
     verdict,
 )
 
-ALL_TOOLS = ["keizoku", "flaml", "autogluon", "autogluon_best", "lightgbm"]
+ALL_TOOLS = ["keizoku", "keizoku_mlp", "flaml", "autogluon", "autogluon_best", "lightgbm"]
 # tool -> (runner script, extra args)
 RUNNERS: dict[str, tuple[str, list[str]]] = {
     "keizoku": ("run_keizoku.py", []),
+    # the default preset's families plus the PyTorch MLP (issue 17: the ensemble with it
+    # against keizoku's default ensemble without it, same split and budget)
+    "keizoku_mlp": ("run_keizoku.py", ["--add-family", "torch_mlp"]),
     "lightgbm": ("run_lightgbm.py", []),
     "flaml": ("run_flaml.py", []),
     "autogluon": ("run_autogluon.py", ["--preset", "medium_quality"]),

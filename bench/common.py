@@ -36,6 +36,7 @@ TASKS = ("binary", "multiclass", "regression")
 # tool -> virtual environment that runs it (first one that exists wins)
 TOOL_VENVS: dict[str, list[Path]] = {
     "keizoku": [ROOT / ".venv"],
+    "keizoku_mlp": [ROOT / ".venv"],
     "lightgbm": [BENCH / ".venv-lightgbm", ROOT / ".venv"],
     "flaml": [BENCH / ".venv-flaml"],
     "autogluon": [BENCH / ".venv-autogluon"],
@@ -48,6 +49,7 @@ TOOL_VENVS: dict[str, list[Path]] = {
 # tool -> distributions whose versions the report shows
 TOOL_PACKAGES: dict[str, list[str]] = {
     "keizoku": ["keizoku", "lightgbm", "xgboost-cpu", "scikit-learn", "optuna", "mlflow"],
+    "keizoku_mlp": ["keizoku", "torch", "lightgbm", "xgboost-cpu", "scikit-learn", "optuna"],
     "lightgbm": ["lightgbm", "scikit-learn", "pandas"],
     "flaml": ["flaml", "lightgbm", "xgboost-cpu", "scikit-learn"],
     "autogluon": ["autogluon.tabular", "lightgbm", "catboost", "xgboost-cpu"],

@@ -1,6 +1,7 @@
 """What every tool runner shares (runs inside the peer's own venv: stdlib, numpy, pandas only).
 
-Contract: ``python run_<tool>.py --split DIR --out DIR --budget SECONDS [--preset NAME]``.
+Contract: ``python run_<tool>.py --split DIR --out DIR --budget SECONDS [--preset NAME]``
+(keizoku also takes ``--add-family NAME``).
 DIR holds train.parquet, test.parquet and task.json (written by bench/common.py:make_split).
 The runner writes OUT/preds.parquet (``prediction`` and, for classifiers, ``proba_<class>``
 for every class in task.json) and OUT/result.json (timings, model size, versions, notes).
@@ -32,6 +33,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--budget", required=True, type=float)
     p.add_argument("--preset", default="")
+    p.add_argument("--add-family", default="",
+                   help="keizoku: search the default preset's families plus this one")
     return p.parse_args()
 
 

@@ -61,6 +61,32 @@ def model_bytes(home: Path) -> tuple[int, str]:
     return total, "KEIZOKU_HOME without the DB (upper bound)"
 
 
+def added_families(extra: str, n_rows: int) -> list[str]:
+    """``--family`` flags for the default preset's families that suit ``n_rows`` (the rule
+    keizoku applies itself) plus ``extra``; none (keizoku's own default) without ``extra``."""
+    if not extra:
+        return []
+    from keizoku.training.presets import DEFAULT_PRESET, PRESETS
+    from keizoku.training.zoo import families_for
+
+    among = PRESETS[DEFAULT_PRESET]["families"]
+    names = [f.name for f in families_for(None, n_rows) if f.name in among] + [extra]
+    return [arg for name in names for arg in ("--family", name)]
+
+
+def family_best(trained: dict) -> dict[str, float]:
+    """The best cross-validated score of each family on the train leaderboard."""
+    sign = 1 if trained.get("greater_is_better") else -1
+    best: dict[str, float] = {}
+    for row in trained.get("leaderboard") or []:
+        fam, val = row.get("model"), row.get("score")
+        if fam is None or not isinstance(val, (int, float)) or val != val:  # NaN: failed
+            continue
+        if fam not in best or sign * val > sign * best[fam]:
+            best[fam] = val
+    return best
+
+
 def run(args, task, train, test):
     work = args.out / "work"
     work.mkdir(parents=True, exist_ok=True)
@@ -74,8 +100,9 @@ def run(args, task, train, test):
     init_s = keizoku_cmd("init", "train.parquet", "--target", target, "--task", task["task"],
                          cwd=work, env=env, log=log)
     summary = args.out / "train.json"
-    fit_s = keizoku_cmd("train", "--budget", f"{int(args.budget)}s", "--json", cwd=work, env=env,
-                        log=log, stdout=summary)
+    families = added_families(args.add_family, len(train))
+    fit_s = keizoku_cmd("train", "--budget", f"{int(args.budget)}s", "--json", *families,
+                        cwd=work, env=env, log=log, stdout=summary)
     trained = json.loads(summary.read_text())
     predict_s = keizoku_cmd("predict", "--model", PROJECT, "test.parquet", "-o", "preds.parquet",
                             cwd=work, env=env, log=log)
@@ -95,7 +122,9 @@ def run(args, task, train, test):
     res = {"fit_s": fit_s, "init_s": init_s, "predict_s": predict_s, "load_s": load_s,
            # the command's own account: wall from process start, and where the time went
            "train_wall_s": trained.get("wall_s"), "train_phases": trained.get("phases"),
-           "search_phases": trained.get("search_phases"), "n_trials": trained.get("trials")}
+           "search_phases": trained.get("search_phases"), "n_trials": trained.get("trials"),
+           "members": (trained.get("best") or {}).get("members"),
+           "family_best": family_best(trained), "families_flag": families}
     res.update(single_row_latency(lambda r: model.predict_records([r]), records))
     res["model_bytes"], size_note = model_bytes(home)  # after load_model: KEIZOKU_HOME is set
     res["versions"] = versions("keizoku", "lightgbm", "xgboost-cpu", "scikit-learn", "optuna")
