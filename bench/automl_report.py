@@ -120,8 +120,9 @@ def wall_table(result: dict[str, Any], budget: float, tool: str) -> list[str]:
 
 def mlp_table(result: dict[str, Any], budget: float) -> list[str]:
     by = {(r["budget_s"], r["dataset"], r["tool"]): r for r in result["records"]}
-    pw = pairwise(result, ours="keizoku_mlp", baseline="keizoku").get(str(int(budget)), {})
-    per_set = pw.get("datasets", {})
+    # keizoku's own intervals against keizoku_mlp, read from the other side
+    per_set = result["pairwise"].get(str(int(budget)), {}).get("datasets", {})
+    flip = {"better": "worse", "worse": "better"}
     lines = [
         "| data set | task | without MLP: test error | with MLP: test error | with vs without "
         "(95 % paired bootstrap) | MLP best CV | best other family CV | MLP in the model |",
@@ -137,7 +138,8 @@ def mlp_table(result: dict[str, Any], budget: float) -> list[str]:
         for key, rec in (("a", a), ("b", b)):
             ok = rec.get("status") == "ok" and isinstance(rec.get("metrics"), dict)
             err[key] = primary_error(rec["task"], rec["metrics"]) if ok else None
-        verdict = per_set.get(name, {}).get("vs", {}).get("keizoku", {}).get("verdict", "no result")
+        verdict = per_set.get(name, {}).get("vs", {}).get("keizoku_mlp", {}).get("verdict")
+        verdict = flip.get(verdict, verdict) if verdict else "no result"
         tally[verdict] = tally.get(verdict, 0) + 1
         trained = train_json(b)
         scores = family_scores(trained)
@@ -164,10 +166,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("results", nargs="+", type=Path)
     p.add_argument("--out", type=Path, default=None, help="write the merged result here")
+    p.add_argument("--n-boot", type=int, default=500, help="bootstrap resamples per pair")
+    p.add_argument("--reuse", action="store_true",
+                   help="RESULT is one merged file: reuse its summary and intervals")
     args = p.parse_args(argv)
     result = merge(args.results)
-    result["summary"] = summarise(result["records"], result["tools"])
-    result["pairwise"] = pairwise(result)
+    if args.reuse and len(args.results) == 1:
+        result = json.loads(args.results[0].read_text())
+    else:
+        result["summary"] = summarise(result["records"], result["tools"])
+        result["pairwise"] = pairwise(result, n_boot=args.n_boot)
     if args.out:
         write_json(args.out, result)
     for budget in result["budgets"]:
