@@ -26,8 +26,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "runners"))
 from automl import pairwise, summarise  # noqa: E402
 from common import primary_error, write_json  # noqa: E402
+from run import fmt  # noqa: E402
+from run_keizoku import family_best  # noqa: E402
 
 LIMIT = 1.05  # issue 12: the whole command within its budget plus 5 %
 
@@ -59,26 +62,6 @@ def train_json(rec: dict[str, Any]) -> dict[str, Any]:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-
-
-def family_scores(trained: dict[str, Any]) -> dict[str, float]:
-    sign = 1 if trained.get("greater_is_better") else -1
-    best: dict[str, float] = {}
-    for row in trained.get("leaderboard") or []:
-        fam, val = row.get("model"), row.get("score")
-        if fam is None or not isinstance(val, (int, float)) or val != val:
-            continue
-        if fam not in best or sign * val > sign * best[fam]:
-            best[fam] = val
-    return best
-
-
-def fmt(x: Any, digits: int = 4) -> str:
-    if x is None:
-        return "–"
-    if isinstance(x, float):
-        return f"{x:.{digits}f}"
-    return str(x)
 
 
 def wall_table(result: dict[str, Any], budget: float, tool: str) -> list[str]:
@@ -142,7 +125,7 @@ def mlp_table(result: dict[str, Any], budget: float) -> list[str]:
         verdict = flip.get(verdict, verdict) if verdict else "no result"
         tally[verdict] = tally.get(verdict, 0) + 1
         trained = train_json(b)
-        scores = family_scores(trained)
+        scores = family_best(trained)
         mlp = scores.pop("torch_mlp", None)
         sign = 1 if trained.get("greater_is_better") else -1
         other = max(scores.values(), key=lambda v: sign * v) if scores else None
@@ -170,10 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reuse", action="store_true",
                    help="RESULT is one merged file: reuse its summary and intervals")
     args = p.parse_args(argv)
-    result = merge(args.results)
     if args.reuse and len(args.results) == 1:
         result = json.loads(args.results[0].read_text())
     else:
+        result = merge(args.results)
         result["summary"] = summarise(result["records"], result["tools"])
         result["pairwise"] = pairwise(result, n_boot=args.n_boot)
     if args.out:
