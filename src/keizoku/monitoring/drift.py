@@ -160,7 +160,7 @@ def ks_from_cdf(
 # The two distribution tails the tests need, in the standard library: importing
 # ``scipy.special`` costs ``keizoku monitor`` 0.2-0.6 s of CPU, more than its drift maths.
 # Both equal scipy's values (``special.kolmogorov``, ``special.chdtrc``) to 1e-10
-# relative (tests/monitor_s7/test_bucket_monitor.py).
+# relative (tests/monitoring/test_bucket_monitor.py).
 
 
 def kolmogorov_sf(x: float) -> float:
