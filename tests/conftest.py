@@ -49,6 +49,11 @@ def pytest_configure(config: pytest.Config) -> None:
         shared = tempfile.mkdtemp(prefix="keizoku-test-shared-")
         os.environ[SHARED_ENV] = shared  # inherited by the workers (kzsupport.built_once)
         config.add_cleanup(lambda: shutil.rmtree(shared, ignore_errors=True))
+        # The migrated empty registry store (keizoku.registry.seed): one per run, shared by
+        # its workers (written atomically), never the developer's ~/.cache/keizoku.
+        cache = tempfile.mkdtemp(prefix="keizoku-test-cache-")
+        os.environ["KEIZOKU_CACHE_DIR"] = cache
+        config.add_cleanup(lambda: shutil.rmtree(cache, ignore_errors=True))
 
 
 def _file(item: pytest.Item) -> str:

@@ -23,7 +23,8 @@ RANKS: dict[str, float] = {
     # Inside the registry, as in MLflow: the store and its client, then the model registry
     # (versions, aliases, verified reads), then tracking (runs; a run registers what it
     # logged). The model registry never imports tracking; the package re-exports both.
-    "registry.backend": 2.1, "registry.refs": 2.1, "registry.servable": 2.1,
+    "registry.backend": 2.1, "registry.seed": 2.1, "registry.refs": 2.1,
+    "registry.servable": 2.1,
     "registry.models": 2.2, "registry.pyfunc": 2.3, "registry.tracking": 2.3,
     "registry": 2.4,
     "training": 3, "deep": 3,  # deep: the PyTorch networks, imported by training only

@@ -20,6 +20,11 @@ database store, :func:`prepare` (called by :func:`client`, the one place an
    is not the head, missing tables) with :class:`~keizoku.errors.ConflictError`
    (exit 8) naming the command that repairs it: ``keizoku doctor --repair``.
 
+A SQLite file that does not exist yet (a new home) is first copied, under the same lock,
+from a cache of an empty store already migrated to the head (:mod:`keizoku.registry.seed`,
+checked before it is used); steps 2-4 then run on the copy. Without a usable cache the
+store is migrated here, and a copy of it becomes the cache.
+
 :func:`repair` backs the SQLite file up, drops leftover temporary tables whose
 original table still holds the data, re-runs the migration and checks again; if
 anything fails it restores the backup, so a failed repair changes nothing.
@@ -247,8 +252,14 @@ def prepare(uri: str) -> None:
         return
     db = sqlite_path(uri)
     with store_lock(uri):
+        from keizoku.registry.seed import restore, save
+
+        new = db if db is not None and not db.exists() else None
+        seeded = new is not None and restore(new)  # a migrated empty store, if cached
         if db is None or not _marked(db):
             _prepare(uri, db)
+        if new is not None and not seeded:
+            save(new)  # migrated just now: the next new home copies it
     _prepared.add(uri)
 
 
