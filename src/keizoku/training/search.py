@@ -362,7 +362,8 @@ def _refit_or_fold(
 ) -> tuple[list[Member], bool]:
     """The refitted member, or (it diverged) the trial's last fold model; True if refitted."""
     member = _refit(search, frame, y, trial, weight)
-    if not trial.fold_models or not refit_diverged(member, trial, frame, y, search.metric, search.task):
+    diverged = refit_diverged(member, trial, frame, y, search.metric, search.task)
+    if not trial.fold_models or not diverged:
         return [member], True
     warnings.warn(
         f"The {trial.family} model refitted on all {len(frame)} rows scored worse on its "
