@@ -58,6 +58,7 @@ EVIDENCE_FIXED_S = 2.0  # the evidence steps without a time cap (metrics, fairne
 EVIDENCE_CAPPED_S = 2 * STEP_BUDGET_S  # learning curve + importance: capped in wall time
 EVIDENCE_PER_MCELL_S = 2.0  # more per million cells (rows x columns)
 EXIT_RESERVE_S = 1.0  # printing the summary and the interpreter's exit, after our clock
+REGISTER_PER_MB_S = 0.03  # pickling, hashing and copying the model into the store, per MB
 MAX_CONTENTION = 6.0
 
 PhaseCallback = Callable[[str, float], None]
@@ -239,6 +240,36 @@ def after_search_reserve(rows: int, columns: int, slowdown: float = 1.0) -> floa
     return EVIDENCE_CAPPED_S + slowdown * (uncapped + EXIT_RESERVE_S)
 
 
+def model_size_mb(result: SearchResult) -> float:
+    """The chosen model's pickled size, from its trials' measured sizes (× folds if a bag)."""
+    board = result.leaderboard
+    if board.empty or "chosen" not in board:
+        return 0.0
+    sizes = board.loc[board["chosen"] > 0, "size_mb"].fillna(0.0)
+    folds = int(result.model.info.get("folds", 1)) if result.model.info.get("bagged") else 1
+    return float(sizes.sum()) * folds
+
+
+def evidence_time_left(
+    end: float, result: SearchResult, rows: int, columns: int, slowdown: float, keep_s: float
+) -> float:
+    """Seconds left before ``end`` for the evidence's capped steps, once the rest is counted.
+
+    The rest: the uncapped evidence steps, registering a model of the measured size, the
+    caller's ``keep_s`` and the exit, each scaled by the contention measured so far.
+    """
+    cells = rows * max(columns, 1) / 1e6
+    rest = (
+        REGISTER_RESERVE_S
+        + REGISTER_PER_MB_S * model_size_mb(result)
+        + EVIDENCE_FIXED_S
+        + EVIDENCE_PER_MCELL_S * cells
+        + EXIT_RESERVE_S
+        + keep_s
+    )
+    return end - time.monotonic() - slowdown * rest
+
+
 @dataclass
 class TrainOutcome:
     name: str
@@ -355,7 +386,10 @@ def train_project(
             on_trial=trial_done,
         )
         phases.end("search")
-        ctx = TrainingContext.build(spec.project, data, result)
+        left = evidence_time_left(
+            clock + cfg.budget, result, rows, columns, contention(clock), keep_after_s
+        )
+        ctx = TrainingContext.build(spec.project, data, result, evidence_s=left)
         extra = (extra_artifacts,) if extra_artifacts is not None else ()
         version = register_candidate(run, ctx, extra=extra, on_built=phases.end)
     phases.end("registration")

@@ -6,7 +6,8 @@ predictions (no refit) it
 writes ``evaluation.json`` (metrics, curves, worst slices, learning curve, data
 period), ``importance.json``, ``fairness.json``, ``background.json`` (a small sample
 used to explain single rows) and ``model_card.md``. It is bounded: SHAP on at most
-2000 rows, permutation importance and the learning curve within a few seconds each.
+2000 rows, permutation importance and the learning curve within a few seconds each
+(:func:`step_budget`: ``STEP_BUDGET_S``, or less when ``train``'s budget has less left).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from keizoku.evaluation.fairness import fairness_report
 if TYPE_CHECKING:
     from keizoku.training.context import TrainingContext
 
-__all__ = ["build_evidence", "data_period", "write_json", "EVIDENCE_FILES"]
+__all__ = ["build_evidence", "data_period", "step_budget", "write_json", "EVIDENCE_FILES"]
 
 EVIDENCE_FILES = {
     "evaluation": "evaluation.json",
@@ -74,6 +75,15 @@ def data_period(frame: pd.DataFrame, schema: Schema) -> dict[str, dict[str, str]
     return out
 
 
+def step_budget(ctx: TrainingContext) -> float:
+    """Seconds for each of the two capped steps: ``STEP_BUDGET_S``, or an equal share of
+    what the budget has left (``ctx.evidence_s``). At 0 each still does its least: one
+    learning-curve point, one small SHAP chunk or one base score per member."""
+    if ctx.evidence_s is None:
+        return STEP_BUDGET_S
+    return min(STEP_BUDGET_S, max(ctx.evidence_s, 0.0) / 2)
+
+
 def build_evidence(ctx: TrainingContext, folder: Path) -> dict[str, Path]:
     # here, not at the top: readers of EVIDENCE_FILES (promote's gate) need no scikit-learn
     from keizoku.evaluation.explain import global_importance
@@ -87,9 +97,10 @@ def build_evidence(ctx: TrainingContext, folder: Path) -> dict[str, Path]:
     frame, y, oof = ctx.oof_frame, ctx.oof_y, ctx.oof
     task = str(model.task)
     evaluation = evaluate_predictions(task, y, oof, model.classes, frame, schema, CV_SOURCE)
-    evaluation["learning_curve"] = learning_curve(model, frame, y, result.metric, STEP_BUDGET_S)
+    step_s = step_budget(ctx)
+    evaluation["learning_curve"] = learning_curve(model, frame, y, result.metric, step_s)
     evaluation["data_period"] = data_period(frame, schema)
-    importance = global_importance(model, frame, y, result.metric, STEP_BUDGET_S)
+    importance = global_importance(model, frame, y, result.metric, step_s)
     fairness = fairness_report(task, y, oof, frame, schema, CV_SOURCE)
     columns = [c.name for c in schema.features + schema.sensitive]
     sample = frame[columns].sample(min(len(frame), BACKGROUND_ROWS), random_state=0)
@@ -100,6 +111,7 @@ def build_evidence(ctx: TrainingContext, folder: Path) -> dict[str, Path]:
         training, evaluation, importance, fairness, versions, upcoming, intended_use()
     )
     evaluation["evidence_seconds"] = round(time.monotonic() - started, 3)
+    evaluation["evidence_step_s"] = round(step_s, 3)  # each capped step's allowance
     paths = {
         "evaluation": write_json(folder / EVIDENCE_FILES["evaluation"], evaluation),
         "importance": write_json(folder / EVIDENCE_FILES["importance"], importance),

@@ -111,6 +111,7 @@ def _shap_supported(member: ServableMember) -> bool:
 
 
 SHAP_CHUNK = 200
+SHAP_FIRST_CHUNK = 5
 
 
 def _tree_importance(
@@ -119,7 +120,7 @@ def _tree_importance(
     """Mean |SHAP| per original feature, over chunks of rows until the deadline (≥ 1 chunk)."""
     owners = encoded_to_feature(list(member.encoder.feature_names_out_), features)
     total, rows, space = np.zeros(len(features)), 0, ""
-    start, chunk = 0, 20  # a first small chunk measures the cost (big multiclass ensembles)
+    start, chunk = 0, SHAP_FIRST_CHUNK  # measures the cost (a big multiclass bag: seconds)
     while start < min(len(frame), MAX_SHAP_ROWS):
         if rows and time.monotonic() > deadline:
             break

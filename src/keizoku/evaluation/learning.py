@@ -2,9 +2,13 @@
 
 The chosen model's heaviest member (its family and parameters) is refitted on 20, 40,
 60, 80 and 100 % of a fixed 80 % split and scored on the other 20 %, with the
-project's metric. Training rows are capped at ``MAX_ROWS`` and the whole curve at
-``budget_s`` seconds: points that do not fit the budget are left out (the curve then
-says so). A flat curve means more data of the same kind will not help much.
+project's metric. Training rows are capped at ``MAX_ROWS``, a boosted member's trees at
+``LC_MAX_TREES`` (rounds × trees per round, whether or not its parameters name a round
+count: a bag's members carry none, and their family's default is 2,000), and the whole
+curve at ``budget_s`` seconds. The first point is always fitted; a later point is started
+only when the time of the points so far, scaled to its rows, says it ends within the
+budget. Points left out make the curve say so (``complete: false``). A flat curve means
+more data of the same kind will not help much.
 """
 
 from __future__ import annotations
@@ -50,8 +54,33 @@ def _score(metric: Any, y: np.ndarray, pred: np.ndarray) -> float | None:
     return value if np.isfinite(value) else None
 
 
-LC_MAX_ROUNDS = 200
+LC_MAX_TREES = 600  # trees per fit: rounds x trees per round (one per class for most)
+LC_MIN_ROUNDS = 20
 LC_SCORE_ROWS = 1000  # rows scored per point (train and validation)
+# Boosted families: their round count is ``n_estimators`` in keizoku's parameters, and
+# whether a multiclass round grows one tree per class.
+ROUNDS_PARAM = {
+    "lightgbm": True,
+    "xgboost": True,
+    "hist_gradient_boosting": True,
+    "catboost": False,  # one multi-output tree per round
+}
+
+
+def rounds_cap(family: str, n_classes: int) -> int | None:
+    """Most rounds a learning-curve fit of ``family`` may boost (None: not a boosted family)."""
+    if family not in ROUNDS_PARAM:
+        return None
+    per_round = n_classes if ROUNDS_PARAM[family] and n_classes > 2 else 1
+    return max(LC_MIN_ROUNDS, LC_MAX_TREES // per_round)
+
+
+def _capped(params: dict[str, Any], family: str, n_classes: int) -> dict[str, Any]:
+    cap = rounds_cap(family, n_classes)
+    if cap is None:
+        return dict(params)
+    rounds = int(params.get("n_estimators", cap))
+    return {**params, "n_estimators": min(rounds, cap)}
 
 
 def learning_curve(
@@ -70,18 +99,18 @@ def learning_curve(
     train_idx, valid_idx = _split(len(frame), seed)
     k = len(model.classes or []) if model.task != "regression" else 0
     points: list[dict[str, Any]] = []
-    start = time.monotonic()
+    params = _capped(member.params, member.family, k)
+    start, per_row = time.monotonic(), 0.0
     for fraction in FRACTIONS:
-        if time.monotonic() - start > budget_s:
-            break
         rows = train_idx[: max(int(fraction * len(train_idx)), 10)]
+        elapsed = time.monotonic() - start
+        if points and elapsed + per_row * len(rows) > budget_s:
+            break  # this point would end past the budget
         if k and len(np.unique(y[rows])) < k:
             continue  # some learners (XGBoost) refuse a subsample that lacks a class
         part = frame.iloc[rows]
         enc = TabularEncoder(member.encoder.columns, mode=member.encoder.mode).fit(part)
-        params = dict(member.params)
-        if "n_estimators" in params:  # the curve's shape needs no more than a few hundred rounds
-            params["n_estimators"] = min(int(params["n_estimators"]), LC_MAX_ROUNDS)
+        began = time.monotonic()
         est = family.make(model.task, params, seed, enc)
         with_threads(est, len(rows))
         with warnings.catch_warnings():
@@ -92,6 +121,7 @@ def learning_curve(
         for idx in (rows[:LC_SCORE_ROWS], valid_idx[:LC_SCORE_ROWS]):
             pred = raw_predict(est, enc.transform(frame.iloc[idx]), model.task)
             scores.append(_score(metric, y[idx], _expand(pred, seen, k) if k else pred))
+        per_row = max(per_row, (time.monotonic() - began) / len(rows))
         points.append(
             {"fraction": fraction, "rows": int(len(rows)), "train": scores[0], "valid": scores[1]}
         )

@@ -102,9 +102,18 @@ class TrainingContext:
     data: TrainingData
     result: SearchResult
     info: TrainingInfo
+    # Seconds the evidence's time-capped steps (learning curve, importance) may take in
+    # all; None: their own caps. ``train`` sets what its budget has left after the search.
+    evidence_s: float | None = None
 
     @classmethod
-    def build(cls, project: str, data: TrainingData, result: SearchResult) -> TrainingContext:
+    def build(
+        cls,
+        project: str,
+        data: TrainingData,
+        result: SearchResult,
+        evidence_s: float | None = None,
+    ) -> TrainingContext:
         model = result.model
         info = TrainingInfo(
             project=project,
@@ -127,7 +136,7 @@ class TrainingContext:
             temperature=float(model.info.get("temperature", 1.0)),
             phases={k: round(v, 3) for k, v in result.phases.items()},
         )
-        return cls(data, result, info)
+        return cls(data, result, info, evidence_s)
 
     @property
     def schema(self) -> Schema:

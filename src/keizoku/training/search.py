@@ -8,7 +8,9 @@ on the fold's validation rows; trials that fall behind the median after a fold
 are pruned. Candidates that are too slow or too big to serve (``max_latency_ms``,
 ``max_size_mb``) stay on the leaderboard but cannot be chosen. The chosen
 configurations are served either as the bag of their fold models (averaged) or
-refitted once on all rows, and classifier probabilities are temperature-scaled
+refitted once on all rows (a refit that scores worse on its own training rows than the
+folds did out of fold has diverged, and the trial's last fold model is served instead),
+and classifier probabilities are temperature-scaled
 when that lowers the out-of-fold log loss. The budget covers all of it; the
 seconds of each phase are in ``SearchResult.phases``. A trial's folds are fitted by the
 search's executor: in this process, or as Ray tasks with ``train.ray``
@@ -53,6 +55,7 @@ from keizoku.training.model import (
     Member,
     apply_temperature,
     fit_temperature,
+    raw_predict,
     serving_mode,
 )
 from keizoku.training.presets import preset as get_preset
@@ -329,6 +332,49 @@ def _refit(
     return Member(fam.name, as_native(params), enc, serving_mode(est), weight)
 
 
+DIVERGENCE_ROWS = 2000  # training rows a refit is checked on
+
+
+def refit_diverged(
+    member: Member,
+    trial: TrialResult,
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    metric: Metric,
+    task: str,
+) -> bool:
+    """True when ``member``, refitted on all rows, scores worse on a sample of those very
+    rows than ``trial``'s folds did on rows they never saw: it diverged. LightGBM's
+    multiclass boosting without a validation set can blow up (krkopt: out-of-fold log loss
+    0.50, the refit 30 on its own rows); the folds' early stopping never saw it."""
+    rows = np.random.default_rng(0).permutation(len(frame))[:DIVERGENCE_ROWS]
+    pred = raw_predict(member.estimator, member.encoder.transform(frame.iloc[rows]), task)
+    try:
+        in_sample = float(metric.oriented(y[rows], pred))
+    except ValueError:  # a score undefined on this sample (one class): nothing to compare
+        return False
+    slack = max(2 * trial.std, 0.02 * abs(trial.mean), 1e-3)
+    return not np.isfinite(in_sample) or in_sample < trial.mean - slack
+
+
+def _refit_or_fold(
+    search: _Search, frame: pd.DataFrame, y: np.ndarray, trial: TrialResult, weight: float
+) -> tuple[list[Member], bool]:
+    """The refitted member, or (it diverged) the trial's last fold model; True if refitted."""
+    member = _refit(search, frame, y, trial, weight)
+    diverged = refit_diverged(member, trial, frame, y, search.metric, search.task)
+    if not trial.fold_models or not diverged:
+        return [member], True
+    warnings.warn(
+        f"The {trial.family} model refitted on all {len(frame)} rows scored worse on its "
+        "own training rows than its folds did out of fold (it diverged); serving its last "
+        "fold's model instead.",
+        KeizokuWarning,
+        stacklevel=2,
+    )
+    return _fold_members(trial, weight, bag=False), False
+
+
 def _fold_members(trial: TrialResult, weight: float, bag: bool) -> list[Member]:
     """The trial's fold models behind its one encoder: all of them (a bag, each with the
     trial's weight, so the bag is their average) or only the last fold's."""
@@ -455,7 +501,9 @@ def run_search(
     refit_time = sum(refit_seconds(t, search.k) for t, _ in picked)
     refit = not bag and (not have_fold_models or time.monotonic() + refit_time <= search.end)
     if refit:
-        members = [_refit(search, frame, y, t, w) for t, w in picked]
+        refits = [_refit_or_fold(search, frame, y, t, w) for t, w in picked]
+        members = [m for found, _ in refits for m in found]
+        refit = all(done for _, done in refits)
         clock.lap("refit")
     else:  # the bag of fold models, or (no time to refit) the last fold's model
         members = [m for t, w in picked for m in _fold_members(t, w, bag)]
