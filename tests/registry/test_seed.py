@@ -102,6 +102,21 @@ def test_the_next_new_homes_are_copied_from_the_cache(
     assert seed.usable(kept)
 
 
+def test_a_copied_home_is_marked_as_a_migrated_one_is(
+    tmp_path: Path, kept: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy, checked by ``restore``, is switched to WAL and marked with sqlite3 alone:
+    its marker says what the full check's marker says of a migrated home."""
+    import json
+
+    copied = new_home(tmp_path, "copied", monkeypatch)
+    migrated = tmp_path / "first" / "mlflow.db"
+    marker = backend._marker
+    assert json.loads(marker(copied).read_text()) == json.loads(marker(migrated).read_text())
+    assert rows(copied, "PRAGMA journal_mode") == [("wal",)]
+    assert at_head(copied)
+
+
 def models_in(home: Path, cache: Path) -> None:
     """``keizoku models`` in a new home: exit 0, the empty registry, nothing on stderr."""
     env = {**os.environ, "KEIZOKU_HOME": str(home), "KEIZOKU_CACHE_DIR": str(cache)}

@@ -256,6 +256,8 @@ def prepare(uri: str) -> None:
 
         new = db if db is not None and not db.exists() else None
         seeded = new is not None and restore(new)  # a migrated empty store, if cached
+        if new is not None and seeded:
+            _mark_seeded(new)  # verified by restore: the full check would find the same
         if db is None or not _marked(db):
             _prepare(uri, db)
         if new is not None and not seeded:
@@ -303,6 +305,28 @@ def _mlflow_version() -> str:
 
 def _mark(db: Path, health: StoreHealth) -> None:
     note = {"mlflow": _mlflow_version(), "revision": health.revision, "tables": health.tables}
+    atomic_write_text(_marker(db), json.dumps(note, indent=1) + "\n")
+
+
+def _mark_seeded(db: Path) -> None:
+    """Switch a store just copied from the cache to WAL and mark it, with sqlite3 only.
+
+    ``seed.restore`` checked the copy more strictly than the full check does (exactly the
+    head's tables, no row but the revision), so SQLAlchemy and alembic (about 2 s of
+    imports) are not needed to trust it. If the WAL switch fails, nothing is marked and
+    the full check runs as for any other store.
+    """
+    from keizoku.registry.seed import HEAD_TABLES
+
+    try:
+        with closing(sqlite3.connect(db, timeout=30)) as conn:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()
+    except sqlite3.Error:
+        return
+    if mode is None or str(mode[0]).lower() != "wal":
+        return
+    tables = sorted(HEAD_TABLES)
+    note = {"mlflow": _mlflow_version(), "revision": MLFLOW_HEAD, "tables": tables}
     atomic_write_text(_marker(db), json.dumps(note, indent=1) + "\n")
 
 
