@@ -133,3 +133,32 @@ def test_a_graceful_fold_cut_by_the_deadline_still_predicts(iris) -> None:  # ty
         )
         assert fit.pred.shape == (len(split[1]), 3)
         assert np.allclose(fit.pred.sum(axis=1), 1.0)
+
+
+def test_hist_gradient_boosting_stops_at_the_deadline_in_chunks(iris) -> None:  # type: ignore[no-untyped-def]
+    """It takes no callback: it boosts HGB_CHUNK rounds at a time and looks at the clock."""
+    from keizoku.features.encoder import TabularEncoder
+    from keizoku.training.cv import HGB_CHUNK, DeadlineReached, fit_fold, make_folds
+    from keizoku.training.zoo import FAMILIES
+
+    data, _ = iris
+    family = FAMILIES["hist_gradient_boosting"]
+    enc = TabularEncoder(data.schema.features, mode=family.mode).fit(data.frame)
+    X = enc.transform(data.frame)
+    split = make_folds(data.y, "multiclass", 3, 0, None)[0]
+    params = {**family.defaults, "learning_rate": 0.01}  # slow enough to need many chunks
+
+    def fold(deadline: float, graceful: bool):  # type: ignore[no-untyped-def]
+        return fit_fold(family, params, "multiclass", 0, enc, X, data.y, split, 3, deadline,
+                        graceful)  # fmt: skip
+
+    cut = fold(time.monotonic(), True)
+    assert cut.model.n_iter_ == HGB_CHUNK  # one chunk, then the deadline
+    assert np.allclose(cut.pred.sum(axis=1), 1.0)
+    with pytest.raises(DeadlineReached):
+        fold(time.monotonic(), False)
+    whole = fold(time.monotonic() + 3600, False)
+    assert whole.model.n_iter_ > HGB_CHUNK
+    plain = family.make("multiclass", params, 0, enc).fit(X[split[0]], data.y[split[0]])
+    assert whole.model.n_iter_ == plain.n_iter_  # the same early stop, in chunks or not
+    np.testing.assert_allclose(whole.pred, plain.predict_proba(X[split[1]]), atol=1e-9)
