@@ -235,9 +235,15 @@ def after_search_reserve(rows: int, columns: int, slowdown: float = 1.0) -> floa
     The work without a time cap grows with the data's size and the machine's contention
     (``slowdown``); the capped evidence steps take their cap whatever the load.
     """
+    return EVIDENCE_CAPPED_S + slowdown * _uncapped_after_search(rows, columns)
+
+
+def _uncapped_after_search(rows: int, columns: int, model_mb: float = 0.0) -> float:
+    """Seconds on an idle core of what follows the search without a time cap: registering
+    (a model of ``model_mb``), the uncapped evidence steps and the exit."""
     cells = rows * max(columns, 1) / 1e6
-    uncapped = REGISTER_RESERVE_S + EVIDENCE_FIXED_S + EVIDENCE_PER_MCELL_S * cells
-    return EVIDENCE_CAPPED_S + slowdown * (uncapped + EXIT_RESERVE_S)
+    register = REGISTER_RESERVE_S + REGISTER_PER_MB_S * model_mb
+    return register + EVIDENCE_FIXED_S + EVIDENCE_PER_MCELL_S * cells + EXIT_RESERVE_S
 
 
 def model_size_mb(result: SearchResult) -> float:
@@ -258,15 +264,7 @@ def evidence_time_left(
     The rest: the uncapped evidence steps, registering a model of the measured size, the
     caller's ``keep_s`` and the exit, each scaled by the contention measured so far.
     """
-    cells = rows * max(columns, 1) / 1e6
-    rest = (
-        REGISTER_RESERVE_S
-        + REGISTER_PER_MB_S * model_size_mb(result)
-        + EVIDENCE_FIXED_S
-        + EVIDENCE_PER_MCELL_S * cells
-        + EXIT_RESERVE_S
-        + keep_s
-    )
+    rest = _uncapped_after_search(rows, columns, model_size_mb(result)) + keep_s
     return end - time.monotonic() - slowdown * rest
 
 

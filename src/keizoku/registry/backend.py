@@ -53,7 +53,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -278,7 +278,7 @@ def _prepare(uri: str, db: Path | None) -> None:
             raise ConflictError(damage_message(health))
         _use_wal(engine, uri)
         if db is not None and health.ok and _journal_mode(engine) == "wal":
-            _mark(db, health)
+            _mark(db, health.revision, health.tables)
     finally:
         engine.dispose()
 
@@ -303,8 +303,8 @@ def _mlflow_version() -> str:
     return version("mlflow")
 
 
-def _mark(db: Path, health: StoreHealth) -> None:
-    note = {"mlflow": _mlflow_version(), "revision": health.revision, "tables": health.tables}
+def _mark(db: Path, revision: str | None, tables: Sequence[str]) -> None:
+    note = {"mlflow": _mlflow_version(), "revision": revision, "tables": list(tables)}
     atomic_write_text(_marker(db), json.dumps(note, indent=1) + "\n")
 
 
@@ -325,9 +325,7 @@ def _mark_seeded(db: Path) -> None:
         return
     if mode is None or str(mode[0]).lower() != "wal":
         return
-    tables = sorted(HEAD_TABLES)
-    note = {"mlflow": _mlflow_version(), "revision": MLFLOW_HEAD, "tables": tables}
-    atomic_write_text(_marker(db), json.dumps(note, indent=1) + "\n")
+    _mark(db, MLFLOW_HEAD, sorted(HEAD_TABLES))
 
 
 def _marked(db: Path) -> bool:

@@ -362,8 +362,9 @@ def _refit_or_fold(
 ) -> tuple[list[Member], bool]:
     """The refitted member, or (it diverged) the trial's last fold model; True if refitted."""
     member = _refit(search, frame, y, trial, weight)
-    diverged = refit_diverged(member, trial, frame, y, search.metric, search.task)
-    if not trial.fold_models or not diverged:
+    if not trial.fold_models:  # nothing to serve instead: no need to look
+        return [member], True
+    if not refit_diverged(member, trial, frame, y, search.metric, search.task):
         return [member], True
     warnings.warn(
         f"The {trial.family} model refitted on all {len(frame)} rows scored worse on its "
