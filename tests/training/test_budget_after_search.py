@@ -8,32 +8,32 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
-from keizoku.data.schema import infer_schema
 from keizoku.evaluation.evidence import STEP_BUDGET_S, build_evidence, step_budget
 from keizoku.evaluation.learning import _capped, learning_curve, rounds_cap
 from keizoku.project import REGISTER_PER_MB_S, evidence_time_left, model_size_mb
-from keizoku.training.config import TrainSpec
 from keizoku.training.context import TrainingContext, TrainingData
-from keizoku.training.cv import PROBE_AFTER_ROUNDS, PROBE_ROWS, _FinishLine
-from keizoku.training.search import SearchResult, run_search
+from keizoku.training.cv import (
+    HGB_CHUNK,
+    PROBE_AFTER_ROUNDS,
+    PROBE_ROWS,
+    DeadlineReached,
+    _FinishLine,
+    fit_fold,
+)
+from keizoku.training.search import SearchResult
+from training_support import fold_inputs, labelled, searched
 
 
 @pytest.fixture(scope="module")
 def iris() -> tuple[TrainingData, SearchResult]:
-    frame = load_iris(as_frame=True).frame.rename(columns={"target": "species"})
-    frame["species"] = frame["species"].map({0: "setosa", 1: "versicolor", 2: "virginica"})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        data = TrainingData.build(frame, infer_schema(frame, "species"))
-        cfg = TrainSpec.model_validate({"models": ["lightgbm"], "max_trials": 2, "budget": "120s"})
-        return data, run_search(data, cfg)
+    frame = labelled(load_iris(as_frame=True), "species", ["setosa", "versicolor", "virginica"])
+    return searched(frame, "species", models=["lightgbm"], max_trials=2)
 
 
 def test_round_cap_counts_one_tree_per_class_per_round() -> None:
@@ -117,16 +117,9 @@ def test_finish_line_probes_once_and_stops_before_prediction_would_overrun() -> 
 
 def test_a_graceful_fold_cut_by_the_deadline_still_predicts(iris) -> None:  # type: ignore[no-untyped-def]
     """LightGBM and XGBoost folds at a deadline that has passed keep what they built."""
-    from keizoku.features.encoder import TabularEncoder
-    from keizoku.training.cv import fit_fold, make_folds
-    from keizoku.training.zoo import FAMILIES
-
     data, _ = iris
-    split = make_folds(data.y, "multiclass", 3, 0, None)[0]
     for name in ("lightgbm", "xgboost"):
-        family = FAMILIES[name]
-        enc = TabularEncoder(data.schema.features, mode=family.mode).fit(data.frame)
-        X = enc.transform(data.frame)
+        family, enc, X, split = fold_inputs(data, name)
         params = dict(family.defaults)
         fit = fit_fold(
             family, params, "multiclass", 0, enc, X, data.y, split, 3, time.monotonic(), True
@@ -137,15 +130,8 @@ def test_a_graceful_fold_cut_by_the_deadline_still_predicts(iris) -> None:  # ty
 
 def test_hist_gradient_boosting_stops_at_the_deadline_in_chunks(iris) -> None:  # type: ignore[no-untyped-def]
     """It takes no callback: it boosts HGB_CHUNK rounds at a time and looks at the clock."""
-    from keizoku.features.encoder import TabularEncoder
-    from keizoku.training.cv import HGB_CHUNK, DeadlineReached, fit_fold, make_folds
-    from keizoku.training.zoo import FAMILIES
-
     data, _ = iris
-    family = FAMILIES["hist_gradient_boosting"]
-    enc = TabularEncoder(data.schema.features, mode=family.mode).fit(data.frame)
-    X = enc.transform(data.frame)
-    split = make_folds(data.y, "multiclass", 3, 0, None)[0]
+    family, enc, X, split = fold_inputs(data, "hist_gradient_boosting")
     params = {**family.defaults, "learning_rate": 0.01}  # slow enough to need many chunks
 
     def fold(deadline: float, graceful: bool):  # type: ignore[no-untyped-def]

@@ -4,30 +4,22 @@ fold, and the registered model was right on 19 % of the test rows)."""
 
 from __future__ import annotations
 
-import warnings
-
 import lightgbm as lgb
 import numpy as np
 import pytest
 from sklearn.datasets import load_wine
 
-from keizoku.data.schema import infer_schema
-from keizoku.training.config import TrainSpec
 from keizoku.training.context import TrainingData
 from keizoku.training.model import Member
-from keizoku.training.search import SearchResult, refit_diverged, run_search
+from keizoku.training.search import SearchResult, refit_diverged
+from training_support import labelled, searched
 
 
 @pytest.fixture(scope="module")
 def wine() -> tuple[TrainingData, SearchResult]:
-    frame = load_wine(as_frame=True).frame.rename(columns={"target": "cultivar"})
-    frame["cultivar"] = frame["cultivar"].map({0: "a", 1: "b", 2: "c"})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        data = TrainingData.build(frame, infer_schema(frame, "cultivar"))
-        # "fast" refits on all rows (no bag): the path the guard protects
-        cfg = {"models": ["lightgbm"], "max_trials": 1, "preset": "fast", "budget": "120s"}
-        return data, run_search(data, TrainSpec.model_validate(cfg))
+    frame = labelled(load_wine(as_frame=True), "cultivar", ["a", "b", "c"])
+    # "fast" refits on all rows (no bag): the path the guard protects
+    return searched(frame, "cultivar", models=["lightgbm"], max_trials=1, preset="fast")
 
 
 def test_a_healthy_refit_is_served(wine) -> None:  # type: ignore[no-untyped-def]
