@@ -97,7 +97,16 @@ def test_a_collection_indexed_before_keeps_working(tmp_path: Path, write) -> Non
     ingest("old", *file_inputs([docs], ["group:everyone"]))
     assert collection_info("old")["english_stemmer"] == "porter"
     assert found("old", "generous") == {"gift.txt", "library.txt"}
-    # --rebuild moves it to the current analyzer
+    # a --rebuild of part of it keeps Porter: one index never mixes two stemmers
+    report = ingest("old", *file_inputs([docs / "library.txt"], ["group:everyone"]), rebuild=True)
+    assert collection_info("old")["english_stemmer"] == "porter"
+    assert report.notes == [
+        f"2 document(s) of 'old' are outside this ingest (e.g. {docs / 'gift.txt'}), so the "
+        "collection keeps English stemmer 'porter'. Re-ingest all of its documents with "
+        "--rebuild to move it to 'porter2'."
+    ]
+    assert found("old", "generous") == {"gift.txt", "library.txt"}
+    # a --rebuild of all of it moves it to the current analyzer
     ingest("old", *file_inputs([docs], ["group:everyone"]), rebuild=True)
     assert collection_info("old")["english_stemmer"] == "porter2"
     assert collection_info("old")["documents"] == 3
@@ -119,4 +128,8 @@ def test_an_unknown_recorded_analyzer_is_refused_with_the_fix(tmp_path: Path, wr
         "not know (it has porter, porter2). Upgrade keizoku, or re-ingest with 'keizoku rag "
         "ingest PATH --collection en --rebuild'."
     )
+    # the fix works: a --rebuild of all its documents records the current analyzer
+    ingest("en", *file_inputs([tmp_path / "docs"], ["group:everyone"]), rebuild=True)
+    assert found("en", "deploys") == {"a.txt"}
+    assert collection_info("en")["english_stemmer"] == "porter2"
     assert Analyzer.from_json(Analyzer("porter").to_json(), "x") == LEGACY_ANALYZER

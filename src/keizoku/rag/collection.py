@@ -284,8 +284,8 @@ def ingest(
                 f"{requested.describe()}. Re-ingest with --rebuild to change it, or ingest into "
                 "a new collection."
             )
-        analyzer = DEFAULT_ANALYZER if rebuild else _stored_analyzer(db, name)
         existing = {r[0]: r[1:] for r in db.docs()}
+        analyzer = _ingest_analyzer(db, name, existing, inputs, scopes, rebuild, report)
         seen: set[str] = set()
         pending: list[tuple[int, str]] = []
         for inp in inputs:
@@ -389,6 +389,35 @@ def _stored_analyzer(db: _DB, name: str) -> Analyzer:
     if raw is not None:
         return Analyzer.from_json(raw, name)
     return DEFAULT_ANALYZER if db.meta("generation") is None else LEGACY_ANALYZER
+
+
+def _ingest_analyzer(
+    db: _DB,
+    name: str,
+    existing: Iterable[str],
+    inputs: Sequence[DocInput],
+    scopes: Sequence[str] | None,
+    rebuild: bool,
+    report: IngestReport,
+) -> Analyzer:
+    """The analyzer an ingest tokenizes with: the collection's, or the default on a
+    ``rebuild`` that re-tokenizes every document. A rebuild that leaves some documents
+    untouched keeps the collection's, so that one index never mixes two stemmers."""
+    left: list[str] = []
+    if rebuild:
+        sources = {i.source for i in inputs}
+        left = [s for s in existing if s not in sources and not _in_scope(s, scopes)]
+        if not left:
+            return DEFAULT_ANALYZER
+    stored = _stored_analyzer(db, name)
+    if not left or stored == DEFAULT_ANALYZER:
+        return stored
+    report.notes.append(
+        f"{len(left)} document(s) of {name!r} are outside this ingest (e.g. {min(left)}), so "
+        f"the collection keeps English stemmer {stored.english!r}. Re-ingest all of its "
+        f"documents with --rebuild to move it to {DEFAULT_ANALYZER.english!r}."
+    )
+    return stored
 
 
 def _default_embedding(texts: Sequence[str], report: IngestReport) -> EmbeddingConfig:
