@@ -72,7 +72,7 @@ def quality(quick: bool) -> dict:
     from keizoku.rag.embed import get_embedder
     from keizoku.rag.index import FusionConfig, fuse, top_k
     from keizoku.rag.parse import ParsedDoc, Section
-    from keizoku.rag.text import tokenize
+    from keizoku.rag.text import DEFAULT_ANALYZER
 
     paragraphs, questions = load_xquad(DATA / "xquad.en.json")
     if quick:
@@ -99,7 +99,7 @@ def quality(quick: bool) -> dict:
     allowed = np.arange(len(g.rows))
     emb = get_embedder()
     qv = emb.encode([q["q"] for q in questions])
-    lex = [g.lexical.scores(tokenize(q["q"]), allowed) for q in questions]
+    lex = [g.lexical.scores(DEFAULT_ANALYZER.query_tokens(q["q"]), allowed) for q in questions]
     den = [g.dense.scores(qv[i], allowed)[1] for i in range(len(questions))]
     rel = [key_to_row[(q["doc"], q["sent"])] for q in questions]
 
@@ -250,6 +250,7 @@ def xquad_beir(quick: bool) -> dict:
     from keizoku.rag.access import Identity
     from keizoku.rag.evaluate import ingest_beir
     from keizoku.rag.index import FusionConfig
+    from keizoku.rag.text import DEFAULT_ANALYZER, LEGACY_ANALYZER
 
     paragraphs, questions = load_xquad(DATA / "xquad.en.json")
     if quick:
@@ -278,9 +279,13 @@ def xquad_beir(quick: bool) -> dict:
             ranked.append([h.source[len("beir:") :] for h in hits])
         out[label] = _metrics(ranked, rel, times, dev)
     row_id = list(ids.values())
-    for label, tok in [("BM25 whitespace \\w+", _whitespace), ("BM25 character bigrams", _bigrams)]:
-        m = _plain_bm25(texts, qtext, [row_id.index(r) for r in rel], tok, dev)
-        out[label] = m
+    for label, tok in [
+        ("BM25 whitespace \\w+", _whitespace),
+        ("BM25 character bigrams", _bigrams),
+        ("BM25 Porter + stop words (before 0030)", LEGACY_ANALYZER.index_tokens),
+        ("BM25 Snowball English + stop words (0030)", DEFAULT_ANALYZER.index_tokens),
+    ]:
+        out[label] = _plain_bm25(texts, qtext, [row_id.index(r) for r in rel], tok, dev)
     return out
 
 

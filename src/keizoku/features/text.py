@@ -2,7 +2,8 @@
 
 Also language detection and sentence splitting.
 
-English: lowercase words, a short stopword list, Porter stemming. Japanese (any run of
+English: lowercase words, a short stopword list, Porter stemming (retrieval may choose
+Snowball's English stemmer, "porter2", per collection: ``english_stemmer``). Japanese (any run of
 kana or kanji): NFKC (full-width/half-width folding), then SudachiPy's normalised forms
 (split mode A, particles, auxiliaries and symbols dropped) *plus* the character bigrams
 of the run; without SudachiPy installed only the bigrams (docs/decisions/0016). A mixed
@@ -38,6 +39,9 @@ __all__ = [
     "japanese_analyzer",
     "japanese_chars",
     "STOPWORDS",
+    "ENGLISH_STEMMERS",
+    "english_stemmer",
+    "porter2",
 ]
 
 # Lucene/bm25s English stopword list (short on purpose: questions keep their content words).
@@ -114,8 +118,12 @@ def _split_en(text: str) -> list[str]:
     return out
 
 
-def _tokenize_en(text: str) -> list[str]:
-    return [stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+Stemmer = Callable[[str], str]
+
+
+def _tokenize_en(text: str, stem_: Stemmer | None = None) -> list[str]:
+    stem_ = stem_ or stem
+    return [stem_(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
 
 
 def tokenize(text: str) -> list[str]:
@@ -131,10 +139,13 @@ def tokenize(text: str) -> list[str]:
 
 
 def _tokenize_ja(
-    text: str, analyse: Callable[[str], list[str]] | None, bigrams: bool = True
+    text: str,
+    analyse: Callable[[str], list[str]] | None,
+    bigrams: bool = True,
+    stem_: Stemmer | None = None,
 ) -> list[str]:
     text = unicodedata.normalize("NFKC", text).lower()
-    out = analyse(text) if analyse is not None else _tokenize_en(_JA_RUN.sub(" ", text))
+    out = analyse(text) if analyse is not None else _tokenize_en(_JA_RUN.sub(" ", text), stem_)
     if not bigrams:
         return out
     for run in _WORD.findall(text):
@@ -235,9 +246,16 @@ def _sudachi(mode: str) -> Any:
     return tok
 
 
-def _analyse(text: str, mode: str = "A", query: bool = False, latin: bool = True) -> list[str]:
+def _analyse(
+    text: str,
+    mode: str = "A",
+    query: bool = False,
+    latin: bool = True,
+    stem_: Stemmer | None = None,
+) -> list[str]:
     """Normalised forms in split ``mode`` (particles, auxiliaries, symbols dropped); Latin
-    words and numbers the English way (once: ``latin``); with ``query``, interrogatives out."""
+    words and numbers the English way (once: ``latin``; stemmed by ``stem_``, default Porter);
+    with ``query``, interrogatives out."""
     tok = _sudachi(mode)
     out: list[str] = []
     for line in text.splitlines():
@@ -249,7 +267,7 @@ def _analyse(text: str, mode: str = "A", query: bool = False, latin: bool = True
                 surface = m.surface()
                 if not has_japanese(surface):  # no Sudachi spelling changes for Latin words
                     if latin:
-                        out.extend(_tokenize_en(surface))
+                        out.extend(_tokenize_en(surface, stem_))
                     continue
                 form = m.normalized_form()
                 if query and (pos[1] == "代名詞" or form in INTERROGATIVES or surface in
@@ -268,24 +286,27 @@ INTERROGATIVES = frozenset(
 )
 
 
-def search_tokens(text: str) -> list[str]:
-    """Retrieval's index tokens: :func:`tokenize`, plus SudachiPy's split mode C beside
-    mode A for Japanese, so a compound (``国際連合``) is one token as well as its parts."""
-    return _search_tokens(text, query=False)
+def search_tokens(text: str, english: str = "porter") -> list[str]:
+    """Retrieval's index tokens: :func:`tokenize` (Latin words stemmed by the ``english``
+    stemmer), plus SudachiPy's split mode C beside mode A for Japanese, so a compound
+    (``国際連合``) is one token as well as its parts."""
+    return _search_tokens(text, False, english_stemmer(english))
 
 
-def query_tokens(text: str) -> list[str]:
+def query_tokens(text: str, english: str = "porter") -> list[str]:
     """Retrieval's query tokens: :func:`search_tokens` less Japanese interrogatives
     (``何``, ``誰``, ``どこ`` …: they ask for the answer and never occur in its passage)."""
-    return _search_tokens(text, query=True)
+    return _search_tokens(text, True, english_stemmer(english))
 
 
-def _search_tokens(text: str, query: bool) -> list[str]:
-    if not has_japanese(text) or japanese_analyzer() is None:
-        return tokenize(text)  # English, or Japanese as bigrams only without SudachiPy
+def _search_tokens(text: str, query: bool, stem_: Stemmer) -> list[str]:
+    if not has_japanese(text):
+        return _tokenize_en(text, stem_)
+    if japanese_analyzer() is None:  # bigrams only without SudachiPy
+        return _tokenize_ja(text, None, stem_=stem_)
 
     def analyse(norm: str) -> list[str]:  # NFKC + lowercase text, modes A then C
-        return _analyse(norm, "A", query) + _analyse(norm, "C", query, latin=False)
+        return _analyse(norm, "A", query, stem_=stem_) + _analyse(norm, "C", query, latin=False)
 
     return _tokenize_ja(text, analyse)
 
@@ -405,3 +426,40 @@ def stem(word: str) -> str:
     word = _replace(word, _STEP2, 0)
     word = _replace(word, _STEP3, 0)
     return _step5(_step4(word))
+
+
+# --- Snowball English ("Porter2"), retrieval's stemmer since decision 0030 -------------------
+
+# the English stemmers a collection can record: "porter" (above: the table encoder's, and
+# collections made before decision 0030), "porter2" (Snowball English, snowballstemmer)
+ENGLISH_STEMMERS = ("porter", "porter2")
+_SNOWBALL = threading.local()  # one Snowball stemmer per thread (they keep state)
+
+
+def english_stemmer(name: str) -> Stemmer:
+    """The stemmer called ``name`` (one of ``ENGLISH_STEMMERS``); ``porter2`` needs
+    snowballstemmer (the ``rag`` extra) and says so when it is missing."""
+    if name == "porter":
+        return stem
+    if name == "porter2":
+        _snowball()
+        return porter2
+    raise ValueError(f"English stemmer {name!r} is unknown: use one of {ENGLISH_STEMMERS}")
+
+
+def _snowball() -> Any:
+    tok = getattr(_SNOWBALL, "stemmer", None)
+    if tok is None:
+        from keizoku.errors import require_extra
+
+        tok = require_extra("snowballstemmer", "rag").stemmer("english")
+        _SNOWBALL.stemmer = tok
+    return tok
+
+
+@lru_cache(maxsize=200_000)
+def porter2(word: str) -> str:
+    """Snowball-English-stem one lowercase word (2 letters or fewer, and numbers, kept)."""
+    if len(word) <= 2 or not word.isalpha():
+        return word
+    return str(_snowball().stemWord(word))

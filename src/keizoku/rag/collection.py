@@ -34,7 +34,7 @@ from keizoku.rag.store import (
     prune_generations,
     reader,
 )
-from keizoku.rag.text import detect_language, tokenize, tokenize_query
+from keizoku.rag.text import DEFAULT_ANALYZER, LEGACY_ANALYZER, Analyzer, detect_language
 
 _DB = SqliteCollection | PgCollection
 
@@ -285,6 +285,7 @@ def ingest(
                 "a new collection."
             )
         existing = {r[0]: r[1:] for r in db.docs()}
+        analyzer = _ingest_analyzer(db, name, existing, inputs, scopes, rebuild, report)
         seen: set[str] = set()
         pending: list[tuple[int, str]] = []
         for inp in inputs:
@@ -322,7 +323,8 @@ def ingest(
                 )
             db.write_acl(doc_id, acl)
             for ch in chunk_document(parsed, chunking):
-                tokens = tokenize(_index_text(parsed.title, ch.heading_path, ch.text))
+                tokens = analyzer.index_tokens(_index_text(parsed.title, ch.heading_path,
+                                                           ch.text))  # fmt: skip
                 chunk_id = db.add_chunk(doc_id, ch.position, json.dumps(list(ch.heading_path)),
                                         ch.text, " ".join(tokens))  # fmt: skip
                 pending.append((chunk_id, _embed_text(parsed.title, ch.heading_path, ch.text)))
@@ -348,6 +350,7 @@ def ingest(
             db.set_meta("generation", str(new_gen))
             db.set_meta("model", cfg.model if cfg.backend != "none" else "none")
             db.set_meta("embedding", cfg.to_json())
+            db.set_meta("analyzer", analyzer.to_json())
         else:
             report.chunks_total = db.counts()[1]
         db.commit()
@@ -379,6 +382,44 @@ def _stored_embedding(db: _DB) -> EmbeddingConfig | None:
     return EmbeddingConfig(model=legacy) if legacy else None
 
 
+def _stored_analyzer(db: _DB, name: str) -> Analyzer:
+    """The collection's analyzer: as recorded; Porter for one indexed before analyzers were
+    recorded (decision 0030); the default for a new one."""
+    raw = db.meta("analyzer")
+    if raw is not None:
+        return Analyzer.from_json(raw, name)
+    return DEFAULT_ANALYZER if db.meta("generation") is None else LEGACY_ANALYZER
+
+
+def _ingest_analyzer(
+    db: _DB,
+    name: str,
+    existing: Iterable[str],
+    inputs: Sequence[DocInput],
+    scopes: Sequence[str] | None,
+    rebuild: bool,
+    report: IngestReport,
+) -> Analyzer:
+    """The analyzer an ingest tokenizes with: the collection's, or the default on a
+    ``rebuild`` that re-tokenizes every document. A rebuild that leaves some documents
+    untouched keeps the collection's, so that one index never mixes two stemmers."""
+    left: list[str] = []
+    if rebuild:
+        sources = {i.source for i in inputs}
+        left = [s for s in existing if s not in sources and not _in_scope(s, scopes)]
+        if not left:
+            return DEFAULT_ANALYZER
+    stored = _stored_analyzer(db, name)
+    if not left or stored == DEFAULT_ANALYZER:
+        return stored
+    report.notes.append(
+        f"{len(left)} document(s) of {name!r} are outside this ingest (e.g. {min(left)}), so "
+        f"the collection keeps English stemmer {stored.english!r}. Re-ingest all of its "
+        f"documents with --rebuild to move it to {DEFAULT_ANALYZER.english!r}."
+    )
+    return stored
+
+
 def _default_embedding(texts: Sequence[str], report: IngestReport) -> EmbeddingConfig:
     """MiniLM (English), or lexical-only when most new chunks are Japanese (no server set)."""
     ja = sum(detect_language(t) == "ja" for t in texts)
@@ -407,6 +448,7 @@ def collection_info(name: str) -> dict[str, object]:
     db = connect(name)
     try:
         cfg = _stored_embedding(db)
+        analyzer = _stored_analyzer(db, name)
         docs = db.counts()[0]
         texts = db.chunk_texts()
     finally:
@@ -420,6 +462,7 @@ def collection_info(name: str) -> dict[str, object]:
         "collection": name, "documents": docs, "chunks": len(texts), "languages": langs,
         "embedding": cfg.describe() if cfg else None,
         "search": "lexical-only (BM25)" if lexical_only else "hybrid (BM25 + dense)",
+        "english_stemmer": analyzer.english,
     }  # fmt: skip
 
 
@@ -497,10 +540,10 @@ def search(
         derived = kept.snapshot()  # one snapshot for the generation, the ACL and the chunks
         state = derived.get(None)
         if state is None:
-            state = derived[None] = _read_state(kept.db)
+            state = derived[None] = _read_state(kept.db, name)
         if state is None:
             return []
-        gen, emb = state
+        gen, emb, analyzer = state
         if emb.backend == "none" and cfg.mode != "lexical":
             if cfg.mode == "dense":
                 raise UserInputError(
@@ -519,7 +562,7 @@ def search(
             return []
         lexical = None
         if cfg.mode != "dense":
-            lexical = g.lexical.scores(tokenize_query(query), allowed)
+            lexical = g.lexical.scores(analyzer.query_tokens(query), allowed)
         dense_rows = dense = None
         if cfg.mode != "lexical":
             qvec = embedder_for(emb).encode([query])[0]
@@ -535,11 +578,14 @@ def search(
         kept.end()
 
 
-def _read_state(db: _DB) -> tuple[int, EmbeddingConfig] | None:
-    """The generation a search reads and the collection's embedding (None: nothing indexed)."""
+def _read_state(db: _DB, name: str) -> tuple[int, EmbeddingConfig, Analyzer] | None:
+    """The generation a search reads, the collection's embedding and analyzer (None: nothing
+    indexed)."""
     gen = db.meta("generation")
     emb = _stored_embedding(db)
-    return None if gen is None or emb is None else (int(gen), emb)
+    if gen is None or emb is None:
+        return None
+    return int(gen), emb, _stored_analyzer(db, name)
 
 
 def _hits(db: _DB, picked: list[tuple[int, float]], principals: Sequence[str]) -> list[Hit]:
