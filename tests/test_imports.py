@@ -12,6 +12,7 @@ the listing sees a heavy package when one is imported.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from kzsupport import KEIZOKU_EXE, REPO
+from kzsupport import KEIZOKU_EXE, REPO, log_prediction
 from rollout_support import MODEL, trained_copy
 
 # Never needed to parse arguments, print help or read the registry.
@@ -33,6 +34,11 @@ def _packages(modules: list[str]) -> set[str]:
 
 def imported(args: list[str], cwd: Path, home: Path) -> set[str]:
     """The top-level packages that ``keizoku ARGS`` imported (it must succeed)."""
+    return listed(args, cwd, home)[0]
+
+
+def listed(args: list[str], cwd: Path, home: Path) -> tuple[set[str], str]:
+    """(The top-level packages that ``keizoku ARGS`` imported, its stdout); it must succeed."""
     env = {**os.environ, "KEIZOKU_HOME": str(home), "COLUMNS": "200"}
     env["PYTHONPROFILEIMPORTTIME"] = "1"
     proc = subprocess.run([KEIZOKU_EXE, *args], cwd=cwd, env=env, capture_output=True,
@@ -42,7 +48,7 @@ def imported(args: list[str], cwd: Path, home: Path) -> set[str]:
     said = "\n".join(line for line in lines if not line.startswith("import time:"))
     assert proc.returncode == 0, f"keizoku {' '.join(args)}: {proc.stdout}\n{said}"
     assert timed, "no import listing on stderr: PYTHONPROFILEIMPORTTIME was not honoured"
-    return _packages([line.rsplit("|", 1)[1].strip() for line in timed[1:]])
+    return _packages([line.rsplit("|", 1)[1].strip() for line in timed[1:]]), proc.stdout
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +98,39 @@ def test_promote_writes_with_mlflow_and_checks_evidence_without_scikit_learn(
     loaded = imported(["promote", MODEL, "2"], project, project / ".keizoku")
     assert "mlflow" in loaded  # the alias is written through MLflow, the only writer
     assert loaded & {"sklearn", "torch", "duckdb", "lightgbm"} == set()
+
+
+
+def _log_penguins(project: Path, rows: int = 300) -> None:
+    """``rows`` of penguins.csv logged as served predictions of peng v1 in the last hour."""
+    import time
+
+    import pandas as pd
+
+    from keizoku.monitoring.log import PredictionLog
+
+    table = pd.read_csv(project / "penguins.csv").sample(rows, replace=True, random_state=0)
+    now = time.time()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KEIZOKU_HOME", str(project / ".keizoku"))
+        with PredictionLog(flush_interval_s=3600) as log:
+            for i, rec in enumerate(table.to_dict("records")):
+                label = rec.pop("species")
+                inputs = {k: (None if v != v else v) for k, v in rec.items()}
+                log_prediction(log, request_id=f"r{i}", ts=now - 600 + i, model=MODEL,
+                               version=1, variant="champion", inputs=inputs, prediction=label)  # fmt: skip
+
+
+def test_monitor_over_the_log_runs_the_domain_classifier_without_scikit_learn(
+    project: Path,
+) -> None:
+    """The multivariate check (on by default) runs in numpy: the log path imports neither
+    scikit-learn nor scipy nor MLflow."""
+    _log_penguins(project)
+    args = ["monitor", MODEL, "--version", "1", "--since", "1h", "--json"]
+    loaded, out = listed(args, project, project / ".keizoku")
+    report = json.loads(out)
+    assert report["multivariate"]["skipped"] is None  # the classifier did run
+    assert math.isfinite(report["multivariate"]["auc"])
+    assert "duckdb" in loaded
+    assert loaded & {"mlflow", "sklearn", "scipy", "torch", "lightgbm"} == set()
