@@ -100,8 +100,9 @@ class Models:
             self.frames[task] = task_frame(task)
         return self.frames[task]
 
-    def fit(self, task: str, family: str) -> KeizokuModel:
-        key = (task, family)
+    def fit(self, task: str, family: str, extra: dict[str, Any] | None = None) -> KeizokuModel:
+        """``extra``: parameters over the small defaults (e.g. more rounds)."""
+        key = (task, family if extra is None else f"{family}-{sorted(extra.items())}")
         if key not in self.fitted:
             frame = self.frame(task)
             with warnings.catch_warnings():
@@ -119,6 +120,7 @@ class Models:
                     params = {"n_estimators": 30}
                 if family == "torch_mlp":  # n_estimators: its epochs
                     params = {"n_estimators": 30, "width": 32}
+                params = {**params, **(extra or {})}
                 data = TrainingData.build(frame, schema)
                 result = run_search(data, cfg, warm_start=[{"family": family, "params": params}])
             self.fitted[key] = result.model

@@ -113,3 +113,53 @@ def test_strict_splits_beside_inclusive_ones_keep_their_answers_at_the_threshold
         want_lt = np.where((x[:, 0] < np.float32(t)) | np.isnan(x[:, 0]), 1.0, 2.0)
         want_leq = np.where(x[:, 0] <= np.float32(u), 1.0, 2.0)
     np.testing.assert_array_equal(got, np.stack([want_lt, want_leq], axis=1))
+
+
+def test_a_column_per_node_when_the_columns_hold_many_trees() -> None:
+    """A classifier's trees with ``SPLIT_TREES`` or more per class get a node per class
+    (onnxruntime's one-output loop), with the same scores as the one node; a forest's
+    trees, which add to every class, keep one node."""
+    from lightgbm import LGBMClassifier
+    from onnx import TensorProto
+    from sklearn.datasets import load_iris
+    from sklearn.ensemble import RandomForestClassifier
+
+    from keizoku.export.graph import Graph, convert_estimator
+    from keizoku.export.trees import SPLIT_TREES, converted_parts, splits, tree_node
+
+    x, y = load_iris(return_X_y=True)
+    boosted = LGBMClassifier(n_estimators=SPLIT_TREES, num_leaves=4, verbose=-1).fit(x, y)
+    parts = converted_parts(convert_estimator(boosted, 4, single=True), "multiclass", 3)
+    assert parts is not None
+    columns = splits([(parts, 0)])
+    assert columns is not None and len(columns) == 3
+    g = Graph()
+    one = tree_node(g, "x", [(parts, 0)], double=False)
+    each = [tree_node(g, "x", [c], double=False) for c in columns]
+    rows = x.astype(np.float32)
+    whole = graph_session(g, ("x", TensorProto.FLOAT, 4), (one, TensorProto.FLOAT, 3))
+    want = whole.run(None, {"x": rows})[0]
+    for j, out in enumerate(each):
+        got = graph_session(g, ("x", TensorProto.FLOAT, 4), (out, TensorProto.FLOAT, 1))
+        np.testing.assert_array_equal(got.run(None, {"x": rows})[0][:, 0], want[:, j])
+    forest = RandomForestClassifier(n_estimators=SPLIT_TREES * 3, max_depth=2, random_state=0)
+    shared = converted_parts(convert_estimator(forest.fit(x, y), 4, single=True), "multiclass", 3)
+    assert shared is not None and splits([(shared, 0)]) is None
+
+
+def test_a_bundle_with_many_trees_per_class_scores_like_the_model(
+    models: Models, tmp_path: Path
+) -> None:
+    """A LightGBM classifier of more than ``SPLIT_TREES`` rounds: a node per class and
+    member, and the bundle's parity with the registered model holds."""
+    from keizoku.export.trees import SPLIT_TREES
+
+    slow = {"n_estimators": SPLIT_TREES + 50, "learning_rate": 0.003}  # no early stop
+    fitted = models.fit("multiclass", "lightgbm", slow)
+    ref = models.register("multiclass", "lightgbm-many", fitted)
+    frame = models.frame("multiclass")
+    result = export_onnx(ref, tmp_path / "bundle", frame)
+    assert result.parity.passed and result.parity.labels_equal == len(frame)
+    found = tree_nodes(tmp_path / "bundle")
+    assert len(found) == 3 * len(fitted.members)
+    assert all(next(a.i for a in n.attribute if a.name == "n_targets") == 1 for n in found)
