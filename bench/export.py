@@ -3,13 +3,16 @@
 For each set: a keizoku model (search budget ``--budget``, optionally one ``--family``) is
 registered in a temporary home and exported (``keizoku.export.export_onnx``) with the
 test split as the parity sample. Measured: parity (max |Δ|), single-record latency
-(median µs; JSON record in, answer out; and the graph's ``session.run`` alone, its node
-and tree counts) of the bundle runner vs keizoku's in-process
-``predict_raw_records`` vs the native estimator on one encoded numpy row, bundle and model
-file sizes, and the runner's cold start (a fresh process: import, verify, load, first
-answer) and peak memory (max RSS).
+(median µs; JSON record in, answer out, the same record again and again and a new one
+each call; the graph's ``session.run`` alone; its node and tree counts) of the bundle
+runner vs keizoku's in-process ``predict_raw_records`` vs the native estimator on one
+encoded numpy row, bundle and model file sizes, and the runner's cold start (a fresh
+process: import, verify, load, first answer) and peak memory (max RSS).
 
     python bench/export.py [--sets titanic,blood,...] [--budget 60] [--family lightgbm]
+                           [--work DIR]
+    python bench/export.py --remeasure DIR   # time DIR's bundles again, no training
+    python bench/export.py --reexport DIR    # export DIR's registered models again
 
 Writes bench/results/export-<time>.json and prints a Markdown table.
 """
@@ -17,6 +20,7 @@ Writes bench/results/export-<time>.json and prints a Markdown table.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -30,6 +34,7 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
+VARIED = 64  # test records the varied latency cycles through
 DEFAULT_SETS = "blood,titanic,credit_g,wa_churn,penguins,car,mpg,insurance,abalone"
 # Peak RSS from VmHWM (this process's own address space): ru_maxrss survives exec on
 # Linux and reported the benchmark parent's size (425-518 MiB) instead of the runner's.
@@ -50,6 +55,29 @@ def median_us(fn: Any, repeat: int = 2000) -> float:
         fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times) * 1e6
+
+
+def latencies(bundle: Any, records: list[dict[str, Any]]) -> dict[str, float]:
+    """Median µs of one record in, answer out: ``bundle_us`` the first record again and
+    again (as s6/s7 measured it: the CPU's branch predictor learns that record's paths
+    through the trees), ``varied_us`` a new record each call, cycling through ``records``
+    (as a service sees them: on 1,000+ trees 2-3× the first); ``run_us`` and
+    ``run_varied_us`` the graph alone (the session's run on prepared inputs) likewise."""
+    first = records[0]
+    feeds = [{k: v.copy() for k, v in bundle.feeds([r]).items()} for r in records]
+    turn = itertools.cycle(records)
+    feed_turn = itertools.cycle(feeds)
+    return {
+        "bundle_us": median_us(lambda: bundle.predict([first], allow_unseen=True)),
+        "varied_us": median_us(lambda: bundle.predict([next(turn)], allow_unseen=True)),
+        "run_us": median_us(lambda: bundle.run(feeds[0])),
+        "run_varied_us": median_us(lambda: bundle.run(next(feed_turn))),
+    }
+
+
+def first_records(test: Any, names: list[str], n: int = VARIED) -> list[dict[str, Any]]:
+    """The first ``n`` rows of a test split as JSON records."""
+    return [{k: plain(v) for k, v in row.items()} for _, row in test[names].head(n).iterrows()]
 
 
 def plain(value: Any) -> Any:
@@ -104,13 +132,12 @@ def one_set(spec: Any, budget: float, family: str | None, work: Path) -> dict[st
         return row
     loaded = load_model(ref)
     features = loaded.feature_names
-    record = {k: plain(v) for k, v in test[features].iloc[0].items()}
+    records = first_records(test, features)
+    record = records[0]
     bundle = Bundle(folder)
     row["parity_max_abs_diff"] = exported.parity.max_abs_diff
     row["parity_rows"] = exported.parity.rows
-    row["bundle_us"] = median_us(lambda: bundle.predict([record], allow_unseen=True))
-    feeds = {k: v.copy() for k, v in bundle.feeds([record]).items()}
-    row["run_us"] = median_us(lambda: bundle.run(feeds))  # the graph alone, as the runner runs it
+    row.update(latencies(bundle, records))
     graph = onnx.load(str(folder / "model.onnx")).graph
     row["nodes"] = len(graph.node)
     row["trees"] = sum(len(set(a.ints)) for n in graph.node for a in n.attribute
@@ -138,8 +165,9 @@ def one_set(spec: Any, budget: float, family: str | None, work: Path) -> dict[st
 
 def remeasure(work: Path, repeat: int = 3) -> list[dict[str, Any]]:
     """Time the bundles an earlier run left in ``work`` again (runner, graph alone, cold
-    start), without training: the first test row of each set's split, ``repeat`` rounds
-    interleaved across sets, the median per set. For a quiet re-measure of the same graphs."""
+    start), without training: the first test row of each set's split (and its first
+    ``VARIED`` rows in turn: ``latencies``), ``repeat`` rounds interleaved across sets, the
+    median per set. For a quiet re-measure of the same graphs."""
     import pandas as pd
 
     from keizoku.export.runner import Bundle
@@ -152,21 +180,41 @@ def remeasure(work: Path, repeat: int = 3) -> list[dict[str, Any]]:
         for folder in folders:
             fields = json.loads((folder / "schema.json").read_text())["fields"]
             test = pd.read_parquet(work / "splits" / folder.name / "test.parquet")
-            record = {k: plain(v) for k, v in test[list(fields)].iloc[0].items()}
-            bundle = Bundle(folder)
-            feeds = {k: v.copy() for k, v in bundle.feeds([record]).items()}
+            records = first_records(test, list(fields))
             got = samples[folder.name]
-            got.setdefault("bundle_us", []).append(
-                median_us(lambda: bundle.predict([record], allow_unseen=True)))
-            got.setdefault("run_us", []).append(median_us(lambda: bundle.run(feeds)))
+            for key, value in latencies(Bundle(folder), records).items():
+                got.setdefault(key, []).append(value)
             t = time.perf_counter()
-            subprocess.run([sys.executable, "-c", COLD, json.dumps(record)], cwd=folder,
+            subprocess.run([sys.executable, "-c", COLD, json.dumps(records[0])], cwd=folder,
                            env=env, capture_output=True, text=True, check=True)  # fmt: skip
             got.setdefault("cold_start_s", []).append(time.perf_counter() - t)
     for name, got in samples.items():
         rows[name] = {"set": name, **{k: statistics.median(v) for k, v in got.items()}}
         print(json.dumps(rows[name]), flush=True)
     return list(rows.values())
+
+
+def reexport(work: Path) -> list[dict[str, Any]]:
+    """Export the models an earlier run registered in ``work`` again with this checkout's
+    graph code (into ``work/bundles``, each parity-checked on its set's test split), for a
+    before/after of the graph on the same models."""
+    import onnx
+    import pandas as pd
+
+    from keizoku.export import export_onnx
+
+    os.environ["KEIZOKU_HOME"] = str(work / "home")
+    rows = []
+    for folder in sorted(p for p in (work / "bundles").iterdir() if (p / "model.onnx").exists()):
+        ref = json.loads((folder / "manifest.json").read_text())["model"]
+        test = pd.read_parquet(work / "splits" / folder.name / "test.parquet")
+        exported = export_onnx(ref, folder, test)
+        graph = onnx.load(str(folder / "model.onnx")).graph
+        rows.append({"set": folder.name, "model": ref,
+                     "parity_max_abs_diff": exported.parity.max_abs_diff,
+                     "nodes": len(graph.node)})  # fmt: skip
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
 
 
 def main() -> None:
@@ -176,9 +224,30 @@ def main() -> None:
     parser.add_argument("--sets", default=DEFAULT_SETS)
     parser.add_argument("--budget", type=float, default=60.0)
     parser.add_argument("--family", default=None)
-    parser.add_argument("--remeasure", type=Path, default=None,
-                        help="time the bundles an earlier run left in this work folder again")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="keep the home, splits and bundles here (default: a new temporary "
+        "folder), e.g. for a later --remeasure",
+    )
+    parser.add_argument(
+        "--remeasure",
+        type=Path,
+        default=None,
+        help="time the bundles an earlier run left in this work folder again",
+    )
+    parser.add_argument(
+        "--reexport",
+        type=Path,
+        default=None,
+        help="export the models an earlier run registered in this work folder "
+        "again with this checkout (replaces its bundles)",
+    )
     args = parser.parse_args()
+    if args.reexport:
+        reexport(args.reexport)
+        return
     if args.remeasure:
         rows = remeasure(args.remeasure)
         out = BENCH / "results" / f"export-remeasure-{time.strftime('%Y%m%dT%H%M%S')}.json"
@@ -186,7 +255,8 @@ def main() -> None:
         out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
         return
     specs = {s.name: s for s in load_datasets(BENCH / "datasets.shared.yaml")}
-    work = Path(tempfile.mkdtemp(prefix="keizoku-bench-export-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="keizoku-bench-export-"))
+    work.mkdir(parents=True, exist_ok=True)
     os.environ["KEIZOKU_HOME"] = str(work / "home")
     rows = []
     shared = os.environ.get("KEIZOKU_SHARED_DATASETS")  # as the tests: another checkout's
@@ -208,18 +278,20 @@ def main() -> None:
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| set | members | parity max abs diff | bundle µs (graph alone; nodes, trees) | "
-        "keizoku µs | native µs | bundle KiB | model KiB | cold start s | peak RSS MiB |"
+        "varied records µs (graph alone) | keizoku µs | native µs | bundle KiB | model KiB | "
+        "cold start s | peak RSS MiB |"
     )
-    lines = [head, "|" + "---|" * 10]
+    lines = [head, "|" + "---|" * 11]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['set']} | {', '.join(r.get('members', []))} | not exported: "
-                         f"{r['error'][:120]} |" + " |" * 7)  # fmt: skip
+                         f"{r['error'][:120]} |" + " |" * 8)  # fmt: skip
             continue
         lines.append(
             f"| {r['set']} | {', '.join(r['members'])} ({r['n_members']}) | "
             f"{r['parity_max_abs_diff']:.1e} | {r['bundle_us']:.0f} ({r['run_us']:.0f}; "
-            f"{r['nodes']}, {r['trees']}) | {r['keizoku_us']:.0f} | "
+            f"{r['nodes']}, {r['trees']}) | {r['varied_us']:.0f} ({r['run_varied_us']:.0f}) | "
+            f"{r['keizoku_us']:.0f} | "
             f"{r['native_us']:.0f} ({r['native_family']}) | {r['bundle_kib']:.0f} | "
             f"{r.get('model_kib', 0):.0f} | {r['cold_start_s']:.2f} | {r['peak_rss_mib']:.0f} |"
         )

@@ -9,6 +9,7 @@ import venv
 import warnings
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,24 @@ from kzsupport import built_once
 RUNNER_PACKAGES = ("numpy", "onnxruntime")  # all a bundle's runner may need
 ROWS = 150  # small on purpose: the tests check the graph's equality, not accuracy
 SMALL = {"n_estimators": 20}  # fewer trees than the defaults (families that have the key)
+
+
+def graph_session(g: Any, source: tuple[str, int, int], result: tuple[str, int, int]) -> Any:
+    """An onnxruntime session of the nodes built in ``g`` (a ``keizoku.export.graph.Graph``):
+    one input and one output, each given as (name, ONNX element type, columns)."""
+    import onnxruntime as ort
+    from onnx import helper
+
+    from keizoku.export.graph import OPSET
+
+    values = [
+        helper.make_tensor_value_info(n, kind, [None, cols]) for n, kind, cols in (source, result)
+    ]
+    graph = helper.make_graph(g.nodes, "part", values[:1], values[1:], initializer=g.initializers)
+    opsets = [helper.make_opsetid(domain, version) for domain, version in OPSET.items()]
+    proto = helper.make_model(graph, opset_imports=opsets)
+    proto.ir_version = 9
+    return ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
 
 
 def need_onnx_extra() -> None:
@@ -81,8 +100,9 @@ class Models:
             self.frames[task] = task_frame(task)
         return self.frames[task]
 
-    def fit(self, task: str, family: str) -> KeizokuModel:
-        key = (task, family)
+    def fit(self, task: str, family: str, extra: dict[str, Any] | None = None) -> KeizokuModel:
+        """``extra``: parameters over the small defaults (e.g. more rounds)."""
+        key = (task, family if extra is None else f"{family}-{sorted(extra.items())}")
         if key not in self.fitted:
             frame = self.frame(task)
             with warnings.catch_warnings():
@@ -100,6 +120,7 @@ class Models:
                     params = {"n_estimators": 30}
                 if family == "torch_mlp":  # n_estimators: its epochs
                     params = {"n_estimators": 30, "width": 32}
+                params = {**params, **(extra or {})}
                 data = TrainingData.build(frame, schema)
                 result = run_search(data, cfg, warm_start=[{"family": family, "params": params}])
             self.fitted[key] = result.model

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from export_support import need_onnx_extra
+from export_support import graph_session, need_onnx_extra
 from keizoku.data.schema import infer_schema
 from keizoku.export import TOLERANCE, export_onnx
 from keizoku.export.runner import Bundle, RecordError
@@ -85,23 +85,14 @@ def test_datetime_parts_are_computed_in_the_graph_like_the_encoder(
 
 
 def test_the_date_arithmetic_equals_pandas_over_four_centuries() -> None:
-    import onnxruntime as ort
-    from onnx import TensorProto, helper
+    from onnx import TensorProto
 
     from keizoku.export import runner
-    from keizoku.export.graph import OPSET, Graph, _date_parts
+    from keizoku.export.graph import Graph, _date_parts
 
     g = Graph()
     out = _date_parts(g, "datetime", 1, onehot=False)
-    graph = helper.make_graph(
-        g.nodes, "dates",
-        [helper.make_tensor_value_info("datetime", TensorProto.DOUBLE, [None, 1])],
-        [helper.make_tensor_value_info(out, TensorProto.DOUBLE, [None, 5])],
-        initializer=g.initializers,
-    )  # fmt: skip
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET[""])])
-    proto.ir_version = 9
-    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = graph_session(g, ("datetime", TensorProto.DOUBLE, 1), (out, TensorProto.DOUBLE, 5))
     rng = np.random.default_rng(1)
     seconds = rng.integers(-80 * 365 * 86400, 400 * 365 * 86400, size=5000)
     texts = [s.isoformat() for s in pd.to_datetime(seconds, unit="s")] + EDGES[:-1]

@@ -34,7 +34,7 @@ import numpy as np
 
 from keizoku.errors import UserInputError
 from keizoku.export.neural import NEURAL_FAMILIES, mlp
-from keizoku.export.trees import TreeParts, converted_parts, hist_parts, merged_trees
+from keizoku.export.trees import TreeParts, converted_parts, hist_parts, merged_trees, splits
 from keizoku.features.encoder import DATE_PARTS
 from keizoku.registry.servable import ServableMember, ServableModel
 
@@ -507,18 +507,20 @@ def _tree_parts(
 ) -> dict[int, TreeParts]:
     """The members (by index) whose trees go into one merged node: every HistGradientBoosting
     member, and the converted tree members when there are two or more (one alone keeps the
-    converter's node, which already applies its link: fewer nodes)."""
+    converter's node, which already applies its link: fewer nodes; unless its classes
+    hold enough trees to get a node each, ``trees.splits``)."""
     parts: dict[int, TreeParts] = {}
     for i, m in enumerate(members):
         if m.family == "hist_gradient_boosting":
             parts[i] = hist_parts(m.estimator)
     converted = [i for i, m in enumerate(members) if m.family in TREE_FAMILIES and i not in parts]
-    if not parts and len(converted) < 2:
+    alone = not parts and len(converted) == 1
+    if not parts and not converted:
         return parts
     for i in converted:
         proto = convert_estimator(members[i].estimator, _width_of(members[i]), single=True)
         found = converted_parts(proto, task, n_classes)
-        if found is not None:
+        if found is not None and not (alone and splits([(found, 0)]) is None):
             parts[i] = found
     return parts
 
