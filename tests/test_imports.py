@@ -100,7 +100,6 @@ def test_promote_writes_with_mlflow_and_checks_evidence_without_scikit_learn(
     assert loaded & {"sklearn", "torch", "duckdb", "lightgbm"} == set()
 
 
-
 def _log_penguins(project: Path, rows: int = 300) -> None:
     """``rows`` of penguins.csv logged as served predictions of peng v1 in the last hour."""
     import time
@@ -117,8 +116,10 @@ def _log_penguins(project: Path, rows: int = 300) -> None:
             for i, rec in enumerate(table.to_dict("records")):
                 label = rec.pop("species")
                 inputs = {k: (None if v != v else v) for k, v in rec.items()}
-                log_prediction(log, request_id=f"r{i}", ts=now - 600 + i, model=MODEL,
-                               version=1, variant="champion", inputs=inputs, prediction=label)  # fmt: skip
+                log_prediction(
+                    log, request_id=f"r{i}", ts=now - 600 + i, model=MODEL, version=1,
+                    variant="champion", inputs=inputs, prediction=label,
+                )  # fmt: skip
 
 
 def test_monitor_over_the_log_runs_the_domain_classifier_without_scikit_learn(

@@ -159,7 +159,8 @@ def _wide(n: int, rng: np.random.Generator) -> pd.DataFrame:
         "count": rng.poisson(2, n).astype(float),
         "flag": rng.random(n) < 0.1,
         "amount": rng.lognormal(3, 1, n),
-        "city": rng.choice(["tokyo", "osaka", "nagoya", None], n, p=[0.5, 0.3, 0.15, 0.05]),
+        "city": rng.choice(np.array(["tokyo", "osaka", "nagoya", None], dtype=object), n,
+                           p=[0.5, 0.3, 0.15, 0.05]),
         **{f"x{i}": rng.normal(0, 1, n) for i in range(40)},
     })  # fmt: skip
 
