@@ -46,6 +46,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if "PYTEST_XDIST_WORKER" not in os.environ:  # the process that starts the run
+        # One OpenMP/BLAS thread per process (torch, HistGradientBoosting, NumPy's BLAS),
+        # inherited by the workers and every keizoku they start: make test already keeps
+        # both cores busy with two workers, and a second thread per process then spins
+        # against the other worker (a 24-image CNN fit: 10.8 s with two threads, 4.0 s with
+        # one, on the quiet 2-core machine; decision 0008, s10). Set it to override.
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
         shared = tempfile.mkdtemp(prefix="keizoku-test-shared-")
         os.environ[SHARED_ENV] = shared  # inherited by the workers (kzsupport.built_once)
         config.add_cleanup(lambda: shutil.rmtree(shared, ignore_errors=True))

@@ -22,6 +22,7 @@ from kzsupport import REPO, free_port
 
 RAY_EXE = str(Path(sys.executable).with_name("ray"))
 START_S = 120.0  # a node joins in seconds on an idle machine; the 2-core one is not idle
+STOP_S = 10.0  # a live node ends on SIGTERM within seconds
 
 
 @dataclass
@@ -49,8 +50,8 @@ class Node:
         tree = _descendants(self.proc.pid)
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
+            try:  # a node whose raylet was killed never ends on SIGTERM: SIGKILL follows
+                self.proc.wait(timeout=STOP_S)
             except subprocess.TimeoutExpired:
                 pass
         for pid in [self.proc.pid, *tree]:
