@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 PYTHON ?= python3
 EXTRAS ?= eval,rag,torch,catboost,onnx,forecast,postgres,s3,ray,dev
 
-.PHONY: install demo test test-fast check format clean
+.PHONY: install demo test test-fast screenshots check format clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ TEST_WORKERS ?= auto
 test: install
 	$(PY) -m pytest tests -q -p no:cacheprovider --timeout=900 \
 		-n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile --no-loadscope-reorder
+
+# The console's screenshots in docs/console/, taken by its browser test (make test takes
+# them in a temporary folder and leaves the checkout untouched).
+screenshots: install
+	KEIZOKU_SCREENSHOTS=$(CURDIR)/docs/console $(PY) -m pytest tests/console/test_console.py -q \
+		-p no:cacheprovider --timeout=900
 
 check: install
 	$(VENV)/bin/ruff check src tests

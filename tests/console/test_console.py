@@ -1,14 +1,18 @@
 """The web console in a real headless Chromium against a real ``keizoku serve``.
 
 Order matters (one served project per module): reads and refusals first, then the
-operator's promotion, then revocation. Screenshots at 1280 px go to docs/console/.
+operator's promotion, then revocation. Screenshots at 1280 px go to a temporary folder, or
+to ``$KEIZOKU_SCREENSHOTS`` when it is set (`make screenshots` sets it to docs/console/, so a
+plain `make test` leaves the checkout as it found it).
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,10 +30,10 @@ from console_support import (
     WORSE_FROM,
     Project,
 )
-from kzsupport import REPO, Server
+from kzsupport import Server
 from rollout_support import MODEL, cli
 
-SHOTS = REPO / "docs" / "console"
+SHOTS = Path(os.environ.get("KEIZOKU_SCREENSHOTS") or Path(tempfile.gettempdir()) / "kz-console")
 PAGES = ["/console/models", f"/console/models/{MODEL}/1", "/console/audit",
          "/console/experiments", "/console/monitoring", "/console/assistant"]  # fmt: skip
 
