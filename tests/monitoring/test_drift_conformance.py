@@ -190,3 +190,21 @@ def test_domain_classifier_sees_a_joint_change_on_a_wide_window() -> None:
     out = domain_classifier(ref, cur, WIDE)
     assert out.drifted
     assert {f for f, _ in out.top_features[:2]} == {"x3", "x7"}
+
+
+def test_domain_classifier_bounds_a_very_wide_table() -> None:
+    """300 features, 200 of them with 12 levels: each keeps its first column or few (the
+    fit stays small), the null window stays quiet and a shifted feature is still found."""
+    rng = np.random.default_rng(9)
+
+    def frame(n: int, shift: float = 0.0) -> pd.DataFrame:
+        numbers = {f"x{i}": rng.normal(shift if i == 0 else 0.0, 1, n) for i in range(100)}
+        levels = {f"c{i}": rng.choice(list("abcdefghijkl"), n) for i in range(200)}
+        return pd.DataFrame({**numbers, **levels})
+
+    kinds = {f"x{i}": "numeric" for i in range(100)} | {f"c{i}": "categorical" for i in range(200)}
+    quiet = domain_classifier(frame(3000), frame(3000), kinds)
+    assert not quiet.drifted and math.isfinite(quiet.auc)
+    moved = domain_classifier(frame(3000), frame(3000, shift=0.5), kinds)
+    assert moved.drifted
+    assert moved.top_features[0][0] == "x0"
