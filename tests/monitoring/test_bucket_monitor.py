@@ -232,12 +232,12 @@ def test_the_chi_squared_test_matches_scipy() -> None:
         assert _chi2_table(table) == pytest.approx((stat, p), rel=1e-9, abs=1e-300)
 
 
-def test_the_weighted_auc_matches_scikit_learn() -> None:
+def test_theweighted_auc_matches_scikit_learn() -> None:
     """The CBPE's ROC AUC (numpy, to keep scikit-learn out of the monitor's start) gives
     roc_auc_score's value with each row a positive of weight q and a negative of 1 - q."""
     from sklearn.metrics import roc_auc_score
 
-    from keizoku.monitoring.estimate import _weighted_auc
+    from keizoku.monitoring.estimate import weighted_auc
 
     rng = np.random.default_rng(1)
     for n in (5, 200, 5000):
@@ -245,7 +245,7 @@ def test_the_weighted_auc_matches_scikit_learn() -> None:
         q = np.clip(s + rng.normal(0, 0.3, n), 0, 1)
         y = np.concatenate([np.ones(n), np.zeros(n)])
         want = roc_auc_score(y, np.concatenate([s, s]), sample_weight=np.concatenate([q, 1 - q]))
-        assert _weighted_auc(s, q) == pytest.approx(want, rel=1e-12)
+        assert weighted_auc(s, q) == pytest.approx(want, rel=1e-12)
 
 
 def test_the_distribution_tails_match_scipy() -> None:

@@ -38,6 +38,7 @@ __all__ = [
     "realised_metrics",
     "estimate_performance",
     "estimable",
+    "weighted_auc",
     "ECE_LIMIT",
 ]
 
@@ -149,11 +150,13 @@ def _div(a: float, b: float) -> float:
     return a / b if b > 0 else float("nan")
 
 
-def _weighted_auc(s: np.ndarray, q: np.ndarray) -> float:
+def weighted_auc(s: np.ndarray, q: np.ndarray) -> float:
     """ROC AUC of scores ``s``, each row a positive of weight ``q`` and a negative of weight
     ``1 - q``: the weighted share of (positive, negative) pairs ordered right, ties counting
     half (what ``sklearn.metrics.roc_auc_score`` gives with these weights; a test checks),
-    in numpy: importing scikit-learn's metrics costs ``keizoku monitor`` 0.5-3 s."""
+    in numpy: importing scikit-learn's metrics costs ``keizoku monitor`` 0.5-3 s. With
+    0/1 weights it is the plain Mann-Whitney AUC (the domain classifier's); NaN when a
+    class has no weight."""
     pos, neg = float(q.sum()), float((1 - q).sum())
     if pos <= 0 or neg <= 0:
         return float("nan")
@@ -182,7 +185,7 @@ def _binary(s: np.ndarray, q: np.ndarray, names: list[str]) -> dict[str, float]:
         elif name == "balanced_accuracy":
             out[name] = (_div(tp, tp + fn) + _div(tn, tn + fp)) / 2
         elif name == "roc_auc":
-            out[name] = _weighted_auc(s, q)
+            out[name] = weighted_auc(s, q)
         elif name == "log_loss":
             c = np.clip(s, 1e-15, 1 - 1e-15)
             out[name] = float(-(q * np.log(c) + (1 - q) * np.log(1 - c)).mean())

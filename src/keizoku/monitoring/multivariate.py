@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from keizoku.monitoring.estimate import weighted_auc
+
 __all__ = ["MultivariateDrift", "domain_classifier", "skipped"]
 
 FOLDS = 3
@@ -158,16 +160,6 @@ def _fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.linalg.solve(gram, x.T @ (2.0 * y - 1.0))
 
 
-def _auc(y: np.ndarray, score: np.ndarray) -> float:
-    """ROC AUC of ``score`` for ``y`` = 1 (Mann-Whitney U with average ranks)."""
-    positives = int(y.sum())
-    negatives = len(y) - positives
-    if positives == 0 or negatives == 0:
-        return 0.5
-    rank_sum = float(_ranks(score)[y == 1].sum()) + positives  # ranks from 1
-    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
-
-
 def _auc_z(auc: float, n0: int, n1: int) -> float:
     """How many standard errors ``auc`` lies above 0.5 (Mann-Whitney U, no drift)."""
     return (auc - 0.5) / math.sqrt((n0 + n1 + 1) / (12 * n0 * n1))
@@ -212,7 +204,7 @@ def domain_classifier(
         weights, aucs, zs = [], [], []
         for train, test in folds:
             weights.append(_fit(x[train], y[train]))
-            aucs.append(_auc(y[test], x[test] @ weights[-1]))
+            aucs.append(weighted_auc(x[test] @ weights[-1], y[test].astype(float)))
             zs.append(_auc_z(aucs[-1], int((y[test] == 0).sum()), int(y[test].sum())))
         auc = float(np.mean(aucs))
         p = 0.5 * math.erfc(float(np.mean(zs)) / math.sqrt(2))
@@ -245,15 +237,15 @@ def _importance(
             keep = np.concatenate([rng.permutation(test[y[test] == k])[: IMPORTANCE_ROWS // 2]
                                    for k in (0, 1)])  # fmt: skip
             test = np.sort(keep)
-        held, yt = base[test], y[test]
-        score = _auc(yt, _expand(held, owner) @ w)
+        held, yt = base[test], y[test].astype(float)
+        score = weighted_auc(_expand(held, owner) @ w, yt)
         for j in range(len(names)):
             mine = owner == j
             if not mine.any():
                 continue
             shuffled = held.copy()
             shuffled[:, mine] = shuffled[rng.permutation(len(held))][:, mine]
-            drops[j] += score - _auc(yt, _expand(shuffled, owner) @ w)
+            drops[j] += score - weighted_auc(_expand(shuffled, owner) @ w, yt)
     order = np.argsort(-drops)
     floor = 0.1 * drops.max()  # features that matter, not the noise of shuffling the rest
     return [(names[j], float(drops[j] / len(weights))) for j in order if drops[j] > floor > 0]
