@@ -515,13 +515,12 @@ def _tree_parts(
             parts[i] = hist_parts(m.estimator)
     converted = [i for i, m in enumerate(members) if m.family in TREE_FAMILIES and i not in parts]
     alone = not parts and len(converted) == 1
-    if not parts and not converted:
-        return parts
     for i in converted:
         proto = convert_estimator(members[i].estimator, _width_of(members[i]), single=True)
         found = converted_parts(proto, task, n_classes)
-        if found is not None and not (alone and splits([(found, 0)]) is None):
-            parts[i] = found
+        if found is None or (alone and splits([(found, 0)]) is None):
+            continue  # unreadable, or alone with nothing to gain: the converter's node
+        parts[i] = found
     return parts
 
 

@@ -20,6 +20,7 @@ than SUM, an unexpected post-transform or class layout) is left to the per-membe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -314,18 +315,26 @@ def _group_input(
 ) -> tuple[str, dict[str, int]]:
     """The tree node's input for members of one precision: their encoded inputs side by
     side (each once), cast to float32 unless ``double``; and each input's column offset."""
-    inputs: list[str] = []
-    offsets: dict[str, int] = {}
-    width = 0
-    for _, x, w, _ in group:
-        if x not in offsets:
-            offsets[x] = width
-            inputs.append(x)
-            width += w
-    x = inputs[0] if len(inputs) == 1 else g.op("Concat", inputs, axis=1)
+    x, offsets = _side_by_side(g, [(xi, w) for _, xi, w, _ in group], lambda xi: xi)
     if not double:  # the encoders' output is float64
         x = g.op("Cast", [x], to=1)
     return x, offsets
+
+
+def _side_by_side(
+    g: Graph, inputs: list[tuple[Any, int]], tensor: Callable[[Any], str]
+) -> tuple[str, dict[Any, int]]:
+    """``(key, width)`` laid side by side, each key once in first-seen order: the tensor
+    (one ``Concat`` of ``tensor(key)``, or the only one) and each key's column offset."""
+    order: list[str] = []
+    offsets: dict[Any, int] = {}
+    width = 0
+    for key, w in inputs:
+        if key not in offsets:
+            offsets[key] = width
+            order.append(tensor(key))
+            width += w
+    return (order[0] if len(order) == 1 else g.op("Concat", order, axis=1)), offsets
 
 
 def _summed_trees(g: Graph, members: list[tuple[TreeParts, str, int, float]]) -> tuple[str, float]:
@@ -335,15 +344,8 @@ def _summed_trees(g: Graph, members: list[tuple[TreeParts, str, int, float]]) ->
     compares exactly as in float32; the sum is float64 (more exact than the members' float32
     sums). One target takes onnxruntime's single-output loop: 6-12 % less per call on
     varying records than one target per member (three regression ensembles, s10)."""
-    inputs: list[str] = []
-    offsets: dict[tuple[str, bool], int] = {}
-    width = 0
-    for p, x, w, _ in members:
-        if (x, p.double) not in offsets:
-            offsets[(x, p.double)] = width
-            inputs.append(x if p.double else _rounded(g, x))
-            width += w
-    x = inputs[0] if len(inputs) == 1 else g.op("Concat", inputs, axis=1)
+    keyed = [((xi, p.double), w) for p, xi, w, _ in members]
+    x, offsets = _side_by_side(g, keyed, lambda key: key[0] if key[1] else _rounded(g, key[0]))
     parts = [(_scaled(p, share), offsets[(xi, p.double)]) for p, xi, _, share in members]
     base = float(sum(float(p.base.sum()) for p, _ in parts))
     summed = tree_node(g, x, parts, True, one_target=True, base=base)  # float [N, 1]
