@@ -120,3 +120,49 @@ def test_a_keizoku_error_keeps_its_code_and_is_one_line(keizoku_home: Path) -> N
     assert result.code == ExitCode.NOT_FOUND, result.text
     (line,) = lines(result.err)
     assert line.startswith("error: No registered model named 'nosuchmodel'")
+
+
+def test_the_process_waits_for_its_threads_and_exit_handlers_before_it_ends(
+    keizoku_home: Path, tmp_path: Path
+) -> None:
+    """``keizoku`` skips the interpreter's module teardown (``_exit.leave``), not what an
+    exit must do: a thread that is not a daemon finishes, ``atexit`` handlers run, and
+    what was printed reaches a file or a pipe whole, with the command's exit code."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    marks = tmp_path / "marks"
+    (hooks / "sitecustomize.py").write_text(
+        "import atexit, pathlib, threading, time\n"
+        f"marks = pathlib.Path({str(marks)!r})\n"
+        "def late():\n"
+        "    time.sleep(0.5)\n"
+        "    (marks / 'thread').write_text('done')\n"
+        "threading.Thread(target=late).start()\n"
+        "atexit.register(lambda: (marks / 'atexit').write_text(\n"
+        "    'ran after the thread' if (marks / 'thread').exists() else 'ran first'))\n"
+    )
+    marks.mkdir()
+    path = os.pathsep.join(p for p in [str(hooks), os.environ.get("PYTHONPATH", "")] if p)
+    result = run(keizoku_home, "--version", PYTHONPATH=path)
+    assert result.code == 0, result.text
+    assert __version__ in result.out
+    assert (marks / "thread").read_text() == "done"
+    assert (marks / "atexit").read_text() == "ran after the thread"
+
+    missing = run(keizoku_home, "models", "no-such-model", PYTHONPATH=path)
+    assert missing.code == ExitCode.NOT_FOUND, missing.text
+    assert "no-such-model" in missing.err
+
+    # a long output through a pipe: every byte arrives
+    out = tmp_path / "help.txt"
+    with out.open("w") as fh:
+        code = subprocess.run(
+            [KEIZOKU_EXE, "train", "--help"], stdout=fh, stderr=subprocess.PIPE,
+            env={**os.environ, "COLUMNS": "200"}, timeout=120,
+        ).returncode  # fmt: skip
+    piped = subprocess.run(
+        [KEIZOKU_EXE, "train", "--help"], capture_output=True, text=True,
+        env={**os.environ, "COLUMNS": "200"}, timeout=120,
+    )  # fmt: skip
+    assert code == 0 and piped.returncode == 0
+    assert out.read_text() == piped.stdout and piped.stdout.rstrip().endswith("╯")

@@ -1039,9 +1039,9 @@ def _root(
 
 def main() -> None:
     """Entry point of the ``keizoku`` script: the exit code is ``keizoku.errors.ExitCode``."""
-    from keizoku.cli._exit import run
+    from keizoku.cli._exit import leave, run
 
-    sys.exit(run(app, err))
+    leave(run(app, err))
 
 
 if __name__ == "__main__":

@@ -20,17 +20,25 @@ Cron jobs and CI act on these codes, so every path out of a command goes through
 
 Typer (0.29) bundles its own copy of click, so its usage errors are not
 ``click.ClickException``: both roots are recognised here.
+
+The process then ends with :func:`leave`: what a normal interpreter exit does that
+matters (join the threads that are not daemons, run the ``atexit`` handlers, flush stdout
+and stderr), then ``os._exit``. It skips the interpreter's teardown of every imported
+module, which does nothing a caller can see and took 0.3-1.3 s of CPU per command
+(scikit-learn, MLflow, shap and LightGBM loaded: 0.75 s; a ``train``: 1.3 s).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -38,7 +46,7 @@ from rich.markup import escape
 
 from keizoku.errors import ExitCode, KeizokuError
 
-__all__ = ["exit_for", "run", "usage_error_classes"]
+__all__ = ["exit_for", "leave", "run", "usage_error_classes"]
 
 DEBUG_ENV = "KEIZOKU_DEBUG"
 
@@ -191,3 +199,25 @@ def _debug_traceback(err: Console) -> None:
     if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
         err.file.write(traceback.format_exc())
         err.file.flush()
+
+
+def leave(code: int) -> NoReturn:
+    """End the process with ``code`` as the interpreter would, without its module teardown.
+
+    The order is Python's own: wait for non-daemon threads (and the executors that
+    register with ``threading``), run the ``atexit`` handlers (logging, multiprocessing,
+    Ray, MLflow), flush the standard streams; a stream whose reader has gone (a closed
+    pipe) is not an error here. Where ``threading._shutdown`` is missing (another
+    interpreter), it falls back to ``sys.exit``.
+    """
+    shutdown = getattr(threading, "_shutdown", None)
+    if not callable(shutdown):  # pragma: no cover - CPython 3.11-3.13 all have it
+        sys.exit(code)
+    shutdown()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or a closed stream: nothing to keep
+            pass
+    os._exit(code)
