@@ -135,3 +135,20 @@ def test_monitor_over_the_log_runs_the_domain_classifier_without_scikit_learn(
     assert math.isfinite(report["multivariate"]["auc"])
     assert "duckdb" in loaded
     assert loaded & {"mlflow", "sklearn", "scipy", "torch", "lightgbm"} == set()
+
+
+def test_train_of_lightgbm_and_xgboost_explains_them_without_shap(tmp_path: Path) -> None:
+    """LightGBM and XGBoost compute their own TreeSHAP (``pred_contrib``): a train that
+    searches only them writes tree SHAP importance and never imports shap (~2 s of CPU)."""
+    shutil.copy(REPO / "examples" / "data" / "penguins.csv", tmp_path)
+    home = tmp_path / ".keizoku"
+    imported(["init", "penguins.csv", "--target", "species"], tmp_path, home)
+    args = ["train", "--family", "lightgbm", "--family", "xgboost", "--max-trials", "2",
+            "--budget", "60s"]  # fmt: skip
+    loaded = imported(args, tmp_path, home)
+    assert {"lightgbm", "xgboost"} <= loaded  # both were searched
+    assert "shap" not in loaded
+    (found,) = home.rglob("importance.json")
+    members = json.loads(found.read_text())["members"]
+    assert {m["family"] for m in members} <= {"lightgbm", "xgboost"}
+    assert all(m["method"].startswith("mean |SHAP|") for m in members), members

@@ -3,9 +3,13 @@
 Global importance, per member of the model:
 
 - tree members (LightGBM, XGBoost, random forest, extra trees, histogram GBM):
-  mean |SHAP| from ``shap.TreeExplainer`` on the member's encoded matrix (at most
-  ``MAX_SHAP_ROWS`` rows); encoded columns are summed back to their original feature
-  (one-hot parts, date parts, text terms) per row before taking the absolute value;
+  mean |SHAP| on the member's encoded matrix (at most ``MAX_SHAP_ROWS`` rows); encoded
+  columns are summed back to their original feature (one-hot parts, date parts, text
+  terms) per row before taking the absolute value. LightGBM and XGBoost compute their
+  exact (path-dependent) TreeSHAP themselves (``pred_contrib`` / ``pred_contribs``: what
+  ``shap.TreeExplainer`` without background data calls too, without converting the model
+  in Python first); the other families go through ``shap.TreeExplainer``, built once per
+  member, and only they import shap;
 - other members (linear, kNN, SVM), or a tree model shap cannot read: permutation
   importance, the drop of the project's metric when one original column is shuffled.
 
@@ -31,6 +35,8 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -40,13 +46,14 @@ from keizoku.data.schema import Schema
 from keizoku.data.validate import ANY_FIX, Checked, RecordValidator, check_records
 from keizoku.errors import UserInputError
 from keizoku.registry.servable import ServableMember, ServableModel
-from keizoku.training.model import raw_predict
+from keizoku.training.model import lightgbm_options, raw_predict
 
 __all__ = [
     "TREE_FAMILIES",
     "encoded_to_feature",
     "global_importance",
     "explain_row",
+    "tree_contributions",
     "tree_shap",
     "check_record",
 ]
@@ -80,19 +87,75 @@ def _aggregate(values: np.ndarray, owners: list[str], features: list[str]) -> np
     return out
 
 
-def tree_shap(
-    member: ServableMember, X: np.ndarray, task: str
-) -> tuple[np.ndarray, np.ndarray, str]:
-    """SHAP values (n × encoded × outputs), expected values (outputs) and their space."""
+Contributions = Callable[[np.ndarray], np.ndarray]
+
+
+def _lightgbm_contributions(estimator: Any, X: np.ndarray) -> np.ndarray:
+    """LightGBM's own TreeSHAP over the trees it predicts with (``lightgbm_options``)."""
+    phi = estimator.booster_.predict(
+        X, pred_contrib=True, **lightgbm_options(estimator, X.shape[0])
+    )
+    return np.asarray(phi, dtype=float)
+
+
+def _xgboost_contributions(estimator: Any, X: np.ndarray) -> np.ndarray:
+    """XGBoost's own TreeSHAP over the rounds its ``predict`` uses (up to the best
+    iteration when early stopping recorded one)."""
+    import xgboost as xgb
+
+    booster = estimator.get_booster()
+    best = getattr(booster, "best_iteration", None)  # unset (AttributeError): no early stop
+    rounds = (0, 0) if best is None else (0, int(best) + 1)
+    data = xgb.DMatrix(X, missing=getattr(estimator, "missing", np.nan))
+    phi = booster.predict(data, pred_contribs=True, iteration_range=rounds)
+    return np.asarray(phi, dtype=float)
+
+
+def _shap_contributions(estimator: Any) -> Contributions:
+    """``shap.TreeExplainer``'s values for the families it converts itself (built once: it
+    converts the whole model in Python), laid out as the libraries' own (see below)."""
     import shap
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        explainer = shap.TreeExplainer(member.estimator)
-        values = np.asarray(explainer.shap_values(X, check_additivity=False), dtype=float)
-    expected = np.atleast_1d(np.asarray(explainer.expected_value, dtype=float))
-    if values.ndim == 2:
-        values = values[:, :, None]
+        explainer = shap.TreeExplainer(estimator)
+
+    def contributions(X: np.ndarray) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            values = np.asarray(explainer.shap_values(X, check_additivity=False), dtype=float)
+        if values.ndim == 2:
+            values = values[:, :, None]
+        expected = np.atleast_1d(np.asarray(explainer.expected_value, dtype=float))
+        bias = np.broadcast_to(expected, (len(X), 1, len(expected)))
+        return np.moveaxis(np.concatenate([values, bias], axis=1), 1, 2)
+
+    return contributions
+
+
+def tree_contributions(member: ServableMember) -> Contributions:
+    """The member's TreeSHAP as a function of an encoded matrix: n × outputs × (encoded + 1),
+    the last column the expected value (LightGBM's and XGBoost's own layout). Build it once
+    per member and call it per chunk of rows."""
+    estimator = member.estimator
+    if getattr(estimator, "booster_", None) is not None:  # LightGBM's scikit-learn model
+        return partial(_lightgbm_contributions, estimator)
+    if type(estimator).__module__.startswith("xgboost"):  # XGBClassifier / XGBRegressor
+        return partial(_xgboost_contributions, estimator)
+    return _shap_contributions(estimator)
+
+
+def tree_shap(
+    member: ServableMember,
+    X: np.ndarray,
+    task: str,
+    contributions: Contributions | None = None,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """SHAP values (n × encoded × outputs), expected values (outputs) and their space;
+    ``contributions``: the member's :func:`tree_contributions`, when already built."""
+    phi = (contributions or tree_contributions(member))(X)
+    phi = phi.reshape(X.shape[0], -1, X.shape[1] + 1)  # LightGBM: classes side by side
+    values, expected = np.moveaxis(phi[:, :, :-1], 1, 2), phi[0, :, -1]
     if task == "binary" and values.shape[2] == 2:  # probability trees: keep the positive class
         values, expected = values[:, :, 1:], expected[1:]
     if member.family in PROBABILITY_TREES and task != "regression":
@@ -119,6 +182,7 @@ def _tree_importance(
 ) -> tuple[np.ndarray, str, int]:
     """Mean |SHAP| per original feature, over chunks of rows until the deadline (≥ 1 chunk)."""
     owners = encoded_to_feature(list(member.encoder.feature_names_out_), features)
+    contributions = tree_contributions(member)
     total, rows, space = np.zeros(len(features)), 0, ""
     start, chunk = 0, SHAP_FIRST_CHUNK  # measures the cost (a big multiclass bag: seconds)
     while start < min(len(frame), MAX_SHAP_ROWS):
@@ -127,7 +191,7 @@ def _tree_importance(
         began = time.monotonic()
         X = member.encoder.transform(frame.iloc[start : start + chunk])
         start += chunk
-        values, _, space = tree_shap(member, X, task)
+        values, _, space = tree_shap(member, X, task, contributions)
         per_row = (time.monotonic() - began) / max(len(X), 1)
         chunk = int(min(SHAP_CHUNK, max(10, (deadline - time.monotonic()) / max(per_row, 1e-6))))
         per_feature = _aggregate(np.moveaxis(values, 1, 2), owners, features)  # n × out × d

@@ -113,13 +113,19 @@ def learning_curve(
         began = time.monotonic()
         est = family.make(model.task, params, seed, enc)
         with_threads(est, len(rows))
+        X = enc.transform(part)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            est.fit(enc.transform(part), y[rows])
+            est.fit(X, y[rows])
         seen = np.unique(y[rows])
         scores = []
-        for idx in (rows[:LC_SCORE_ROWS], valid_idx[:LC_SCORE_ROWS]):
-            pred = raw_predict(est, enc.transform(frame.iloc[idx]), model.task)
+        valid = valid_idx[:LC_SCORE_ROWS]
+        # the training rows scored are the first of ``part``: their encoding is X's first rows
+        for idx, Xs in (
+            (rows[:LC_SCORE_ROWS], X[:LC_SCORE_ROWS]),
+            (valid, enc.transform(frame.iloc[valid])),
+        ):
+            pred = raw_predict(est, Xs, model.task)
             scores.append(_score(metric, y[idx], _expand(pred, seen, k) if k else pred))
         per_row = max(per_row, (time.monotonic() - began) / len(rows))
         points.append(

@@ -20,6 +20,7 @@ __all__ = [
     "Member",
     "apply_temperature",
     "fit_temperature",
+    "lightgbm_options",
     "raw_predict",
     "serving_mode",
 ]
@@ -38,14 +39,19 @@ def serving_mode(estimator: Any) -> Any:
     return estimator
 
 
+def lightgbm_options(estimator: Any, rows: int) -> dict[str, Any]:
+    """How a fitted LightGBM model's booster is called for ``rows`` rows: with the trees up
+    to its best iteration (when early stopping recorded one; else all), and on one thread
+    for a few rows (OpenMP start-up on a busy machine costs tens of ms)."""
+    threads = {"num_threads": 1} if rows < SMALL_BATCH else {}
+    return {"num_iteration": getattr(estimator, "best_iteration_", None) or None, **threads}
+
+
 def raw_predict(estimator: Any, X: np.ndarray, task: str) -> np.ndarray:
     """Probabilities (classification, shape n×k) or values (regression), on the fast path."""
     booster = getattr(estimator, "booster_", None)
     if booster is not None:  # LightGBM: skip the sklearn wrapper's validation
-        # One thread for a few rows: OpenMP start-up on a busy machine costs tens of ms.
-        threads = {"num_threads": 1} if X.shape[0] < SMALL_BATCH else {}
-        best = getattr(estimator, "best_iteration_", None) or None
-        out = booster.predict(X, num_iteration=best, **threads)
+        out = booster.predict(X, **lightgbm_options(estimator, X.shape[0]))
         if task == "regression":
             return np.asarray(out, dtype=float)
         out = np.asarray(out, dtype=float)
