@@ -166,3 +166,18 @@ def test_the_process_waits_for_its_threads_and_exit_handlers_before_it_ends(
     )  # fmt: skip
     assert code == 0 and piped.returncode == 0
     assert out.read_text() == piped.stdout and piped.stdout.rstrip().endswith("╯")
+
+
+def test_a_profiled_keizoku_still_writes_its_profile(tmp_path: Path) -> None:
+    """Under a profiler (``python -m cProfile``), which writes after the script returns,
+    ``keizoku`` exits the normal way, so the profile is there."""
+    import sys
+
+    out = tmp_path / "keizoku.prof"
+    proc = subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", str(out), KEIZOKU_EXE, "--version"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert __version__ in proc.stdout
+    assert out.stat().st_size > 0

@@ -208,10 +208,11 @@ def leave(code: int) -> NoReturn:
     register with ``threading``), run the ``atexit`` handlers (logging, multiprocessing,
     Ray, MLflow), flush the standard streams; a stream whose reader has gone (a closed
     pipe) is not an error here. Where ``threading._shutdown`` is missing (another
-    interpreter), it falls back to ``sys.exit``.
+    interpreter), or while a profiler or tracer runs (``python -m cProfile``, coverage:
+    they write their results after the script returns), it exits the normal way.
     """
     shutdown = getattr(threading, "_shutdown", None)
-    if not callable(shutdown):  # pragma: no cover - CPython 3.11-3.13 all have it
+    if not callable(shutdown) or sys.getprofile() is not None or sys.gettrace() is not None:
         sys.exit(code)
     shutdown()
     atexit._run_exitfuncs()
