@@ -225,13 +225,15 @@ class TokenIndex:
     def maxsim(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Per row: the mean over ``query``'s token states of each one's best cosine
         among the row's token states (ColBERT's MaxSim, averaged)."""
-        if len(rows) == 0 or len(query) == 0:
-            return np.zeros(len(rows), dtype=np.float32)
-        blocks = [self.block(int(r)) for r in rows]
-        starts = np.r_[0, np.cumsum([len(b) for b in blocks])[:-1]]
-        sims = query.astype(np.float32) @ np.concatenate(blocks).astype(np.float32).T
-        out: np.ndarray = np.maximum.reduceat(sims, starts, axis=1).mean(axis=0)
-        return out.astype(np.float32)
+        out = np.zeros(len(rows), dtype=np.float32)
+        if len(query) == 0:
+            return out
+        q = np.ascontiguousarray(query, dtype=np.float32).T
+        # one small product a chunk: one large one makes a multi-threaded BLAS wake its
+        # threads, 12-16 ms against 0.4 ms for 20 chunks on a busy 2-core machine
+        for i, r in enumerate(rows.tolist()):
+            out[i] = (self.block(r).astype(np.float32) @ q).max(axis=0).mean()
+        return out
 
 
 def _kmeans(x: np.ndarray, k: int, iters: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
