@@ -148,8 +148,9 @@ def quality(quick: bool) -> dict:
     }  # fmt: skip
 
 
-def synthetic(name: str, n_chunks: int, seed: int = 0) -> None:
-    """A collection of ``n_chunks`` random chunks (10 a document) with random embeddings."""
+def synthetic(name: str, n_chunks: int, seed: int = 0, tokens: int = 20) -> None:
+    """A collection of ``n_chunks`` random chunks (10 a document) with random embeddings and
+    ``tokens`` random token states a chunk (XQuAD sentences keep 20.3 on average)."""
     from keizoku.rag import collection as col
     from keizoku.rag.embed import EmbeddingConfig, get_embedder
 
@@ -179,7 +180,11 @@ def synthetic(name: str, n_chunks: int, seed: int = 0) -> None:
     vecs = rng.standard_normal((n_chunks, 384)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     emb = get_embedder()
-    col._build_generation(db, name, 0, {c + 1: vecs[c] for c in range(n_chunks)}, 384)
+    states = {}
+    for c in range(n_chunks if tokens else 0):
+        block = rng.standard_normal((tokens, 384)).astype(np.float32)
+        states[c + 1] = (block / np.linalg.norm(block, axis=1, keepdims=True)).astype(np.float16)
+    col._build_generation(db, name, 0, {c + 1: vecs[c] for c in range(n_chunks)}, 384, states)
     db.set_meta("generation", "0")
     db.set_meta("model", emb.name)
     db.set_meta("embedding", EmbeddingConfig(model=emb.name).to_json())
@@ -202,7 +207,9 @@ def latency(sizes: list[int], n_queries: int) -> dict:
         synthetic(f"syn{n}", n)
         build = time.perf_counter() - t0
         col.search(f"syn{n}", "w1 w2", who)  # load the generation once
-        times, lex_times, emb_times = [], [], []
+        times, lex_times, emb_times, plain_times = [], [], [], []
+        no_rerank = FusionConfig(col.DEFAULT_FUSION.alpha, col.DEFAULT_FUSION.neighbour,
+                                 rerank=False)  # fmt: skip
         for _ in range(n_queries):
             q = " ".join(f"w{i}" for i in rng.integers(0, 2000, size=6))
             t = time.perf_counter()
@@ -212,14 +219,23 @@ def latency(sizes: list[int], n_queries: int) -> dict:
             col.search(f"syn{n}", q, who, k=10, fusion=FusionConfig(mode="lexical"))
             lex_times.append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
+            col.search(f"syn{n}", q, who, k=10, fusion=no_rerank)
+            plain_times.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
             emb.encode([q])
             emb_times.append((time.perf_counter() - t) * 1000)
+        db = col.connect(f"syn{n}")
+        folder = col.generation_dir(db, 0)
+        db.close()
+        sizes_mb = {f.name: f.stat().st_size / 2**20 for f in folder.iterdir() if f.is_file()}
         out[str(n)] = {"p50_ms": float(np.percentile(times, 50)),
                        "p95_ms": float(np.percentile(times, 95)),
                        "lexical_only_p50_ms": float(np.percentile(lex_times, 50)),
                        "lexical_only_p95_ms": float(np.percentile(lex_times, 95)),
+                       "no_rerank_p50_ms": float(np.percentile(plain_times, 50)),
+                       "no_rerank_p95_ms": float(np.percentile(plain_times, 95)),
                        "query_embedding_p50_ms": float(np.percentile(emb_times, 50)),
-                       "build_s": build}  # fmt: skip
+                       "build_s": build, "files_mb": sizes_mb}  # fmt: skip
     return out
 
 
@@ -269,8 +285,11 @@ def xquad_beir(quick: bool) -> dict:
     dev = [q["dev"] for q in questions]
     who = Identity("bench", ())
     out: dict = {"sentences": len(ids), "chunks": report.chunks_total, "questions": len(qtext)}
-    for label, cfg in [("keizoku hybrid (default)", None), ("keizoku lexical", FusionConfig(
-            mode="lexical")), ("keizoku dense (MiniLM)", FusionConfig(mode="dense"))]:  # fmt: skip
+    no_rerank = FusionConfig(col.DEFAULT_FUSION.alpha, col.DEFAULT_FUSION.neighbour, rerank=False)
+    for label, cfg in [("keizoku hybrid (default)", None),
+                       ("keizoku hybrid, no feedback/rerank (before s11)", no_rerank),
+                       ("keizoku lexical", FusionConfig(mode="lexical")),
+                       ("keizoku dense (MiniLM)", FusionConfig(mode="dense"))]:  # fmt: skip
         ranked, times = [], []
         for q in qtext:
             t = time.perf_counter()
@@ -577,13 +596,16 @@ def _print_xquad(q: dict) -> None:
 
 def _print_latency(latency_: dict) -> None:
     print(
-        "| chunks | hybrid p50 ms | hybrid p95 ms | lexical-only p50 / p95 ms |"
-        " query embedding p50 ms |\n|---|---|---|---|---|"
+        "| chunks | hybrid p50 / p95 ms | hybrid without feedback/rerank p50 / p95 ms |"
+        " lexical-only p50 / p95 ms | query embedding p50 ms | files MB |\n"
+        "|---|---|---|---|---|---|"
     )
     for n, r in latency_.items():
+        files = ", ".join(f"{k} {v:.0f}" for k, v in sorted(r["files_mb"].items()))
         print(
-            f"| {n} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['lexical_only_p50_ms']:.1f} / "
-            f"{r['lexical_only_p95_ms']:.1f} | {r['query_embedding_p50_ms']:.1f} |"
+            f"| {n} | {r['p50_ms']:.1f} / {r['p95_ms']:.1f} | {r['no_rerank_p50_ms']:.1f} / "
+            f"{r['no_rerank_p95_ms']:.1f} | {r['lexical_only_p50_ms']:.1f} / "
+            f"{r['lexical_only_p95_ms']:.1f} | {r['query_embedding_p50_ms']:.1f} | {files} |"
         )
 
 

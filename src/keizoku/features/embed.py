@@ -35,6 +35,7 @@ class Embedder:
     def __init__(self, name: str, model: Any) -> None:
         self.name = name
         self.model = model
+        self._drop: frozenset[int] | None = None
 
     @property
     def dim(self) -> int:
@@ -51,6 +52,52 @@ class Embedder:
         )
         return np.ascontiguousarray(out, dtype=np.float32)
 
+    def encode_with_tokens(
+        self, texts: list[str], batch_size: int = 64
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """``encode``'s vectors and, from the same forward pass, each text's token states
+        for late interaction (ColBERT's MaxSim; docs/decisions/0030, s11).
+
+        A text's token states: the model's last hidden states before pooling, one row a
+        word piece, L2-normalised, as float16; [CLS]/[SEP]/padding, punctuation and Lucene's
+        English stop words left out (a text of only those keeps its other pieces).
+        """
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32), []
+        drop = self._dropped_ids()
+        vectors: list[np.ndarray] = []
+        tokens: list[np.ndarray] = []
+        for lo in range(0, len(texts), 256):  # token states of a slice at a time: memory
+            out = self.model.encode(texts[lo : lo + 256], batch_size=batch_size,
+                                    output_value=None, show_progress_bar=False)  # fmt: skip
+            for row in out:
+                mask = row["attention_mask"].bool().cpu().numpy()
+                ids = row["input_ids"].cpu().numpy()[mask]
+                states = row["token_embeddings"].float().cpu().numpy()[mask]
+                tokens.append(_kept_states(ids, states, drop, self._special_ids()))
+                vectors.append(row["sentence_embedding"].float().cpu().numpy())
+        vecs = np.asarray(vectors, dtype=np.float32)
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        return np.ascontiguousarray(vecs / np.where(norms > 0, norms, 1.0)), tokens
+
+    def _special_ids(self) -> frozenset[int]:
+        tok = self.model.tokenizer
+        ids = (tok.cls_token_id, tok.sep_token_id, tok.pad_token_id)
+        return frozenset(i for i in ids if i is not None)
+
+    def _dropped_ids(self) -> frozenset[int]:
+        """Word pieces that carry no content: special, punctuation, Lucene's stop words."""
+        if self._drop is None:
+            import string
+
+            from keizoku.features.text import STOPWORDS
+
+            vocab: dict[str, int] = self.model.tokenizer.get_vocab()
+            punct = set(string.punctuation)
+            junk = {i for t, i in vocab.items() if t in STOPWORDS or (t and set(t) <= punct)}
+            self._drop = frozenset(junk) | self._special_ids()
+        return self._drop
+
     def encode_each(self, texts: list[str]) -> np.ndarray:
         """``encode`` one text at a time on one thread: a text's numbers do not depend on
         the batch it came in (no padding), so a file and the one-row server agree exactly.
@@ -66,6 +113,21 @@ class Embedder:
             return self.encode(texts, batch_size=1)
         finally:
             torch.set_num_threads(threads)
+
+
+def _kept_states(
+    ids: np.ndarray, states: np.ndarray, drop: frozenset[int], special: frozenset[int]
+) -> np.ndarray:
+    """The rows of ``states`` whose piece is not in ``drop`` (else not special, else all),
+    L2-normalised, float16."""
+    for skip in (drop, special, frozenset()):
+        keep = np.asarray([int(i) not in skip for i in ids], dtype=bool)
+        if keep.any():
+            break
+    kept = states[keep]
+    norms = np.linalg.norm(kept, axis=1, keepdims=True)
+    out: np.ndarray = (kept / np.where(norms > 0, norms, 1.0)).astype(np.float16)
+    return out
 
 
 def _load(name: str) -> Any:

@@ -20,11 +20,20 @@ from keizoku.home import sha256_file
 from keizoku.rag.access import Identity, normalize_acl
 from keizoku.rag.chunk import ChunkConfig, chunk_document
 from keizoku.rag.embed import (
+    Embedder,
     EmbeddingConfig,
     embedder_for,
     resolve_model_name,
 )
-from keizoku.rag.index import DenseIndex, FusionConfig, LexicalIndex, fuse, top_k
+from keizoku.rag.index import (
+    DenseIndex,
+    FusionConfig,
+    LexicalIndex,
+    TokenIndex,
+    fuse,
+    late_interaction,
+    top_k,
+)
 from keizoku.rag.parse import SUFFIXES, ParsedDoc, parse_file
 from keizoku.rag.store import (
     PgCollection,
@@ -185,6 +194,7 @@ class _Generation:
     next_row: np.ndarray
     lexical: LexicalIndex
     dense: DenseIndex
+    tokens: TokenIndex | None  # token states for the rerank (None: not stored)
 
 
 _GEN_CACHE: dict[tuple[str, int], _Generation] = {}
@@ -200,7 +210,7 @@ def _load_generation(db: _DB, gen: int) -> _Generation:
     with np.load(folder / "rows.npz") as z:
         arrays = {k: z[k] for k in ("rows", "row_docs", "prev_row", "next_row")}
     loaded = _Generation(gen, lexical=LexicalIndex.load(folder), dense=DenseIndex.load(folder),
-                         **arrays)  # fmt: skip
+                         tokens=TokenIndex.load(folder), **arrays)  # fmt: skip
     with _GEN_LOCK:
         for old in [k for k in _GEN_CACHE if k[0] == key[0]]:
             del _GEN_CACHE[old]
@@ -214,6 +224,7 @@ def _build_generation(
     new_gen: int,
     new_vecs: dict[int, np.ndarray],
     dim: int,
+    new_tokens: dict[int, np.ndarray] | None = None,
 ) -> int:
     from keizoku.rag.index import _save_npz
 
@@ -250,7 +261,33 @@ def _build_generation(
     _save_npz(folder / "rows.npz", rows=ids, row_docs=docs, prev_row=prev_row, next_row=next_row)
     LexicalIndex.build([r[2].split() for r in rows]).save(folder)
     DenseIndex.build(vectors).save(folder)
+    tokens = _token_blocks(ids, new_tokens or {}, old, old_pos, dim)
+    if tokens is not None:
+        TokenIndex.build(tokens, dim).save(folder)
     return len(ids)
+
+
+def _token_blocks(
+    ids: np.ndarray,
+    new_tokens: dict[int, np.ndarray],
+    old: _Generation | None,
+    old_pos: dict[int, int],
+    dim: int,
+) -> list[np.ndarray] | None:
+    """Every row's token states (new, else kept from the old generation); ``None`` when
+    a row has none (an HTTP or lexical-only collection, or chunks embedded before token
+    states were stored: the rerank waits for a ``--rebuild``)."""
+    if not new_tokens:
+        return None
+    blocks: list[np.ndarray] = []
+    for cid in ids.tolist():
+        if cid in new_tokens:
+            blocks.append(new_tokens[cid])
+        elif old is not None and old.tokens is not None and cid in old_pos:
+            blocks.append(old.tokens.block(old_pos[cid]))
+        else:
+            return None
+    return blocks if all(b.shape[1] == dim for b in blocks) else None
 
 
 def ingest(
@@ -340,11 +377,17 @@ def ingest(
         report.embedding = cfg.describe()
         if changed or gen is None:
             embedder = embedder_for(cfg)
-            vecs = embedder.encode([t for _, t in pending])
+            new_tokens: dict[int, np.ndarray] = {}
+            if isinstance(embedder, Embedder):  # a local model: token states too
+                vecs, states = embedder.encode_with_tokens([t for _, t in pending])
+                new_tokens = {cid: states[i] for i, (cid, _) in enumerate(pending)}
+            else:
+                vecs = embedder.encode([t for _, t in pending])
             new_vecs = {cid: vecs[i] for i, (cid, _) in enumerate(pending)}
             new_gen = 0 if gen is None else int(gen) + 1
             dim = vecs.shape[1] if len(pending) else embedder.dim
-            report.chunks_total = _build_generation(db, name, new_gen, new_vecs, dim)
+            report.chunks_total = _build_generation(db, name, new_gen, new_vecs, dim,
+                                                    new_tokens)  # fmt: skip
             db.publish(new_gen)
             report.chunks_embedded = len(pending) if cfg.backend != "none" else 0
             db.set_meta("generation", str(new_gen))
@@ -451,6 +494,8 @@ def collection_info(name: str) -> dict[str, object]:
         analyzer = _stored_analyzer(db, name)
         docs = db.counts()[0]
         texts = db.chunk_texts()
+        gen = db.meta("generation")
+        tokens = gen is not None and (generation_dir(db, int(gen)) / "token_offsets.npy").is_file()
     finally:
         db.close()
     langs: dict[str, int] = {}
@@ -463,6 +508,7 @@ def collection_info(name: str) -> dict[str, object]:
         "embedding": cfg.describe() if cfg else None,
         "search": "lexical-only (BM25)" if lexical_only else "hybrid (BM25 + dense)",
         "english_stemmer": analyzer.english,
+        "late_interaction": tokens,  # token states stored: hybrid searches rerank
     }  # fmt: skip
 
 
@@ -564,10 +610,23 @@ def search(
         if cfg.mode != "dense":
             lexical = g.lexical.scores(analyzer.query_tokens(query), allowed)
         dense_rows = dense = None
+        qtok = None
         if cfg.mode != "lexical":
-            qvec = embedder_for(emb).encode([query])[0]
+            embedder = embedder_for(emb)
+            if _reranks(g, cfg) and isinstance(embedder, Embedder):
+                qvecs, qstates = embedder.encode_with_tokens([query])
+                qvec, qtok = qvecs[0], qstates[0]
+            else:
+                qvec = embedder.encode([query])[0]
             dense_rows, dense = g.dense.scores(qvec, allowed)
         fused = fuse(allowed, lexical, dense_rows, dense, g.prev_row, g.next_row, cfg)
+        if qtok is not None and g.tokens is not None:
+
+            def rescore(vector: np.ndarray) -> np.ndarray:
+                rows, scores = g.dense.scores(vector, allowed)
+                return fuse(allowed, lexical, rows, scores, g.prev_row, g.next_row, cfg)
+
+            fused = late_interaction(fused, allowed, rescore, g.dense, g.tokens, qvec, qtok)
         order = top_k(fused, k)
         if cfg.mode == "lexical" and lexical is not None:
             # chunks without a query term: raw BM25 0 (min-max would also zero the lowest match)
@@ -576,6 +635,11 @@ def search(
         return _hits(kept.db, picked, principals)
     finally:
         kept.end()
+
+
+def _reranks(g: _Generation, cfg: FusionConfig) -> bool:
+    """Whether a search of ``g`` feeds back and reranks: hybrid, token states stored."""
+    return cfg.mode == "hybrid" and cfg.rerank and g.tokens is not None
 
 
 def _read_state(db: _DB, name: str) -> tuple[int, EmbeddingConfig, Analyzer] | None:
