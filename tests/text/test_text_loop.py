@@ -34,6 +34,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     schema = yaml.safe_load((p.root / "schema.yaml").read_text())
     kinds = {c["name"]: c["kind"] for c in schema["columns"]}
     assert kinds["message"] == "text", kinds  # Japanese rows have no spaces: still text
+    # the retrain searches as the first train did: two linear trials, not a 60 s clock
+    spec = yaml.safe_load((p.root / "keizoku.yaml").read_text())
+    retraining = spec.setdefault("retraining", {})
+    retraining["train"] = {"models": ["linear"], "max_trials": 2, "budget": "10m"}
+    (p.root / "keizoku.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     train = p.run("train", "--family", "linear", "--max-trials", "2", "--budget", "10m")
     assert train.code == 0, train.text
     assert "Registered tickets:1 as champion" in train.text
