@@ -9,7 +9,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -298,6 +298,7 @@ def ingest(
     model: str | None = None,
     rebuild: bool = False,
     embedding: EmbeddingConfig | None = None,
+    late_interaction: bool | None = None,
 ) -> IngestReport:
     """Add, update and remove documents; unchanged content (same sha256) is not re-embedded.
 
@@ -305,7 +306,9 @@ def ingest(
     is not among ``inputs`` are removed (from the database and from every index).
     ``embedding`` (or ``model``, a local model) is fixed at the first ingest and can
     change only with ``rebuild``; left unset on a collection whose first ingest is mostly
-    Japanese, the collection is lexical-only (the report says so).
+    Japanese, the collection is lexical-only (the report says so). ``late_interaction``
+    (``None``: as ``embedding`` or the collection has it, else on) is part of it:
+    ``False`` stores no token states, and searches rank with the plain hybrid.
     """
     start = time.perf_counter()
     report = IngestReport(name)
@@ -313,8 +316,7 @@ def ingest(
     try:
         db.begin_write()
         stored = _stored_embedding(db)
-        requested = embedding or (EmbeddingConfig(model=resolve_model_name(model)) if model
-                                  else None)  # fmt: skip
+        requested = _requested_embedding(embedding, model, late_interaction, stored)
         if requested and stored and requested != stored and not rebuild:
             raise UserInputError(
                 f"Collection {name!r} embeds with {stored.describe()}, not "
@@ -373,12 +375,12 @@ def ingest(
         gen = db.meta("generation")
         cfg = (requested if rebuild and requested else stored) or requested
         if cfg is None:
-            cfg = _default_embedding([t for _, t in pending], report)
+            cfg = _default_embedding([t for _, t in pending], report, late_interaction)
         report.embedding = cfg.describe()
         if changed or gen is None:
             embedder = embedder_for(cfg)
             new_tokens: dict[int, np.ndarray] = {}
-            if isinstance(embedder, Embedder):  # a local model: token states too
+            if isinstance(embedder, Embedder) and cfg.late_interaction:  # token states too
                 vecs, states = embedder.encode_with_tokens([t for _, t in pending])
                 new_tokens = {cid: states[i] for i, (cid, _) in enumerate(pending)}
             else:
@@ -415,6 +417,23 @@ def _allowed_rows(row_docs: np.ndarray, doc_ids: np.ndarray) -> np.ndarray:
     mask = np.zeros(int(row_docs.max()) + 1, dtype=bool)
     mask[doc_ids[doc_ids < len(mask)]] = True
     return np.flatnonzero(mask[row_docs])
+
+
+def _requested_embedding(
+    embedding: EmbeddingConfig | None,
+    model: str | None,
+    late_interaction: bool | None,
+    stored: EmbeddingConfig | None,
+) -> EmbeddingConfig | None:
+    """The embedding an ingest asks for: ``embedding``, else ``model`` (local), else the
+    stored one when only ``late_interaction`` is given; ``None``: nothing asked (a new
+    collection then gets :func:`_default_embedding`)."""
+    requested = embedding or (EmbeddingConfig(model=resolve_model_name(model)) if model
+                              else None)  # fmt: skip
+    base = requested or stored
+    if late_interaction is None or base is None:
+        return requested
+    return replace(base, late_interaction=late_interaction)
 
 
 def _stored_embedding(db: _DB) -> EmbeddingConfig | None:
@@ -463,8 +482,11 @@ def _ingest_analyzer(
     return stored
 
 
-def _default_embedding(texts: Sequence[str], report: IngestReport) -> EmbeddingConfig:
-    """MiniLM (English), or lexical-only when most new chunks are Japanese (no server set)."""
+def _default_embedding(
+    texts: Sequence[str], report: IngestReport, late_interaction: bool | None = None
+) -> EmbeddingConfig:
+    """MiniLM (English; ``late_interaction`` unless it is ``False``), or lexical-only when
+    most new chunks are Japanese (no server set)."""
     ja = sum(detect_language(t) == "ja" for t in texts)
     if texts and ja >= 0.5 * len(texts) and not os.environ.get("KEIZOKU_EMBED_MODEL"):
         report.notes.append(
@@ -474,7 +496,8 @@ def _default_embedding(texts: Sequence[str], report: IngestReport) -> EmbeddingC
             "hybrid search."
         )
         return EmbeddingConfig(backend="none", model="none")
-    return EmbeddingConfig(model=resolve_model_name(None))
+    on = late_interaction is not False
+    return EmbeddingConfig(model=resolve_model_name(None), late_interaction=on)
 
 
 def embedding_config(name: str) -> EmbeddingConfig | None:

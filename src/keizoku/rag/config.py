@@ -6,6 +6,7 @@ YAML, either at the top level or under ``rag:`` (so it can live in keizoku.yaml)
       url: http://localhost:8080/v1   # any OpenAI-compatible /v1/embeddings server
       model: bge-m3
       api_key_env: EMBED_API_KEY      # the key is read from this variable, never stored
+      # late_interaction: false     # local model: no token states (vectors only, plain hybrid)
     chunking:
       max_words: 120
       max_chars: 300                  # Japanese sentences count characters

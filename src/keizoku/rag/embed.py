@@ -9,6 +9,11 @@
   from the environment variable the config names, never stored.
 * ``none``: no dense vectors; the collection is searched lexically (BM25) only. A
   collection whose first ingest is mostly Japanese gets this when no server is configured.
+
+``late_interaction`` (a local model only, on by default): also store each chunk's token
+states for hybrid search's feedback and MaxSim rerank (about 15 KiB a chunk, 10x the
+vector; decision 0030 s11). Off, a collection keeps its vectors only and searches with the
+plain hybrid. Like the model, it is fixed at the first ingest and changed with a rebuild.
 """
 
 from __future__ import annotations
@@ -53,6 +58,11 @@ class EmbeddingConfig:
     api_key_env: str | None = None
     batch_size: int = 64
     timeout_s: float = 60.0
+    late_interaction: bool = True
+
+    def __post_init__(self) -> None:
+        if self.backend != "local":  # token states come from a local model's forward pass
+            object.__setattr__(self, "late_interaction", False)
 
     def check(self) -> EmbeddingConfig:
         if self.backend not in ("local", "http", "none"):
@@ -66,6 +76,11 @@ class EmbeddingConfig:
             )
         if self.batch_size < 1:
             raise UserInputError(f"embeddings.batch_size={self.batch_size} must be >= 1.")
+        if not isinstance(self.late_interaction, bool):
+            raise UserInputError(
+                f"embeddings.late_interaction {self.late_interaction!r} is not true or false. "
+                "Write late_interaction: false to store no token states."
+            )
         return self
 
     @classmethod
@@ -87,7 +102,7 @@ class EmbeddingConfig:
             return "none (lexical-only: BM25)"
         if self.backend == "http":
             return f"http {self.model} at {self.url}"
-        return f"local {self.model}"
+        return f"local {self.model}" + ("" if self.late_interaction else " (late interaction off)")
 
 
 class NoEmbedder:
