@@ -114,8 +114,9 @@ def test_a_collection_without_token_states_still_answers(tmp_path: Path, write) 
     assert _sources("old", query, EVERYONE) == _sources("old", query, EVERYONE, NO_RERANK)
     assert _sources("old", query, EVERYONE)[0] == "mill.txt"
     write(docs / "road.txt", "The road to the mill was paved in 1920.")
-    ingest("old", *file_inputs([docs], ["group:everyone"]))
+    report = ingest("old", *file_inputs([docs], ["group:everyone"]))
     assert collection_info("old")["late_interaction"] is False
+    assert any("--rebuild to store them" in n for n in report.notes), report.notes
     assert "road.txt" in _sources("old", "When was the road paved?", EVERYONE)
     ingest("old", *file_inputs([docs], ["group:everyone"]), rebuild=True)
     assert collection_info("old")["late_interaction"] is True

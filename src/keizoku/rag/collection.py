@@ -390,6 +390,12 @@ def ingest(
             dim = vecs.shape[1] if len(pending) else embedder.dim
             report.chunks_total = _build_generation(db, name, new_gen, new_vecs, dim,
                                                     new_tokens)  # fmt: skip
+            if new_tokens and not (db.folder / f"gen-{new_gen}" / "token_offsets.npy").is_file():
+                report.notes.append(
+                    f"Chunks of {name!r} embedded before token states were stored have none, "
+                    "so its searches skip the feedback and rerank. Re-ingest all of its "
+                    "documents with --rebuild to store them."
+                )
             db.publish(new_gen)
             report.chunks_embedded = len(pending) if cfg.backend != "none" else 0
             db.set_meta("generation", str(new_gen))
