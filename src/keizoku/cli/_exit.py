@@ -31,6 +31,7 @@ module, which does nothing a caller can see and took 0.3-1.3 s of CPU per comman
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import sys
@@ -217,8 +218,6 @@ def leave(code: int) -> NoReturn:
     shutdown()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe or stream: nothing to keep
             stream.flush()
-        except (OSError, ValueError):  # a closed pipe or a closed stream: nothing to keep
-            pass
     os._exit(code)
