@@ -17,7 +17,7 @@ import numpy as np
 
 from keizoku.errors import UserInputError, require_extra
 
-__all__ = ["DEFAULT_MODEL", "Embedder", "get_embedder", "resolve_model_name"]
+__all__ = ["DEFAULT_MODEL", "Embedder", "get_embedder", "resolve_model_name", "unit_rows"]
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _CACHE: dict[str, Embedder] = {}
@@ -64,7 +64,7 @@ class Embedder:
         """
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32), []
-        drop = self._dropped_ids()
+        drop, special = self._dropped_ids(), self._special_ids()
         vectors: list[np.ndarray] = []
         tokens: list[np.ndarray] = []
         for lo in range(0, len(texts), 256):  # token states of a slice at a time: memory
@@ -74,11 +74,9 @@ class Embedder:
                 mask = row["attention_mask"].bool().cpu().numpy()
                 ids = row["input_ids"].cpu().numpy()[mask]
                 states = row["token_embeddings"].float().cpu().numpy()[mask]
-                tokens.append(_kept_states(ids, states, drop, self._special_ids()))
+                tokens.append(_kept_states(ids, states, drop, special))
                 vectors.append(row["sentence_embedding"].float().cpu().numpy())
-        vecs = np.asarray(vectors, dtype=np.float32)
-        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-        return np.ascontiguousarray(vecs / np.where(norms > 0, norms, 1.0)), tokens
+        return np.ascontiguousarray(unit_rows(np.asarray(vectors, dtype=np.float32))), tokens
 
     def _special_ids(self) -> frozenset[int]:
         tok = self.model.tokenizer
@@ -124,9 +122,14 @@ def _kept_states(
         keep = np.asarray([int(i) not in skip for i in ids], dtype=bool)
         if keep.any():
             break
-    kept = states[keep]
-    norms = np.linalg.norm(kept, axis=1, keepdims=True)
-    out: np.ndarray = (kept / np.where(norms > 0, norms, 1.0)).astype(np.float16)
+    out: np.ndarray = unit_rows(states[keep]).astype(np.float16)
+    return out
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Each row of ``x`` scaled to length 1 (an all-zero row stays zero)."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    out: np.ndarray = x / np.where(norms > 0, norms, 1.0)
     return out
 
 

@@ -26,7 +26,13 @@ from typing import Any
 import numpy as np
 
 from keizoku.errors import KeizokuError, UserInputError
-from keizoku.features.embed import DEFAULT_MODEL, Embedder, get_embedder, resolve_model_name
+from keizoku.features.embed import (
+    DEFAULT_MODEL,
+    Embedder,
+    get_embedder,
+    resolve_model_name,
+    unit_rows,
+)
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -180,8 +186,7 @@ class HttpEmbedder:
                 f"{self._dim}-d as before. Re-ingest with --rebuild after changing the model."
             )
         self._dim = out.shape[1]
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return np.ascontiguousarray(out / np.where(norms > 0, norms, 1.0), dtype=np.float32)
+        return np.ascontiguousarray(unit_rows(out), dtype=np.float32)
 
 
 AnyEmbedder = Embedder | HttpEmbedder | NoEmbedder
