@@ -390,7 +390,7 @@ def ingest(
             dim = vecs.shape[1] if len(pending) else embedder.dim
             report.chunks_total = _build_generation(db, name, new_gen, new_vecs, dim,
                                                     new_tokens)  # fmt: skip
-            if new_tokens and not (db.folder / f"gen-{new_gen}" / "token_offsets.npy").is_file():
+            if new_tokens and not TokenIndex.stored(db.folder / f"gen-{new_gen}"):
                 report.notes.append(
                     f"Chunks of {name!r} embedded before token states were stored have none, "
                     "so its searches skip the feedback and rerank. Re-ingest all of its "
@@ -524,7 +524,7 @@ def collection_info(name: str) -> dict[str, object]:
         docs = db.counts()[0]
         texts = db.chunk_texts()
         gen = db.meta("generation")
-        tokens = gen is not None and (generation_dir(db, int(gen)) / "token_offsets.npy").is_file()
+        tokens = gen is not None and TokenIndex.stored(generation_dir(db, int(gen)))
     finally:
         db.close()
     langs: dict[str, int] = {}

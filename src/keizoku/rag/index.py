@@ -211,10 +211,15 @@ class TokenIndex:
             np.save(buf, arr)
             atomic_write_bytes(folder / name, buf.getvalue())
 
+    @staticmethod
+    def stored(folder: Path) -> bool:
+        """Whether the generation in ``folder`` has token states (its offsets file)."""
+        return (folder / "token_offsets.npy").is_file()
+
     @classmethod
     def load(cls, folder: Path) -> TokenIndex | None:
         """The stored token states; ``None`` for a generation without them."""
-        if not (folder / "token_offsets.npy").is_file():
+        if not cls.stored(folder):
             return None
         return cls(np.load(folder / "tokens.npy", mmap_mode="r"),
                    np.load(folder / "token_offsets.npy"))  # fmt: skip
