@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -25,6 +26,11 @@ from keizoku.registry.models import register as register_version
 from keizoku.registry.servable import ServableModel
 
 __all__ = ["LoggedModel", "TrainingRun"]
+
+# MLflow loads a model logged as code under process-wide state (a stand-in ``dbutils`` in
+# sys.modules, the model config): two loads at once in one process can leave the stand-in
+# there for good. One log_model at a time per process.
+_LOG_MODEL_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -174,7 +180,7 @@ class TrainingRun:
             artifacts.update({Path(p).name: str(p) for p in files.values()})
             entry = Path(__file__).with_name("_pyfunc_entry.py")
             _skip_package_scan()
-            with mlflow.start_run(run_id=self.run_id), warnings.catch_warnings():
+            with _LOG_MODEL_LOCK, mlflow.start_run(run_id=self.run_id), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 info = mlflow.pyfunc.log_model(
                     name="model",
