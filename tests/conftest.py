@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from kzsupport import KEIZOKU_EXE, SHARED_ENV, CliResult
+from kzsupport import FORK_ENV, FORKING, KEIZOKU_EXE, SHARED_ENV, CliResult
 
 # make test runs the suite with xdist's --dist loadfile: each file's tests run in one worker
 # (module fixtures, and tests that build on the previous one, stay whole); a session
@@ -60,6 +61,45 @@ def pytest_configure(config: pytest.Config) -> None:
         cache = tempfile.mkdtemp(prefix="keizoku-test-cache-")
         os.environ["KEIZOKU_CACHE_DIR"] = cache
         config.add_cleanup(lambda: shutil.rmtree(cache, ignore_errors=True))
+    if FORKING and (
+        "PYTEST_XDIST_WORKER" in os.environ or not config.getoption("numprocesses", None)
+    ):
+        _start_fork_server(config)
+
+
+def _start_fork_server(config: pytest.Config) -> None:
+    """This process's fork server (tests/forkserver.py), started in the background.
+
+    Until it has imported its libraries and listens, ``keizoku`` runs the real executable.
+    It exits when this process does (its stdin closes). With ``KEIZOKU_TEST_FORK_LOG=PATH``
+    the server logs each command (its pid, exit status and CPU seconds) to
+    ``PATH.server.WORKER``, and each client that ran the real executable says why in PATH.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="keizoku-test-fork-"))
+    socket_path = folder / "socket"
+    trace = os.environ.get("KEIZOKU_TEST_FORK_LOG")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    log_path = Path(f"{trace}.server.{worker}") if trace else folder / "server.log"
+    log = open(log_path, "w")  # noqa: SIM115 - closed in the cleanup
+    server = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("forkserver.py")), str(socket_path)],
+        stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    os.environ[FORK_ENV] = str(socket_path)
+
+    def stop() -> None:
+        os.environ.pop(FORK_ENV, None)
+        assert server.stdin is not None
+        server.stdin.close()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+    config.add_cleanup(stop)
 
 
 def _file(item: pytest.Item) -> str:

@@ -20,7 +20,25 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # The real console script, as a user runs it (exit codes are an API: test them here).
-KEIZOKU_EXE = str(Path(sys.executable).with_name("keizoku"))
+REAL_KEIZOKU_EXE = str(Path(sys.executable).with_name("keizoku"))
+# Where the tests start `keizoku`. By default a client of the per-worker fork server
+# (tests/forkserver.py), which runs the same console script in a child of a process that
+# has already imported the libraries it uses; KEIZOKU_TEST_FORK=0: the real executable.
+FORK_ENV = "KEIZOKU_TEST_FORKSERVER"
+FORKING = os.environ.get("KEIZOKU_TEST_FORK", "1") != "0"
+
+
+def _fork_client() -> str:
+    from forkserver import client_script
+
+    folder = Path(tempfile.mkdtemp(prefix="keizoku-test-client-"))
+    exe = folder / "keizoku"  # the same name: usage lines and argv[0] read "keizoku"
+    exe.write_text(client_script(sys.executable, REAL_KEIZOKU_EXE))
+    exe.chmod(0o755)
+    return str(exe)
+
+
+KEIZOKU_EXE = _fork_client() if FORKING else REAL_KEIZOKU_EXE
 CHROMIUM = Path("/usr/bin/chromium")
 # Set by tests/conftest.py in the process that starts the run, inherited by xdist workers.
 SHARED_ENV = "KEIZOKU_TEST_SHARED"
@@ -127,16 +145,27 @@ def free_port() -> int:
 class Server:
     """``keizoku serve`` in a subprocess on a free loopback port, run in ``cwd``.
 
-    ``env`` defaults to this process's environment with ``KEIZOKU_HOME`` = ``cwd/.keizoku``.
+    ``env`` defaults to this process's environment with ``KEIZOKU_HOME`` = ``cwd/.keizoku``;
+    ``exe=REAL_KEIZOKU_EXE`` when a test needs ``proc.pid`` to be the server's own pid.
     """
 
-    def __init__(self, cwd: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, cwd: Path, *args: str, env: dict[str, str] | None = None, exe: str | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = cwd / f"serve-{self.port}.log"
         if env is None:
             env = {**os.environ, "KEIZOKU_HOME": str(cwd / ".keizoku")}
-        cmd = [KEIZOKU_EXE, "serve", "--port", str(self.port), "--log-level", "warning", *args]
+        cmd = [
+            exe or KEIZOKU_EXE,
+            "serve",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            *args,
+        ]
         self._fh = open(self.log, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             cmd, cwd=cwd, env=env, stdout=self._fh, stderr=subprocess.STDOUT

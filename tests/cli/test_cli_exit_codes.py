@@ -14,7 +14,10 @@ import pytest
 
 from keizoku import __version__
 from keizoku.errors import ExitCode
-from kzsupport import KEIZOKU_EXE, CliResult
+
+# Exit codes and signals end to end: the real executable, never the test fork server.
+from kzsupport import REAL_KEIZOKU_EXE as KEIZOKU_EXE
+from kzsupport import CliResult
 
 
 def run(home: Path, *args: str, **env: str) -> CliResult:

@@ -17,7 +17,10 @@ from pathlib import Path
 import pytest
 
 from keizoku.errors import ExitCode
-from kzsupport import KEIZOKU_EXE, REPO
+
+# Exit codes and signals end to end: the real executable, never the test fork server.
+from kzsupport import REAL_KEIZOKU_EXE as KEIZOKU_EXE
+from kzsupport import REPO
 
 PENGUINS = REPO / "examples" / "data" / "penguins.csv"
 pytestmark = pytest.mark.slow

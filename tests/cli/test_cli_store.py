@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from keizoku.errors import ExitCode
-from kzsupport import KEIZOKU_EXE, REPO, CliResult
+from kzsupport import KEIZOKU_EXE, REAL_KEIZOKU_EXE, REPO, CliResult
 
 PENGUINS = REPO / "examples" / "data" / "penguins.csv"
 # The revision before MLflow's migration that batch-alters model_versions (workspaces):
@@ -34,9 +34,11 @@ def _env(home: Path) -> dict[str, str]:
     return {**os.environ, "COLUMNS": "200", "KEIZOKU_HOME": str(home)}
 
 
-def start(home: Path, *args: str, cwd: Path | None = None) -> subprocess.Popen[str]:
+def start(
+    home: Path, *args: str, cwd: Path | None = None, exe: str = KEIZOKU_EXE
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [KEIZOKU_EXE, *args], cwd=cwd or home.parent, env=_env(home),
+        [exe, *args], cwd=cwd or home.parent, env=_env(home),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
@@ -130,7 +132,7 @@ def test_a_command_waits_for_the_store_lock(keizoku_home: Path, healthy_store: P
     db = copy_store(healthy_store, keizoku_home)
     with open(keizoku_home / "mlflow.db.lock", "a") as held:
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
-        proc = start(keizoku_home, "models")
+        proc = start(keizoku_home, "models", exe=REAL_KEIZOKU_EXE)  # its own pid: /proc/PID/fd
         _wait_until_it_opens(proc, keizoku_home / "mlflow.db.lock")
         time.sleep(2)  # it has reached the lock: it must still be waiting
         assert proc.poll() is None, finish(proc).text

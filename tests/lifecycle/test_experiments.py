@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from kzsupport import log_prediction
+from kzsupport import REAL_KEIZOKU_EXE, log_prediction
 from rollout_support import MODEL, Server, cli, frame, set_gate, trained_project
 
 pytestmark = pytest.mark.slow
@@ -129,8 +129,9 @@ def test_status_and_the_bounded_wait_name_the_server_that_disagrees(project: Pat
 
     set_alias(MODEL, "challenger", 2)
     set_gate(2, "passed")
-    fast = Server(project, "--poll-interval", "0.3")
-    slow = Server(project, "--poll-interval", "0")  # never polls: stays behind
+    # the real executable: the servers' heartbeats and messages name their own pids
+    fast = Server(project, "--poll-interval", "0.3", exe=REAL_KEIZOKU_EXE)
+    slow = Server(project, "--poll-interval", "0", exe=REAL_KEIZOKU_EXE)  # never polls
     try:
         fast.wait_ready()  # both start at once
         slow.wait_ready()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -146,7 +147,7 @@ def _register_ungated(kz: Home) -> int:
         "    print(run.register(load_model('penguins:2'), {'card': d / 'model_card.md'}, {}))\n"
     )
     proc = subprocess.run(
-        [str(Path(KEIZOKU_EXE).with_name("python")), "-c", code], env=kz.env,
+        [sys.executable, "-c", code], env=kz.env,
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     return int(proc.stdout.strip().splitlines()[-1])

@@ -1,0 +1,420 @@
+"""A pre-imported process that forks one child per ``keizoku`` command the tests run.
+
+Most of what a small ``keizoku`` command costs is importing the libraries it uses
+(scikit-learn, MLflow and its SQLAlchemy store, FastAPI): ~2.3 s of a 3.7 s ``train``
+(decision 0008, s12). The suite starts about 600 commands. This server imports those
+libraries once per pytest worker; each command is then a ``fork()`` of it that runs the
+real console script (``.venv/bin/keizoku``, by ``runpy``) with the command's own
+arguments, working folder, environment, umask and standard streams. keizoku's own
+modules are *not* kept: each child imports them afresh, as a new process would.
+
+The test holds a small client process (``client_script``) in place of the executable:
+it passes its stdin/stdout/stderr to the server, forwards the signals it receives to the
+child, and exits as the child did (the same code, or killed by the same signal). If the
+client dies (a test's timeout kills it), the server kills the child. Anything the server
+cannot reproduce falls back to ``exec`` of the real executable: no server, a different
+interpreter start-up environment (``PYTHON*``, locale, thread counts, ``LD_*``), or a
+server that is not ready yet.
+
+What is not exercised through here, and so is tested through the real executable
+(``kzsupport.REAL_KEIZOKU_EXE``): the interpreter's start, the console script's imports
+of third-party libraries in a fresh process (``tests/test_imports.py``), exit codes and
+signals end to end (``tests/cli/test_cli_exit_codes.py``, ``test_cli_signals.py``), the
+README's quick start, and tests that look at the command's own pid.
+``KEIZOKU_TEST_FORK=0 make test`` runs every command through the real executable.
+
+Run as ``python forkserver.py SOCKET``; it exits when its stdin closes (its pytest worker
+ended).
+"""
+
+from __future__ import annotations
+
+import array
+import atexit
+import contextlib
+import gc
+import importlib
+import io
+import json
+import os
+import random
+import runpy
+import selectors
+import signal
+import socket
+import struct
+import sys
+import threading
+import traceback
+import warnings
+from typing import Any
+
+# Environment variables read when the interpreter or a native library starts: a command
+# that sets one differently from the server's own start gets the real executable.
+START_PREFIXES = ("PYTHON", "LD_", "LC_", "MALLOC_")
+START_NAMES = ("LANG", "LANGUAGE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+               "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
+               "KMP_AFFINITY", "OMP_PROC_BIND")  # fmt: skip
+
+# keizoku modules imported once so that the third-party libraries *they* import are
+# loaded; the keizoku modules themselves are then dropped (each child imports its own).
+WARM = (
+    "keizoku.cli",
+    "keizoku.training.search",
+    "keizoku.training.metrics",
+    "keizoku.training.model",
+    "keizoku.lifecycle.retrain",
+    "keizoku.registry.tracking",
+    "keizoku.registry.models",
+    "keizoku.serving.app",
+    "keizoku.evaluation.explain",
+    "keizoku.monitoring.drift",
+    "keizoku.reporting",
+    "sklearn.ensemble",
+    "sklearn.linear_model",
+    "lightgbm",
+    "xgboost",
+    "mlflow",
+    "mlflow.pyfunc",
+    "mlflow.tracking",
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.model_registry.sqlalchemy_store",
+    "optuna",
+    "uvicorn",
+    "uvicorn.main",
+    "uvicorn.loops.uvloop",
+    "uvicorn.lifespan.on",
+    "uvicorn.protocols.http.httptools_impl",
+    "httpx",
+    "pyarrow.pandas_compat",
+    "narwhals._pandas_like.namespace",
+    "mlflow.tracing.export",
+    "opentelemetry.sdk.metrics",
+    "sqlalchemy.dialects.sqlite",
+    "alembic.command",
+    "sklearn.calibration",
+    "git",
+    "IPython",
+)
+# Never pre-imported: they start threads or hold devices, and few commands use them.
+COLD = ("torch", "ray", "tensorflow", "onnxruntime")
+
+
+# Read at run time, not at start: Ray sets PYTHONBREAKPOINT in a process that calls ray.init.
+RUN_TIME = ("PYTHONBREAKPOINT",)
+
+
+def start_env(env: dict[str, str]) -> dict[str, str]:
+    """The part of an environment that a process reads when it starts."""
+    return {
+        k: v
+        for k, v in env.items()
+        if (k.startswith(START_PREFIXES) or k in START_NAMES) and k not in RUN_TIME
+    }
+
+
+def warm() -> list[str]:
+    """Import ``WARM``; the warnings raised on the way (a child would not raise them again).
+
+    Every warning is recorded with the "always" action, which leaves no module's
+    once-only registry marked: a child warns as a new process would.
+    """
+    with warnings.catch_warnings(record=True) as raised:
+        warnings.simplefilter("always")
+        for name in WARM:
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
+    for name in [n for n in sys.modules if n == "keizoku" or n.startswith("keizoku.")]:
+        del sys.modules[name]
+    gc.collect()
+    gc.freeze()  # fewer pages copied on write in each child
+    return [f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})" for w in raised]
+
+
+# Threads that are safe across fork(): pyarrow's jemalloc takes its own locks around it
+# (pthread_atfork) and starts its background thread again in the child when needed.
+FORK_SAFE_THREADS = ("jemalloc_bg_thd",)
+
+
+def threads() -> int:
+    """This process's threads, besides the fork-safe ones (1: only the main thread)."""
+    names = []
+    for task in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError), open(f"/proc/self/task/{task}/comm") as fh:
+            names.append(fh.read().strip())
+    return sum(1 for name in names if name not in FORK_SAFE_THREADS)
+
+
+# -------------------------------------------------------------------------- the server
+
+
+def recv_request(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    fds = array.array("i")
+    head, ancillary, _, _ = conn.recvmsg(8, socket.CMSG_LEN(3 * fds.itemsize))
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+    (size,) = struct.unpack("!Q", head)
+    body = bytearray()
+    while len(body) < size:
+        chunk = conn.recv(size - len(body))
+        if not chunk:
+            raise ConnectionError("client went away")
+        body += chunk
+    return json.loads(body), list(fds)
+
+
+class Server:
+    def __init__(self, path: str) -> None:
+        self.env = start_env(dict(os.environ))
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path + ".tmp")
+        os.rename(path + ".tmp", path)  # a client sees the socket only once it listens
+        self.listener.listen(64)
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(self.listener, selectors.EVENT_READ, ("accept", None))
+        self.sel.register(sys.stdin, selectors.EVENT_READ, ("parent", None))
+        self.children: dict[int, tuple[socket.socket, int]] = {}  # pid -> (conn, pidfd)
+
+    def serve(self) -> None:
+        while True:
+            for key, _ in self.sel.select():
+                what, arg = key.data
+                if what == "accept":
+                    self.accept()
+                elif what == "parent":
+                    if not os.read(sys.stdin.fileno(), 4096):
+                        self.shutdown()
+                        return
+                elif what == "exited":
+                    self.reap(arg)
+                elif what == "client":
+                    self.client_event(arg)
+
+    def accept(self) -> None:
+        conn, _ = self.listener.accept()
+        try:
+            request, fds = recv_request(conn)
+        except (OSError, ValueError, ConnectionError, struct.error):
+            conn.close()
+            return
+        differs = sorted(set(start_env(request["env"]).items()) ^ set(self.env.items()))
+        if len(fds) != 3 or differs or threads() != 1:
+            why = f"start-up environment {differs}, {threads()} threads"
+            print(f"forkserver: real executable for {request.get('args')}: {why}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+            for fd in fds:
+                os.close(fd)
+            with contextlib.suppress(OSError):
+                conn.sendall(b"F\n")  # the client runs the real executable
+            conn.close()
+            return
+        pid = os.fork()
+        if pid == 0:
+            self.child(request, fds, conn)  # never returns
+        for fd in fds:
+            os.close(fd)
+        pidfd = os.pidfd_open(pid)
+        self.children[pid] = (conn, pidfd)
+        self.sel.register(pidfd, selectors.EVENT_READ, ("exited", pid))
+        self.sel.register(conn, selectors.EVENT_READ, ("client", pid))
+        print(f"forkserver: pid {pid} runs {request['args']}", file=sys.stderr, flush=True)
+        with contextlib.suppress(OSError):
+            conn.sendall(f"P {pid}\n".encode())
+
+    def client_event(self, pid: int) -> None:
+        """The client only ever closes its end: it died, so its command goes too."""
+        conn, _ = self.children[pid]
+        with contextlib.suppress(OSError):
+            if conn.recv(64):
+                return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        self.sel.unregister(conn)
+
+    def reap(self, pid: int) -> None:
+        conn, pidfd = self.children.pop(pid)
+        _, status, usage = os.wait4(pid, 0)
+        cpu = usage.ru_utime + usage.ru_stime
+        print(f"forkserver: pid {pid} status {status} cpu {cpu:.2f}", file=sys.stderr, flush=True)
+        self.sel.unregister(pidfd)
+        os.close(pidfd)
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(conn)
+        with contextlib.suppress(OSError):
+            conn.sendall(f"X {status}\n".encode())
+        conn.close()
+
+    def shutdown(self) -> None:
+        for pid in list(self.children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+
+    # ----------------------------------------------------------------- in the child
+
+    def child(self, request: dict[str, Any], fds: list[int], conn: socket.socket) -> None:
+        code = 1
+        try:
+            self.sel.close()
+            self.listener.close()
+            for other, pidfd in self.children.values():
+                other.close()
+                os.close(pidfd)
+            conn.close()
+            os.dup2(fds[0], 0, inheritable=True)
+            os.dup2(fds[1], 1, inheritable=True)
+            os.dup2(fds[2], 2, inheritable=True)
+            for fd in fds:
+                if fd > 2:
+                    os.close(fd)
+            code = run_command(request)
+        except BaseException:  # noqa: BLE001 - the child must end here, whatever happened
+            with contextlib.suppress(BaseException):
+                traceback.print_exc()
+        finally:
+            os._exit(code)
+
+
+def _stdio() -> None:
+    """Standard streams as a new interpreter would make them on fds 0-2."""
+    encoding, errors = sys.stdout.encoding, sys.stdout.errors or "strict"
+
+    def stream(fd: int, mode: str, errors: str, line_buffering: bool) -> io.TextIOWrapper:
+        raw = io.FileIO(fd, mode, closefd=False)
+        buffered = io.BufferedReader(raw) if mode == "r" else io.BufferedWriter(raw)
+        return io.TextIOWrapper(
+            buffered, encoding=encoding, errors=errors, line_buffering=line_buffering
+        )
+
+    sys.stdin = stream(0, "r", errors, False)
+    sys.stdout = stream(1, "w", errors, os.isatty(1))
+    sys.stderr = stream(2, "w", "backslashreplace", True)  # line-buffered, as Python's own
+    vars(sys).update(__stdin__=sys.stdin, __stdout__=sys.stdout, __stderr__=sys.stderr)
+
+
+def run_command(request: dict[str, Any]) -> int:
+    """Become ``keizoku ARGS``: the console script, run as ``__main__``."""
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.chdir(request["cwd"])
+    os.umask(request["umask"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    _stdio()
+    script = request["exe"]
+    sys.argv = [script, *request["args"]]
+    sys.path[0] = os.path.dirname(script)
+    random.seed()
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed()
+    importlib.invalidate_caches()
+    code: int = 0
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as done:
+        code = _exit_code(done.code)
+    except BaseException:  # noqa: BLE001 - what the interpreter prints, and its code
+        traceback.print_exc()
+        code = 1
+    # What the interpreter does at exit when the script ends without keizoku's own
+    # `leave` (a SystemExit raised past it, as uvicorn's does): join the threads that are
+    # not daemons, run the atexit handlers (the server shares its request counts there).
+    threading._shutdown()  # type: ignore[attr-defined]
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    return code
+
+
+def _exit_code(value: object) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return value & 0xFF
+    with contextlib.suppress(OSError, ValueError):
+        print(value, file=sys.stderr)
+    return 1
+
+
+# -------------------------------------------------------------------------- the client
+
+CLIENT = r"""#!{python} -IS
+# Generated by tests/forkserver.py: `keizoku` as a child of the test fork server.
+import array, json, os, signal, socket, struct, sys
+REAL = {real!r}
+def real(why=""):
+    log = os.environ.get("KEIZOKU_TEST_FORK_LOG")
+    if log and why:  # what ran the real executable, and why (decision 0008, s12)
+        with open(log, "a") as fh:
+            fh.write(f"{{why}}\t{{' '.join(sys.argv[1:])}}\n")
+    os.execv(REAL, [REAL, *sys.argv[1:]])
+path = os.environ.get("KEIZOKU_TEST_FORKSERVER")
+if not path:
+    real("no server in the environment")
+if not os.path.exists(path):
+    real("server not listening yet")
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+try:
+    s.connect(path)
+except OSError:
+    real("server refused the connection")
+mask = os.umask(0); os.umask(mask)
+body = json.dumps({{"exe": REAL, "args": sys.argv[1:], "cwd": os.getcwd(),
+                   "env": dict(os.environ), "umask": mask}}).encode()
+pending = []
+child = [0]
+def forward(sig, frame):
+    if child[0]:
+        os.kill(child[0], sig)
+    else:
+        pending.append(sig)
+for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+            signal.SIGUSR1, signal.SIGUSR2):
+    signal.signal(sig, forward)
+s.sendmsg([struct.pack("!Q", len(body))],
+          [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2]))])
+s.sendall(body)
+reader = s.makefile("rb")
+line = reader.readline()
+if line == b"F\n" or not line:
+    real("server declined")
+child[0] = int(line.split()[1])
+for sig in pending:
+    os.kill(child[0], sig)
+line = reader.readline()
+if not line.startswith(b"X "):
+    sys.stderr.write("keizoku (test fork server): the server went away mid-command\n")
+    os._exit(70)
+status = int(line.split()[1])
+if os.WIFSIGNALED(status):
+    sig = os.WTERMSIG(status)
+    signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+    os.kill(os.getpid(), sig)
+os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
+"""
+
+
+def client_script(python: str, real: str) -> str:
+    return CLIENT.format(python=python, real=real)
+
+
+def main() -> None:
+    os.environ.pop("KEIZOKU_TEST_FORKSERVER", None)
+    for line in warm():
+        print(f"forkserver: warning while importing: {line}", file=sys.stderr)
+    if any(name in sys.modules for name in COLD) or threads() != 1:
+        # a pre-imported library started a thread or loaded what must not be forked:
+        # every command falls back to the real executable
+        print(f"forkserver: not serving ({threads()} threads)", file=sys.stderr)
+        sys.stdin.read()
+        return
+    Server(sys.argv[1]).serve()
+
+
+if __name__ == "__main__":
+    main()
