@@ -77,6 +77,19 @@ def test_registry_reads_load_neither_mlflow_nor_pandas(project: Path) -> None:
         assert imported(args, project, home) & HEAVY == set(), args
 
 
+def test_a_first_read_in_a_new_home_loads_neither_mlflow_nor_pandas(tmp_path: Path) -> None:
+    """A new home's store is a copy of the cached migrated one (keizoku.registry.seed):
+    the first ``keizoku models`` there copies it and reads it without MLflow."""
+    from keizoku.registry import backend, seed
+
+    backend.prepare(f"sqlite:///{tmp_path / 'first.db'}")  # fills the cache if it is empty
+    assert seed.usable(seed.cache_path())
+    home = tmp_path / "new" / ".keizoku"
+    packages, out = listed(["models"], tmp_path, home)
+    assert packages & HEAVY == set()
+    assert "No registered models yet" in out and (home / "mlflow.db").is_file()
+
+
 def test_init_reads_the_table_without_scikit_learn_or_mlflow(tmp_path: Path) -> None:
     shutil.copy(REPO / "examples" / "data" / "penguins.csv", tmp_path)
     args = ["init", "penguins.csv", "--target", "species"]
