@@ -150,6 +150,28 @@ def test_monitor_over_the_log_runs_the_domain_classifier_without_scikit_learn(
     assert loaded & {"mlflow", "sklearn", "scipy", "torch", "lightgbm"} == set()
 
 
+def test_log_compaction_merges_parquet_without_pandas(tmp_path: Path) -> None:
+    """``keizoku log compact`` (and the loop's compaction) reads and writes the log with
+    DuckDB and pyarrow: the prediction log's modules import no pandas."""
+    from keizoku.monitoring.log import PredictionLog
+
+    home = tmp_path / ".keizoku"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KEIZOKU_HOME", str(home))
+        with PredictionLog(flush_interval_s=3600) as log:  # closing waits for the folding
+            for i in range(4):
+                log_prediction(
+                    log, request_id=f"r{i}", ts=1_700_000_000.0 + i, model=MODEL, version=1,
+                    variant="champion", inputs={"x": 1.0}, prediction="Adelie",
+                )  # fmt: skip
+                log.flush()
+    args = ["log", "compact", MODEL, "--older-than", "0s", "--grace", "0s", "--json"]
+    loaded, out = listed(args, tmp_path, home)
+    assert json.loads(out)["results"][0]["replaced"] == 4
+    assert "duckdb" in loaded  # the listing sees what compaction uses
+    assert loaded & {"pandas", "mlflow", "sklearn", "scipy", "torch", "lightgbm"} == set()
+
+
 def test_train_of_lightgbm_and_xgboost_explains_them_without_shap(tmp_path: Path) -> None:
     """LightGBM and XGBoost compute their own TreeSHAP (``pred_contrib``): a train that
     searches only them writes tree SHAP importance and never imports shap (~2 s of CPU)."""
