@@ -7,7 +7,9 @@ compacts or folds it) does not import pandas.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from keizoku._lazy import lazy_names
 
 if TYPE_CHECKING:
     from keizoku.data.ingest import ReadOptions, read_table
@@ -23,13 +25,4 @@ _LAZY = {
     "infer_schema": "keizoku.data.schema",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'keizoku.data' has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _LAZY)
