@@ -77,6 +77,19 @@ def test_registry_reads_load_neither_mlflow_nor_pandas(project: Path) -> None:
         assert imported(args, project, home) & HEAVY == set(), args
 
 
+def test_a_first_read_in_a_new_home_loads_neither_mlflow_nor_pandas(tmp_path: Path) -> None:
+    """A new home's store is a copy of the cached migrated one (keizoku.registry.seed):
+    the first ``keizoku models`` there copies it and reads it without MLflow."""
+    from keizoku.registry import backend, seed
+
+    backend.prepare(f"sqlite:///{tmp_path / 'first.db'}")  # fills the cache if it is empty
+    assert seed.usable(seed.cache_path())
+    home = tmp_path / "new" / ".keizoku"
+    packages, out = listed(["models"], tmp_path, home)
+    assert packages & HEAVY == set()
+    assert "No registered models yet" in out and (home / "mlflow.db").is_file()
+
+
 def test_init_reads_the_table_without_scikit_learn_or_mlflow(tmp_path: Path) -> None:
     shutil.copy(REPO / "examples" / "data" / "penguins.csv", tmp_path)
     args = ["init", "penguins.csv", "--target", "species"]
@@ -135,6 +148,28 @@ def test_monitor_over_the_log_runs_the_domain_classifier_without_scikit_learn(
     assert math.isfinite(report["multivariate"]["auc"])
     assert "duckdb" in loaded
     assert loaded & {"mlflow", "sklearn", "scipy", "torch", "lightgbm"} == set()
+
+
+def test_log_compaction_merges_parquet_without_pandas(tmp_path: Path) -> None:
+    """``keizoku log compact`` (and the loop's compaction) reads and writes the log with
+    DuckDB and pyarrow: the prediction log's modules import no pandas."""
+    from keizoku.monitoring.log import PredictionLog
+
+    home = tmp_path / ".keizoku"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KEIZOKU_HOME", str(home))
+        with PredictionLog(flush_interval_s=3600) as log:  # closing waits for the folding
+            for i in range(4):
+                log_prediction(
+                    log, request_id=f"r{i}", ts=1_700_000_000.0 + i, model=MODEL, version=1,
+                    variant="champion", inputs={"x": 1.0}, prediction="Adelie",
+                )  # fmt: skip
+                log.flush()
+    args = ["log", "compact", MODEL, "--older-than", "0s", "--grace", "0s", "--json"]
+    loaded, out = listed(args, tmp_path, home)
+    assert json.loads(out)["results"][0]["replaced"] == 4
+    assert "duckdb" in loaded  # the listing sees what compaction uses
+    assert loaded & {"pandas", "mlflow", "sklearn", "scipy", "torch", "lightgbm"} == set()
 
 
 def test_train_of_lightgbm_and_xgboost_explains_them_without_shap(tmp_path: Path) -> None:

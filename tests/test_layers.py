@@ -17,6 +17,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "keizoku"
 # Lower number = lower layer. A module not listed by its own name takes its package's rank.
 RANKS: dict[str, float] = {
     "errors": 0, "home": 0, "names": 0, "duration": 0, "sections": 0, "audit": 0, "store": 0,
+    "_lazy": 0,  # a package's names loaded on first use (keizoku, keizoku.data)
     "auth": 0, "reporting": 0.5,
     "data": 1, "features": 1, "prediction": 1,
     "rag": 2,

@@ -8,8 +8,9 @@ imports neither pandas nor the model zoo; ``keizoku.train``, ``keizoku.cluster``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from keizoku._lazy import lazy_names
 from keizoku.errors import KeizokuError
 
 if TYPE_CHECKING:
@@ -37,13 +38,4 @@ _LAZY = {
     "KeizokuRegressor": "keizoku.sklearn",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'keizoku' has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _LAZY)

@@ -71,8 +71,21 @@ def test_metrics_without_an_array_form_fall_back_to_the_loop() -> None:
     assert stats["delta"] == 0 and stats["low"] == 0 and stats["high"] == 0
 
 
-def test_index_blocks_cover_every_resample_in_bounded_blocks() -> None:
+@pytest.mark.parametrize(
+    ("n", "n_boot", "rows_per_block"),
+    [
+        (1_000_000, 10, [4, 4, 2]),  # 4 resamples of a million rows fill a block; a remainder
+        (9_000, 1000, [444, 444, 112]),  # hundreds of resamples a block
+    ],
+    ids=["a million rows", "nine thousand rows"],
+)
+def test_index_blocks_cover_every_resample_in_bounded_blocks(
+    n: int, n_boot: int, rows_per_block: list[int]
+) -> None:
+    """Each block is read and dropped, as the gates do: never all resamples in memory."""
     rng = np.random.default_rng(0)
-    blocks = list(index_blocks(rng, 1_000_000, 1000))
-    assert sum(len(b) for b in blocks) == 1000
-    assert all(b.size <= 4_000_000 for b in blocks) and len(blocks) == 250
+    shapes = []
+    for block in index_blocks(rng, n, n_boot):
+        assert block.size <= 4_000_000 and 0 <= block.min() and block.max() < n
+        shapes.append(block.shape)
+    assert shapes == [(k, n) for k in rows_per_block]

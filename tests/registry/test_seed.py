@@ -11,6 +11,7 @@ and a home that migrated replaces it.
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 from collections.abc import Callable
@@ -32,10 +33,23 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A first new home (``first``) and the cache its migration wrote (``cache``), made once
+    for this file: a migration costs a second of CPU, and each test gets a copy."""
+    root = tmp_path_factory.mktemp("seed-first")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KEIZOKU_CACHE_DIR", str(root / "cache"))
+        new_home(root, "first", patch)
+    return root
+
+
 @pytest.fixture
-def kept(tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The cache file, written when the first new home's store was migrated."""
-    new_home(tmp_path, "first", monkeypatch)
+def kept(tmp_path: Path, cache: Path, migrated: Path) -> Path:
+    """The cache file, written when the first new home's store was migrated (this test's
+    copy of it, and of that home at ``tmp_path / "first"``)."""
+    shutil.copytree(migrated / "first", tmp_path / "first")
+    shutil.copytree(migrated / "cache", cache)
     return seed.cache_path()
 
 

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 
 from keizoku.data.labels import LabelCodec, as_number
@@ -250,6 +249,8 @@ def read_feedback_file(path: str | Path) -> list[dict[str, Any]]:
     Columns: ``request_id`` and/or ``entity_id``, ``label``, optional ``ts``
     (epoch seconds or an ISO time).
     """
+    import pandas as pd  # here only: the log's compaction and folding read no file
+
     p = Path(path)
     if not p.exists():
         raise UserInputError(f"Feedback file '{p}' does not exist.")

@@ -48,6 +48,7 @@ caller takes the ``MlflowClient`` path with its checks and its clear errors.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -418,22 +419,30 @@ def _engine(uri: str) -> Any:
     return sqlalchemy.create_engine(uri, pool_pre_ping=True)
 
 
+@functools.cache
 def _head() -> str:
+    """The installed MLflow's schema head (its migration scripts are read once a process)."""
     from mlflow.store.db.utils import _get_latest_schema_revision
 
     return str(_get_latest_schema_revision())  # type: ignore[no-untyped-call]
 
 
+@functools.cache
+def _scripts() -> Any:
+    """The installed MLflow's alembic migration scripts, read once a process."""
+    from alembic.script import ScriptDirectory
+    from mlflow.store.db.utils import _get_alembic_config
+
+    return ScriptDirectory.from_config(_get_alembic_config(""))  # type: ignore[no-untyped-call]
+
+
 def _known(revision: str | None) -> bool:
     if revision is None:
         return True
-    from alembic.script import ScriptDirectory
     from alembic.util import CommandError
-    from mlflow.store.db.utils import _get_alembic_config
 
     try:
-        script = ScriptDirectory.from_config(_get_alembic_config(""))  # type: ignore[no-untyped-call]
-        return script.get_revision(revision) is not None
+        return _scripts().get_revision(revision) is not None
     except CommandError:
         return False
 

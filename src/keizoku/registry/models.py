@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlparse
 from keizoku.errors import IntegrityError, NotFoundError, UserInputError
 from keizoku.home import home, mlflow_uri, sha256_file
 from keizoku.names import check_name
-from keizoku.registry.backend import client, open_reader, sqlite_path, store_lock
+from keizoku.registry.backend import client, open_reader, prepare, sqlite_path, store_lock
 from keizoku.registry.refs import ModelRef, parse_ref
 from keizoku.registry.servable import ServableModel
 
@@ -83,8 +83,16 @@ class ModelVersionInfo:
 
 def _reader() -> Any:
     """For reads: a :class:`SqliteReader` of a healthy local store (MLflow is not imported),
-    else the ``MlflowClient`` (which prepares the store and refuses a damaged one)."""
-    return open_reader(sqlite_path(mlflow_uri())) or client()
+    else the ``MlflowClient`` (which prepares the store and refuses a damaged one).
+
+    A new home's SQLite store is prepared first, as the client would: copied from the
+    cache (``keizoku.registry.seed``), it is then read without importing MLflow.
+    """
+    uri = mlflow_uri()
+    db = sqlite_path(uri)
+    if db is not None and not db.exists():
+        prepare(uri)
+    return open_reader(db) or client()
 
 
 def _aliases(c: Any, name: str) -> dict[str, list[str]]:
