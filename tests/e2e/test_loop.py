@@ -15,7 +15,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +25,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-KEIZOKU = str(Path(sys.executable).with_name("keizoku"))
+from kzsupport import KEIZOKU_EXE
+
+KEIZOKU = KEIZOKU_EXE
 pytestmark = pytest.mark.slow
 
 
