@@ -218,7 +218,9 @@ class Server:
         self.children[pid] = (conn, pidfd)
         self.sel.register(pidfd, selectors.EVENT_READ, ("exited", pid))
         self.sel.register(conn, selectors.EVENT_READ, ("client", pid))
-        print(f"forkserver: pid {pid} runs {request['args']}", file=sys.stderr, flush=True)
+        test = request["env"].get("PYTEST_CURRENT_TEST", "-").split(" ")[0]
+        print(f"forkserver: pid {pid} runs {request['args']} for {test}", file=sys.stderr,
+              flush=True)  # fmt: skip
         with contextlib.suppress(OSError):
             conn.sendall(f"P {pid}\n".encode())
 

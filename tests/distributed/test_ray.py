@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -93,8 +94,13 @@ def test_a_worker_killed_mid_search_loses_no_trial(
 
     remote = run_search(data, _on(ray_cluster), on_trial=kill_after_first)
     assert killed == [0]
-    dead = [n for n in ray.nodes() if not n["Alive"]]
-    assert len(dead) == 1, "the killed node should be reported dead by the cluster"
+    # The head notices a dead node after its health checks fail (seconds): wait for it, or
+    # the report reaches the next driver that connects (the CLI train below prints it).
+    deadline = time.monotonic() + 120
+    while not (dead := [n for n in ray.nodes() if not n["Alive"]]):
+        assert time.monotonic() < deadline, "the killed node should be reported dead"
+        time.sleep(0.5)
+    assert len(dead) == 1, "only the killed node should be reported dead by the cluster"
     assert sum(t.status == "ok" for t in remote.trials) == SETTINGS["max_trials"]
     pd.testing.assert_frame_equal(remote.leaderboard[SAME], local.leaderboard[SAME])
 
@@ -194,6 +200,22 @@ def test_a_bad_row_in_a_late_block_writes_nothing(ray_cluster: Cluster, project:
     assert "mean_radius" in res.stderr and "too large" in res.stderr
     assert not (project / "bad_out.csv").exists()
     assert not list(project.glob(".bad_out.csv.tmp-*")), "the partial file was removed"
+
+
+def test_the_clusters_messages_go_to_stderr_not_a_commands_stdout(
+    ray_cluster: Cluster, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A node's death, reported while `train --json` runs, must not corrupt its JSON."""
+    from ray._private import worker
+
+    from keizoku.distributed.cluster import connect
+
+    connect(ray_cluster.address)
+    capfd.readouterr()
+    event = "The node with node id: 00ff and address: 127.0.0.1 has been marked dead"
+    worker.print_to_stdstream({"lines": [event], "pid": "raylet", "is_err": False}, False)
+    out, err = capfd.readouterr()
+    assert out == "" and event in err
 
 
 def test_an_unreachable_address_is_one_line_and_registers_nothing(tmp_path: Path) -> None:

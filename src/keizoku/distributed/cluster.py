@@ -50,7 +50,29 @@ def connect(address: str) -> Any:
             f"No Ray cluster at '{address}' ({first[:160]}). Start one with `ray start "
             "--head` (docs/ray.md) or give its address with --ray / train.ray."
         ) from exc
+    _cluster_messages_to_stderr(ray)
     return ray
+
+
+def _cluster_messages_to_stderr(ray: Any) -> None:
+    """Ray's messages about the cluster (a node died) go to stderr, not stdout.
+
+    A driver's background thread prints the cluster's error events with
+    ``ray._private.worker.print_to_stdstream`` on stdout, whatever ``log_to_driver`` says
+    (worker output is off). A command's stdout is its result (``train --json``, scored
+    CSV on ``-o -``), so they are sent to stderr as Ray's own warnings are. Where the
+    function is missing (another Ray release) nothing changes.
+    """
+    worker = getattr(getattr(ray, "_private", None), "worker", None)
+    printer = getattr(worker, "print_to_stdstream", None)
+    if worker is None or not callable(printer) or getattr(printer, "_keizoku_stderr", False):
+        return
+
+    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
+        printer({**data, "is_err": True}, ignore_prefix)
+
+    to_stderr._keizoku_stderr = True  # type: ignore[attr-defined]
+    worker.print_to_stdstream = to_stderr
 
 
 def _probe(address: str) -> None:
