@@ -1,7 +1,7 @@
 """A pre-imported process that forks one child per ``keizoku`` command the tests run.
 
 Most of what a small ``keizoku`` command costs is importing the libraries it uses
-(scikit-learn, MLflow and its SQLAlchemy store, FastAPI): ~2.3 s of a 3.7 s ``train``
+(scikit-learn, MLflow and its SQLAlchemy store, FastAPI): ~2.4 s of a 3.7 s ``train``
 (decision 0008, s12). The suite starts about 600 commands. This server imports those
 libraries once per pytest worker; each command is then a ``fork()`` of it that runs the
 real console script (``.venv/bin/keizoku``, by ``runpy``) with the command's own
