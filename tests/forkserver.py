@@ -44,6 +44,7 @@ import signal
 import socket
 import struct
 import sys
+import tempfile
 import threading
 import traceback
 import warnings
@@ -52,9 +53,10 @@ from typing import Any
 # Environment variables read when the interpreter or a native library starts: a command
 # that sets one differently from the server's own start gets the real executable.
 START_PREFIXES = ("PYTHON", "LD_", "LC_", "MALLOC_")
+# (TZ: the time module reads it when it is imported.)
 START_NAMES = ("LANG", "LANGUAGE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
-               "KMP_AFFINITY", "OMP_PROC_BIND")  # fmt: skip
+               "KMP_AFFINITY", "OMP_PROC_BIND", "TZ")  # fmt: skip
 
 # keizoku modules imported once so that the third-party libraries *they* import are
 # loaded; the keizoku modules themselves are then dropped (each child imports its own).
@@ -309,6 +311,7 @@ def run_command(request: dict[str, Any]) -> int:
     sys.argv = [script, *request["args"]]
     sys.path[0] = os.path.dirname(script)
     random.seed()
+    tempfile.tempdir = None  # TMPDIR is read again, as a new process would
     numpy = sys.modules.get("numpy")
     if numpy is not None:
         numpy.random.seed()
