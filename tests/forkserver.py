@@ -327,6 +327,8 @@ def run_command(request: dict[str, Any]) -> int:
     # What the interpreter does at exit when the script ends without keizoku's own
     # `leave` (a SystemExit raised past it, as uvicorn's does): join the threads that are
     # not daemons, run the atexit handlers (the server shares its request counts there).
+    # Not `leave` itself: it raises SystemExit under a tracer, and it cannot be imported
+    # when keizoku's own import is what failed; the child must end with `code` regardless.
     threading._shutdown()  # type: ignore[attr-defined]
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):

@@ -174,7 +174,8 @@ class Server:
 
         self.client = httpx.Client(base_url=self.url, timeout=30)
 
-    def wait_ready(self, timeout: float = 120) -> Server:
+    def wait_ready(self, timeout: float = 120, probe: str = "/readyz") -> Server:
+        """Until ``probe`` answers 200 (``/healthz`` for a server with nothing to serve yet)."""
         import httpx
 
         deadline = time.monotonic() + timeout
@@ -182,7 +183,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited {self.proc.returncode}:\n{self.output()}")
             with contextlib.suppress(httpx.HTTPError):
-                if self.client.get("/readyz").status_code == 200:
+                if self.client.get(probe).status_code == 200:
                     return self
             time.sleep(0.2)
         raise RuntimeError(f"server not ready in {timeout}s:\n{self.output()}")

@@ -8,18 +8,16 @@ executable whenever the interpreter's start-up environment differs.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from kzsupport import FORK_ENV, KEIZOKU_EXE, REAL_KEIZOKU_EXE, REPO, Server
+from store_outage_support import until
 
 pytestmark = pytest.mark.skipif(
     KEIZOKU_EXE == REAL_KEIZOKU_EXE, reason="KEIZOKU_TEST_FORK=0: no fork server in this run"
@@ -27,12 +25,9 @@ pytestmark = pytest.mark.skipif(
 PENGUINS = REPO / "examples" / "data" / "penguins.csv"
 
 
-def _server_ready(timeout: float = 120) -> None:
+def _server_ready() -> None:
     """The fork server listens (it starts in the background with the test run)."""
-    deadline = time.monotonic() + timeout
-    while not Path(os.environ[FORK_ENV]).exists():
-        assert time.monotonic() < deadline, "the fork server did not start"
-        time.sleep(0.2)
+    until(lambda: Path(os.environ[FORK_ENV]).exists(), 120, "the fork server's socket")
 
 
 def _run(exe: str, home: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
@@ -91,33 +86,25 @@ def test_a_different_start_up_environment_runs_the_real_executable(keizoku_home:
     assert "import time:" in done.stderr and "keizoku.cli" in done.stderr
 
 
-def _up(server: Server, timeout: float = 120) -> Server:
-    """Until it answers /healthz (an empty home has nothing to serve: /readyz stays 503)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert server.proc.poll() is None, server.output()
-        with contextlib.suppress(httpx.HTTPError):
-            if server.client.get("/healthz").status_code == 200:
-                return server
-        time.sleep(0.2)
-    raise AssertionError(f"not up in {timeout}s:\n{server.output()}")
-
-
-def _server_pid(home: Path, timeout: float = 60) -> int:
+def _server_pid(home: Path) -> int:
     """The serving process's own pid, from the heartbeat it writes (servers/HOST-PID.json)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for beat in (home / "servers").glob("*.json"):
-            return int(json.loads(beat.read_text())["pid"])
-        time.sleep(0.2)
-    raise AssertionError(f"no heartbeat under {home / 'servers'}")
+    beat = until(lambda: next((home / "servers").glob("*.json"), None), 60, "a heartbeat")
+    return int(json.loads(beat.read_text())["pid"])
+
+
+def _gone(pid: int) -> bool:
+    """``pid`` has ended: no such process, or a zombie its parent has not reaped yet."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 def test_sigterm_reaches_the_command_and_its_exit_status_comes_back(tmp_path: Path) -> None:
     _server_ready()
-    real = _up(Server(tmp_path, exe=REAL_KEIZOKU_EXE))
+    real = Server(tmp_path, exe=REAL_KEIZOKU_EXE).wait_ready(probe="/healthz")
     real_code = real.stop()
-    forked = _up(Server(tmp_path, exe=KEIZOKU_EXE))
+    forked = Server(tmp_path, exe=KEIZOKU_EXE).wait_ready(probe="/healthz")
     child = _server_pid(tmp_path / ".keizoku")
     assert child != forked.proc.pid  # the command runs in the server's child
     assert forked.stop() == real_code  # SIGTERM forwarded: the same graceful stop
@@ -126,15 +113,9 @@ def test_sigterm_reaches_the_command_and_its_exit_status_comes_back(tmp_path: Pa
 
 def test_a_command_whose_caller_is_killed_is_killed_too(tmp_path: Path) -> None:
     _server_ready()
-    forked = _up(Server(tmp_path, exe=KEIZOKU_EXE))
+    forked = Server(tmp_path, exe=KEIZOKU_EXE).wait_ready(probe="/healthz")
     child = _server_pid(tmp_path / ".keizoku")
     forked.proc.send_signal(signal.SIGKILL)
     assert forked.proc.wait(30) == -signal.SIGKILL
-    deadline = time.monotonic() + 30
-    while Path(f"/proc/{child}").exists():
-        status = Path(f"/proc/{child}/stat").read_text().split()[2]
-        if status == "Z":
-            break  # dead; its parent, the fork server, has not reaped it yet
-        assert time.monotonic() < deadline, f"pid {child} still runs after its caller died"
-        time.sleep(0.1)
+    until(lambda: _gone(child), 30, f"the end of pid {child}, whose caller was killed")
     forked.stop()

@@ -25,9 +25,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kzsupport import KEIZOKU_EXE
+from kzsupport import KEIZOKU_EXE as KEIZOKU
 
-KEIZOKU = KEIZOKU_EXE
 pytestmark = pytest.mark.slow
 
 
