@@ -5,8 +5,10 @@ Most of what a small ``keizoku`` command costs is importing the libraries it use
 (decision 0008, s12). The suite starts about 600 commands. This server imports those
 libraries once per pytest worker; each command is then a ``fork()`` of it that runs the
 real console script (``.venv/bin/keizoku``, by ``runpy``) with the command's own
-arguments, working folder, environment, umask and standard streams. keizoku's own
-modules are *not* kept: each child imports them afresh, as a new process would.
+arguments, working folder, environment, umask and standard streams. keizoku's library
+modules are imported too (none reads the environment, the folder or the clock when it
+is imported, and none starts a thread); ``keizoku.cli`` is not kept: its consoles read the
+terminal's width and colours when imported, so each child imports the CLI afresh.
 
 The test holds a small client process (``client_script``) in place of the executable:
 it passes its stdin/stdout/stderr to the server, forwards the signals it receives to the
@@ -58,8 +60,8 @@ START_NAMES = ("LANG", "LANGUAGE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
                "KMP_AFFINITY", "OMP_PROC_BIND", "TZ")  # fmt: skip
 
-# keizoku modules imported once so that the third-party libraries *they* import are
-# loaded; the keizoku modules themselves are then dropped (each child imports its own).
+# Imported once, with every keizoku module but the torch/Ray/onnxruntime ones
+# (``keizoku_modules``); ``keizoku.cli`` is then dropped (each child imports its own).
 WARM = (
     "keizoku.cli",
     "keizoku.training.search",
@@ -100,6 +102,7 @@ WARM = (
 )
 # Never pre-imported: they start threads or hold devices, and few commands use them.
 COLD = ("torch", "ray", "tensorflow", "onnxruntime")
+KEIZOKU_COLD = ("__main__", "deep", "torch", "distributed", "export.runner", "rag.rerank")
 
 
 # Read at run time, not at start: Ray sets PYTHONBREAKPOINT in a process that calls ray.init.
@@ -115,6 +118,18 @@ def start_env(env: dict[str, str]) -> dict[str, str]:
     }
 
 
+def keizoku_modules() -> list[str]:
+    import pkgutil
+
+    import keizoku
+
+    return [
+        m.name
+        for m in pkgutil.walk_packages(keizoku.__path__, "keizoku.")
+        if not any(part in m.name for part in KEIZOKU_COLD)
+    ]
+
+
 def warm() -> list[str]:
     """Import ``WARM``; the warnings raised on the way (a child would not raise them again).
 
@@ -126,8 +141,11 @@ def warm() -> list[str]:
         for name in WARM:
             with contextlib.suppress(Exception):
                 importlib.import_module(name)
-    for name in [n for n in sys.modules if n == "keizoku" or n.startswith("keizoku.")]:
-        del sys.modules[name]
+        for name in keizoku_modules():
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
+    for name in [n for n in sys.modules if n == "keizoku.cli" or n.startswith("keizoku.cli.")]:
+        del sys.modules[name]  # its consoles read the terminal's width and colours on import
     gc.collect()
     gc.freeze()  # fewer pages copied on write in each child
     return [f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})" for w in raised]
