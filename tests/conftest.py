@@ -70,7 +70,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def _start_fork_server(config: pytest.Config) -> None:
     """This process's fork server (tests/forkserver.py), started in the background.
 
-    Until it has imported its libraries and listens, ``keizoku`` runs the real executable.
+    Until it has imported its libraries and listens, ``keizoku`` waits for it (at most
+    ``forkserver.WARMING_WAIT_S``), then runs the real executable.
     It exits when this process does (its stdin closes). With ``KEIZOKU_TEST_FORK_LOG=PATH``
     the server logs each command (its pid, exit status and CPU seconds) to
     ``PATH.server.WORKER``, and each client that ran the real executable says why in PATH.
@@ -81,6 +82,7 @@ def _start_fork_server(config: pytest.Config) -> None:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     log_path = Path(f"{trace}.server.{worker}") if trace else folder / "server.log"
     log = open(log_path, "w")  # noqa: SIM115 - closed in the cleanup
+    Path(f"{socket_path}.warming").touch()  # clients wait for the server while it exists
     server = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("forkserver.py")), str(socket_path)],
         stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
