@@ -85,3 +85,48 @@ def test_fitted_encoder_pickles_and_scores_the_same() -> None:
     enc.transform_records(train.head(2).to_dict("records"))  # builds the cached analyzer
     again = pickle.loads(pickle.dumps(enc))
     np.testing.assert_allclose(again.transform(train), enc.transform(train), equal_nan=True)
+
+
+COLUMNS_OF_ONE_KIND_AND_MIXED = [
+    pd.Series(["a", " a", "b", None, np.nan, "TRUE", "False"], dtype=object),
+    pd.Series([3, np.int64(3), 4, None], dtype=object),
+    pd.Series([1, True, 1.0, "1", np.True_, 0, False, None], dtype=object),  # mixed kinds
+    pd.Series([1.0, 2.5, np.nan, -0.0, 3.0]),
+    pd.Series([1.5, 2.0, np.float32(2.0), None], dtype=object),
+    pd.Series([True, False, None], dtype="boolean"),
+    pd.Series(["x", pd.NA, "y"], dtype="string"),
+    pd.Series([pd.NaT, "2024-01-01", pd.NA], dtype=object),
+    pd.Series([7, 8, 7], dtype="int64"),
+    pd.Series([], dtype=object),
+]
+
+
+@pytest.mark.parametrize("column", COLUMNS_OF_ONE_KIND_AND_MIXED)
+def test_canonical_texts_equals_canonical_value_by_value(column: pd.Series) -> None:
+    from keizoku.data.labels import canonical, canonical_texts, is_missing
+
+    expected = [None if is_missing(v) else canonical(v) for v in column.tolist()]
+    assert canonical_texts(column).tolist() == expected
+
+
+def test_frame_path_equals_records_path_on_mixed_kinds_in_one_column() -> None:
+    """True and 1 are different categories even though they are equal keys in Python."""
+    train = pd.DataFrame(
+        {
+            "flag": pd.Series([True, 1, "1", False, 0, None] * 5, dtype=object),
+            "size": pd.Series([1.0, 2.0, 2.5, np.nan, 1.0, 3.0] * 5),
+            "y": [0, 1] * 15,
+        }
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        schema = infer_schema(train, "y")
+    for col in schema.features:
+        col.kind = "categorical"
+    for mode in ("ordinal", "onehot"):
+        enc = TabularEncoder(schema.features, mode=mode, max_categories=3).fit(train)
+        test = train.head(6).copy()
+        test.loc[5, "flag"] = "unseen"
+        np.testing.assert_allclose(
+            enc.transform(test), enc.transform_records(test.to_dict("records")), equal_nan=True
+        )

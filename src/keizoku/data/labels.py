@@ -10,20 +10,26 @@ reference statistics, reports and retraining — meets on ``canonical(value)``:
 * other floats → ``str(float)``;
 * strings → stripped.
 
-``LabelCodec`` maps the classes of a schema to their index (the encoded target) and back,
-and refuses a label outside the classes with an error that names it.
+``canonical_texts`` is ``canonical`` over a whole column, once per distinct value where the
+column's values are all of one kind. ``LabelCodec`` maps the classes of a schema to their
+index (the encoded target) and back, and refuses a label outside the classes with an error
+that names it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from keizoku.errors import DataError
 
-__all__ = ["LabelCodec", "as_number", "canonical"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["LabelCodec", "as_number", "canonical", "canonical_texts", "is_missing"]
 
 _BOOL_TEXT = {"true": "true", "false": "false"}
 
@@ -39,6 +45,45 @@ def canonical(value: Any) -> str:
         return str(int(f)) if f.is_integer() else str(f)
     text = str(value).strip()
     return _BOOL_TEXT.get(text.lower(), text)
+
+
+def is_missing(value: Any) -> bool:
+    """Whether a single value is missing: None, a float NaN, ``pd.NA`` or ``pd.NaT``."""
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return type(value).__name__ in ("NAType", "NaTType")
+
+
+# Column kinds (pandas' ``infer_dtype``) whose equal values always have one canonical text,
+# so ``canonical`` runs once per distinct value. Not mixed ones: True == 1 as a key, but
+# "true" and "1" are different categories.
+_ONE_KIND = frozenset({"string", "integer", "boolean", "empty"})
+
+
+def canonical_texts(values: pd.Series) -> pd.Series:
+    """``canonical`` of each value of a column, None where the value ``is_missing``.
+
+    The same as ``canonical`` value by value, but a column of texts, integers or booleans
+    (what a file gives) costs one ``canonical`` per distinct value instead of one per row:
+    on 45,000 rows with 16 columns, fitting and applying the encoder went from ~2.2 million
+    calls to a few hundred.
+    """
+    import pandas as pd
+
+    kind = pd.api.types.infer_dtype(values, skipna=True)
+    floats = values.dtype.kind == "f"  # an object column of floats goes value by value
+    if kind in _ONE_KIND or (floats and kind == "floating"):
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        missing = codes < 0
+        if not missing.any() or all(map(is_missing, values.to_numpy(object)[missing])):
+            texts = np.array([canonical(u) for u in uniques] + [None], dtype=object)
+            return pd.Series(texts[codes], index=values.index, dtype=object)
+    return pd.Series(
+        [None if is_missing(v) else canonical(v) for v in values.tolist()],
+        index=values.index, dtype=object,
+    )  # fmt: skip
 
 
 class LabelCodec:

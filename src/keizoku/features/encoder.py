@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from keizoku.data.labels import canonical
+from keizoku.data.labels import canonical, canonical_texts, is_missing
 from keizoku.data.schema import Column
 from keizoku.features import textcol
 
@@ -35,16 +35,8 @@ TRUE_TOKENS = {"true", "t", "yes", "y", "1", "1.0"}
 FALSE_TOKENS = {"false", "f", "no", "n", "0", "0.0"}
 
 
-def _is_missing(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    return value is pd.NA or value is pd.NaT
-
-
 def _to_float(value: Any) -> float:
-    if _is_missing(value):
+    if is_missing(value):
         return math.nan
     try:
         return float(value)
@@ -117,7 +109,7 @@ class TabularEncoder(BaseEstimator, TransformerMixin):  # type: ignore[misc]
             fitted, names = textcol.fit_text(col.name, s, width, embeddings=bool(col.embeddings))
             return "text", fitted, names
         # categorical / boolean
-        keys = s.dropna().map(canonical)
+        keys = canonical_texts(s).dropna()
         counts = keys.value_counts()
         levels = counts.index[: self.max_categories].tolist()
         other = len(counts) > len(levels)
@@ -158,11 +150,18 @@ class TabularEncoder(BaseEstimator, TransformerMixin):  # type: ignore[misc]
             return parts if self.mode == "ordinal" else np.nan_to_num(parts, nan=0.0)
         if step == "text":
             return textcol.transform_text(state, s)
-        codes = np.array([self._code(state, v) for v in s.tolist()], dtype=float)
-        return self._expand(state, codes)
+        return self._expand(state, self._codes(state, s))
+
+    def _codes(self, state: dict[str, Any], s: pd.Series) -> np.ndarray:
+        """``_code`` of each value: NaN when missing, the level's index, else "other"."""
+        texts = canonical_texts(s)
+        codes = np.array(texts.map(state["index"]), dtype=float)
+        unseen = np.isnan(codes) & texts.notna().to_numpy()
+        codes[unseen] = float(len(state["index"])) if state["other"] else -1.0
+        return codes
 
     def _code(self, state: dict[str, Any], value: Any) -> float:
-        if _is_missing(value):
+        if is_missing(value):
             return math.nan
         idx = state["index"].get(canonical(value))
         if idx is None:
@@ -208,14 +207,14 @@ class TabularEncoder(BaseEstimator, TransformerMixin):  # type: ignore[misc]
                 code = self._code(state, value)
                 row.extend(self._expand(state, np.array([code]))[0].tolist())
             elif step == "text":
-                text = "" if _is_missing(value) else str(value)
+                text = "" if is_missing(value) else str(value)
                 row.extend(textcol.encode_one(state, text))
             else:
                 row.extend(self._date_parts(value))
         return row
 
     def _date_parts(self, value: Any) -> list[float]:
-        stamp = None if _is_missing(value) else pd.to_datetime(value, errors="coerce")
+        stamp = None if is_missing(value) else pd.to_datetime(value, errors="coerce")
         if stamp is None or stamp is pd.NaT:
             return [math.nan if self.mode == "ordinal" else 0.0] * len(DATE_PARTS)
         return [float(getattr(stamp, p)) for p in DATE_PARTS]
