@@ -260,7 +260,11 @@ class Server:
         conn, pidfd = self.children.pop(pid)
         _, status, usage = os.wait4(pid, 0)
         cpu = usage.ru_utime + usage.ru_stime
-        print(f"forkserver: pid {pid} status {status} cpu {cpu:.2f}", file=sys.stderr, flush=True)
+        print(
+            f"forkserver: pid {pid} status {status} cpu {cpu:.2f} (sys {usage.ru_stime:.2f})",
+            file=sys.stderr,
+            flush=True,
+        )
         self.sel.unregister(pidfd)
         os.close(pidfd)
         with contextlib.suppress(KeyError, ValueError):
