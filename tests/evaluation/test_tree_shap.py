@@ -17,7 +17,13 @@ import pytest
 from sklearn.datasets import load_diabetes, load_wine
 
 from keizoku.data.schema import infer_schema
-from keizoku.evaluation.explain import _tree_importance, encoded_to_feature, explain_row, tree_shap
+from keizoku.evaluation.explain import (
+    _encoded_once,
+    _tree_importance,
+    encoded_to_feature,
+    explain_row,
+    tree_shap,
+)
 from keizoku.features.encoder import TabularEncoder
 from keizoku.training.context import encode_target
 from keizoku.training.cv import fit_fold
@@ -155,9 +161,8 @@ def test_shap_families_explain_every_chunk_with_one_explainer() -> None:
     member = model.members[0]
     features = model.feature_names
     shuffled = frame.iloc[np.random.default_rng(0).permutation(len(frame))]
-    found = _tree_importance(
-        member, shuffled.reset_index(drop=True), "multiclass", features, time.monotonic() + 300
-    )
+    encoded = _encoded_once(shuffled.reset_index(drop=True))
+    found = _tree_importance(member, encoded, "multiclass", features, time.monotonic() + 300)
     values, method, rows = found
     assert method == "mean |SHAP| (probability)" and rows == len(frame)
     X = member.encoder.transform(shuffled)

@@ -177,19 +177,39 @@ SHAP_CHUNK = 200
 SHAP_FIRST_CHUNK = 5
 
 
+Encoded = Callable[[ServableMember], np.ndarray]
+
+
+def _encoded_once(frame: pd.DataFrame) -> Encoded:
+    """The first ``MAX_SHAP_ROWS`` rows of ``frame`` as a member's encoder encodes them,
+    encoded once per encoder: the fold models of a bag share theirs (a row's encoding does
+    not depend on the rows around it)."""
+    rows = frame.iloc[:MAX_SHAP_ROWS]
+    done: dict[int, tuple[Any, np.ndarray]] = {}  # id → (the encoder, kept alive; its rows)
+
+    def encoded(member: ServableMember) -> np.ndarray:
+        key = id(member.encoder)
+        if key not in done:
+            done[key] = (member.encoder, member.encoder.transform(rows))
+        return done[key][1]
+
+    return encoded
+
+
 def _tree_importance(
-    member: ServableMember, frame: pd.DataFrame, task: str, features: list[str], deadline: float
+    member: ServableMember, encoded: Encoded, task: str, features: list[str], deadline: float
 ) -> tuple[np.ndarray, str, int]:
     """Mean |SHAP| per original feature, over chunks of rows until the deadline (≥ 1 chunk)."""
     owners = encoded_to_feature(list(member.encoder.feature_names_out_), features)
     contributions = tree_contributions(member)
     total, rows, space = np.zeros(len(features)), 0, ""
     start, chunk = 0, SHAP_FIRST_CHUNK  # measures the cost (a big multiclass bag: seconds)
-    while start < min(len(frame), MAX_SHAP_ROWS):
+    matrix = encoded(member)
+    while start < len(matrix):
         if rows and time.monotonic() > deadline:
             break
         began = time.monotonic()
-        X = member.encoder.transform(frame.iloc[start : start + chunk])
+        X = matrix[start : start + chunk]
         start += chunk
         values, _, space = tree_shap(member, X, task, contributions)
         per_row = (time.monotonic() - began) / max(len(X), 1)
@@ -238,11 +258,12 @@ def _member_importance(
     metric: Any,
     features: list[str],
     deadline: float,
+    encoded: Encoded,
 ) -> dict[str, Any]:
     note = ""
     if _shap_supported(m):
         try:
-            values, method, rows = _tree_importance(m, frame, task, features, deadline)
+            values, method, rows = _tree_importance(m, encoded, task, features, deadline)
             return {"method": method, "rows": rows, "values": values, "skipped": []}
         except (ValueError, TypeError, NotImplementedError, AttributeError) as exc:
             # shap cannot read every tree model (e.g. some multiclass sklearn ones)
@@ -273,9 +294,10 @@ def global_importance(
     members, combined = [], np.zeros(len(features))
     total = sum(m.weight for m in model.members) or 1.0
     share_s = budget_s / max(len(model.members), 1)
+    encoded = _encoded_once(frame)
     for m in model.members:
         deadline = time.monotonic() + share_s
-        found = _member_importance(m, frame, y, model.task, metric, features, deadline)
+        found = _member_importance(m, frame, y, model.task, metric, features, deadline, encoded)
         values = found.pop("values")
         share = values / values.sum() if values.sum() > 0 else values
         combined += share * (m.weight / total)

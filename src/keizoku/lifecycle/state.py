@@ -148,19 +148,20 @@ def state_of(name: str, version: int) -> str:
 class _Changes:
     """What one transition changed, so it can be undone."""
 
-    def __init__(self, name: str) -> None:
-        from keizoku.registry.models import aliases
-
+    def __init__(self, name: str, aliases_before: dict[str, int]) -> None:
         self.name = name
-        self.aliases_before = aliases(name)
+        self.aliases_before = aliases_before
         self.tags_before: dict[int, dict[str, str | None]] = {}
+        self._read: dict[int, dict[str, str]] = {}  # each version's tags before its first change
 
     def tag(self, version: int, key: str, value: str | None) -> None:
         from keizoku.registry.models import delete_tag, get_version, set_tag
 
+        if version not in self._read:
+            self._read[version] = dict(get_version(f"{self.name}:{version}").tags)
         saved = self.tags_before.setdefault(version, {})
         if key not in saved:
-            saved[key] = get_version(f"{self.name}:{version}").tags.get(key)
+            saved[key] = self._read[version].get(key)
         if value is None:
             if saved[key] is not None:
                 delete_tag(self.name, version, key)
@@ -239,7 +240,7 @@ def transition(
         current = state_of(name, version)
         meaning = _check(name, version, current, to, forced, reason)
         before = aliases(name)
-        changes = _Changes(name)
+        changes = _Changes(name, before)
         try:
             if gate is not None:
                 changes.tag(version, GATE_TAG, "passed" if gate["passed"] else "failed")

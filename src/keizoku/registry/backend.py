@@ -582,26 +582,34 @@ class Run:
 
 
 class SqliteReader:
-    """``MlflowClient``'s registry reads, over one SQLite file (a connection per call)."""
+    """``MlflowClient``'s registry reads, over one SQLite file (a connection per call: each
+    public method opens its own, and its queries share it)."""
 
     def __init__(self, db: Path) -> None:
         self.db = db
 
     @contextmanager
-    def _rows(self, sql: str, *args: object) -> Iterator[list[tuple[object, ...]]]:
+    def _connect(self) -> Iterator[sqlite3.Connection]:
         with closing(sqlite3.connect(self.db, timeout=30)) as conn:
-            yield conn.execute(sql, args).fetchall()
+            yield conn
+
+    @staticmethod
+    def _rows(conn: sqlite3.Connection, sql: str, *args: object) -> list[tuple[object, ...]]:
+        return conn.execute(sql, args).fetchall()
 
     def search_registered_models(self) -> list[RegisteredModel]:
-        with self._rows("SELECT name FROM registered_models ORDER BY name") as rows:
-            names = [str(r[0]) for r in rows]
-        return [RegisteredModel(n, self._aliases(n)) for n in names]
+        with self._connect() as conn:
+            names = [
+                str(r[0])
+                for r in self._rows(conn, "SELECT name FROM registered_models ORDER BY name")
+            ]
+            return [RegisteredModel(n, self._aliases(conn, n)) for n in names]
 
     def get_registered_model(self, name: str) -> RegisteredModel:
-        with self._rows("SELECT name FROM registered_models WHERE name = ?", name) as rows:
-            if not rows:
+        with self._connect() as conn:
+            if not self._rows(conn, "SELECT name FROM registered_models WHERE name = ?", name):
                 raise NotFoundError(f"Registered model '{name}' not found.")
-        return RegisteredModel(name, self._aliases(name))
+            return RegisteredModel(name, self._aliases(conn, name))
 
     def search_model_versions(self, filter_string: str) -> list[ModelVersion]:
         """Only the filter :mod:`keizoku.registry.models` uses: ``name='NAME'``."""
@@ -609,23 +617,26 @@ class SqliteReader:
         if filter_string != f"name='{name}'" or "'" in name:
             raise ValueError(f"SqliteReader reads no filter but name='NAME': {filter_string!r}")
         sql = "SELECT version FROM model_versions WHERE name = ? AND current_stage != ?"
-        with self._rows(sql, name, DELETED) as rows:
-            numbers = [int(str(r[0])) for r in rows]
-        return [self.get_model_version(name, v) for v in numbers]
+        with self._connect() as conn:
+            numbers = [int(str(r[0])) for r in self._rows(conn, sql, name, DELETED)]
+            return [self._version(conn, name, v) for v in numbers]
 
     def get_model_version(self, name: str, version: str | int) -> ModelVersion:
+        with self._connect() as conn:
+            return self._version(conn, name, version)
+
+    def _version(self, conn: sqlite3.Connection, name: str, version: str | int) -> ModelVersion:
         sql = (
             "SELECT creation_time, run_id, source, storage_location FROM model_versions "
             "WHERE name = ? AND version = ? AND current_stage != ?"
         )
-        with self._rows(sql, name, int(version), DELETED) as rows:
-            if not rows:
-                raise NotFoundError(f"Model version {name}:{version} not found.")
-            created, run_id, source, location = rows[0]
+        rows = self._rows(conn, sql, name, int(version), DELETED)
+        if not rows:
+            raise NotFoundError(f"Model version {name}:{version} not found.")
+        created, run_id, source, location = rows[0]
         tag_sql = "SELECT key, value FROM model_version_tags WHERE name = ? AND version = ?"
-        with self._rows(tag_sql, name, int(version)) as tags:
-            tag_map = {str(k): str(v) for k, v in tags}
-        aliases = sorted(a for a, v in self._aliases(name).items() if v == int(version))
+        tag_map = {str(k): str(v) for k, v in self._rows(conn, tag_sql, name, int(version))}
+        aliases = sorted(a for a, v in self._aliases(conn, name).items() if v == int(version))
         return ModelVersion(
             name=name,
             version=int(version),
@@ -638,10 +649,11 @@ class SqliteReader:
         )
 
     def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
-        version = self._aliases(name).get(alias)
-        if version is None:
-            raise NotFoundError(f"Model '{name}' has no alias '{alias}'.")
-        return self.get_model_version(name, version)
+        with self._connect() as conn:
+            version = self._aliases(conn, name).get(alias)
+            if version is None:
+                raise NotFoundError(f"Model '{name}' has no alias '{alias}'.")
+            return self._version(conn, name, version)
 
     def get_model_version_download_uri(self, name: str, version: str | int) -> str:
         mv = self.get_model_version(name, version)
@@ -649,14 +661,14 @@ class SqliteReader:
 
     def get_run(self, run_id: str) -> Run:
         sql = "SELECT key, value, is_nan FROM latest_metrics WHERE run_uuid = ?"
-        with self._rows(sql, run_id) as rows:
-            metrics = {str(k): float("nan") if nan else float(str(v)) for k, v, nan in rows}
+        with self._connect() as conn:
+            rows = self._rows(conn, sql, run_id)
+        metrics = {str(k): float("nan") if nan else float(str(v)) for k, v, nan in rows}
         return Run(RunData(metrics))
 
-    def _aliases(self, name: str) -> dict[str, int]:
+    def _aliases(self, conn: sqlite3.Connection, name: str) -> dict[str, int]:
         sql = "SELECT alias, version FROM registered_model_aliases WHERE name = ?"
-        with self._rows(sql, name) as rows:
-            return {str(a): int(str(v)) for a, v in rows}
+        return {str(a): int(str(v)) for a, v in self._rows(conn, sql, name)}
 
 
 def open_reader(db: Path | None) -> SqliteReader | None:

@@ -360,7 +360,7 @@ def load_model(ref: str | ModelRef) -> ServableModel:
 def register(
     name: str, model_uri: str, run_id: str, hashes: dict[str, str], tags: dict[str, str]
 ) -> int:
-    """Register a logged model as a new version of ``name``; undo on any failure.
+    """Register a logged model as a new version of ``name``, with its tags, atomically.
 
     ``hashes`` maps each file of the version (the model file included) to its sha256,
     as computed when it was logged. No alias is set: the version is ``registered`` (tag
@@ -376,19 +376,12 @@ def register(
         TAG_ARTIFACTS: json.dumps(hashes, sort_keys=True),
         TAG_STATE: "registered",
     }
-    version: int | None = None
     with store_lock(mlflow_uri()):
-        try:
-            if not _exists(c, name):
-                c.create_registered_model(name)
-            version = int(c.create_model_version(name, model_uri, run_id).version)
-            for key, value in recorded.items():
-                c.set_model_version_tag(name, str(version), key, value)
-            return version
-        except BaseException:
-            if version is not None:
-                c.delete_model_version(name, str(version))
-            raise
+        if not _exists(c, name):
+            c.create_registered_model(name)
+        # the tags are written with the version, in one transaction: a version never exists
+        # without its hashes and state, and a refused tag leaves no version behind
+        return int(c.create_model_version(name, model_uri, run_id, tags=recorded).version)
 
 
 def _exists(c: Any, name: str) -> bool:

@@ -112,27 +112,24 @@ class TrainingRun:
             tags={"keizoku.kind": "train"},
         )
         self.run_id = run.info.run_id
-        self._log_params(self.run_id, self.params)
+        self._log(self.run_id, self.params)
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         status = "FINISHED" if exc_type is None else "FAILED"
         self._client.set_terminated(self.run_id, status)
 
-    def _log_params(self, run_id: str, params: dict[str, Any]) -> None:
-        from mlflow.entities import Param
-
-        items = [Param(str(k)[:250], str(v)[:6000]) for k, v in params.items()]
-        if items:
-            self._client.log_batch(run_id, params=items)
-
-    def _log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
-        from mlflow.entities import Metric
+    def _log(
+        self, run_id: str, params: dict[str, Any], metrics: dict[str, float] | None = None
+    ) -> None:
+        """``params`` and ``metrics`` (NaN left out) in one batch: one store transaction."""
+        from mlflow.entities import Metric, Param
 
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, 0) for k, v in metrics.items() if v == v]  # no NaN
-        if items:
-            self._client.log_batch(run_id, metrics=items)
+        items = [Param(str(k)[:250], str(v)[:6000]) for k, v in params.items()]
+        values = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items() if v == v]
+        if items or values:
+            self._client.log_batch(run_id, metrics=values, params=items)
 
     def log_trial(
         self,
@@ -153,12 +150,11 @@ class TrainingRun:
             },
         )
         rid = run.info.run_id
-        self._log_params(rid, {"model": family, **params})
-        self._log_metrics(rid, metrics)
+        self._log(rid, {"model": family, **params}, metrics)
         self._client.set_terminated(rid, "FINISHED" if status == "ok" else "KILLED")
 
     def log_metrics(self, metrics: dict[str, float]) -> None:
-        self._log_metrics(self.run_id, metrics)
+        self._log(self.run_id, {}, metrics)
 
     def log_model(
         self, model: ServableModel, files: dict[str, Path], signature: Any = None
