@@ -221,3 +221,38 @@ def test_the_sqlite_reader_takes_only_a_healthy_prepared_store(tmp_path: Path) -
         dst.execute("PRAGMA journal_mode=DELETE")
     assert open_reader(rollback) is None  # not switched to WAL by prepare yet
     assert MLFLOW_HEAD in db.read_bytes().decode("latin-1")
+
+
+def test_the_registry_mark_moves_with_every_write_and_only_then(tmp_path: Path) -> None:
+    """What lets an idle server's poll skip the full read: reads leave the mark alone, a
+    commit moves it, and a file written in the last RACY_S seconds gives no mark."""
+    import os
+    import sqlite3
+    import time
+    from contextlib import closing
+
+    from keizoku.registry import backend
+
+    db = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    backend.prepare(uri)
+    assert backend.registry_mark(uri) is None  # just written: it could change unseen
+
+    def age(seconds: float) -> None:
+        for path in (db, db.with_name("mlflow.db-wal")):
+            if path.exists():
+                os.utime(path, (time.time() - seconds, time.time() - seconds))
+
+    age(10)
+    mark = backend.registry_mark(uri)
+    assert mark is not None
+    reader = backend.open_reader(db)
+    assert reader is not None and reader.search_registered_models() == []
+    assert backend.registry_mark(uri) == mark  # reading writes nothing
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("INSERT INTO registered_models (name, creation_time) VALUES ('m', 0)")
+        conn.commit()
+    assert backend.registry_mark(uri) != mark
+    age(5)
+    assert backend.registry_mark(uri) not in (None, mark)
+    assert backend.registry_mark("postgresql://u@h/db") is None  # no cheap mark: read it all

@@ -2,8 +2,10 @@
 
 Each server process writes the store document ``servers/<host>-<pid>`` (in the embedded
 store ``home()/servers/<host>-<pid>.json``, atomically: a reader never sees half a file;
-with ``KEIZOKU_STORE``, a row every server and command sharing the database reads) once
-at startup and then every beat interval::
+with ``KEIZOKU_STORE``, a row every server and command sharing the database reads) at
+startup, at the next poll tick after what it says changes, and at least every
+``interval_s`` seconds (the poll interval, or about a second for faster polls: an unchanged
+beat is not rewritten more often, ``keizoku.serving.app.beat_ticks``)::
 
     {"pid": 4242, "host": "build-1", "port": 8000, "bind": "127.0.0.1",
      "started": 1796000000.0, "beat": 1796000042.5, "interval_s": 5.0, "discover": true,

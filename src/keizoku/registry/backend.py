@@ -44,6 +44,13 @@ revision is the pinned MLflow's head (:data:`MLFLOW_HEAD`; any other revision ta
 full path), no ``_alembic_tmp_*`` table is left, the tables read exist, and it is in WAL
 mode. Anything else (a fresh home, another store, a damaged one) gets None, and the
 caller takes the ``MlflowClient`` path with its checks and its clear errors.
+
+**Has anything changed?** A server polls the registry every few seconds, forever, and
+almost every poll finds nothing new. :func:`registry_mark` answers for the price of two
+``stat`` calls on a local SQLite store: every commit writes the database file or its WAL,
+so their (inode, size, mtime) change. A file written less than :data:`RACY_S` ago could
+be written again within the same timestamp tick without changing its size, so such a
+mark is not given (None: read everything), like git's "racily clean" index entries.
 """
 
 from __future__ import annotations
@@ -76,6 +83,7 @@ __all__ = [
     "client",
     "open_reader",
     "prepare",
+    "registry_mark",
     "repair",
     "store_lock",
 ]
@@ -177,6 +185,32 @@ def sqlite_path(uri: str) -> Path | None:
     if raw in ("", ":memory:"):
         return None
     return Path(raw)
+
+
+RACY_S = 2.0  # a file written this recently may change again within its mtime's tick
+
+
+def registry_mark(uri: str) -> tuple[object, ...] | None:
+    """A value that changes with every write to the registry at ``uri``; None when it
+    cannot tell (not a local SQLite file, a file written in the last :data:`RACY_S`
+    seconds, an unreadable one): then the caller reads everything."""
+    db = sqlite_path(uri)
+    if db is None:
+        return None
+    now_ns = time.time_ns()
+    marks: list[object] = [str(db)]
+    for path in (db, db.with_name(db.name + "-wal")):
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            marks.append(None)
+            continue
+        except OSError:
+            return None
+        if now_ns - st.st_mtime_ns < RACY_S * 1e9:
+            return None
+        marks.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(marks)
 
 
 def lock_path(uri: str) -> Path:

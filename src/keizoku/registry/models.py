@@ -24,7 +24,16 @@ from urllib.parse import unquote, urlparse
 from keizoku.errors import IntegrityError, NotFoundError, UserInputError
 from keizoku.home import home, mlflow_uri, sha256_file
 from keizoku.names import check_name
-from keizoku.registry.backend import client, open_reader, prepare, sqlite_path, store_lock
+from keizoku.registry.backend import (
+    client,
+    open_reader,
+    prepare,
+    sqlite_path,
+    store_lock,
+)
+from keizoku.registry.backend import (
+    registry_mark as _mark,
+)
 from keizoku.registry.refs import ModelRef, parse_ref
 from keizoku.registry.servable import ServableModel
 
@@ -43,6 +52,7 @@ __all__ = [
     "record_export",
     "recorded_artifacts",
     "register",
+    "registry_mark",
     "require_model",
     "resolve",
     "set_alias",
@@ -122,6 +132,12 @@ def _info(c: Any, mv: Any, aliases: dict[str, list[str]] | None = None) -> Model
         run_id=mv.run_id,
         source=mv.source,
     )
+
+
+def registry_mark() -> tuple[object, ...] | None:
+    """Changes with every write to this home's registry; None when that cannot be told
+    cheaply (see :func:`keizoku.registry.backend.registry_mark`)."""
+    return _mark(mlflow_uri())
 
 
 def list_models() -> list[str]:

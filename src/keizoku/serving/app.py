@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import AsyncIterator
@@ -86,27 +88,46 @@ async def _poll(state: ServerState, interval: float, loading: asyncio.Task[None]
             _log.error("Registry poll failed: %s", exc)
 
 
+MIN_BEAT_S = 1.0  # an unchanged beat is rewritten at least this far apart (beat_ticks)
+
+
+def beat_ticks(interval: float) -> int:
+    """Every how many heartbeat ticks an unchanged beat is written again: a beat that says
+    the same thing is rewritten about every :data:`MIN_BEAT_S`, never less often than
+    every tick. The beat's ``interval_s`` is that period, so readers judge it as before."""
+    return max(1, math.ceil(MIN_BEAT_S / interval - 1e-9))
+
+
 async def _heartbeat(
     state: ServerState, options: ServeOptions, loading: asyncio.Task[None]
 ) -> None:
     """Write this server's heartbeat (what it serves) every poll interval, 5 s when off.
 
-    A discovering server beats while it serves nothing yet too: ``promote`` waits for it.
+    A beat whose content (the served versions, deployments, request counts) did not change
+    is written only every ``beat_ticks`` ticks, saying so in its ``interval_s``; a change
+    is written at the next tick, as before. A discovering server beats while it serves
+    nothing yet too: ``promote`` waits for it.
     """
-    from keizoku.lifecycle.servers import write_beat
+    from keizoku.lifecycle.servers import snapshot, write_beat
 
     interval = options.poll_interval_s if options.poll_interval_s > 0 else 5.0
+    every = beat_ticks(interval)
     started = time.time()
+    written: tuple[int, dict[str, Any]] | None = None  # (tick, content) of the last beat
     await loading
-    while True:
+    for tick in itertools.count():
         if state.models.ready or (state.models.discovers and options.poll_interval_s > 0):
-            try:
-                await asyncio.to_thread(
-                    write_beat, state.models, port=options.port, bind=options.host,
-                    started=started, interval_s=interval,
-                )  # fmt: skip
-            except (OSError, KeizokuError) as exc:  # the store may be away for a while
-                _log.error("Could not write the heartbeat: %s", exc)
+            content = snapshot(state.models)
+            if written is None or written[1] != content or tick - written[0] >= every:
+                try:
+                    await asyncio.to_thread(
+                        write_beat, state.models, port=options.port, bind=options.host,
+                        started=started, interval_s=every * interval,
+                    )  # fmt: skip
+                    written = (tick, content)
+                except (OSError, KeizokuError) as exc:  # the store may be away for a while
+                    _log.error("Could not write the heartbeat: %s", exc)
+                    written = None
         await asyncio.sleep(interval)
 
 

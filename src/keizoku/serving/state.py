@@ -11,6 +11,12 @@ loads each model that has a champion and is not served yet. A store with nothing
 servable is not an error then: the set stays not ready, ``load_error`` saying why (no model
 registered, or no champion yet), until a model appears (decision 0028). A store that does
 not answer at start-up leaves it not ready too (``store_down``) until it answers.
+
+An idle poll is cheap: after a poll that found everything in order (no failure, nothing
+waiting for anything but a champion), the next one first asks the registry whether it
+was written since (:func:`keizoku.registry.models.registry_mark`) and each served model
+whether its deployment was; when neither was, that poll would find the same versions
+again, so it reads nothing more. Any write, failure or unknown mark takes the full read.
 """
 
 from __future__ import annotations
@@ -118,6 +124,7 @@ class ModelSet:
     store_down: bool = False  # the store did not answer at start-up: 503 store_unavailable
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _reported: set[tuple[str, str]] = field(default_factory=set)
+    _quiet: tuple[object, ...] | None = None  # the registry's mark when a poll found all in order
 
     @property
     def discovers(self) -> bool:
@@ -146,21 +153,49 @@ class ModelSet:
         """Poll: pick up moved aliases, changed deployments and (discovering) new models.
 
         Never raises: a failure is reported and the served snapshots stay as they are.
+        Reads nothing more when nothing was written since a poll that found all in order.
         """
+        mark = self._mark()
+        if mark is not None and mark == self._quiet and self._same_deployments():
+            return [SwapReport(n, m.versions(), m.versions(), False) for n, m in self._served()]
+        self._quiet = None  # until this read ends in order (it may raise)
         reports = []
         for name in list(self.models):
             reports.append(self.refresh(name))
+        listed = True
         if self.discovers:
             try:
                 reports.extend(self._discover(strict=False))
             except Exception as exc:  # noqa: BLE001 - the registry may be away for a while
+                listed = False
                 if ("", str(exc)) not in self._reported:
                     self._reported.add(("", str(exc)))
                     _log.error("Could not list the registered models: %s", exc)
             else:
                 self._reported = {k for k in self._reported if k[0] != ""}
             self._settle()
+        in_order = listed and all(r.error is None for r in reports)
+        self._quiet = mark if in_order else None
         return reports
+
+    def _served(self) -> list[tuple[str, ServedModel]]:
+        return list(self.models.items())
+
+    @staticmethod
+    def _mark() -> tuple[object, ...] | None:
+        from keizoku.registry.models import registry_mark
+
+        try:
+            return registry_mark()
+        except Exception:  # noqa: BLE001 - no mark: the full read says what is wrong
+            return None
+
+    def _same_deployments(self) -> bool:
+        """True when no served model's deployment was saved or reset since it was loaded."""
+        try:
+            return all(_stamp(n) == m.deployment_stamp for n, m in self._served())
+        except Exception:  # noqa: BLE001 - the full read reports the store's failure
+            return False
 
     def _discover(self, *, strict: bool) -> list[SwapReport]:
         """Load each registered model that is not served yet and has a champion now.
