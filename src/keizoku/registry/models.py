@@ -24,16 +24,8 @@ from urllib.parse import unquote, urlparse
 from keizoku.errors import IntegrityError, NotFoundError, UserInputError
 from keizoku.home import home, mlflow_uri, sha256_file
 from keizoku.names import check_name
-from keizoku.registry.backend import (
-    client,
-    open_reader,
-    prepare,
-    sqlite_path,
-    store_lock,
-)
-from keizoku.registry.backend import (
-    registry_mark as _mark,
-)
+from keizoku.registry.backend import client, open_reader, prepare, sqlite_path, store_lock
+from keizoku.registry.backend import registry_mark as _mark
 from keizoku.registry.refs import ModelRef, parse_ref
 from keizoku.registry.servable import ServableModel
 
