@@ -20,9 +20,12 @@ demo: install
 # Fails on any failed test, and when no test ran at all (pytest exits 5).
 # Runs in TEST_WORKERS processes (pytest-xdist; `auto` = one per CPU, at most 4; 0 = in
 # this process); each test file runs in one worker (tests/conftest.py).
+# Bytecode is written (into __pycache__/, ignored by git) even where PYTHONDONTWRITEBYTECODE
+# is set: otherwise every worker rewrites and compiles all ~430 test modules again (~4 s of
+# CPU each), and so does every command for keizoku's own modules.
 TEST_WORKERS ?= auto
 test: install
-	$(PY) -m pytest tests -q -p no:cacheprovider --timeout=900 \
+	env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest tests -q -p no:cacheprovider --timeout=900 \
 		-n $(TEST_WORKERS) --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 
 # The console's screenshots in docs/console/, taken by its browser test (make test takes
