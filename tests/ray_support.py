@@ -1,9 +1,14 @@
 """A real local Ray cluster for tests/distributed and the bench: a head and worker nodes,
 each a `ray start --block` process group of its own (one CPU each), in a short temporary
-folder; torn down by killing those process groups (by id, never by name)."""
+folder; torn down by killing those process groups (by id, never by name). Only what the
+tests use runs: no log monitor (drivers connect with ``log_to_driver=False``), no
+autoscaler monitor (the nodes are fixed), no drain on SIGTERM (that waits for Serve), and
+the head's health checks every half second, so a killed node is reported dead in about
+three seconds rather than twenty (Ray's defaults: 5 s, then every 3 s, 5 failures)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -22,7 +27,20 @@ from kzsupport import REPO, free_port
 
 RAY_EXE = str(Path(sys.executable).with_name("ray"))
 START_S = 120.0  # a node joins in seconds on an idle machine; the 2-core one is not idle
-STOP_S = 10.0  # a live node ends on SIGTERM within seconds
+STOP_S = 10.0  # a live node ends on SIGTERM within seconds (every node's within this)
+# The head's GCS checks each node this often; 5 failed checks in a row (Ray's default
+# threshold, kept) mark it dead. A check of a live node fails only after
+# health_check_timeout_ms (10 s, kept) without an answer, so a busy machine does not make
+# a live node look dead.
+HEALTH_CHECKS = {"health_check_initial_delay_ms": 500, "health_check_period_ms": 500}
+# Every node: no log monitor (nothing reads the workers' logs: drivers connect with
+# log_to_driver=False) and one CPU.
+# A driver (a `keizoku ... --ray` the tests run) as the nodes are: no usage statistics (Ray
+# Data starts an actor to collect them), and Ray Data's pool of Parquet footer readers (32
+# actors, each a worker process started and killed for every read) one actor: the tests'
+# files have one footer each.
+DRIVER_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS": "1"}
+NODE_ARGS = ["--num-cpus=1", "--disable-usage-stats", "--include-log-monitor=false", "--block"]
 
 
 @dataclass
@@ -44,16 +62,23 @@ class Node:
                 return int(stat.parent.name)
         raise AssertionError(f"no raylet under pid {self.proc.pid}; log: {self.log.read_text()}")
 
-    def stop(self) -> None:
-        """SIGTERM to the node's process group, then SIGKILL to all its descendants: Ray's
-        workers run in sessions of their own, so the group alone does not reach them."""
+    def terminate(self) -> list[int]:
+        """SIGTERM to the node's process group; the node's processes, read before it."""
         tree = _descendants(self.proc.pid)
-        if self.proc.poll() is None:
+        try:
             os.killpg(self.proc.pid, signal.SIGTERM)
-            try:  # a node whose raylet was killed never ends on SIGTERM: SIGKILL follows
-                self.proc.wait(timeout=STOP_S)
-            except subprocess.TimeoutExpired:
-                pass
+        except ProcessLookupError:  # the node had already ended
+            pass
+        return tree
+
+    def kill(self, tree: list[int], deadline: float) -> None:
+        """Wait for the node's `ray start` until ``deadline``, then SIGKILL to it and to all
+        its descendants (``tree``): Ray's workers run in sessions of their own, so the
+        group alone does not reach them."""
+        try:  # a node whose raylet was killed never ends on SIGTERM: SIGKILL follows
+            self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
         for pid in [self.proc.pid, *tree]:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -100,7 +125,7 @@ class Cluster:
 def _start(args: list[str], log: Path, env: dict[str, str]) -> Node:
     out = log.open("wb")
     proc = subprocess.Popen(
-        [RAY_EXE, "start", "--num-cpus=1", "--disable-usage-stats", "--block", *args],
+        [RAY_EXE, "start", *NODE_ARGS, *args],
         stdout=out,
         stderr=subprocess.STDOUT,
         env=env,
@@ -146,7 +171,12 @@ def local_cluster(workers: int = 1) -> Iterator[Cluster]:
     folder = Path(tempfile.mkdtemp(prefix="kzray-", dir="/tmp"))
     src = str(REPO / "src")
     pythonpath = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)
-    env = {**os.environ, "PYTHONPATH": pythonpath, "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": pythonpath,
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",  # SIGTERM ends a node at once
+    }
     port = free_port()
     cluster = Cluster(f"127.0.0.1:{port}", folder, env)
     head_args = [
@@ -155,6 +185,8 @@ def local_cluster(workers: int = 1) -> Iterator[Cluster]:
         "--include-dashboard=false",
         f"--temp-dir={folder / 't'}",
         f"--dashboard-agent-listen-port={free_port()}",
+        "--no-monitor",  # the autoscaler's: a fixed set of nodes has nothing to scale
+        f"--system-config={json.dumps(HEALTH_CHECKS)}",
     ]
     head = _start(head_args, folder / "head.log", env)
     cluster.nodes.append(head)
@@ -173,8 +205,11 @@ def local_cluster(workers: int = 1) -> Iterator[Cluster]:
 
 
 def _stop_all(cluster: Cluster) -> None:
+    """SIGTERM to every node at once, then SIGKILL to what is left after STOP_S."""
     try:
-        for node in reversed(cluster.nodes):
-            node.stop()
+        trees = [(node, node.terminate()) for node in reversed(cluster.nodes)]
+        deadline = time.monotonic() + STOP_S
+        for node, tree in trees:
+            node.kill(tree, deadline)
     finally:
         shutil.rmtree(cluster.folder, ignore_errors=True)

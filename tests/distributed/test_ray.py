@@ -26,7 +26,7 @@ from keizoku.training.config import TrainSpec
 from keizoku.training.context import TrainingData
 from keizoku.training.search import SearchResult, run_search
 from kzsupport import KEIZOKU_EXE
-from ray_support import Cluster
+from ray_support import DRIVER_ENV, Cluster
 
 # Everything but the clock: fit time and latency are measured, not computed.
 SAME = ["trial", "model", "score", "std", "status", "chosen", "params"]
@@ -77,36 +77,8 @@ def test_the_cluster_gives_the_local_leaderboard(
     assert sum(n["Alive"] for n in ray.nodes()) == 2
 
 
-def test_a_worker_killed_mid_search_loses_no_trial(
-    ray_cluster: Cluster, data: TrainingData, local: SearchResult
-) -> None:
-    import ray
-
-    spare = ray_cluster.add_node()  # killed below; the session's two nodes stay
-    raylet = spare.raylet_pid()
-    killed: list[int] = []
-
-    def kill_after_first(trial: Any, _elapsed: float) -> None:
-        # The next trial's folds are spread over three nodes, one of them now dead.
-        if not killed:
-            os.kill(raylet, signal.SIGKILL)
-            killed.append(trial.number)
-
-    remote = run_search(data, _on(ray_cluster), on_trial=kill_after_first)
-    assert killed == [0]
-    # The head notices a dead node after its health checks fail (seconds): wait for it, or
-    # the report reaches the next driver that connects (the CLI train below prints it).
-    deadline = time.monotonic() + 120
-    while not (dead := [n for n in ray.nodes() if not n["Alive"]]):
-        assert time.monotonic() < deadline, "the killed node should be reported dead"
-        time.sleep(0.5)
-    assert len(dead) == 1, "only the killed node should be reported dead by the cluster"
-    assert sum(t.status == "ok" for t in remote.trials) == SETTINGS["max_trials"]
-    pd.testing.assert_frame_equal(remote.leaderboard[SAME], local.leaderboard[SAME])
-
-
 def _keizoku(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KEIZOKU_HOME": str(cwd / ".keizoku"), "COLUMNS": "200"}
+    env = {**os.environ, **DRIVER_ENV, "KEIZOKU_HOME": str(cwd / ".keizoku"), "COLUMNS": "200"}
     return subprocess.run(
         [KEIZOKU_EXE, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
@@ -216,6 +188,34 @@ def test_the_clusters_messages_go_to_stderr_not_a_commands_stdout(
     worker.print_to_stdstream({"lines": [event], "pid": "raylet", "is_err": False}, False)
     out, err = capfd.readouterr()
     assert out == "" and event in err
+
+
+def test_a_worker_killed_mid_search_loses_no_trial(
+    ray_cluster: Cluster, data: TrainingData, local: SearchResult
+) -> None:
+    import ray
+
+    # The worker node, killed below: the file's last test on the cluster, so the tests
+    # before it have both nodes (starting a third to kill costs seconds of CPU).
+    raylet = ray_cluster.nodes[1].raylet_pid()
+    killed: list[int] = []
+
+    def kill_after_first(trial: Any, _elapsed: float) -> None:
+        # The next trial's folds are spread over both nodes, one of them now dead.
+        if not killed:
+            os.kill(raylet, signal.SIGKILL)
+            killed.append(trial.number)
+
+    remote = run_search(data, _on(ray_cluster), on_trial=kill_after_first)
+    assert killed == [0]
+    # The head notices a dead node after its health checks fail (seconds): wait for it.
+    deadline = time.monotonic() + 120
+    while not (dead := [n for n in ray.nodes() if not n["Alive"]]):
+        assert time.monotonic() < deadline, "the killed node should be reported dead"
+        time.sleep(0.5)
+    assert len(dead) == 1, "only the killed node should be reported dead by the cluster"
+    assert sum(t.status == "ok" for t in remote.trials) == SETTINGS["max_trials"]
+    pd.testing.assert_frame_equal(remote.leaderboard[SAME], local.leaderboard[SAME])
 
 
 def test_an_unreachable_address_is_one_line_and_registers_nothing(tmp_path: Path) -> None:
