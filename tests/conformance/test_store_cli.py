@@ -1,9 +1,10 @@
 """``KEIZOKU_STORE`` through the real ``keizoku`` executable.
 
 Two homes (two folders, as on two machines) naming one PostgreSQL database share keys,
-the registry and the audit chains: what one creates, trains or promotes, the other sees,
-with nothing else changed. A store that cannot be used is one line naming the setting,
-the URL without its password, and the fix (exit 2), and the password never shows.
+the registry and the audit chains: what one creates or promotes, or a third home trained,
+the other sees, with nothing else changed. A store that cannot be used is one line naming
+the setting, the URL without its password, and the fix (exit 2), and the password never
+shows.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 
 from keizoku.errors import ExitCode
 from kzsupport import REPO, Server
-from pgsupport import TWO_TRIALS, Postgres, keizoku, postgres  # noqa: F401 (the fixture)
+from pgsupport import Postgres, keizoku, postgres, trained_penguins  # noqa: F401 (the fixture)
 
 PENGUINS = REPO / "examples" / "data" / "penguins.csv"
 SECRET = "s3cr3t-Pa55"
@@ -38,6 +39,8 @@ def test_two_homes_on_one_store_share_keys_registry_and_audit(
 ) -> None:
     url = postgres.database()
     a, b = tmp_path / "a", tmp_path / "b"
+    # penguins v1 and v2 trained on the store from a third home (the run's template)
+    trained_penguins(a, url, versions=2)
     created = keizoku(a, url, "keys", "create", "--role", "predict", "--name", "ci")
     assert created.code == 0, created.text
     listed = keizoku(b, url, "keys", "list", "--json")
@@ -48,12 +51,6 @@ def test_two_homes_on_one_store_share_keys_registry_and_audit(
     assert not (a / ".keizoku" / "auth.db").exists()  # nothing shared went to the home
     assert not (b / ".keizoku" / "auth.db").exists()
 
-    init = keizoku(a, url, "init", str(PENGUINS), "-t", "species", "--name", "penguins")
-    assert init.code == 0, init.text
-    trained = keizoku(a, url, "train", *TWO_TRIALS)
-    assert trained.code == 0, trained.text
-    trained = keizoku(a, url, "train", *TWO_TRIALS)  # version 2: its gates may refuse it
-    assert trained.code in (ExitCode.OK, ExitCode.GATE), trained.text
     promoted = keizoku(a, url, "promote", "penguins", "2", "--force", "--reason", "shared")
     assert promoted.code == 0, promoted.text
     models = keizoku(b, url, "models", "--json")

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from kzsupport import Server
-from pgsupport import TWO_TRIALS, keizoku
-from store_outage_support import PENGUINS, RECORDS, OwnPostgres, Traffic, server_env, until
+from pgsupport import keizoku, trained_penguins
+from store_outage_support import RECORDS, OwnPostgres, Traffic, server_env, until
 
 pytestmark = pytest.mark.slow
 DETAIL = "/v1/models/penguins"
@@ -37,10 +37,7 @@ def trained_pg(
 ) -> dict[str, str]:
     """A PostgreSQL store with penguins v1 (champion), a predict key and an admin key."""
     url = own_postgres.database()
-    a = tmp_path_factory.mktemp("pg-project")
-    assert keizoku(a, url, "init", str(PENGUINS), "-t", "species").code == 0
-    trained = keizoku(a, url, "train", *TWO_TRIALS)
-    assert trained.code == 0, trained.text
+    a = trained_penguins(tmp_path_factory.mktemp("pg-project"), url)
     keys = {role: keizoku(a, url, "keys", "create", "--role", role, "--name", role).out.strip()
             for role in ("predict", "admin")}  # fmt: skip
     assert all(k.startswith("kz_") for k in keys.values()), keys
@@ -96,17 +93,7 @@ def test_postgres_stopped_mid_traffic_then_started_again(
 @pytest.fixture(scope="module")
 def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An embedded home (SQLite registry) with penguins v1 as champion."""
-    import subprocess
-
-    from kzsupport import KEIZOKU_EXE
-
-    root = tmp_path_factory.mktemp("embedded")
-    env = server_env(root, None)
-    for args in (["init", str(PENGUINS), "-t", "species"], ["train", *TWO_TRIALS]):
-        done = subprocess.run([KEIZOKU_EXE, *args], cwd=root, env=env, capture_output=True,
-                              text=True, timeout=600)  # fmt: skip
-        assert done.returncode == 0, done.stdout + done.stderr
-    return root
+    return trained_penguins(tmp_path_factory.mktemp("embedded"), "embedded")
 
 
 @pytest.fixture
