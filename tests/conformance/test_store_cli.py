@@ -106,7 +106,8 @@ def test_verbose_and_doctor_print_the_store_without_its_password(tmp_path: Path)
 
 def _two_servers_share_keys_and_heartbeats(url: str, a: Path, b: Path) -> None:
     """A server in each home: a key created in one home opens both, its revocation in the
-    other closes both within the guard's cache time; `status` in one home sees both."""
+    other closes both within the guard's cache time (``--key-cache``); `status` in one home
+    sees both."""
     web = keizoku(a, url, "keys", "create", "--role", "predict", "--name", "web").out.strip()
     keep = keizoku(a, url, "keys", "create", "--role", "admin", "--name", "keep")
     assert web.startswith("kz_") and keep.code == 0, keep.text  # keys stay required
@@ -115,11 +116,12 @@ def _two_servers_share_keys_and_heartbeats(url: str, a: Path, b: Path) -> None:
         for home in (a, b):
             env = {**os.environ, "KEIZOKU_HOME": str(home / ".keizoku"), "KEIZOKU_STORE": url}
             env.pop("KEIZOKU_TRACKING_URI", None)
-            servers.append(Server(home, "--poll-interval", "1", env=env).wait_ready(300))
+            servers.append(Server(home, "--poll-interval", "1", "--key-cache", "1s",
+                                  env=env).wait_ready(300))  # fmt: skip
         auth = {"Authorization": f"Bearer {web}"}
         assert [s.client.get("/v1/models", headers=auth).status_code for s in servers] == [200] * 2
         assert keizoku(b, url, "keys", "revoke", "web").code == 0
-        deadline = time.monotonic() + 30  # the guard caches a key for 5 s
+        deadline = time.monotonic() + 30  # the guard caches a key for 1 s
         codes: list[int] = []
         while time.monotonic() < deadline:
             codes = [s.client.get("/v1/models", headers=auth).status_code for s in servers]
