@@ -141,7 +141,10 @@ PENGUINS = REPO / "examples" / "data" / "penguins.csv"
 
 
 def _pg(exe: str, *args: str) -> None:
-    path = pg_bin(exe)
+    """Run PostgreSQL's client ``exe`` (``pg_dump``, ``psql``) of the server's version."""
+    server = pg_bin("initdb")
+    beside = Path(server).with_name(exe) if server else None
+    path = str(beside) if beside and beside.exists() else pg_bin(exe)
     assert path, f"no PostgreSQL client '{exe}'"
     done = subprocess.run([path, *args], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
