@@ -8,6 +8,7 @@ taken from ``PATH`` or from Debian's ``/usr/lib/postgresql/<version>/bin`` (wher
 creates a fresh database and returns its ``postgresql://`` URL.
 
 Import the fixture into a test module: ``from pgsupport import postgres  # noqa: F401``.
+``trained_penguins`` gives a test a store with penguins trained, from one training per run.
 Without the binaries or the ``psycopg`` driver the cases that need it skip, saying which.
 """
 
@@ -27,9 +28,9 @@ from pathlib import Path
 
 import pytest
 
-from kzsupport import KEIZOKU_EXE, CliResult, free_port
+from kzsupport import KEIZOKU_EXE, REPO, CliResult, built_once, free_port, relocated_copy
 
-__all__ = ["Postgres", "pg_bin", "postgres", "why_no_postgres"]
+__all__ = ["PENGUINS", "Postgres", "pg_bin", "postgres", "trained_penguins", "why_no_postgres"]
 
 
 def pg_bin(exe: str) -> str | None:
@@ -132,3 +133,68 @@ def keizoku(where: Path, store: str, *args: str, home: bool = True) -> CliResult
     done = subprocess.run([KEIZOKU_EXE, *args], cwd=where, env=env, capture_output=True,
                           text=True, timeout=600)  # fmt: skip
     return CliResult(done)
+
+
+# ------------------------------------------------ penguins trained once per run, restored
+
+PENGUINS = REPO / "examples" / "data" / "penguins.csv"
+
+
+def _pg(exe: str, *args: str) -> None:
+    """Run PostgreSQL's client ``exe`` (``pg_dump``, ``psql``) of the server's version."""
+    server = pg_bin("initdb")
+    beside = Path(server).with_name(exe) if server else None
+    path = str(beside) if beside and beside.exists() else pg_bin(exe)
+    assert path, f"no PostgreSQL client '{exe}'"
+    done = subprocess.run([path, *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def _train_embedded(project: Path) -> None:
+    """penguins v1 trained in ``project``'s home (the embedded store)."""
+    assert keizoku(project, "embedded", "init", str(PENGUINS), "-t", "species").code == 0
+    trained = keizoku(project, "embedded", "train", *TWO_TRIALS)
+    assert trained.code == 0, trained.text
+
+
+def _train_postgres(store: str, folder: Path) -> None:
+    """penguins trained twice in ``folder/project`` on the empty database ``store``, with a
+    dump of it after each training (``v1.sql``, ``v2.sql``: v2 as its gates decided)."""
+    project = folder / "project"
+    assert keizoku(project, store, "init", str(PENGUINS), "-t", "species").code == 0
+    for version in (1, 2):
+        trained = keizoku(project, store, "train", *TWO_TRIALS)
+        assert trained.code in ((0,) if version == 1 else (0, 6)), trained.text
+        dump = folder / f"v{version}.sql"
+        _pg("pg_dump", "--no-owner", "--no-privileges", "-f", str(dump), store)
+
+
+def _sibling_database(store: str) -> str:
+    """A new, empty database on the server of ``store``: its URL."""
+    import psycopg
+
+    server, _, name = store.rpartition("/")
+    sibling = f"{name}_template"
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{sibling}"')
+    return f"{server}/{sibling}"
+
+
+def trained_penguins(dest: Path, store: str, versions: int = 1) -> Path:
+    """``dest``: a project folder with penguins trained ``versions`` times (v1 the champion;
+    v2, when asked for, as its gates decided) on ``store``: "embedded" (in ``dest``'s home,
+    v1 only), or an empty PostgreSQL database's URL, which gets the trained rows.
+
+    The training runs once per test run (``kzsupport.built_once``); each caller gets a
+    copy. A PostgreSQL copy's registry points at the template's artifacts: read them, never
+    change them.
+    """
+    if store == "embedded":
+        assert versions == 1, "the embedded template holds penguins v1 only"
+        return relocated_copy(built_once("penguins-embedded", _train_embedded), dest)
+    template = built_once(
+        "penguins-postgresql", lambda folder: _train_postgres(_sibling_database(store), folder)
+    )
+    shutil.copytree(template / "project", dest, dirs_exist_ok=True)
+    _pg("psql", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(template / f"v{versions}.sql"), store)
+    return dest

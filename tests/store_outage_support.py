@@ -17,10 +17,9 @@ from typing import Any
 
 import pandas as pd
 
-from kzsupport import REPO, free_port
-from pgsupport import Postgres, pg_bin
+from kzsupport import free_port
+from pgsupport import PENGUINS, Postgres, pg_bin
 
-PENGUINS = REPO / "examples" / "data" / "penguins.csv"
 RECORDS = [
     {k: (None if v != v else v) for k, v in r.items()}
     for r in pd.read_csv(PENGUINS).drop(columns="species").head(20).to_dict("records")

@@ -6,7 +6,8 @@ keys, aliases, deployments and heartbeats come from ``KEIZOKU_STORE``, the predi
 goes to ``KEIZOKU_LOG_ROOT``. Checked through the real executable: no request with a valid
 key fails while the champion changes; ``promote`` returns only once both servers report the
 new version (its bounded wait, exit 0); a key revoked in a third home stops working on both
-servers within the guard's key cache; every answered prediction is in the shared log once.
+servers within the guard's key cache (``--key-cache 1s``); every answered prediction is in
+the shared log once.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import pytest
 
 from keizoku.monitoring.log import segment_files
 from kzsupport import REPO, Server
-from pgsupport import TWO_TRIALS, Postgres, keizoku, postgres  # noqa: F401 (the fixture)
+from pgsupport import Postgres, keizoku, postgres, trained_penguins  # noqa: F401 (the fixture)
+from store_outage_support import until
 
 pytestmark = pytest.mark.slow
 
@@ -63,6 +65,14 @@ class Traffic:
                 time.sleep(0.02)
 
 
+def _v1_before(traffic: Traffic, moment: float) -> bool:
+    return any(v == 1 for ts, _, _, v in traffic.answers if ts < moment)
+
+
+def _any_after(traffic: Traffic, moment: float) -> bool:
+    return any(ts > moment for ts, _, _, _ in traffic.answers)
+
+
 @pytest.fixture
 def store(postgres: Postgres, tmp_path: Path) -> Iterator[tuple[str, Path]]:  # noqa: F811
     """A database with penguins v1 (champion) and v2 trained, and a shared log folder."""
@@ -70,11 +80,7 @@ def store(postgres: Postgres, tmp_path: Path) -> Iterator[tuple[str, Path]]:  # 
     shared = tmp_path / "shared-log"
     os.environ["KEIZOKU_LOG_ROOT"] = str(shared)  # every command and server below
     try:
-        a = tmp_path / "a"
-        assert keizoku(a, url, "init", str(PENGUINS), "-t", "species").code == 0
-        for _ in range(2):
-            trained = keizoku(a, url, "train", *TWO_TRIALS)
-            assert trained.code in (0, 6), trained.text  # v2's gates may refuse it
+        trained_penguins(tmp_path / "a", url, versions=2)  # v2's gates may have refused it
         yield url, shared
     finally:
         os.environ.pop("KEIZOKU_LOG_ROOT", None)
@@ -96,7 +102,8 @@ def test_two_servers_under_traffic_through_a_promote_and_a_revocation(
                    "KEIZOKU_STORE": url}  # fmt: skip
             env.pop("KEIZOKU_TRACKING_URI", None)
             (tmp_path / name).mkdir()
-            servers.append(Server(tmp_path / name, "--poll-interval", "1", env=env))
+            servers.append(Server(tmp_path / name, "--poll-interval", "1", "--key-cache", "1s",
+                                  env=env))  # fmt: skip
         for server in servers:
             server.wait_ready(300)
         traffic = [Traffic(s, web) for s in servers] + [Traffic(s, doomed.out.strip())
@@ -104,14 +111,16 @@ def test_two_servers_under_traffic_through_a_promote_and_a_revocation(
         threads = [threading.Thread(target=t.run, daemon=True) for t in traffic]
         for thread in threads:
             thread.start()
-        time.sleep(2)
+        until(lambda: all(_v1_before(t, time.monotonic() - 1.1) for t in traffic[:2]), 60,
+              "each server answered v1 over a second ago")  # fmt: skip
         promoted = keizoku(ops, url, "promote", "penguins", "2", "--force", "--reason", "scale")
         assert promoted.code == 0, promoted.text  # both servers reported v2 within the wait
         promoted_at = time.monotonic()
         revoked = keizoku(ops, url, "keys", "revoke", "doomed")
         assert revoked.code == 0, revoked.text
         revoked_at = time.monotonic()
-        time.sleep(8)  # past the guard's 5 s key cache
+        until(lambda: all(_any_after(t, revoked_at + 3) for t in traffic[2:]), 60,
+              "answers past the guard's 1 s key cache")  # fmt: skip
     finally:
         for t in traffic:
             t.stop.set()
@@ -127,7 +136,7 @@ def test_two_servers_under_traffic_through_a_promote_and_a_revocation(
         assert 1 in {v for ts, _, _, v in t.answers if ts < promoted_at - 1}
     for t in traffic[2:]:  # the revoked key: 200 before, 401 once the cache ran out
         assert all(code in (200, 401) for _, code, _, _ in t.answers)
-        assert all(code == 401 for ts, code, _, _ in t.answers if ts > revoked_at + 6)
+        assert all(code == 401 for ts, code, _, _ in t.answers if ts > revoked_at + 3)
         assert any(code == 200 for ts, code, _, _ in t.answers if ts < revoked_at)
 
     answered = [str(rid) for t in traffic for _, code, rid, _ in t.answers if code == 200]

@@ -366,17 +366,12 @@ def penguins_on(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[str, Path]:
     """(store, project folder): penguins trained on a fresh store of each kind."""
-    from pgsupport import TWO_TRIALS, keizoku
+    from pgsupport import trained_penguins
 
     url = "embedded"
     if request.param == "postgresql":
         url = request.getfixturevalue("postgres").database()
-    where = tmp_path_factory.mktemp("penguins")
-    penguins = Path(__file__).resolve().parents[2] / "examples" / "data" / "penguins.csv"
-    assert keizoku(where, url, "init", str(penguins), "-t", "species").code == 0
-    trained = keizoku(where, url, "train", *TWO_TRIALS)
-    assert trained.code == 0, trained.text
-    return url, where
+    return url, trained_penguins(tmp_path_factory.mktemp("penguins"), url)
 
 
 def test_feedback_from_every_server_lands_in_the_shared_log(

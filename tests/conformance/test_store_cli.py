@@ -1,9 +1,10 @@
 """``KEIZOKU_STORE`` through the real ``keizoku`` executable.
 
 Two homes (two folders, as on two machines) naming one PostgreSQL database share keys,
-the registry and the audit chains: what one creates, trains or promotes, the other sees,
-with nothing else changed. A store that cannot be used is one line naming the setting,
-the URL without its password, and the fix (exit 2), and the password never shows.
+the registry and the audit chains: what one creates or promotes, or a third home trained,
+the other sees, with nothing else changed. A store that cannot be used is one line naming
+the setting, the URL without its password, and the fix (exit 2), and the password never
+shows.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 
 from keizoku.errors import ExitCode
 from kzsupport import REPO, Server
-from pgsupport import TWO_TRIALS, Postgres, keizoku, postgres  # noqa: F401 (the fixture)
+from pgsupport import Postgres, keizoku, postgres, trained_penguins  # noqa: F401 (the fixture)
 
 PENGUINS = REPO / "examples" / "data" / "penguins.csv"
 SECRET = "s3cr3t-Pa55"
@@ -38,6 +39,8 @@ def test_two_homes_on_one_store_share_keys_registry_and_audit(
 ) -> None:
     url = postgres.database()
     a, b = tmp_path / "a", tmp_path / "b"
+    # penguins v1 and v2 trained on the store from a third home (the run's template)
+    trained_penguins(a, url, versions=2)
     created = keizoku(a, url, "keys", "create", "--role", "predict", "--name", "ci")
     assert created.code == 0, created.text
     listed = keizoku(b, url, "keys", "list", "--json")
@@ -48,12 +51,6 @@ def test_two_homes_on_one_store_share_keys_registry_and_audit(
     assert not (a / ".keizoku" / "auth.db").exists()  # nothing shared went to the home
     assert not (b / ".keizoku" / "auth.db").exists()
 
-    init = keizoku(a, url, "init", str(PENGUINS), "-t", "species", "--name", "penguins")
-    assert init.code == 0, init.text
-    trained = keizoku(a, url, "train", *TWO_TRIALS)
-    assert trained.code == 0, trained.text
-    trained = keizoku(a, url, "train", *TWO_TRIALS)  # version 2: its gates may refuse it
-    assert trained.code in (ExitCode.OK, ExitCode.GATE), trained.text
     promoted = keizoku(a, url, "promote", "penguins", "2", "--force", "--reason", "shared")
     assert promoted.code == 0, promoted.text
     models = keizoku(b, url, "models", "--json")
@@ -109,7 +106,8 @@ def test_verbose_and_doctor_print_the_store_without_its_password(tmp_path: Path)
 
 def _two_servers_share_keys_and_heartbeats(url: str, a: Path, b: Path) -> None:
     """A server in each home: a key created in one home opens both, its revocation in the
-    other closes both within the guard's cache time; `status` in one home sees both."""
+    other closes both within the guard's cache time (``--key-cache``); `status` in one home
+    sees both."""
     web = keizoku(a, url, "keys", "create", "--role", "predict", "--name", "web").out.strip()
     keep = keizoku(a, url, "keys", "create", "--role", "admin", "--name", "keep")
     assert web.startswith("kz_") and keep.code == 0, keep.text  # keys stay required
@@ -118,11 +116,12 @@ def _two_servers_share_keys_and_heartbeats(url: str, a: Path, b: Path) -> None:
         for home in (a, b):
             env = {**os.environ, "KEIZOKU_HOME": str(home / ".keizoku"), "KEIZOKU_STORE": url}
             env.pop("KEIZOKU_TRACKING_URI", None)
-            servers.append(Server(home, "--poll-interval", "1", env=env).wait_ready(300))
+            servers.append(Server(home, "--poll-interval", "1", "--key-cache", "1s",
+                                  env=env).wait_ready(300))  # fmt: skip
         auth = {"Authorization": f"Bearer {web}"}
         assert [s.client.get("/v1/models", headers=auth).status_code for s in servers] == [200] * 2
         assert keizoku(b, url, "keys", "revoke", "web").code == 0
-        deadline = time.monotonic() + 30  # the guard caches a key for 5 s
+        deadline = time.monotonic() + 30  # the guard caches a key for 1 s
         codes: list[int] = []
         while time.monotonic() < deadline:
             codes = [s.client.get("/v1/models", headers=auth).status_code for s in servers]

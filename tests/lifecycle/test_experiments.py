@@ -148,11 +148,22 @@ def test_status_and_the_bounded_wait_name_the_server_that_disagrees(project: Pat
         ghost.update(pid=2**22 + 7, models={MODEL: {"variants": {"champion": 7}}})
         (servers / "ghost.json").write_text(json.dumps(ghost))
 
-        out = cli(project, "deploy", MODEL, "--split", "champion=50,challenger=50")
+        deployment = project / ".keizoku" / "deployments" / f"{MODEL}.json"
+        before = deployment.read_bytes() if deployment.exists() else None
+        split = ("deploy", MODEL, "--split", "champion=50,challenger=50")
+        out = cli(project, *split, "--wait-timeout", "soon")  # read before anything changes
+        assert out.returncode == 2, out.stdout + out.stderr
+        assert "--wait-timeout 'soon' is not a duration" in " ".join(out.stderr.split())
+        assert (deployment.read_bytes() if deployment.exists() else None) == before
+
+        # the slow server beats every 5 s: 1 s is raised to a poll and a beat, 11 s
+        out = cli(project, *split, "--wait-timeout", "1s")
         assert out.returncode == 8, out.stdout + out.stderr
         err = " ".join(out.stderr.split())
+        assert "--wait-timeout 1 s is raised to 11 s" in err
         assert f"pid {slow.proc.pid} " in err and f"pid {fast.proc.pid} " not in err
         assert "1 of 2 live server(s) of 'peng' still do not serve" in err
+        assert "after 11 s" in err
         out = cli(project, "status", MODEL, "--json")
         assert out.returncode == 8
         status = json.loads(out.stdout)

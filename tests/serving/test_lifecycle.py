@@ -215,3 +215,10 @@ def test_serve_unknown_model_fails_clearly(trained: dict[str, Any]) -> None:
     out = _keizoku(trained, "serve", "--model", "clinik", "--port", "1")
     assert out.returncode == 3
     assert "did you mean 'clinic'?" in out.stderr
+
+
+def test_a_key_cache_that_is_not_a_duration_is_exit_2(trained: dict[str, Any]) -> None:
+    out = _keizoku(trained, "serve", "--key-cache", "briefly", "--port", "1")
+    assert out.returncode == 2, out.stderr
+    assert "--key-cache 'briefly' is not a duration" in " ".join(out.stderr.split())
+    assert "Uvicorn running" not in out.stdout + out.stderr

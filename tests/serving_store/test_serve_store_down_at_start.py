@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from kzsupport import KEIZOKU_EXE, Server
-from pgsupport import TWO_TRIALS, keizoku, why_no_postgres
-from store_outage_support import PENGUINS, RECORDS, own_postgres_server, server_env, until
+from pgsupport import trained_penguins, why_no_postgres
+from store_outage_support import RECORDS, own_postgres_server, server_env, until
 
 PREDICT = "/v1/models/penguins/predict"
 
@@ -39,10 +39,7 @@ def test_a_server_started_while_postgres_is_down_recovers_by_itself(tmp_path: Pa
         pytest.skip(why)
     with own_postgres_server() as pg:
         url = pg.database()
-        project = tmp_path / "project"
-        assert keizoku(project, url, "init", str(PENGUINS), "-t", "species").code == 0
-        trained = keizoku(project, url, "train", *TWO_TRIALS)
-        assert trained.code == 0, trained.text
+        trained_penguins(tmp_path / "project", url)
         pg.stop()
         servers = [  # one discovering, one told its model: both wait for the store
             Server(tmp_path, "--poll-interval", "1", env=server_env(tmp_path / "a", url)),

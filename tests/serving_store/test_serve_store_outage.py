@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from kzsupport import Server
-from pgsupport import TWO_TRIALS, keizoku
-from store_outage_support import PENGUINS, RECORDS, OwnPostgres, Traffic, server_env, until
+from pgsupport import keizoku, trained_penguins
+from store_outage_support import RECORDS, OwnPostgres, Traffic, server_env, until
 
 pytestmark = pytest.mark.slow
 DETAIL = "/v1/models/penguins"
@@ -31,16 +31,17 @@ def _unavailable(answer: Any) -> None:
     assert int(answer.headers["Retry-After"]) >= 1
 
 
+def _answers_after(traffic: Traffic, moment: float) -> list[int]:
+    return [code for t, code in traffic.answers if t > moment]
+
+
 @pytest.fixture(scope="module")
 def trained_pg(
     own_postgres: OwnPostgres, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, str]:
     """A PostgreSQL store with penguins v1 (champion), a predict key and an admin key."""
     url = own_postgres.database()
-    a = tmp_path_factory.mktemp("pg-project")
-    assert keizoku(a, url, "init", str(PENGUINS), "-t", "species").code == 0
-    trained = keizoku(a, url, "train", *TWO_TRIALS)
-    assert trained.code == 0, trained.text
+    a = trained_penguins(tmp_path_factory.mktemp("pg-project"), url)
     keys = {role: keizoku(a, url, "keys", "create", "--role", role, "--name", role).out.strip()
             for role in ("predict", "admin")}  # fmt: skip
     assert all(k.startswith("kz_") for k in keys.values()), keys
@@ -50,7 +51,7 @@ def trained_pg(
 def test_postgres_stopped_mid_traffic_then_started_again(
     own_postgres: OwnPostgres, trained_pg: dict[str, str], tmp_path: Path
 ) -> None:
-    server = Server(tmp_path, "--poll-interval", "1",
+    server = Server(tmp_path, "--poll-interval", "1", "--key-cache", "1s",
                     env=server_env(tmp_path, trained_pg["url"])).wait_ready(300)  # fmt: skip
     admin = {"Authorization": f"Bearer {trained_pg['admin']}"}
     traffic = Traffic(server.url, trained_pg["predict"])
@@ -60,10 +61,12 @@ def test_postgres_stopped_mid_traffic_then_started_again(
             server.client.post("/v1/admin/models/penguins/reload", headers=admin).status_code == 200
         )
         traffic.start()
-        time.sleep(2)
+        until(lambda: len(traffic.answers) > 10, 60, "traffic before the outage")
         own_postgres.stop()
         stopped, stopped_at = True, time.monotonic()
-        time.sleep(7)  # past the server's 5 s key cache: keys are looked up again
+        # past the server's 1 s key cache: keys are looked up again
+        until(lambda: len(_answers_after(traffic, stopped_at + 3)) > 10, 60,
+              "answers through the outage")  # fmt: skip
 
         _unavailable(server.client.get(DETAIL, headers=admin))  # the registry is away
         never_seen = {"Authorization": "Bearer kz_never_seen_before_0000000000"}
@@ -80,7 +83,8 @@ def test_postgres_stopped_mid_traffic_then_started_again(
         assert (
             server.client.post("/v1/admin/models/penguins/reload", headers=admin).status_code == 200
         )
-        time.sleep(1)
+        reloaded_at = time.monotonic()
+        until(lambda: _answers_after(traffic, reloaded_at), 60, "traffic after the reload")
     finally:
         traffic.stop.set()
         if stopped:
@@ -89,24 +93,14 @@ def test_postgres_stopped_mid_traffic_then_started_again(
     assert code == 0, server.output()[-3000:]
     codes = [c for _, c in traffic.answers]
     assert codes and set(codes) == {200}, sorted(set(codes))
-    during = [c for t, c in traffic.answers if stopped_at + 6 < t < started_at]
+    during = [c for t, c in traffic.answers if stopped_at + 3 < t < started_at]
     assert len(during) > 10  # predictions went on through the outage, past the key cache
 
 
 @pytest.fixture(scope="module")
 def trained_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An embedded home (SQLite registry) with penguins v1 as champion."""
-    import subprocess
-
-    from kzsupport import KEIZOKU_EXE
-
-    root = tmp_path_factory.mktemp("embedded")
-    env = server_env(root, None)
-    for args in (["init", str(PENGUINS), "-t", "species"], ["train", *TWO_TRIALS]):
-        done = subprocess.run([KEIZOKU_EXE, *args], cwd=root, env=env, capture_output=True,
-                              text=True, timeout=600)  # fmt: skip
-        assert done.returncode == 0, done.stdout + done.stderr
-    return root
+    return trained_penguins(tmp_path_factory.mktemp("embedded"), "embedded")
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from keizoku.cli import _io
+from keizoku.cli.rollout import WaitTimeout
 
 Config = Annotated[Path, typer.Option("--config", "-c", help="Spec with a retraining: section.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
@@ -32,6 +33,7 @@ def promote(
         str | None,
         typer.Option(help="Labelled file to gate a never-gated version on (else the spec's data)."),
     ] = None,
+    wait_timeout: WaitTimeout = None,
     as_json: AsJson = False,
 ) -> None:
     """Make VERSION the champion (the previous one is remembered for rollback).
@@ -40,46 +42,49 @@ def promote(
     recorded hashes and have its evidence. The actor is the OS user. An active experiment
     is ended consistently (or the promotion refused), then the live servers are awaited.
     """
-    from keizoku.cli.rollout import wait_and_report
+    from keizoku.cli.rollout import wait_and_report, wait_seconds
     from keizoku.lifecycle.experiments import promote as do_promote  # keeps deployments right
     from keizoku.names import check_name
     from keizoku.spec import spec_path
 
     check_name(name)
+    asked = wait_seconds(wait_timeout)
     entry = do_promote(name, version, reason=reason, force=force, spec=spec_path(config), data=data)
     if as_json:
         _io.emit_json(entry)
-        wait_and_report(name)
+        wait_and_report(name, asked=asked)
         return
     forced = " (forced past the gate)" if entry["forced"] else ""
     _console().print(
         f"Promoted {name}:{version} to champion{forced}; previous champion: "
         f"{entry['previous']}. Undo with `keizoku rollback {name}`."
     )
-    wait_and_report(name)
+    wait_and_report(name, asked=asked)
 
 
 def rollback(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
     reason: Annotated[str, typer.Option(help="Why (written to the audit log).")] = "",
+    wait_timeout: WaitTimeout = None,
     as_json: AsJson = False,
 ) -> None:
     """Restore the champion from before the last promotion (refused if its files changed)."""
-    from keizoku.cli.rollout import wait_and_report
+    from keizoku.cli.rollout import wait_and_report, wait_seconds
     from keizoku.lifecycle.experiments import rollback as do_rollback  # ends an experiment
     from keizoku.names import check_name
 
     check_name(name)
+    asked = wait_seconds(wait_timeout)
     entry = do_rollback(name, reason=reason)
     if as_json:
         _io.emit_json(entry)
-        wait_and_report(name)
+        wait_and_report(name, asked=asked)
         return
     _console().print(
         f"Rolled back {name}: champion is version {entry['version']} again "
         f"(was {entry['previous']})."
     )
-    wait_and_report(name)
+    wait_and_report(name, asked=asked)
 
 
 def _evidence_text(entry: dict[str, Any]) -> str:

@@ -36,14 +36,39 @@ def _policy(config: Path) -> Any:
     return parse_policy(load_spec(path)[0].retraining)
 
 
-def wait_and_report(name: str, *, wait: bool = True) -> None:
-    """Wait until the live servers serve what the registry says; exit 8 naming any that don't."""
+WaitTimeout = Annotated[
+    str | None,
+    typer.Option(
+        help="How long to wait for the live servers (20s, 2m). Default: three heartbeat "
+        "intervals of the slowest, 15 s to 60 s; never under two intervals + 1 s."
+    ),
+]
+
+
+def wait_seconds(wait_timeout: str | None) -> float | None:
+    """``--wait-timeout`` in seconds (None: the default bound), read before anything changes."""
+    from keizoku.duration import parse_duration
+
+    return None if wait_timeout is None else parse_duration(wait_timeout, what="--wait-timeout")
+
+
+def wait_and_report(name: str, *, wait: bool = True, asked: float | None = None) -> None:
+    """Wait until the live servers serve what the registry says; exit 8 naming any that don't.
+
+    ``asked`` (``--wait-timeout``, seconds) is raised to ``servers.wait_floor``, saying so.
+    """
     from keizoku.errors import ConflictError
-    from keizoku.lifecycle.servers import wait_for_servers
+    from keizoku.lifecycle.servers import servers_of, wait_bound, wait_floor, wait_for_servers
 
     if not wait:
         return
-    expected, beats, late = wait_for_servers(name)
+    serving = servers_of(name)
+    bound = wait_bound(serving, asked)
+    if asked is not None and bound > asked:
+        typer.echo(f"--wait-timeout {asked:g} s is raised to {bound:g} s: the slowest live "
+                   f"server of '{name}' needs {wait_floor(serving):g} s to poll once and "
+                   "report it.", err=True)  # fmt: skip
+    expected, beats, late = wait_for_servers(name, timeout_s=bound)
     if not beats:
         typer.echo(f"No live server serves '{name}' (no heartbeat in KEIZOKU_HOME/servers).",
                    err=True)  # fmt: skip
@@ -52,8 +77,8 @@ def wait_and_report(name: str, *, wait: bool = True) -> None:
         who = "; ".join(f"{b.label} serves {served}" for b, served in late)
         raise ConflictError(
             f"{len(late)} of {len(beats)} live server(s) of '{name}' still do not serve "
-            f"{expected}: {who}. Check their logs (a refused swap keeps the old version) "
-            f"and `keizoku status {name}`."
+            f"{expected} after {bound:g} s: {who}. Check their logs (a refused swap keeps the "
+            f"old version) and `keizoku status {name}`; --wait-timeout waits longer."
         )
     typer.echo(f"All {len(beats)} live server(s) of '{name}' serve {expected}.", err=True)
 
@@ -83,6 +108,7 @@ def deploy(
     ] = False,
     reset: Annotated[bool, typer.Option("--reset", help="Back to champion-only.")] = False,
     wait: Annotated[bool, typer.Option(help="Wait until live servers serve it.")] = True,
+    wait_timeout: WaitTimeout = None,
     config: Config = Path("keizoku.yaml"),
     reason: Annotated[str, typer.Option(help="Why (written to the audit log).")] = "",
 ) -> None:
@@ -91,15 +117,16 @@ def deploy(
     from keizoku.lifecycle.deployment import parse_split
     from keizoku.lifecycle.experiments import deploy as do_deploy
 
+    asked = wait_seconds(wait_timeout)
     if canary_step:
         step = canaries.step(name, _policy(config).rollout, actor=None)
         typer.echo(json.dumps(step.to_dict(), default=str))
-        wait_and_report(name, wait=wait and step.action not in ("none", "waiting"))
+        wait_and_report(name, wait=wait and step.action not in ("none", "waiting"), asked=asked)
         return
     if canary is not None:
         started = canaries.start(name, canary, _policy(config).rollout, actor=None)
         typer.echo(json.dumps(started.model_dump(), indent=2, default=str))
-        wait_and_report(name, wait=wait)
+        wait_and_report(name, wait=wait, asked=asked)
         return
     dep, exp = do_deploy(
         name, split=parse_split(split) if split is not None else None, shadow=shadow,
@@ -113,7 +140,7 @@ def deploy(
         )  # fmt: skip
     elif reset:
         typer.echo(f"{name}: champion answers every request (deployment reset).", err=True)
-    wait_and_report(name, wait=wait)
+    wait_and_report(name, wait=wait, asked=asked)
 
 
 def status(

@@ -42,6 +42,13 @@ def _serve(
             "from `keizoku export`)."
         ),
     ] = "python",
+    key_cache: Annotated[
+        str,
+        typer.Option(
+            help="How long a key seen valid is trusted before the store is asked again (0: "
+            "every request); a revoked key stops working within it."
+        ),
+    ] = "5s",
 ) -> None:
     """Serve the champion of each model over REST (FastAPI + uvicorn).
 
@@ -50,6 +57,7 @@ def _serve(
     """
     import uvicorn
 
+    from keizoku.duration import parse_duration
     from keizoku.serving.app import OPTIONS_ENV, ServeOptions, create_app
     from keizoku.serving.ratelimit import parse_rate
     from keizoku.store import store_from_env
@@ -62,11 +70,13 @@ def _serve(
         raise UserInputError(f"--runtime {runtime!r} is not supported; use python or onnx.")
     if rate_limit is not None:
         parse_rate(rate_limit)  # a bad value: exit 2 before anything starts
+    key_cache_s = parse_duration(key_cache, what="--key-cache")
     _check_port_free(host, port)
     _exit_cleanly_on_sigterm()
     options = ServeOptions(
         models=list(model or []), host=host, port=port, poll_interval_s=poll_interval,
         prediction_log=prediction_log, rate_limit=rate_limit, runtime=runtime,
+        key_cache_s=key_cache_s,
     )  # fmt: skip
     _load_or_wait(options.models, runtime, poll_interval)
     common = {"host": host, "port": port, "log_level": log_level, "timeout_graceful_shutdown": 30}

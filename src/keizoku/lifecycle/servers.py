@@ -38,6 +38,8 @@ from keizoku.names import slug
 from keizoku.store import store_from_env
 
 __all__ = [
+    "MAX_WAIT_S",
+    "MIN_WAIT_S",
     "STALE_BEATS",
     "Beat",
     "beat_path",
@@ -45,7 +47,10 @@ __all__ = [
     "expected_variants",
     "live_beats",
     "remove_beat",
+    "servers_of",
     "snapshot",
+    "wait_bound",
+    "wait_floor",
     "wait_for_servers",
     "write_beat",
 ]
@@ -224,30 +229,46 @@ def _serving(name: str, beat: Beat) -> bool:
     return beat.discover or beat.variants(name) is not None
 
 
-MIN_WAIT_S = 15.0
+MIN_WAIT_S = 15.0  # the default bound's floor: loading a version takes seconds on a busy machine
+MAX_WAIT_S = 60.0  # the default bound's ceiling
+
+
+def servers_of(name: str) -> list[Beat]:
+    """The live servers of ``name``: those that serve it, and those started without
+    ``--model`` (they pick a model with a new champion up at their next poll)."""
+    return [b for b in live_beats() if _serving(name, b)]
+
+
+def wait_floor(beats: list[Beat]) -> float:
+    """The shortest wait that lets each of ``beats``' servers answer one change: a registry
+    poll, then the beat that reports it (two intervals of the slowest), plus 1 s."""
+    return 2 * max([b.interval_s for b in beats], default=0.0) + 1.0
+
+
+def wait_bound(beats: list[Beat], asked: float | None = None) -> float:
+    """How long to wait for ``beats``' servers: ``asked`` (``--wait-timeout``) but at least
+    ``wait_floor``; by default three intervals of the slowest server, 15 s to 60 s."""
+    if asked is not None:
+        return max(asked, wait_floor(beats))
+    slowest = max([b.interval_s for b in beats], default=0.0)
+    return min(max(3 * slowest + 1.0, MIN_WAIT_S), MAX_WAIT_S)
 
 
 def wait_for_servers(
     name: str, *, timeout_s: float | None = None, poll_s: float = 0.2
 ) -> tuple[dict[str, int], list[Beat], list[tuple[Beat, dict[str, int]]]]:
-    """Wait (bounded) until every live server of ``name`` serves what it should.
+    """Wait (bounded) until every live server of ``name`` (``servers_of``) serves what it
+    should; it ends as soon as they all do.
 
-    The servers of ``name``: those that serve it, and those started without ``--model``
-    (they pick a model with a new champion up at their next poll).
-
-    The bound is three beat intervals of the slowest live server (a poll, then a beat),
-    and at least 15 s (loading a version takes seconds on a busy machine), at most 60 s,
-    unless ``timeout_s`` is given. Returns (expected, the live servers serving
-    ``name``, those that still disagree at the end).
+    The bound is ``timeout_s`` as given, else ``wait_bound``'s default. Returns (expected,
+    the live servers serving ``name``, those that still disagree at the end).
     """
     expected = expected_variants(name)
-    beats = [b for b in live_beats() if _serving(name, b)]
     if timeout_s is None:
-        slowest = max([b.interval_s for b in beats], default=0)
-        timeout_s = min(max(3 * slowest + 1.0, MIN_WAIT_S), 60.0)
+        timeout_s = wait_bound(servers_of(name))
     deadline = time.monotonic() + timeout_s
     while True:
-        beats = [b for b in live_beats() if _serving(name, b)]
+        beats = servers_of(name)
         late = disagreements(name, beats, expected)
         if not late or time.monotonic() >= deadline:
             return expected, beats, late

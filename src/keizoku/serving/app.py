@@ -58,6 +58,7 @@ class ServeOptions:
     log_flush_s: float = 1.0
     rate_limit: str | None = None  # e.g. "50/s": requests per caller (serving/ratelimit.py)
     runtime: str = "python"  # "onnx": score with each version's ONNX bundle (docs/export.md)
+    key_cache_s: float = 5.0  # a key seen valid is trusted this long (a revocation's delay)
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -204,7 +205,7 @@ def create_app(options: ServeOptions | None = None) -> FastAPI:
     )
     _offline_docs(app)
     limit = parse_rate(options.rate_limit) if options.rate_limit else None
-    guard = Guard(loopback=is_loopback(options.host), limit=limit)
+    guard = Guard(loopback=is_loopback(options.host), ttl_s=options.key_cache_s, limit=limit)
     app.state.keizoku = ServerState(models, guard, metrics)
     add_predict_route(app)
     app.include_router(router)
