@@ -247,16 +247,20 @@ def _register(trained: Trained) -> int:
         return run.register(trained.model, trained.files(), trained.tags)
 
 
-def _answered(log: list[dict[str, Any]], version: int) -> bool:
-    """May ``version`` have answered traffic: it passed its gates, or was the first version,
-    or was forced with an audited reason."""
-    from keizoku.registry.models import get_version
+def _gates() -> dict[int, str | None]:
+    """Each version's gate tag, read once for all the versions an invariant checks."""
+    from keizoku.registry.models import list_versions
 
-    tags = get_version(f"{NAME}:{version}").tags
+    return {v.version: v.tags.get(state.GATE_TAG) for v in list_versions(NAME)}
+
+
+def _answered(log: list[dict[str, Any]], gates: dict[int, str | None], version: int) -> bool:
+    """May ``version`` have answered traffic: it passed its gates (``gates``: from
+    :func:`_gates`), or was the first version, or was forced with an audited reason."""
     first = any(e["action"] == "admit" and e["version"] == version
                 and e["reason"] == state.FIRST_VERSION for e in log)  # fmt: skip
     forced = any(e["forced"] and e["version"] == version and e["reason"] for e in log)
-    return tags.get(state.GATE_TAG) == "passed" or first or forced
+    return gates.get(version) == "passed" or first or forced
 
 
 def _challenger_to_try() -> bool:
@@ -592,12 +596,12 @@ class Lifecycle(RuleBasedStateMachine):
 
         if not self.versions:
             return
-        log = audit.read(NAME)
+        log, gates = audit.read(NAME), _gates()
         for alias, version in load_deployment(NAME).versions.items():
-            assert _answered(log, version), f"deployment routes {alias} to v{version}"
+            assert _answered(log, gates, version), f"deployment routes {alias} to v{version}"
         served = self.server.models.models.get(NAME) if self.server is not None else None
         for alias, lv in served.variants.items() if served else []:
-            assert _answered(log, lv.version), f"server answers {alias} with v{lv.version}"
+            assert _answered(log, gates, lv.version), f"server answers {alias} with v{lv.version}"
             assert lv.version not in self.tampered or lv.version in self.loaded_before_tamper
         logged: set[int] = set()
         if self.server is not None and self.server.log is not None:
@@ -607,20 +611,17 @@ class Lifecycle(RuleBasedStateMachine):
                 sql = f"SELECT DISTINCT version FROM read_parquet('{pattern}', union_by_name=true)"
                 logged = {int(r[0]) for r in duckdb.connect().execute(sql).fetchall()}
         for version in self.answered | logged:  # responses and shadow answers
-            assert _answered(log, version), f"v{version} answered a request"
+            assert _answered(log, gates, version), f"v{version} answered a request"
 
     @invariant()
     def champion_and_challenger_passed_their_gates(self) -> None:
-        from keizoku.registry.models import get_version
-
         if not self.versions:
             return
-        current = _aliases()
+        current, gates = _aliases(), _gates()
         if "challenger" in current:
-            tags = get_version(f"{NAME}:{current['challenger']}").tags
-            assert tags.get(state.GATE_TAG) == "passed"
+            assert gates[current["challenger"]] == "passed"
         if "champion" in current:
-            assert _answered(audit.read(NAME), current["champion"])
+            assert _answered(audit.read(NAME), gates, current["champion"])
 
     @invariant()
     def audit_chain_verifies(self) -> None:

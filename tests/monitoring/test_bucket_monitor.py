@@ -31,8 +31,8 @@ SHIFT_FROM = 10  # the planted shift fills the last SHIFT_FROM hours
 PER_HOUR = 100
 
 
-def _rows(n: int, seed: int, shifted: bool) -> pd.DataFrame:
-    rows = frame().sample(n, replace=True, random_state=seed)
+def _rows(source: pd.DataFrame, n: int, seed: int, shifted: bool) -> pd.DataFrame:
+    rows = source.sample(n, replace=True, random_state=seed)
     if shifted:  # heavier birds, more of them from Dream, a third of the sexes unknown
         rows["body_mass_g"] = rows["body_mass_g"] + 700  # ≈ 0.9 sd
         rows.loc[rows.sample(frac=0.4, random_state=seed).index, "island"] = "Dream"
@@ -46,10 +46,11 @@ def _write(planted: bool, end: float) -> None:
     from keizoku.monitoring.log import PredictionLog
 
     hours = DAYS * 24
+    source = frame()  # read once: each hour samples its rows from it
     with PredictionLog(flush_interval_s=3600) as log:
         for h in range(hours):
             shifted = planted and h >= hours - SHIFT_FROM
-            rows = _rows(PER_HOUR, seed=h, shifted=shifted)
+            rows = _rows(source, PER_HOUR, seed=h, shifted=shifted)
             base = end - (hours - h) * HOUR + 30
             for i, rec in enumerate(rows.to_dict("records")):
                 label = rec.pop("species")  # the model's prediction: the true species

@@ -15,8 +15,9 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def operations(server: Any) -> list[Any]:
+    """The served document's operations, read once for both generation modes."""
     schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
     found = schema.exclude(path_regex="^/v1/rag/").get_all_operations()
     ops = [result.ok() for result in found]  # type: ignore[union-attr]

@@ -101,11 +101,18 @@ def _citation(n: int, hit: Hit, quote: str) -> Citation:
     return Citation(n, hit.source, hit.title, " > ".join(hit.heading_path), quote, hit.chunk_id)
 
 
-def extractive(question: str, hits: list[Hit], embedder: AnyEmbedder | None = None) -> Answer:
+def extractive(
+    question: str,
+    hits: list[Hit],
+    embedder: AnyEmbedder | None = None,
+    seen: dict[str, np.ndarray] | None = None,
+) -> Answer:
     """The best supporting sentences (lexical overlap + embedding similarity), cited.
 
     ``embedder``: the collection's (default: the bundled model); a lexical-only collection
-    passes ``NoEmbedder`` and sentences are ranked on lexical overlap alone.
+    passes ``NoEmbedder`` and sentences are ranked on lexical overlap alone. ``seen``: the
+    vectors of texts encoded before, kept by a caller that answers many questions over
+    the same passages (an evaluation); each new text's vector is added to it.
     """
     if not hits:
         return Answer(question, NO_ANSWER, "extractive")
@@ -119,7 +126,7 @@ def extractive(question: str, hits: list[Hit], embedder: AnyEmbedder | None = No
     if emb.dim == 0:
         score = lexical + prior
     else:
-        vecs = emb.encode([question] + [s for _, s in cands])
+        vecs = _encode(emb, [question] + [s for _, s in cands], seen)
         score = 0.5 * (vecs[1:] @ vecs[0]) + 0.5 * lexical + prior
     order = np.argsort(-score)
     chosen = [int(order[0])]
@@ -135,6 +142,16 @@ def extractive(question: str, hits: list[Hit], embedder: AnyEmbedder | None = No
             citations.append(existing)
         parts.append(f"{sentence} [{existing.n}]")
     return Answer(question, " ".join(parts), "extractive", citations, hits)
+
+
+def _encode(emb: AnyEmbedder, texts: list[str], seen: dict[str, np.ndarray] | None) -> np.ndarray:
+    """``emb.encode(texts)``; with ``seen``, only the texts not in it are encoded."""
+    if seen is None:
+        return emb.encode(texts)
+    new = [t for t in dict.fromkeys(texts) if t not in seen]
+    if new:
+        seen.update(zip(new, emb.encode(new), strict=True))
+    return np.stack([seen[t] for t in texts])
 
 
 def generate(question: str, hits: list[Hit], cfg: LLMConfig) -> Answer:

@@ -20,6 +20,7 @@ from keizoku.home import sha256_file
 from keizoku.rag.access import Identity, normalize_acl
 from keizoku.rag.chunk import ChunkConfig, chunk_document
 from keizoku.rag.embed import (
+    AnyEmbedder,
     Embedder,
     EmbeddingConfig,
     embedder_for,
@@ -216,6 +217,41 @@ def _load_generation(db: _DB, gen: int) -> _Generation:
             del _GEN_CACHE[old]
         _GEN_CACHE[key] = loaded
     return loaded
+
+
+QUERY_CACHE = 256  # recent queries whose vectors a search reuses (a bundled model only)
+_QUERIES: dict[tuple[str, bool, str], tuple[np.ndarray, np.ndarray | None]] = {}
+_QUERIES_LOCK = threading.Lock()
+
+
+def _query_vectors(
+    embedder: AnyEmbedder, query: str, tokens: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The query's vector, and its token states when ``tokens`` (``embedder`` is then a
+    bundled model). A bundled model encodes a text the same way each time, so its last
+    ``QUERY_CACHE`` queries are kept (read-only) and a repeated one is not encoded again; an
+    embedding server is asked each time (its model may change behind the same name)."""
+    if not isinstance(embedder, Embedder):
+        return embedder.encode([query])[0], None
+    key = (embedder.name, tokens, query)
+    with _QUERIES_LOCK:
+        kept = _QUERIES.pop(key, None)
+        if kept is not None:
+            _QUERIES[key] = kept  # the most recent last
+            return kept
+    if tokens:
+        vectors, states = embedder.encode_with_tokens([query])
+        found: tuple[np.ndarray, np.ndarray | None] = (vectors[0], states[0])
+    else:
+        found = (embedder.encode([query])[0], None)
+    for array in found:
+        if array is not None:
+            array.setflags(write=False)
+    with _QUERIES_LOCK:
+        _QUERIES[key] = found
+        while len(_QUERIES) > QUERY_CACHE:
+            del _QUERIES[next(iter(_QUERIES))]
+    return found
 
 
 def _build_generation(
@@ -642,11 +678,8 @@ def search(
         qtok = None
         if cfg.mode != "lexical":
             embedder = embedder_for(emb)
-            if _reranks(g, cfg) and isinstance(embedder, Embedder):
-                qvecs, qstates = embedder.encode_with_tokens([query])
-                qvec, qtok = qvecs[0], qstates[0]
-            else:
-                qvec = embedder.encode([query])[0]
+            tokens = _reranks(g, cfg) and isinstance(embedder, Embedder)
+            qvec, qtok = _query_vectors(embedder, query, tokens)
             dense_rows, dense = g.dense.scores(qvec, allowed)
         fused = fuse(allowed, lexical, dense_rows, dense, g.prev_row, g.next_row, cfg)
         if qtok is not None and g.tokens is not None:

@@ -25,7 +25,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keizoku.errors import UserInputError
 from keizoku.rag.access import Identity, normalize_acl
@@ -33,6 +33,9 @@ from keizoku.rag.collection import DocInput, IngestReport, ingest, search
 from keizoku.rag.index import FusionConfig
 from keizoku.rag.parse import ParsedDoc, Section
 from keizoku.rag.text import has_japanese
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "beir_inputs",
@@ -242,6 +245,7 @@ def eval_squad(
     embedder = embedder_for(emb) if emb is not None else None
     n = hits_ok = cited_n = 0
     em = f1 = cite_prec = 0.0
+    seen: dict[str, np.ndarray] = {}  # questions share passages: each sentence encoded once
     for art in _load_squad(Path(path)):
         for para in art.get("paragraphs", []):
             for qa in para.get("qas", []):
@@ -254,7 +258,7 @@ def eval_squad(
                 n += 1
                 norm = [_normalize(h.text) for h in hits]
                 hits_ok += any(_normalize(g) in t for g in golds for t in norm)
-                answer = extractive(qa["question"], hits, embedder)
+                answer = extractive(qa["question"], hits, embedder, seen)
                 text = re.sub(r"\s*\[\d+\]", "", answer.answer)
                 em += squad_em(text, golds)
                 f1 += squad_f1(text, golds)
