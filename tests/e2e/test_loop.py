@@ -122,11 +122,11 @@ def wait_for(client: httpx.Client, frame: pd.DataFrame, check, timeout: float = 
 
 @contextlib.contextmanager
 def serving(cwd: Path, env: dict[str, str]) -> Iterator[tuple[httpx.Client, int]]:
-    """``keizoku serve -m loop`` on a free loopback port (polling every 0.3 s), ready."""
+    """``keizoku serve -m loop`` on a free loopback port (polling every 0.1 s), ready."""
     port = free_port()
     log = open(cwd / "serve.log", "w")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
-        [KEIZOKU, "serve", "--port", str(port), "--poll-interval", "0.3", "--log-level",
+        [KEIZOKU, "serve", "--port", str(port), "--poll-interval", "0.1", "--log-level",
          "warning", "-m", "loop"],
         cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -344,8 +344,8 @@ def test_the_loop_on_planted_data_no_ungated_version_answers(tmp_path: Path) -> 
         wait_for(client, probe, lambda items: {it["version"] for it in items} == {2})
         kz("rollback", "loop", "--reason", "drill")
         wait_for(client, probe, lambda items: {it["version"] for it in items} == {1})
-        wait_logged(home, 20 + 1000 + 200 + 20 + 20)
 
+    wait_logged(home, 20 + 1000 + 200 + 20 + 20)  # the server flushed its log as it stopped
     answered = logged_versions(home)
     history = [json.loads(line) for line in kz("history", "loop", "--json", "--limit", "1000")
                .stdout.splitlines()]  # fmt: skip

@@ -76,17 +76,35 @@ def _open_log(options: ServeOptions) -> Any:
     return PredictionLog(flush_interval_s=options.log_flush_s)
 
 
-async def _poll(state: ServerState, interval: float, loading: asyncio.Task[None]) -> None:
-    """Every ``interval`` seconds, pick up moved aliases, changed deployments and new models."""
+def _served(state: ServerState) -> dict[str, tuple[dict[str, int], Any]]:
+    """What the server serves, per model: the version behind each variant, the deployment."""
+    return {n: (m.versions(), m.deployment) for n, m in list(state.models.models.items())}
+
+
+async def _poll(
+    state: ServerState, interval: float, loading: asyncio.Task[None], changed: asyncio.Event
+) -> None:
+    """Every ``interval`` seconds, pick up moved aliases, changed deployments and new models;
+    set ``changed`` when what is served changed (the heartbeat reports it at once)."""
     await loading
     while True:
         await asyncio.sleep(interval)
         if not (state.models.ready or state.models.discovers):
             continue
+        before = _served(state)
         try:
             await asyncio.to_thread(state.models.refresh_all)
         except Exception as exc:  # noqa: BLE001 - a poll error must never stop the poller
             _log.error("Registry poll failed: %s", exc)
+        if _served(state) != before:
+            changed.set()
+
+
+async def _tick(interval: float, changed: asyncio.Event) -> None:
+    """Sleep ``interval`` seconds, or less: until the poller says what is served changed."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(changed.wait(), interval)
+    changed.clear()
 
 
 MIN_BEAT_S = 1.0  # an unchanged beat is rewritten at least this far apart (beat_ticks)
@@ -100,14 +118,15 @@ def beat_ticks(interval: float) -> int:
 
 
 async def _heartbeat(
-    state: ServerState, options: ServeOptions, loading: asyncio.Task[None]
+    state: ServerState, options: ServeOptions, loading: asyncio.Task[None], changed: asyncio.Event
 ) -> None:
     """Write this server's heartbeat (what it serves) every poll interval, 5 s when off.
 
     A beat whose content (the served versions, deployments, request counts) did not change
     is written only every ``beat_ticks`` ticks, saying so in its ``interval_s``; a change
-    is written at the next tick, as before. A discovering server beats while it serves
-    nothing yet too: ``promote`` waits for it.
+    is written at the next tick, and a poll that changed what is served (``changed``) ends
+    the tick at once: ``promote`` and ``deploy`` wait for a poll, not a poll and a tick.
+    A discovering server beats while it serves nothing yet too: ``promote`` waits for it.
     """
     from keizoku.lifecycle.servers import snapshot, write_beat
 
@@ -129,7 +148,7 @@ async def _heartbeat(
                 except (OSError, KeizokuError) as exc:  # the store may be away for a while
                     _log.error("Could not write the heartbeat: %s", exc)
                     written = None
-        await asyncio.sleep(interval)
+        await _tick(interval, changed)
 
 
 async def _load(state: ServerState, retry_s: float) -> None:
@@ -170,9 +189,11 @@ def _lifespan(options: ServeOptions) -> Any:
         state.log = _open_log(options)
         retry_s = min(options.poll_interval_s or RETRY_AFTER_S, RETRY_AFTER_S)
         loading = asyncio.create_task(_load(state, retry_s))
-        tasks = [loading, asyncio.create_task(_heartbeat(state, options, loading))]
+        changed = asyncio.Event()  # set by the poller, read by the heartbeat
+        tasks = [loading, asyncio.create_task(_heartbeat(state, options, loading, changed))]
         if options.poll_interval_s > 0:
-            tasks.append(asyncio.create_task(_poll(state, options.poll_interval_s, loading)))
+            poll = _poll(state, options.poll_interval_s, loading, changed)
+            tasks.append(asyncio.create_task(poll))
         try:
             yield
         finally:
