@@ -101,6 +101,7 @@ WARM = (
     "IPython",
     "torch",  # imported without starting a thread (its pools start on first use)
     "sentence_transformers",  # ~3 s of imports in each command that embeds text
+    "shap",  # its TreeExplainer for HistGradientBoosting and forests: numba, matplotlib
 )
 # Never pre-imported: they start threads or hold devices, and few commands use them.
 COLD = ("ray", "tensorflow", "onnxruntime")
