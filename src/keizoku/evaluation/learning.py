@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from keizoku.features.encoder import TabularEncoder
-from keizoku.training.cv import with_threads
+from keizoku.training.cv import thread_limit, with_threads
 from keizoku.training.model import KeizokuModel, raw_predict
 
 __all__ = ["learning_curve", "FRACTIONS"]
@@ -114,7 +114,7 @@ def learning_curve(
         est = family.make(model.task, params, seed, enc)
         with_threads(est, len(rows))
         X = enc.transform(part)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), thread_limit(len(rows)):  # as the search's folds
             warnings.simplefilter("ignore")
             est.fit(X, y[rows])
         seen = np.unique(y[rows])
