@@ -83,15 +83,16 @@ def at_head(db: Path) -> bool:
 
 
 def test_the_first_new_home_migrates_and_keeps_its_empty_store(
-    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, cache: Path, kept: Path
 ) -> None:
+    """The first new home is ``migrated``'s, migrated with an empty cache folder once for
+    this file; ``kept`` gives this test a copy of that home and of the cache it wrote."""
     from importlib.metadata import version
 
     from mlflow.store.db.base_sql_model import Base
 
-    db = new_home(tmp_path, "first", monkeypatch)
+    db = tmp_path / "first" / "mlflow.db"
     assert at_head(db)
-    kept = seed.cache_path()
     assert kept == cache / f"mlflow-{version('mlflow')}-{MLFLOW_HEAD}.db"
     assert sorted(p.name for p in cache.iterdir()) == [kept.name]  # no journal, no temp file
     assert seed.usable(kept)
