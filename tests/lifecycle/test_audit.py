@@ -85,10 +85,12 @@ def test_a_crash_after_registering_leaves_nothing_registered(
     from keizoku.registry.models import aliases, list_versions
 
     holdout = pd.read_csv(spec_with_stand_in_champion.parent / "penguins.csv").head(40)
+    # one trial: a real candidate to register (the search itself is not this test's subject;
+    # a bare 5 s budget kept searching for all of it, ~4 s of CPU)
     with pytest.raises(UserInputError, match="is not a keizoku model"):
         train_candidate(
             spec_with_stand_in_champion, frame=None, holdout=holdout,
-            overrides={"budget": "5s", "models": ["lightgbm"]},
+            overrides={"budget": "5s", "models": ["lightgbm"], "max_trials": 1},
         )  # fmt: skip
     assert [v.version for v in list_versions("penguins")] == [1]
     assert aliases("penguins") == {"champion": 1}
