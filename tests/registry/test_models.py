@@ -180,6 +180,10 @@ def test_the_sqlite_reader_reads_what_mlflow_reads(project) -> None:  # type: ig
             "cancer", mv.version
         ) == c.get_model_version_download_uri("cancer", mv.version)
         assert reader.get_run(mv.run_id).data.metrics == c.get_run(mv.run_id).data.metrics
+        with reader.reading():  # one connection for all, closed after: the same answers
+            assert reader.get_run(mv.run_id) == reader.get_run(mv.run_id)
+            assert reader.get_model_version("cancer", mv.version) == got
+        assert reader._conn is None
     champion = reader.get_model_version_by_alias("cancer", "champion")
     assert champion.version == c.get_model_version_by_alias("cancer", "champion").version
     for missing in (

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import threading
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,14 @@ from urllib.parse import unquote, urlparse
 from keizoku.errors import IntegrityError, NotFoundError, UserInputError
 from keizoku.home import home, mlflow_uri, sha256_file
 from keizoku.names import check_name
-from keizoku.registry.backend import client, open_reader, prepare, sqlite_path, store_lock
+from keizoku.registry.backend import (
+    SqliteReader,
+    client,
+    open_reader,
+    prepare,
+    sqlite_path,
+    store_lock,
+)
 from keizoku.registry.backend import registry_mark as _mark
 from keizoku.registry.refs import ModelRef, parse_ref
 from keizoku.registry.servable import ServableModel
@@ -157,13 +165,15 @@ def require_model(name: str) -> str:
 def list_versions(name: str) -> list[ModelVersionInfo]:
     check_name(name)  # the name goes into a filter string: never let it carry quotes
     c = _reader()
-    versions = c.search_model_versions(f"name='{name}'")
-    if not versions:
-        raise NotFoundError(
-            f"No registered model named '{name}'{_hint(c, name)}. Train one with `keizoku train`."
-        )
-    aliases = _aliases(c, name)
-    return sorted((_info(c, v, aliases) for v in versions), key=lambda v: v.version)
+    with c.reading() if isinstance(c, SqliteReader) else nullcontext():  # one connection
+        versions = c.search_model_versions(f"name='{name}'")
+        if not versions:
+            raise NotFoundError(
+                f"No registered model named '{name}'{_hint(c, name)}. "
+                "Train one with `keizoku train`."
+            )
+        aliases = _aliases(c, name)
+        return sorted((_info(c, v, aliases) for v in versions), key=lambda v: v.version)
 
 
 def _hint(c: Any, name: str) -> str:
