@@ -58,17 +58,20 @@ def plant_log(home: Path, start: float) -> int:
         f: pa.float64() if r.kind == "numeric" else pa.string() for f, r in ref.features.items()
     }
     rows = frame()  # nulls included: the reference's null rates hold in the traffic too
+    # each row's inputs and label, read once (a pandas row per prediction cost seconds)
+    records = [({f: None if pd.isna(row[f]) else row[f] for f in ref.features}, str(row["species"]))
+               for _, row in rows.iterrows()]  # fmt: skip
     rng = np.random.default_rng(3)
     log = PredictionLog(root=home, flush_interval_s=3600)
     n = 0
     labels: list[dict[str, Any]] = []
     for hour in range(HOURS):
-        picks = rows.iloc[rng.integers(0, len(rows), PER_HOUR)]
-        for i, (_, row) in enumerate(picks.iterrows()):
-            inputs: dict[str, Any] = {f: None if pd.isna(row[f]) else row[f] for f in ref.features}
+        picks = rng.integers(0, len(rows), PER_HOUR)
+        for i, pick in enumerate(picks):
+            features, label = records[pick]
+            inputs: dict[str, Any] = dict(features)
             if hour >= HOURS - SHIFTED_HOURS and inputs[DRIFTED] is not None:
                 inputs[DRIFTED] = float(inputs[DRIFTED]) + 15.0
-            label = str(row["species"])
             said = OTHER[label] if hour >= WORSE_FROM and i % 3 == 0 else label
             pred = Prediction(said, {said: 0.9}, 0.9, 1, "champion", f"r{hour}-{i}", None)
             if hour < LABELLED_HOURS:
@@ -94,8 +97,9 @@ def set_spec(root: Path) -> None:
 
 
 def build_kb(root: Path) -> None:
+    """Collection ``kb`` (hybrid: the bundled embedding model), ingested by ``keizoku rag
+    ingest`` (the fork server has the model's libraries imported; this process may not)."""
     from keizoku import auth
-    from keizoku.rag.collection import file_inputs, ingest
 
     docs = root / "kb"
     docs.mkdir()
@@ -108,7 +112,8 @@ def build_kb(root: Path) -> None:
         "Holidays are booked in the team calendar two weeks ahead. The salary review "
         "happens once a year.\n"
     )
-    ingest("kb", *file_inputs([docs]))
+    out = cli(root, "rag", "ingest", str(docs), "--collection", "kb")
+    assert out.returncode == 0, out.stderr
     auth.set_user_groups("olga", ["hr"])
     auth.set_user_groups("vic", ["sales"])
 

@@ -131,7 +131,8 @@ def test_status_and_the_bounded_wait_name_the_server_that_disagrees(project: Pat
     set_gate(2, "passed")
     # the real executable: the servers' heartbeats and messages name their own pids
     fast = Server(project, "--poll-interval", "0.3", exe=REAL_KEIZOKU_EXE)
-    slow = Server(project, "--poll-interval", "0", exe=REAL_KEIZOKU_EXE)  # never polls
+    # never polls; beats every 2 s (--beat-interval: 5 s by default)
+    slow = Server(project, "--poll-interval", "0", "--beat-interval", "2s", exe=REAL_KEIZOKU_EXE)
     try:
         fast.wait_ready()  # both start at once
         slow.wait_ready()
@@ -156,14 +157,14 @@ def test_status_and_the_bounded_wait_name_the_server_that_disagrees(project: Pat
         assert "--wait-timeout 'soon' is not a duration" in " ".join(out.stderr.split())
         assert (deployment.read_bytes() if deployment.exists() else None) == before
 
-        # the slow server beats every 5 s: 1 s is raised to a poll and a beat, 11 s
+        # the slow server beats every 2 s: 1 s is raised to a poll and a beat, 5 s
         out = cli(project, *split, "--wait-timeout", "1s")
         assert out.returncode == 8, out.stdout + out.stderr
         err = " ".join(out.stderr.split())
-        assert "--wait-timeout 1 s is raised to 11 s" in err
+        assert "--wait-timeout 1 s is raised to 5 s" in err
         assert f"pid {slow.proc.pid} " in err and f"pid {fast.proc.pid} " not in err
         assert "1 of 2 live server(s) of 'peng' still do not serve" in err
-        assert "after 11 s" in err
+        assert "after 5 s" in err
         out = cli(project, "status", MODEL, "--json")
         assert out.returncode == 8
         status = json.loads(out.stdout)

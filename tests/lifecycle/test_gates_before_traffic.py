@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -138,19 +137,18 @@ def test_a_failed_version_cannot_be_promoted_and_evidence_says_so(kz: Home) -> N
 
 
 def _register_ungated(kz: Home) -> int:
-    """A version registered without gates (as before this change): state 'registered'."""
-    code = (
-        "import tempfile, pathlib\n"
-        "from keizoku.registry import TrainingRun, load_model\n"
-        "d = pathlib.Path(tempfile.mkdtemp()); (d / 'model_card.md').write_text('# card')\n"
-        "with TrainingRun('penguins') as run:\n"
-        "    print(run.register(load_model('penguins:2'), {'card': d / 'model_card.md'}, {}))\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], env=kz.env,
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return int(proc.stdout.strip().splitlines()[-1])
+    """A version registered without gates (as before this change): state 'registered'.
+
+    In this process (a new interpreter per registration cost seconds of imports)."""
+    from keizoku.registry import TrainingRun, load_model
+
+    card = kz.root.parent / f"{kz.root.name}-card" / "model_card.md"
+    card.parent.mkdir(exist_ok=True)
+    card.write_text("# card")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KEIZOKU_HOME", str(kz.home))
+        with TrainingRun("penguins") as run:
+            return int(run.register(load_model("penguins:2"), {"card": card}, {}))
 
 
 def test_promote_of_a_never_gated_version_gates_it_or_names_the_command(kz: Home) -> None:

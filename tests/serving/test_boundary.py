@@ -165,6 +165,15 @@ def test_chunked_body_over_the_limit_is_413(server: Any, route: str) -> None:
     assert "read in chunks" in resp.json()["message"]
 
 
+def _until_refused(srv: Any, key: str, timeout_s: float = 30) -> None:
+    """Until a read with ``key`` answers 401 (bounded): a revoked key's cache entry expired."""
+    deadline = time.monotonic() + timeout_s
+    auth = {"Authorization": f"Bearer {key}"}
+    while srv.client.get(f"/v1/models/{MODEL}", headers=auth).status_code != 401:
+        assert time.monotonic() < deadline, f"the revoked key still reads after {timeout_s} s"
+        time.sleep(0.1)
+
+
 def test_auth_comes_before_the_body_and_revoked_keys_close_every_route(
     make_server: Any, trained: dict[str, Any]
 ) -> None:
@@ -172,7 +181,9 @@ def test_auth_comes_before_the_body_and_revoked_keys_close_every_route(
     predict_key = create_key("boundary-predict", "predict")
     revoked = False
     try:
-        srv = make_server("--host", "0.0.0.0", "--poll-interval", "0").wait_ready()
+        # a key seen valid is trusted for 1 s (--key-cache; 5 s by default)
+        srv = make_server("--host", "0.0.0.0", "--poll-interval", "0", "--key-cache", "1s")
+        srv.wait_ready()
         malformed = b'{"version": "two", "row": [1, '
         routes = [
             f"/v1/models/{MODEL}/predict",
@@ -196,7 +207,7 @@ def test_auth_comes_before_the_body_and_revoked_keys_close_every_route(
 
         revoke_key("boundary-predict")
         revoked = True
-        time.sleep(5.5)  # the guard remembers a valid key for at most 5 s
+        _until_refused(srv, predict_key)  # the guard forgets the key within its cache time
         label = {"request_id": "r-boundary", "label": 1}
         for path, body in ((routes[2], label), (routes[0], _record(trained))):
             for extra in ({}, {"Authorization": f"Bearer {predict_key}"}):
@@ -214,6 +225,7 @@ def test_rag_on_a_keyless_loopback_server_sees_only_open_documents(
     server: Any, trained: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from keizoku.rag.collection import file_inputs, ingest
+    from keizoku.rag.embed import EmbeddingConfig
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     docs = tmp_path / "docs"
@@ -224,7 +236,8 @@ def test_rag_on_a_keyless_loopback_server_sees_only_open_documents(
     (docs / "hr.md").write_text(
         "---\nallow: [group:hr]\n---\n# HR\n\nThe canteen code is marmoset77.\n"
     )
-    ingest("kb-open", *file_inputs([docs]))
+    # lexical-only (no embedding model to load): the search below is lexical anyway
+    ingest("kb-open", *file_inputs([docs]), embedding=EmbeddingConfig(backend="none"))
     body = {"query": "canteen", "k": 10, "mode": "lexical"}
     resp = server.client.post("/v1/rag/kb-open/search", json=body)
     assert resp.status_code == 200, resp.text

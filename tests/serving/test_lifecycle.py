@@ -222,3 +222,20 @@ def test_a_key_cache_that_is_not_a_duration_is_exit_2(trained: dict[str, Any]) -
     assert out.returncode == 2, out.stderr
     assert "--key-cache 'briefly' is not a duration" in " ".join(out.stderr.split())
     assert "Uvicorn running" not in out.stdout + out.stderr
+
+
+def test_a_beat_interval_is_a_positive_duration_for_a_server_that_does_not_poll(
+    trained: dict[str, Any],
+) -> None:
+    refused = {
+        ("--beat-interval", "1s", "--poll-interval", "0.5"): "applies only with --poll-interval 0",
+        ("--beat-interval", "often", "--poll-interval", "0"): "'often' is not a duration",
+        ("--beat-interval", "0", "--poll-interval", "0"): "must be more than 0 s",
+    }
+    for args, message in refused.items():
+        out = _keizoku(trained, "serve", *args, "--port", "1")
+        assert out.returncode == 2, (args, out.stderr)
+        assert f"--beat-interval '{args[1]}'" in out.stderr and message in " ".join(
+            out.stderr.split()
+        ), (args, out.stderr)
+        assert "Uvicorn running" not in out.stdout + out.stderr

@@ -15,11 +15,13 @@ import pytest
 
 from keizoku.lifecycle.servers import MIN_WAIT_S
 from kzsupport import KEIZOKU_EXE, Server
-from pgsupport import TWO_TRIALS, keizoku
+from pgsupport import keizoku
 from store_outage_support import PENGUINS, RECORDS, OwnPostgres, server_env, until
 
 pytestmark = pytest.mark.slow
 PREDICT = "/v1/models/{}/predict"
+# Any registered model will do (the subject is the server picking it up): the cheapest search
+CHEAPEST = ("--budget", "60s", "--preset", "fast", "--family", "linear", "--max-trials", "1")
 
 
 def _served(server: Server) -> dict[str, object]:
@@ -50,7 +52,7 @@ def test_a_server_on_an_empty_store_waits_and_picks_up_each_new_model(
 
         a = tmp_path / "a"
         assert keizoku(a, url, "init", str(PENGUINS), "-t", "species").code == 0
-        trained = keizoku(a, url, "train", *TWO_TRIALS)
+        trained = keizoku(a, url, "train", *CHEAPEST)
         assert trained.code == 0, trained.text
         until(lambda: "penguins" in _served(discovering), MIN_WAIT_S, "penguins picked up")
         answer = discovering.client.post(PREDICT.format("penguins"), json=RECORDS[0])
@@ -60,7 +62,7 @@ def test_a_server_on_an_empty_store_waits_and_picks_up_each_new_model(
                         env=server_env(tmp_path / "s2", url)).wait_ready(300)  # fmt: skip
         b = tmp_path / "b"
         assert keizoku(b, url, "init", str(PENGUINS), "-t", "species", "--name", "birds").code == 0
-        trained = keizoku(b, url, "train", *TWO_TRIALS)
+        trained = keizoku(b, url, "train", *CHEAPEST)
         assert trained.code == 0, trained.text
         until(lambda: "birds" in _served(discovering), MIN_WAIT_S, "birds picked up")
         assert discovering.client.post(PREDICT.format("birds"), json=RECORDS[1]).status_code == 200

@@ -1039,9 +1039,9 @@ def _root(
 
 def main() -> None:
     """Entry point of the ``keizoku`` script: the exit code is ``keizoku.errors.ExitCode``."""
-    from keizoku.cli._exit import leave, run
+    from keizoku.cli._exit import invoked_only, leave, run
 
-    leave(run(app, err))
+    leave(run(invoked_only(app, sys.argv[1:]), err))
 
 
 if __name__ == "__main__":

@@ -49,6 +49,14 @@ def _serve(
             "every request); a revoked key stops working within it."
         ),
     ] = "5s",
+    beat_interval: Annotated[
+        str | None,
+        typer.Option(
+            help="With --poll-interval 0: how often the server writes its heartbeat (default "
+            "5s; a polling server beats at each poll). deploy, promote and rollback wait at "
+            "least two of them for it."
+        ),
+    ] = None,
 ) -> None:
     """Serve the champion of each model over REST (FastAPI + uvicorn).
 
@@ -71,12 +79,13 @@ def _serve(
     if rate_limit is not None:
         parse_rate(rate_limit)  # a bad value: exit 2 before anything starts
     key_cache_s = parse_duration(key_cache, what="--key-cache")
+    beat_interval_s = _beat_interval(beat_interval, poll_interval)
     _check_port_free(host, port)
     _exit_cleanly_on_sigterm()
     options = ServeOptions(
         models=list(model or []), host=host, port=port, poll_interval_s=poll_interval,
         prediction_log=prediction_log, rate_limit=rate_limit, runtime=runtime,
-        key_cache_s=key_cache_s,
+        key_cache_s=key_cache_s, beat_interval_s=beat_interval_s,
     )  # fmt: skip
     _load_or_wait(options.models, runtime, poll_interval)
     common = {"host": host, "port": port, "log_level": log_level, "timeout_graceful_shutdown": 30}
@@ -87,6 +96,29 @@ def _serve(
 
     os.environ[OPTIONS_ENV] = options.to_env()
     uvicorn.run("keizoku.serving.app:app_from_env", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+
+
+def _beat_interval(asked: str | None, poll_interval: float) -> float:
+    """``--beat-interval`` in seconds (5 s when not given); exit 2 when it is not a positive
+    duration, or when it is given to a polling server (whose beats follow its polls)."""
+    from keizoku.duration import parse_duration
+    from keizoku.errors import UserInputError
+
+    if asked is None:
+        return 5.0
+    if poll_interval > 0:
+        raise UserInputError(
+            f"--beat-interval {asked!r} applies only with --poll-interval 0: a polling server "
+            f"writes its heartbeat at each poll (--poll-interval {poll_interval:g}). Drop "
+            "--beat-interval, or set --poll-interval 0."
+        )
+    seconds = parse_duration(asked, what="--beat-interval")
+    if seconds <= 0:
+        raise UserInputError(
+            f"--beat-interval {asked!r} must be more than 0 s: a server reports what it serves "
+            "at this period. Use e.g. 1s or 5s."
+        )
+    return seconds
 
 
 def _load_or_wait(names: list[str], runtime: str, poll_interval: float) -> None:

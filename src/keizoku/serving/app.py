@@ -59,6 +59,7 @@ class ServeOptions:
     rate_limit: str | None = None  # e.g. "50/s": requests per caller (serving/ratelimit.py)
     runtime: str = "python"  # "onnx": score with each version's ONNX bundle (docs/export.md)
     key_cache_s: float = 5.0  # a key seen valid is trusted this long (a revocation's delay)
+    beat_interval_s: float = 5.0  # the heartbeat's period when polling is off
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -120,7 +121,8 @@ def beat_ticks(interval: float) -> int:
 async def _heartbeat(
     state: ServerState, options: ServeOptions, loading: asyncio.Task[None], changed: asyncio.Event
 ) -> None:
-    """Write this server's heartbeat (what it serves) every poll interval, 5 s when off.
+    """Write this server's heartbeat (what it serves) every poll interval; when polling is
+    off, every ``options.beat_interval_s`` (``--beat-interval``, 5 s by default).
 
     A beat whose content (the served versions, deployments, request counts) did not change
     is written only every ``beat_ticks`` ticks, saying so in its ``interval_s``; a change
@@ -130,7 +132,7 @@ async def _heartbeat(
     """
     from keizoku.lifecycle.servers import snapshot, write_beat
 
-    interval = options.poll_interval_s if options.poll_interval_s > 0 else 5.0
+    interval = options.poll_interval_s if options.poll_interval_s > 0 else options.beat_interval_s
     every = beat_ticks(interval)
     started = time.time()
     written: tuple[int, dict[str, Any]] | None = None  # (tick, content) of the last beat
