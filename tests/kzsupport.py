@@ -126,6 +126,24 @@ def relocated_copy(template: Path, dest: Path) -> Path:
 _shared: list[str] = []
 
 
+def copy_live_home(home: Path, dest: Path, *skip: str) -> Path:
+    """A copy of ``home`` at ``dest`` made by another process (``skip``: glob patterns).
+
+    ``home`` may be in use by this process: its SQLite connections (the registry, MLflow's
+    pool) hold POSIX advisory locks, and closing *any* descriptor of those files in this
+    process drops them all (SQLite's "How to corrupt": locks cancelled by close()). A
+    ``shutil.copytree`` here once did that, another process then took itself for the last
+    connection and reset the WAL: this process read "disk I/O error" and an alias it had
+    moved back was lost. A child's descriptors do not touch this process's locks.
+    """
+    code = (
+        "import shutil, sys; shutil.copytree(sys.argv[1], sys.argv[2], "
+        "ignore=shutil.ignore_patterns(*sys.argv[3:]))"
+    )
+    subprocess.run([sys.executable, "-c", code, str(home), str(dest), *skip], check=True)
+    return dest
+
+
 def _process_shared() -> str:
     """Without the run's shared folder (a process not started by pytest): one per process."""
     if not _shared:

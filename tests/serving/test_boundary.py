@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from keizoku.auth import create_key, revoke_key
-from kzsupport import KEIZOKU_EXE, REPO, json_records
+from kzsupport import KEIZOKU_EXE, REPO, copy_live_home, json_records
 
 MODEL = "clinic"
 SECRET = "secretmodel"
@@ -67,8 +67,8 @@ def secret(trained: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) ->
     """
     root = tmp_path_factory.mktemp("secret")
     home = root / ".keizoku"
-    skip = shutil.ignore_patterns("predictions", "feedback", ".*.tmp", "serve-*.log")
-    shutil.copytree(Path(trained["home"]), home, ignore=skip)
+    # by another process: this one has the home's registry open (kzsupport.copy_live_home)
+    copy_live_home(Path(trained["home"]), home, "predictions", "feedback", ".*.tmp", "serve-*.log")
     shutil.copy(REPO / "examples" / "data" / "penguins.csv", root / "penguins.csv")
     env = {**trained["env"], "KEIZOKU_HOME": str(home)}
     for args in (
