@@ -143,10 +143,22 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
         r = server.client.post(f"/v1/models/{MODEL}/predict", json=rows,
                                headers={"Authorization": f"Bearer {viewer}"})  # fmt: skip
         assert r.status_code == 200, r.text
+        _shared_requests()
         try:
             yield Project(root, home, server, viewer, operator, doomed)
         finally:
             server.stop()
+
+
+def _shared_requests(timeout: float = 60.0) -> None:
+    """Wait until the server has shared its request counts (every ``SHARE_S``): the pages'
+    request charts read them from the home, so a test that looks sooner would see none."""
+    from keizoku.monitoring.buckets import request_series
+
+    deadline = time.monotonic() + timeout
+    while not request_series(MODEL, 3600, 0.0):  # this home's log root, as the pages
+        assert time.monotonic() < deadline, "the server never shared its request counts"
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")  # not wider: a live sync_playwright() blocks every other
