@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from keizoku.data.labels import canonical
+from keizoku.data.labels import canonical, canonical_texts
 from keizoku.errors import KeizokuError, NotFoundError
 from keizoku.monitoring.drift import (
     BucketCounts,
@@ -684,7 +684,7 @@ def _file_outcomes(frame: pd.DataFrame, raw: np.ndarray, reference: Reference) -
     if reference.target not in frame.columns:
         return out
     index = {c: i for i, c in enumerate(reference.classes or [])}
-    y = frame[reference.target].map(lambda v: index.get(canonical(v)) if pd.notna(v) else None)
+    y = canonical_texts(frame[reference.target]).map(index)  # NaN: no label, or unknown
     known = y.notna().to_numpy()
     truth = y[known].to_numpy(dtype=int)
     if reference.task == "binary":
@@ -708,7 +708,7 @@ def _file_performance(
         y = pd.to_numeric(y_all[keep]).to_numpy(dtype=float)
     else:
         index = {c: i for i, c in enumerate(reference.classes or [])}
-        labels = y_all[keep].map(canonical)
+        labels = canonical_texts(y_all[keep])
         known = labels.isin(index).to_numpy()
         keep[np.flatnonzero(keep)[~known]] = False
         y = labels[known].map(index).to_numpy(dtype=int)

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from keizoku.data.labels import canonical
+from keizoku.data.labels import canonical, canonical_texts
 from keizoku.errors import NotFoundError
 from keizoku.monitoring.estimate import Calibration, fit_calibration
 
@@ -140,7 +140,7 @@ def categorical_ref(values: pd.Series | np.ndarray, max_levels: int = MAX_LEVELS
     """Level-frequency sketch of a categorical column (levels as text)."""
     series = pd.Series(values)
     n = len(series)
-    ok = series.dropna().map(canonical)
+    ok = canonical_texts(series).dropna()
     null_rate = float(1 - len(ok) / n) if n else 0.0
     counts = ok.value_counts()
     total = max(len(ok), 1)
@@ -233,7 +233,7 @@ def reference_sample(
     out = frame[cols].reset_index(drop=True)
     for c in cols:  # mixed object columns do not write to Parquet: categories as text
         if out[c].dtype == object:
-            out[c] = out[c].map(lambda v: None if pd.isna(v) else canonical(v)).astype("string")
+            out[c] = canonical_texts(out[c]).astype("string")
     return out
 
 
