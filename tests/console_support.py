@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kzsupport import Server
+from kzsupport import Server, until
 from rollout_support import MODEL, cli, frame, trained_copy
 
 DRIFTED = "bill_length_mm"  # the feature whose values are shifted in the last 24 hours
@@ -156,15 +156,13 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
             server.stop()
 
 
-def _shared_requests(timeout: float = 60.0) -> None:
+def _shared_requests() -> None:
     """Wait until the server has shared its request counts (every ``SHARE_S``): the pages'
     request charts read them from the home, so a test that looks sooner would see none."""
     from keizoku.monitoring.buckets import request_series
 
-    deadline = time.monotonic() + timeout
-    while not request_series(MODEL, 3600, 0.0):  # this home's log root, as the pages
-        assert time.monotonic() < deadline, "the server never shared its request counts"
-        time.sleep(0.2)
+    # this home's log root, as the pages
+    until(lambda: request_series(MODEL, 3600, 0.0), 60, "the server's shared request counts")
 
 
 @pytest.fixture(scope="module")  # not wider: a live sync_playwright() blocks every other

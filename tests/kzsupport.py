@@ -126,6 +126,24 @@ def relocated_copy(template: Path, dest: Path) -> Path:
 _shared: list[str] = []
 
 
+def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll ``check`` until it returns something true (a refused connection is false);
+    fail naming ``what`` after ``timeout``."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            got = check()
+        except httpx.TransportError:  # not listening yet, or the connection dropped
+            got = None
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:g} s")
+        time.sleep(0.2)
+
+
 def copy_live_home(home: Path, dest: Path, *skip: str) -> Path:
     """A copy of ``home`` at ``dest`` made by another process (``skip``: glob patterns).
 

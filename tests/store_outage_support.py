@@ -9,15 +9,14 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from kzsupport import free_port
+from kzsupport import free_port, until  # noqa: F401 (until: imported from here too)
 from pgsupport import PENGUINS, Postgres, pg_bin
 
 RECORDS = [
@@ -81,24 +80,6 @@ def server_env(home: Path, store: str | None) -> dict[str, str]:
         env["KEIZOKU_STORE"] = store
     home.mkdir(parents=True, exist_ok=True)
     return env
-
-
-def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``check`` until it returns something true (a refused connection is false);
-    fail naming ``what`` after ``timeout``."""
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            got = check()
-        except httpx.TransportError:  # not listening yet, or the connection dropped
-            got = None
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:g} s")
-        time.sleep(0.2)
 
 
 @dataclass
