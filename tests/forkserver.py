@@ -60,20 +60,10 @@ START_NAMES = ("LANG", "LANGUAGE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
                "KMP_AFFINITY", "OMP_PROC_BIND", "TZ")  # fmt: skip
 
-# Imported once, with every keizoku module but the Ray/onnxruntime ones
-# (``keizoku_modules``); ``keizoku.cli`` is then dropped (each child imports its own).
+# Third-party modules imported once, besides those keizoku's own modules import
+# (``keizoku_modules``: every one but the Ray/onnxruntime ones; ``keizoku.cli`` is then
+# dropped, each child imports its own).
 WARM = (
-    "keizoku.cli",
-    "keizoku.training.search",
-    "keizoku.training.metrics",
-    "keizoku.training.model",
-    "keizoku.lifecycle.retrain",
-    "keizoku.registry.tracking",
-    "keizoku.registry.models",
-    "keizoku.serving.app",
-    "keizoku.evaluation.explain",
-    "keizoku.monitoring.drift",
-    "keizoku.reporting",
     "sklearn.ensemble",
     "sklearn.linear_model",
     "lightgbm",
@@ -134,7 +124,8 @@ def keizoku_modules() -> list[str]:
 
 
 def warm() -> list[str]:
-    """Import ``WARM``; the warnings raised on the way (a child would not raise them again).
+    """Import ``WARM`` and ``keizoku_modules()``; the warnings raised on the way (a child
+    would not raise them again).
 
     Every warning is recorded with the "always" action, which leaves no module's
     once-only registry marked: a child warns as a new process would.
