@@ -36,10 +36,9 @@ HEALTH_CHECKS = {"health_check_initial_delay_ms": 500, "health_check_period_ms":
 # Every node: no log monitor (nothing reads the workers' logs: drivers connect with
 # log_to_driver=False) and one CPU.
 # A driver (a `keizoku ... --ray` the tests run) as the nodes are: no usage statistics (Ray
-# Data starts an actor to collect them), and Ray Data's pool of Parquet footer readers (32
-# actors, each a worker process started and killed for every read) one actor: the tests'
-# files have one footer each.
-DRIVER_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS": "1"}
+# Data starts an actor to collect them). Ray Data's pool of Parquet footer readers is sized
+# by `predict --ray` itself (one actor for the tests' one-file inputs).
+DRIVER_ENV = {"RAY_USAGE_STATS_ENABLED": "0"}
 NODE_ARGS = ["--num-cpus=1", "--disable-usage-stats", "--include-log-monitor=false", "--block"]
 
 
