@@ -33,13 +33,19 @@ STOP_S = 10.0  # a live node ends on SIGTERM within seconds (every node's within
 # health_check_timeout_ms (10 s, kept) without an answer, so a busy machine does not make
 # a live node look dead.
 HEALTH_CHECKS = {"health_check_initial_delay_ms": 500, "health_check_period_ms": 500}
+# A node keeps up to this many idle worker processes of a live job (Ray's default: its CPU
+# count, one here) instead of killing them after a second: the tests' own driver (this
+# process, one job for the whole file) keeps the fold workers its first search started
+# for its last one, while the CLI's jobs, in between, start workers of their own (a job's
+# workers still end with it). Each new worker imports ray, sklearn and lightgbm (~1.5 s
+# of CPU).
+WORKERS_KEPT = {"num_workers_soft_limit": 4}
 # Every node: no log monitor (nothing reads the workers' logs: drivers connect with
 # log_to_driver=False) and one CPU.
 # A driver (a `keizoku ... --ray` the tests run) as the nodes are: no usage statistics (Ray
-# Data starts an actor to collect them), and Ray Data's pool of Parquet footer readers (32
-# actors, each a worker process started and killed for every read) one actor: the tests'
-# files have one footer each.
-DRIVER_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS": "1"}
+# Data starts an actor to collect them). Ray Data's pool of Parquet footer readers is sized
+# by `predict --ray` itself (one actor for the tests' one-file inputs).
+DRIVER_ENV = {"RAY_USAGE_STATS_ENABLED": "0"}
 NODE_ARGS = ["--num-cpus=1", "--disable-usage-stats", "--include-log-monitor=false", "--block"]
 
 
@@ -186,7 +192,7 @@ def local_cluster(workers: int = 1) -> Iterator[Cluster]:
         f"--temp-dir={folder / 't'}",
         f"--dashboard-agent-listen-port={free_port()}",
         "--no-monitor",  # the autoscaler's: a fixed set of nodes has nothing to scale
-        f"--system-config={json.dumps(HEALTH_CHECKS)}",
+        f"--system-config={json.dumps(HEALTH_CHECKS | WORKERS_KEPT)}",
     ]
     head = _start(head_args, folder / "head.log", env)
     cluster.nodes.append(head)

@@ -242,3 +242,24 @@ def test_read_flags_with_ray_are_refused_not_ignored(tmp_path: Path, flag: list[
     assert res.returncode == 2, res.stderr
     assert flag[0] in res.stderr and "--ray" in res.stderr
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_the_footer_reader_pool_is_sized_by_the_files_unless_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ray Data's default pool is 32 actors (32 worker processes) for any read: predict
+    --ray sizes it by the input's files while the read is planned, and leaves a pool the
+    user set alone."""
+    from keizoku.distributed.ray_predict import FOOTER_READERS, _footer_readers
+
+    monkeypatch.delenv(FOOTER_READERS, raising=False)
+    sizes = {}
+    for files in (1, 10, 11, 1000):
+        with _footer_readers(files):
+            sizes[files] = os.environ[FOOTER_READERS]
+    assert sizes == {1: "1", 10: "1", 11: "2", 1000: "32"}
+    assert FOOTER_READERS not in os.environ
+    monkeypatch.setenv(FOOTER_READERS, "5")
+    with _footer_readers(1):
+        assert os.environ[FOOTER_READERS] == "5"
+    assert os.environ[FOOTER_READERS] == "5"

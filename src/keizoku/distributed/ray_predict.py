@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import io
 import logging
+import math
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +34,12 @@ from keizoku.home import atomic_path
 __all__ = ["PREFETCH", "score_parquet"]
 
 PREFETCH = 1  # scored blocks the driver holds ahead of the one it writes
+# Ray Data reads the Parquet footers with a pool of actors, each a worker process of its
+# own; Ray's default pool is 32 whatever the input. One per FOOTERS_PER_READER files (the
+# footers one actor call reads), at most Ray's 32, unless the environment sets the pool.
+FOOTER_READERS = "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS"
+FOOTERS_PER_READER = 10
+MAX_FOOTER_READERS = 32
 
 
 def score_parquet(
@@ -67,7 +75,8 @@ def score_parquet(
         frame = validate_frame(model.schema, as_pandas(batch, floats), allow_unseen=allow_unseen)
         return pa.Table.from_pandas(model.score_frame(frame), preserve_index=False)
 
-    ds = ray.data.read_parquet(str(path.resolve()))
+    with _footer_readers(len(source.files)):
+        ds = ray.data.read_parquet(str(path.resolve()))
     parts = ds.map_batches(score, batch_format="pyarrow", batch_size=batch_size)
     blocks = parts.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=PREFETCH)
     written = 0
@@ -97,6 +106,24 @@ def _parquet_input(data: str) -> Path:
     if not path.exists():
         raise UserInputError(f"Data file '{data}' does not exist. Check the path.")
     return path
+
+
+@contextmanager
+def _footer_readers(files: int) -> Iterator[None]:
+    """Ray Data's pool of footer readers sized for ``files`` while the read is planned
+    (Ray takes the pool's size from the environment then), unless the user set it."""
+    if FOOTER_READERS in os.environ:
+        yield
+        return
+    os.environ[FOOTER_READERS] = str(_readers_for(files))
+    try:
+        yield
+    finally:
+        os.environ.pop(FOOTER_READERS, None)
+
+
+def _readers_for(files: int) -> int:
+    return max(1, min(MAX_FOOTER_READERS, math.ceil(files / FOOTERS_PER_READER)))
 
 
 def _ints_with_nulls(source: pads.Dataset) -> frozenset[str]:
