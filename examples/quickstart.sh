@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs the README's quick start block (between the quickstart markers) in ./demo.
 # KEIZOKU_DEMO_BUDGET overrides the training budget (tests use a short one).
+# KEIZOKU_DEMO_BIN: the folder whose `keizoku` the demo runs (default: this checkout's
+# .venv/bin; the tests give the folder of their fork-server client).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-export PATH="$here/.venv/bin:$PATH"
+export PATH="${KEIZOKU_DEMO_BIN:-$here/.venv/bin}:$PATH"
 demo="${KEIZOKU_DEMO_DIR:-$here/demo}"
 rm -rf "$demo" && mkdir -p "$demo" && cd "$demo"
 export KEIZOKU_HOME="$PWD/.keizoku"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import subprocess
+import sys
 import venv
 import warnings
 from dataclasses import replace
@@ -153,8 +154,11 @@ class Models:
 
 
 def _runner_venv(folder: Path) -> None:
-    venv.create(folder, with_pip=True)
-    pip = [str(folder / "bin" / "python"), "-m", "pip", "install", "-q", *RUNNER_PACKAGES]
+    """A venv without pip, filled by this environment's pip (``--python``): bootstrapping
+    a pip of its own into it (``ensurepip``) cost as much CPU as the install itself."""
+    venv.create(folder, with_pip=False)
+    pip = [sys.executable, "-m", "pip", "--python", str(folder / "bin" / "python"),
+           "--disable-pip-version-check", "install", "-q", *RUNNER_PACKAGES]  # fmt: skip
     done = subprocess.run(pip, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         (folder / "pip-failed").write_text(done.stderr[-2000:])

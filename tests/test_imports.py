@@ -177,7 +177,12 @@ def test_train_of_lightgbm_and_xgboost_explains_them_without_shap(tmp_path: Path
     searches only them writes tree SHAP importance and never imports shap (~2 s of CPU)."""
     shutil.copy(REPO / "examples" / "data" / "penguins.csv", tmp_path)
     home = tmp_path / ".keizoku"
-    imported(["init", "penguins.csv", "--target", "species"], tmp_path, home)
+    env = {**os.environ, "KEIZOKU_HOME": str(home)}  # init is not under test: forked
+    init = subprocess.run(
+        [KEIZOKU_EXE, "init", "penguins.csv", "--target", "species"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert init.returncode == 0, init.stderr
     args = ["train", "--family", "lightgbm", "--family", "xgboost", "--max-trials", "2",
             "--budget", "60s"]  # fmt: skip
     loaded = imported(args, tmp_path, home)

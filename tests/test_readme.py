@@ -1,4 +1,11 @@
-"""The README's quick start, run as `make demo` runs it (with a deterministic search)."""
+"""The README's quick start, run as `make demo` runs it (with a deterministic search).
+
+Its `keizoku` is the tests' (``kzsupport.KEIZOKU_EXE``): the fork server's client, which
+runs the same console script with the same arguments, folder, environment, standard
+streams, exit codes and signals (``kill %1`` stops the server through it); the real
+executable's start is tested in test_imports.py, cli/test_cli_exit_codes.py and
+cli/test_cli_signals.py, and ``KEIZOKU_TEST_FORK=0`` runs this through it too.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ import sys
 
 import pandas as pd
 
-from kzsupport import REPO
+from kzsupport import KEIZOKU_EXE, REPO
 
 
 def test_readme_quick_start_runs_end_to_end(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -16,7 +23,8 @@ def test_readme_quick_start_runs_end_to_end(tmp_path) -> None:  # type: ignore[n
     # quickstart.sh puts KEIZOKU_DEMO_BUDGET after the README's `--budget`: two finished
     # trials end the search (the same model on a quiet or a loaded machine), not the clock.
     budget = "60s --max-trials 2"
-    env = {**os.environ, "KEIZOKU_DEMO_BUDGET": budget, "KEIZOKU_DEMO_DIR": str(demo)}
+    env = {**os.environ, "KEIZOKU_DEMO_BUDGET": budget, "KEIZOKU_DEMO_DIR": str(demo),
+           "KEIZOKU_DEMO_BIN": os.path.dirname(KEIZOKU_EXE)}  # fmt: skip
     env["PATH"] = f"{os.path.dirname(sys.executable)}:{env['PATH']}"
     proc = subprocess.run(
         [str(REPO / "examples" / "quickstart.sh")],

@@ -16,15 +16,17 @@ import pytest
 from keizoku import __version__
 from keizoku.errors import ExitCode
 
-# Exit codes and signals end to end: the real executable, never the test fork server.
+# Exit codes and signals end to end: the real executable, never the test fork server
+# (which runs only the setup that is not under test: the project's `init`).
+from kzsupport import KEIZOKU_EXE as SETUP_EXE
 from kzsupport import REAL_KEIZOKU_EXE as KEIZOKU_EXE
 from kzsupport import REPO, CliResult
 
 
-def run(home: Path, *args: str, **env: str) -> CliResult:
+def run(home: Path, *args: str, exe: str = KEIZOKU_EXE, **env: str) -> CliResult:
     full_env = {**os.environ, "COLUMNS": "200", "KEIZOKU_HOME": str(home), **env}
     proc = subprocess.run(
-        [KEIZOKU_EXE, *args], env=full_env, capture_output=True, text=True, timeout=120,
+        [exe, *args], env=full_env, capture_output=True, text=True, timeout=120,
         cwd=home.parent,
     )  # fmt: skip
     return CliResult(proc)
@@ -105,7 +107,8 @@ def project(keizoku_home: Path) -> Path:
     """A penguins project (keizoku init) in the folder the commands run in."""
     folder = keizoku_home.parent
     shutil.copy(REPO / "examples" / "data" / "penguins.csv", folder / "penguins.csv")
-    assert run(keizoku_home, "init", "penguins.csv", "--target", "species").code == 0
+    init = run(keizoku_home, "init", "penguins.csv", "--target", "species", exe=SETUP_EXE)
+    assert init.code == 0, init.text
     return folder
 
 

@@ -18,7 +18,9 @@ import pytest
 
 from keizoku.errors import ExitCode
 
-# Exit codes and signals end to end: the real executable, never the test fork server.
+# Exit codes and signals end to end: the real executable, never the test fork server
+# (which runs only the commands around the signalled train: `init` and `models`).
+from kzsupport import KEIZOKU_EXE as SETUP_EXE
 from kzsupport import REAL_KEIZOKU_EXE as KEIZOKU_EXE
 from kzsupport import REPO
 
@@ -50,7 +52,7 @@ TRAIN_RUNS = (
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("signals")
     init = subprocess.run(
-        [KEIZOKU_EXE, "init", str(PENGUINS), "--target", "species"],
+        [SETUP_EXE, "init", str(PENGUINS), "--target", "species"],
         cwd=root, env=_env(root / "init-home"), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert init.returncode == 0, init.stderr
@@ -90,7 +92,7 @@ def test_a_signal_during_train_stops_it_with_nothing_registered(
     assert _query(db, TRAIN_RUNS.format(kind="train")) == [("FAILED",)]
     assert _query(db, "SELECT name, version FROM model_versions") == []
     models = subprocess.run(
-        [KEIZOKU_EXE, "models"], cwd=project, env=_env(home), capture_output=True, text=True,
+        [SETUP_EXE, "models"], cwd=project, env=_env(home), capture_output=True, text=True,
         timeout=120,
     )  # fmt: skip
     assert models.returncode == 0, models.stderr

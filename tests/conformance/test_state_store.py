@@ -325,8 +325,9 @@ _READ = """
 import sys
 from starlette.requests import Request
 from keizoku.console.session import SESSION, read_session
-cookie = f"{SESSION}={sys.argv[1]}".encode()
-print(read_session(Request({"type": "http", "headers": [(b"cookie", cookie)]})) is not None)
+for value in sys.argv[1:]:  # one line per cookie: is it a valid session here?
+    cookie = f"{SESSION}={value}".encode()
+    print(read_session(Request({"type": "http", "headers": [(b"cookie", cookie)]})) is not None)
 """
 
 
@@ -347,8 +348,8 @@ def test_a_console_session_signed_by_one_server_is_valid_on_another(
     auth.create_key("ci", "admin")
     here, there = Path(os.environ["KEIZOKU_HOME"]), tmp_path / "other" / ".keizoku"
     cookie = _in_home(_SIGN, here)
-    assert _in_home(_READ, here, cookie) == "True"
-    assert _in_home(_READ, here, cookie[:-1] + ("0" if cookie[-1] != "0" else "1")) == "False"
+    forged = cookie[:-1] + ("0" if cookie[-1] != "0" else "1")
+    assert _in_home(_READ, here, cookie, forged).split() == ["True", "False"]
     if store.kind == "embedded":
         assert (here / "console.secret").is_file()
         assert _in_home(_READ, there, cookie) == "False"  # another home, another secret
@@ -419,9 +420,37 @@ _SEARCH = """
 import sys
 from keizoku.rag.access import Identity
 from keizoku.rag.collection import search
-hits = search("docs", sys.argv[1], Identity(sys.argv[2], ()), k=10)
-print(",".join(sorted({h.source.rsplit("/", 1)[-1] for h in hits})))
+for line in sys.stdin:  # a query per line, "TEXT USER": the sources it finds, one line
+    text, user = line.split()
+    hits = search("docs", text, Identity(user, ()), k=10)
+    print(",".join(sorted({h.source.rsplit("/", 1)[-1] for h in hits})), flush=True)
 """
+
+
+class _OtherServer:
+    """``_SEARCH`` in a separate process whose home is ``home``, kept running: each
+    ``ask`` is its next query (its kept reader, as a second server's)."""
+
+    def __init__(self, home: Path) -> None:
+        env = {**os.environ, "KEIZOKU_HOME": str(home)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(_SEARCH)], env=env, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+
+    def ask(self, text: str, user: str) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{text} {user}\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline()
+        assert answer, self.proc.communicate(timeout=60)[1]  # it died: say why
+        return answer.strip()
+
+    def close(self) -> str:
+        """Its stdin closes, it ends; what it said on stderr."""
+        if self.proc.returncode is not None:  # ``ask`` found it dead and said why
+            return ""
+        return str(self.proc.communicate(timeout=60)[1])
 
 
 def test_rag_access_changes_apply_at_the_next_query_on_every_server(
@@ -452,19 +481,25 @@ def test_rag_access_changes_apply_at_the_next_query_on_every_server(
     assert sources() == {"wiki.md"} and sources(Identity("eve", ("hr",))) == {"pay.md", "wiki.md"}
     here = Path(os.environ["KEIZOKU_HOME"])
     other = here if store.kind == "embedded" else tmp_path / "server-b" / ".keizoku"
-    assert _in_home(_SEARCH, other, "salary", "dave") == "wiki.md"
-    env = {**os.environ, "KEIZOKU_HOME": str(other)}
-    acl = [KEIZOKU_EXE, "rag", "acl", "set", str(folder / "pay.md"), "--collection", "docs"]
-    for allow, seen in (("user:dave", {"pay.md", "wiki.md"}), ("group:legal", {"wiki.md"})):
-        done = subprocess.run([*acl, "--allow", allow], env=env, capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
-        assert sources() == seen  # this process's kept reader, at its next query
-        assert _in_home(_SEARCH, other, "salary", "dave") == ",".join(sorted(seen))
-    listed = {Path(str(d["source"])).name: d["allow"] for d in list_docs("docs")}
-    assert listed == {"pay.md": ["group:legal"], "wiki.md": ["group:everyone"]}
-    (folder / "wiki.md").unlink()  # a re-ingest removes it, from every server's index
-    assert ingest("docs", *file_inputs([folder]), embedding=lexical).removed
-    assert sources(Identity("eve", ("legal",))) == {"pay.md"}
-    assert _in_home(_SEARCH, other, "salary", "dave") == ""
+    second = _OtherServer(other)
+    try:
+        assert second.ask("salary", "dave") == "wiki.md"
+        env = {**os.environ, "KEIZOKU_HOME": str(other)}
+        acl = [KEIZOKU_EXE, "rag", "acl", "set", str(folder / "pay.md"), "--collection", "docs"]
+        for allow, seen in (("user:dave", {"pay.md", "wiki.md"}), ("group:legal", {"wiki.md"})):
+            done = subprocess.run([*acl, "--allow", allow], env=env, capture_output=True,
+                                  text=True)  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            assert sources() == seen  # this process's kept reader, at its next query
+            assert second.ask("salary", "dave") == ",".join(sorted(seen))  # and the other's
+        listed = {Path(str(d["source"])).name: d["allow"] for d in list_docs("docs")}
+        assert listed == {"pay.md": ["group:legal"], "wiki.md": ["group:everyone"]}
+        (folder / "wiki.md").unlink()  # a re-ingest removes it, from every server's index
+        assert ingest("docs", *file_inputs([folder]), embedding=lexical).removed
+        assert sources(Identity("eve", ("legal",))) == {"pay.md"}
+        assert second.ask("salary", "dave") == ""
+    finally:
+        said = second.close()
+    assert second.proc.returncode == 0, said
     if store.kind == "postgresql":
         assert not (here / "rag" / "docs" / "rag.db").exists()  # nothing of it in a home

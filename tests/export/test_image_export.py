@@ -160,7 +160,10 @@ def test_the_runner_answers_as_keizoku_predict(
 
 
 def test_the_runner_scores_a_batch_and_gives_the_embedding(
-    bars: Project, bundle: tuple[Path, dict[str, Any]], tmp_path: Path
+    bars: Project,
+    bundle: tuple[Path, dict[str, Any]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     folder, _ = bundle
     paths = write_bars(tmp_path / "batch", seed=2)[::10]
@@ -178,17 +181,13 @@ def test_the_runner_scores_a_batch_and_gives_the_embedding(
     shown = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "batch.npy")],
                            cwd=folder, env=bare_env(), capture_output=True, text=True)  # fmt: skip
     assert shown.returncode == 0, shown.stderr
-    ours = (
-        "import json, sys, numpy as np; from keizoku.registry import load_model; "
-        "m = load_model('bars@champion'); "
-        "print(json.dumps(m.cnn.embed(np.load(sys.argv[1])).tolist()))"
-    )
-    cmd = [sys.executable, "-c", ours, str(tmp_path / "batch.npy")]
-    native = subprocess.run(cmd, cwd=bars.root, env=bars.env, capture_output=True, text=True)
-    assert native.returncode == 0, native.stderr
+    from keizoku.registry import load_model  # keizoku's own embedding, in this process
+
+    monkeypatch.setenv("KEIZOKU_HOME", str(bars.home))
+    native = load_model("bars@champion").cnn.embed(np.load(tmp_path / "batch.npy"))
     embedding = np.asarray(json.loads(shown.stdout))
     assert embedding.shape[0] == len(paths) and embedding.shape[1] > 1
-    np.testing.assert_allclose(embedding, json.loads(native.stdout), atol=1e-4)
+    np.testing.assert_allclose(embedding, native, atol=1e-4)
 
 
 @pytest.mark.parametrize(

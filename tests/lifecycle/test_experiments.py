@@ -1,7 +1,8 @@
 """Deployments pin gated versions; experiments are objects; registry and servers agree.
 
 One trained penguins home (v1 champion, v2 challenger) per module; every command runs
-through the real ``keizoku`` executable; servers are real, on loopback.
+the ``keizoku`` console script in its own process (``kzsupport.KEIZOKU_EXE``); servers are
+real, on loopback.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from kzsupport import REAL_KEIZOKU_EXE, log_prediction
+from kzsupport import log_prediction
 from rollout_support import MODEL, Server, cli, frame, set_gate, trained_project
 
 pytestmark = pytest.mark.slow
@@ -124,15 +125,29 @@ def test_abtest_counts_only_the_experiments_versions_since_it_started(project: P
     assert resolve(f"{MODEL}@champion")[1] == 1
 
 
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def _listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds the socket that listens on loopback ``port``."""
+    inodes = {
+        f"socket:[{fields[9]}]"
+        for fields in (line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:])
+        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A"  # 0A: LISTEN
+    }
+    held = {os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
+    return bool(inodes & held)
+
+
 def test_status_and_the_bounded_wait_name_the_server_that_disagrees(project: Path) -> None:
     from keizoku.registry.models import set_alias
 
     set_alias(MODEL, "challenger", 2)
     set_gate(2, "passed")
-    # the real executable: the servers' heartbeats and messages name their own pids
-    fast = Server(project, "--poll-interval", "0.3", exe=REAL_KEIZOKU_EXE)
+    fast = Server(project, "--poll-interval", "0.3")
     # never polls; beats every 2 s (--beat-interval: 5 s by default)
-    slow = Server(project, "--poll-interval", "0", "--beat-interval", "2s", exe=REAL_KEIZOKU_EXE)
+    slow = Server(project, "--poll-interval", "0", "--beat-interval", "2s")
     try:
         fast.wait_ready()  # both start at once
         slow.wait_ready()
@@ -140,6 +155,11 @@ def test_status_and_the_bounded_wait_name_the_server_that_disagrees(project: Pat
         deadline = time.monotonic() + 30
         while len(list(servers.glob("*.json"))) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
+        # each server's own pid (a fork server's child, not its client's): the process
+        # that holds the socket listening on its port, as its heartbeat says
+        pids = {b["port"]: b["pid"] for b in map(_read_json, servers.glob("*.json"))}
+        fast_pid, slow_pid = pids[fast.port], pids[slow.port]
+        assert _listens(fast_pid, fast.port) and _listens(slow_pid, slow.port), pids
         out = cli(project, "status", MODEL)
         assert out.returncode == 0, out.stdout + out.stderr
         assert out.stdout.count("agrees") == 2
@@ -162,14 +182,14 @@ def test_status_and_the_bounded_wait_name_the_server_that_disagrees(project: Pat
         assert out.returncode == 8, out.stdout + out.stderr
         err = " ".join(out.stderr.split())
         assert "--wait-timeout 1 s is raised to 5 s" in err
-        assert f"pid {slow.proc.pid} " in err and f"pid {fast.proc.pid} " not in err
+        assert f"pid {slow_pid} " in err and f"pid {fast_pid} " not in err
         assert "1 of 2 live server(s) of 'peng' still do not serve" in err
         assert "after 5 s" in err
         out = cli(project, "status", MODEL, "--json")
         assert out.returncode == 8
         status = json.loads(out.stdout)
         agree = {s["pid"]: s["agrees"] for s in status["servers"]}
-        assert agree == {fast.proc.pid: True, slow.proc.pid: False}
+        assert agree == {fast_pid: True, slow_pid: False}
         assert status["expected"] == {"champion": 1, "challenger": 2}
 
         out = cli(project, "deploy", MODEL, "--reset")
@@ -180,7 +200,7 @@ def test_status_and_the_bounded_wait_name_the_server_that_disagrees(project: Pat
     finally:
         fast.stop()
         slow.stop()
-    beat = project / ".keizoku" / "servers" / f"{os.uname().nodename}-{fast.proc.pid}.json"
+    beat = project / ".keizoku" / "servers" / f"{os.uname().nodename}-{fast_pid}.json"
     deadline = time.monotonic() + 30  # a loaded machine can finish the shutdown late
     while beat.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
