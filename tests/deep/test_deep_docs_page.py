@@ -6,9 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from kzsupport import need_module
 
-pytest.importorskip("torch", reason="torch_mlp needs torch: pip install 'keizoku[torch]'")
+need_module("torch", reason="torch_mlp needs torch: pip install 'keizoku[torch]'")
 
 REPO = Path(__file__).resolve().parents[2]
 
