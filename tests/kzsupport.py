@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib.util
 import os
 import shutil
 import signal
@@ -59,6 +60,19 @@ def need_shared(relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent: the shared data sets exist only in the keizoku workplace")
     return path
+
+
+def need_module(name: str, reason: str) -> None:
+    """A skip that says ``reason`` unless the top-level package ``name`` is installed.
+
+    Decided by ``importlib.util.find_spec``, without importing the package (at module level
+    too): ``pytest.importorskip`` there imports it in every xdist worker while it collects,
+    also in one that never runs the file (torch and sentence_transformers: ~5 s of CPU).
+    A test imports the package where it uses it.
+    """
+    __tracebackhide__ = True  # the skip names the test file, as importorskip's does
+    if importlib.util.find_spec(name) is None:
+        pytest.skip(reason, allow_module_level=True)
 
 
 def need_chromium() -> Path:

@@ -19,9 +19,9 @@ import yaml
 from PIL import Image
 
 import text_support
-from kzsupport import Server
+from kzsupport import Server, need_module
 
-pytest.importorskip("torch", reason="the image CNN needs torch: pip install 'keizoku[torch]'")
+need_module("torch", reason="the image CNN needs torch: pip install 'keizoku[torch]'")
 
 # Luminance (ITU-R 601, what PIL's "L" uses): 0.299 * 200 = 59.8 and 0.587 * 102 = 59.9.
 BASE = {"red": (200, 0, 0), "green": (0, 102, 0)}

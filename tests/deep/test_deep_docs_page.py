@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
+from kzsupport import need_module
 
-pytest.importorskip("torch", reason="torch_mlp needs torch: pip install 'keizoku[torch]'")
+need_module("torch", reason="torch_mlp needs torch: pip install 'keizoku[torch]'")
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -33,9 +33,9 @@ from PIL import Image
 
 import text_support
 from keizoku.monitoring.log import segment_glob
-from kzsupport import Server
+from kzsupport import Server, need_module
 
-pytest.importorskip("torch", reason="the image CNN needs torch: pip install 'keizoku[torch]'")
+need_module("torch", reason="the image CNN needs torch: pip install 'keizoku[torch]'")
 
 SIDE, SQUARE = 16, 4
 CORNERS = {"tl": (2, 2), "br": (10, 10)}  # the square that decides the class

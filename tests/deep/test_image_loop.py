@@ -24,9 +24,9 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 from keizoku.monitoring.log import segment_glob
-from kzsupport import KEIZOKU_EXE, CliResult, Server
+from kzsupport import KEIZOKU_EXE, CliResult, Server, need_module
 
-pytest.importorskip("torch", reason="the image CNN needs torch: pip install 'keizoku[torch]'")
+need_module("torch", reason="the image CNN needs torch: pip install 'keizoku[torch]'")
 
 CLASSES = (0, 1, 7)
 PER_CLASS = 30

@@ -22,11 +22,11 @@ from keizoku.data.images import (
     read_paths_csv,
     scan_folder,
 )
+from keizoku.deep.cnn import ImageCNN, _augment
 from keizoku.errors import DataError, UserInputError
+from kzsupport import need_module
 
-pytest.importorskip("torch", reason="the image CNN needs torch: pip install 'keizoku[torch]'")
-
-from keizoku.deep.cnn import ImageCNN, _augment  # noqa: E402
+need_module("torch", reason="the image CNN needs torch: pip install 'keizoku[torch]'")
 
 PER_CLASS = 40
 

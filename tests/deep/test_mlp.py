@@ -17,10 +17,6 @@ import pytest
 from sklearn.datasets import load_breast_cancer, load_iris
 from sklearn.metrics import log_loss
 
-pytest.importorskip(
-    "torch", reason="the torch_mlp family needs torch (pip install 'keizoku[torch]')"
-)
-
 from keizoku.data.schema import infer_schema
 from keizoku.deep import TabularMLP, bind_encoder, category_columns
 from keizoku.features.encoder import TabularEncoder
@@ -30,6 +26,9 @@ from keizoku.training.model import raw_predict
 from keizoku.training.presets import PRESETS
 from keizoku.training.search import SearchResult, run_search
 from keizoku.training.zoo import FAMILIES
+from kzsupport import need_module
+
+need_module("torch", reason="the torch_mlp family needs torch (pip install 'keizoku[torch]')")
 
 
 def _data(frame: pd.DataFrame) -> TrainingData:

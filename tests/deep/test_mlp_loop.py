@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kzsupport import KEIZOKU_EXE, REPO, CliResult, Server, json_records
+from kzsupport import KEIZOKU_EXE, REPO, CliResult, Server, json_records, need_module
 
-pytest.importorskip("torch", reason="torch_mlp needs torch: pip install 'keizoku[torch]'")
+need_module("torch", reason="torch_mlp needs torch: pip install 'keizoku[torch]'")
 
 PENGUINS = REPO / "examples" / "data" / "penguins.csv"  # categories and missing values
 

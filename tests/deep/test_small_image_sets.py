@@ -11,9 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("torch", reason="the image CNN needs torch: pip install 'keizoku[torch]'")
+from keizoku.deep.cnn import ImageCNN, step_size
+from kzsupport import need_module
 
-from keizoku.deep.cnn import ImageCNN, step_size  # noqa: E402
+need_module("torch", reason="the image CNN needs torch: pip install 'keizoku[torch]'")
 
 SIDE, SQUARE = 16, 4
 CORNERS = {0: (2, 2), 1: (10, 10)}

@@ -20,11 +20,11 @@ from PIL import Image
 
 from export_support import bare_env, lean_runner_python, need_onnx_extra, run_runner
 from keizoku.data.images import load_image
-from kzsupport import free_port
+from kzsupport import free_port, need_module
 from text_support import Project
 
 need_onnx_extra()
-pytest.importorskip("torch", reason="the image CNN needs torch: pip install 'keizoku[torch]'")
+need_module("torch", reason="the image CNN needs torch: pip install 'keizoku[torch]'")
 
 HEIGHT, WIDTH = 10, 12
 PER_CLASS = 24

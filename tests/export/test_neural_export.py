@@ -16,9 +16,10 @@ from keizoku.export.bundle import NEURAL_TOLERANCE
 from keizoku.export.neural import CLIP
 from keizoku.export.runner import Bundle
 from keizoku.registry import load_model
+from kzsupport import need_module
 
 need_onnx_extra()
-pytest.importorskip("torch", reason="the MLP is the optional torch family (keizoku[torch])")
+need_module("torch", reason="the MLP is the optional torch family (keizoku[torch])")
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
-import openai
 import pytest
 
 from keizoku import auth
@@ -23,6 +23,9 @@ from keizoku.serving.app import ServeOptions, create_app
 from keizoku.serving.ratelimit import parse_rate
 from kzsupport import KEIZOKU_EXE, free_port
 from ragsupport import serve_in_thread
+
+if TYPE_CHECKING:  # the tests import openai where they use it, not at collection
+    import openai
 
 SECRET = "marmoset77"
 HR_TEXT = "人事部の給与コードは"
@@ -71,6 +74,8 @@ def limited(keys: dict[str, str]) -> Iterator[str]:
 
 
 def client(base: str, key: str) -> openai.OpenAI:
+    import openai
+
     return openai.OpenAI(base_url=f"{base}/openai/v1", api_key=key, max_retries=0)
 
 
@@ -132,6 +137,8 @@ def test_streaming_chunks_carry_no_hr_text(base: str, keys: dict[str, str], stan
 def test_a_failing_llm_is_a_502_before_the_stream_starts(
     base: str, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import openai
+
     monkeypatch.setenv("KEIZOKU_LLM_BASE_URL", f"http://127.0.0.1:{free_port()}/v1")
     with pytest.raises(openai.APIStatusError) as err:
         client(base, keys["bob"]).chat.completions.create(
@@ -142,6 +149,8 @@ def test_a_failing_llm_is_a_502_before_the_stream_starts(
 
 
 def test_no_identity_is_refused(base: str, keys: dict[str, str]) -> None:
+    import openai
+
     with pytest.raises(openai.PermissionDeniedError):
         client(base, keys["nobody"]).chat.completions.create(
             model="kb", messages=[{"role": "user", "content": QUESTION}]
@@ -173,6 +182,8 @@ def test_bad_requests_are_4xx_naming_the_problem(base: str, keys: dict[str, str]
 
 
 def _client(base: str, key: str) -> openai.OpenAI:
+    import openai
+
     return openai.OpenAI(base_url=f"{base}/v1", api_key=key, max_retries=0)
 
 

