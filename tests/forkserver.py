@@ -3,7 +3,8 @@
 Most of what a small ``keizoku`` command costs is importing the libraries it uses
 (scikit-learn, MLflow and its SQLAlchemy store, FastAPI): ~2.4 s of a 3.7 s ``train``
 (decision 0008, s12). The suite starts about 600 commands. This server imports those
-libraries once per pytest worker; each command is then a ``fork()`` of it that runs the
+libraries once per test run (one server for all the xdist workers, started by the
+process that starts the run); each command is then a ``fork()`` of it that runs the
 real console script (``.venv/bin/keizoku``, by ``runpy``) with the command's own
 arguments, working folder, environment, umask and standard streams. keizoku's library
 modules are imported too (none reads the environment, the folder or the clock when it
@@ -25,8 +26,8 @@ signals end to end (``tests/cli/test_cli_exit_codes.py``, ``test_cli_signals.py`
 README's quick start, and tests that look at the command's own pid.
 ``KEIZOKU_TEST_FORK=0 make test`` runs every command through the real executable.
 
-Run as ``python forkserver.py SOCKET``; it exits when its stdin closes (its pytest worker
-ended).
+Run as ``python forkserver.py SOCKET``; it exits when its stdin closes (the pytest run
+that started it ended).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import io
 import json
 import os
 import random
+import resource
 import runpy
 import selectors
 import signal
@@ -264,6 +266,7 @@ class Server:
         self.sel.register(self.listener, selectors.EVENT_READ, ("accept", None))
         self.sel.register(sys.stdin, selectors.EVENT_READ, ("parent", None))
         self.children: dict[int, tuple[socket.socket, int]] = {}  # pid -> (conn, pidfd)
+        self.served = 0
 
     def serve(self) -> None:
         while True:
@@ -305,6 +308,7 @@ class Server:
             os.close(fd)
         pidfd = os.pidfd_open(pid)
         self.children[pid] = (conn, pidfd)
+        self.served += 1
         self.sel.register(pidfd, selectors.EVENT_READ, ("exited", pid))
         self.sel.register(conn, selectors.EVENT_READ, ("client", pid))
         test = request["env"].get("PYTEST_CURRENT_TEST", "-").split(" ")[0]
@@ -345,6 +349,10 @@ class Server:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
+        own = resource.getrusage(resource.RUSAGE_SELF)  # its imports and its side of each fork
+        print(f"forkserver: served {self.served} commands; its own cpu"
+              f" {own.ru_utime + own.ru_stime:.2f} (sys {own.ru_stime:.2f})", file=sys.stderr,
+              flush=True)  # fmt: skip
 
     # ----------------------------------------------------------------- in the child
 
@@ -455,7 +463,7 @@ path = os.environ.get("KEIZOKU_TEST_FORKSERVER")
 if not path:
     real("no server in the environment")
 if not os.path.exists(path):
-    # while the server imports (a few seconds after the worker starts), wait for it rather
+    # while the server imports (a few seconds after the run starts), wait for it rather
     # than pay those imports again in a real process; bounded, and not when it gave up
     import time
     warming, deadline = path + ".warming", time.monotonic() + WAIT_S
