@@ -61,20 +61,24 @@ def pytest_configure(config: pytest.Config) -> None:
         cache = tempfile.mkdtemp(prefix="keizoku-test-cache-")
         os.environ["KEIZOKU_CACHE_DIR"] = cache
         config.add_cleanup(lambda: shutil.rmtree(cache, ignore_errors=True))
-    if FORKING and (
-        "PYTEST_XDIST_WORKER" in os.environ or not config.getoption("numprocesses", None)
-    ):
+    if FORKING and "PYTEST_XDIST_WORKER" not in os.environ:
         _start_fork_server(config)
 
 
 def _start_fork_server(config: pytest.Config) -> None:
-    """This process's fork server (tests/forkserver.py), started in the background.
+    """The run's fork server (tests/forkserver.py), started in the background by the
+    process that starts the run; its xdist workers inherit its socket (``FORK_ENV``).
 
+    One server for every worker: each command carries its own environment, folder, umask
+    and standard streams, and the server keeps nothing from one command to the next, so
+    the workers stay apart as they did with a server each, and the run imports and holds
+    the libraries once (decision 0008, s14).
     Until it has imported its libraries and listens, ``keizoku`` waits for it (at most
     ``forkserver.WARMING_WAIT_S``), then runs the real executable.
     It exits when this process does (its stdin closes). With ``KEIZOKU_TEST_FORK_LOG=PATH``
-    the server logs each command (its pid, exit status and CPU seconds) to
-    ``PATH.server.WORKER``, and each client that ran the real executable says why in PATH.
+    the server logs each command (its pid, exit status, CPU seconds and the test that ran
+    it) to ``PATH.server.main``, and each client that ran the real executable says why in
+    PATH.
     """
     folder = Path(tempfile.mkdtemp(prefix="keizoku-test-fork-"))
     socket_path = folder / "socket"

@@ -3,7 +3,8 @@
 Most of what a small ``keizoku`` command costs is importing the libraries it uses
 (scikit-learn, MLflow and its SQLAlchemy store, FastAPI): ~2.4 s of a 3.7 s ``train``
 (decision 0008, s12). The suite starts about 600 commands. This server imports those
-libraries once per pytest worker; each command is then a ``fork()`` of it that runs the
+libraries once per test run (one server for all the xdist workers, started by the
+process that starts the run); each command is then a ``fork()`` of it that runs the
 real console script (``.venv/bin/keizoku``, by ``runpy``) with the command's own
 arguments, working folder, environment, umask and standard streams. keizoku's library
 modules are imported too (none reads the environment, the folder or the clock when it
@@ -25,8 +26,8 @@ signals end to end (``tests/cli/test_cli_exit_codes.py``, ``test_cli_signals.py`
 README's quick start, and tests that look at the command's own pid.
 ``KEIZOKU_TEST_FORK=0 make test`` runs every command through the real executable.
 
-Run as ``python forkserver.py SOCKET``; it exits when its stdin closes (its pytest worker
-ended).
+Run as ``python forkserver.py SOCKET``; it exits when its stdin closes (the pytest run
+that started it ended).
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ import contextlib
 import gc
 import importlib
 import io
-import json
+import marshal
 import os
 import random
+import resource
 import runpy
 import selectors
 import signal
@@ -50,6 +52,7 @@ import tempfile
 import threading
 import traceback
 import warnings
+import weakref
 from typing import Any
 
 # Environment variables read when the interpreter or a native library starts: a command
@@ -145,6 +148,80 @@ def warm() -> list[str]:
     return [f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})" for w in raised]
 
 
+def keep_finalizers() -> int:
+    """Finalizers registered while importing stay the server's: no child runs them at its
+    exit (``finalize.atexit``); how many were set to run there.
+
+    They free what the imports built (torch's 176 operator libraries, numba's compiled
+    dispatchers): running them in each child copied ~35 MB of the server's pages and
+    took ~30 ms of CPU per command, for nothing a caller sees (decision 0008, s14). What
+    a command registers itself still runs when it ends.
+    """
+    registry: dict[weakref.finalize[Any, Any], Any] = getattr(weakref.finalize, "_registry", {})
+    kept = [f for f in list(registry) if f.atexit]
+    for finalizer in kept:
+        finalizer.atexit = False
+    return len(kept)
+
+
+# madvise(2) advice (Linux): back a range with 2 MiB pages, and collapse it into them now.
+MADV_HUGEPAGE, MADV_COLLAPSE = 14, 25
+HUGE = 2 << 20
+
+
+def _anonymous_ranges() -> list[tuple[int, int]]:
+    """This process's private writable memory (the heap, pymalloc's arenas, the native
+    libraries' allocations), each range cut to whole huge pages."""
+    ranges = []
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split()
+            if fields[1] != "rw-p" or fields[5:] not in ([], ["[heap]"]):
+                continue
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            start, end = -(-start // HUGE) * HUGE, end // HUGE * HUGE
+            if end - start >= HUGE:
+                ranges.append((start, end - start))
+    return ranges
+
+
+def collapse() -> str:
+    """Move the warm heap into huge pages (``MADV_COLLAPSE``); what it did, in words.
+
+    Each fork copies the page tables of ~500 MB of imports and each child's exit frees
+    them: with 2 MiB pages there are 512 times fewer entries to copy and free (decision
+    0008, s14). Best effort: a kernel without the advice, or with transparent huge pages
+    off, leaves the memory as it was and the server serves the same.
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        madvise = libc.madvise
+    except (OSError, AttributeError) as err:
+        return f"no madvise ({err})"
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    for start, size in _anonymous_ranges():
+        madvise(start, size, MADV_HUGEPAGE)
+        madvise(start, size, MADV_COLLAPSE)  # a range it refuses in part keeps the rest
+    kib = _memory_kib()
+    return (
+        f"{kib.get('AnonHugePages', 0) >> 10} MiB of {kib.get('Anonymous', 0) >> 10} MiB"
+        " anonymous memory in huge pages"
+    )
+
+
+def _memory_kib() -> dict[str, int]:
+    """This process's memory totals (``/proc/self/smaps_rollup``), in KiB."""
+    totals = {}
+    with contextlib.suppress(OSError), open("/proc/self/smaps_rollup") as rollup:
+        for line in rollup:
+            fields = line.split()
+            if len(fields) == 3 and fields[2] == "kB":
+                totals[fields[0].rstrip(":")] = int(fields[1])
+    return totals
+
+
 # Threads that are safe across fork(): pyarrow's jemalloc takes its own locks around it
 # (pthread_atfork) and starts its background thread again in the child when needed.
 FORK_SAFE_THREADS = ("jemalloc_bg_thd",)
@@ -175,7 +252,7 @@ def recv_request(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
         if not chunk:
             raise ConnectionError("client went away")
         body += chunk
-    return json.loads(body), list(fds)
+    return marshal.loads(body), list(fds)  # the client's own built-in encoding
 
 
 class Server:
@@ -189,6 +266,7 @@ class Server:
         self.sel.register(self.listener, selectors.EVENT_READ, ("accept", None))
         self.sel.register(sys.stdin, selectors.EVENT_READ, ("parent", None))
         self.children: dict[int, tuple[socket.socket, int]] = {}  # pid -> (conn, pidfd)
+        self.served = 0
 
     def serve(self) -> None:
         while True:
@@ -209,7 +287,7 @@ class Server:
         conn, _ = self.listener.accept()
         try:
             request, fds = recv_request(conn)
-        except (OSError, ValueError, ConnectionError, struct.error):
+        except (OSError, ValueError, EOFError, TypeError, ConnectionError, struct.error):
             conn.close()
             return
         differs = sorted(set(start_env(request["env"]).items()) ^ set(self.env.items()))
@@ -230,6 +308,7 @@ class Server:
             os.close(fd)
         pidfd = os.pidfd_open(pid)
         self.children[pid] = (conn, pidfd)
+        self.served += 1
         self.sel.register(pidfd, selectors.EVENT_READ, ("exited", pid))
         self.sel.register(conn, selectors.EVENT_READ, ("client", pid))
         test = request["env"].get("PYTEST_CURRENT_TEST", "-").split(" ")[0]
@@ -270,6 +349,10 @@ class Server:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
+        own = resource.getrusage(resource.RUSAGE_SELF)  # its imports and its side of each fork
+        print(f"forkserver: served {self.served} commands; its own cpu"
+              f" {own.ru_utime + own.ru_stime:.2f} (sys {own.ru_stime:.2f})", file=sys.stderr,
+              flush=True)  # fmt: skip
 
     # ----------------------------------------------------------------- in the child
 
@@ -367,7 +450,9 @@ def _exit_code(value: object) -> int:
 
 CLIENT = r"""#!{python} -IS
 # Generated by tests/forkserver.py: `keizoku` as a child of the test fork server.
-import array, json, os, signal, socket, struct, sys
+# Built-in modules only (_socket, _signal, marshal): socket, signal and json would import
+# enum and re, half of this process's own CPU (decision 0008, s14).
+import _signal, _socket, marshal, os, sys
 REAL = {real!r}
 WAIT_S = {wait_s!r}
 def real(why=""):
@@ -380,7 +465,7 @@ path = os.environ.get("KEIZOKU_TEST_FORKSERVER")
 if not path:
     real("no server in the environment")
 if not os.path.exists(path):
-    # while the server imports (a few seconds after the worker starts), wait for it rather
+    # while the server imports (a few seconds after the run starts), wait for it rather
     # than pay those imports again in a real process; bounded, and not when it gave up
     import time
     warming, deadline = path + ".warming", time.monotonic() + WAIT_S
@@ -388,14 +473,14 @@ if not os.path.exists(path):
         time.sleep(0.02)
     if not os.path.exists(path):
         real("server not listening yet")
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
 try:
     s.connect(path)
 except OSError:
     real("server refused the connection")
 mask = os.umask(0); os.umask(mask)
-body = json.dumps({{"exe": REAL, "args": sys.argv[1:], "cwd": os.getcwd(),
-                   "env": dict(os.environ), "umask": mask}}).encode()
+body = marshal.dumps({{"exe": REAL, "args": sys.argv[1:], "cwd": os.getcwd(),
+                      "env": dict(os.environ), "umask": mask}})
 pending = []
 child = [0]
 def forward(sig, frame):
@@ -403,28 +488,36 @@ def forward(sig, frame):
         os.kill(child[0], sig)
     else:
         pending.append(sig)
-for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
-            signal.SIGUSR1, signal.SIGUSR2):
-    signal.signal(sig, forward)
-s.sendmsg([struct.pack("!Q", len(body))],
-          [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [0, 1, 2]))])
+for sig in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT,
+            _signal.SIGUSR1, _signal.SIGUSR2):
+    _signal.signal(sig, forward)
+fds = b"".join(fd.to_bytes(4, sys.byteorder) for fd in (0, 1, 2))  # three C ints
+s.sendmsg([len(body).to_bytes(8, "big")], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
 s.sendall(body)
-reader = s.makefile("rb")
-line = reader.readline()
+received = [b""]
+def readline():
+    while b"\n" not in received[0]:
+        chunk = s.recv(64)
+        if not chunk:
+            return b""
+        received[0] += chunk
+    line, _, received[0] = received[0].partition(b"\n")
+    return line + b"\n"
+line = readline()
 if line == b"F\n" or not line:
     real("server declined")
 child[0] = int(line.split()[1])
 for sig in pending:
     os.kill(child[0], sig)
-line = reader.readline()
+line = readline()
 if not line.startswith(b"X "):
     sys.stderr.write("keizoku (test fork server): the server went away mid-command\n")
     os._exit(70)
 status = int(line.split()[1])
 if os.WIFSIGNALED(status):
     sig = os.WTERMSIG(status)
-    signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+    _signal.signal(sig, _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_UNBLOCK, [sig])
     os.kill(os.getpid(), sig)
 os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
 """
@@ -454,6 +547,9 @@ def main() -> None:
             os.unlink(warming)
             sys.stdin.read()
             return
+        kept = keep_finalizers()
+        print(f"forkserver: {kept} finalizers left out of the children's exit", file=sys.stderr)
+        print(f"forkserver: {collapse()}", file=sys.stderr, flush=True)  # the last: after imports
         server = Server(sys.argv[1])
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -22,7 +22,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # The real console script, as a user runs it (exit codes are an API: test them here).
 REAL_KEIZOKU_EXE = str(Path(sys.executable).with_name("keizoku"))
-# Where the tests start `keizoku`. By default a client of the per-worker fork server
+# Where the tests start `keizoku`. By default a client of the run's fork server
 # (tests/forkserver.py), which runs the same console script in a child of a process that
 # has already imported the libraries it uses; KEIZOKU_TEST_FORK=0: the real executable.
 FORK_ENV = "KEIZOKU_TEST_FORKSERVER"
