@@ -22,8 +22,10 @@ server that is not ready yet.
 What is not exercised through here, and so is tested through the real executable
 (``kzsupport.REAL_KEIZOKU_EXE``): the interpreter's start, the console script's imports
 of third-party libraries in a fresh process (``tests/test_imports.py``), exit codes and
-signals end to end (``tests/cli/test_cli_exit_codes.py``, ``test_cli_signals.py``), the
-README's quick start, and tests that look at the command's own pid.
+signals end to end (``tests/cli/test_cli_exit_codes.py``, ``test_cli_signals.py``), and
+the store lock's open files (``tests/cli/test_cli_store.py``). The README's quick start
+and the tests that need a server's pid run through here (a server's pid is read from its
+heartbeat, s14).
 ``KEIZOKU_TEST_FORK=0 make test`` runs every command through the real executable.
 
 Run as ``python forkserver.py SOCKET``; it exits when its stdin closes (the pytest run
