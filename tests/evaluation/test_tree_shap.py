@@ -176,3 +176,65 @@ def test_shap_families_explain_every_chunk_with_one_explainer() -> None:
         per_feature[:, :, index[owner]] += phi[:, j, :]
     mean_abs = np.abs(per_feature).mean(axis=1).mean(axis=0)  # over classes, then rows
     np.testing.assert_allclose(values, mean_abs, rtol=0, atol=1e-9)
+
+
+def _own_permutation_importance(
+    member: Member, frame: pd.DataFrame, y: np.ndarray, features: list[str], metric: Any
+) -> np.ndarray:
+    """Permutation importance of one member on its own: its own generator seeded 0, each
+    feature's shuffled copy of ``frame`` encoded by its own encoder."""
+    from keizoku.training.model import raw_predict
+
+    rng = np.random.default_rng(0)
+
+    def score(f: pd.DataFrame) -> float:
+        pred = raw_predict(member.estimator, member.encoder.transform(f), "multiclass")
+        return float(metric.oriented(y, pred))
+
+    base, out = score(frame), []
+    for name in features:
+        shuffled = frame.copy()
+        shuffled[name] = rng.permutation(shuffled[name].to_numpy())
+        out.append(max(base - score(shuffled), 0.0))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("keep_bytes", [64 * 2**20, 0], ids=["kept", "encoded-each-time"])
+def test_permutation_importance_is_each_members_own(
+    keep_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bag's fold models share their encoder, so the shuffled rows are encoded once for
+    all of them (and once per other encoder): each member's importances are exactly those it
+    gets alone, with its own generator and its own encoding, whether the encoded matrices
+    are kept for the next member or (past the memory cap) encoded again."""
+    from keizoku.evaluation import explain
+    from keizoku.training.metrics import get_metric
+
+    monkeypatch.setattr(explain, "PERMUTED_KEEP_BYTES", keep_bytes)
+    frame, target = _data("multiclass")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        schema = infer_schema(frame, target)
+    y, classes = encode_target(frame[target], schema)
+    members = []
+    for family, folds in (("linear", 3), ("knn", 2)):
+        fam = FAMILIES[family]
+        enc = TabularEncoder([c.model_dump() for c in schema.features], mode=fam.mode).fit(frame)
+        X = enc.transform(frame)
+        order = np.random.default_rng(1).permutation(len(frame))
+        for k in range(folds):
+            valid = order[k::folds]
+            split = (np.setdiff1d(order, valid), valid)
+            fit = fit_fold(fam, dict(fam.defaults), "multiclass", 0, enc, X, y, split, 3,
+                           time.monotonic() + 300)  # fmt: skip
+            members.append(Member(family, {}, enc, fit.model, weight=1.0 + k))
+    model = KeizokuModel(schema=schema, task="multiclass", members=members, classes=classes)
+    metric = get_metric("log_loss", "multiclass")
+    found = explain.global_importance(model, frame, y, metric, budget_s=1e6)
+    order = np.random.default_rng(0).permutation(len(frame))  # global_importance's row order
+    rows = frame.iloc[order].reset_index(drop=True)
+    for member, reported in zip(members, found["members"], strict=True):
+        assert reported["method"] == "permutation importance (drop in log_loss)"
+        assert reported["rows"] == len(frame) and reported["skipped"] == []
+        own = _own_permutation_importance(member, rows, y[order], model.feature_names, metric)
+        assert [reported["importance"][f] for f in model.feature_names] == own.tolist()

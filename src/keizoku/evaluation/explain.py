@@ -178,6 +178,7 @@ SHAP_FIRST_CHUNK = 5
 
 
 Encoded = Callable[[ServableMember], np.ndarray]
+Permuted = Callable[[ServableMember, int | None], np.ndarray]
 
 
 def _encoded_once(frame: pd.DataFrame) -> Encoded:
@@ -194,6 +195,46 @@ def _encoded_once(frame: pd.DataFrame) -> Encoded:
         return done[key][1]
 
     return encoded
+
+
+PERMUTED_KEEP_BYTES = 64 * 2**20  # encoded shuffled matrices kept for the next member
+
+
+def _permuted_once(frame: pd.DataFrame, features: list[str]) -> Permuted:
+    """``permuted(member, i)``: the permutation-importance rows (the first
+    ``MAX_PERMUTATION_ROWS`` of ``frame``) with feature ``i`` shuffled (None: as they are),
+    as the member's encoder encodes them.
+
+    Every member shuffles alike: feature ``i``'s shuffle is the ``i``-th draw of one
+    generator seeded 0 (a member draws the features in order and stops at its deadline,
+    so the ``i``-th shuffle never depends on the member). The shuffled values are drawn
+    once, and each matrix is encoded once per encoder (the fold models of a bag share
+    theirs) while the matrices kept stay under ``PERMUTED_KEEP_BYTES``.
+    """
+    rows = frame.iloc[:MAX_PERMUTATION_ROWS]
+    rng = np.random.default_rng(0)
+    shuffles: list[np.ndarray] = []  # feature i's shuffled values, drawn in order
+    done: dict[tuple[int, int | None], tuple[Any, np.ndarray]] = {}  # (encoder id, i) → …
+    kept = 0
+
+    def permuted(member: ServableMember, i: int | None) -> np.ndarray:
+        nonlocal kept
+        key = (id(member.encoder), i)
+        if key in done:
+            return done[key][1]
+        shuffled = rows
+        if i is not None:
+            while len(shuffles) <= i:
+                shuffles.append(rng.permutation(rows[features[len(shuffles)]].to_numpy()))
+            shuffled = rows.copy()
+            shuffled[features[i]] = shuffles[i]
+        X = member.encoder.transform(shuffled)
+        if i is None or kept + X.nbytes <= PERMUTED_KEEP_BYTES:
+            done[key] = (member.encoder, X)  # the encoder kept alive: its id stays its own
+            kept += 0 if i is None else X.nbytes
+        return X
+
+    return permuted
 
 
 def _tree_importance(
@@ -222,31 +263,28 @@ def _tree_importance(
 
 def _permutation_importance(
     member: ServableMember,
-    frame: pd.DataFrame,
     y: np.ndarray,
     task: str,
     metric: Any,
     features: list[str],
     deadline: float,
+    permuted: Permuted,
 ) -> tuple[np.ndarray, list[str]]:
     """Drop of the oriented metric when each column is shuffled; features past the deadline
     are returned as skipped (importance 0)."""
-    rng = np.random.default_rng(0)
 
-    def score(f: pd.DataFrame) -> float:
-        pred = raw_predict(member.estimator, member.encoder.transform(f), task)
+    def score(i: int | None) -> float:
+        pred = raw_predict(member.estimator, permuted(member, i), task)
         return float(metric.oriented(y, pred))
 
-    base = score(frame)
+    base = score(None)
     out = np.zeros(len(features))
     skipped = []
     for i, name in enumerate(features):
         if time.monotonic() > deadline:
             skipped.append(name)
             continue
-        shuffled = frame.copy()
-        shuffled[name] = rng.permutation(shuffled[name].to_numpy())
-        out[i] = max(base - score(shuffled), 0.0)
+        out[i] = max(base - score(i), 0.0)
     return out, skipped
 
 
@@ -259,6 +297,7 @@ def _member_importance(
     features: list[str],
     deadline: float,
     encoded: Encoded,
+    permuted: Permuted,
 ) -> dict[str, Any]:
     note = ""
     if _shap_supported(m):
@@ -269,9 +308,7 @@ def _member_importance(
             # shap cannot read every tree model (e.g. some multiclass sklearn ones)
             note = f" (tree SHAP unavailable: {type(exc).__name__})"
     n = min(len(frame), MAX_PERMUTATION_ROWS)
-    values, skipped = _permutation_importance(
-        m, frame.iloc[:n], y[:n], task, metric, features, deadline
-    )
+    values, skipped = _permutation_importance(m, y[:n], task, metric, features, deadline, permuted)
     method = f"permutation importance (drop in {metric.name}){note}"
     return {"method": method, "rows": n, "values": values, "skipped": skipped}
 
@@ -294,10 +331,12 @@ def global_importance(
     members, combined = [], np.zeros(len(features))
     total = sum(m.weight for m in model.members) or 1.0
     share_s = budget_s / max(len(model.members), 1)
-    encoded = _encoded_once(frame)
+    encoded, permuted = _encoded_once(frame), _permuted_once(frame, features)
     for m in model.members:
         deadline = time.monotonic() + share_s
-        found = _member_importance(m, frame, y, model.task, metric, features, deadline, encoded)
+        found = _member_importance(
+            m, frame, y, model.task, metric, features, deadline, encoded, permuted
+        )
         values = found.pop("values")
         share = values / values.sum() if values.sum() > 0 else values
         combined += share * (m.weight / total)
