@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from kzsupport import need_module
 
 need_module("torch", reason="torch_mlp needs torch: pip install 'keizoku[torch]'")

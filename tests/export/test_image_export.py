@@ -181,10 +181,13 @@ def test_the_runner_scores_a_batch_and_gives_the_embedding(
     shown = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "batch.npy")],
                            cwd=folder, env=bare_env(), capture_output=True, text=True)  # fmt: skip
     assert shown.returncode == 0, shown.stderr
+    from keizoku.deep.images import ImageModel
     from keizoku.registry import load_model  # keizoku's own embedding, in this process
 
     monkeypatch.setenv("KEIZOKU_HOME", str(bars.home))
-    native = load_model("bars@champion").cnn.embed(np.load(tmp_path / "batch.npy"))
+    model = load_model("bars@champion")
+    assert isinstance(model, ImageModel)
+    native = model.cnn.embed(np.load(tmp_path / "batch.npy"))
     embedding = np.asarray(json.loads(shown.stdout))
     assert embedding.shape[0] == len(paths) and embedding.shape[1] > 1
     np.testing.assert_allclose(embedding, native, atol=1e-4)
