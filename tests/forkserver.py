@@ -94,6 +94,17 @@ WARM = (
     "sklearn.calibration",
     "git",
     "IPython",
+    # what rich and typer import to print help and tracebacks (markdown_it and attrs among
+    # them: ~100 modules a `--help` child imported): none reads the environment on import
+    "rich.markdown",
+    "rich.pretty",
+    "rich.traceback",
+    "rich.columns",
+    "rich.panel",
+    "rich.rule",
+    "rich._emoji_codes",
+    "typer._adapters",
+    "typer._click.decorators",
     "torch",  # imported without starting a thread (its pools start on first use)
     "sentence_transformers",  # ~3 s of imports in each command that embeds text
     "shap",  # its TreeExplainer for HistGradientBoosting and forests: numba, matplotlib
