@@ -46,6 +46,9 @@ def test_hypothyroid_tiny_class_and_empty_column(cli) -> None:  # type: ignore[n
 def test_bank_45k_rows(cli) -> None:  # type: ignore[no-untyped-def]
     data = need_shared("tabular/bank.csv")
     assert cli("init", str(data), "--target", "deposit").code == 0
-    train = cli("train", *TWO_TRIALS, "--preset", "fast")
+    # The quirk is the size: one trial (the fast preset's first, LightGBM) trains, refits,
+    # explains and registers on all 45k rows. A second trial (HistGradientBoosting, then an
+    # ensemble refit) tripled the CPU and tests nothing about the rows' count.
+    train = cli("train", "--budget", "120s", "--max-trials", "1", "--preset", "fast")
     assert train.code == 0, train.text
     assert "Registered bank:1 as champion" in train.text

@@ -159,13 +159,13 @@ SPEC = """
 retraining:
   triggers: {drift_features: 1, metric_drop: null, new_labels: 20, every: null}
   window: {since: 1d, include_original: false, holdout: 0.3, min_labels: 30}
-  train: {budget: 30s, preset: fast, models: [lightgbm], max_trials: 1}
+  train: {budget: 30s, preset: fast, models: [linear], max_trials: 1}
   gates: {min_gain: -0.05, bootstrap: 200, max_latency_increase: 1000}
   cooldown: 1h
   rollout: {mode: canary, canary_steps: [20, 60, 100], step_every: 1s, min_labels: 5,
             max_metric_drop: 0.1}
 """
-TRAIN = {"budget": 30, "models": ["lightgbm"], "preset": "fast", "max_trials": 1}
+TRAIN = {"budget": 30, "models": ["linear"], "preset": "fast", "max_trials": 1}
 CLASSES = ("Adelie", "Chinstrap", "Gentoo")
 
 

@@ -51,7 +51,7 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
            "KEIZOKU_ARTIFACT_ROOT": f"s3://{BUCKET}/{PREFIX}"}  # fmt: skip
     for args in (
         ["init", "penguins.csv", "--target", "species", "--name", MODEL],
-        ["train", "--budget", "60s", "--family", "lightgbm", "--max-trials", "1"],
+        ["train", "--budget", "60s", "--preset", "fast", "--family", "linear", "--max-trials", "1"],
     ):
         out = _run(root, env, *args)
         assert out.returncode == 0, (args, out.stdout, out.stderr)
