@@ -254,8 +254,7 @@ def train_clustering(
 
 def logged_inputs(name: str, since: float | None) -> pd.DataFrame:
     """The inputs the server logged for ``name`` since ``since`` (not shadow), oldest first."""
-    import duckdb
-
+    from keizoku.monitoring.duck import duckdb_cursor
     from keizoku.monitoring.log import log_scan, segment_glob
     from keizoku.monitoring.performance import has_files
 
@@ -266,7 +265,8 @@ def logged_inputs(name: str, since: float | None) -> pd.DataFrame:
         f"SELECT request_id, ts, inputs FROM {log_scan(pattern)} "
         "WHERE NOT shadow AND ts >= ? ORDER BY ts"
     )
-    rows = duckdb.connect().execute(sql, [since or 0.0]).df().drop_duplicates("request_id")
+    with duckdb_cursor() as con:
+        rows = con.execute(sql, [since or 0.0]).df().drop_duplicates("request_id")
     return pd.DataFrame.from_records([json.loads(s) for s in rows["inputs"]])
 
 

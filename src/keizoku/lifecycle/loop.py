@@ -91,15 +91,15 @@ def save_watermark(name: str, mark: Watermark) -> None:
 
 
 def _count(pattern: str, where: str = "") -> int:
-    import duckdb
-
+    from keizoku.monitoring.duck import duckdb_cursor
     from keizoku.monitoring.log import log_scan
     from keizoku.monitoring.performance import has_files
 
     if not has_files(pattern):
         return 0
     sql = f"SELECT count(*) FROM {log_scan(pattern)} {where}"
-    return int(duckdb.connect().execute(sql).fetchone()[0])  # type: ignore[index]
+    with duckdb_cursor() as con:
+        return int(con.execute(sql).fetchone()[0])  # type: ignore[index]
 
 
 def activity(name: str) -> tuple[int, int]:

@@ -134,8 +134,7 @@ def _last_retrain(name: str, champion_created: float) -> float:
 
 
 def _new_labels(name: str, after: float) -> int:
-    import duckdb
-
+    from keizoku.monitoring.duck import duckdb_cursor
     from keizoku.monitoring.feedback import feedback_glob
     from keizoku.monitoring.log import log_scan
     from keizoku.monitoring.performance import has_files
@@ -144,7 +143,8 @@ def _new_labels(name: str, after: float) -> int:
     if not has_files(pattern):
         return 0
     sql = f"SELECT count(*) FROM {log_scan(pattern)} WHERE received_ts > ?"
-    return int(duckdb.connect().execute(sql, [after]).fetchone()[0])  # type: ignore[index]
+    with duckdb_cursor() as con:
+        return int(con.execute(sql, [after]).fetchone()[0])  # type: ignore[index]
 
 
 def check_triggers(

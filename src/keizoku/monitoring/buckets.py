@@ -405,8 +405,8 @@ def _folded(conn: sqlite3.Connection, segment: str, rows: int) -> bool:
 def fold_table(model: str, table: pa.Table, segment: str, root: Path | None = None) -> bool:
     """Add one segment's rows to ``model``'s buckets; False when it was folded already.
 
-    Each version's reference is looked up once per segment; DuckDB (about 10 ms of CPU a
-    connection, at every flush of a serving log) is opened only when a version has one.
+    Each version's reference is looked up once per segment; a DuckDB cursor (on the
+    process's database, ``monitoring.duck``) is taken only when a version has one.
     """
     con: Any = None
     try:
@@ -432,10 +432,10 @@ def fold_table(model: str, table: pa.Table, segment: str, root: Path | None = No
 
 
 def _segment_db(table: pa.Table) -> Any:
-    """An in-memory DuckDB connection that reads ``table`` as ``seg``."""
-    import duckdb
+    """A DuckDB cursor that reads ``table`` as ``seg`` (``monitoring.duck``)."""
+    from keizoku.monitoring.duck import duckdb_cursor
 
-    con = duckdb.connect()
+    con = duckdb_cursor()
     con.register("seg", table)
     return con
 
@@ -443,8 +443,7 @@ def _segment_db(table: pa.Table) -> Any:
 def _labelled_span(model: str, segment: Path, root: Path | None) -> tuple[float, float] | None:
     """The first and last time of the logged predictions a feedback segment labels (by
     request id, or by entity id as ``performance.labelled_rows`` joins it)."""
-    import duckdb
-
+    from keizoku.monitoring.duck import duckdb_cursor
     from keizoku.monitoring.log import log_scan, parquet_scan, segment_glob
 
     if not live_files(log_dir(model, root)):
@@ -460,11 +459,8 @@ def _labelled_span(model: str, segment: Path, root: Path | None) -> tuple[float,
         ASOF JOIN p pp ON fe.entity_id = pp.entity_id AND fe.ts >= pp.ts
     )
     SELECT min(ts), max(ts) FROM hit"""
-    con = duckdb.connect()
-    try:
+    with duckdb_cursor() as con:
         lo, hi = con.execute(sql).fetchone() or (None, None)
-    finally:
-        con.close()
     return None if lo is None else (float(lo), float(hi))
 
 

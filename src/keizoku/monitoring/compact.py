@@ -140,17 +140,13 @@ def plan(candidates: list[tuple[Path, int]], target_rows: int) -> list[list[Path
 
 def write_compacted(folder: Path, group: list[Path]) -> tuple[Path, int]:
     """One compacted file holding the rows of ``group``; (its path, its rows)."""
-    import duckdb
+    from keizoku.monitoring.duck import duckdb_cursor
 
     names = {p.name for p in group}
     for path in group:  # a replaced compacted file's segments may still be on disk
         names |= {n for n in replaced_by(path) if (folder / n).exists()}
-    con = duckdb.connect()
-    try:
-        con.execute("SET threads TO 2")
+    with duckdb_cursor() as con:
         table = con.sql(f"SELECT * FROM {parquet_scan([str(p) for p in group])}").to_arrow_table()
-    finally:
-        con.close()
     meta = dict(table.schema.metadata or {})
     meta[REPLACES] = json.dumps(sorted(names)).encode()
     return write_segment(folder, table.replace_schema_metadata(meta), COMPACTED), table.num_rows

@@ -94,16 +94,15 @@ def _codec(model: str) -> LabelCodec:
 
 def _known(model: str, root: Path | None, column: str, values: set[str]) -> set[str]:
     """Which of ``values`` appear in ``column`` of the model's prediction log."""
-    import duckdb
-
+    from keizoku.monitoring.duck import duckdb_cursor
     from keizoku.monitoring.performance import has_files
 
     pattern = segment_glob(model, root)
     if not values or not has_files(pattern):
         return set()
-    con = duckdb.connect()
     sql = f"SELECT DISTINCT {column} FROM {log_scan(pattern)} WHERE list_contains(?, {column})"
-    return {str(r[0]) for r in con.execute(sql, [sorted(values)]).fetchall()}
+    with duckdb_cursor() as con:
+        return {str(r[0]) for r in con.execute(sql, [sorted(values)]).fetchall()}
 
 
 def check_feedback(

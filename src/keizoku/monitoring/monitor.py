@@ -365,8 +365,7 @@ def monitor(
     about 0.5 s per million rows, several seconds for a multiclass model's JSON).
     ``read``: how to read ``data`` (the project's ``data:`` read keys: header, names, …).
     """
-    import duckdb
-
+    from keizoku.monitoring.duck import duckdb_cursor
     from keizoku.registry.models import resolve
 
     t0 = time.perf_counter()
@@ -374,8 +373,7 @@ def monitor(
     _, v = resolve(f"{name}:{version}" if version is not None else f"{name}@champion")
     reference = load_reference(f"{name}:{v}")
     texts = load_text_reference(f"{name}:{v}")  # text columns' sketches (monitoring/text.py)
-    con = duckdb.connect()
-    con.execute("SET threads TO 2")
+    con = duckdb_cursor()  # closed when freed, at the return (with `current_frame`)
     until = time.time()
     since = window_start(until - since_s) if since_s is not None else None
     timings: dict[str, float] = {"reference": time.perf_counter() - t0}

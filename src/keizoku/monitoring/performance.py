@@ -43,7 +43,7 @@ def labelled_rows(
     con: Any = None,
 ) -> pd.DataFrame:
     """Logged predictions that have a label (columns + ``label``, ``label_num``)."""
-    import duckdb
+    from keizoku.monitoring.duck import duckdb_cursor
 
     pglob, fglob = segment_glob(model, root), feedback_glob(model, root)
     empty = pd.DataFrame(
@@ -51,7 +51,6 @@ def labelled_rows(
     )
     if not has_files(pglob) or not has_files(fglob):
         return empty
-    con = con or duckdb.connect()
     where = []
     if since is not None:
         where.append(f"ts >= {float(since)!r}")
@@ -79,7 +78,10 @@ def labelled_rows(
     SELECT {columns}, l.label, l.label_num FROM p JOIN labels l USING (request_id)
     ORDER BY p.ts
     """
-    return con.execute(sql).df()
+    if con is not None:
+        return con.execute(sql).df()
+    with duckdb_cursor() as own:
+        return own.execute(sql).df()
 
 
 def _proba_matrix(rows: pd.DataFrame, classes: list[str]) -> np.ndarray:
