@@ -76,13 +76,14 @@ bench-console:
 	$(BENCH_PY) bench/console.py --out bench/work/console.json $(BENCH_ARGS)
 
 # CPU per test (decision 0008): the whole suite as `make test` runs it, each test's CPU
-# (subprocesses included) in bench/work/test-cpu.<worker>, then the files by CPU.
+# (subprocesses included) in bench/work/test-cpu.<worker>, each forked `keizoku` command's
+# in the fork server's log bench/work/test-cpu.server.main; then the files by CPU.
 bench-test-cpu:
 	mkdir -p bench/work && rm -f bench/work/test-cpu.*
-	KEIZOKU_TEST_CPU=bench/work/test-cpu PYTHONPATH=src:bench $(BENCH_PY) -m pytest tests -q \
-		-p no:cacheprovider -p pytest_cpu -n 2 --dist loadfile --no-loadscope-reorder || true
-	awk -F'\t' '{split($$1,a,"::"); s[a[1]]+=$$3+$$4; t+=$$3+$$4} END {for (k in s) \
-		printf "%8.1f %s\n", s[k], k; printf "%8.1f TOTAL\n", t}' bench/work/test-cpu.* | sort -rn
+	env -u PYTHONDONTWRITEBYTECODE KEIZOKU_TEST_CPU=bench/work/test-cpu \
+		KEIZOKU_TEST_FORK_LOG=bench/work/test-cpu PYTHONPATH=src:bench $(BENCH_PY) -m pytest tests \
+		-q -p no:cacheprovider -p pytest_cpu -n 2 --dist loadfile --no-loadscope-reorder || true
+	$(BENCH_PY) bench/test_cpu_report.py bench/work/test-cpu
 
 # Start-up per command (decision 0008, fourth pass): CPU and heavy imports of --help,
 # init, train, models, status, predict, promote and serve to /readyz, in a fresh home.
