@@ -260,3 +260,31 @@ def test_the_registry_mark_moves_with_every_write_and_only_then(tmp_path: Path) 
     age(5)
     assert backend.registry_mark(uri) not in (None, mark)
     assert backend.registry_mark("postgresql://u@h/db") is None  # no cheap mark: read it all
+
+
+def test_a_remembered_resolve_never_outlives_a_write(project: tuple[Path, pd.DataFrame]) -> None:
+    """``resolve`` gives a remembered answer only while the registry's mark is unchanged:
+    an alias deleted by another writer is seen by the next call, even with a settled mark."""
+    import os
+    import time
+
+    from keizoku.home import mlflow_uri
+    from keizoku.registry.backend import sqlite_path
+
+    db = sqlite_path(mlflow_uri())
+    assert db is not None
+
+    def settle() -> None:  # files older than RACY_S: the mark is given, answers remembered
+        for path in (db, db.with_name(db.name + "-wal")):
+            if path.exists():
+                os.utime(path, (time.time() - 10, time.time() - 10))
+
+    models.set_alias("cancer", "memo", 1)
+    settle()
+    assert models.resolve("cancer@memo") == ("cancer", 1)
+    assert models.resolve("cancer@memo") == ("cancer", 1)  # remembered
+    models.delete_alias("cancer", "memo")
+    settle()
+    assert models.registry_mark() is not None
+    with pytest.raises(NotFoundError, match="no version with alias 'memo'"):
+        models.resolve("cancer@memo")

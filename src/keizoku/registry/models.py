@@ -184,10 +184,33 @@ def _hint(c: Any, name: str) -> str:
     return f"; did you mean '{best}'?" if best else ""
 
 
+_RESOLVED: dict[tuple[str, str, int | None, str | None], tuple[object, int]] = {}
+_RESOLVED_KEPT = 256
+
+
 def resolve(ref: str | ModelRef) -> tuple[str, int]:
-    """``NAME[@alias|:version]`` → (name, version)."""
+    """``NAME[@alias|:version]`` → (name, version).
+
+    An answer is remembered with the registry's :func:`registry_mark` and given again
+    while the mark is unchanged (no write since; a server's explain route resolves twice
+    per request); without a mark (a recent write, not a local SQLite file) it is read."""
     r = parse_ref(ref) if isinstance(ref, str) else ref
     check_name(r.name)
+    mark = registry_mark()
+    key = (mlflow_uri(), r.name, r.version, r.alias)
+    hit = _RESOLVED.get(key) if mark is not None else None
+    if hit is not None and hit[0] == mark:
+        return r.name, hit[1]
+    name, version = _resolve(r)
+    if mark is not None:
+        with _lock:
+            _RESOLVED[key] = (mark, version)
+            while len(_RESOLVED) > _RESOLVED_KEPT:
+                _RESOLVED.pop(next(iter(_RESOLVED)))
+    return name, version
+
+
+def _resolve(r: ModelRef) -> tuple[str, int]:
     c = _reader()
     if r.version is not None:
         try:
