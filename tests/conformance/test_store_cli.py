@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import os
 import socket
-import time
 from pathlib import Path
 
 import pytest
 
 from keizoku.errors import ExitCode
-from kzsupport import REPO, Server
+from kzsupport import REPO, Server, until
 from pgsupport import Postgres, keizoku, postgres, trained_penguins  # noqa: F401 (the fixture)
 
 PENGUINS = REPO / "examples" / "data" / "penguins.csv"
@@ -113,22 +112,21 @@ def _two_servers_share_keys_and_heartbeats(url: str, a: Path, b: Path) -> None:
     assert web.startswith("kz_") and keep.code == 0, keep.text  # keys stay required
     servers = []
     try:
-        for home in (a, b):
+        for home in (a, b):  # both start at once
             env = {**os.environ, "KEIZOKU_HOME": str(home / ".keizoku"), "KEIZOKU_STORE": url}
             env.pop("KEIZOKU_TRACKING_URI", None)
-            servers.append(Server(home, "--poll-interval", "1", "--key-cache", "1s",
-                                  env=env).wait_ready(300))  # fmt: skip
+            servers.append(Server(home, "--poll-interval", "1", "--key-cache", "1s", env=env))
+        for server in servers:
+            server.wait_ready(300)
         auth = {"Authorization": f"Bearer {web}"}
         assert [s.client.get("/v1/models", headers=auth).status_code for s in servers] == [200] * 2
         assert keizoku(b, url, "keys", "revoke", "web").code == 0
-        deadline = time.monotonic() + 30  # the guard caches a key for 1 s
-        codes: list[int] = []
-        while time.monotonic() < deadline:
+
+        def both_refuse() -> bool:
             codes = [s.client.get("/v1/models", headers=auth).status_code for s in servers]
-            if codes == [401, 401]:
-                break
-            time.sleep(0.5)
-        assert codes == [401, 401]
+            return codes == [401, 401]
+
+        until(both_refuse, 30, "the revoked key refused by both servers")  # cached for 1 s
         status = keizoku(a, url, "status", "penguins", "--json")
         assert all(f":{s.port}" in status.out for s in servers), status.text
     finally:

@@ -26,6 +26,7 @@ import pandas as pd
 import pytest
 
 from kzsupport import KEIZOKU_EXE as KEIZOKU
+from kzsupport import POLL_S
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +108,7 @@ def wait_logged(home: Path, n: int, timeout: float = 20) -> None:
             count = duckdb.connect().execute(f"select count(*) from '{glob}'").fetchone()[0]  # type: ignore[index]
             if count >= n:
                 return
-        time.sleep(0.3)
+        time.sleep(POLL_S)
     raise AssertionError(f"only {count} of {n} predictions reached the log")
 
 
@@ -116,7 +117,7 @@ def wait_for(client: httpx.Client, frame: pd.DataFrame, check, timeout: float = 
     while time.monotonic() < deadline:
         if check(predict(client, frame)):
             return
-        time.sleep(0.3)
+        time.sleep(POLL_S)
     raise AssertionError("the server did not pick up the alias/deployment change")
 
 
@@ -138,7 +139,7 @@ def serving(cwd: Path, env: dict[str, str]) -> Iterator[tuple[httpx.Client, int]
             with contextlib.suppress(httpx.HTTPError):
                 if client.get("/readyz").status_code == 200:
                     break
-            time.sleep(0.2)
+            time.sleep(POLL_S)
         yield client, port
     finally:
         client.close()
