@@ -26,7 +26,6 @@ import pandas as pd
 import pytest
 
 from kzsupport import KEIZOKU_EXE as KEIZOKU
-from kzsupport import POLL_S
 
 pytestmark = pytest.mark.slow
 
@@ -108,7 +107,7 @@ def wait_logged(home: Path, n: int, timeout: float = 20) -> None:
             count = duckdb.connect().execute(f"select count(*) from '{glob}'").fetchone()[0]  # type: ignore[index]
             if count >= n:
                 return
-        time.sleep(POLL_S)
+        time.sleep(0.3)
     raise AssertionError(f"only {count} of {n} predictions reached the log")
 
 
@@ -117,7 +116,7 @@ def wait_for(client: httpx.Client, frame: pd.DataFrame, check, timeout: float = 
     while time.monotonic() < deadline:
         if check(predict(client, frame)):
             return
-        time.sleep(POLL_S)
+        time.sleep(0.3)
     raise AssertionError("the server did not pick up the alias/deployment change")
 
 
@@ -139,7 +138,7 @@ def serving(cwd: Path, env: dict[str, str]) -> Iterator[tuple[httpx.Client, int]
             with contextlib.suppress(httpx.HTTPError):
                 if client.get("/readyz").status_code == 200:
                     break
-            time.sleep(POLL_S)
+            time.sleep(0.2)
         yield client, port
     finally:
         client.close()
