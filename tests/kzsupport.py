@@ -139,10 +139,6 @@ def relocated_copy(template: Path, dest: Path) -> Path:
 
 _shared: list[str] = []
 
-# How often ``until`` and ``Server.wait_ready`` look again: a check is a loopback request or
-# a read, so looking often costs little, and a test waits ~POLL_S/2 past the moment it could go.
-POLL_S = 0.05
-
 
 def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
     """Poll ``check`` until it returns something true (a refused connection is false);
@@ -159,7 +155,7 @@ def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
             return got
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout:g} s")
-        time.sleep(POLL_S)
+        time.sleep(0.2)
 
 
 def copy_live_home(home: Path, dest: Path, *skip: str) -> Path:
@@ -239,7 +235,7 @@ class Server:
             with contextlib.suppress(httpx.HTTPError):
                 if self.client.get(probe).status_code == 200:
                     return self
-            time.sleep(POLL_S)
+            time.sleep(0.2)
         raise RuntimeError(f"server not ready in {timeout}s:\n{self.output()}")
 
     def output(self) -> str:
