@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from kzsupport import log_prediction
+from kzsupport import log_prediction, until
 from rollout_support import MODEL, Server, cli, frame, set_gate, trained_project
 
 pytestmark = pytest.mark.slow
@@ -152,9 +152,7 @@ def test_status_and_the_bounded_wait_name_the_server_that_disagrees(project: Pat
         fast.wait_ready()  # both start at once
         slow.wait_ready()
         servers = project / ".keizoku" / "servers"
-        deadline = time.monotonic() + 30
-        while len(list(servers.glob("*.json"))) < 2 and time.monotonic() < deadline:
-            time.sleep(0.2)
+        until(lambda: len(list(servers.glob("*.json"))) >= 2, 30, "both servers' heartbeats")
         # each server's own pid (a fork server's child, not its client's): the process
         # that holds the socket listening on its port, as its heartbeat says
         pids = {b["port"]: b["pid"] for b in map(_read_json, servers.glob("*.json"))}
@@ -201,7 +199,5 @@ def test_status_and_the_bounded_wait_name_the_server_that_disagrees(project: Pat
         fast.stop()
         slow.stop()
     beat = project / ".keizoku" / "servers" / f"{os.uname().nodename}-{fast_pid}.json"
-    deadline = time.monotonic() + 30  # a loaded machine can finish the shutdown late
-    while beat.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not beat.exists(), "a server that stopped cleanly removes its heartbeat"
+    # a loaded machine can finish the shutdown late
+    until(lambda: not beat.exists(), 30, "a server that stopped cleanly removes its heartbeat")

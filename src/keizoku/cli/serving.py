@@ -99,13 +99,15 @@ def _serve(
 
 
 def _beat_interval(asked: str | None, poll_interval: float) -> float:
-    """``--beat-interval`` in seconds (5 s when not given); exit 2 when it is not a positive
-    duration, or when it is given to a polling server (whose beats follow its polls)."""
+    """``--beat-interval`` in seconds (``ServeOptions``' default when not given); exit 2 when
+    it is not a positive duration, or when it is given to a polling server (whose beats
+    follow its polls)."""
     from keizoku.duration import parse_duration
     from keizoku.errors import UserInputError
+    from keizoku.serving.app import ServeOptions
 
     if asked is None:
-        return 5.0
+        return ServeOptions.beat_interval_s
     if poll_interval > 0:
         raise UserInputError(
             f"--beat-interval {asked!r} applies only with --poll-interval 0: a polling server "
