@@ -10,6 +10,7 @@ the latest received wins.
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,10 +79,8 @@ def labelled_rows(
     SELECT {columns}, l.label, l.label_num FROM p JOIN labels l USING (request_id)
     ORDER BY p.ts
     """
-    if con is not None:
-        return con.execute(sql).df()
-    with duckdb_cursor() as own:
-        return own.execute(sql).df()
+    with nullcontext(con) if con is not None else duckdb_cursor() as cursor:
+        return cursor.execute(sql).df()
 
 
 def _proba_matrix(rows: pd.DataFrame, classes: list[str]) -> np.ndarray:
