@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from socketserver import BaseServer
 from typing import Any
 
 import uvicorn
@@ -26,3 +28,21 @@ def serve_in_thread(app: Any, lifespan: str = "auto") -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+# How often a stand-in's ``serve_forever`` looks at its stop flag: ``shutdown()`` waits for
+# that look (the default 0.5 s made every test that used a stand-in wait about as long).
+STOP_POLL_S = 0.02
+
+
+@contextmanager
+def serving(server: BaseServer) -> Iterator[BaseServer]:
+    """``server`` (a stand-in ``ThreadingHTTPServer``) answering on a thread of its own;
+    stopped and closed at the end."""
+    thread = threading.Thread(target=server.serve_forever, args=(STOP_POLL_S,), daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()

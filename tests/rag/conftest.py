@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 
 from keizoku.rag.embed import Embedder, get_embedder
+from ragsupport import serving
 
 
 @pytest.fixture(scope="session")
@@ -126,10 +126,6 @@ def stand_in() -> Iterator[StandIn]:
     """A real HTTP server on loopback speaking /v1/chat/completions and /v1/embeddings."""
     state = StandIn()
     handler = type("Handler", (_Handler,), {"state": state})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.base = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    yield state
-    server.shutdown()
-    server.server_close()
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), handler)) as server:
+        state.base = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        yield state

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,6 +16,7 @@ from keizoku.rag.access import Identity
 from keizoku.rag.answer import NO_ANSWER, SYSTEM_PROMPT, ask
 from keizoku.rag.collection import file_inputs, ingest
 from keizoku.rag.llm import LLMError
+from ragsupport import serving
 
 ALICE = Identity("alice", ("hr",))
 BOB = Identity("bob", ("eng",))
@@ -61,14 +61,11 @@ class FakeLLM:
 @pytest.fixture
 def llm(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLM]:
     fake = FakeLLM("Employees get 30 days of paid leave per year [1].")
-    thread = threading.Thread(target=fake.server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("KEIZOKU_LLM_BASE_URL", fake.base_url)
-    monkeypatch.setenv("KEIZOKU_LLM_MODEL", "local-model")
-    monkeypatch.setenv("KEIZOKU_LLM_API_KEY", API_KEY)
-    yield fake
-    fake.server.shutdown()
-    fake.server.server_close()
+    with serving(fake.server):
+        monkeypatch.setenv("KEIZOKU_LLM_BASE_URL", fake.base_url)
+        monkeypatch.setenv("KEIZOKU_LLM_MODEL", "local-model")
+        monkeypatch.setenv("KEIZOKU_LLM_API_KEY", API_KEY)
+        yield fake
 
 
 @pytest.fixture
