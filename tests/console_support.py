@@ -143,7 +143,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
         out = cli(root, "deploy", MODEL, "--split", "champion=90,challenger=10")
         assert out.returncode == 0, out.stderr
         env = {**os.environ, "KEIZOKU_HOME": str(home), "HF_HUB_OFFLINE": "1"}
-        server = Server(root, "--poll-interval", "1", env=env).wait_ready()
+        # it shares its request counts every 0.2 s (serve --share-interval; 5 s by default)
+        server = Server(root, "--poll-interval", "1", "--share-interval", "0.2s",
+                        env=env).wait_ready()  # fmt: skip
         rows = [{f: None if pd.isna(v) else v for f, v in r.items() if f != "species"}
                 for r in frame().head(20).to_dict("records")]  # fmt: skip
         r = server.client.post(f"/v1/models/{MODEL}/predict", json=rows,
@@ -157,8 +159,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
 
 
 def _shared_requests() -> None:
-    """Wait until the server has shared its request counts (every ``SHARE_S``): the pages'
-    request charts read them from the home, so a test that looks sooner would see none."""
+    """Wait until the server has shared its request counts (every ``--share-interval``): the
+    pages' request charts read them from the home, so a test that looks sooner would see none."""
     from keizoku.monitoring.buckets import request_series
 
     # this home's log root, as the pages

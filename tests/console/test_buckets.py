@@ -110,6 +110,19 @@ def test_requests_of_several_processes_add_up(home: Path) -> None:
     assert [p.name for p in log_dir(MODEL, home, "buckets").parent.iterdir()] == [MODEL]
 
 
+def test_a_process_shares_its_requests_at_its_interval(tmp_path: Path) -> None:
+    """Without an exit or a ``share()`` call: the sharing thread (``serve --share-interval``)."""
+    from keizoku.serving.metrics import Metrics
+    from kzsupport import until
+
+    metrics = Metrics(root=tmp_path, share_s=0.1)
+    for status in (200, 200, 503):
+        metrics.request(MODEL, "1", "champion", status, 0.002)
+    shared = until(lambda: buckets.request_series(MODEL, buckets.HOUR, 0, tmp_path), 30,
+                   "the requests shared by the thread")  # fmt: skip
+    assert [(p.requests, p.errors) for p in shared] == [(3, 1)]
+
+
 def test_labels_score_their_buckets_and_a_later_label_replaces_one(home: Path) -> None:
     from keizoku.monitoring.feedback import record_feedback
     from rollout_support import frame

@@ -203,7 +203,7 @@ def test_traffic_and_requests_add_up_across_servers(viewer: Any, project: Projec
     finally:
         assert other.stop() == 0  # it shares its counts on exit
     url = f"{project.url}/console/monitoring?model={MODEL}&version=1"
-    for _ in range(40):  # this server shares its own every 5 s
+    for _ in range(40):  # this server shares its own every 0.2 s (--share-interval)
         viewer.goto(url)
         box = viewer.locator("#requests")
         if box.count() and int(str(box.get_attribute("data-requests"))) >= 2:

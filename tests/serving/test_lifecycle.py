@@ -239,3 +239,13 @@ def test_a_beat_interval_is_a_positive_duration_for_a_server_that_does_not_poll(
             out.stderr.split()
         ), (args, out.stderr)
         assert "Uvicorn running" not in out.stdout + out.stderr
+
+
+def test_a_share_interval_is_a_positive_duration(trained: dict[str, Any]) -> None:
+    for value, message in (("often", "'often' is not a duration"), ("0", "must be more than 0 s")):
+        out = _keizoku(trained, "serve", "--share-interval", value, "--port", "1")
+        assert out.returncode == 2, (value, out.stderr)
+        assert f"--share-interval '{value}'" in out.stderr and message in " ".join(
+            out.stderr.split()
+        ), (value, out.stderr)
+        assert "Uvicorn running" not in out.stdout + out.stderr

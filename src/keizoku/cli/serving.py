@@ -57,6 +57,13 @@ def _serve(
             "least two of them for it."
         ),
     ] = None,
+    share_interval: Annotated[
+        str | None,
+        typer.Option(
+            help="How often each server process adds its request counts to the home's "
+            "buckets, which the console's Monitoring page reads (default 5s; also at exit)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the champion of each model over REST (FastAPI + uvicorn).
 
@@ -80,12 +87,14 @@ def _serve(
         parse_rate(rate_limit)  # a bad value: exit 2 before anything starts
     key_cache_s = parse_duration(key_cache, what="--key-cache")
     beat_interval_s = _beat_interval(beat_interval, poll_interval)
+    share_interval_s = _share_interval(share_interval)
     _check_port_free(host, port)
     _exit_cleanly_on_sigterm()
     options = ServeOptions(
         models=list(model or []), host=host, port=port, poll_interval_s=poll_interval,
         prediction_log=prediction_log, rate_limit=rate_limit, runtime=runtime,
         key_cache_s=key_cache_s, beat_interval_s=beat_interval_s,
+        share_interval_s=share_interval_s,
     )  # fmt: skip
     _load_or_wait(options.models, runtime, poll_interval)
     common = {"host": host, "port": port, "log_level": log_level, "timeout_graceful_shutdown": 30}
@@ -102,7 +111,6 @@ def _beat_interval(asked: str | None, poll_interval: float) -> float:
     """``--beat-interval`` in seconds (``ServeOptions``' default when not given); exit 2 when
     it is not a positive duration, or when it is given to a polling server (whose beats
     follow its polls)."""
-    from keizoku.duration import parse_duration
     from keizoku.errors import UserInputError
     from keizoku.serving.app import ServeOptions
 
@@ -114,11 +122,29 @@ def _beat_interval(asked: str | None, poll_interval: float) -> float:
             f"writes its heartbeat at each poll (--poll-interval {poll_interval:g}). Drop "
             "--beat-interval, or set --poll-interval 0."
         )
-    seconds = parse_duration(asked, what="--beat-interval")
+    return _period(asked, "--beat-interval", "a server reports what it serves")
+
+
+def _share_interval(asked: str | None) -> float:
+    """``--share-interval`` in seconds (``ServeOptions``' default when not given); exit 2
+    when it is not a positive duration."""
+    from keizoku.serving.app import ServeOptions
+
+    if asked is None:
+        return ServeOptions.share_interval_s
+    return _period(asked, "--share-interval", "a server adds its request counts to the buckets")
+
+
+def _period(asked: str, flag: str, does: str) -> float:
+    """``asked`` (the value of ``flag``, a period at which a server ``does`` something) in
+    seconds; exit 2 when it is not a duration above 0."""
+    from keizoku.duration import parse_duration
+    from keizoku.errors import UserInputError
+
+    seconds = parse_duration(asked, what=flag)
     if seconds <= 0:
         raise UserInputError(
-            f"--beat-interval {asked!r} must be more than 0 s: a server reports what it serves "
-            "at this period. Use e.g. 1s or 5s."
+            f"{flag} {asked!r} must be more than 0 s: {does} at this period. Use e.g. 1s or 5s."
         )
     return seconds
 

@@ -32,7 +32,7 @@ from starlette.responses import Response
 
 from keizoku.errors import KeizokuError
 from keizoku.serving import boundary
-from keizoku.serving.metrics import Metrics
+from keizoku.serving.metrics import SHARE_S, Metrics
 from keizoku.serving.openapi import install_openapi
 from keizoku.serving.outage import RETRY_AFTER_S, startup_outage
 from keizoku.serving.ratelimit import parse_rate
@@ -60,6 +60,7 @@ class ServeOptions:
     runtime: str = "python"  # "onnx": score with each version's ONNX bundle (docs/export.md)
     key_cache_s: float = 5.0  # a key seen valid is trusted this long (a revocation's delay)
     beat_interval_s: float = 5.0  # the heartbeat's period when polling is off
+    share_interval_s: float = SHARE_S  # request counts to the home's buckets (metrics.py)
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -217,7 +218,7 @@ def create_app(options: ServeOptions | None = None) -> FastAPI:
     from keizoku import __version__
 
     options = options or ServeOptions()
-    metrics = Metrics()
+    metrics = Metrics(share_s=options.share_interval_s)
     models = ModelSet(names=options.models or None, metrics=metrics, runtime=options.runtime)
     app = FastAPI(
         title="keizoku model server",

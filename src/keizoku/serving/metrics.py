@@ -5,9 +5,10 @@ only, held per process (with ``--workers N`` each worker exposes its own).
 
 What every process of a home shares: each adds its prediction requests per model and hour
 (count, answers ≥ 400, latency histogram over ``BUCKETS``) to the model's buckets
-(``keizoku.monitoring.buckets.add_requests``) every ``SHARE_S`` seconds from a thread of
-its own, and at exit; the console's Monitoring page reads them, all workers and servers
-together. A process killed without exiting loses at most its last ``SHARE_S`` seconds.
+(``keizoku.monitoring.buckets.add_requests``) every ``share_s`` seconds (``keizoku serve
+--share-interval``, ``SHARE_S`` by default) from a thread of its own, and at exit; the
+console's Monitoring page reads them, all workers and servers together. A process killed
+without exiting loses at most its last ``share_s`` seconds.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from bisect import bisect_left
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Metrics", "CONTENT_TYPE"]
+__all__ = ["Metrics", "CONTENT_TYPE", "SHARE_S"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 SHARE_S = 5.0
@@ -63,10 +64,13 @@ class _Histogram:
 class Metrics:
     """Request counts, latency histograms, errors and predictions, by model and version."""
 
-    def __init__(self, *, share: bool = True, root: Path | None = None) -> None:
-        """``share``: add requests to the home's buckets (``root``: the log root)."""
+    def __init__(
+        self, *, share: bool = True, root: Path | None = None, share_s: float = SHARE_S
+    ) -> None:
+        """``share``: add requests to the home's buckets (``root``: the log root) every
+        ``share_s`` seconds."""
         self._lock = threading.Lock()
-        self._share, self._root = share, root
+        self._share, self._root, self._share_s = share, root, share_s
         self._pending: dict[tuple[str, float], list[Any]] = {}  # (model, hour) → n, errors, hist
         self._sharer: threading.Thread | None = None
         self.started = time.time()
@@ -103,7 +107,7 @@ class Metrics:
 
     def _share_loop(self) -> None:
         while True:
-            time.sleep(SHARE_S)
+            time.sleep(self._share_s)
             self.share()
 
     def share(self) -> None:
