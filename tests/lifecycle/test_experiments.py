@@ -145,9 +145,9 @@ def test_status_and_the_bounded_wait_name_the_server_that_disagrees(project: Pat
 
     set_alias(MODEL, "challenger", 2)
     set_gate(2, "passed")
-    fast = Server(project, "--poll-interval", "0.3")
-    # never polls; beats every 2 s (--beat-interval: 5 s by default)
-    slow = Server(project, "--poll-interval", "0", "--beat-interval", "2s")
+    fast = Server(project, "--poll-interval", "0.5")  # beats every 1 s (serving.app.MIN_BEAT_S)
+    # never polls; beats every 1.25 s (--beat-interval: 5 s by default)
+    slow = Server(project, "--poll-interval", "0", "--beat-interval", "1.25s")
     try:
         fast.wait_ready()  # both start at once
         slow.wait_ready()
@@ -175,14 +175,15 @@ def test_status_and_the_bounded_wait_name_the_server_that_disagrees(project: Pat
         assert "--wait-timeout 'soon' is not a duration" in " ".join(out.stderr.split())
         assert (deployment.read_bytes() if deployment.exists() else None) == before
 
-        # the slow server beats every 2 s: 1 s is raised to a poll and a beat, 5 s
+        # 1 s is raised to a poll and a beat of the slowest server plus 1 s: 3.5 s (3 s for
+        # the fast one alone)
         out = cli(project, *split, "--wait-timeout", "1s")
         assert out.returncode == 8, out.stdout + out.stderr
         err = " ".join(out.stderr.split())
-        assert "--wait-timeout 1 s is raised to 5 s" in err
+        assert "--wait-timeout 1 s is raised to 3.5 s" in err
         assert f"pid {slow_pid} " in err and f"pid {fast_pid} " not in err
         assert "1 of 2 live server(s) of 'peng' still do not serve" in err
-        assert "after 5 s" in err
+        assert "after 3.5 s" in err
         out = cli(project, "status", MODEL, "--json")
         assert out.returncode == 8
         status = json.loads(out.stdout)
