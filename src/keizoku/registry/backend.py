@@ -13,7 +13,8 @@ database store, :func:`prepare` (called by :func:`client`, the one place an
    an advisory lock in the database for PostgreSQL (shared by every home using it,
    e.g. through ``KEIZOKU_STORE``), ``KEIZOKU_HOME/mlflow.db.lock`` for another server;
 2. inspects the schema (:func:`check`): a fresh database is created and migrated
-   to MLflow's head here, once; a healthy one is left alone;
+   to MLflow's head here, once; a healthy one is left alone. A fresh SQLite file is
+   migrated with ``synchronous=OFF`` and synced once at the end (:func:`_create`);
 3. switches a SQLite file to WAL (persistent): readers never block the writer and
    writers wait on MLflow's 20 s ``busy_timeout`` instead of failing;
 4. refuses a damaged store (leftover ``_alembic_tmp_*`` tables, a revision that
@@ -306,7 +307,7 @@ def _prepare(uri: str, db: Path | None) -> None:
     try:
         health = _check(engine, uri)
         if health.fresh:
-            _initialize(engine)
+            _create(engine, db)
             engine.dispose()  # else, after this check, the WAL switch fails (seen: mode 'delete')
             health = _check(engine, uri)
         elif not health.ok:
@@ -507,6 +508,39 @@ def _initialize(engine: Any) -> None:
     from mlflow.store.db.utils import _initialize_tables
 
     _initialize_tables(engine)  # type: ignore[no-untyped-call]
+
+
+def _create(engine: Any, db: Path | None) -> None:
+    """Create and migrate a fresh store; ``db``: its SQLite file, if it is one.
+
+    MLflow's migrations commit about 350 times, and SQLite syncs the file and its journal
+    at each commit (~1,100 ``fdatasync`` calls: 0.3 s on a quiet SSD, seconds on a slow or
+    busy disk). A SQLite store is migrated with ``synchronous=OFF`` instead and synced
+    once at the end. Each migration stays atomic if the process dies (the journal is still
+    written, only not synced); an operating-system crash during the migration can leave
+    the new store damaged, as an interrupted migration does, and ``keizoku doctor`` says so.
+    """
+    if db is None:
+        _initialize(engine)
+        return
+    from sqlalchemy import event
+
+    def unsynced(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA synchronous=OFF")
+
+    engine.dispose()  # the check's pooled connection was opened without it
+    event.listen(engine, "connect", unsynced)
+    try:
+        _initialize(engine)
+    finally:
+        event.remove(engine, "connect", unsynced)
+        engine.dispose()
+    for path in (db, db.parent):  # the file, then the folder entry of a new file
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _repair(engine: Any, health: StoreHealth) -> list[str]:
