@@ -51,7 +51,7 @@ def trained_pg(
 def test_postgres_stopped_mid_traffic_then_started_again(
     own_postgres: OwnPostgres, trained_pg: dict[str, str], tmp_path: Path
 ) -> None:
-    server = Server(tmp_path, "--poll-interval", "1", "--key-cache", "1s",
+    server = Server(tmp_path, "--poll-interval", "1", "--key-cache", "0.5s",
                     env=server_env(tmp_path, trained_pg["url"])).wait_ready(300)  # fmt: skip
     admin = {"Authorization": f"Bearer {trained_pg['admin']}"}
     traffic = Traffic(server.url, trained_pg["predict"])
@@ -64,8 +64,8 @@ def test_postgres_stopped_mid_traffic_then_started_again(
         until(lambda: len(traffic.answers) > 10, 60, "traffic before the outage")
         own_postgres.stop()
         stopped, stopped_at = True, time.monotonic()
-        # past the server's 1 s key cache: keys are looked up again
-        until(lambda: len(_answers_after(traffic, stopped_at + 3)) > 10, 60,
+        # past the server's 0.5 s key cache: keys are looked up again
+        until(lambda: len(_answers_after(traffic, stopped_at + 1.5)) > 10, 60,
               "answers through the outage")  # fmt: skip
 
         _unavailable(server.client.get(DETAIL, headers=admin))  # the registry is away
@@ -93,7 +93,7 @@ def test_postgres_stopped_mid_traffic_then_started_again(
     assert code == 0, server.output()[-3000:]
     codes = [c for _, c in traffic.answers]
     assert codes and set(codes) == {200}, sorted(set(codes))
-    during = [c for t, c in traffic.answers if stopped_at + 3 < t < started_at]
+    during = [c for t, c in traffic.answers if stopped_at + 1.5 < t < started_at]
     assert len(during) > 10  # predictions went on through the outage, past the key cache
 
 
