@@ -207,6 +207,9 @@ class Server:
         self.log = cwd / f"serve-{self.port}.log"
         if env is None:
             env = {**os.environ, "KEIZOKU_HOME": str(cwd / ".keizoku")}
+        # the test that starts it, not the one whose fixture made ``env`` (the fork
+        # server's log books the server's CPU to this name)
+        env = {**env, "PYTEST_CURRENT_TEST": os.environ.get("PYTEST_CURRENT_TEST", "-")}
         cmd = [
             exe or KEIZOKU_EXE,
             "serve",

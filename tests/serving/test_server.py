@@ -270,17 +270,22 @@ def test_promote_under_load_drops_nothing(server: Any, trained: dict[str, Any]) 
                 r = c.post(PREDICT, json=rec)
                 results.append((r.status_code, r.json().get("version")))
 
+    def answered(n: int) -> None:
+        """Until ``n`` more requests are answered: the load goes on through each state."""
+        done = len(results) + n
+        _wait(lambda: len(results) >= done)
+
     threads = [threading.Thread(target=hammer) for _ in range(4)]
     for t in threads:
         t.start()
     try:
-        time.sleep(0.5)
+        answered(20)
         set_alias(MODEL, "champion", 2)
         _wait(lambda: any(v == 2 for _, v in results[-20:]))
-        time.sleep(0.3)
+        answered(20)
         set_alias(MODEL, "champion", 1)
         _wait(lambda: results[-1][1] == 1)
-        time.sleep(0.3)
+        answered(20)
     finally:
         stop.set()
         for t in threads:
