@@ -284,7 +284,42 @@ def test_an_unwritable_cache_only_costs_the_migration(where: str, tmp_path: Path
     for name in ("one", "two"):  # each migrates; the command neither fails nor says a word
         models_in(tmp_path / name, folder)
         assert at_head(tmp_path / name / "mlflow.db")
+        # built beside the store and renamed into place: nothing of it is left
+        assert not [p.name for p in (tmp_path / name).iterdir() if ".tmp-" in p.name]
     assert listing(folder) == before  # no cache, no temporary file left behind
+
+
+def building(home: Path) -> list[str]:
+    """What a migration builds beside the store (``backend._migrate_new``)."""
+    return sorted(p.name for p in home.glob(".mlflow.db.tmp-*")) if home.is_dir() else []
+
+
+def test_a_command_stopped_while_it_migrates_leaves_no_store(tmp_path: Path) -> None:
+    """The store is built beside its path and renamed into place: SIGTERM during a new
+    home's migration leaves no half-migrated store, and the next command migrates."""
+    import signal
+    import time
+
+    folder = under_a_file(tmp_path)  # no cache: every new home migrates
+    for attempt in range(3):  # a loaded machine may finish one before it is seen building
+        home = tmp_path / f"home-{attempt}"
+        env = {**os.environ, "KEIZOKU_HOME": str(home), "KEIZOKU_CACHE_DIR": str(folder)}
+        proc = subprocess.Popen([KEIZOKU_EXE, "models"], cwd=tmp_path, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and not building(home) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if proc.poll() is None and building(home):
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=120)
+            break
+        proc.communicate(timeout=120)
+    else:
+        pytest.fail("each migration ended before it was seen building")
+    assert proc.returncode == 143, err  # keizoku's exit for SIGTERM
+    assert not (home / "mlflow.db").exists()  # nothing half-migrated in its place
+    models_in(home, folder)  # the next command migrates, without a word
+    assert at_head(home / "mlflow.db") and building(home) == []
 
 
 def test_the_cache_folder_follows_the_settings(

@@ -13,8 +13,7 @@ database store, :func:`prepare` (called by :func:`client`, the one place an
    an advisory lock in the database for PostgreSQL (shared by every home using it,
    e.g. through ``KEIZOKU_STORE``), ``KEIZOKU_HOME/mlflow.db.lock`` for another server;
 2. inspects the schema (:func:`check`): a fresh database is created and migrated
-   to MLflow's head here, once; a healthy one is left alone. A fresh SQLite file is
-   migrated with ``synchronous=OFF`` and synced once at the end (:func:`_create`);
+   to MLflow's head here, once; a healthy one is left alone;
 3. switches a SQLite file to WAL (persistent): readers never block the writer and
    writers wait on MLflow's 20 s ``busy_timeout`` instead of failing;
 4. refuses a damaged store (leftover ``_alembic_tmp_*`` tables, a revision that
@@ -24,7 +23,8 @@ database store, :func:`prepare` (called by :func:`client`, the one place an
 A SQLite file that does not exist yet (a new home) is first copied, under the same lock,
 from a cache of an empty store already migrated to the head (:mod:`keizoku.registry.seed`,
 checked before it is used); steps 2-4 then run on the copy. Without a usable cache the
-store is migrated here, and a copy of it becomes the cache.
+store is migrated beside its path and renamed into place (:func:`_migrate_new`), and a
+copy of it becomes the cache.
 
 :func:`repair` backs the SQLite file up, drops leftover temporary tables whose
 original table still holds the data, re-runs the migration and checks again; if
@@ -70,7 +70,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from keizoku.errors import ConflictError, NotFoundError
-from keizoku.home import atomic_write_text, file_lock, home, mlflow_uri
+from keizoku.home import atomic_path, atomic_write_text, file_lock, home, mlflow_uri
 from keizoku.store import redact
 
 __all__ = [
@@ -294,6 +294,8 @@ def prepare(uri: str) -> None:
         seeded = new is not None and restore(new)  # a migrated empty store, if cached
         if new is not None and seeded:
             _mark_seeded(new)  # verified by restore: the full check would find the same
+        elif new is not None:
+            _migrate_new(new)  # then checked, switched to WAL and marked as any store
         if db is None or not _marked(db):
             _prepare(uri, db)
         if new is not None and not seeded:
@@ -307,7 +309,7 @@ def _prepare(uri: str, db: Path | None) -> None:
     try:
         health = _check(engine, uri)
         if health.fresh:
-            _create(engine, db)
+            _initialize(engine)
             engine.dispose()  # else, after this check, the WAL switch fails (seen: mode 'delete')
             health = _check(engine, uri)
         elif not health.ok:
@@ -510,37 +512,31 @@ def _initialize(engine: Any) -> None:
     _initialize_tables(engine)  # type: ignore[no-untyped-call]
 
 
-def _create(engine: Any, db: Path | None) -> None:
-    """Create and migrate a fresh store; ``db``: its SQLite file, if it is one.
+def _migrate_new(db: Path) -> None:
+    """Create the SQLite store ``db`` (absent) at MLflow's head: built beside it, synced
+    and renamed into place (``home.atomic_path``), so that no process ever opens a store
+    that is half made and a crash at any point leaves none (the next command migrates,
+    and removes what the crashed one left).
 
-    MLflow's migrations commit about 350 times, and SQLite syncs the file and its journal
-    at each commit (~1,100 ``fdatasync`` calls: 0.3 s on a quiet SSD, seconds on a slow or
-    busy disk). A SQLite store is migrated with ``synchronous=OFF`` instead and synced
-    once at the end. Each migration stays atomic if the process dies (the journal is still
-    written, only not synced); an operating-system crash during the migration can leave
-    the new store damaged, as an interrupted migration does, and ``keizoku doctor`` says so.
+    Built aside, it needs no sync per commit: MLflow's migrations commit about 350 times,
+    and SQLite's default syncs the file and its journal at each (~1,100 ``fdatasync``:
+    0.3 s on a quiet SSD, seconds on a busy or slow disk), so the temporary file is
+    migrated with ``synchronous=OFF`` and synced once, before the rename.
     """
-    if db is None:
-        _initialize(engine)
-        return
     from sqlalchemy import event
 
     def unsynced(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.execute("PRAGMA synchronous=OFF")
 
-    engine.dispose()  # the check's pooled connection was opened without it
-    event.listen(engine, "connect", unsynced)
-    try:
-        _initialize(engine)
-    finally:
-        event.remove(engine, "connect", unsynced)
-        engine.dispose()
-    for path in (db, db.parent):  # the file, then the folder entry of a new file
-        fd = os.open(path, os.O_RDONLY)
+    for stale in db.parent.glob(f".{db.name}.tmp-*"):  # a killed build's (under the lock)
+        stale.unlink(missing_ok=True)
+    with atomic_path(db) as tmp:
+        engine = _engine(f"sqlite:///{tmp}")
+        event.listen(engine, "connect", unsynced)
         try:
-            os.fsync(fd)
+            _initialize(engine)
         finally:
-            os.close(fd)
+            engine.dispose()
 
 
 def _repair(engine: Any, health: StoreHealth) -> list[str]:
