@@ -43,8 +43,7 @@ WORKERS_KEPT = {"num_workers_soft_limit": 4}
 # Every node: no log monitor (nothing reads the workers' logs: drivers connect with
 # log_to_driver=False) and one CPU.
 # A driver (a `keizoku ... --ray` the tests run) as the nodes are: no usage statistics (Ray
-# Data starts an actor to collect them). Ray Data's pool of Parquet footer readers is sized
-# by `predict --ray` itself (one actor for the tests' one-file inputs).
+# Data starts an actor to collect them).
 DRIVER_ENV = {"RAY_USAGE_STATS_ENABLED": "0"}
 NODE_ARGS = ["--num-cpus=1", "--disable-usage-stats", "--include-log-monitor=false", "--block"]
 

@@ -244,22 +244,22 @@ def test_read_flags_with_ray_are_refused_not_ignored(tmp_path: Path, flag: list[
     assert not (tmp_path / "out.parquet").exists()
 
 
-def test_the_footer_reader_pool_is_sized_by_the_files_unless_set(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Ray Data's default pool is 32 actors (32 worker processes) for any read: predict
-    --ray sizes it by the input's files while the read is planned, and leaves a pool the
-    user set alone."""
-    from keizoku.distributed.ray_predict import FOOTER_READERS, _footer_readers
+def test_the_read_is_planned_from_the_footers_one_task_per_mebibyte() -> None:
+    """predict --ray plans its read tasks from the row groups the driver read in the
+    footers: one per Ray Data minimum block of input (a small input is one task), never
+    more than the row groups or the cap, each a contiguous run in file order."""
+    from keizoku.distributed.ray_predict import RowGroup, read_runs, read_tasks
 
-    monkeypatch.delenv(FOOTER_READERS, raising=False)
-    sizes = {}
-    for files in (1, 10, 11, 1000):
-        with _footer_readers(files):
-            sizes[files] = os.environ[FOOTER_READERS]
-    assert sizes == {1: "1", 10: "1", 11: "2", 1000: "32"}
-    assert FOOTER_READERS not in os.environ
-    monkeypatch.setenv(FOOTER_READERS, "5")
-    with _footer_readers(1):
-        assert os.environ[FOOTER_READERS] == "5"
-    assert os.environ[FOOTER_READERS] == "5"
+    mib = 1 << 20
+    groups = [RowGroup("a.parquet", i, 100, 300_000) for i in range(5)]
+    groups.append(RowGroup("b.parquet", 0, 50, 100_000))
+    assert read_tasks(groups[:1], mib, 200) == 1
+    assert read_tasks(groups, mib, 200) == 2  # 1.6 MB
+    assert read_tasks(groups, 1, 200) == 6  # at most one per row group
+    assert read_tasks(groups, 1, 4) == 4  # at most the cap
+    assert read_tasks([], mib, 200) == 1
+    runs = read_runs(groups, 2)
+    assert runs == [groups[:3], groups[3:]]
+    assert [len(r) for r in read_runs(groups, 4)] == [2, 2, 1, 1]
+    assert [g for run in read_runs(groups, 4) for g in run] == groups
+    assert read_runs(groups, 100) == [[g] for g in groups]
