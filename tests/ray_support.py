@@ -189,6 +189,7 @@ def local_cluster(workers: int = 1) -> Iterator[Cluster]:
         _wait_for_port(port, head)
         for _ in range(workers):
             cluster.add_node()
+        _wait_for_nodes(cluster, 1 + workers)  # the head's own raylet, without workers
         yield cluster
     finally:
         try:
