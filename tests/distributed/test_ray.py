@@ -1,8 +1,9 @@
-"""Training and scoring on a real local Ray cluster (tests/distributed/conftest.py): the
-same leaderboard as the local search for the same seed and ``max_trials``, a worker node
-killed mid-search losing no trial, and ``train --ray`` / ``predict --ray`` through the
-real executable (the scored blocks streamed into the file a local ``predict`` writes).
-Tiny data, two families, three folds, a handful of trials."""
+"""Training and scoring on a real local Ray cluster (tests/distributed/conftest.py):
+``train --ray`` / ``predict --ray`` through the real executable on the head node (the
+scored blocks streamed into the file a local ``predict`` writes), then, with a worker node
+joined, the same leaderboard as the local search for the same seed and ``max_trials`` and
+a worker node killed mid-search losing no trial. Tiny data, two families, three folds, a
+handful of trials."""
 
 from __future__ import annotations
 
@@ -60,21 +61,6 @@ def local(data: TrainingData) -> SearchResult:
 
 def _on(cluster: Cluster) -> TrainSpec:
     return TrainSpec.model_validate({**SETTINGS, "ray": cluster.address})
-
-
-def test_the_cluster_gives_the_local_leaderboard(
-    ray_cluster: Cluster, data: TrainingData, local: SearchResult
-) -> None:
-    remote = run_search(data, _on(ray_cluster))
-    pd.testing.assert_frame_equal(remote.leaderboard[SAME], local.leaderboard[SAME])
-    assert remote.cv_score == local.cv_score
-    assert [m.family for m in remote.model.members] == [m.family for m in local.model.members]
-    rows = data.frame.drop(columns=["target"]).head(20)
-    pd.testing.assert_frame_equal(remote.model.score_frame(rows), local.model.score_frame(rows))
-    # both nodes fitted folds (SPREAD): the work left this process's node
-    import ray
-
-    assert sum(n["Alive"] for n in ray.nodes()) == 2
 
 
 def _keizoku(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -190,14 +176,29 @@ def test_the_clusters_messages_go_to_stderr_not_a_commands_stdout(
     assert out == "" and event in err
 
 
+def test_the_cluster_gives_the_local_leaderboard(
+    two_node_cluster: Cluster, data: TrainingData, local: SearchResult
+) -> None:
+    remote = run_search(data, _on(two_node_cluster))
+    pd.testing.assert_frame_equal(remote.leaderboard[SAME], local.leaderboard[SAME])
+    assert remote.cv_score == local.cv_score
+    assert [m.family for m in remote.model.members] == [m.family for m in local.model.members]
+    rows = data.frame.drop(columns=["target"]).head(20)
+    pd.testing.assert_frame_equal(remote.model.score_frame(rows), local.model.score_frame(rows))
+    # both nodes fitted folds (SPREAD): the work left this process's node
+    import ray
+
+    assert sum(n["Alive"] for n in ray.nodes()) == 2
+
+
 def test_a_worker_killed_mid_search_loses_no_trial(
-    ray_cluster: Cluster, data: TrainingData, local: SearchResult
+    two_node_cluster: Cluster, data: TrainingData, local: SearchResult
 ) -> None:
     import ray
 
     # The worker node, killed below: the file's last test on the cluster, so the tests
     # before it have both nodes (starting a third to kill costs seconds of CPU).
-    raylet = ray_cluster.nodes[1].raylet_pid()
+    raylet = two_node_cluster.nodes[1].raylet_pid()
     killed: list[int] = []
 
     def kill_after_first(trial: Any, _elapsed: float) -> None:
@@ -206,7 +207,7 @@ def test_a_worker_killed_mid_search_loses_no_trial(
             os.kill(raylet, signal.SIGKILL)
             killed.append(trial.number)
 
-    remote = run_search(data, _on(ray_cluster), on_trial=kill_after_first)
+    remote = run_search(data, _on(two_node_cluster), on_trial=kill_after_first)
     assert killed == [0]
     # The head notices a dead node after its health checks fail (seconds): wait for it.
     deadline = time.monotonic() + 120
@@ -244,22 +245,22 @@ def test_read_flags_with_ray_are_refused_not_ignored(tmp_path: Path, flag: list[
     assert not (tmp_path / "out.parquet").exists()
 
 
-def test_the_footer_reader_pool_is_sized_by_the_files_unless_set(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Ray Data's default pool is 32 actors (32 worker processes) for any read: predict
-    --ray sizes it by the input's files while the read is planned, and leaves a pool the
-    user set alone."""
-    from keizoku.distributed.ray_predict import FOOTER_READERS, _footer_readers
+def test_the_read_is_planned_from_the_footers_one_task_per_mebibyte() -> None:
+    """predict --ray plans its read tasks from the row groups the driver read in the
+    footers: one per Ray Data minimum block of input (a small input is one task), never
+    more than the row groups or the cap, each a contiguous run in file order."""
+    from keizoku.distributed.ray_predict import RowGroup, read_runs, read_tasks
 
-    monkeypatch.delenv(FOOTER_READERS, raising=False)
-    sizes = {}
-    for files in (1, 10, 11, 1000):
-        with _footer_readers(files):
-            sizes[files] = os.environ[FOOTER_READERS]
-    assert sizes == {1: "1", 10: "1", 11: "2", 1000: "32"}
-    assert FOOTER_READERS not in os.environ
-    monkeypatch.setenv(FOOTER_READERS, "5")
-    with _footer_readers(1):
-        assert os.environ[FOOTER_READERS] == "5"
-    assert os.environ[FOOTER_READERS] == "5"
+    mib = 1 << 20
+    groups = [RowGroup("a.parquet", i, 100, 300_000) for i in range(5)]
+    groups.append(RowGroup("b.parquet", 0, 50, 100_000))
+    assert read_tasks(groups[:1], mib, 200) == 1
+    assert read_tasks(groups, mib, 200) == 2  # 1.6 MB
+    assert read_tasks(groups, 1, 200) == 6  # at most one per row group
+    assert read_tasks(groups, 1, 4) == 4  # at most the cap
+    assert read_tasks([], mib, 200) == 1
+    runs = read_runs(groups, 2)
+    assert runs == [groups[:3], groups[3:]]
+    assert [len(r) for r in read_runs(groups, 4)] == [2, 2, 1, 1]
+    assert [g for run in read_runs(groups, 4) for g in run] == groups
+    assert read_runs(groups, 100) == [[g] for g in groups]

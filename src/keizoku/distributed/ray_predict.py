@@ -7,16 +7,23 @@ order, into the output file (a Parquet writer, or CSV appended block by block) u
 temporary name beside it, renamed into place at the end: its memory holds a few blocks,
 never the dataset. The rows, their order, the columns and their types are those a local
 ``predict`` writes for the same file (decision 0023, s7 section).
+
+The read is planned from the Parquet footers the driver reads anyway (row counts, null
+counts): runs of row groups, each one Ray Data read task fused with the scoring, so a
+small input is one task in one worker process. ``ray.data.read_parquet`` would start a
+listing task and a pool of footer-reading actors first, each a worker process of the
+job (decision 0023, s15 section).
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import math
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +41,16 @@ from keizoku.home import atomic_path
 __all__ = ["PREFETCH", "score_parquet"]
 
 PREFETCH = 1  # scored blocks the driver holds ahead of the one it writes
-# Ray Data reads the Parquet footers with a pool of actors, each a worker process of its
-# own; Ray's default pool is 32 whatever the input. One per FOOTERS_PER_READER files (the
-# footers one actor call reads), at most Ray's 32, unless the environment sets the pool.
-FOOTER_READERS = "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS"
-FOOTERS_PER_READER = 10
-MAX_FOOTER_READERS = 32
+
+
+@dataclass(frozen=True)
+class RowGroup:
+    """One row group of an input file, as its footer describes it."""
+
+    path: str
+    index: int
+    rows: int
+    size: int  # bytes, uncompressed (the footer's total_byte_size)
 
 
 def score_parquet(
@@ -58,9 +69,11 @@ def score_parquet(
     if suffix not in (".csv", ".parquet", ".pq"):
         raise UserInputError(f"Output '{out}' must end in .csv or .parquet.")
     source = pads.dataset(str(path.resolve()), format="parquet")
-    total = source.count_rows()
+    footers = [(f.path, f.metadata) for f in source.get_fragments()]
+    groups = row_groups(footers)
+    total = sum(g.rows for g in groups)
     source_schema = source.schema
-    floats = _ints_with_nulls(source)
+    floats = _ints_with_nulls(source, footers)
     ray = connect(address)
     ctx = ray.data.DataContext.get_current()
     # No progress lines on stderr, nor Ray's own report of a failed block: a worker's
@@ -75,10 +88,7 @@ def score_parquet(
         frame = validate_frame(model.schema, as_pandas(batch, floats), allow_unseen=allow_unseen)
         return pa.Table.from_pandas(model.score_frame(frame), preserve_index=False)
 
-    with _footer_readers(len(source.files)):
-        ds = ray.data.read_parquet(str(path.resolve()))
-    parts = ds.map_batches(score, batch_format="pyarrow", batch_size=batch_size)
-    blocks = parts.iter_batches(batch_size=None, batch_format="pyarrow", prefetch_batches=PREFETCH)
+    blocks = _scored_blocks(ray, groups, source_schema, batch_size, score)
     written = 0
     try:
         with atomic_path(out) as tmp, _writer(tmp, suffix, source_schema) as write:
@@ -96,6 +106,30 @@ def score_parquet(
     return written
 
 
+def _scored_blocks(
+    ray: Any,
+    groups: list[RowGroup],
+    schema: pa.Schema,
+    batch_size: int,
+    score: Callable[[pa.Table], pa.Table],
+) -> Iterator[pa.Table]:
+    """The scored blocks, in file order: ``read_tasks`` tasks, each reading its run of row
+    groups in blocks of ``batch_size`` rows and scoring them (one fused Ray Data task)."""
+    ctx = ray.data.DataContext.get_current()
+    most = max(ctx.read_op_min_num_blocks, 2 * int(ray.cluster_resources().get("CPU", 1)))
+    tasks = read_tasks(groups, ctx.target_min_block_size, most)
+    source = ray.data.read_datasource(
+        _row_group_source(ray, groups, schema, batch_size), override_num_blocks=tasks
+    )
+    # The read blocks are batches already: with a batch_size here Ray Data would not fuse
+    # the scoring into the read task (a map task of its own, often in another process).
+    scored = source.map_batches(score, batch_format="pyarrow", batch_size=None)
+    blocks: Iterator[pa.Table] = scored.iter_batches(
+        batch_size=None, batch_format="pyarrow", prefetch_batches=PREFETCH
+    )
+    return blocks
+
+
 def _parquet_input(data: str) -> Path:
     path = Path(data)
     if not (path.is_dir() or path.suffix.lower() in (".parquet", ".pq")):
@@ -108,26 +142,85 @@ def _parquet_input(data: str) -> Path:
     return path
 
 
-@contextmanager
-def _footer_readers(files: int) -> Iterator[None]:
-    """Ray Data's pool of footer readers sized for ``files`` while the read is planned
-    (Ray takes the pool's size from the environment then), unless the user set it."""
-    if FOOTER_READERS in os.environ:
-        yield
-        return
-    os.environ[FOOTER_READERS] = str(_readers_for(files))
-    try:
-        yield
-    finally:
-        os.environ.pop(FOOTER_READERS, None)
+def row_groups(footers: list[tuple[str, pq.FileMetaData]]) -> list[RowGroup]:
+    """Every row group of the input, in file order, from the files' footers."""
+    return [
+        RowGroup(path, g, meta.row_group(g).num_rows, meta.row_group(g).total_byte_size)
+        for path, meta in footers
+        for g in range(meta.num_row_groups)
+    ]
 
 
-def _readers_for(files: int) -> int:
-    return max(1, min(MAX_FOOTER_READERS, math.ceil(files / FOOTERS_PER_READER)))
+def read_tasks(groups: list[RowGroup], min_bytes: int, most: int) -> int:
+    """How many read tasks: one per ``min_bytes`` of input (Ray Data's smallest block),
+    at most one per row group and at most ``most``, at least one.
+
+    Chosen here, not by Ray Data: it asks for two blocks per CPU even for a small input
+    and, when the read gives fewer, splits their output, which keeps the scoring out of
+    the read task.
+    """
+    size = sum(g.size for g in groups)
+    return max(1, min(len(groups), most, -(-size // max(1, min_bytes))))
 
 
-def _ints_with_nulls(source: pads.Dataset) -> frozenset[str]:
-    """The integer columns that hold a null anywhere in ``source``.
+def read_runs(groups: list[RowGroup], parallelism: int) -> list[list[RowGroup]]:
+    """``groups`` cut into at most ``parallelism`` contiguous runs of near-equal length:
+    one Ray Data read task each, in file order."""
+    n = max(1, min(parallelism, len(groups)))
+    each, extra = divmod(len(groups), n)
+    runs, start = [], 0
+    for i in range(n):
+        end = start + each + (i < extra)
+        runs.append(groups[start:end])
+        start = end
+    return runs
+
+
+def _read_run(run: list[RowGroup], rows: int) -> Iterator[pa.Table]:
+    """A read task on a worker: its row groups in order, in blocks of ``rows`` rows."""
+    for path, in_file in groupby(run, key=lambda g: g.path):
+        parquet = pq.ParquetFile(path)
+        for batch in parquet.iter_batches(rows, row_groups=[g.index for g in in_file]):
+            yield pa.Table.from_batches([batch])
+
+
+def _row_group_source(ray: Any, groups: list[RowGroup], schema: pa.Schema, rows: int) -> Any:
+    """A Ray Data datasource reading ``groups`` in ``read_runs`` (Ray chooses how many
+    from their size and the cluster's CPUs: one for a small input)."""
+    metadata = ray.data.block.BlockMetadata
+
+    class RowGroups(ray.data.Datasource):  # type: ignore[misc]
+        def get_name(self) -> str:
+            return "ParquetRowGroups"
+
+        def estimate_inmemory_data_size(self) -> int:
+            return sum(g.size for g in groups)
+
+        def get_read_tasks(
+            self, parallelism: int, per_task_row_limit: int | None = None, data_context: Any = None
+        ) -> list[Any]:
+            return [
+                ray.data.ReadTask(
+                    partial(_read_run, run, rows),
+                    metadata(
+                        num_rows=sum(g.rows for g in run),
+                        size_bytes=sum(g.size for g in run),
+                        exec_stats=None,
+                        input_files=tuple(dict.fromkeys(g.path for g in run)),
+                    ),
+                    schema=schema,
+                    per_task_row_limit=per_task_row_limit,
+                )
+                for run in read_runs(groups, parallelism)
+            ]
+
+    return RowGroups()
+
+
+def _ints_with_nulls(
+    source: pads.Dataset, footers: list[tuple[str, pq.FileMetaData]]
+) -> frozenset[str]:
+    """The integer columns that hold a null anywhere in ``source`` (its files' ``footers``).
 
     ``pandas.read_parquet`` of the whole file makes such a column float64, while a block
     without a null stays int64; the workers make it float64 in every block, so each block
@@ -136,8 +229,7 @@ def _ints_with_nulls(source: pads.Dataset) -> frozenset[str]:
     """
     ints = [f.name for f in source.schema if pa.types.is_integer(f.type)]
     counts: dict[str, int | None] = dict.fromkeys(ints, 0)
-    for fragment in source.get_fragments():
-        meta = fragment.metadata
+    for _, meta in footers:
         names = [meta.schema.column(i).path for i in range(meta.num_columns)]
         for name in ints:
             found = _null_count(meta, names.index(name)) if name in names else 0
