@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from keizoku.data.ingest import ReadOptions, read_table
-from keizoku.data.schema import Schema, Task, infer_schema
+from keizoku.data.schema import Schema, Task, infer_schema, infer_target
 from keizoku.data.validate import validate_frame
 from keizoku.errors import DataError, UserInputError
 from keizoku.evaluation.evidence import STEP_BUDGET_S, build_evidence
@@ -186,17 +186,19 @@ def training_schema(
         if saved.task == "regression" or saved.classes:
             saved.check_frame(frame, need_target=True)
             return saved
-    with warnings.catch_warnings(record=True):
-        inferred = infer_schema(
-            frame,
-            spec.target,
-            task=spec.task,
-            id_columns=spec.data.id_columns,
-            sensitive=spec.sensitive,
-        )
     if saved is None:
-        return inferred
-    saved.target, saved.task, saved.classes = spec.target, inferred.task, inferred.classes
+        with warnings.catch_warnings(record=True):
+            return infer_schema(
+                frame,
+                spec.target,
+                task=spec.task,
+                id_columns=spec.data.id_columns,
+                sensitive=spec.sensitive,
+            )
+    # the saved columns stand: only the task and classes come from the data (the target's)
+    declared = [*spec.data.id_columns, *spec.sensitive]
+    task, classes = infer_target(frame, spec.target, task=spec.task, declared=declared)
+    saved.target, saved.task, saved.classes = spec.target, task, classes
     saved.check_frame(frame, need_target=True)
     return saved
 

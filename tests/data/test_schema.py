@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from keizoku.data.schema import Schema, detect_task, infer_schema
+from keizoku.data.schema import Schema, Task, detect_task, infer_schema, infer_target
 from keizoku.errors import DataError, KeizokuWarning, SchemaMismatchError, UserInputError
 
 
@@ -76,6 +76,35 @@ def test_regression_target_that_is_not_numeric_is_refused() -> None:
         infer_schema(planted(), "city", task="regression")
     assert "Target 'city' is not numeric (for example 'Osaka'" in str(exc.value)
     assert "Use --task binary/multiclass" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("target", "task"),
+    [("churn", None), ("grade", None), ("amount", None), ("grade", "regression")],
+)
+def test_the_target_alone_gives_the_task_and_classes_of_the_whole_schema(
+    target: str, task: Task | None
+) -> None:
+    """What training reads from the data when the saved schema already has the columns."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        schema = infer_schema(planted(), target, task=task)
+    found = infer_target(planted(), target, task=task)
+    assert found == (schema.task, schema.classes)
+
+
+@pytest.mark.parametrize(
+    ("target", "task", "declared"),
+    [("Churn ", None, []), ("churn", None, ["rowid"]), ("city", "regression", ["row_id"])],
+)
+def test_the_target_alone_is_refused_as_the_whole_schema_is(
+    target: str, task: Task | None, declared: list[str]
+) -> None:
+    with pytest.raises((UserInputError, DataError)) as whole:
+        infer_schema(planted(), target, task=task, id_columns=declared)
+    with pytest.raises(type(whole.value)) as alone:
+        infer_target(planted(), target, task=task, declared=declared)
+    assert str(alone.value) == str(whole.value)
 
 
 @pytest.mark.parametrize(

@@ -109,6 +109,24 @@ def test_canonical_texts_equals_canonical_value_by_value(column: pd.Series) -> N
     assert canonical_texts(column).tolist() == expected
 
 
+@pytest.mark.parametrize("column", COLUMNS_OF_ONE_KIND_AND_MIXED)
+def test_canonical_codes_point_each_row_at_its_text(column: pd.Series) -> None:
+    """What the encoder looks up: each row's text through its code, -1 for a missing value."""
+    from keizoku.data.labels import canonical, canonical_codes, is_missing
+
+    codes, texts = canonical_codes(column)
+    assert len(codes) == len(column)
+    for code, value in zip(codes.tolist(), column.tolist(), strict=True):
+        assert (code == -1) if is_missing(value) else (texts[code] == canonical(value))
+
+
+def test_codes_of_a_column_of_one_kind_are_one_per_distinct_value() -> None:
+    from keizoku.data.labels import canonical_codes
+
+    codes, texts = canonical_codes(pd.Series(["b", "a", None, "b", "a"] * 1000, dtype=object))
+    assert texts == ["b", "a"] and codes[:5].tolist() == [0, 1, -1, 0, 1]
+
+
 def test_frame_path_equals_records_path_on_mixed_kinds_in_one_column() -> None:
     """True and 1 are different categories even though they are equal keys in Python."""
     train = pd.DataFrame(

@@ -288,3 +288,34 @@ def test_a_remembered_resolve_never_outlives_a_write(project: tuple[Path, pd.Dat
     assert models.registry_mark() is not None
     with pytest.raises(NotFoundError, match="no version with alias 'memo'"):
         models.resolve("cancer@memo")
+
+
+def test_mlflow_still_checks_the_schema_of_a_store_prepare_did_not(
+    project: tuple[Path, pd.DataFrame], tmp_path: Path
+) -> None:
+    """``client()`` spares MLflow its schema check only for the stores ``prepare`` checked in
+    this process; MLflow still refuses an out-of-date store opened past ``prepare``."""
+    import sqlite3
+    from contextlib import closing
+
+    from alembic.script import ScriptDirectory
+    from mlflow.exceptions import MlflowException
+    from mlflow.store.db.utils import _get_alembic_config
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    from keizoku.home import mlflow_uri
+    from keizoku.registry import backend
+    from keizoku.registry.backend import MLFLOW_HEAD
+
+    assert client().get_experiment_by_name("cancer") is not None  # its store: prepared
+    db = backend.sqlite_path(mlflow_uri())
+    assert db is not None
+    old = tmp_path / "old.db"
+    with closing(sqlite3.connect(db)) as src, closing(sqlite3.connect(old)) as dst:
+        src.backup(dst)
+    previous = ScriptDirectory.from_config(_get_alembic_config("")).get_revision(MLFLOW_HEAD)
+    with closing(sqlite3.connect(old)) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = ?", (previous.down_revision,))
+        conn.commit()
+    with pytest.raises(MlflowException, match="out-of-date database schema"):
+        SqlAlchemyStore(f"sqlite:///{old}", (tmp_path / "artifacts").as_uri())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,7 +22,17 @@ from pydantic import BaseModel, Field
 from keizoku.errors import DataError, KeizokuWarning, SchemaMismatchError, UserInputError
 from keizoku.home import atomic_write_text
 
-__all__ = ["Column", "Schema", "infer_schema", "detect_task", "closest", "Kind", "Role", "Task"]
+__all__ = [
+    "Column",
+    "Schema",
+    "infer_schema",
+    "infer_target",
+    "detect_task",
+    "closest",
+    "Kind",
+    "Role",
+    "Task",
+]
 
 Kind = Literal["numeric", "categorical", "boolean", "datetime", "text", "id"]
 Role = Literal["feature", "target", "id", "ignored", "sensitive"]
@@ -252,12 +263,11 @@ def infer_schema(
     id_columns = list(id_columns or [])
     sensitive = list(sensitive or [])
     names = list(frame.columns)
-    for name in ([target] if target else []) + id_columns + sensitive:
-        if name not in names:
-            raise UserInputError(_not_found(name, names))
+    classes = None
     if target is not None:
-        task = task or detect_task(frame[target])
-        _check_target(frame, target, task)
+        task, classes = infer_target(frame, target, task=task, declared=id_columns + sensitive)
+    else:
+        _require(frame, id_columns + sensitive)
     n_rows = len(frame)
     columns: list[Column] = []
     for name in names:
@@ -286,9 +296,31 @@ def infer_schema(
             role, note = "ignored", "constant"
         columns.append(_describe(series, name, kind, role, note, nulls))
     schema = Schema(columns=columns, target=target, task=task)
-    if target is not None and task in ("binary", "multiclass"):
-        schema.classes = sorted(frame[target].dropna().unique().tolist(), key=_sort_key)
+    if classes is not None:
+        schema.classes = classes
     return schema
+
+
+def infer_target(
+    frame: pd.DataFrame, target: str, *, task: Task | None = None, declared: Sequence[str] = ()
+) -> tuple[Task, list[Any] | None]:
+    """What :func:`infer_schema` infers from the target alone: the task (``task`` when given,
+    else detected from the values) and the classes in order (None unless binary or
+    multiclass). The target is checked, and it and the ``declared`` columns (ids, sensitive)
+    must be in ``frame``, as for :func:`infer_schema`."""
+    _require(frame, [target, *declared])
+    task = task or detect_task(frame[target])
+    _check_target(frame, target, task)
+    if task not in ("binary", "multiclass"):
+        return task, None
+    return task, sorted(frame[target].dropna().unique().tolist(), key=_sort_key)
+
+
+def _require(frame: pd.DataFrame, columns: Sequence[str]) -> None:
+    names = list(frame.columns)
+    for name in columns:
+        if name not in names:
+            raise UserInputError(_not_found(name, names))
 
 
 def _sort_key(v: Any) -> tuple[int, Any]:

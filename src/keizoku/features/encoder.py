@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from keizoku.data.labels import canonical, canonical_texts, is_missing
+from keizoku.data.labels import canonical, canonical_codes, canonical_texts, is_missing
 from keizoku.data.schema import Column
 from keizoku.features import textcol
 
@@ -154,11 +154,12 @@ class TabularEncoder(BaseEstimator, TransformerMixin):  # type: ignore[misc]
 
     def _codes(self, state: dict[str, Any], s: pd.Series) -> np.ndarray:
         """``_code`` of each value: NaN when missing, the level's index, else "other"."""
-        texts = canonical_texts(s)
-        codes = np.array(texts.map(state["index"]), dtype=float)
-        unseen = np.isnan(codes) & texts.notna().to_numpy()
-        codes[unseen] = float(len(state["index"])) if state["other"] else -1.0
-        return codes
+        codes, texts = canonical_codes(s)  # each distinct text looked up once
+        index: dict[str, int] = state["index"]
+        unseen = float(len(index)) if state["other"] else -1.0
+        found = [float(index[t]) if t is not None and t in index else unseen for t in texts]
+        table = np.array([*found, math.nan], dtype=float)  # code -1 (missing): the NaN at the end
+        return np.take(table, codes)
 
     def _code(self, state: dict[str, Any], value: Any) -> float:
         if is_missing(value):

@@ -62,7 +62,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,7 +243,14 @@ def _quiet() -> None:
     os.environ.setdefault("MLFLOW_TRACKING_DISABLE_TELEMETRY", "true")
     # psycopg warns when MLflow's SQLAlchemy ends a pipeline after an error MLflow handles
     for name in ("mlflow", "alembic", "mlflow.store.db.utils", "psycopg"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+        _set_level(logging.getLogger(name), logging.ERROR)
+
+
+def _set_level(logger: logging.Logger, level: int) -> None:
+    """``logger.setLevel(level)`` unless it has that level: each call clears the cache of
+    every logger in the process (hundreds once MLflow and SQLAlchemy are imported)."""
+    if logger.level != level:
+        logger.setLevel(level)
 
 
 def client() -> Any:
@@ -254,9 +261,37 @@ def client() -> Any:
 
     uri = mlflow_uri()
     prepare(uri)  # schema created once, under a lock; a damaged store is refused
+    _skip_checked_schema()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(uri, uri)
+
+
+_schema_check: list[Any] = []  # MLflow's own check, once it is wrapped
+
+
+def _skip_checked_schema() -> None:
+    """Spare MLflow its schema check of a store :func:`prepare` has checked in this process.
+
+    MLflow checks a database store's revision against its head when it first opens the
+    store in a process, and finds the head by reading each of its ~70 alembic migration
+    scripts: ~25 ms of CPU in every command that writes to the registry. :func:`prepare`
+    has just checked the same (the revision is the installed MLflow's head: from the
+    schema marker written for this MLflow version, or in full). A store it has not
+    checked (a URL it was not given) still gets MLflow's check.
+    """
+    if _schema_check:
+        return
+    from mlflow.store.db import utils
+
+    check: Callable[[Any], None] = utils._verify_schema
+
+    def verify(engine: Any) -> None:
+        if engine.url.render_as_string(hide_password=False) not in _prepared:
+            check(engine)
+
+    _schema_check.append(check)
+    setattr(utils, "_verify_schema", verify)  # noqa: B010 - MLflow's module, read at each use
 
 
 def artifact_root() -> str:
@@ -335,7 +370,10 @@ def _marker(db: Path) -> Path:
     return db.with_name(db.name + ".schema")
 
 
+@functools.cache
 def _mlflow_version() -> str:
+    """The installed MLflow's version (looked up once a process: each lookup scans the
+    installed distributions)."""
     from importlib.metadata import version
 
     return version("mlflow")
@@ -447,7 +485,7 @@ def _engine(uri: str) -> Any:
     import sqlalchemy
 
     for name in ("alembic", "mlflow.store.db.utils"):  # migrations log at INFO on stderr
-        logging.getLogger(name).setLevel(logging.ERROR)
+        _set_level(logging.getLogger(name), logging.ERROR)
 
     db = sqlite_path(uri)
     if db is not None:
