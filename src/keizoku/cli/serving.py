@@ -5,9 +5,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from keizoku.serving.state import ModelSet
 
 
 def _serve(
@@ -87,10 +90,10 @@ def _serve(
         prediction_log=prediction_log, rate_limit=rate_limit, runtime=runtime,
         key_cache_s=key_cache_s, beat_interval_s=beat_interval_s,
     )  # fmt: skip
-    _load_or_wait(options.models, runtime, poll_interval)
+    loaded = _load_or_wait(options.models, runtime, poll_interval)
     common = {"host": host, "port": port, "log_level": log_level, "timeout_graceful_shutdown": 30}
     if workers == 1:
-        uvicorn.run(create_app(options), **common)  # type: ignore[arg-type]
+        uvicorn.run(create_app(options, loaded), **common)  # type: ignore[arg-type]
         return
     import os
 
@@ -123,8 +126,10 @@ def _beat_interval(asked: str | None, poll_interval: float) -> float:
     return seconds
 
 
-def _load_or_wait(names: list[str], runtime: str, poll_interval: float) -> None:
+def _load_or_wait(names: list[str], runtime: str, poll_interval: float) -> ModelSet | None:
     """Fail fast on what the registry refuses (exit 3, 5...); nothing to serve yet is fine.
+    The set when it is ready (a server with one worker serves it: each version is loaded
+    and verified once), else None (the server's lifespan loads, or waits, as it starts).
 
     Without ``--model`` on a store with no servable model the server starts anyway, not
     ready (``/readyz`` 503 with the reason), and picks up the first model at a poll; with
@@ -145,13 +150,14 @@ def _load_or_wait(names: list[str], runtime: str, poll_interval: float) -> None:
             raise
         typer.echo(f"warning: {down.message} Until then /readyz and predict answer 503 "
                    "store_unavailable.", err=True)  # fmt: skip
-        return
+        return None
     if models.ready:
-        return
+        return models
     reason = models.load_error or "Nothing to serve."
     if poll_interval <= 0:
         raise NotFoundError(f"{reason} (--poll-interval 0: the server would never pick it up.)")
     typer.echo(f"warning: {reason} Until then /readyz answers 503.", err=True)
+    return None
 
 
 def _check_bind(host: str) -> None:
