@@ -15,7 +15,10 @@ import httpx
 import pandas as pd
 
 from keizoku.auth import create_key, revoke_key
-from kzsupport import KEIZOKU_EXE, json_records
+from keizoku.serving.app import ServeOptions, create_app
+from keizoku.serving.state import ModelSet
+from kzsupport import KEIZOKU_EXE, json_records, until
+from ragsupport import serve_in_thread
 
 MODEL = "clinic"
 KEIZOKU = KEIZOKU_EXE
@@ -203,6 +206,33 @@ def test_tampered_artifact_refused_at_startup(trained: dict[str, Any]) -> None:
     assert out.returncode == 5, out.stderr
     assert "was modified after registration" in out.stderr
     assert "Refusing to load it" in out.stderr
+
+
+def test_a_set_loaded_before_the_app_starts_is_served_without_loading_again(
+    trained: dict[str, Any],
+) -> None:
+    """``keizoku serve`` loads and verifies each version before it binds the port; the app
+    serves that very set (its metrics too) instead of unpickling every version again. A set
+    not ready yet is loaded by the app as it starts, as without one."""
+    options = ServeOptions(models=[MODEL], poll_interval_s=0, prediction_log=False)
+    loaded = ModelSet(names=[MODEL])
+    loaded.load_all()
+    champion = loaded.models[MODEL].champion
+    app = create_app(options, loaded)
+    for base in serve_in_thread(app):
+        assert httpx.get(f"{base}/readyz").status_code == 200
+        detail = httpx.get(f"{base}/v1/models/{MODEL}").json()
+        assert detail["served"] == loaded.models[MODEL].versions()
+        gauge = f'keizoku_model_version{{model="{MODEL}",alias="champion"}} {champion.version}'
+        assert gauge in httpx.get(f"{base}/metrics").text
+    assert app.state.keizoku.models is loaded and loaded.models[MODEL].champion is champion
+
+    waiting = ModelSet(names=[MODEL])
+    for url in serve_in_thread(create_app(options, waiting)):
+        with httpx.Client(base_url=url) as client:
+            until(lambda: client.get("/readyz").status_code == 200, 60, "/readyz 200")
+    assert waiting.models[MODEL].champion.version == champion.version
+    assert waiting.models[MODEL].champion is not champion  # loaded by the app's lifespan
 
 
 def test_non_loopback_bind_without_keys_refused(trained: dict[str, Any]) -> None:

@@ -5,9 +5,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from keizoku.serving.app import ServeOptions
+    from keizoku.serving.state import ModelSet
 
 
 def _serve(
@@ -96,10 +100,10 @@ def _serve(
         key_cache_s=key_cache_s, beat_interval_s=beat_interval_s,
         share_interval_s=share_interval_s,
     )  # fmt: skip
-    _load_or_wait(options.models, runtime, poll_interval)
+    loaded = _load_or_wait(options, poll_interval)
     common = {"host": host, "port": port, "log_level": log_level, "timeout_graceful_shutdown": 30}
     if workers == 1:
-        uvicorn.run(create_app(options), **common)  # type: ignore[arg-type]
+        uvicorn.run(create_app(options, loaded), **common)  # type: ignore[arg-type]
         return
     import os
 
@@ -149,8 +153,10 @@ def _period(asked: str, flag: str, does: str) -> float:
     return seconds
 
 
-def _load_or_wait(names: list[str], runtime: str, poll_interval: float) -> None:
+def _load_or_wait(options: ServeOptions, poll_interval: float) -> ModelSet | None:
     """Fail fast on what the registry refuses (exit 3, 5...); nothing to serve yet is fine.
+    The set when it is ready (a server with one worker serves it: each version is loaded
+    and verified once), else None (the server's lifespan loads, or waits, as it starts).
 
     Without ``--model`` on a store with no servable model the server starts anyway, not
     ready (``/readyz`` 503 with the reason), and picks up the first model at a poll; with
@@ -159,10 +165,10 @@ def _load_or_wait(names: list[str], runtime: str, poll_interval: float) -> None:
     answers (``--model`` names are checked then).
     """
     from keizoku.errors import NotFoundError
+    from keizoku.serving.app import model_set
     from keizoku.serving.outage import startup_outage
-    from keizoku.serving.state import ModelSet
 
-    models = ModelSet(names=names or None, runtime=runtime)
+    models = model_set(options)
     try:
         models.load_all()
     except Exception as exc:
@@ -171,13 +177,14 @@ def _load_or_wait(names: list[str], runtime: str, poll_interval: float) -> None:
             raise
         typer.echo(f"warning: {down.message} Until then /readyz and predict answer 503 "
                    "store_unavailable.", err=True)  # fmt: skip
-        return
+        return None
     if models.ready:
-        return
+        return models
     reason = models.load_error or "Nothing to serve."
     if poll_interval <= 0:
         raise NotFoundError(f"{reason} (--poll-interval 0: the server would never pick it up.)")
     typer.echo(f"warning: {reason} Until then /readyz answers 503.", err=True)
+    return None
 
 
 def _check_bind(host: str) -> None:

@@ -1,9 +1,11 @@
 """The FastAPI application behind ``keizoku serve``.
 
 ``create_app(options)`` builds it; the lifespan loads the models (``/readyz`` answers 503
-until they are), opens the prediction log, starts the registry poller (hot swap), and on
-shutdown (SIGTERM: uvicorn lets in-flight requests finish first) stops the poller and
-closes the prediction log so every accepted record reaches the disk.
+until they are) unless the caller passed a set it has loaded already (``keizoku serve``
+loads before it binds the port, so that a model that cannot load is an exit code, and
+each version is unpickled once), opens the prediction log, starts the registry poller
+(hot swap), and on shutdown (SIGTERM: uvicorn lets in-flight requests finish first) stops
+the poller and closes the prediction log so every accepted record reaches the disk.
 
 Without ``--model`` the poller also picks up models registered after startup; on an empty
 store the server runs not ready (``/readyz`` 503 with the reason, ``/healthz`` 200) until
@@ -154,9 +156,18 @@ async def _heartbeat(
         await _tick(interval, changed)
 
 
+def _log_served(models: ModelSet) -> None:
+    versions = {n: m.versions() for n, m in models.models.items()}
+    _log.info("Serving %s", versions)
+
+
 async def _load(state: ServerState, retry_s: float) -> None:
-    """Load the models; while the store does not answer, stay not ready (503
-    ``store_unavailable``) and try again every ``retry_s`` seconds (decision 0028)."""
+    """Load the models (not again when the set is ready: loaded before the app was built);
+    while the store does not answer, stay not ready (503 ``store_unavailable``) and try
+    again every ``retry_s`` seconds (decision 0028)."""
+    if state.models.ready:
+        _log_served(state.models)
+        return
     told: str | None = None
     while True:
         try:
@@ -178,8 +189,7 @@ async def _load(state: ServerState, retry_s: float) -> None:
             if told is not None:
                 _log.info("The store answers again.")
             if state.models.ready:
-                versions = {n: m.versions() for n, m in state.models.models.items()}
-                _log.info("Serving %s", versions)
+                _log_served(state.models)
             else:
                 _log.warning("Not ready: %s", state.models.load_error)
         return
@@ -213,13 +223,25 @@ def _lifespan(options: ServeOptions) -> Any:
     return lifespan
 
 
-def create_app(options: ServeOptions | None = None) -> FastAPI:
-    """The serving app for ``options`` (models load in the lifespan, i.e. at startup)."""
+def model_set(options: ServeOptions) -> ModelSet:
+    """The set of models ``options`` serve, not loaded yet; its metrics add the request
+    counts to the home's buckets every ``options.share_interval_s``."""
+    metrics = Metrics(share_s=options.share_interval_s)
+    return ModelSet(names=options.models or None, metrics=metrics, runtime=options.runtime)
+
+
+def create_app(options: ServeOptions | None = None, models: ModelSet | None = None) -> FastAPI:
+    """The serving app for ``options``.
+
+    The models load in the lifespan, i.e. at startup; ``models``: a set for ``options``'
+    models and runtime that the caller has loaded already (served as it is when ready).
+    """
     from keizoku import __version__
 
     options = options or ServeOptions()
-    metrics = Metrics(share_s=options.share_interval_s)
-    models = ModelSet(names=options.models or None, metrics=metrics, runtime=options.runtime)
+    if models is None:
+        models = model_set(options)
+    metrics = models.metrics
     app = FastAPI(
         title="keizoku model server",
         version=str(__version__),
