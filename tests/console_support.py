@@ -165,16 +165,9 @@ def _shared_requests() -> None:
     until(lambda: request_series(MODEL, 3600, 0.0), 60, "the server's shared request counts")
 
 
-@pytest.fixture(scope="module")  # not wider: a live sync_playwright() blocks every other
-def browser() -> Iterator[Any]:  # file's in the same worker ("Sync API inside the asyncio loop")
-    from kzsupport import need_chromium
+@pytest.fixture(scope="module")  # not wider: see kzsupport.chromium_browser
+def browser() -> Iterator[Any]:
+    from kzsupport import chromium_browser
 
-    chromium = need_chromium()
-    from playwright.sync_api import sync_playwright
-
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(chromium), args=args)
+    with chromium_browser() as b:
         yield b
-        b.close()
