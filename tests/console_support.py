@@ -148,17 +148,19 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
                 for r in frame().head(20).to_dict("records")]  # fmt: skip
         r = server.client.post(f"/v1/models/{MODEL}/predict", json=rows,
                                headers={"Authorization": f"Bearer {viewer}"})  # fmt: skip
-        assert r.status_code == 200, r.text
-        _shared_requests()
+        assert r.status_code == 200, r.text  # shared within SHARE_S: see shared_requests
         try:
             yield Project(root, home, server, viewer, operator, doomed)
         finally:
             server.stop()
 
 
-def _shared_requests() -> None:
-    """Wait until the server has shared its request counts (every ``SHARE_S``): the pages'
-    request charts read them from the home, so a test that looks sooner would see none."""
+@pytest.fixture
+def shared_requests(project: Project) -> None:
+    """Wait until the server has shared the project's requests (every ``SHARE_S``, 5 s, from
+    its first): the monitoring page draws its requests section from them, so a test that
+    reads it sooner would see none. Asked by those tests, not by ``project``: the tests
+    before them run meanwhile, where the fixture sat idle for up to 5 s."""
     from keizoku.monitoring.buckets import request_series
 
     # this home's log root, as the pages
