@@ -150,33 +150,27 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
                 for r in frame().head(20).to_dict("records")]  # fmt: skip
         r = server.client.post(f"/v1/models/{MODEL}/predict", json=rows,
                                headers={"Authorization": f"Bearer {viewer}"})  # fmt: skip
-        assert r.status_code == 200, r.text
-        _shared_requests()
+        assert r.status_code == 200, r.text  # shared within 0.2 s: see shared_requests
         try:
             yield Project(root, home, server, viewer, operator, doomed)
         finally:
             server.stop()
 
 
-def _shared_requests() -> None:
-    """Wait until the server has shared its request counts (every ``--share-interval``): the
-    pages' request charts read them from the home, so a test that looks sooner would see none."""
+@pytest.fixture
+def shared_requests(project: Project) -> None:
+    """Wait until the server has shared the project's requests (every ``--share-interval``,
+    0.2 s here): the monitoring page draws its requests section from them, so a test that
+    reads it sooner would see none. Asked by those tests, not by ``project``."""
     from keizoku.monitoring.buckets import request_series
 
     # this home's log root, as the pages
     until(lambda: request_series(MODEL, 3600, 0.0), 60, "the server's shared request counts")
 
 
-@pytest.fixture(scope="module")  # not wider: a live sync_playwright() blocks every other
-def browser() -> Iterator[Any]:  # file's in the same worker ("Sync API inside the asyncio loop")
-    from kzsupport import need_chromium
+@pytest.fixture(scope="module")  # not wider: see kzsupport.chromium_browser
+def browser() -> Iterator[Any]:
+    from kzsupport import chromium_browser
 
-    chromium = need_chromium()
-    from playwright.sync_api import sync_playwright
-
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(chromium), args=args)
+    with chromium_browser() as b:
         yield b
-        b.close()

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,28 @@ def need_chromium() -> Path:
             "(install it with: apt-get install -y chromium)"
         )
     return CHROMIUM
+
+
+CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run")  # fmt: skip
+
+
+@contextlib.contextmanager
+def chromium_browser() -> Iterator[Any]:
+    """A headless Chromium driven by Playwright, for one test file: each test opens a fresh
+    context (``browser.new_context()``, ``browser.new_page()``) of its own; starting the
+    browser (~0.5 s of CPU) is paid once. Not wider than a file: a live
+    ``sync_playwright()`` blocks every other file's in the same worker ("Sync API inside
+    the asyncio loop")."""
+    chromium = need_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=list(CHROMIUM_ARGS))
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 # ------------------------------------------------------------ built once per test run

@@ -1,3 +1,3 @@
 """Fixtures of the console tests (built in console_support.py, once per package)."""
 
-from console_support import browser, project  # noqa: F401
+from console_support import browser, project, shared_requests  # noqa: F401

@@ -145,6 +145,7 @@ def test_no_state_change_without_the_csrf_token(
     assert champion(project) == 1
 
 
+@pytest.mark.usefixtures("shared_requests")  # its screenshot shows the requests charts too
 def test_planted_drift_shows_for_that_feature_only(operator: Any, project: Project) -> None:
     operator.goto(f"{project.url}/console/monitoring?model={MODEL}&version=1")
     flags = data(operator, "#drift tr[data-feature]", "feature", "drifted")
@@ -165,6 +166,7 @@ def test_planted_drift_shows_for_that_feature_only(operator: Any, project: Proje
     shot(operator, "monitoring")
 
 
+@pytest.mark.usefixtures("shared_requests")
 def test_live_metric_against_training_with_the_spec_threshold(
     viewer: Any, project: Project
 ) -> None:

@@ -34,16 +34,6 @@ from keizoku.project import init_project
 from keizoku.spec import DataSpec
 from kzsupport import built_once, relocated_copy
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
 
 @dataclass
 class Trained:

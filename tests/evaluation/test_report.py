@@ -2,50 +2,64 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from keizoku.cli import app
 from keizoku.evaluation.report import SECTIONS, load_evidence, write_report
 from keizoku.registry.models import get_version, version_artifact
-from kzsupport import need_chromium
+from kzsupport import chromium_browser
 
-from .conftest import CHROMIUM_ARGS, Trained
+from .conftest import Trained
 
 CLASSIFIER_CHARTS = ("confusion-cv", "roc-cv", "pr-cv", "calibration-cv")
 REGRESSION_CHARTS = ("predicted-actual-cv", "residuals-cv", "residual-hist-cv")
 COMMON_CHARTS = ("learning-curve", "slices-cv", "importance")
 
 
-def _open_in_chromium(path: Path) -> dict[str, object]:
-    """Section ids, headings and every chart's bounding box, as the browser lays them out."""
-    chromium = need_chromium()
-    from playwright.sync_api import sync_playwright
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Callable[[], Any]]:
+    """This file's headless Chromium, started when the first report is opened (each test
+    checks its HTML first) and shared by the reports, each in a fresh page of its own."""
+    with contextlib.ExitStack() as stack:
+        started: list[Any] = []
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            requests: list[str] = []
-            page.on("request", lambda r: requests.append(r.url))
-            page.goto(path.as_uri())
-            info = page.evaluate(
-                """() => ({
-                  sections: [...document.querySelectorAll('section')].map(s => s.id),
-                  headings: [...document.querySelectorAll('h2')].map(h => h.textContent),
-                  charts: Object.fromEntries([...document.querySelectorAll('svg.chart')].map(
-                    s => { const b = s.getBoundingClientRect();
-                           return [s.dataset.chart, [b.width, b.height,
-                                   s.querySelectorAll('rect,polyline,circle').length]]; })),
-                  titles: [...document.querySelectorAll('svg.chart text.chart-title')]
-                            .map(t => t.textContent),
-                  axisLabels: document.querySelectorAll('svg.chart text.axis-label').length,
-                })"""
-            )
-        finally:
-            browser.close()
+        def get() -> Any:
+            if not started:
+                started.append(stack.enter_context(chromium_browser()))
+            return started[0]
+
+        yield get
+
+
+def _open_in_chromium(browser: Callable[[], Any], path: Path) -> dict[str, object]:
+    """Section ids, headings and every chart's bounding box, as the browser lays them out."""
+    page = browser().new_page()  # its own context: nothing kept from another report
+    try:
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(path.as_uri())
+        info = page.evaluate(
+            """() => ({
+              sections: [...document.querySelectorAll('section')].map(s => s.id),
+              headings: [...document.querySelectorAll('h2')].map(h => h.textContent),
+              charts: Object.fromEntries([...document.querySelectorAll('svg.chart')].map(
+                s => { const b = s.getBoundingClientRect();
+                       return [s.dataset.chart, [b.width, b.height,
+                               s.querySelectorAll('rect,polyline,circle').length]]; })),
+              titles: [...document.querySelectorAll('svg.chart text.chart-title')]
+                        .map(t => t.textContent),
+              axisLabels: document.querySelectorAll('svg.chart text.axis-label').length,
+            })"""
+        )
+    finally:
+        page.context.close()
     info["requests"] = [u for u in requests if not u.startswith("file://")]
     return info
 
@@ -63,7 +77,9 @@ def _check_rendered(info: dict[str, object], expected_charts: tuple[str, ...]) -
     assert int(info["axisLabels"]) >= len(expected_charts)  # type: ignore[call-overload]
 
 
-def test_binary_report_with_data_renders_every_section(binary: Trained, tmp_path: Path) -> None:
+def test_binary_report_with_data_renders_every_section(
+    binary: Trained, tmp_path: Path, browser: Callable[[], Any]
+) -> None:
     out = tmp_path / "report.html"
     result = CliRunner().invoke(
         app, ["report", binary.ref, "--data", str(binary.csv), "-o", str(out)]
@@ -71,16 +87,18 @@ def test_binary_report_with_data_renders_every_section(binary: Trained, tmp_path
     assert result.exit_code == 0, result.output
     html = out.read_text()
     assert "cdn" not in html.lower() and "<script" not in html
-    info = _open_in_chromium(out)
+    info = _open_in_chromium(browser, out)
     data_charts = tuple(c.replace("-cv", "-data") for c in CLASSIFIER_CHARTS)
     _check_rendered(info, CLASSIFIER_CHARTS + data_charts + COMMON_CHARTS + ("fairness-cv-site",))
     assert "Threshold table" in html
     assert "data file ev-cancer.csv (569 rows)" in html
 
 
-def test_multiclass_report_renders(multiclass: Trained, tmp_path: Path) -> None:
+def test_multiclass_report_renders(
+    multiclass: Trained, tmp_path: Path, browser: Callable[[], Any]
+) -> None:
     out = write_report(multiclass.ref, tmp_path / "wine.html")
-    info = _open_in_chromium(out)
+    info = _open_in_chromium(browser, out)
     _check_rendered(info, CLASSIFIER_CHARTS + COMMON_CHARTS)
     evaluation = load_evidence(multiclass.ref).evaluation
     assert evaluation is not None
@@ -88,9 +106,11 @@ def test_multiclass_report_renders(multiclass: Trained, tmp_path: Path) -> None:
     assert len(evaluation["confusion"]["matrix"]) == 3
 
 
-def test_regression_report_renders(regression: Trained, tmp_path: Path) -> None:
+def test_regression_report_renders(
+    regression: Trained, tmp_path: Path, browser: Callable[[], Any]
+) -> None:
     out = write_report(regression.ref, tmp_path / "diabetes.html", data=str(regression.csv))
-    info = _open_in_chromium(out)
+    info = _open_in_chromium(browser, out)
     _check_rendered(info, REGRESSION_CHARTS + COMMON_CHARTS + ("slices-data",))
     html = out.read_text()
     assert "Predicted target (target units)" in html
