@@ -120,6 +120,23 @@ def test_canonical_codes_point_each_row_at_its_text(column: pd.Series) -> None:
         assert (code == -1) if is_missing(value) else (texts[code] == canonical(value))
 
 
+@pytest.mark.parametrize(
+    "column",
+    [
+        *COLUMNS_OF_ONE_KIND_AND_MIXED,
+        pd.Series(["b", "a", " a", "c", "b", "a", None, "c", "d"] * 3, dtype=object),  # ties
+        pd.Series(np.random.default_rng(0).integers(0, 40, 500)),  # past 30 levels
+    ],
+)
+def test_canonical_counts_are_the_value_counts_of_the_texts(column: pd.Series) -> None:
+    """The encoder's levels and the drift reference's frequencies, in the same order."""
+    from keizoku.data.labels import canonical_counts, canonical_texts
+
+    expected = canonical_texts(column).dropna().value_counts()
+    counts = canonical_counts(column)
+    assert list(counts.items()) == list(zip(expected.index, expected.tolist(), strict=True))
+
+
 def test_codes_of_a_column_of_one_kind_are_one_per_distinct_value() -> None:
     from keizoku.data.labels import canonical_codes
 

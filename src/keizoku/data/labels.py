@@ -35,6 +35,7 @@ __all__ = [
     "as_number",
     "canonical",
     "canonical_codes",
+    "canonical_counts",
     "canonical_texts",
     "is_missing",
 ]
@@ -91,6 +92,19 @@ def canonical_codes(values: pd.Series) -> tuple[np.ndarray, list[str | None]]:
     texts = [None if is_missing(v) else canonical(v) for v in values.tolist()]
     codes = np.array([-1 if t is None else i for i, t in enumerate(texts)], dtype=np.intp)
     return codes, texts
+
+
+def canonical_counts(values: pd.Series) -> dict[str, int]:
+    """How many rows hold each canonical text, missing values left out: the most frequent
+    first, ties in order of first appearance. ``canonical_texts(values).value_counts()`` as a
+    dict, counted over the distinct values (``canonical_codes``) instead of every row."""
+    codes, texts = canonical_codes(values)
+    rows = np.bincount(codes[codes >= 0], minlength=len(texts)).tolist()
+    counts: dict[str, int] = {}
+    for text, n in zip(texts, rows, strict=True):
+        if text is not None and n:
+            counts[text] = counts.get(text, 0) + n
+    return {text: counts[text] for text in sorted(counts, key=lambda t: -counts[t])}
 
 
 def canonical_texts(values: pd.Series) -> pd.Series:

@@ -179,8 +179,11 @@ def worst_slices(
         if col.kind not in ("numeric", "categorical", "boolean") or col.name not in frame:
             continue
         seg = _segments(frame[col.name].reset_index(drop=True), col.kind)
-        stats = pd.DataFrame({"seg": seg, "err": errors}).groupby("seg", observed=True)["err"]
-        for level, (count, err) in stats.agg(["count", "mean"]).iterrows():
+        stats = pd.Series(errors).groupby(seg.to_numpy(), observed=True)  # levels in order
+        counts, means = stats.count(), stats.mean()
+        for level, count, err in zip(
+            counts.index.tolist(), counts.tolist(), means.tolist(), strict=True
+        ):
             if count >= support:
                 rows.append(
                     {

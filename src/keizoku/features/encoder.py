@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from keizoku.data.labels import canonical, canonical_codes, canonical_texts, is_missing
+from keizoku.data.labels import canonical, canonical_codes, canonical_counts, is_missing
 from keizoku.data.schema import Column
 from keizoku.features import textcol
 
@@ -92,11 +92,13 @@ class TabularEncoder(BaseEstimator, TransformerMixin):  # type: ignore[misc]
 
     def _fit_column(self, col: Column, s: pd.Series) -> tuple[str, dict[str, Any], list[str]]:
         if col.kind == "numeric":
-            values = pd.to_numeric(s, errors="coerce").astype(float)
-            median = float(np.nanmedian(values)) if values.notna().any() else 0.0
-            mean = float(np.nanmean(values)) if values.notna().any() else 0.0
-            std = float(np.nanstd(values)) if values.notna().any() else 1.0
-            has_na = bool(values.isna().any())
+            values = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            missing = np.isnan(values)
+            seen = not missing.all()
+            median = float(np.nanmedian(values)) if seen else 0.0
+            mean = float(np.nanmean(values)) if seen else 0.0
+            std = float(np.nanstd(values)) if seen else 1.0
+            has_na = bool(missing.any())
             stats = {"median": median, "mean": mean, "scale": std or 1.0, "indicator": has_na}
             out = [col.name] + (
                 [f"{col.name}__missing"] if has_na and self.mode == "onehot" else []
@@ -109,9 +111,8 @@ class TabularEncoder(BaseEstimator, TransformerMixin):  # type: ignore[misc]
             fitted, names = textcol.fit_text(col.name, s, width, embeddings=bool(col.embeddings))
             return "text", fitted, names
         # categorical / boolean
-        keys = canonical_texts(s).dropna()
-        counts = keys.value_counts()
-        levels = counts.index[: self.max_categories].tolist()
+        counts = canonical_counts(s)  # the most frequent first
+        levels = list(counts)[: self.max_categories]
         other = len(counts) > len(levels)
         numeric_codes = col.dtype == "int" and all(_is_int_text(k) for k in levels)
         if numeric_codes:

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from keizoku.data.labels import canonical, canonical_texts
+from keizoku.data.labels import canonical, canonical_counts, canonical_texts
 from keizoku.errors import NotFoundError
 from keizoku.monitoring.estimate import Calibration, fit_calibration
 
@@ -140,17 +140,19 @@ def categorical_ref(values: pd.Series | np.ndarray, max_levels: int = MAX_LEVELS
     """Level-frequency sketch of a categorical column (levels as text)."""
     series = pd.Series(values)
     n = len(series)
-    ok = canonical_texts(series).dropna()
-    null_rate = float(1 - len(ok) / n) if n else 0.0
-    counts = ok.value_counts()
-    total = max(len(ok), 1)
-    top = counts.head(max_levels)
+    counts = canonical_counts(series)  # the most frequent first
+    present = sum(counts.values())
+    null_rate = float(1 - present / n) if n else 0.0
+    total = max(present, 1)
+    levels = list(counts.items())
     return FeatureRef(
         kind="categorical",
         n=n,
         null_rate=null_rate,
-        frequencies={str(k): float(v / total) for k, v in top.items()},
-        other=float(counts.iloc[max_levels:].sum() / total) if len(counts) > max_levels else 0.0,
+        frequencies={str(k): float(v / total) for k, v in levels[:max_levels]},
+        other=float(sum(v for _, v in levels[max_levels:]) / total)
+        if len(levels) > max_levels
+        else 0.0,
     )
 
 
