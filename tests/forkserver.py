@@ -108,7 +108,24 @@ WARM = (
     "torch",  # imported without starting a thread (its pools start on first use)
     "sentence_transformers",  # ~3 s of imports in each command that embeds text
     "shap",  # its TreeExplainer for HistGradientBoosting and forests: numba, matplotlib
+    # ~80 ms in each command that reads the log (monitor) and each server that folds a
+    # logged segment (its threads start when a database is opened, not on import), and
+    # what reading the log imports besides (pyarrow's datasets: ~20 ms)
+    "duckdb",
+    "pyarrow.dataset",
+    "pyarrow.vendored.version",
+    # what `serve` imports when uvicorn starts (its "auto" loop, HTTP and WebSocket
+    # protocols, anyio's asyncio backend; ~30 ms a server) and the docs' static files
+    "uvicorn.loops.auto",
+    "uvicorn.protocols.http.auto",
+    "uvicorn.protocols.websockets.auto",
+    "anyio._backends._asyncio",
+    "fastapi.staticfiles",
 )
+# Per-process caches filled once by a call (module, function): scikit-learn's check of a
+# DataFrame's column names asks narwhals, which reads every installed package's entry
+# points once (~10 ms in each command that predicts, monitors or trains).
+WARM_CALLS = (("narwhals.plugins", "_discover_entrypoints"),)
 # Never pre-imported: they start threads or hold devices, and few commands use them.
 COLD = ("ray", "tensorflow", "onnxruntime")
 KEIZOKU_COLD = ("__main__", "distributed", "export.runner")
@@ -140,8 +157,8 @@ def keizoku_modules() -> list[str]:
 
 
 def warm() -> list[str]:
-    """Import ``WARM`` and ``keizoku_modules()``; the warnings raised on the way (a child
-    would not raise them again).
+    """Import ``WARM`` and ``keizoku_modules()``, call ``WARM_CALLS``; the warnings raised on
+    the way (a child would not raise them again).
 
     Every warning is recorded with the "always" action, which leaves no module's
     once-only registry marked: a child warns as a new process would.
@@ -154,6 +171,9 @@ def warm() -> list[str]:
         for name in keizoku_modules():
             with contextlib.suppress(Exception):
                 importlib.import_module(name)
+        for name, function in WARM_CALLS:
+            with contextlib.suppress(Exception):
+                getattr(importlib.import_module(name), function)()
     for name in [n for n in sys.modules if n == "keizoku.cli" or n.startswith("keizoku.cli.")]:
         del sys.modules[name]  # its consoles read the terminal's width and colours on import
     gc.collect()
