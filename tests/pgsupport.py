@@ -63,18 +63,34 @@ class Postgres:
     port: int
     user: str = "keizoku"
     counter: itertools.count[int] = field(default_factory=itertools.count)
+    template: str | None = None  # a database keizoku migrated (``database(migrated=True)``)
 
     def url(self, db: str) -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{db}"
 
-    def database(self) -> str:
-        """A new, empty database: its ``postgresql://`` URL."""
+    def database(self, *, migrated: bool = False) -> str:
+        """A new database: its ``postgresql://`` URL. Empty, or with ``migrated`` a copy
+        (``CREATE DATABASE … TEMPLATE``) of one that keizoku's own first use gave MLflow's
+        schema, made once per server: for a test whose subject is not creating the schema
+        (migrating a new database costs ~0.6 s of the test's CPU, copying one ~0.01 s)."""
         import psycopg
 
+        source = f' TEMPLATE "{self._migrated()}"' if migrated else ""
         name = f"kz{os.getpid()}_{next(self.counter)}"
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"{source}')
         return self.url(name)
+
+    def _migrated(self) -> str:
+        """The template's name: a new database migrated by ``registry.backend.prepare`` (it
+        closes its connections after, as a copy's source must have none)."""
+        if self.template is None:
+            from keizoku.registry.backend import prepare
+
+            url = self.database()
+            prepare(url.replace("postgresql:", "postgresql+psycopg:"))
+            self.template = url.rsplit("/", 1)[1]
+        return self.template
 
     def execute(self, url: str, sql: str) -> list[tuple[object, ...]]:
         """Run ``sql`` in the database at ``url`` (as an outsider would)."""

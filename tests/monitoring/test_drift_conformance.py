@@ -24,7 +24,7 @@ from keizoku.monitoring.drift import (
     compare_numeric,
     tail_sums,
 )
-from keizoku.monitoring.multivariate import domain_classifier
+from keizoku.monitoring.multivariate import LEVELS, _categorical_block, domain_classifier
 from keizoku.monitoring.reference import categorical_ref, numeric_ref
 
 N = 4000
@@ -149,6 +149,25 @@ def test_domain_classifier_conformance(seed: int) -> None:
     assert math.isfinite(out.auc)
     empty = domain_classifier(frame(0), frame(0, n=0), kinds)
     assert empty.skipped and not empty.drifted
+
+
+def test_a_category_gives_its_most_frequent_levels_the_rest_and_missing() -> None:
+    """The domain classifier's columns for a categorical feature, a known answer: a level is
+    its text (1, "1" and 1.0 are "1", "1", "1.0"), the most frequent first and ties in order
+    of appearance, at most LEVELS of them, then one column for the other levels and one
+    for missing."""
+    values = pd.Series(
+        [1, "1", 1.0, None, "b", "a", "b", "a", np.nan, *"cdefghij", "z", "z", "z"], dtype=object
+    )
+    block = _categorical_block(values)
+    levels = ["z", "1", "b", "a", "1.0", "c", "d", "e"]  # z ×3; 1, b, a ×2; then first seen
+    assert len(block) == LEVELS + 2 and len(levels) == LEVELS
+    text = values.astype("string")
+    for level, column in zip(levels, block, strict=False):
+        np.testing.assert_array_equal(column, (text == level).fillna(False).to_numpy(float))
+    np.testing.assert_array_equal(block[-2], [0.0] * 12 + [1.0] * 5 + [0.0] * 3)  # f g h i j
+    np.testing.assert_array_equal(block[-1], values.isna().to_numpy(float))
+    assert all(c.dtype == np.float64 for c in block)
 
 
 def _wide(n: int, rng: np.random.Generator) -> pd.DataFrame:
