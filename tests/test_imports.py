@@ -39,6 +39,13 @@ def imported(args: list[str], cwd: Path, home: Path) -> set[str]:
 
 def listed(args: list[str], cwd: Path, home: Path) -> tuple[set[str], str]:
     """(The top-level packages that ``keizoku ARGS`` imported, its stdout); it must succeed."""
+    packages, out, _ = exited(0, args, cwd, home)
+    return packages, out
+
+
+def exited(code: int, args: list[str], cwd: Path, home: Path) -> tuple[set[str], str, str]:
+    """(The top-level packages that ``keizoku ARGS`` imported, its stdout, the rest of its
+    stderr); it must exit ``code``."""
     env = {**os.environ, "KEIZOKU_HOME": str(home), "COLUMNS": "200"}
     env["PYTHONPROFILEIMPORTTIME"] = "1"
     proc = subprocess.run([KEIZOKU_EXE, *args], cwd=cwd, env=env, capture_output=True,
@@ -46,9 +53,9 @@ def listed(args: list[str], cwd: Path, home: Path) -> tuple[set[str], str]:
     lines = proc.stderr.splitlines()
     timed = [line for line in lines if line.startswith("import time:")]
     said = "\n".join(line for line in lines if not line.startswith("import time:"))
-    assert proc.returncode == 0, f"keizoku {' '.join(args)}: {proc.stdout}\n{said}"
+    assert proc.returncode == code, f"keizoku {' '.join(args)}: {proc.stdout}\n{said}"
     assert timed, "no import listing on stderr: PYTHONPROFILEIMPORTTIME was not honoured"
-    return _packages([line.rsplit("|", 1)[1].strip() for line in timed[1:]]), proc.stdout
+    return _packages([line.rsplit("|", 1)[1].strip() for line in timed[1:]]), proc.stdout, said
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +82,14 @@ def test_registry_reads_load_neither_mlflow_nor_pandas(project: Path) -> None:
     home = project / ".keizoku"
     for args in (["models"], ["status", MODEL], ["history", MODEL]):
         assert imported(args, project, home) & HEAVY == set(), args
+
+
+def test_a_misspelled_model_is_refused_naming_the_closest_without_pandas(project: Path) -> None:
+    """The "did you mean" of a missing model (``keizoku.names.closest``) needs difflib:
+    the error loads no data library (it loaded pandas with keizoku.data.schema, ~0.13 s)."""
+    packages, _, said = exited(3, ["models", "pengu"], project, project / ".keizoku")
+    assert "No registered model named 'pengu'; did you mean 'peng'?" in said
+    assert packages & (HEAVY | {"numpy", "pyarrow", "yaml"}) == set()
 
 
 def test_a_first_read_in_a_new_home_loads_neither_mlflow_nor_pandas(tmp_path: Path) -> None:

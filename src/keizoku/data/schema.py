@@ -7,7 +7,6 @@ spec, and used at training, at serving (request validation, OpenAPI) and by drif
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import warnings
 from pathlib import Path
@@ -20,8 +19,9 @@ from pydantic import BaseModel, Field
 
 from keizoku.errors import DataError, KeizokuWarning, SchemaMismatchError, UserInputError
 from keizoku.home import atomic_write_text
+from keizoku.names import closest
 
-__all__ = ["Column", "Schema", "infer_schema", "detect_task", "closest", "Kind", "Role", "Task"]
+__all__ = ["Column", "Schema", "infer_schema", "detect_task", "Kind", "Role", "Task"]
 
 Kind = Literal["numeric", "categorical", "boolean", "datetime", "text", "id"]
 Role = Literal["feature", "target", "id", "ignored", "sensitive"]
@@ -103,17 +103,6 @@ class Schema(BaseModel):
                 "Rename or add them so the columns match the training schema.",
                 details={"missing": missing, "unexpected": extra},
             )
-
-
-def closest(name: str, options: list[str]) -> str | None:
-    lowered = {o.lower(): o for o in options}
-    if name.lower() in lowered:
-        return lowered[name.lower()]
-    match = difflib.get_close_matches(name, options, n=1, cutoff=0.5)
-    if match:
-        return match[0]
-    match = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.5)
-    return lowered[match[0]] if match else None
 
 
 def _not_found(name: str, options: list[str], where: str = "the data") -> str:
