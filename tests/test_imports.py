@@ -64,13 +64,27 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return trained_copy(tmp_path_factory.mktemp("imports"))
 
 
-def test_importing_the_cli_loads_no_heavy_package() -> None:
-    code = "import json, sys, keizoku.cli; print(json.dumps(sorted(sys.modules)))"
+def modules_of(module: str) -> list[str]:
+    """Every module a fresh interpreter has loaded once it imported ``module``."""
+    code = f"import json, sys, {module}; print(json.dumps(sorted(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=120)  # fmt: skip
-    loaded = _packages(json.loads(out.stdout))
+    return list(json.loads(out.stdout))
+
+
+def test_importing_the_cli_loads_no_heavy_package() -> None:
+    loaded = _packages(modules_of("keizoku.cli"))
     assert "typer" in loaded  # the listing is real
     assert loaded & HEAVY == set()
+
+
+def test_reading_a_console_session_loads_neither_fastapi_nor_the_pages() -> None:
+    """A process that checks a session cookie (a second server of the store, in
+    tests/conformance/test_state_store.py) needs Starlette and the keys, not the routes."""
+    modules = modules_of("keizoku.console.session")
+    assert "starlette" in _packages(modules) and "keizoku.auth" in modules
+    assert "fastapi" not in _packages(modules) and "keizoku.console.pages" not in modules
+    assert _packages(modules) & HEAVY == set()
 
 
 @pytest.mark.parametrize("args", [["--help"], ["--version"], ["train", "--help"]])
