@@ -39,6 +39,13 @@ def imported(args: list[str], cwd: Path, home: Path) -> set[str]:
 
 def listed(args: list[str], cwd: Path, home: Path) -> tuple[set[str], str]:
     """(The top-level packages that ``keizoku ARGS`` imported, its stdout); it must succeed."""
+    packages, out, _ = exited(0, args, cwd, home)
+    return packages, out
+
+
+def exited(code: int, args: list[str], cwd: Path, home: Path) -> tuple[set[str], str, str]:
+    """(The top-level packages that ``keizoku ARGS`` imported, its stdout, the rest of its
+    stderr); it must exit ``code``."""
     env = {**os.environ, "KEIZOKU_HOME": str(home), "COLUMNS": "200"}
     env["PYTHONPROFILEIMPORTTIME"] = "1"
     proc = subprocess.run([KEIZOKU_EXE, *args], cwd=cwd, env=env, capture_output=True,
@@ -46,9 +53,9 @@ def listed(args: list[str], cwd: Path, home: Path) -> tuple[set[str], str]:
     lines = proc.stderr.splitlines()
     timed = [line for line in lines if line.startswith("import time:")]
     said = "\n".join(line for line in lines if not line.startswith("import time:"))
-    assert proc.returncode == 0, f"keizoku {' '.join(args)}: {proc.stdout}\n{said}"
+    assert proc.returncode == code, f"keizoku {' '.join(args)}: {proc.stdout}\n{said}"
     assert timed, "no import listing on stderr: PYTHONPROFILEIMPORTTIME was not honoured"
-    return _packages([line.rsplit("|", 1)[1].strip() for line in timed[1:]]), proc.stdout
+    return _packages([line.rsplit("|", 1)[1].strip() for line in timed[1:]]), proc.stdout, said
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +64,27 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return trained_copy(tmp_path_factory.mktemp("imports"))
 
 
-def test_importing_the_cli_loads_no_heavy_package() -> None:
-    code = "import json, sys, keizoku.cli; print(json.dumps(sorted(sys.modules)))"
+def modules_of(module: str) -> list[str]:
+    """Every module a fresh interpreter has loaded once it imported ``module``."""
+    code = f"import json, sys, {module}; print(json.dumps(sorted(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=120)  # fmt: skip
-    loaded = _packages(json.loads(out.stdout))
+    return list(json.loads(out.stdout))
+
+
+def test_importing_the_cli_loads_no_heavy_package() -> None:
+    loaded = _packages(modules_of("keizoku.cli"))
     assert "typer" in loaded  # the listing is real
     assert loaded & HEAVY == set()
+
+
+def test_reading_a_console_session_loads_neither_fastapi_nor_the_pages() -> None:
+    """A process that checks a session cookie (a second server of the store, in
+    tests/conformance/test_state_store.py) needs Starlette and the keys, not the routes."""
+    modules = modules_of("keizoku.console.session")
+    assert "starlette" in _packages(modules) and "keizoku.auth" in modules
+    assert "fastapi" not in _packages(modules) and "keizoku.console.pages" not in modules
+    assert _packages(modules) & HEAVY == set()
 
 
 @pytest.mark.parametrize("args", [["--help"], ["--version"], ["train", "--help"]])
@@ -75,6 +96,14 @@ def test_registry_reads_load_neither_mlflow_nor_pandas(project: Path) -> None:
     home = project / ".keizoku"
     for args in (["models"], ["status", MODEL], ["history", MODEL]):
         assert imported(args, project, home) & HEAVY == set(), args
+
+
+def test_a_misspelled_model_is_refused_naming_the_closest_without_pandas(project: Path) -> None:
+    """The "did you mean" of a missing model (``keizoku.names.closest``) needs difflib:
+    the error loads no data library (it loaded pandas with keizoku.data.schema, ~0.13 s)."""
+    packages, _, said = exited(3, ["models", "pengu"], project, project / ".keizoku")
+    assert "No registered model named 'pengu'; did you mean 'peng'?" in said
+    assert packages & (HEAVY | {"numpy", "pyarrow", "yaml"}) == set()
 
 
 def test_a_first_read_in_a_new_home_loads_neither_mlflow_nor_pandas(tmp_path: Path) -> None:

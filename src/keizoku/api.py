@@ -301,7 +301,7 @@ def check_frame(frame: Any, what: str, *, target: str | None = None) -> pd.DataF
         )
     if target is not None:
         if target not in frame.columns:
-            from keizoku.data.schema import closest
+            from keizoku.names import closest
 
             best = closest(target, [str(c) for c in frame.columns])
             hint = f"did you mean '{best}'?" if best else f"columns are {list(frame.columns)}."

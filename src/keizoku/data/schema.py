@@ -7,7 +7,6 @@ spec, and used at training, at serving (request validation, OpenAPI) and by drif
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import warnings
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from keizoku.errors import DataError, KeizokuWarning, SchemaMismatchError, UserInputError
 from keizoku.home import atomic_write_text
+from keizoku.names import closest
 
 __all__ = [
     "Column",
@@ -28,7 +28,6 @@ __all__ = [
     "infer_schema",
     "infer_target",
     "detect_task",
-    "closest",
     "Kind",
     "Role",
     "Task",
@@ -114,17 +113,6 @@ class Schema(BaseModel):
                 "Rename or add them so the columns match the training schema.",
                 details={"missing": missing, "unexpected": extra},
             )
-
-
-def closest(name: str, options: list[str]) -> str | None:
-    lowered = {o.lower(): o for o in options}
-    if name.lower() in lowered:
-        return lowered[name.lower()]
-    match = difflib.get_close_matches(name, options, n=1, cutoff=0.5)
-    if match:
-        return match[0]
-    match = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.5)
-    return lowered[match[0]] if match else None
 
 
 def _not_found(name: str, options: list[str], where: str = "the data") -> str:

@@ -31,8 +31,9 @@ import numpy as np
 import pandas as pd
 
 from keizoku.data.labels import canonical
-from keizoku.data.schema import Column, Schema, closest
+from keizoku.data.schema import Column, Schema
 from keizoku.errors import DataError, KeizokuWarning, SchemaMismatchError, ValidationError
+from keizoku.names import closest
 
 __all__ = [
     "ANY_FIX",

@@ -177,7 +177,7 @@ def list_versions(name: str) -> list[ModelVersionInfo]:
 
 
 def _hint(c: Any, name: str) -> str:
-    from keizoku.data.schema import closest
+    from keizoku.names import closest
 
     names = [m.name for m in c.search_registered_models()]
     best = closest(name, names) if names else None

@@ -198,7 +198,7 @@ def served_name(request: Request, name: str) -> str:
         if models.store_down:
             raise StoreUnavailableError(reason)
         raise NotReadyError(f"{reason} Retry in a moment.")
-    from keizoku.data.schema import closest
+    from keizoku.names import closest
 
     best = closest(name, list(models.models))
     hint = f" Did you mean '{best}'?" if best else ""
