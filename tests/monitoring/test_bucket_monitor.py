@@ -172,6 +172,43 @@ def test_a_segment_not_folded_yet_is_folded_first(project: tuple[Path, bool]) ->
     assert kept.n_rows == rows.n_rows and kept.drifted == rows.drifted
 
 
+def test_each_day_holds_what_a_scan_of_its_rows_counts(project: tuple[Path, bool]) -> None:
+    """A fold counts a segment's hours in one scan and adds them up to days: each stored day
+    holds what the drift query (``drift.collect_counts``) counts in that day's logged rows."""
+    from keizoku.monitoring import buckets
+    from keizoku.monitoring.drift import collect_counts
+    from keizoku.monitoring.duck import duckdb_cursor
+    from keizoku.monitoring.log import FEATURE_PREFIX, log_scan, segment_glob
+    from keizoku.monitoring.reference import load_reference
+
+    root, _ = project
+    buckets.catch_up(MODEL)
+    ref = load_reference(f"{MODEL}:1")
+    assert ref is not None and ref.prediction is not None
+    source = (f"SELECT floor(ts / {buckets.DAY}) * {buckets.DAY} AS bucket, * FROM "
+              f"{log_scan(segment_glob(MODEL))} WHERE version = 1 AND NOT shadow")  # fmt: skip
+    columns = {f: f'"{FEATURE_PREFIX}{f}"' for f in ref.features}
+    prediction = "score" if ref.prediction.kind == "numeric" else "prediction"
+    with duckdb_cursor() as con:
+        scanned = collect_counts(con, source, ref, columns, prediction)
+    with sqlite3.connect(_buckets_db(root)) as conn:
+        stored = {(bucket, feature): counts for bucket, feature, counts in conn.execute(
+            "SELECT bucket, feature, counts FROM drift WHERE width = ? AND version = 1",
+            (buckets.DAY,))}  # fmt: skip
+    assert sorted({bucket for bucket, _ in stored}) == scanned.buckets
+    assert len(scanned.buckets) >= DAYS
+    for feature, per in scanned.numeric.items():
+        for bucket, num in per.items():
+            day = json.loads(stored[(bucket, feature)])
+            assert (day["n"], day["nulls"], day["le"]) == (num.n, num.nulls, num.le.tolist())
+            assert [day["below"], day["above"]] == pytest.approx([num.below, num.above])
+    for feature, per_levels in scanned.categorical.items():
+        for bucket, levels in per_levels.items():
+            day = {(None if k == "\x00null" else k): v
+                   for k, v in json.loads(stored[(bucket, feature)]).items()}  # fmt: skip
+            assert {k: v for k, v in day.items() if v} == {k: v for k, v in levels.items() if v}
+
+
 def test_buckets_without_the_counts_fall_back_to_the_rows(
     project: tuple[Path, bool], tmp_path: Path
 ) -> None:

@@ -7,8 +7,9 @@ never wait), or later by :func:`catch_up` (segments written by another process, 
 the queue, or written before this module existed): per model version, per hour and day,
 
 * per feature, the counts drift needs (``keizoku.monitoring.drift.collect_counts``, the
-  same DuckDB query ``keizoku monitor`` runs) added to what the bucket held, and the
-  bucket's verdict recomputed from the merged counts (``compare_numeric`` /
+  same DuckDB query ``keizoku monitor`` runs, once per segment for its hours; a day's
+  counts are the sum of its hours') added to what the bucket held, and the bucket's
+  verdict recomputed from the merged counts (``compare_numeric`` /
   ``compare_categorical`` with the default ``DriftConfig``): distance, threshold, drifted;
 * the number of served rows and a latency histogram (``LATENCY_MS`` bin edges);
 * for a calibrated classifier, the confidence-based estimate of its metric
@@ -267,21 +268,50 @@ def _add_numeric(a: NumericCounts, b: NumericCounts) -> NumericCounts:
 # ------------------------------------------------------------------------------- folding
 
 
+def _wider(counts: BucketCounts, width: int) -> BucketCounts:
+    """``counts`` per bucket of ``width`` (a multiple of theirs): each the sum of the buckets
+    it holds (every count adds up: hours to days)."""
+    from keizoku.monitoring.drift import BucketCounts
+
+    def wide(bucket: float) -> float:
+        return float(math.floor(bucket / width) * width)
+
+    rows: dict[float, int] = {}
+    for bucket, n in counts.rows.items():
+        rows[wide(bucket)] = rows.get(wide(bucket), 0) + n
+    numeric: dict[str, dict[float, NumericCounts]] = {}
+    for name, per in counts.numeric.items():
+        out = numeric[name] = {}
+        for bucket, num in sorted(per.items()):
+            was = out.get(wide(bucket))
+            out[wide(bucket)] = num if was is None else _add_numeric(was, num)
+    levels: dict[str, dict[float, dict[str | None, int]]] = {}
+    for name, per_levels in counts.categorical.items():
+        out_levels = levels[name] = {}
+        for bucket, lv in sorted(per_levels.items()):
+            was_lv = out_levels.get(wide(bucket))
+            out_levels[wide(bucket)] = lv if was_lv is None else _add_levels(was_lv, lv)
+    return BucketCounts(sorted(rows), rows, numeric, levels)
+
+
 def _fold_drift(
-    conn: sqlite3.Connection, con: Any, ref: Reference, version: int, width: int, columns: set[str]
+    conn: sqlite3.Connection, con: Any, ref: Reference, version: int, columns: set[str]
 ) -> None:
-    """The version's drift counts per bucket of ``width``, from the segment ``seg`` in ``con``."""
+    """The version's drift counts per hour and per day, from the segment ``seg`` in ``con``:
+    one scan counts the hours, and each day is the sum of its hours."""
     from keizoku.monitoring.drift import DriftConfig, collect_counts
 
     cols = {f: f'"{FEATURE_PREFIX}{f}"' for f in ref.features if FEATURE_PREFIX + f in columns}
     kind = ref.prediction.kind if ref.prediction else "numeric"
-    source = (f"SELECT floor(ts / {width}) * {width} AS bucket, * FROM seg "
+    source = (f"SELECT floor(ts / {HOUR}) * {HOUR} AS bucket, * FROM seg "
               f"WHERE version = {int(version)} AND NOT shadow")  # fmt: skip
-    counts = collect_counts(con, source, ref, cols, "score" if kind == "numeric" else "prediction")
+    hours = collect_counts(con, source, ref, cols, "score" if kind == "numeric" else "prediction")
     cfg = DriftConfig()
-    for name, fref in _features(ref).items():
-        for bucket in counts.buckets:
-            _merge_feature(conn, (width, bucket, version, name), fref, counts, cfg)
+    for width in WIDTHS:
+        counts = hours if width == HOUR else _wider(hours, width)
+        for name, fref in _features(ref).items():
+            for bucket in counts.buckets:
+                _merge_feature(conn, (width, bucket, version, name), fref, counts, cfg)
 
 
 def _merge_feature(
@@ -421,8 +451,7 @@ def fold_table(model: str, table: pa.Table, segment: str, root: Path | None = No
                     continue
                 if con is None:
                     con = _segment_db(table)
-                for width in WIDTHS:
-                    _fold_drift(conn, con, ref, version, width, columns)
+                _fold_drift(conn, con, ref, version, columns)
                 _fold_estimate(conn, table, ref, version, columns)
             _fold_traffic(conn, table)
     finally:
