@@ -288,3 +288,29 @@ def test_a_remembered_resolve_never_outlives_a_write(project: tuple[Path, pd.Dat
     assert models.registry_mark() is not None
     with pytest.raises(NotFoundError, match="no version with alias 'memo'"):
         models.resolve("cancer@memo")
+
+
+def test_each_version_pins_the_installed_libraries(tmp_path: Path) -> None:
+    """Every version's requirements.txt pins keizoku's libraries at the installed versions,
+    the second version of a process as the first (the lookup is done once per process); the
+    registry client keeps MLflow's loggers at ERROR."""
+    import logging
+    from importlib import metadata
+
+    from keizoku.registry.tracking import TrainingRun
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("KEIZOKU_HOME", str(tmp_path / ".keizoku"))
+    try:
+        (tmp_path / "card.md").write_text("# card\n")
+        for expected in (1, 2):
+            with TrainingRun("pins") as run:
+                version = run.register({"stand-in": True}, {"card": tmp_path / "card.md"}, {})  # type: ignore[arg-type]
+            assert version == expected
+            folder = models._local_dir(client(), "pins", version)
+            pins = set((folder / "requirements.txt").read_text().split())
+            for dist in ("scikit-learn", "pandas", "numpy", "mlflow"):
+                assert f"{dist}=={metadata.version(dist)}" in pins, (version, pins)
+        assert logging.getLogger("mlflow").level == logging.ERROR
+    finally:
+        mp.undo()

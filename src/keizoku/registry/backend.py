@@ -242,7 +242,9 @@ def _quiet() -> None:
     os.environ.setdefault("MLFLOW_TRACKING_DISABLE_TELEMETRY", "true")
     # psycopg warns when MLflow's SQLAlchemy ends a pipeline after an error MLflow handles
     for name in ("mlflow", "alembic", "mlflow.store.db.utils", "psycopg"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+        logger = logging.getLogger(name)
+        if logger.level != logging.ERROR:  # setLevel clears every logger's cache: only once
+            logger.setLevel(logging.ERROR)
 
 
 def client() -> Any:
