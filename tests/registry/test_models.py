@@ -319,3 +319,29 @@ def test_mlflow_still_checks_the_schema_of_a_store_prepare_did_not(
         conn.commit()
     with pytest.raises(MlflowException, match="out-of-date database schema"):
         SqlAlchemyStore(f"sqlite:///{old}", (tmp_path / "artifacts").as_uri())
+
+
+def test_each_version_pins_the_installed_libraries(tmp_path: Path) -> None:
+    """Every version's requirements.txt pins keizoku's libraries at the installed versions,
+    the second version of a process as the first (the lookup is done once per process); the
+    registry client keeps MLflow's loggers at ERROR."""
+    import logging
+    from importlib import metadata
+
+    from keizoku.registry.tracking import TrainingRun
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("KEIZOKU_HOME", str(tmp_path / ".keizoku"))
+    try:
+        (tmp_path / "card.md").write_text("# card\n")
+        for expected in (1, 2):
+            with TrainingRun("pins") as run:
+                version = run.register({"stand-in": True}, {"card": tmp_path / "card.md"}, {})  # type: ignore[arg-type]
+            assert version == expected
+            folder = models._local_dir(client(), "pins", version)
+            pins = set((folder / "requirements.txt").read_text().split())
+            for dist in ("scikit-learn", "pandas", "numpy", "mlflow"):
+                assert f"{dist}=={metadata.version(dist)}" in pins, (version, pins)
+        assert logging.getLogger("mlflow").level == logging.ERROR
+    finally:
+        mp.undo()

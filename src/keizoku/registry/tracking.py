@@ -10,6 +10,7 @@ e.g. ``s3://bucket/prefix``).
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 import threading
@@ -65,15 +66,21 @@ _DISTS = {  # distribution → the module it installs
 }  # fmt: skip
 
 
-def _requirements() -> list[str]:
-    """The model's pip requirements: each distribution pinned at its installed version."""
+@functools.cache
+def _requirements() -> tuple[str, ...]:
+    """The model's pip requirements: each distribution pinned at its installed version.
+
+    Read once per process (each lookup parses the distribution's metadata; the installed
+    versions do not change while it runs): a process that registers many versions (the
+    loop, a retrain after another) looks them up once.
+    """
     reqs = []
     for dist in _DISTS:
         try:
             reqs.append(f"{dist}=={metadata.version(dist)}")
         except metadata.PackageNotFoundError:
             continue
-    return reqs
+    return tuple(reqs)
 
 
 def _skip_package_scan() -> None:
@@ -183,7 +190,7 @@ class TrainingRun:
                     python_model=str(entry),
                     artifacts=artifacts,
                     signature=signature,
-                    pip_requirements=_requirements(),
+                    pip_requirements=list(_requirements()),
                     model_config={"sha256": sha},
                 )
             return LoggedModel(self.run_id, info.model_uri, sha, hashes)
