@@ -50,6 +50,19 @@ def test_one_tokenizer_for_rag_and_columns() -> None:
     assert "#請求" in bigrams and "#12" not in bigrams  # no bigram of an order number
 
 
+def test_a_text_seen_again_gets_its_tokens_again_as_a_list_of_its_own() -> None:
+    """The tokens of each text are kept per process (a train tokenizes it ~20 times): a
+    repeat gives equal tokens in a new list, so a caller that changes one changes no other."""
+    for japanese in ("bigrams", "sudachi" if SUDACHI else "bigrams"):
+        tok = TextTokenizer(japanese)
+        for text in (*JA["message"].head(5), *EN["message"].head(5)):
+            first = tok(text)
+            first.append("changed by a caller")
+            again = tok(text)
+            assert again == tok(text) and again is not tok(text)
+            assert again == first[:-1] and "changed by a caller" not in again
+
+
 @pytest.mark.parametrize("mode", ["ordinal", "onehot"])
 def test_records_give_the_frame_features_in_both_languages(mode: Any) -> None:
     cols = [Column(name="message", kind="text"), Column(name="amount", kind="numeric")]

@@ -179,20 +179,7 @@ class TextTokenizer:
         self.japanese = japanese
 
     def __call__(self, text: str) -> list[str]:
-        if not has_japanese(text):
-            return _tokenize_en(text)
-        if self.japanese == "bigrams":
-            return _japanese_bigrams(_tokenize_ja(text, None))
-        analyse = japanese_analyzer()
-        if analyse is None:
-            from keizoku.errors import MissingExtraError
-
-            raise MissingExtraError(
-                "This model's text columns were tokenised with SudachiPy, which is not installed "
-                "here, so Japanese text cannot be encoded as in training. Install it: "
-                "pip install 'keizoku[text]'."
-            )
-        return _tokenize_ja(text, analyse, bigrams=False)
+        return list(_column_tokens(self.japanese, text))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, TextTokenizer) and other.japanese == self.japanese
@@ -202,6 +189,31 @@ class TextTokenizer:
 
     def __repr__(self) -> str:
         return f"TextTokenizer(japanese={self.japanese!r})"
+
+
+# A train tokenizes each text about twenty times (every fold's and the refit's encoder, the
+# learning curve's five, permutation importance's shuffles of the other columns); the tokens
+# of a text depend only on it and the analyser, which is fixed for the process.
+COLUMN_TOKENS_KEPT = 20_000
+
+
+@lru_cache(maxsize=COLUMN_TOKENS_KEPT)
+def _column_tokens(japanese: str, text: str) -> tuple[str, ...]:
+    """``TextTokenizer(japanese)(text)``, kept for the most recent texts of the process."""
+    if not has_japanese(text):
+        return tuple(_tokenize_en(text))
+    if japanese == "bigrams":
+        return tuple(_japanese_bigrams(_tokenize_ja(text, None)))
+    analyse = japanese_analyzer()
+    if analyse is None:
+        from keizoku.errors import MissingExtraError
+
+        raise MissingExtraError(
+            "This model's text columns were tokenised with SudachiPy, which is not installed "
+            "here, so Japanese text cannot be encoded as in training. Install it: "
+            "pip install 'keizoku[text]'."
+        )
+    return tuple(_tokenize_ja(text, analyse, bigrams=False))
 
 
 # --- Japanese morphological analysis (SudachiPy, optional) -----------------------------------
