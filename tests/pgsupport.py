@@ -14,12 +14,14 @@ fsync (``SETTINGS``). Binaries are taken from ``PATH`` or from Debian's
 ``.ci/run`` installs it when absent).
 
 Import the fixture into a test module: ``from pgsupport import postgres  # noqa: F401``.
-``trained_penguins`` gives a test a store with penguins trained, from one training per run.
+``migrated_database`` gives a test a database already at MLflow's head (migrated once per
+run); ``trained_penguins`` a store with penguins trained, from one training per run.
 Without the binaries or the ``psycopg`` driver the cases that need it skip, saying which.
 """
 
 from __future__ import annotations
 
+import functools
 import glob
 import importlib.util
 import itertools
@@ -39,6 +41,7 @@ __all__ = [
     "PENGUINS",
     "Postgres",
     "data_folder",
+    "migrated_database",
     "pg_bin",
     "postgres",
     "server_folder",
@@ -88,13 +91,15 @@ class Postgres:
     def url(self, db: str) -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{db}"
 
-    def database(self) -> str:
-        """A new, empty database: its ``postgresql://`` URL."""
+    def database(self, copy_of: str | None = None) -> str:
+        """A new database, empty or a copy of the database named ``copy_of`` (no session may
+        be connected to it): its ``postgresql://`` URL."""
         import psycopg
 
         name = f"kz{os.getpid()}_{next(_DATABASES)}"
+        template = f' TEMPLATE "{copy_of}"' if copy_of else ""
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"{template}')
         return self.url(name)
 
     def execute(self, url: str, sql: str) -> list[tuple[object, ...]]:
@@ -235,6 +240,24 @@ def keizoku(where: Path, store: str, *args: str, home: bool = True) -> CliResult
     done = subprocess.run([KEIZOKU_EXE, *args], cwd=where, env=env, capture_output=True,
                           text=True, timeout=600)  # fmt: skip
     return CliResult(done)
+
+
+def migrated_database(pg: Postgres) -> str:
+    """A new database as keizoku's first command leaves an empty one (MLflow's tables at the
+    head, no model), for the tests whose subject is not that migration: a copy of one that
+    ``keizoku models`` migrated once per run on ``pg`` (as a new home's SQLite store is a
+    copy of one migrated store, ``keizoku.registry.seed``). Its URL."""
+    folder = built_once(f"postgresql-migrated-{pg.port}", functools.partial(_migrate, pg))
+    return pg.database(copy_of=(folder / "database").read_text())
+
+
+def _migrate(pg: Postgres, folder: Path) -> None:
+    """``folder/database``: the name of a database on ``pg`` that ``keizoku models`` found
+    empty and migrated (its process has exited: nothing is connected to it)."""
+    url = pg.database()
+    done = keizoku(folder / "project", url, "models")
+    assert done.code == 0 and "No registered models yet" in done.out, done.text
+    (folder / "database").write_text(url.rpartition("/")[2])
 
 
 # ------------------------------------------------ penguins trained once per run, restored

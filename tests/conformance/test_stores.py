@@ -30,7 +30,7 @@ from keizoku.training.context import TrainingData
 from keizoku.training.model import KeizokuModel
 from keizoku.training.search import run_search
 from kzsupport import KEIZOKU_EXE
-from pgsupport import postgres  # noqa: F401 (the fixture)
+from pgsupport import migrated_database, postgres  # noqa: F401 (the fixture)
 
 STORES = ("sqlite", "postgresql")
 WRITERS = 4  # registrations at once
@@ -53,15 +53,18 @@ def fitted() -> KeizokuModel:
 
 @pytest.fixture(params=STORES)
 def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The URL of a fresh, empty store of each kind; KEIZOKU_HOME is this test's own."""
+    """The URL of a fresh, empty store of each kind; KEIZOKU_HOME is this test's own.
+
+    Both are at MLflow's head before the test, the migration not being this file's subject:
+    the SQLite store is copied from the run's migrated one (``keizoku.registry.seed``), the
+    database from the run's migrated one (``pgsupport.migrated_database``)."""
     monkeypatch.setenv("KEIZOKU_HOME", str(tmp_path / ".keizoku"))
     monkeypatch.delenv("KEIZOKU_ARTIFACT_ROOT", raising=False)
     if request.param == "sqlite":
         monkeypatch.delenv("KEIZOKU_TRACKING_URI", raising=False)
         return f"sqlite:///{tmp_path / '.keizoku' / 'mlflow.db'}"
-    url = (
-        request.getfixturevalue("postgres").database().replace("postgresql:", "postgresql+psycopg:")
-    )
+    url = migrated_database(request.getfixturevalue("postgres"))  # as a seeded SQLite store
+    url = url.replace("postgresql:", "postgresql+psycopg:")
     monkeypatch.setenv("KEIZOKU_TRACKING_URI", url)
     return url
 
