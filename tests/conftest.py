@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from kzsupport import FORK_ENV, FORKING, KEIZOKU_EXE, SHARED_ENV, CliResult
+from pgsupport import stop_run_server
 
 # make test runs the suite with xdist's --dist loadfile: each file's tests run in one worker
 # (module fixtures, and tests that build on the previous one, stay whole); a session
@@ -59,6 +60,10 @@ def pytest_configure(config: pytest.Config) -> None:
         shared = tempfile.mkdtemp(prefix="keizoku-test-shared-")
         os.environ[SHARED_ENV] = shared  # inherited by the workers (kzsupport.built_once)
         config.add_cleanup(lambda: shutil.rmtree(shared, ignore_errors=True))
+        # The run's PostgreSQL server, if a worker started one (pgsupport.postgres): one
+        # for every worker, each test with databases of its own; stopped before the
+        # folder that names it goes (cleanups run last added, first).
+        config.add_cleanup(lambda: stop_run_server(Path(shared)))
         # The migrated empty registry store (keizoku.registry.seed): one per run, shared by
         # its workers (written atomically), never the developer's ~/.cache/keizoku.
         cache = tempfile.mkdtemp(prefix="keizoku-test-cache-")

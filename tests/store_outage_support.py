@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from kzsupport import free_port, until  # noqa: F401 (until: imported from here too)
-from pgsupport import PENGUINS, Postgres, pg_bin
+from pgsupport import PENGUINS, Postgres, data_folder, server_folder, start_server, stop_server
 
 RECORDS = [
     {k: (None if v != v else v) for k, v in r.items()}
@@ -30,46 +27,27 @@ class OwnPostgres(Postgres):
     """A PostgreSQL server this module may ``stop()`` and ``start()`` again."""
 
     root: Path = field(default_factory=Path)
-    as_user: list[str] = field(default_factory=list)
-
-    def _ctl(self, *args: str) -> None:
-        pg_ctl = pg_bin("pg_ctl")
-        assert pg_ctl
-        subprocess.run([*self.as_user, pg_ctl, "-D", str(self.root / "data"), *args],
-                       check=True, capture_output=True, timeout=120)  # fmt: skip
 
     def start(self) -> None:
-        opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._ctl("-l", str(self.root / "server.log"), "-w", "-o", opts, "start")
+        start_server(self.root, self.port)
 
     def stop(self) -> None:
-        self._ctl("-m", "fast", "-w", "stop")  # ends every session: servers lose connections
+        stop_server(self.root, "fast")  # ends every session: servers lose connections
 
 
 @contextmanager
 def own_postgres_server() -> Iterator[OwnPostgres]:
-    """A PostgreSQL server of the caller's own, in a temporary folder, stopped and removed
-    at the end (the caller checks ``pgsupport.why_no_postgres()`` first)."""
-    initdb = pg_bin("initdb")
-    assert initdb
-    root = Path(tempfile.mkdtemp(prefix="keizoku-own-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        user = pwd.getpwnam("postgres")
-        os.chown(root, user.pw_uid, user.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    pg = OwnPostgres(free_port(), root=root, as_user=as_user)
+    """A PostgreSQL server of the caller's own (from a copy of the run's ``initdb``), in a
+    temporary folder, stopped and removed at the end (the caller checks
+    ``pgsupport.why_no_postgres()`` first)."""
+    root = server_folder("keizoku-own-pg-")
+    pg = OwnPostgres(free_port(), root=root)
     try:
-        # --no-sync: initdb's final sync of every file it wrote is for a lasting cluster;
-        # this one lives for a module (and runs with fsync=off)
-        subprocess.run([*as_user, initdb, "-D", str(root / "data"), "-U", "keizoku",
-                        "--auth=trust", "-E", "UTF8", "--no-sync"], check=True,
-                       capture_output=True, timeout=120)  # fmt: skip
+        data_folder(root)
         pg.start()
         yield pg
     finally:
-        if (root / "data" / "postmaster.pid").exists():
-            pg.stop()
+        stop_server(root, "fast")
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -91,9 +69,7 @@ class Traffic:
     url: str
     key: str | None = None
     model: str = "penguins"
-    # (monotonic time the request was sent, status): what a request sent after a moment
-    # gets, however long the answer takes on a loaded machine
-    answers: list[tuple[float, int]] = field(default_factory=list)
+    answers: list[tuple[float, int]] = field(default_factory=list)  # (monotonic, status)
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
@@ -105,13 +81,12 @@ class Traffic:
             while not self.stop.is_set():
                 record = RECORDS[i % len(RECORDS)]
                 i += 1
-                sent = time.monotonic()
                 try:
                     r = client.post(f"/v1/models/{self.model}/predict", json=record,
                                     headers=headers)  # fmt: skip
-                    self.answers.append((sent, r.status_code))
+                    self.answers.append((time.monotonic(), r.status_code))
                 except httpx.HTTPError:  # a refused connection is a failed request
-                    self.answers.append((sent, 0))
+                    self.answers.append((time.monotonic(), 0))
                 time.sleep(0.02)
 
     def start(self) -> threading.Thread:

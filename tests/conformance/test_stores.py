@@ -30,7 +30,7 @@ from keizoku.training.context import TrainingData
 from keizoku.training.model import KeizokuModel
 from keizoku.training.search import run_search
 from kzsupport import KEIZOKU_EXE
-from pgsupport import postgres  # noqa: F401 (the fixture)
+from pgsupport import migrated_database, postgres  # noqa: F401 (the fixture)
 
 STORES = ("sqlite", "postgresql")
 WRITERS = 4  # registrations at once
@@ -51,33 +51,22 @@ def fitted() -> KeizokuModel:
         return run_search(TrainingData.build(frame, schema), cfg).model
 
 
-def _store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-           migrated: bool) -> str:  # fmt: skip
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The URL of a fresh, empty store of each kind; KEIZOKU_HOME is this test's own.
+
+    Both are at MLflow's head before the test, the migration not being this file's subject:
+    the SQLite store is copied from the run's migrated one (``keizoku.registry.seed``), the
+    database from the run's migrated one (``pgsupport.migrated_database``)."""
     monkeypatch.setenv("KEIZOKU_HOME", str(tmp_path / ".keizoku"))
     monkeypatch.delenv("KEIZOKU_ARTIFACT_ROOT", raising=False)
     if request.param == "sqlite":
         monkeypatch.delenv("KEIZOKU_TRACKING_URI", raising=False)
         return f"sqlite:///{tmp_path / '.keizoku' / 'mlflow.db'}"
-    pg = request.getfixturevalue("postgres")
-    url = pg.database(migrated=migrated).replace("postgresql:", "postgresql+psycopg:")
+    url = migrated_database(request.getfixturevalue("postgres"))  # as a seeded SQLite store
+    url = url.replace("postgresql:", "postgresql+psycopg:")
     monkeypatch.setenv("KEIZOKU_TRACKING_URI", url)
     return url
-
-
-@pytest.fixture(params=STORES)
-def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The URL of a fresh, empty store of each kind; KEIZOKU_HOME is this test's own."""
-    return _store(request, tmp_path, monkeypatch, migrated=False)
-
-
-@pytest.fixture(params=STORES)
-def ready_store(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> str:
-    """Like ``store``, for a test whose subject is not creating the schema: PostgreSQL's is a
-    copy of a database keizoku migrated once (``Postgres.database(migrated=True)``);
-    SQLite's is new (its first use copies the run's migrated empty store)."""
-    return _store(request, tmp_path, monkeypatch, migrated=True)
 
 
 def _register(model: object, name: str = "iris") -> int:
@@ -120,7 +109,7 @@ def test_register_alias_tag_and_load(store: str, fitted: KeizokuModel) -> None:
 
 
 def test_registrations_at_once_get_distinct_complete_versions(
-    ready_store: str, fitted: KeizokuModel
+    store: str, fitted: KeizokuModel
 ) -> None:
     """Writers start together; the store's lock (an ``flock`` per open file, so threads
     contend for it as processes do) lets one register at a time."""
@@ -147,11 +136,10 @@ def test_registrations_at_once_get_distinct_complete_versions(
 
 
 def test_a_damaged_store_is_refused_with_the_repair_command_and_repaired(
-    ready_store: str, fitted: KeizokuModel
+    store: str, fitted: KeizokuModel
 ) -> None:
     import sqlalchemy
 
-    store = ready_store
     _register(fitted)
     engine = sqlalchemy.create_engine(store)
     with engine.begin() as conn:  # what an interrupted migration leaves behind

@@ -1,8 +1,8 @@
 """Fixtures for servers whose store is empty, or goes away and comes back.
 
 ``own_postgres`` is a PostgreSQL server of this folder's own (module scope), which a test
-may stop and start again: the session's shared one (``pgsupport.postgres``) must keep
-running for every other test of the process.
+may stop and start again: the run's shared one (``pgsupport.postgres``) must keep
+running for every other test of the run (both workers use it).
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ import pytest
 
 from keizoku.lifecycle.servers import MIN_WAIT_S
 from kzsupport import KEIZOKU_EXE, Server
-from pgsupport import keizoku
-from store_outage_support import PENGUINS, RECORDS, OwnPostgres, server_env, until
+from pgsupport import Postgres, keizoku, postgres  # noqa: F401 (the fixture)
+from store_outage_support import PENGUINS, RECORDS, server_env, until
 
 pytestmark = pytest.mark.slow
 PREDICT = "/v1/models/{}/predict"
@@ -30,9 +30,10 @@ def _served(server: Server) -> dict[str, object]:
 
 
 def test_a_server_on_an_empty_store_waits_and_picks_up_each_new_model(
-    own_postgres: OwnPostgres, tmp_path: Path
+    postgres: Postgres,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
-    url = own_postgres.database()
+    url = postgres.database()
     discovering = Server(tmp_path / "s1", "--poll-interval", "1",
                          env=server_env(tmp_path / "s1", url))  # fmt: skip
     pinned: Server | None = None
@@ -78,11 +79,12 @@ def test_a_server_on_an_empty_store_waits_and_picks_up_each_new_model(
 
 
 def test_poll_interval_0_on_an_empty_store_exits_3_naming_the_fix(
-    own_postgres: OwnPostgres, tmp_path: Path
+    postgres: Postgres,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     import subprocess
 
-    url = own_postgres.database()
+    url = postgres.database()
     done = subprocess.run([KEIZOKU_EXE, "serve", "--poll-interval", "0", "--port", "1"],
                           env=server_env(tmp_path, url), cwd=tmp_path, capture_output=True,
                           text=True, timeout=120)  # fmt: skip
