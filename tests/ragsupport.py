@@ -7,11 +7,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from socketserver import BaseServer
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 
 from kzsupport import free_port
+
+S = TypeVar("S", bound=BaseServer)
 
 
 def serve_in_thread(app: Any, lifespan: str = "auto") -> Iterator[str]:
@@ -36,7 +38,7 @@ STOP_POLL_S = 0.02
 
 
 @contextmanager
-def serving(server: BaseServer) -> Iterator[BaseServer]:
+def serving(server: S) -> Iterator[S]:
     """``server`` (a stand-in ``ThreadingHTTPServer``) answering on a thread of its own;
     stopped and closed at the end."""
     thread = threading.Thread(target=server.serve_forever, args=(STOP_POLL_S,), daemon=True)
