@@ -87,6 +87,9 @@ def test_keys_are_enforced(make_server: Any, trained: dict[str, Any]) -> None:
         revoke_key("serving-admin")
 
 
+REQUESTS = 5  # the largest request holds 10,000 records (serving.fastpath.MAX_RECORDS)
+
+
 def test_sigterm_finishes_in_flight_requests(make_server: Any, trained: dict[str, Any]) -> None:
     import duckdb
 
@@ -97,7 +100,7 @@ def test_sigterm_finishes_in_flight_requests(make_server: Any, trained: dict[str
     body = json.dumps(records(trained["frame"], 500) * 20).encode()
     headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
     results: list[tuple[float, httpx.Response]] = []
-    sent = [threading.Event() for _ in range(3)]
+    sent = [threading.Event() for _ in range(REQUESTS)]
 
     def send(i: int) -> None:
         def stream() -> Iterator[bytes]:
@@ -109,21 +112,24 @@ def test_sigterm_finishes_in_flight_requests(make_server: Any, trained: dict[str
             resp = c.post(PREDICT, content=stream(), headers=headers)
             results.append((time.monotonic(), resp))
 
-    threads = [threading.Thread(target=send, args=(i,)) for i in range(3)]
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(REQUESTS)]
     for t in threads:
         t.start()
     assert all(event.wait(120) for event in sent), "the requests were not sent"
-    time.sleep(0.5)
+    # the server's loop reads what is on the wire; a shorter pause than the requests' work
+    # (five of 10,000 records: ~0.15 s of scoring each, one after another on the GIL), which
+    # a faster server had finished within the 0.5 s this pause was
+    time.sleep(0.2)
     signalled = time.monotonic()
     srv.proc.send_signal(signal.SIGTERM)
     for t in threads:
         t.join()
     assert srv.proc.wait(60) == 0, srv.output()
-    assert len(results) == 3
+    assert len(results) == REQUESTS
     assert all(r.status_code == 200 for _, r in results)
     assert max(done for done, _ in results) > signalled  # at least one was in flight
     ids = {p["request_id"] for _, r in results for p in r.json()["predictions"]}
-    assert len(ids) == 30_000
+    assert len(ids) == REQUESTS * 10_000
     glob = str(Path(trained["home"]) / "predictions" / MODEL / "*.parquet")
     logged = {row[0] for row in duckdb.sql(f"select request_id from '{glob}'").fetchall()}  # type: ignore[union-attr]
     assert ids <= logged  # closing the log on shutdown flushed every record
