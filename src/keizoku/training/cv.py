@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from keizoku.data.schema import Column
 from keizoku.errors import KeizokuWarning
 from keizoku.features.encoder import TabularEncoder
 from keizoku.training.metrics import Metric
-from keizoku.training.model import raw_predict, serving_mode
+from keizoku.training.model import raw_predict, serving_mode, thread_pools
 from keizoku.training.zoo import Family
 
 __all__ = [
@@ -134,27 +133,11 @@ def with_threads(estimator: Any, n_rows: int) -> Any:
     return estimator
 
 
-_pools: tuple[int, Any] | None = None  # (modules imported when found, ThreadpoolController)
-
-
-def _thread_pools() -> Any:
-    """threadpoolctl's controller of the loaded OpenMP/BLAS libraries, found again only after
-    a new import (a native library arrives with its module): finding them scans every loaded
-    library, ~4 ms a call, and a search limits threads once per fold."""
-    global _pools
-    from threadpoolctl import ThreadpoolController
-
-    imported = len(sys.modules)
-    if _pools is None or _pools[0] != imported:
-        _pools = (imported, ThreadpoolController())
-    return _pools[1]
-
-
 def thread_limit(n_rows: int) -> Any:
     """Limit OpenMP/BLAS threads to one on small data (see ``with_threads``)."""
     from contextlib import nullcontext
 
-    return _thread_pools().limit(limits=1) if n_rows < SMALL_DATA_ROWS else nullcontext()
+    return thread_pools().limit(limits=1) if n_rows < SMALL_DATA_ROWS else nullcontext()
 
 
 def refit_seconds(trial: TrialResult, k: int) -> float:
