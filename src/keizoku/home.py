@@ -31,6 +31,7 @@ __all__ = [
     "find_home",
     "find_spec",
     "home",
+    "remove_leftover_temporaries",
     "mlflow_uri",
     "sha256_file",
 ]
@@ -114,7 +115,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     block exits cleanly; removed when it does not (a reader never sees a partial file)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    tmp = target.with_name(f"{_temporary_prefix(target)}{os.getpid()}")
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
@@ -122,6 +123,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _temporary_prefix(target: Path) -> str:
+    return f".{target.name}.tmp-"
+
+
+def remove_leftover_temporaries(path: str | Path) -> None:
+    """Remove the temporary files ``atomic_path(path)`` left beside ``path`` in processes
+    that were killed before they could (call it while no other process writes ``path``)."""
+    target = Path(path)
+    for stale in target.parent.glob(f"{_temporary_prefix(target)}*"):
+        stale.unlink(missing_ok=True)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -70,7 +70,14 @@ from typing import Any
 from urllib.parse import urlparse
 
 from keizoku.errors import ConflictError, NotFoundError
-from keizoku.home import atomic_path, atomic_write_text, file_lock, home, mlflow_uri
+from keizoku.home import (
+    atomic_path,
+    atomic_write_text,
+    file_lock,
+    home,
+    mlflow_uri,
+    remove_leftover_temporaries,
+)
 from keizoku.store import redact
 
 __all__ = [
@@ -566,8 +573,7 @@ def _migrate_new(db: Path) -> None:
     def unsynced(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.execute("PRAGMA synchronous=OFF")
 
-    for stale in db.parent.glob(f".{db.name}.tmp-*"):  # a killed build's (under the lock)
-        stale.unlink(missing_ok=True)
+    remove_leftover_temporaries(db)  # a killed build's (we hold the store's lock)
     with atomic_path(db) as tmp:
         engine = _engine(f"sqlite:///{tmp}")
         event.listen(engine, "connect", unsynced)
