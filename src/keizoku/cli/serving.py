@@ -5,7 +5,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+import contextlib
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -103,12 +104,30 @@ def _serve(
     loaded = _load_or_wait(options, poll_interval)
     common = {"host": host, "port": port, "log_level": log_level, "timeout_graceful_shutdown": 30}
     if workers == 1:
-        uvicorn.run(create_app(options, loaded), **common)  # type: ignore[arg-type]
+        _run(create_app(options, loaded), common)
         return
     import os
 
     os.environ[OPTIONS_ENV] = options.to_env()
     uvicorn.run("keizoku.serving.app:app_from_env", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+
+
+def _run(app: object, common: dict[str, Any]) -> None:
+    """``uvicorn.run(app, **common)`` for one worker, with keizoku's :class:`PromptServer`
+    (a SIGTERM stops it at once, not at uvicorn's next 0.1 s tick; the same graceful
+    shutdown): exit 3 when the server did not start, as uvicorn's own ``run``."""
+    import sys
+
+    import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
+
+    from keizoku.serving.server import PromptServer
+
+    server = PromptServer(uvicorn.Config(app, **common))  # type: ignore[arg-type]
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
 
 
 def _beat_interval(asked: str | None, poll_interval: float) -> float:
