@@ -118,3 +118,28 @@ def test_metrics_render() -> None:
 def test_loopback() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4")
+
+
+def test_the_app_serves_each_routers_own_routes() -> None:
+    """create_app adds every keizoku router's routes themselves (built when imported), in
+    order, not copies that recent FastAPI builds again at a server's first requests; what
+    they answer and the OpenAPI document are the serving tests' subject."""
+    from keizoku.console import router as console_router
+    from keizoku.serving import (
+        explain_routes,
+        feedback_routes,
+        forecast_routes,
+        image_routes,
+        openai_routes,
+        rag_routes,
+        routes,
+    )
+    from keizoku.serving.app import ServeOptions, create_app
+
+    app = create_app(ServeOptions(prediction_log=False))
+    routers = [routes.router, feedback_routes.router, explain_routes.router,
+               forecast_routes.router, image_routes.router, rag_routes.router,
+               openai_routes.router, console_router]  # fmt: skip
+    expected = [route for router in routers for route in router.routes]
+    served = [route for route in app.routes if any(route is r for r in expected)]
+    assert served == expected and len(expected) > 30
