@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -242,6 +242,7 @@ class Server:
             *args,
         ]
         self._fh = open(self.log, "w")  # noqa: SIM115 - closed in stop()
+        self._signalled = False
         self.proc = subprocess.Popen(
             cmd, cwd=cwd, env=env, stdout=self._fh, stderr=subprocess.STDOUT
         )
@@ -249,30 +250,53 @@ class Server:
 
         self.client = httpx.Client(base_url=self.url, timeout=30)
 
+    # How often wait_ready looks: whether the port listens (a refused connect costs next
+    # to nothing), then asks the probe, from POLL_S up to POLL_MAX_S apart (a server that
+    # listens without being ready yet is not asked 50 times a second for long).
+    POLL_S = 0.01
+    POLL_MAX_S = 0.2
+
     def wait_ready(self, timeout: float = 120, probe: str = "/readyz") -> Server:
         """Until ``probe`` answers 200 (``/healthz`` for a server with nothing to serve yet)."""
         import httpx
 
         deadline = time.monotonic() + timeout
+        pause = self.POLL_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited {self.proc.returncode}:\n{self.output()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if self.client.get(probe).status_code == 200:
-                    return self
-            time.sleep(0.2)
+            if self._listens():
+                with contextlib.suppress(httpx.HTTPError):
+                    if self.client.get(probe).status_code == 200:
+                        return self
+                time.sleep(pause)
+                pause = min(pause * 1.5, self.POLL_MAX_S)
+            else:
+                time.sleep(self.POLL_S)
         raise RuntimeError(f"server not ready in {timeout}s:\n{self.output()}")
+
+    def _listens(self) -> bool:
+        """True once something accepts connections on the port."""
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
 
     def output(self) -> str:
         if not self._fh.closed:
             self._fh.flush()
         return self.log.read_text()
 
+    def signal_stop(self) -> None:
+        """SIGTERM, once, without waiting (``stop`` then waits)."""
+        if not self._signalled and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self._signalled = True
+
     def stop(self) -> int:
-        """SIGTERM, then SIGKILL after 30 s; the exit status."""
+        """SIGTERM (unless ``signal_stop`` sent it), then SIGKILL after 30 s; the exit status."""
         self.client.close()
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.signal_stop()
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
@@ -280,6 +304,15 @@ class Server:
                 self.proc.wait(10)
         self._fh.close()
         return int(self.proc.returncode)
+
+    @staticmethod
+    def stop_all(servers: Iterable[Server | None]) -> list[int]:
+        """Stop ``servers`` (None: never started) together: every one is signalled before
+        the first is waited for; their exit statuses, in order."""
+        started = [s for s in servers if s is not None]
+        for server in started:
+            server.signal_stop()
+        return [server.stop() for server in started]
 
 
 def json_records(frame: Any) -> list[dict[str, Any]]:

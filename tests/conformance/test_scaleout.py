@@ -127,7 +127,7 @@ def test_two_servers_under_traffic_through_a_promote_and_a_revocation(
     finally:
         for t in traffic:
             t.stop.set()
-        codes = [server.stop() for server in servers]
+        codes = Server.stop_all(servers)
     assert codes == [0, 0], [s.output()[-2000:] for s in servers]
 
     valid = [a for t in traffic[:2] for a in t.answers]

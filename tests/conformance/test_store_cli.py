@@ -130,5 +130,4 @@ def _two_servers_share_keys_and_heartbeats(url: str, a: Path, b: Path) -> None:
         status = keizoku(a, url, "status", "penguins", "--json")
         assert all(f":{s.port}" in status.out for s in servers), status.text
     finally:
-        for server in servers:
-            server.stop()
+        Server.stop_all(servers)

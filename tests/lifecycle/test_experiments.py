@@ -197,8 +197,7 @@ def test_status_and_the_bounded_wait_name_the_server_that_disagrees(project: Pat
         out = cli(project, "status", MODEL)
         assert out.returncode == 0, out.stdout
     finally:
-        fast.stop()
-        slow.stop()
+        Server.stop_all((fast, slow))
     beat = project / ".keizoku" / "servers" / f"{os.uname().nodename}-{fast_pid}.json"
     # a loaded machine can finish the shutdown late
     until(lambda: not beat.exists(), 30, "a server that stopped cleanly removes its heartbeat")

@@ -50,7 +50,7 @@ def test_two_servers_write_one_folder_and_monitor_reads_the_union(
                 assert resp.status_code == 200, resp.text
                 ids.append(resp.json()["request_id"])
     finally:
-        codes = [server.stop() for server in servers]
+        codes = Server.stop_all(servers)
     assert codes == [0, 0]  # a graceful stop writes every acknowledged record
     folder = shared / "predictions" / MODEL
     names = sorted(p.name for p in folder.glob("seg-*.parquet"))

@@ -115,5 +115,4 @@ def make_server(trained: dict[str, object]) -> Iterator[Callable[..., Server]]:
         return srv
 
     yield make
-    for srv in started:
-        srv.stop()
+    Server.stop_all(started)

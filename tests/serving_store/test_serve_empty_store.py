@@ -74,7 +74,7 @@ def test_a_server_on_an_empty_store_waits_and_picks_up_each_new_model(
         listed = [m["name"] for m in pinned.client.get("/v1/models").json()["models"]]
         assert listed == ["penguins"]
     finally:
-        codes = [s.stop() for s in (discovering, pinned) if s is not None]
+        codes = Server.stop_all((discovering, pinned))
     assert codes == [0] * len(codes), discovering.output()[-3000:]
 
 

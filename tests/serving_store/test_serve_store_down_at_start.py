@@ -67,7 +67,7 @@ def test_a_server_started_while_postgres_is_down_recovers_by_itself(tmp_path: Pa
                     assert answer.status_code == 200, answer.text
                     assert answer.json()["prediction"] in ("Adelie", "Chinstrap", "Gentoo")
         finally:
-            codes = [server.stop() for server in servers]
+            codes = Server.stop_all(servers)
         assert codes == [0, 0], [s.output()[-2000:] for s in servers]
         assert "warning: The store does not answer" in servers[0].output()
 
