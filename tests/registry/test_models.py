@@ -345,3 +345,78 @@ def test_each_version_pins_the_installed_libraries(tmp_path: Path) -> None:
         assert logging.getLogger("mlflow").level == logging.ERROR
     finally:
         mp.undo()
+
+
+def test_registry_writes_ask_mlflow_prompt_question_with_one_query(tmp_path: Path) -> None:
+    """MLflow refuses to write the tags and aliases of a prompt (a registered model tagged
+    ``mlflow.prompt.is_prompt``) through ``MlflowClient._raise_if_prompt``; on a local
+    store keizoku's writes answer that question with one sqlite3 query (decision 0008,
+    s16), and leave the missing and the prompt cases to MLflow's own check and errors."""
+    import sqlite3
+    from contextlib import closing
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from keizoku.home import mlflow_uri
+    from keizoku.registry import backend
+    from keizoku.registry.tracking import TrainingRun
+
+    assert callable(getattr(MlflowClient, "_raise_if_prompt", None))  # the name _writer sets
+    mp = pytest.MonkeyPatch()
+    mp.setenv("KEIZOKU_HOME", str(tmp_path / ".keizoku"))
+    try:
+        (tmp_path / "card.md").write_text("# card\n")
+        for name in ("m", "p"):
+            with TrainingRun(name) as run:
+                run.register({"stand-in": True}, {"card": tmp_path / "card.md"}, {})  # type: ignore[arg-type]
+        db = backend.sqlite_path(mlflow_uri())
+        assert db is not None
+        with closing(sqlite3.connect(db)) as conn:
+            conn.execute(
+                "INSERT INTO registered_model_tags (key, value, name) VALUES (?, 'true', 'p')",
+                (backend.PROMPT_TAG,),
+            )
+            conn.commit()
+        reader = backend.open_reader(db)
+        assert reader is not None
+        c = client()
+        for name, found in (("m", True), ("p", False), ("nope", False)):
+            assert reader.is_registered_model(name) is found
+            assert models._exists(c, reader, name) is found
+            assert models._exists(c, None, name) is found  # MLflow's answer
+
+        # each write keizoku makes goes through the check, with the model's name
+        asked: list[str] = []
+        writer = models._writer()
+        ours = writer._raise_if_prompt
+
+        def recorded(name: str) -> None:
+            asked.append(name)
+            ours(name)
+
+        writer._raise_if_prompt = recorded
+        mp.setattr(models, "_writer", lambda: writer)
+        models.set_tag("m", 1, "k", "v")
+        models.set_alias("m", "champion", 1)
+        models.delete_alias("m", "champion")
+        models.delete_tag("m", 1, "k")
+        assert asked == ["m"] * 4
+        mp.undo()
+        mp.setenv("KEIZOKU_HOME", str(tmp_path / ".keizoku"))
+
+        # a prompt and a missing model: the errors MlflowClient gives
+        for name in ("p", "nope"):
+            for write in (
+                lambda c, n: c.set_model_version_tag(n, "1", "k", "v"),
+                lambda c, n: c.set_registered_model_alias(n, "champion", "1"),
+            ):
+                with pytest.raises(MlflowException) as mlflow_error:
+                    write(client(), name)
+                with pytest.raises(MlflowException) as keizoku_error:
+                    write(models._writer(), name)
+                assert keizoku_error.value.message == mlflow_error.value.message
+                assert keizoku_error.value.error_code == mlflow_error.value.error_code
+        assert "k" not in models.get_version("m:1").tags
+    finally:
+        mp.undo()

@@ -103,12 +103,14 @@ _DATABASES = ("sqlite", "postgresql", "postgres", "mysql", "mssql")
 _prepared: set[str] = set()
 MLFLOW_HEAD = "dc11669786a5"  # MLflow 3.17.2's schema head (tests/registry checks it)
 DELETED = "Deleted_Internal"  # MLflow's stage of a deleted version, kept as a row
+PROMPT_TAG = "mlflow.prompt.is_prompt"  # MLflow keeps prompts as registered models tagged so
 READ_TABLES = frozenset(
     {
         "registered_models",
         "registered_model_aliases",
         "model_versions",
         "model_version_tags",
+        "registered_model_tags",
         "latest_metrics",
     }
 )
@@ -741,6 +743,16 @@ class SqliteReader:
             if not self._rows(conn, "SELECT name FROM registered_models WHERE name = ?", name):
                 raise NotFoundError(f"Registered model '{name}' not found.")
             return RegisteredModel(name, self._aliases(conn, name))
+
+    def is_registered_model(self, name: str) -> bool:
+        """Whether ``MlflowClient.get_registered_model(name)`` finds a model: a registered
+        model of that name that is not a prompt (``PROMPT_TAG``, MLflow's own test)."""
+        sql = (
+            "SELECT 1 FROM registered_models m WHERE m.name = ? AND NOT EXISTS "
+            "(SELECT 1 FROM registered_model_tags t WHERE t.name = m.name AND t.key = ?)"
+        )
+        with self._connect() as conn:
+            return bool(self._rows(conn, sql, name, PROMPT_TAG))
 
     def search_model_versions(self, filter_string: str) -> list[ModelVersion]:
         """Only the filter :mod:`keizoku.registry.models` uses: ``name='NAME'``."""
