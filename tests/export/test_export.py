@@ -145,3 +145,56 @@ def test_int8_quantization_reports_the_change_and_is_recorded(
     np.testing.assert_allclose(
         quantized, load_model(ref).predict_raw_records(rows), rtol=0.01, atol=0.1
     )
+
+
+def _library_conversion(estimator: Any, single: bool) -> Any:
+    """``convert_estimator``'s call to skl2onnx, by skl2onnx's own path (options walked)."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    from keizoku.export.graph import OPSET, _missing_directions
+
+    kind = FloatTensorType if single else DoubleTensorType
+    options = {id(estimator): {"zipmap": False}} if hasattr(estimator, "classes_") else {}
+    proto = convert_sklearn(estimator, initial_types=[("X", kind([None, 4]))],
+                            options=options, target_opset=dict(OPSET))  # fmt: skip
+    if hasattr(estimator, "estimators_"):
+        _missing_directions(proto, estimator.estimators_)
+    return proto
+
+
+@pytest.mark.parametrize("kind", ["forest classifier", "forest regressor", "pipeline"])
+def test_a_conversion_without_the_options_walk_is_the_librarys(kind: str) -> None:
+    """``convert_estimator`` passes its options to skl2onnx as given (the library's walk of
+    every tree's attributes only matters to a Pipeline): the same graph, bit for bit but
+    for the graph's random name, and the library's function is put back after."""
+    import skl2onnx._parse
+    import skl2onnx.convert
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from keizoku.export.graph import convert_estimator
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 4))
+    X[rng.random(X.shape) < 0.1] = np.nan
+    y = rng.integers(0, 3, len(X))
+    estimator: Any = {
+        "forest classifier": RandomForestClassifier(n_estimators=5, random_state=0),
+        "forest regressor": RandomForestRegressor(n_estimators=5, random_state=0),
+        "pipeline": make_pipeline(StandardScaler(), LogisticRegression()),
+    }[kind]
+    estimator.fit(np.nan_to_num(X) if kind == "pipeline" else X, y)
+    walk = skl2onnx.convert._process_options
+    single = kind != "pipeline"
+    ours, theirs = (
+        convert_estimator(estimator, 4, single=single),
+        _library_conversion(estimator, single),
+    )
+    assert skl2onnx.convert._process_options is walk is skl2onnx._parse._process_options
+    assert ours.graph.name != theirs.graph.name  # a uuid per conversion
+    ours.graph.name = theirs.graph.name = ""
+    assert ours.SerializeToString() == theirs.SerializeToString()
+    assert "ZipMap" not in {n.op_type for n in ours.graph.node}
