@@ -8,8 +8,9 @@ process that starts the run); each command is then a ``fork()`` of it that runs 
 real console script (``.venv/bin/keizoku``, by ``runpy``) with the command's own
 arguments, working folder, environment, umask and standard streams. keizoku's library
 modules are imported too (none reads the environment, the folder or the clock when it
-is imported, and none starts a thread); ``keizoku.cli`` is not kept: its consoles read the
-terminal's width and colours when imported, so each child imports the CLI afresh.
+is imported, and none starts a thread); ``keizoku.cli`` too, since its consoles read the
+terminal's width and colours when first used, not when imported (s16; before, each child
+imported the CLI afresh: ~15-20 ms a command).
 
 The test holds a small client process (``client_script``) in place of the executable:
 it passes its stdin/stdout/stderr to the server, forwards the signals it receives to the
@@ -52,6 +53,7 @@ import struct
 import sys
 import tempfile
 import threading
+import time
 import traceback
 import warnings
 import weakref
@@ -66,8 +68,7 @@ START_NAMES = ("LANG", "LANGUAGE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                "KMP_AFFINITY", "OMP_PROC_BIND", "TZ")  # fmt: skip
 
 # Third-party modules imported once, besides those keizoku's own modules import
-# (``keizoku_modules``: every one but the Ray/onnxruntime ones; ``keizoku.cli`` is then
-# dropped, each child imports its own).
+# (``keizoku_modules``: every one but the Ray/onnxruntime ones).
 WARM = (
     "sklearn.ensemble",
     "sklearn.linear_model",
@@ -174,11 +175,64 @@ def warm() -> list[str]:
         for name, function in WARM_CALLS:
             with contextlib.suppress(Exception):
                 getattr(importlib.import_module(name), function)()
-    for name in [n for n in sys.modules if n == "keizoku.cli" or n.startswith("keizoku.cli.")]:
-        del sys.modules[name]  # its consoles read the terminal's width and colours on import
+    if _consoles_made():  # they read the terminal when made: each child imports its own
+        for name in [n for n in sys.modules if n == "keizoku.cli" or n.startswith("keizoku.cli.")]:
+            del sys.modules[name]
     gc.collect()
     gc.freeze()  # fewer pages copied on write in each child
     return [f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})" for w in raised]
+
+
+def _consoles_made() -> bool:
+    """Whether the CLI's consoles (``keizoku.cli._io``) exist already: a console reads the
+    terminal and the environment when it is made, which must happen in each command. They
+    are made when first used (s16); if an import ever printed, the server drops the CLI."""
+    io_module = sys.modules.get("keizoku.cli._io")
+    consoles = [getattr(io_module, name, None) for name in ("console", "err")]
+    return any(c is not None and "_lazy_options" not in vars(c) for c in consoles)
+
+
+# A file's timestamp comes from a clock that ticks every few milliseconds: a folder changed
+# in the tick that an import listed it keeps the mtime the import recorded.
+MTIME_SLACK_S = 1.0
+
+
+def settle_finders(since: float) -> int:
+    """Once, after the imports: what ``importlib.invalidate_caches()`` did in each child,
+    for the folders where it can matter; how many folders' listings were dropped.
+
+    A path finder (``FileFinder``) keeps a folder's listing with the folder's mtime and
+    lists it again when the mtime differs, so a file added after the server's imports
+    is found without help, except in a folder that changed in the same clock tick as
+    the server listed it: only one whose mtime falls after ``since`` (the server's start)
+    could have. Those listings are dropped here, as are the cached misses (folders that
+    did not exist); each child then lists those folders again on first use. Invalidating
+    every finder in each child wrote to ~820 of them: ~1,900 pages copied, ~9 ms a command.
+    """
+    from importlib.machinery import FileFinder
+
+    dropped = 0
+    for name, finder in list(sys.path_importer_cache.items()):
+        if finder is None or not os.path.isabs(name):
+            del sys.path_importer_cache[name]
+        elif isinstance(finder, FileFinder):
+            recorded = getattr(finder, "_path_mtime", -1)
+            if recorded == -1 or recorded >= since - MTIME_SLACK_S:
+                finder.invalidate_caches()
+                dropped += 1
+    return dropped
+
+
+def fresh_imports() -> None:
+    """In a child: what ``importlib.invalidate_caches()`` does that :func:`settle_finders`
+    did not do once for all (the other finders' caches, the namespace packages' paths)."""
+    from importlib import _bootstrap_external
+    from importlib.machinery import PathFinder
+
+    for finder in sys.meta_path:
+        if finder is not PathFinder and hasattr(finder, "invalidate_caches"):
+            finder.invalidate_caches()
+    _bootstrap_external._NamespacePath._epoch += 1  # type: ignore[attr-defined]
 
 
 def keep_finalizers() -> int:
@@ -447,7 +501,7 @@ def run_command(request: dict[str, Any]) -> int:
     numpy = sys.modules.get("numpy")
     if numpy is not None:
         numpy.random.seed()
-    importlib.invalidate_caches()
+    fresh_imports()
     code: int = 0
     try:
         runpy.run_path(script, run_name="__main__")
@@ -565,6 +619,9 @@ def client_script(python: str, real: str) -> str:
     return CLIENT.format(python=python, real=real, wait_s=WARMING_WAIT_S)
 
 
+STARTED = time.time()  # before the imports (settle_finders)
+
+
 def main() -> None:
     """Serve at ``argv[1]``. The starter creates ``argv[1] + ".warming"`` first; this
     process removes it once it listens or has given up, so clients stop waiting."""
@@ -580,6 +637,7 @@ def main() -> None:
             os.unlink(warming)
             sys.stdin.read()
             return
+        print(f"forkserver: {settle_finders(STARTED)} folder listings dropped", file=sys.stderr)
         kept = keep_finalizers()
         print(f"forkserver: {kept} finalizers left out of the children's exit", file=sys.stderr)
         print(f"forkserver: {collapse()}", file=sys.stderr, flush=True)  # the last: after imports

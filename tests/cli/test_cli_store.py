@@ -135,7 +135,7 @@ def test_a_command_waits_for_the_store_lock(keizoku_home: Path, healthy_store: P
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
         proc = start(keizoku_home, "models", exe=REAL_KEIZOKU_EXE)  # its own pid: /proc/PID/fd
         _wait_until_it_opens(proc, keizoku_home / "mlflow.db.lock")
-        time.sleep(2)  # it has reached the lock: it must still be waiting
+        _wait_until_refused(proc, times=10)  # it has reached the lock: it must still be waiting
         assert proc.poll() is None, finish(proc).text
         fcntl.flock(held.fileno(), fcntl.LOCK_UN)
     result = finish(proc)
@@ -156,6 +156,25 @@ def _wait_until_it_opens(proc: subprocess.Popen[str], path: Path, timeout: float
             pass
         time.sleep(0.1)
     raise AssertionError(f"keizoku did not open {path} within {timeout:g} s")
+
+
+def _sleeps(pid: int) -> int:
+    """How many times ``pid`` has given up the processor of its own accord (Linux /proc)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("voluntary_ctxt_switches:", 1)[1].split()[0])
+
+
+def _wait_until_refused(proc: subprocess.Popen[str], times: int, timeout: float = 120) -> None:
+    """Until ``proc``, which holds the lock file open, has slept ``times`` more times: a
+    refused ``flock`` attempt sleeps 0.05 s before the next (``keizoku.home.file_lock``),
+    so it has been refused the lock that often and kept waiting (a fixed 2 s sleep was
+    the wait here: ~40 refusals)."""
+    start = _sleeps(proc.pid)
+    deadline = time.monotonic() + timeout
+    while _sleeps(proc.pid) < start + times:
+        assert proc.poll() is None, finish(proc).text
+        assert time.monotonic() < deadline, f"keizoku slept fewer than {times} times"
+        time.sleep(0.05)
 
 
 def _interrupted_migration(home: Path) -> Path:

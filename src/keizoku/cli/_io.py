@@ -17,8 +17,38 @@ from rich.table import Table
 
 __all__ = ["console", "emit_json", "err", "fit", "quiet", "say", "set_quiet", "table"]
 
-console = Console()
-err = Console(stderr=True)
+
+class _Console(Console):
+    """A rich ``Console`` made when it is first used, not when this module is imported.
+
+    A console reads the terminal (width, colours, whether stdout is a terminal) and the
+    environment (``COLUMNS``, ``NO_COLOR``...) when it is made. Made on first use, it reads
+    them as they are when the command prints, so a process that imported the CLI earlier
+    (the tests' fork server, decision 0008 s16; an application embedding it) prints as a
+    new ``keizoku`` process would.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self.__dict__["_lazy_options"] = options  # no Console attribute is set yet
+
+    def _make(self) -> None:
+        options = self.__dict__.pop("_lazy_options", None)
+        if options is not None:
+            Console.__init__(self, **options)
+
+    def __getattr__(self, name: str) -> Any:  # only for attributes not set yet
+        if "_lazy_options" not in self.__dict__:
+            raise AttributeError(name)
+        self._make()
+        return getattr(self, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._make()
+        super().__setattr__(name, value)
+
+
+console: Console = _Console()
+err: Console = _Console(stderr=True)
 _quiet: list[bool] = [False]
 
 
